@@ -1,0 +1,397 @@
+"""Envelope and payload codec: Python values <-> ZeroMQ frames (SPEC sections 3-4).
+
+Pure functions, bytes in and bytes out, identical output on Python 2.7 and
+3.x for the same logical value::
+
+    from protocol import codec
+    env = codec.Envelope(u"call", method=u"render", payload={u"code": u"x = 1"})
+    frames = codec.encode(env)            # [header, payload, *byte frames]
+    assert codec.decode(frames).payload == {u"code": u"x = 1"}
+
+A payload is JSON (UTF-8, canonical: sorted keys, no spaces) in which every
+bytes value is replaced by ``{"$b": n}``, a reference to the n-th raw frame
+after the payload frame. ``{"$bytes": "<base64>"}`` is the inline form used
+where only JSON can travel (HTTP RPC, Redis jobs, vectors). Object keys that
+start with ``$`` are escaped by doubling the ``$``.
+
+Text and bytes are never guessed. Python 3 ``str`` is text and ``bytes`` is
+bytes. On Python 2, ``unicode`` is text, :class:`Bytes` / ``bytearray`` are
+bytes, and a plain ``str`` is text only when it is ASCII: anything else is
+ambiguous and raises :class:`~protocol.errors.EnvelopeError` naming the
+field, unless a schema declares the field as bytes. Decoded bytes come back
+as :class:`Bytes`, so re-encoding them on Python 2 keeps them bytes.
+"""
+from __future__ import absolute_import, division, print_function
+
+import base64
+import binascii
+import json
+import math
+import re
+import uuid
+
+from protocol._compat import PY2, binary_type, integer_types, is_ascii, text_type
+from protocol.errors import EnvelopeError
+
+VERSION = 1
+KINDS = (u"call", u"result", u"error", u"http", u"http-response", u"http-body")
+MAX_DEPTH = 128
+MAX_FRAME = 64 * 1024 * 1024
+MAX_FRAMES = 4096
+
+_SURROGATE_ESCAPE = re.compile(br"\\u[dD][89abAB]")
+_LONE_SURROGATE = re.compile(u"[\ud800-\udfff]")
+
+
+class Bytes(binary_type):
+    """Explicitly bytes. On Python 2 this is how a ``str`` says "not text"."""
+
+    __slots__ = ()
+
+
+class Envelope(object):
+    """One message body: a header plus a payload value (SPEC section 3)."""
+
+    __slots__ = ("kind", "id", "method", "deadline", "rid", "shadow", "idem",
+                 "more", "error", "http", "payload")
+
+    def __init__(self, kind, id=None, method=None, deadline=None, rid=None,  # noqa: A002
+                 shadow=False, idem=False, more=False, error=None, http=None,
+                 payload=None):
+        # type: (str, str, str, int, str, bool, bool, bool, dict, dict, object) -> None
+        self.kind = kind
+        self.id = id if id is not None else new_id()
+        self.method = method
+        self.deadline = deadline
+        self.rid = rid
+        self.shadow = shadow
+        self.idem = idem
+        self.more = more
+        self.error = error
+        self.http = http
+        self.payload = payload
+
+    def header(self):
+        # type: () -> dict
+        """The header as a JSON-ready dict; optional fields at their defaults are left out."""
+        out = {u"v": VERSION, u"kind": self.kind, u"id": self.id}
+        for name in ("method", "deadline", "rid", "error", "http"):
+            value = getattr(self, name)
+            if value is not None:
+                out[text_type(name)] = value
+        for name in ("shadow", "idem", "more"):
+            if getattr(self, name):
+                out[text_type(name)] = True
+        return out
+
+    def __eq__(self, other):
+        # type: (object) -> bool
+        return isinstance(other, Envelope) and all(
+            getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    def __ne__(self, other):
+        # type: (object) -> bool
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self):
+        # type: () -> str
+        return "Envelope(%r, id=%r, method=%r)" % (self.kind, self.id, self.method)
+
+
+def new_id():
+    # type: () -> str
+    """A fresh message id: 32 lowercase hex digits, as text."""
+    return text_type(uuid.uuid4().hex)
+
+
+# --------------------------------------------------------------- encoding --
+
+def dumps(obj):
+    # type: (object) -> bytes
+    """Canonical JSON bytes of an already-packed value (sorted keys, compact, UTF-8)."""
+    try:
+        out = json.dumps(obj, ensure_ascii=False, sort_keys=True,
+                         separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise EnvelopeError(u"cannot encode as JSON: %s" % (exc,))
+    if isinstance(out, text_type):
+        return out.encode("utf-8")
+    return out  # pragma: no cover - py2 returns str when everything is ASCII
+
+
+def _kind(schema, root):
+    # type: (dict, dict) -> tuple
+    """Resolve local ``$ref``s and return (schema, "text"|"bytes"|None)."""
+    seen = 0
+    while isinstance(schema, dict) and u"$ref" in schema:
+        ref = schema[u"$ref"]
+        if not ref.startswith(u"#/") or seen > 32:
+            raise EnvelopeError(u"unsupported $ref %r" % (ref,))
+        node = root
+        for part in ref[2:].split(u"/"):
+            node = node[part]
+        schema = node
+        seen += 1
+    if not isinstance(schema, dict):
+        return {}, None
+    if schema.get(u"type") == u"string":
+        if schema.get(u"contentEncoding") == u"base64":
+            return schema, u"bytes"
+        return schema, u"text"
+    return schema, None
+
+
+def _pack(value, schema, root, where, frames, depth):
+    # type: (object, dict, dict, str, list, int) -> object
+    if depth > MAX_DEPTH:
+        raise EnvelopeError(u"%s: nested deeper than %d levels" % (where, MAX_DEPTH))
+    schema, kind = _kind(schema, root)
+    if kind == u"bytes":
+        if isinstance(value, (binary_type, bytearray)):
+            frames.append(bytes(value))
+            return {u"$b": len(frames) - 1}
+        raise EnvelopeError(u"%s: declared bytes, got %s" % (where, type(value).__name__))
+    if kind == u"text" and not isinstance(value, (text_type, binary_type)):
+        raise EnvelopeError(u"%s: declared text, got %s" % (where, type(value).__name__))
+    if isinstance(value, text_type):
+        return value
+    if isinstance(value, Bytes) or isinstance(value, bytearray) or (
+            not PY2 and isinstance(value, binary_type)):
+        if kind == u"text":
+            raise EnvelopeError(u"%s: declared text, got bytes" % (where,))
+        frames.append(bytes(value))
+        return {u"$b": len(frames) - 1}
+    if isinstance(value, binary_type):  # a Python 2 str
+        if is_ascii(value):
+            return value.decode("ascii")
+        raise EnvelopeError(
+            u"%s: non-ASCII str is ambiguous on Python 2; use unicode for text, "
+            u"protocol.Bytes for bytes, or declare the field in the contract" % (where,))
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, integer_types):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise EnvelopeError(u"%s: NaN and infinities have no JSON form" % (where,))
+        return value
+    if isinstance(value, dict):
+        props = schema.get(u"properties", {}) if schema else {}
+        extra = schema.get(u"additionalProperties", {}) if schema else {}
+        out = {}
+        for key, item in value.items():
+            if isinstance(key, binary_type) and not isinstance(key, Bytes) and is_ascii(key):
+                key = key.decode("ascii")
+            if not isinstance(key, text_type):
+                raise EnvelopeError(u"%s: object keys must be text, got %s" % (
+                    where, type(key).__name__))
+            sub = props.get(key, extra if isinstance(extra, dict) else {})
+            packed = _pack(item, sub, root, u"%s.%s" % (where, key), frames, depth + 1)
+            out[u"$" + key if key.startswith(u"$") else key] = packed
+        return out
+    if isinstance(value, (list, tuple)):
+        items = schema.get(u"items", {}) if schema else {}
+        return [_pack(item, items, root, u"%s[%d]" % (where, i), frames, depth + 1)
+                for i, item in enumerate(value)]
+    raise EnvelopeError(u"%s: cannot encode %s" % (where, type(value).__name__))
+
+
+def pack(value, schema=None, where=u"payload"):
+    # type: (object, dict, str) -> tuple
+    """Return (json_bytes, byte_frames) for a payload value."""
+    frames = []  # type: list
+    packed = _pack(value, schema or {}, schema or {}, where, frames, 0)
+    return dumps(packed), frames
+
+
+def encode(env, schema=None):
+    # type: (Envelope, dict) -> list
+    """Encode an envelope into its body frames: header, payload, byte frames."""
+    if env.kind not in KINDS:
+        raise EnvelopeError(u"kind: unknown kind %r" % (env.kind,))
+    header = _pack(env.header(), {}, {}, u"header", [], 0)
+    payload, frames = pack(env.payload, schema)
+    return [dumps(header), payload] + frames
+
+
+# --------------------------------------------------------------- decoding --
+
+def _bad_constant(name):
+    # type: (str) -> object
+    raise EnvelopeError(u"payload: %s is not valid JSON" % (name,))
+
+
+def _finite(text):
+    # type: (str) -> float
+    value = float(text)
+    if math.isinf(value):
+        raise EnvelopeError(u"payload: number %s overflows a double" % (text[:40],))
+    return value
+
+
+def _make_hook(frames):
+    # type: (list) -> object
+    def hook(pairs):
+        # type: (list) -> object
+        if len(pairs) == 1:
+            key, value = pairs[0]
+            if key == u"$b":
+                if not isinstance(value, integer_types) or isinstance(value, bool) \
+                        or not 0 <= value < len(frames):
+                    raise EnvelopeError(u"payload: $b reference %r has no frame" % (value,))
+                return Bytes(frames[value])
+            if key == u"$bytes":
+                return decode_base64(value)
+        out = {}
+        for key, value in pairs:
+            if key.startswith(u"$"):
+                if not key.startswith(u"$$"):
+                    raise EnvelopeError(u"payload: unknown tag %r" % (key,))
+                key = key[1:]
+            if key in out:
+                raise EnvelopeError(u"payload: duplicate key %r" % (key,))
+            out[key] = value
+        return out
+    return hook
+
+
+def decode_base64(value):
+    # type: (object) -> Bytes
+    """Decode the inline ``$bytes`` form (standard alphabet, padded)."""
+    if not isinstance(value, text_type):
+        raise EnvelopeError(u"payload: $bytes must hold a base64 string")
+    try:
+        raw = value.encode("ascii")
+        if len(raw) % 4:
+            raise ValueError("bad padding")
+        out = base64.b64decode(raw)
+        if base64.b64encode(out) != raw:
+            raise ValueError("non-canonical base64")
+    except (ValueError, UnicodeEncodeError, binascii.Error):
+        raise EnvelopeError(u"payload: $bytes is not canonical base64")
+    return Bytes(out)
+
+
+def _check_text(value, where):
+    # type: (object, str) -> None
+    """Reject lone surrogates, which are not Unicode scalar values."""
+    if isinstance(value, text_type):
+        if _LONE_SURROGATE.search(value):
+            raise EnvelopeError(u"%s: text holds a lone surrogate" % (where,))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, where)
+            _check_text(item, where)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item, where)
+
+
+def loads(data, frames=(), where=u"payload"):
+    # type: (bytes, object, str) -> object
+    """Parse one JSON frame, resolving ``$b`` references against ``frames``."""
+    if not isinstance(data, binary_type):
+        raise EnvelopeError(u"%s: frame must be bytes" % (where,))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EnvelopeError(u"%s: not UTF-8 (%s)" % (where, exc.reason))
+    try:
+        value = json.loads(text, object_pairs_hook=_make_hook(list(frames)),
+                           parse_constant=_bad_constant, parse_float=_finite)
+    except EnvelopeError as exc:
+        raise EnvelopeError(exc.message.replace(u"payload", where, 1))
+    except ValueError as exc:
+        raise EnvelopeError(u"%s: bad JSON (%s)" % (where, exc))
+    except RuntimeError:  # RecursionError is a RuntimeError on 3.x too
+        raise EnvelopeError(u"%s: JSON nested too deeply" % (where,))
+    if _SURROGATE_ESCAPE.search(data):
+        _check_text(value, where)
+    return value
+
+
+_HEADER_TYPES = {
+    u"id": (text_type,), u"method": (text_type,), u"rid": (text_type,),
+    u"deadline": integer_types, u"shadow": (bool,), u"idem": (bool,),
+    u"more": (bool,), u"error": (dict,), u"http": (dict,), u"kind": (text_type,),
+}
+
+
+def decode_header(data):
+    # type: (bytes) -> dict
+    """Parse and check a header frame; unknown fields are ignored (SPEC 3.2)."""
+    header = loads(data, (), u"header")
+    if not isinstance(header, dict):
+        raise EnvelopeError(u"header: must be a JSON object")
+    version = header.get(u"v")
+    if version != VERSION or isinstance(version, bool):
+        raise EnvelopeError(u"header.v: unsupported version %r (this side speaks %d)"
+                            % (version, VERSION))
+    for name in (u"kind", u"id"):
+        if name not in header:
+            raise EnvelopeError(u"header.%s: missing" % (name,))
+    for name, types in _HEADER_TYPES.items():
+        value = header.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, types) or (types is integer_types and isinstance(value, bool)):
+            raise EnvelopeError(u"header.%s: wrong type %s" % (name, type(value).__name__))
+    if header[u"kind"] not in KINDS:
+        raise EnvelopeError(u"header.kind: unknown kind %r" % (header[u"kind"],))
+    if header[u"kind"] == u"call" and not header.get(u"method"):
+        raise EnvelopeError(u"header.method: a call needs a method")
+    return header
+
+
+def decode(frames, max_frame=MAX_FRAME):
+    # type: (list, int) -> Envelope
+    """Decode body frames (header, payload, byte frames) into an :class:`Envelope`."""
+    if not isinstance(frames, (list, tuple)):
+        raise EnvelopeError(u"frames: expected a list of frames")
+    if len(frames) < 2:
+        raise EnvelopeError(u"frames: need a header and a payload frame, got %d" % len(frames))
+    if len(frames) > MAX_FRAMES:
+        raise EnvelopeError(u"frames: %d frames exceed the limit of %d" % (len(frames), MAX_FRAMES))
+    for i, frame in enumerate(frames):
+        if not isinstance(frame, binary_type):
+            raise EnvelopeError(u"frames[%d]: not bytes" % (i,))
+        if len(frame) > max_frame:
+            raise EnvelopeError(u"frames[%d]: %d bytes exceed the limit of %d"
+                                % (i, len(frame), max_frame))
+    header = decode_header(frames[0])
+    payload = loads(frames[1], frames[2:])
+    return Envelope(
+        header[u"kind"], id=header[u"id"], method=header.get(u"method"),
+        deadline=header.get(u"deadline"), rid=header.get(u"rid"),
+        shadow=bool(header.get(u"shadow")), idem=bool(header.get(u"idem")),
+        more=bool(header.get(u"more")), error=header.get(u"error"),
+        http=header.get(u"http"), payload=payload)
+
+
+# -------------------------------------------------------------- JSON view --
+
+def to_json(value, schema=None):
+    # type: (object, dict) -> object
+    """The JSON-only view of a value: bytes become ``{"$bytes": base64}``."""
+    frames = []  # type: list
+    packed = _pack(value, schema or {}, schema or {}, u"value", frames, 0)
+    return _inline(packed, frames)
+
+
+def _inline(value, frames):
+    # type: (object, list) -> object
+    if isinstance(value, dict):
+        if len(value) == 1 and u"$b" in value:
+            return {u"$bytes": base64.b64encode(frames[value[u"$b"]]).decode("ascii")}
+        return dict((k, _inline(v, frames)) for k, v in value.items())
+    if isinstance(value, list):
+        return [_inline(v, frames) for v in value]
+    return value
+
+
+def from_json(obj):
+    # type: (object) -> object
+    """Inverse of :func:`to_json` for an already-parsed JSON value."""
+    return loads(dumps(obj))
