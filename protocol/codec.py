@@ -34,7 +34,7 @@ from protocol._compat import PY2, binary_type, integer_types, is_ascii, text_typ
 from protocol.errors import EnvelopeError
 
 VERSION = 1
-KINDS = (u"call", u"result", u"error", u"http", u"http-response", u"http-body")
+KINDS = (u"call", u"result", u"error", u"http", u"http-response", u"http-body", u"event")
 MAX_DEPTH = 128
 MAX_FRAME = 64 * 1024 * 1024
 MAX_FRAMES = 4096
