@@ -1,0 +1,487 @@
+"""The gateway's configuration: one frozen dataclass tree, parsed from TOML.
+
+This module owns the schema, its defaults and its validation. It never reads
+files, argv or the environment; :mod:`gateway.cli` does and passes text in::
+
+    from gateway.config import parse, DEFAULT_TOML
+    cfg = parse(DEFAULT_TOML, base_dir="/srv/gw")          # GatewayConfig
+    cfg.service("highlight").replicas                      # -> 2
+    parse('[gateway]\\nworkers = 0\\n')                     # ConfigError:
+    #   gateway.workers: must be >= 1
+
+Every error is a :class:`gateway.errors.ConfigError` whose message starts with
+the dotted path of the offending key (``services.highlight.replicas: ...``).
+
+Schema (every table and key is optional; shown with its default)::
+
+    [gateway]
+    listen = "127.0.0.1:8080"   # HTTP front: "HOST:PORT" or "unix:/path"; the arbiter
+                                # owns this socket and hands it to gunicorn as fd://N
+    workers = 2                 # gunicorn worker processes (gthread)
+    threads = 8                 # threads per worker
+    run_dir = "var/run"         # control socket, pid file, state file, ipc endpoints;
+                                # relative paths are relative to the config file's dir
+    log_format = "text"         # "text" (colour-prefixed, foreman style) or "json"
+    stop_grace_s = 10.0         # SIGTERM -> SIGKILL grace for every process
+
+    [runtimes]
+    py2 = ".venv2/bin/python"   # interpreter of runtime = "py2"
+    py3 = ""                    # interpreter of runtime = "py3"; "" = the gateway's own
+
+    [broker]
+    endpoint = ""               # "" = ipc://<run_dir>/broker.ipc; tcp:// must be loopback
+    heartbeat_ms = 2500
+    events_pub = ""             # XSUB side (publishers connect); "" = ipc in run_dir
+    events_sub = ""             # XPUB side (subscribers connect); "" = ipc in run_dir
+
+    [redis]
+    url = ""                    # "" = a private redis-server on a unix socket in run_dir,
+                                # started only when some service declares queues
+
+    [[routes]]                  # matched by longest prefix
+    prefix = "/api/highlight"
+    backend = "rpc"             # "rpc" | "wsgi" (service over the broker),
+                                # "http" (target = base URL), "static" (target = directory)
+    service = "highlight"       # rpc / wsgi: a [services.<name>] or any broker service;
+                                # http: the supervised service behind target (optional),
+                                # so the route answers 503 at once while it is FATAL
+    target = ""                 # http: base URL; static: directory
+    timeout_ms = 10000
+
+    [services.highlight]
+    runtime = "py2"             # "py2" | "py3" | "command"
+    module = "py2_services.highlight:TABLE"   # py2/py3: hosted by protocol.worker
+    app = ""                    # py2/py3: a WSGI app hosted by protocol.wsgi
+    command = []                # runtime = "command": argv (list) or a shell-split string;
+                                # "{fd}" and "{port}" expand to the service's socket
+    replicas = 1
+    ready = "broker"            # "broker" (mmi.service answers 200), "http:URL",
+                                # "tcp:HOST:PORT", or "none"; default "broker" for
+                                # module/app services, "none" for commands
+    listen = ""                 # optional arbiter-owned socket passed to every replica
+    queues = []                 # Redis queues it consumes (turns on the private redis)
+    env = {}                    # extra environment
+    cwd = ""                    # working directory ("" = the config file's dir)
+    stop_grace_s = 0.0          # 0 = [gateway].stop_grace_s
+    start_limit_burst = 5       # this many starts within start_limit_interval_s -> FATAL
+    start_limit_interval_s = 10.0
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shlex
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gateway.errors import ConfigError
+
+RUNTIMES = ("py2", "py3", "command")
+BACKENDS = ("rpc", "wsgi", "http", "static")
+LOG_FORMATS = ("text", "json")
+
+DEFAULT_TOML = """\
+# The embedded default: the HTTP front and the broker on this machine.
+[gateway]
+listen = "127.0.0.1:8080"
+"""
+
+
+@dataclass(frozen=True)
+class FrontConfig:
+    """``[gateway]``: the HTTP front and the arbiter itself."""
+
+    listen: str = "127.0.0.1:8080"
+    workers: int = 2
+    threads: int = 8
+    run_dir: str = "var/run"
+    log_format: str = "text"
+    stop_grace_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class RuntimesConfig:
+    """``[runtimes]``: the interpreter behind each Python runtime."""
+
+    py2: str = ".venv2/bin/python"
+    py3: str = ""
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """``[broker]``: where the MDP broker binds and how often it heartbeats."""
+
+    endpoint: str = ""
+    heartbeat_ms: int = 2500
+    events_pub: str = ""
+    events_sub: str = ""
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    """``[redis]``: an external Redis URL, or empty for a private server."""
+
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Route:
+    """One ``[[routes]]`` entry: a path prefix and the backend that serves it."""
+
+    prefix: str
+    backend: str
+    service: str = ""
+    target: str = ""
+    timeout_ms: int = 10000
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """One ``[services.<name>]`` table: how to run a service's replicas."""
+
+    name: str
+    runtime: str = "py3"
+    module: str = ""
+    app: str = ""
+    command: tuple[str, ...] = ()
+    replicas: int = 1
+    ready: str = "none"
+    listen: str = ""
+    queues: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str = ""
+    stop_grace_s: float = 0.0
+    start_limit_burst: int = 5
+    start_limit_interval_s: float = 10.0
+
+    @property
+    def kind(self) -> str:
+        """``"rpc"`` (module), ``"wsgi"`` (app) or ``"command"``."""
+        if self.runtime == "command":
+            return "command"
+        return "wsgi" if self.app else "rpc"
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """The whole configuration; paths are absolute once parsed with a ``base_dir``."""
+
+    gateway: FrontConfig = FrontConfig()
+    runtimes: RuntimesConfig = RuntimesConfig()
+    broker: BrokerConfig = BrokerConfig()
+    redis: RedisConfig = RedisConfig()
+    routes: tuple[Route, ...] = ()
+    services: tuple[ServiceConfig, ...] = ()
+    base_dir: str = ""
+
+    def service(self, name: str) -> ServiceConfig:
+        """The service called ``name``; ``KeyError`` if there is none."""
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        raise KeyError(name)
+
+    @property
+    def wants_private_redis(self) -> bool:
+        """True when queues are configured and no Redis URL is given."""
+        return not self.redis.url and any(s.queues for s in self.services)
+
+    @property
+    def redis_url(self) -> str:
+        """The Redis URL services use: the configured one, or the private server's socket."""
+        if self.redis.url:
+            return self.redis.url
+        return "unix://" + os.path.join(self.gateway.run_dir, "redis.sock")
+
+    @property
+    def control_socket(self) -> str:
+        """The arbiter's control channel (a unix socket speaking JSON lines)."""
+        return os.path.join(self.gateway.run_dir, "arbiter.sock")
+
+    @property
+    def state_file(self) -> str:
+        """The JSON file in which the arbiter publishes service states to the HTTP front."""
+        return os.path.join(self.gateway.run_dir, "state.json")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/TOML-shaped dict that :func:`from_dict` turns back into an equal config."""
+        out: dict[str, Any] = {
+            "gateway": asdict(self.gateway),
+            "runtimes": asdict(self.runtimes),
+            "broker": asdict(self.broker),
+            "redis": asdict(self.redis),
+            "routes": [asdict(r) for r in self.routes],
+            "services": {},
+        }
+        for svc in self.services:
+            d = asdict(svc)
+            del d["name"]
+            d["command"] = list(svc.command)
+            d["queues"] = list(svc.queues)
+            d["env"] = dict(svc.env)
+            out["services"][svc.name] = d
+        return out
+
+
+def parse(text: str, base_dir: str = "", source: str = "<config>") -> GatewayConfig:
+    """Parse and validate TOML ``text``; relative paths resolve against ``base_dir``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    return from_dict(data, base_dir=base_dir)
+
+
+def from_dict(data: Mapping[str, Any], base_dir: str = "") -> GatewayConfig:
+    """Validate a TOML-shaped mapping (as from :meth:`GatewayConfig.to_dict`)."""
+    base_dir = os.path.abspath(base_dir or os.getcwd())
+    _keys(data, "", {"gateway", "runtimes", "broker", "redis", "routes", "services"})
+    front = _front(_table(data, "gateway"), base_dir)
+    runtimes = _runtimes(_table(data, "runtimes"), base_dir)
+    broker = _broker(_table(data, "broker"), front.run_dir)
+    redis_t = _table(data, "redis")
+    _keys(redis_t, "redis", {"url"})
+    redis = RedisConfig(url=_str(redis_t, "redis", "url", ""))
+    services_t = _table(data, "services")
+    services = tuple(_service(name, _table(services_t, name, "services"), base_dir)
+                     for name in sorted(services_t))
+    raw_routes = data.get("routes", [])
+    if not isinstance(raw_routes, list):
+        raise ConfigError("routes: must be an array of tables ([[routes]])")
+    routes = tuple(_route(i, r, services, base_dir) for i, r in enumerate(raw_routes))
+    seen: set[str] = set()
+    for i, r in enumerate(routes):
+        if r.prefix in seen:
+            raise ConfigError(f"routes[{i}].prefix: duplicate prefix {r.prefix!r}")
+        seen.add(r.prefix)
+    return GatewayConfig(front, runtimes, broker, redis, routes, services, base_dir)
+
+
+def parse_listen(value: str, where: str) -> tuple[str, int] | str:
+    """``"HOST:PORT"`` -> ``(host, port)``; ``"unix:/path"`` -> ``"/path"``."""
+    if value.startswith("unix:"):
+        path = value[5:]
+        if not path:
+            raise ConfigError(f"{where}: empty unix socket path")
+        return path
+    host, sep, port_s = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
+        raise ConfigError(f"{where}: expected HOST:PORT or unix:/path, got {value!r}")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ConfigError(f"{where}: host must be an IP address, got {host!r}") from None
+    return host, int(port_s)
+
+
+# -- helpers: each names the key it checks --------------------------------------------------
+
+
+def _path(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _keys(table: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{_path(prefix, key)}: unknown key")
+
+
+def _table(data: Mapping[str, Any], key: str, prefix: str = "") -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{_path(prefix, key)}: must be a table")
+    return value
+
+
+def _str(t: Mapping[str, Any], prefix: str, key: str, default: str) -> str:
+    value = t.get(key, default)
+    if not isinstance(value, str):
+        raise ConfigError(f"{_path(prefix, key)}: must be a string")
+    return value
+
+
+def _int(t: Mapping[str, Any], prefix: str, key: str, default: int, minimum: int) -> int:
+    value = t.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{_path(prefix, key)}: must be an integer")
+    if value < minimum:
+        raise ConfigError(f"{_path(prefix, key)}: must be >= {minimum}")
+    return value
+
+
+def _float(t: Mapping[str, Any], prefix: str, key: str, default: float, minimum: float) -> float:
+    value = t.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{_path(prefix, key)}: must be a number")
+    if value < minimum:
+        raise ConfigError(f"{_path(prefix, key)}: must be >= {minimum}")
+    return float(value)
+
+
+def _choice(t: Mapping[str, Any], prefix: str, key: str, default: str,
+            choices: tuple[str, ...]) -> str:
+    value = _str(t, prefix, key, default)
+    if value not in choices:
+        raise ConfigError(f"{_path(prefix, key)}: must be one of {', '.join(choices)}")
+    return value
+
+
+def _strlist(t: Mapping[str, Any], prefix: str, key: str) -> tuple[str, ...]:
+    value = t.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{_path(prefix, key)}: must be a list of strings")
+    return tuple(value)
+
+
+def _abspath(path: str, base_dir: str) -> str:
+    return path if not path or os.path.isabs(path) else os.path.normpath(
+        os.path.join(base_dir, path))
+
+
+def _front(t: Mapping[str, Any], base_dir: str) -> FrontConfig:
+    p = "gateway"
+    _keys(t, p, {"listen", "workers", "threads", "run_dir", "log_format", "stop_grace_s"})
+    listen = _str(t, p, "listen", FrontConfig.listen)
+    parse_listen(listen, "gateway.listen")
+    run_dir = _str(t, p, "run_dir", FrontConfig.run_dir)
+    if not run_dir:
+        raise ConfigError("gateway.run_dir: must not be empty")
+    return FrontConfig(
+        listen=listen,
+        workers=_int(t, p, "workers", FrontConfig.workers, 1),
+        threads=_int(t, p, "threads", FrontConfig.threads, 1),
+        run_dir=_abspath(run_dir, base_dir),
+        log_format=_choice(t, p, "log_format", FrontConfig.log_format, LOG_FORMATS),
+        stop_grace_s=_float(t, p, "stop_grace_s", FrontConfig.stop_grace_s, 0.0),
+    )
+
+
+def _runtimes(t: Mapping[str, Any], base_dir: str) -> RuntimesConfig:
+    _keys(t, "runtimes", {"py2", "py3"})
+    py2 = _str(t, "runtimes", "py2", RuntimesConfig.py2)
+    py3 = _str(t, "runtimes", "py3", RuntimesConfig.py3)
+    if not py2:
+        raise ConfigError("runtimes.py2: must not be empty")
+    return RuntimesConfig(py2=_abspath(py2, base_dir), py3=_abspath(py3, base_dir))
+
+
+def _endpoint(value: str, where: str) -> str:
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in ("ipc", "tcp", "inproc"):
+        raise ConfigError(f"{where}: expected ipc://PATH or tcp://HOST:PORT, got {value!r}")
+    if scheme == "tcp":
+        host = rest.rpartition(":")[0].strip("[]")
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            # DESIGN: binding a non-loopback address needs CURVE keys, not supported here.
+            raise ConfigError(f"{where}: tcp endpoints must be loopback, got {host!r}")
+    return value
+
+
+def _broker(t: Mapping[str, Any], run_dir: str) -> BrokerConfig:
+    p = "broker"
+    _keys(t, p, {"endpoint", "heartbeat_ms", "events_pub", "events_sub"})
+
+    def ep(key: str, default_name: str) -> str:
+        value = _str(t, p, key, "")
+        if not value:
+            return "ipc://" + os.path.join(run_dir, default_name)
+        return _endpoint(value, f"{p}.{key}")
+
+    return BrokerConfig(
+        endpoint=ep("endpoint", "broker.ipc"),
+        heartbeat_ms=_int(t, p, "heartbeat_ms", BrokerConfig.heartbeat_ms, 10),
+        events_pub=ep("events_pub", "events-in.ipc"),
+        events_sub=ep("events_sub", "events-out.ipc"),
+    )
+
+
+def _service(name: str, t: Mapping[str, Any], base_dir: str) -> ServiceConfig:
+    p = f"services.{name}"
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("mmi."):
+        raise ConfigError(f"{p}: service names use letters, digits, '-', '_', '.'")
+    _keys(t, p, {"runtime", "module", "app", "command", "replicas", "ready", "listen",
+                 "queues", "env", "cwd", "stop_grace_s", "start_limit_burst",
+                 "start_limit_interval_s"})
+    runtime = _choice(t, p, "runtime", "py3", RUNTIMES)
+    module = _str(t, p, "module", "")
+    app = _str(t, p, "app", "")
+    raw_cmd = t.get("command", [])
+    if isinstance(raw_cmd, str):
+        command = tuple(shlex.split(raw_cmd))
+    else:
+        command = _strlist(t, p, "command")
+    if runtime == "command":
+        if not command:
+            raise ConfigError(f"{p}.command: required when runtime = \"command\"")
+        if module or app:
+            raise ConfigError(f"{p}.module: only for runtime py2 / py3")
+    else:
+        if command:
+            raise ConfigError(f"{p}.command: only for runtime = \"command\"")
+        if bool(module) == bool(app):
+            raise ConfigError(f"{p}.module: give exactly one of module or app")
+        spec = module or app
+        if ":" not in spec or not all(spec.partition(":")[::2]):
+            key = "module" if module else "app"
+            raise ConfigError(f"{p}.{key}: expected 'package.module:NAME', got {spec!r}")
+    ready = _str(t, p, "ready", "none" if runtime == "command" else "broker")
+    if not (ready in ("broker", "none") or ready.startswith(("http:", "tcp:"))):
+        raise ConfigError(f"{p}.ready: must be broker, none, http:URL or tcp:HOST:PORT")
+    if ready.startswith("tcp:"):
+        parse_listen(ready[4:], f"{p}.ready")
+    if ready.startswith("http:") and not ready[5:].startswith(("http://", "https://")):
+        raise ConfigError(f"{p}.ready: expected http:http://HOST:PORT/PATH, got {ready!r}")
+    listen = _str(t, p, "listen", "")
+    if listen:
+        parse_listen(listen, f"{p}.listen")
+    env = _table(t, "env", p)
+    for key, value in env.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"{p}.env.{key}: must be a string")
+    cwd = _abspath(_str(t, p, "cwd", ""), base_dir) or base_dir
+    return ServiceConfig(
+        name=name, runtime=runtime, module=module, app=app, command=command,
+        replicas=_int(t, p, "replicas", 1, 1), ready=ready, listen=listen,
+        queues=_strlist(t, p, "queues"), env=dict(env), cwd=cwd,
+        stop_grace_s=_float(t, p, "stop_grace_s", 0.0, 0.0),
+        start_limit_burst=_int(t, p, "start_limit_burst", 5, 1),
+        start_limit_interval_s=_float(t, p, "start_limit_interval_s", 10.0, 0.0),
+    )
+
+
+def _route(i: int, r: Any, services: tuple[ServiceConfig, ...], base_dir: str) -> Route:
+    p = f"routes[{i}]"
+    if not isinstance(r, Mapping):
+        raise ConfigError(f"{p}: must be a table")
+    _keys(r, p, {"prefix", "backend", "service", "target", "timeout_ms"})
+    prefix = _str(r, p, "prefix", "")
+    if not prefix.startswith("/"):
+        raise ConfigError(f"{p}.prefix: must start with '/'")
+    backend = _str(r, p, "backend", "")
+    if backend not in BACKENDS:
+        raise ConfigError(f"{p}.backend: must be one of {', '.join(BACKENDS)}")
+    service = _str(r, p, "service", "")
+    target = _str(r, p, "target", "")
+    if backend in ("rpc", "wsgi"):
+        if not service:
+            raise ConfigError(f"{p}.service: required for backend = {backend!r}")
+        names = {s.name: s for s in services}
+        svc = names.get(service)
+        if svc is not None and svc.runtime != "command" and svc.kind != backend:
+            raise ConfigError(
+                f"{p}.backend: service {service!r} is a {svc.kind} service, not {backend}")
+    elif backend == "http":
+        if not target.startswith(("http://", "https://")):
+            raise ConfigError(f"{p}.target: expected an http:// URL for backend = 'http'")
+    else:
+        if not target:
+            raise ConfigError(f"{p}.target: a directory is required for backend = 'static'")
+        target = _abspath(target, base_dir)
+    return Route(prefix=prefix, backend=backend, service=service, target=target,
+                 timeout_ms=_int(r, p, "timeout_ms", 10000, 1))
