@@ -39,7 +39,7 @@ MAX_DEPTH = 128
 MAX_FRAME = 64 * 1024 * 1024
 MAX_FRAMES = 4096
 
-_SURROGATE_ESCAPE = re.compile(br"\\u[dD][89abAB]")
+_SURROGATE_ESCAPE = re.compile(br"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile(u"[\ud800-\udfff]")
 
 
@@ -180,16 +180,21 @@ def _pack(value, schema, root, where, frames, depth):
     if isinstance(value, dict):
         props = schema.get(u"properties", {}) if schema else {}
         extra = schema.get(u"additionalProperties", {}) if schema else {}
-        out = {}
+        pairs = []
         for key, item in value.items():
             if isinstance(key, binary_type) and not isinstance(key, Bytes) and is_ascii(key):
                 key = key.decode("ascii")
             if not isinstance(key, text_type):
                 raise EnvelopeError(u"%s: object keys must be text, got %s" % (
                     where, type(key).__name__))
+            pairs.append((u"$" + key if key.startswith(u"$") else key, key, item))
+        # Frames are numbered in the order the sorted JSON text names them, so the
+        # output is canonical whatever the dict's iteration order (arbitrary on 2.7).
+        pairs.sort(key=lambda pair: pair[0])
+        out = {}
+        for wire_key, key, item in pairs:
             sub = props.get(key, extra if isinstance(extra, dict) else {})
-            packed = _pack(item, sub, root, u"%s.%s" % (where, key), frames, depth + 1)
-            out[u"$" + key if key.startswith(u"$") else key] = packed
+            out[wire_key] = _pack(item, sub, root, u"%s.%s" % (where, key), frames, depth + 1)
         return out
     if isinstance(value, (list, tuple)):
         items = schema.get(u"items", {}) if schema else {}
@@ -269,7 +274,7 @@ def decode_base64(value):
         out = base64.b64decode(raw)
         if base64.b64encode(out) != raw:
             raise ValueError("non-canonical base64")
-    except (ValueError, UnicodeEncodeError, binascii.Error):
+    except (ValueError, TypeError, UnicodeEncodeError, binascii.Error):
         raise EnvelopeError(u"payload: $bytes is not canonical base64")
     return Bytes(out)
 
