@@ -1,0 +1,395 @@
+"""Reliable job queues on Redis, for Python 2.7 and 3.x (SPEC section 8).
+
+This module owns the producer side (enqueue, status, wait), the operator
+side (dead letters, replay, counts), the job format and the queue errors;
+:mod:`protocol.queue_consumer` owns :class:`Consumer` and :class:`Reaper`,
+re-exported here::
+
+    from protocol.queue import Queue, Consumer, connect
+    q = Queue(connect("redis://127.0.0.1:6379/0"), u"thumbs", max_attempts=5)
+    job_id = q.enqueue({u"path": u"/img/1.png"}, idem_key=u"img-1")
+    Consumer(q, lambda job: {u"ok": True}).process_one(timeout=1.0)
+    q.wait(job_id, timeout=5.0).result        # {u"ok": True}
+
+Errors::
+
+    ProtocolError
+     +-- QueueError                      any queue failure
+          +-- QueueUnavailable (Unavailable)  Redis unreachable after bounded retries
+          +-- QueueTimeout (Timeout)          wait() ran out of time
+          +-- QueueConfigError (ValueError)   a client without timeouts, a bad name
+          +-- JobNotFound (KeyError)          no record for that job id
+          +-- Reject                          raised by a handler: dead-letter now
+
+Every Redis call goes through :meth:`Queue.call`, which retries connection
+errors with capped exponential backoff for at most ``retry_for`` seconds and
+then raises :class:`QueueUnavailable`, so a restart of Redis is ridden
+through and a missing Redis never hangs a caller.
+"""
+from __future__ import absolute_import, division, print_function
+
+import random
+import time
+
+import redis
+
+from protocol import codec
+from protocol._compat import binary_type, integer_types, text_type, to_bytes, to_text
+from protocol.errors import EnvelopeError, ProtocolError, Timeout, Unavailable, from_wire
+from protocol.queue_lua import SCRIPTS
+
+QUEUED, RUNNING, DONE, FAILED, DEAD = u"queued", u"running", u"done", u"failed", u"dead"
+STATES = (QUEUED, RUNNING, DONE, FAILED, DEAD)
+JOB_VERSION = 1
+
+
+class QueueError(ProtocolError):
+    """Base class of the queue's errors."""
+
+    code = "queue"
+
+
+class QueueUnavailable(QueueError, Unavailable):
+    """Redis did not answer within the retry budget (down, restarting, unreachable)."""
+
+    code = "unavailable"
+
+
+class QueueTimeout(QueueError, Timeout):
+    """A wait for a job's outcome ran out of time."""
+
+    code = "timeout"
+
+
+class QueueConfigError(QueueError, ValueError):
+    """The queue was configured in a way that could hang or misbehave."""
+
+    code = "queue_config"
+
+
+class JobNotFound(QueueError, KeyError):
+    """No record exists for the job id (never enqueued, or its result expired)."""
+
+    code = "job_not_found"
+
+
+class Reject(QueueError):
+    """Raised by a handler to send its job to the dead-letter list without retrying."""
+
+    code = "rejected"
+
+
+def now_ms():
+    # type: () -> int
+    """Wall-clock milliseconds since the Unix epoch (the unit of deadlines)."""
+    return int(time.time() * 1000)
+
+
+def exponential_backoff(base=1.0, cap=300.0):
+    # type: (float, float) -> object
+    """A backoff function: ``base * 2**(attempt-1)`` seconds, capped, with 10% jitter."""
+    def backoff(attempt):
+        # type: (int) -> float
+        delay = min(cap, base * (2 ** max(0, attempt - 1)))
+        return delay * (0.9 + 0.2 * random.random())
+    return backoff
+
+
+def connect(url, timeout=5.0):
+    # type: (str, float) -> object
+    """A redis-py client for ``url`` with socket and connect timeouts set."""
+    return redis.Redis.from_url(url, socket_timeout=timeout,
+                                socket_connect_timeout=min(timeout, 2.0))
+
+
+class Job(object):
+    """One job as a consumer's handler sees it (the job JSON of SPEC 8.2)."""
+
+    __slots__ = ("id", "queue", "payload", "enqueued", "attempts", "max_attempts",
+                 "deadline", "rid", "idem_key", "raw")
+
+    def __init__(self, fields, raw=b""):
+        # type: (dict, bytes) -> None
+        self.id = fields[u"id"]
+        self.queue = fields[u"queue"]
+        self.payload = fields.get(u"payload")
+        self.enqueued = fields[u"enqueued"]
+        self.attempts = fields[u"attempts"]
+        self.max_attempts = fields[u"max_attempts"]
+        self.deadline = fields.get(u"deadline")
+        self.rid = fields.get(u"rid")
+        self.idem_key = fields.get(u"idem_key")
+        self.raw = raw
+
+    @classmethod
+    def parse(cls, raw):
+        # type: (bytes) -> Job
+        """Parse and check stored job JSON; raise EnvelopeError when it is not a job."""
+        fields = codec.loads(to_bytes(raw), (), u"job")
+        if not isinstance(fields, dict) or fields.get(u"v") != JOB_VERSION:
+            raise EnvelopeError(u"job: not a version %d job object" % JOB_VERSION)
+        for name, types in ((u"id", (text_type,)), (u"queue", (text_type,)),
+                            (u"enqueued", integer_types), (u"attempts", integer_types),
+                            (u"max_attempts", integer_types)):
+            if not isinstance(fields.get(name), types):
+                raise EnvelopeError(u"job.%s: missing or wrong type" % name)
+        return cls(fields, to_bytes(raw))
+
+    def __repr__(self):
+        # type: () -> str
+        return "Job(%r, attempts=%r)" % (self.id, self.attempts)
+
+
+class JobStatus(object):
+    """A job's state (queued/running/done/failed/dead) with its result or error."""
+
+    __slots__ = ("id", "state", "result", "error", "updated", "consumer", "job")
+
+    def __init__(self, job_id, fields):
+        # type: (str, dict) -> None
+        self.id = job_id
+        self.state = fields.get(b"state", b"queued").decode("utf-8")
+        self.updated = int(fields.get(b"updated") or 0)
+        consumer = fields.get(b"consumer")
+        self.consumer = consumer.decode("utf-8") if consumer is not None else None
+        self.result = self.error = None  # type: object
+        if fields.get(b"result") is not None:
+            self.result = codec.loads(fields[b"result"], (), u"result")
+        if fields.get(b"error") is not None:
+            self.error = codec.loads(fields[b"error"], (), u"error")
+        self.job = None  # type: object
+        if fields.get(b"job") is not None:
+            try:
+                self.job = Job.parse(fields[b"job"])
+            except EnvelopeError:
+                self.job = None
+
+    @property
+    def attempts(self):
+        # type: () -> int
+        """Attempts started so far (0 when the job record is unreadable)."""
+        return self.job.attempts if self.job is not None else 0
+
+    @property
+    def finished(self):
+        # type: () -> bool
+        """True for the terminal states, done and dead."""
+        return self.state in (DONE, DEAD)
+
+    def exception(self):
+        # type: () -> object
+        """The error as a ProtocolError (see protocol.errors.from_wire), or None."""
+        return from_wire(self.error) if isinstance(self.error, dict) else None
+
+    def __repr__(self):
+        # type: () -> str
+        return "JobStatus(%r, %r)" % (self.id, self.state)
+
+
+class Keys(object):
+    """The Redis key names of one queue, all under ``gw:q:<name>:``."""
+
+    def __init__(self, name):
+        # type: (str) -> None
+        self.prefix = u"gw:q:%s:" % name
+        self.ready = self.prefix + u"ready"
+        self.delayed = self.prefix + u"delayed"
+        self.dead = self.prefix + u"dead"
+        self.consumers = self.prefix + u"consumers"
+
+    def job(self, job_id):
+        # type: (str) -> str
+        """The hash holding one job's JSON, state, result and error."""
+        return self.prefix + u"job:" + job_id
+
+    def proc(self, consumer):
+        # type: (str) -> str
+        """The processing list of one consumer."""
+        return self.prefix + u"proc:" + consumer
+
+    def idem(self, key):
+        # type: (str) -> str
+        """The string mapping an idempotency key to its job id."""
+        return self.prefix + u"idem:" + key
+
+
+_RETRYABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+class Queue(object):
+    """A named queue on one Redis: producer, status and dead-letter operations.
+
+    ``redis_client`` is a redis-py client (or a URL for :func:`connect`) that
+    must have ``socket_timeout`` set. ``max_attempts`` is stamped into each
+    job; ``visibility_timeout`` (s) is how long a consumer may miss heartbeats
+    before the reaper requeues its jobs; ``backoff(attempt) -> seconds`` spaces
+    retries; results live ``result_ttl`` s, idempotency keys ``idem_ttl`` s;
+    ``retry_for`` (s) bounds riding out a Redis outage.
+    """
+
+    def __init__(self, redis_client, name, max_attempts=5, visibility_timeout=30.0,
+                 backoff=None, result_ttl=3600.0, idem_ttl=86400.0, retry_for=10.0):
+        # type: (object, str, int, float, object, float, float, float) -> None
+        if isinstance(redis_client, (text_type, binary_type)):
+            redis_client = connect(to_text(redis_client, u"url"))
+        pool_kwargs = getattr(getattr(redis_client, "connection_pool", None),
+                              "connection_kwargs", {})
+        if not pool_kwargs.get("socket_timeout"):
+            raise QueueConfigError(u"the redis client needs socket_timeout so that no call "
+                                   u"can hang; use protocol.queue.connect(url)")
+        name = to_text(name, u"name")
+        if not name or u":" in name or len(name) > 200:
+            raise QueueConfigError(u"queue name must be 1-200 characters without ':'")
+        if int(max_attempts) < 1:
+            raise QueueConfigError(u"max_attempts must be at least 1")
+        self.redis = redis_client
+        self.name = name
+        self.keys = Keys(name)
+        self.max_attempts = int(max_attempts)
+        self.visibility_timeout = float(visibility_timeout)
+        self.backoff = backoff or exponential_backoff()
+        self.result_ttl = float(result_ttl)
+        self.idem_ttl = float(idem_ttl)
+        self.retry_for = float(retry_for)
+        self.socket_timeout = float(pool_kwargs["socket_timeout"])
+        self.scripts = dict((k, redis_client.register_script(v))  # type: ignore[attr-defined]
+                            for k, v in SCRIPTS.items())
+
+    # ------------------------------------------------------------ transport --
+
+    def call(self, fn, *args, **kwargs):
+        # type: (object, object, object) -> object
+        """Run ``fn(*args)``, retrying connection errors with backoff for ``retry_for`` s."""
+        give_up = time.time() + self.retry_for
+        delay = 0.02
+        while True:
+            try:
+                return fn(*args, **kwargs)  # type: ignore[operator]
+            except _RETRYABLE as exc:
+                if time.time() + delay > give_up:
+                    raise QueueUnavailable(u"redis unavailable for queue %s: %s"
+                                           % (self.name, exc))
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except redis.exceptions.RedisError as exc:
+                raise QueueError(u"redis error on queue %s: %s" % (self.name, exc))
+
+    def script(self, name, keys, args):
+        # type: (str, list, list) -> object
+        """Run one of the queue's Lua scripts (one round trip, retried on reconnect)."""
+        return self.call(self.scripts[name], keys=keys, args=args)
+
+    # ------------------------------------------------------------- producer --
+
+    def enqueue(self, payload, idem_key=None, deadline=None, rid=None, max_attempts=None):
+        # type: (object, str, int, str, int) -> str
+        """Store a job and make it ready; return its id.
+
+        With ``idem_key`` a second enqueue returns the first job's id and adds
+        nothing (while the key lives, ``idem_ttl``). ``deadline`` is absolute,
+        ms since the epoch; ``rid`` is the request id to carry along.
+        """
+        if deadline is not None and (not isinstance(deadline, integer_types)
+                                     or isinstance(deadline, bool)):
+            raise EnvelopeError(u"deadline: expected int milliseconds since the epoch")
+        job_id = codec.new_id()
+        body = codec.dumps({
+            u"v": JOB_VERSION, u"id": job_id, u"queue": self.name,
+            u"payload": codec.to_json(payload), u"enqueued": now_ms(), u"attempts": 0,
+            u"max_attempts": int(max_attempts or self.max_attempts),
+            u"deadline": deadline,
+            u"rid": None if rid is None else to_text(rid, u"rid"),
+            u"idem_key": None if idem_key is None else to_text(idem_key, u"idem_key"),
+        })
+        keys = [self.keys.ready, self.keys.job(job_id)]
+        if idem_key is not None:
+            keys.append(self.keys.idem(to_text(idem_key, u"idem_key")))
+        out = self.script("enqueue", keys, [job_id, body, now_ms(), int(self.idem_ttl * 1000)])
+        return to_text(to_bytes(out).decode("ascii"))
+
+    def status(self, job_id):
+        # type: (str) -> object
+        """The job's :class:`JobStatus`, or None when it is unknown or expired."""
+        fields = self.call(self.redis.hgetall, self.keys.job(job_id))  # type: ignore[attr-defined]
+        if not fields:
+            return None
+        fields = dict((to_bytes(k), to_bytes(v)) for k, v in fields.items())  # type: ignore
+        return JobStatus(job_id, fields)
+
+    def wait(self, job_id, timeout=30.0):
+        # type: (str, float) -> JobStatus
+        """Poll until the job is done or dead; return its status.
+
+        Raises :class:`JobNotFound` for an unknown id and :class:`QueueTimeout`
+        when ``timeout`` seconds pass first.
+        """
+        give_up = time.time() + timeout
+        delay = 0.005
+        while True:
+            st = self.status(job_id)
+            if st is None:
+                raise JobNotFound(u"no job %s in queue %s" % (job_id, self.name))
+            if st.finished:
+                return st  # type: ignore[no-any-return]
+            left = give_up - time.time()
+            if left <= 0:
+                raise QueueTimeout(u"job %s still %s after %.1fs" % (job_id, st.state, timeout))
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.2)
+
+    # ------------------------------------------------------------- operator --
+
+    def dead_letters(self, limit=100):
+        # type: (int) -> list
+        """Statuses of up to ``limit`` dead jobs, oldest first, each with its error."""
+        ids = self.call(self.redis.lrange, self.keys.dead, -limit, -1)  # type: ignore
+        out = []
+        for raw in reversed(ids):  # type: ignore[call-overload]
+            st = self.status(to_text(to_bytes(raw).decode("ascii")))
+            if st is not None:
+                out.append(st)
+        return out
+
+    def replay(self, job_id):
+        # type: (str) -> int
+        """Move one dead job back to the ready list, attempts reset; return 1 or 0."""
+        return int(self.script("replay", [self.keys.dead, self.keys.ready],  # type: ignore
+                               [now_ms(), self.keys.prefix, job_id, 1]))
+
+    def replay_all(self, limit=1000):
+        # type: (int) -> int
+        """Replay up to ``limit`` dead jobs, oldest first; return how many moved."""
+        return int(self.script("replay", [self.keys.dead, self.keys.ready],  # type: ignore
+                               [now_ms(), self.keys.prefix, u"", int(limit)]))
+
+    def promote(self, limit=1000):
+        # type: (int) -> int
+        """Move retries whose backoff has elapsed back to the ready list."""
+        return int(self.script("promote", [self.keys.delayed, self.keys.ready],  # type: ignore
+                               [now_ms(), self.keys.prefix, int(limit)]))
+
+    def counts(self):
+        # type: () -> dict
+        """Sizes: ready, delayed, dead, processing (over live consumers) and consumers."""
+        pipe = self.redis.pipeline(transaction=False)  # type: ignore[attr-defined]
+        pipe.llen(self.keys.ready)
+        pipe.zcard(self.keys.delayed)
+        pipe.llen(self.keys.dead)
+        pipe.zrange(self.keys.consumers, 0, -1)
+        ready, delayed, dead, names = self.call(pipe.execute)  # type: ignore[misc]
+        pipe = self.redis.pipeline(transaction=False)  # type: ignore[attr-defined]
+        for name in names:
+            pipe.llen(self.keys.proc(to_bytes(name).decode("utf-8")))
+        processing = sum(self.call(pipe.execute)) if names else 0  # type: ignore
+        return {u"ready": ready, u"delayed": delayed, u"dead": dead,
+                u"processing": processing, u"consumers": len(names)}
+
+
+from protocol.queue_consumer import Consumer, Reaper  # noqa: E402  (re-export)
+
+__all__ = [
+    "Consumer", "DEAD", "DONE", "FAILED", "Job", "JobNotFound", "JobStatus", "Keys",
+    "Queue", "QueueConfigError", "QueueError", "QueueTimeout", "QueueUnavailable",
+    "QUEUED", "RUNNING", "Reaper", "Reject", "STATES", "connect", "exponential_backoff",
+    "now_ms",
+]
