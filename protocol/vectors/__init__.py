@@ -31,6 +31,10 @@ from protocol._compat import text_type
 from protocol.codec import Bytes
 from protocol.errors import EnvelopeError
 
+MYPY = False
+if MYPY:  # pragma: no cover - read by the type checker only
+    from typing import Any, Dict, List, Optional, Tuple  # noqa: F401
+
 VECTOR_DIR = os.path.dirname(os.path.abspath(__file__))
 ID = u"5f1d3c0a9b8e4f7d8c6b5a4e3d2c1b0a"
 DEADLINE = 1767225600000  # 2026-01-01T00:00:00Z in ms
@@ -40,7 +44,7 @@ TEXT = {u"type": u"string"}
 
 
 def _nest(depth):
-    # type: (int) -> object
+    # type: (int) -> Any
     """Objects and lists alternating, so the leaf sits at ``depth`` (SPEC 3.5)."""
     value = u"leaf"  # type: object
     for level in range(depth, 0, -1):
@@ -49,7 +53,7 @@ def _nest(depth):
 
 
 def _good():
-    # type: () -> list
+    # type: () -> List[Tuple[Any, ...]]
     """(name, description, header fields, payload, schema, topic) of every good vector."""
     call = {u"kind": u"call", u"id": ID, u"method": u"echo"}
     result = {u"kind": u"result", u"id": ID}
@@ -136,7 +140,7 @@ def _good():
 
 
 def _h(*frames):
-    # type: (*bytes) -> list
+    # type: (*bytes) -> List[str]
     return [binascii.hexlify(f).decode("ascii") for f in frames]
 
 
@@ -144,7 +148,7 @@ H = b'{"id":"' + ID.encode("ascii") + b'","kind":"result","v":1}'
 
 
 def _bad():
-    # type: () -> list
+    # type: () -> List[Tuple[Any, ...]]
     """(name, description, frames, message fragment, required) of every bad vector."""
     def hdr(body):
         # type: (bytes) -> bytes
@@ -267,7 +271,7 @@ def _bad():
 # ------------------------------------------------------------ generation --
 
 def build():
-    # type: () -> tuple
+    # type: () -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]
     """Compute (good, bad) vector dicts from the definitions with this codec."""
     good = []
     for name, description, header, payload, schema, topic in _good():
@@ -289,7 +293,7 @@ def build():
 
 
 def _text(vector):
-    # type: (dict) -> str
+    # type: (Dict[str, Any]) -> str
     out = json.dumps(vector, indent=1, sort_keys=True, ensure_ascii=False,
                      separators=(",", ": "))
     if not isinstance(out, text_type):  # pragma: no cover - py2 returns str when ASCII
@@ -298,7 +302,7 @@ def _text(vector):
 
 
 def write(directory=VECTOR_DIR):
-    # type: (str) -> list
+    # type: (str) -> List[str]
     """Rewrite every vector file under ``directory``; return the paths written."""
     good, bad = build()
     paths = []
@@ -314,7 +318,7 @@ def write(directory=VECTOR_DIR):
 # --------------------------------------------------------------- loading --
 
 def _load(prefix, directory):
-    # type: (str, str) -> list
+    # type: (str, str) -> List[Dict[str, Any]]
     out = []
     for path in sorted(glob.glob(os.path.join(directory, prefix + "-*.json"))):
         with io.open(path, encoding="utf-8") as fh:
@@ -323,41 +327,41 @@ def _load(prefix, directory):
 
 
 def load_good(directory=VECTOR_DIR):
-    # type: (str) -> list
+    # type: (str) -> List[Dict[str, Any]]
     """The committed good vectors, sorted by file name."""
     return _load("good", directory)
 
 
 def load_bad(directory=VECTOR_DIR):
-    # type: (str) -> list
+    # type: (str) -> List[Dict[str, Any]]
     """The committed bad vectors, sorted by file name."""
     return _load("bad", directory)
 
 
 def golden_frames(vector):
-    # type: (dict) -> list
+    # type: (Dict[str, Any]) -> List[bytes]
     """A vector's frames as bytes."""
     return [binascii.unhexlify(f.encode("ascii")) for f in vector[u"frames"]]
 
 
 def encode_good(vector):
-    # type: (dict) -> list
+    # type: (Dict[str, Any]) -> List[bytes]
     """Encode a good vector's envelope and JSON-only value with this codec."""
     fields = dict((str(k), v) for k, v in vector[u"envelope"].items() if k != u"v")
     env = codec.Envelope(payload=codec.from_json(vector[u"value"]), **fields)
-    return codec.encode(env, vector.get(u"schema"))
+    return codec.encode(env, vector.get(u"schema") or {})
 
 
 def decode_good(vector):
-    # type: (dict) -> tuple
+    # type: (Dict[str, Any]) -> Tuple[bytes, bytes]
     """Decode a good vector's frames; return canonical (header, value) JSON bytes."""
     env = codec.decode(golden_frames(vector))
     return codec.dumps(env.header()), codec.dumps(codec.to_json(env.payload,
-                                                                vector.get(u"schema")))
+                                                                vector.get(u"schema") or {}))
 
 
 def decode_bad(vector):
-    # type: (dict) -> object
+    # type: (Dict[str, Any]) -> Optional[str]
     """Decode a bad vector's frames: the EnvelopeError message, or None if it decoded."""
     try:
         codec.decode(golden_frames(vector))
@@ -367,11 +371,11 @@ def decode_bad(vector):
 
 
 def report():
-    # type: () -> dict
+    # type: () -> Dict[str, Any]
     """What this interpreter does with every committed vector (used across interpreters)."""
     good = {}
     for vector in load_good():
-        entry = {u"frames": _h(*encode_good(vector))}
+        entry = {u"frames": _h(*encode_good(vector))}  # type: Dict[str, Any]
         header, value = decode_good(vector)
         entry[u"header"] = header.decode("utf-8")
         entry[u"value"] = value.decode("utf-8")
@@ -381,7 +385,7 @@ def report():
 
 
 def check():
-    # type: () -> list
+    # type: () -> List[str]
     """Every disagreement between this interpreter and the committed vectors."""
     problems = []
     for vector in load_good():
@@ -403,7 +407,7 @@ def check():
 
 
 def main(argv=None):
-    # type: (list) -> int
+    # type: (Optional[List[str]]) -> int
     """Command line: --write, --check or --report."""
     args = sys.argv[1:] if argv is None else argv
     if args == ["--write"]:
