@@ -1,0 +1,211 @@
+"""The front's WSGI app: check, route, hand to a backend; every error a problem.
+
+::
+
+    app = make_app(config)                 # a plain WSGI callable
+    # gunicorn: gateway.http.server.GatewayApplication(config, ...).run()
+    # dev only: werkzeug.serving.run_simple("127.0.0.1", 8080, app)
+
+Per request: request id -> limits (414, 431, 413, CL+TE 400) -> one strict
+reading of the path (400 on anything ambiguous) -> longest-prefix route ->
+backend. :class:`ProblemGuard` wraps all of it, so an unexpected exception
+becomes a 500 problem+json and never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
+
+from gateway.http.config import GatewayHttpConfig, Route
+from gateway.http.context import Call
+from gateway.http.forwarding import Forwarding, request_id
+from gateway.http.paths import BadPath, parse_target
+from gateway.http.problems import Problem, from_protocol, render
+from gateway.http.proxy import HttpBackend
+from gateway.http.routing import RouteTable
+from gateway.http.static import StaticBackend
+from protocol.errors import ProtocolError
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+INTERNAL = "/_gateway/"
+
+
+class Backend(Protocol):
+    """What every backend is: a callable from a checked request to a WSGI answer."""
+
+    def __call__(self, call: Call, start_response: StartResponse) -> Iterable[bytes]: ...
+
+
+BackendFactory = Callable[[Route], Backend]
+
+
+class GatewayApp:
+    """The routing front; see the module docstring for the order of checks."""
+
+    def __init__(self, config: GatewayHttpConfig,
+                 factories: dict[str, BackendFactory] | None = None,
+                 openapi: dict[str, Any] | None = None) -> None:
+        self.config = config
+        self.limits = config.limits
+        self.table = RouteTable(config.routes)
+        self.forwarding = Forwarding(config.trusted_proxies, config.via, config.preserve_host)
+        builders: dict[str, BackendFactory] = {
+            "http": lambda r: HttpBackend(r, self.limits, self.forwarding, config.pool_size),
+            "static": StaticBackend,
+        }
+        builders.update(factories or {})
+        self.backends: dict[str, Backend] = {}
+        for route in config.routes:
+            if route.backend not in builders:
+                raise ValueError(f"no factory for backend {route.backend!r} "
+                                 f"(route {route.prefix!r})")
+            self.backends[route.prefix] = builders[route.backend](route)
+        self._openapi = json.dumps(openapi or {}, sort_keys=True).encode("utf-8")
+
+    def close(self) -> None:
+        """Release the backends' pools and sockets."""
+        for backend in self.backends.values():
+            closer = getattr(backend, "close", None)
+            if closer is not None:
+                closer()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        rid = request_id(environ)
+        environ["gateway.request_id"] = rid
+        self.check_limits(environ)
+        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or _rebuild_uri(environ)
+        try:
+            target = parse_target(raw)
+        except BadPath as exc:
+            raise Problem(400, f"ambiguous or malformed path: {exc}", code="bad_path") from None
+        if target.path.startswith(INTERNAL):
+            return self.internal(target.path, environ, start_response, rid)
+        match = self.table.match(target.path)
+        if match is None:
+            raise Problem(404, "no route matches this path", code="no_route")
+        return self.backends[match.route.prefix](Call(environ, rid, target, match),
+                                                  start_response)
+
+    def check_limits(self, environ: dict[str, Any]) -> None:
+        """414, 431, 413 and ambiguous framing, for servers that let them through."""
+        limits = self.limits
+        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
+        if len(raw) > limits.max_uri:
+            raise Problem(414, f"the request target exceeds {limits.max_uri} bytes",
+                          code="uri_too_long")
+        count = total = 0
+        for key, value in environ.items():
+            if key.startswith("HTTP_"):
+                count += 1
+                size = len(key) + len(value) - 1
+                total += size
+                if size > limits.max_header_line:
+                    raise Problem(431, f"a header field exceeds {limits.max_header_line} bytes",
+                                  code="header_too_large")
+        if count > limits.max_header_count or total > limits.max_header_total:
+            raise Problem(431, "too many or too large header fields", code="headers_too_large")
+        cl = environ.get("CONTENT_LENGTH")
+        if cl and environ.get("HTTP_TRANSFER_ENCODING"):
+            raise Problem(400, "Content-Length together with Transfer-Encoding is ambiguous",
+                          code="ambiguous_framing")
+        if cl and cl.isdigit() and int(cl) > limits.max_body:
+            raise Problem(413, f"the request body exceeds {limits.max_body} bytes",
+                          code="too_large")
+
+    def internal(self, path: str, environ: dict[str, Any], start_response: StartResponse,
+                 rid: str) -> Iterable[bytes]:
+        """The gateway's own endpoints under ``/_gateway/``."""
+        if path == "/_gateway/openapi.json":
+            body = self._openapi
+        elif path == "/_gateway/health":
+            body = b'{"status":"ok"}'
+        else:
+            raise Problem(404, "no such gateway endpoint", code="not_found")
+        if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
+            raise Problem(405, "GET only", headers=[("Allow", "GET, HEAD")])
+        start_response("200 OK", [("Content-Type", "application/json"),
+                                  ("Content-Length", str(len(body))), ("X-Request-ID", rid)])
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+
+
+def _rebuild_uri(environ: dict[str, Any]) -> str:
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    uri = urllib.parse.quote(path.encode("latin-1"), safe="/;=,:@!$&'()*+~")
+    query = environ.get("QUERY_STRING")
+    return f"{uri}?{query}" if query else uri
+
+
+class ProblemGuard:
+    """Wraps an app so that every failure, expected or not, answers problem+json.
+
+    Errors raised before the first body byte replace the response (WSGI
+    ``exc_info``); after it, the connection can only be cut.
+    """
+
+    def __init__(self, app: WsgiApp, retry_after: int = 1) -> None:
+        self.app = app
+        self.retry_after = retry_after
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            result = self.app(environ, start_response)
+        except BaseException as exc:
+            return self.answer(exc, environ, start_response, sys.exc_info())
+        if isinstance(result, list):
+            return result
+        return self._guarded(result, environ, start_response)
+
+    def _guarded(self, result: Iterable[bytes], environ: dict[str, Any],
+                 start_response: StartResponse) -> Iterator[bytes]:
+        started = False
+        try:
+            for chunk in result:
+                started = True
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            if started:
+                log.warning("response failed after its first byte: %r", exc)
+                raise
+            yield from self.answer(exc, environ, start_response, sys.exc_info())
+        finally:
+            closer = getattr(result, "close", None)
+            if closer is not None:
+                closer()
+
+    def answer(self, exc: BaseException, environ: dict[str, Any], start_response: StartResponse,
+               exc_info: Any) -> list[bytes]:
+        """The problem response for ``exc``."""
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise exc
+        if isinstance(exc, Problem):
+            problem = exc
+        elif isinstance(exc, ProtocolError):
+            problem = from_protocol(exc, self.retry_after)
+        else:
+            log.error("unexpected error", exc_info=(type(exc), exc, exc.__traceback__))
+            problem = Problem(500, "the gateway failed to handle this request",
+                              code="internal")
+        rid = environ.get("gateway.request_id") or request_id(environ)
+        status, headers, body = render(problem, rid)
+        start_response(status, headers, exc_info)
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+
+def make_app(config: GatewayHttpConfig, factories: dict[str, BackendFactory] | None = None,
+             openapi: dict[str, Any] | None = None) -> ProblemGuard:
+    """The complete front: :class:`GatewayApp` inside a :class:`ProblemGuard`.
+
+    ``factories`` adds or replaces backend builders by backend name (the
+    ``wsgi`` and ``rpc`` ones need a broker client; see :mod:`gateway.http.server`).
+    """
+    return ProblemGuard(GatewayApp(config, factories, openapi), config.retry_after)

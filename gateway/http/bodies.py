@@ -1,0 +1,88 @@
+"""Request bodies as bounded streams: never read whole, never past their framing.
+
+::
+
+    body = request_body(environ, max_body=8 << 20)   # None when there is no body
+    body.length        # the Content-Length, or None for a chunked upload
+    body.read(65536)   # raises Problem(413) once a chunked body passes max_body
+
+Content-Length together with Transfer-Encoding is refused (400) here too, for
+servers that let both through; gunicorn already refuses it while parsing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, BinaryIO
+
+from gateway.http.problems import Problem
+
+CHUNK = 64 * 1024
+
+
+class BoundedBody:
+    """A read-only stream over ``wsgi.input`` that stops at the body's end or its cap."""
+
+    def __init__(self, stream: BinaryIO, length: int | None, cap: int) -> None:
+        self._stream = stream
+        self.length = length
+        self._remaining = length if length is not None else cap
+        self._cap = cap
+        self.consumed = 0
+
+    def read(self, size: int = -1) -> bytes:
+        """Read up to ``size`` bytes (all that is left when ``size`` < 0)."""
+        if self.length is not None:
+            if self._remaining <= 0:
+                return b""
+            want = self._remaining if size is None or size < 0 else min(size, self._remaining)
+            data = self._stream.read(want)
+            if not data:
+                raise Problem(400, "the request body ended before its Content-Length",
+                              code="truncated_body")
+        else:
+            # One byte more than allowed tells "exactly at the cap" from "over it".
+            limit = self._remaining + 1
+            want = limit if size is None or size < 0 else min(size, limit)
+            data = self._stream.read(want)
+            if len(data) > self._remaining:
+                raise Problem(413, f"the request body exceeds {self._cap} bytes",
+                              code="too_large")
+        self._remaining -= len(data)
+        self.consumed += len(data)
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            data = self.read(CHUNK)
+            if not data:
+                return
+            yield data
+
+    def read_all(self) -> bytes:
+        """The whole (capped) body; for backends that ship it in one message."""
+        return b"".join(iter(self))
+
+
+def request_body(environ: Mapping[str, Any], max_body: int) -> BoundedBody | None:
+    """The request body of ``environ``, checked against ``max_body`` (413) and framing (400)."""
+    te = environ.get("HTTP_TRANSFER_ENCODING")
+    cl = environ.get("CONTENT_LENGTH")
+    if te:
+        if cl:
+            raise Problem(400, "Content-Length together with Transfer-Encoding is ambiguous",
+                          code="ambiguous_framing")
+        if te.strip().lower() != "chunked":
+            raise Problem(400, "only the chunked transfer coding is accepted",
+                          code="bad_framing")
+        return BoundedBody(environ["wsgi.input"], None, max_body)
+    if not cl:
+        return None
+    if not cl.isdigit():
+        raise Problem(400, "Content-Length is not a number", code="bad_framing")
+    length = int(cl)
+    if length > max_body:
+        raise Problem(413, f"the request body exceeds {max_body} bytes", code="too_large")
+    if length == 0:
+        return None
+    return BoundedBody(environ["wsgi.input"], length, max_body)

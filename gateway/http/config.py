@@ -1,0 +1,144 @@
+"""The HTTP front's configuration: frozen dataclasses built from plain values.
+
+Nothing here reads files or the environment; the TOML loader (or a test)
+builds these objects and passes them to :func:`gateway.http.make_app`::
+
+    from gateway.http.config import GatewayHttpConfig, HttpLimits, Route
+    config = GatewayHttpConfig(routes=(
+        Route("/api", "http", upstream="http://127.0.0.1:9000"),
+        Route("/legacy", "wsgi", service="legacy"),
+        Route("/rpc", "rpc"),
+        Route("/assets", "static", directory="/srv/assets"),
+    ), limits=HttpLimits(max_body=8 << 20), trusted_proxies=0)
+
+``GatewayHttpConfig.from_dict`` accepts the same values as nested mappings
+(what a TOML table gives) and raises :class:`gateway.errors.ConfigError`
+naming the offending key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.errors import ConfigError
+
+BACKENDS = ("http", "wsgi", "rpc", "static")
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """Request size limits (413 body, 414 URI, 431 headers) and backend timeouts."""
+
+    max_body: int = 64 * 1024 * 1024
+    max_uri: int = 4094
+    max_header_count: int = 100
+    max_header_line: int = 8190
+    max_header_total: int = 64 * 1024
+    connect_timeout: float = 5.0
+    timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(f"http.limits.{f.name}: must be a positive number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One mount: requests whose path starts with ``prefix`` go to ``backend``.
+
+    ``http`` needs ``upstream`` (``http://host:port[/base]``); ``wsgi`` needs
+    ``service`` (a broker service hosting a WSGI app); ``rpc`` serves
+    ``POST <prefix>/<service>/<method>``; ``static`` needs ``directory``.
+    ``strip_prefix`` makes the http backend forward the path below the mount
+    (and say so in ``X-Forwarded-Prefix``); by default it forwards the whole path.
+    ``timeout`` overrides the default backend timeout for this mount.
+    """
+
+    prefix: str
+    backend: str
+    upstream: str = ""
+    service: str = ""
+    directory: str = ""
+    strip_prefix: bool = False
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        where = f"http.routes[{self.prefix!r}]"
+        if not self.prefix.startswith("/") or "//" in self.prefix or "\\" in self.prefix:
+            raise ConfigError(f"{where}.prefix: must be an absolute path like /api")
+        segments = self.prefix.strip("/").split("/")
+        if any(s in (".", "..") or "%" in s for s in segments):
+            raise ConfigError(f"{where}.prefix: no dot segments or percent escapes")
+        if self.prefix != "/" and self.prefix.endswith("/"):
+            object.__setattr__(self, "prefix", self.prefix.rstrip("/"))
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"{where}.backend: one of {BACKENDS}, got {self.backend!r}")
+        if self.backend == "http":
+            parts = urllib.parse.urlsplit(self.upstream)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"{where}.upstream: an http:// or https:// URL is required")
+            if parts.query or parts.fragment:
+                raise ConfigError(f"{where}.upstream: no query or fragment allowed")
+        if self.backend == "wsgi" and not self.service:
+            raise ConfigError(f"{where}.service: the wsgi backend needs a broker service name")
+        if self.backend == "static" and not self.directory:
+            raise ConfigError(f"{where}.directory: the static backend needs a directory")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ConfigError(f"{where}.timeout: must be positive")
+
+    @property
+    def script_name(self) -> str:
+        """The mount as a WSGI SCRIPT_NAME ("" for the root mount)."""
+        return "" if self.prefix == "/" else self.prefix
+
+
+@dataclass(frozen=True)
+class GatewayHttpConfig:
+    """Everything the HTTP front needs, as plain frozen values.
+
+    ``trusted_proxies`` is how many proxies in front of the gateway may set
+    X-Forwarded-* (0: the client's copies are replaced). ``broker`` is the
+    ZeroMQ endpoint of the broker for the wsgi and rpc backends.
+    ``contracts_dir`` holds the ``*.json`` service contracts behind the
+    OpenAPI document and the rpc parameter checks.
+    """
+
+    routes: tuple[Route, ...] = ()
+    limits: HttpLimits = field(default_factory=HttpLimits)
+    trusted_proxies: int = 0
+    via: str = "gateway"
+    preserve_host: bool = True
+    broker: str = ""
+    contracts_dir: str = ""
+    retry_after: int = 1
+    pool_size: int = 16
+
+    def __post_init__(self) -> None:
+        prefixes = [r.prefix for r in self.routes]
+        dupes = sorted({p for p in prefixes if prefixes.count(p) > 1})
+        if dupes:
+            raise ConfigError(f"http.routes: prefix {dupes[0]!r} is mounted twice")
+        if self.trusted_proxies < 0:
+            raise ConfigError("http.trusted_proxies: must be >= 0")
+        needs_broker = [r.prefix for r in self.routes if r.backend in ("wsgi", "rpc")]
+        if needs_broker and not self.broker:
+            raise ConfigError(f"http.broker: required by the route {needs_broker[0]!r}")
+        if not self.via or any(c in self.via for c in " ,\r\n"):
+            raise ConfigError("http.via: one token, like 'gateway'")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GatewayHttpConfig:
+        """Build a config from nested plain mappings, as a TOML table gives."""
+        values = dict(data)
+        try:
+            routes = tuple(Route(**dict(r)) for r in values.pop("routes", ()))
+            limits = HttpLimits(**dict(values.pop("limits", {})))
+            return cls(routes=routes, limits=limits, **values)
+        except TypeError as exc:
+            raise ConfigError(f"http: {exc}") from None

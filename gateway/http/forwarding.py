@@ -1,0 +1,152 @@
+"""What a correct intermediary changes in the headers it forwards (RFC 9110 7.6).
+
+::
+
+    fwd = Forwarding(trusted_proxies=0, via="gateway")
+    headers = fwd.request_headers(environ, request_id, prefix="/api")
+    clean = fwd.response_headers(upstream_pairs, request_id, "HTTP/1.1")
+
+Documented differences between a service's direct answer and its answer
+through the gateway:
+
+- request: hop-by-hop fields (Connection, Keep-Alive, Proxy-Connection, TE,
+  Trailer, Transfer-Encoding, Upgrade, Proxy-Authorization and every field
+  named in Connection) and Expect are removed; X-Forwarded-For, -Proto, -Host
+  (and -Prefix for a stripped mount) are set, replacing the client's copies
+  unless ``trusted_proxies`` > 0, and Forwarded is dropped unless trusted;
+  ``Via: 1.1 <via>`` is appended; X-Request-ID carries the request id.
+- response: the same hop-by-hop fields go; Via is appended, X-Request-ID is
+  set, and Date and Server come from the gateway's own server.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+    "upgrade", "proxy-authorization", "proxy-authenticate",
+})
+_REQUEST_DROP = HOP_BY_HOP | {"expect", "x-request-id", "via", "forwarded", "x-forwarded-for",
+                              "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix",
+                              "content-length", "host"}
+_RESPONSE_DROP = HOP_BY_HOP | {"date", "server", "via", "x-request-id"}
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@+=/-]{1,128}")
+
+# environ key -> header name, computed once per distinct key.
+_NAMES: dict[str, str] = {}
+
+
+def header_name(key: str) -> str:
+    """``HTTP_X_FOO_BAR`` -> ``X-Foo-Bar`` (header names are case-insensitive)."""
+    name = _NAMES.get(key)
+    if name is None:
+        name = "-".join(p.capitalize() for p in key[5:].split("_"))
+        if len(_NAMES) < 4096:
+            _NAMES[key] = name
+    return name
+
+
+def request_id(environ: Mapping[str, Any]) -> str:
+    """The client's X-Request-ID when it is a sane token, else a fresh one."""
+    given = environ.get("HTTP_X_REQUEST_ID")
+    if given and _REQUEST_ID.fullmatch(given):
+        return str(given)
+    return uuid.uuid4().hex
+
+
+def connection_tokens(value: str | None) -> set[str]:
+    """The lower-cased field names listed in a Connection header."""
+    if not value:
+        return set()
+    return {t.strip().lower() for t in value.split(",") if t.strip()}
+
+
+class Forwarding:
+    """Header rewriting for one gateway, configured once."""
+
+    def __init__(self, trusted_proxies: int, via: str, preserve_host: bool = True) -> None:
+        self.trusted = trusted_proxies
+        self.via = via
+        self.preserve_host = preserve_host
+
+    def request_headers(self, environ: Mapping[str, Any], rid: str, prefix: str = "",
+                        upstream_host: str = "") -> list[tuple[str, str]]:
+        """The end-to-end request headers plus forwarding fields, as (name, value) pairs."""
+        named = connection_tokens(environ.get("HTTP_CONNECTION"))
+        out: list[tuple[str, str]] = []
+        for key, value in environ.items():
+            if not key.startswith("HTTP_"):
+                continue
+            name = header_name(key)
+            lname = name.lower()
+            if lname in _REQUEST_DROP or lname in named:
+                continue
+            out.append((name, value))
+        ctype = environ.get("CONTENT_TYPE")
+        if ctype:
+            out.append(("Content-Type", ctype))
+        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+        out.append(("Host", host if self.preserve_host or not upstream_host else upstream_host))
+        out.extend(self.forwarded(environ, host, prefix))
+        proto = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
+        version = proto[5:] if proto.startswith("HTTP/") else "1.1"
+        via = environ.get("HTTP_VIA")
+        mine = f"{version} {self.via}"
+        out.append(("Via", f"{via}, {mine}" if via else mine))
+        out.append(("X-Request-ID", rid))
+        return out
+
+    def forwarded(self, environ: Mapping[str, Any], host: str,
+                  prefix: str) -> list[tuple[str, str]]:
+        """X-Forwarded-* (and, when trusted, Forwarded) for the upstream request."""
+        remote = environ.get("REMOTE_ADDR") or "unknown"
+        scheme = environ.get("wsgi.url_scheme", "http")
+        out: list[tuple[str, str]] = []
+        if self.trusted:
+            chain = [p.strip() for p in environ.get("HTTP_X_FORWARDED_FOR", "").split(",")
+                     if p.strip()][-self.trusted:]
+            out.append(("X-Forwarded-For", ", ".join([*chain, remote])))
+            proto = _last(environ.get("HTTP_X_FORWARDED_PROTO")) or scheme
+            out.append(("X-Forwarded-Proto", proto))
+            out.append(("X-Forwarded-Host", _last(environ.get("HTTP_X_FORWARDED_HOST")) or host))
+            given = _last(environ.get("HTTP_X_FORWARDED_PREFIX")).rstrip("/")
+            if given or prefix:
+                out.append(("X-Forwarded-Prefix", given + prefix))
+            if environ.get("HTTP_FORWARDED"):
+                out.append(("Forwarded", environ["HTTP_FORWARDED"]))
+        else:
+            out.append(("X-Forwarded-For", remote))
+            out.append(("X-Forwarded-Proto", scheme))
+            out.append(("X-Forwarded-Host", host))
+            if prefix:
+                out.append(("X-Forwarded-Prefix", prefix))
+        return out
+
+    def response_headers(self, pairs: Iterable[tuple[str, str]], rid: str,
+                         version: str = "1.1") -> list[tuple[str, str]]:
+        """The upstream's response headers less hop-by-hop ones, plus Via and X-Request-ID."""
+        pairs = list(pairs)
+        named: set[str] = set()
+        via = ""
+        for name, value in pairs:
+            lname = name.lower()
+            if lname == "connection":
+                named |= connection_tokens(value)
+            elif lname == "via":
+                via = f"{via}, {value}" if via else value
+        out = [(n, v) for n, v in pairs
+               if n.lower() not in _RESPONSE_DROP and n.lower() not in named]
+        mine = f"{version} {self.via}"
+        out.append(("Via", f"{via}, {mine}" if via else mine))
+        out.append(("X-Request-ID", rid))
+        return out
+
+
+def _last(value: str | None) -> str:
+    if not value:
+        return ""
+    return value.rsplit(",", 1)[-1].strip()

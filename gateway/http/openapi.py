@@ -1,0 +1,147 @@
+"""OpenAPI 3.1 for the rpc routes, generated from the service contracts.
+
+A contract (``protocol/spec/<service>.json``) is
+``{"service", "methods": {name: {"params", "result", "idempotent", "shadow_safe"}}}``
+with JSON Schemas for params and result. Each method becomes one POST
+operation whose bodies use the JSON-only view (bytes as ``{"$bytes": base64}``)::
+
+    contracts = load_contracts("protocol/spec")
+    doc = build_openapi(config, contracts)   # served at /_gateway/openapi.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.errors import ConfigError
+from gateway.http.config import GatewayHttpConfig
+
+SPEC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "protocol", "spec")
+
+BYTES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"$bytes": {"type": "string", "contentEncoding": "base64"}},
+    "required": ["$bytes"],
+    "additionalProperties": False,
+}
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"},
+        "status": {"type": "integer"}, "detail": {"type": "string"},
+        "code": {"type": "string"}, "request_id": {"type": "string"},
+    },
+    "required": ["type", "title", "status", "request_id"],
+}
+
+_ERROR_STATUSES = ("400", "404", "413", "415", "422", "500", "502", "503", "504")
+
+
+def load_contracts(directory: str) -> dict[str, dict[str, Any]]:
+    """Every ``*.json`` contract in ``directory``, by service name."""
+    out: dict[str, dict[str, Any]] = {}
+    if not os.path.isdir(directory):
+        return out
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(".json"):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                contract = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"contracts.{name}: unreadable ({exc})") from None
+        if not isinstance(contract, dict) or not isinstance(contract.get("methods"), dict) \
+                or not isinstance(contract.get("service"), str):
+            raise ConfigError(f"contracts.{name}: needs 'service' and a 'methods' object")
+        out[contract["service"]] = contract
+    return out
+
+
+def json_view(schema: Any, root: Mapping[str, Any] | None = None, depth: int = 0) -> Any:
+    """``schema`` as it applies to the JSON-only view: local $refs inlined, bytes as $bytes."""
+    root = schema if root is None else root
+    if depth > 32:
+        return {}
+    if isinstance(schema, list):
+        return [json_view(s, root, depth + 1) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        node: Any = root
+        for part in ref[2:].split("/"):
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        rest = {k: v for k, v in schema.items() if k != "$ref"}
+        resolved = json_view(node, root, depth + 1)
+        return {**resolved, **json_view(rest, root, depth + 1)} if rest else resolved
+    if schema.get("type") == "string" and schema.get("contentEncoding") == "base64":
+        return dict(BYTES_SCHEMA)
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("definitions", "$defs", "$schema", "$id"):
+            continue
+        if key in ("properties", "patternProperties", "dependentSchemas"):
+            out[key] = {k: json_view(v, root, depth + 1) for k, v in value.items()}
+        elif key in ("items", "additionalProperties", "not", "if", "then", "else",
+                     "contains", "propertyNames", "unevaluatedProperties", "allOf", "anyOf",
+                     "oneOf", "prefixItems"):
+            out[key] = json_view(value, root, depth + 1)
+        else:
+            out[key] = value
+    return out
+
+
+def rpc_paths(config: GatewayHttpConfig,
+              contracts: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Every rpc URL path -> (service, method) that the rpc routes serve."""
+    out: dict[str, tuple[str, str]] = {}
+    for route in config.routes:
+        if route.backend != "rpc":
+            continue
+        base = route.script_name
+        for service, contract in sorted(contracts.items()):
+            if route.service and route.service != service:
+                continue
+            for method in sorted(contract["methods"]):
+                path = f"{base}/{method}" if route.service else f"{base}/{service}/{method}"
+                out[path] = (service, method)
+    return out
+
+
+def build_openapi(config: GatewayHttpConfig,
+                  contracts: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the rpc routes of ``config``."""
+    if contracts is None:
+        contracts = load_contracts(config.contracts_dir or SPEC_DIR)
+    problem = {"content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}}
+    paths: dict[str, Any] = {}
+    for path, (service, method) in rpc_paths(config, contracts).items():
+        contract = contracts[service]
+        spec = contract["methods"][method]
+        responses: dict[str, Any] = {
+            "200": {"description": "the method's result",
+                    "content": {"application/json": {
+                        "schema": json_view(spec.get("result", {}), contract)}}}}
+        for status in _ERROR_STATUSES:
+            responses[status] = {"description": "a problem (RFC 9457)", **problem}
+        paths[path] = {"post": {
+            "operationId": f"{service}.{method}",
+            "summary": spec.get("description", f"{service}.{method}"),
+            "tags": [service],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": json_view(spec.get("params", {}), contract)}}},
+            "responses": responses,
+            "x-idempotent": bool(spec.get("idempotent", False)),
+            "x-shadow-safe": bool(spec.get("shadow_safe", False)),
+        }}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "gateway rpc", "version": "1"},
+        "paths": paths,
+    }

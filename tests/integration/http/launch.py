@@ -1,0 +1,34 @@
+"""Start the gateway from a JSON file of plain values (tests and benchmarks only).
+
+::
+
+    python -m tests.integration.http.launch config.json
+    # {"http": {...GatewayHttpConfig.from_dict...}, "bind": "127.0.0.1:8080",
+    #  "workers": 2, "threads": 8, "dev": false}
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from gateway.http.config import GatewayHttpConfig
+from gateway.http.server import GatewayApplication, serve_dev
+
+
+def main(argv: list[str]) -> int:
+    """Read the JSON file named in argv[1] and serve until signalled."""
+    with open(argv[1], encoding="utf-8") as fh:
+        spec = json.load(fh)
+    config = GatewayHttpConfig.from_dict(spec["http"])
+    if spec.get("dev"):
+        host, _, port = spec["bind"].rpartition(":")
+        serve_dev(config, host, int(port))
+        return 0
+    GatewayApplication(config, bind=[spec["bind"]], workers=spec.get("workers", 1),
+                       threads=spec.get("threads", 8), **spec.get("gunicorn", {})).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
