@@ -19,7 +19,7 @@ if sys.version_info[0] == 2:  # pragma: no cover - the py27 tox leg runs this
     binary_type = str
     integer_types = (int, long)  # noqa: F821
     string_types = (str, unicode)  # noqa: F821
-    import Queue as queue  # noqa: F401,N813
+    import Queue as queue  # noqa: N813
 else:
     text_type = str
     binary_type = bytes

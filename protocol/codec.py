@@ -33,6 +33,10 @@ import uuid
 from protocol._compat import PY2, binary_type, integer_types, is_ascii, text_type
 from protocol.errors import EnvelopeError
 
+MYPY = False  # mypy treats this name as True; 2.7 never imports typing here
+if MYPY:  # pragma: no cover
+    from typing import Callable, Sequence  # noqa: F401
+
 VERSION = 1
 KINDS = (u"call", u"result", u"error", u"http", u"http-response", u"http-body", u"event")
 MAX_DEPTH = 128
@@ -52,8 +56,8 @@ class Bytes(binary_type):
 class Envelope(object):
     """One message body: a header plus a payload value (SPEC section 3)."""
 
-    __slots__ = ("kind", "id", "method", "deadline", "rid", "shadow", "idem",
-                 "more", "error", "http", "payload")
+    __slots__ = ("deadline", "error", "http", "id", "idem", "kind", "method", "more",
+                 "payload", "rid", "shadow")
 
     def __init__(self, kind, id=None, method=None, deadline=None, rid=None,  # noqa: A002
                  shadow=False, idem=False, more=False, error=None, http=None,
@@ -108,17 +112,31 @@ def new_id():
 
 # --------------------------------------------------------------- encoding --
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+                            allow_nan=False)
+
+
 def dumps(obj):
     # type: (object) -> bytes
     """Canonical JSON bytes of an already-packed value (sorted keys, compact, UTF-8)."""
     try:
-        out = json.dumps(obj, ensure_ascii=False, sort_keys=True,
-                         separators=(",", ":"), allow_nan=False)
+        out = _ENCODER.encode(obj)
     except (TypeError, ValueError) as exc:
         raise EnvelopeError(u"cannot encode as JSON: %s" % (exc,))
     if isinstance(out, text_type):
         return out.encode("utf-8")
     return out  # pragma: no cover - py2 returns str when everything is ASCII
+
+
+def _path(where):
+    # type: (object) -> str
+    """Render a lazily built field path: ("payload", "user", 3) -> payload.user[3]."""
+    parts = []  # type: list
+    while isinstance(where, tuple):
+        where, key = where
+        parts.append(u"[%d]" % key if isinstance(key, int) else u".%s" % (key,))
+    parts.append(where)
+    return u"".join(reversed(parts))
 
 
 def _kind(schema, root):
@@ -143,24 +161,33 @@ def _kind(schema, root):
     return schema, None
 
 
+_PLAIN = (text_type, bool, type(None)) + integer_types
+_NO_SCHEMA = {}  # type: dict
+
+
 def _pack(value, schema, root, where, frames, depth):
-    # type: (object, dict, dict, str, list, int) -> object
-    if depth > MAX_DEPTH:
-        raise EnvelopeError(u"%s: nested deeper than %d levels" % (where, MAX_DEPTH))
-    schema, kind = _kind(schema, root)
+    # type: (object, dict, dict, object, list, int) -> object
+    # The common case first: text, numbers and None with no schema need no work.
+    vtype = type(value)
+    if vtype in _PLAIN and not schema:
+        return value
+    if depth >= MAX_DEPTH:  # only containers get here: at most MAX_DEPTH of them nest
+        raise EnvelopeError(u"%s: nested deeper than %d levels" % (_path(where), MAX_DEPTH))
+    kind = None
+    if schema:
+        schema, kind = _kind(schema, root)
     if kind == u"bytes":
         if isinstance(value, (binary_type, bytearray)):
             frames.append(bytes(value))
             return {u"$b": len(frames) - 1}
-        raise EnvelopeError(u"%s: declared bytes, got %s" % (where, type(value).__name__))
+        raise EnvelopeError(u"%s: declared bytes, got %s" % (_path(where), vtype.__name__))
     if kind == u"text" and not isinstance(value, (text_type, binary_type)):
-        raise EnvelopeError(u"%s: declared text, got %s" % (where, type(value).__name__))
-    if isinstance(value, text_type):
+        raise EnvelopeError(u"%s: declared text, got %s" % (_path(where), vtype.__name__))
+    if vtype in _PLAIN:
         return value
-    if isinstance(value, Bytes) or isinstance(value, bytearray) or (
-            not PY2 and isinstance(value, binary_type)):
+    if isinstance(value, (Bytes, bytearray)) or (not PY2 and isinstance(value, binary_type)):
         if kind == u"text":
-            raise EnvelopeError(u"%s: declared text, got bytes" % (where,))
+            raise EnvelopeError(u"%s: declared text, got bytes" % (_path(where),))
         frames.append(bytes(value))
         return {u"$b": len(frames) - 1}
     if isinstance(value, binary_type):  # a Python 2 str
@@ -168,46 +195,51 @@ def _pack(value, schema, root, where, frames, depth):
             return value.decode("ascii")
         raise EnvelopeError(
             u"%s: non-ASCII str is ambiguous on Python 2; use unicode for text, "
-            u"protocol.Bytes for bytes, or declare the field in the contract" % (where,))
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, integer_types):
-        return value
+            u"protocol.Bytes for bytes, or declare the field in the contract" % (_path(where),))
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
-            raise EnvelopeError(u"%s: NaN and infinities have no JSON form" % (where,))
+            raise EnvelopeError(u"%s: NaN and infinities have no JSON form" % (_path(where),))
+        return value
+    if isinstance(value, (text_type, bool) + integer_types):  # subclasses
         return value
     if isinstance(value, dict):
-        props = schema.get(u"properties", {}) if schema else {}
-        extra = schema.get(u"additionalProperties", {}) if schema else {}
-        pairs = []
-        for key, item in value.items():
+        return _pack_dict(value, schema, root, where, frames, depth)
+    if isinstance(value, (list, tuple)):
+        items = schema.get(u"items", _NO_SCHEMA) if schema else _NO_SCHEMA
+        return [_pack(item, items, root, (where, i), frames, depth + 1)
+                for i, item in enumerate(value)]
+    raise EnvelopeError(u"%s: cannot encode %s" % (_path(where), vtype.__name__))
+
+
+def _pack_dict(value, schema, root, where, frames, depth):
+    # type: (dict, dict, dict, object, list, int) -> dict
+    props = schema.get(u"properties", _NO_SCHEMA) if schema else _NO_SCHEMA
+    extra = schema.get(u"additionalProperties", _NO_SCHEMA) if schema else _NO_SCHEMA
+    if not isinstance(extra, dict):
+        extra = _NO_SCHEMA
+    pairs = []
+    for key, item in value.items():
+        if type(key) is not text_type:
             if isinstance(key, binary_type) and not isinstance(key, Bytes) and is_ascii(key):
                 key = key.decode("ascii")
-            if not isinstance(key, text_type):
+            elif not isinstance(key, text_type):
                 raise EnvelopeError(u"%s: object keys must be text, got %s" % (
-                    where, type(key).__name__))
-            pairs.append((u"$" + key if key.startswith(u"$") else key, key, item))
-        # Frames are numbered in the order the sorted JSON text names them, so the
-        # output is canonical whatever the dict's iteration order (arbitrary on 2.7).
-        pairs.sort(key=lambda pair: pair[0])
-        out = {}
-        for wire_key, key, item in pairs:
-            sub = props.get(key, extra if isinstance(extra, dict) else {})
-            out[wire_key] = _pack(item, sub, root, u"%s.%s" % (where, key), frames, depth + 1)
-        return out
-    if isinstance(value, (list, tuple)):
-        items = schema.get(u"items", {}) if schema else {}
-        return [_pack(item, items, root, u"%s[%d]" % (where, i), frames, depth + 1)
-                for i, item in enumerate(value)]
-    raise EnvelopeError(u"%s: cannot encode %s" % (where, type(value).__name__))
+                    _path(where), type(key).__name__))
+        pairs.append((u"$" + key if key[:1] == u"$" else key, key, item))
+    # Frames are numbered in the order the sorted JSON text names them, so the
+    # output is canonical whatever the dict's iteration order (arbitrary on 2.7).
+    pairs.sort(key=lambda pair: pair[0])
+    out = {}
+    for wire_key, key, item in pairs:
+        out[wire_key] = _pack(item, props.get(key, extra), root, (where, key), frames, depth + 1)
+    return out
 
 
 def pack(value, schema=None, where=u"payload"):
     # type: (object, dict, str) -> tuple
     """Return (json_bytes, byte_frames) for a payload value."""
     frames = []  # type: list
-    packed = _pack(value, schema or {}, schema or {}, where, frames, 0)
+    packed = _pack(value, schema or _NO_SCHEMA, schema or _NO_SCHEMA, where, frames, 0)
     return dumps(packed), frames
 
 
@@ -216,7 +248,7 @@ def encode(env, schema=None):
     """Encode an envelope into its body frames: header, payload, byte frames."""
     if env.kind not in KINDS:
         raise EnvelopeError(u"kind: unknown kind %r" % (env.kind,))
-    header = _pack(env.header(), {}, {}, u"header", [], 0)
+    header = _pack(env.header(), _NO_SCHEMA, _NO_SCHEMA, u"header", [], 0)
     payload, frames = pack(env.payload, schema)
     return [dumps(header), payload] + frames
 
@@ -237,7 +269,7 @@ def _finite(text):
 
 
 def _make_hook(frames):
-    # type: (list) -> object
+    # type: (list) -> Callable[[list], object]
     def hook(pairs):
         # type: (list) -> object
         if len(pairs) == 1:
@@ -295,7 +327,7 @@ def _check_text(value, where):
 
 
 def loads(data, frames=(), where=u"payload"):
-    # type: (bytes, object, str) -> object
+    # type: (bytes, Sequence[bytes], str) -> object
     """Parse one JSON frame, resolving ``$b`` references against ``frames``."""
     if not isinstance(data, binary_type):
         raise EnvelopeError(u"%s: frame must be bytes" % (where,))
@@ -331,7 +363,7 @@ def decode_header(data):
     if not isinstance(header, dict):
         raise EnvelopeError(u"header: must be a JSON object")
     version = header.get(u"v")
-    if version != VERSION or isinstance(version, bool):
+    if type(version) not in integer_types or version != VERSION:  # not True, not 1.0
         raise EnvelopeError(u"header.v: unsupported version %r (this side speaks %d)"
                             % (version, VERSION))
     for name in (u"kind", u"id"):
@@ -381,7 +413,7 @@ def to_json(value, schema=None):
     # type: (object, dict) -> object
     """The JSON-only view of a value: bytes become ``{"$bytes": base64}``."""
     frames = []  # type: list
-    packed = _pack(value, schema or {}, schema or {}, u"value", frames, 0)
+    packed = _pack(value, schema or _NO_SCHEMA, schema or _NO_SCHEMA, u"value", frames, 0)
     return _inline(packed, frames)
 
 

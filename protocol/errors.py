@@ -35,7 +35,7 @@ class ProtocolError(Exception):
     def to_wire(self):
         # type: () -> dict
         """The JSON-ready error object of an error envelope (SPEC section 7)."""
-        out = {u"code": self.code, u"message": u"%s" % (self.message,)}
+        out = {u"code": self.code, u"message": u"%s" % (self.message,)}  # type: dict
         for key, value in sorted(self.details.items()):
             out[key] = value
         return out

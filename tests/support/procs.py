@@ -129,6 +129,9 @@ class ProcessGroup(object):
         _killpg(proc.pid, signal.SIGKILL)  # stragglers in the group, if any
         if proc.poll() is None:
             proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
         return proc.returncode
 
     def close(self):
