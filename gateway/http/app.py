@@ -155,16 +155,24 @@ class ProblemGuard:
         self.retry_after = retry_after
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started: list[bool] = []
+
+        def tracking_start_response(status: str, headers: list[tuple[str, str]],
+                                    exc_info: Any = None) -> Any:
+            started.append(True)
+            return start_response(status, headers, exc_info)
+
         try:
-            result = self.app(environ, start_response)
+            result = self.app(environ, tracking_start_response)
         except BaseException as exc:
-            return self.answer(exc, environ, start_response, sys.exc_info())
+            return self.answer(exc, environ, start_response,
+                               sys.exc_info() if started else None)
         if isinstance(result, list):
             return result
-        return self._guarded(result, environ, start_response)
+        return self._guarded(result, environ, start_response, started)
 
     def _guarded(self, result: Iterable[bytes], environ: dict[str, Any],
-                 start_response: StartResponse) -> Iterator[bytes]:
+                 start_response: StartResponse, called: list[bool]) -> Iterator[bytes]:
         started = False
         try:
             for chunk in result:
@@ -176,7 +184,8 @@ class ProblemGuard:
             if started:
                 log.warning("response failed after its first byte: %r", exc)
                 raise
-            yield from self.answer(exc, environ, start_response, sys.exc_info())
+            yield from self.answer(exc, environ, start_response,
+                                   sys.exc_info() if called else None)
         finally:
             closer = getattr(result, "close", None)
             if closer is not None:

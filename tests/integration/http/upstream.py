@@ -1,3 +1,4 @@
+# ruff: noqa: UP010, UP031, RUF005, C402
 """A small HTTP service that shows what it received, for direct-vs-gateway tests.
 
 Served by gunicorn in a subprocess (``gunicorn tests.integration.http.upstream:app``);

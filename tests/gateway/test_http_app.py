@@ -1,0 +1,154 @@
+"""The front in-process (werkzeug's test client): checks, routing, problems, static, OpenAPI."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import pytest
+from werkzeug.test import Client
+
+from gateway.http.app import make_app
+from gateway.http.config import GatewayHttpConfig, HttpLimits, Route
+from gateway.http.context import Call
+from gateway.http.openapi import build_openapi
+from protocol import errors as perrors
+
+StartResponse = Callable[..., Any]
+
+
+class Fake:
+    """A backend that answers with what it was handed, or fails as told."""
+
+    def __init__(self, route: Route) -> None:
+        self.route = route
+
+    def __call__(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:
+        how = call.match.path_info
+        if how == "/boom":
+            raise RuntimeError("secret internals")
+        if how == "/unavailable":
+            raise perrors.Unavailable("no live worker")
+        if how == "/timeout":
+            raise perrors.Timeout("too slow")
+        if how == "/remote":
+            raise perrors.RemoteError("x", type="KeyError", traceback="Traceback (most recent")
+        if how == "/late":
+            return self._late(start_response)
+        body = json.dumps({"prefix": self.route.prefix, "script": call.match.script_name,
+                           "info": call.match.path_info, "rid": call.request_id,
+                           "raw": call.target.raw}).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
+
+    def _late(self, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        raise ValueError("failed before the first byte")
+        yield b""
+
+
+@pytest.fixture
+def client(tmp_path: Any) -> Client:
+    (tmp_path / "a.txt").write_bytes(b"0123456789")
+    config = GatewayHttpConfig(
+        routes=(Route("/", "http", upstream="http://127.0.0.1:1"),
+                Route("/api", "http", upstream="http://127.0.0.1:1"),
+                Route("/files", "static", directory=str(tmp_path))),
+        limits=HttpLimits(max_body=100, max_uri=200, max_header_line=300, max_header_count=20),
+        retry_after=7)
+    return Client(make_app(config, {"http": Fake}))
+
+
+def _problem(resp: Any, status: int) -> dict[str, Any]:
+    assert resp.status_code == status
+    assert resp.headers["Content-Type"] == "application/problem+json"
+    body = json.loads(resp.data)
+    assert body["status"] == status
+    assert body["request_id"] == resp.headers["X-Request-ID"]
+    assert "Traceback" not in resp.get_data(as_text=True)
+    return dict(body)
+
+
+def test_routes_split_script_name_and_path_info(client: Client) -> None:
+    body = client.get("/api/users/7?x=%41").json
+    assert body["prefix"] == "/api"
+    assert (body["script"], body["info"], body["raw"]) == ("/api", "/users/7", "/api/users/7?x=%41")
+    assert client.get("/apix").json["prefix"] == "/"
+
+
+def test_request_id_is_kept_when_sane_and_replaced_otherwise(client: Client) -> None:
+    assert client.get("/api/x", headers={"X-Request-ID": "abc-123"}).json["rid"] == "abc-123"
+    rid = client.get("/api/x", headers={"X-Request-ID": "bad id\u00e9"}).json["rid"]
+    assert rid != "bad id\u00e9" and len(rid) == 32
+
+
+@pytest.mark.parametrize("path", ["/api/../admin", "/api/%2e%2e/admin", "/api%2Fadmin"])
+def test_bad_paths_get_400(client: Client, path: str) -> None:
+    assert _problem(client.get(path), 400)["code"] == "bad_path"
+
+
+def test_limits(client: Client) -> None:
+    _problem(client.get("/api/" + "a" * 300), 414)
+    _problem(client.get("/api/x", headers={"X-Big": "v" * 400}), 431)
+    _problem(client.get("/api/x", headers={f"X-H{i}": "v" for i in range(30)}), 431)
+    _problem(client.post("/api/x", data=b"x" * 101), 413)
+    resp = client.post("/api/x", data=b"x", headers={"Transfer-Encoding": "chunked",
+                                                     "Content-Length": "1"})
+    assert _problem(resp, 400)["code"] == "ambiguous_framing"
+
+
+def test_errors_become_problems_without_tracebacks(client: Client) -> None:
+    body = _problem(client.get("/api/boom"), 500)
+    assert "secret" not in json.dumps(body)
+    resp = client.get("/api/unavailable")
+    _problem(resp, 503)
+    assert resp.headers["Retry-After"] == "7"
+    _problem(client.get("/api/timeout"), 504)
+    assert "Traceback" not in json.dumps(_problem(client.get("/api/remote"), 500))
+
+
+def test_failure_after_start_response_but_before_the_body_is_replaced() -> None:
+    """PEP 3333: exc_info replaces headers that were not sent yet (as gunicorn does)."""
+    from werkzeug.test import create_environ
+    config = GatewayHttpConfig(routes=(Route("/", "http", upstream="http://127.0.0.1:1"),))
+    app = make_app(config, {"http": Fake})
+    seen: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen.append((status, headers))
+        return lambda data: None
+
+    body = b"".join(app(create_environ("/late"), start_response))
+    assert seen[-1][0].startswith("500")
+    assert json.loads(body)["code"] == "internal"
+
+
+def test_static_files_with_etag_and_range(client: Client) -> None:
+    resp = client.get("/files/a.txt")
+    assert resp.data == b"0123456789" and resp.headers["ETag"]
+    assert client.get("/files/a.txt", headers={"If-None-Match": resp.headers["ETag"]}
+                      ).status_code == 304
+    part = client.get("/files/a.txt", headers={"Range": "bytes=2-4"})
+    assert (part.status_code, part.data) == (206, b"234")
+    _problem(client.get("/files/missing"), 404)
+    _problem(client.post("/files/a.txt"), 405)
+
+
+def test_openapi_from_contracts(tmp_path: Any) -> None:
+    contract = {"service": "echo", "methods": {"echo": {
+        "params": {"type": "object", "properties": {"data": {"$ref": "#/definitions/blob"}}},
+        "result": {"type": "string"}, "idempotent": True, "shadow_safe": False}},
+        "definitions": {"blob": {"type": "string", "contentEncoding": "base64"}}}
+    (tmp_path / "echo.json").write_text(json.dumps(contract))
+    config = GatewayHttpConfig(routes=(Route("/rpc", "rpc"),), broker="ipc:///nowhere",
+                               contracts_dir=str(tmp_path))
+    doc = build_openapi(config)
+    op = doc["paths"]["/rpc/echo/echo"]["post"]
+    schema = op["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["properties"]["data"]["required"] == ["$bytes"]
+    assert doc["openapi"] == "3.1.0" and "503" in op["responses"]
+    app = make_app(config, {"rpc": Fake}, doc)
+    assert Client(app).get("/_gateway/openapi.json").json == doc
+    assert os.path.basename(str(tmp_path))
