@@ -23,12 +23,14 @@ Schema (every table and key is optional; shown with its default)::
                                 # relative paths are relative to the config file's dir
     log_format = "text"         # "text" (colour-prefixed, foreman style) or "json"
     stop_grace_s = 10.0         # SIGTERM -> SIGKILL grace for every process
+    front = true                # run the HTTP front (false: supervise services only)
 
     [runtimes]
     py2 = ".venv2/bin/python"   # interpreter of runtime = "py2"
     py3 = ""                    # interpreter of runtime = "py3"; "" = the gateway's own
 
     [broker]
+    enabled = true              # run the broker
     endpoint = ""               # "" = ipc://<run_dir>/broker.ipc; tcp:// must be loopback
     heartbeat_ms = 2500
     events_pub = ""             # XSUB side (publishers connect); "" = ipc in run_dir
@@ -37,6 +39,10 @@ Schema (every table and key is optional; shown with its default)::
     [redis]
     url = ""                    # "" = a private redis-server on a unix socket in run_dir,
                                 # started only when some service declares queues
+
+    [http]                      # options of the HTTP front, checked by gateway.http:
+                                # limits = {max_body = ..., timeout = ...}, trusted_proxies,
+                                # via, preserve_host, contracts_dir, retry_after, pool_size
 
     [[routes]]                  # matched by longest prefix
     prefix = "/api/highlight"
@@ -47,6 +53,7 @@ Schema (every table and key is optional; shown with its default)::
                                 # so the route answers 503 at once while it is FATAL
     target = ""                 # http: base URL; static: directory
     timeout_ms = 10000
+    strip_prefix = false        # http: forward the path below the mount
 
     [services.highlight]
     runtime = "py2"             # "py2" | "py3" | "command"
@@ -82,6 +89,10 @@ from gateway.errors import ConfigError
 RUNTIMES = ("py2", "py3", "command")
 BACKENDS = ("rpc", "wsgi", "http", "static")
 LOG_FORMATS = ("text", "json")
+RESERVED = {"broker", "http", "redis", "arbiter", "guard"}
+# Passed through to the HTTP front (gateway.http.config.GatewayHttpConfig), which checks them.
+HTTP_KEYS = {"limits", "trusted_proxies", "via", "preserve_host", "contracts_dir",
+             "retry_after", "pool_size"}
 
 DEFAULT_TOML = """\
 # The embedded default: the HTTP front and the broker on this machine.
@@ -100,6 +111,7 @@ class FrontConfig:
     run_dir: str = "var/run"
     log_format: str = "text"
     stop_grace_s: float = 10.0
+    front: bool = True
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,7 @@ class BrokerConfig:
 
     endpoint: str = ""
     heartbeat_ms: int = 2500
+    enabled: bool = True
     events_pub: str = ""
     events_sub: str = ""
 
@@ -136,6 +149,7 @@ class Route:
     service: str = ""
     target: str = ""
     timeout_ms: int = 10000
+    strip_prefix: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,6 +190,7 @@ class GatewayConfig:
     routes: tuple[Route, ...] = ()
     services: tuple[ServiceConfig, ...] = ()
     base_dir: str = ""
+    http: Mapping[str, Any] = field(default_factory=dict)
 
     def service(self, name: str) -> ServiceConfig:
         """The service called ``name``; ``KeyError`` if there is none."""
@@ -215,6 +230,7 @@ class GatewayConfig:
             "redis": asdict(self.redis),
             "routes": [asdict(r) for r in self.routes],
             "services": {},
+            "http": dict(self.http),
         }
         for svc in self.services:
             d = asdict(svc)
@@ -238,7 +254,7 @@ def parse(text: str, base_dir: str = "", source: str = "<config>") -> GatewayCon
 def from_dict(data: Mapping[str, Any], base_dir: str = "") -> GatewayConfig:
     """Validate a TOML-shaped mapping (as from :meth:`GatewayConfig.to_dict`)."""
     base_dir = os.path.abspath(base_dir or os.getcwd())
-    _keys(data, "", {"gateway", "runtimes", "broker", "redis", "routes", "services"})
+    _keys(data, "", {"gateway", "runtimes", "broker", "redis", "routes", "services", "http"})
     front = _front(_table(data, "gateway"), base_dir)
     runtimes = _runtimes(_table(data, "runtimes"), base_dir)
     broker = _broker(_table(data, "broker"), front.run_dir)
@@ -257,7 +273,9 @@ def from_dict(data: Mapping[str, Any], base_dir: str = "") -> GatewayConfig:
         if r.prefix in seen:
             raise ConfigError(f"routes[{i}].prefix: duplicate prefix {r.prefix!r}")
         seen.add(r.prefix)
-    return GatewayConfig(front, runtimes, broker, redis, routes, services, base_dir)
+    http = _table(data, "http")
+    _keys(http, "http", HTTP_KEYS)
+    return GatewayConfig(front, runtimes, broker, redis, routes, services, base_dir, dict(http))
 
 
 def parse_listen(value: str, where: str) -> tuple[str, int] | str:
@@ -324,6 +342,13 @@ def _float(t: Mapping[str, Any], prefix: str, key: str, default: float, minimum:
     return float(value)
 
 
+def _bool(t: Mapping[str, Any], prefix: str, key: str, default: bool) -> bool:
+    value = t.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{_path(prefix, key)}: must be true or false")
+    return value
+
+
 def _choice(t: Mapping[str, Any], prefix: str, key: str, default: str,
             choices: tuple[str, ...]) -> str:
     value = _str(t, prefix, key, default)
@@ -346,7 +371,8 @@ def _abspath(path: str, base_dir: str) -> str:
 
 def _front(t: Mapping[str, Any], base_dir: str) -> FrontConfig:
     p = "gateway"
-    _keys(t, p, {"listen", "workers", "threads", "run_dir", "log_format", "stop_grace_s"})
+    _keys(t, p, {"listen", "workers", "threads", "run_dir", "log_format", "stop_grace_s",
+                 "front"})
     listen = _str(t, p, "listen", FrontConfig.listen)
     parse_listen(listen, "gateway.listen")
     run_dir = _str(t, p, "run_dir", FrontConfig.run_dir)
@@ -359,6 +385,7 @@ def _front(t: Mapping[str, Any], base_dir: str) -> FrontConfig:
         run_dir=_abspath(run_dir, base_dir),
         log_format=_choice(t, p, "log_format", FrontConfig.log_format, LOG_FORMATS),
         stop_grace_s=_float(t, p, "stop_grace_s", FrontConfig.stop_grace_s, 0.0),
+        front=_bool(t, p, "front", True),
     )
 
 
@@ -385,7 +412,7 @@ def _endpoint(value: str, where: str) -> str:
 
 def _broker(t: Mapping[str, Any], run_dir: str) -> BrokerConfig:
     p = "broker"
-    _keys(t, p, {"endpoint", "heartbeat_ms", "events_pub", "events_sub"})
+    _keys(t, p, {"endpoint", "heartbeat_ms", "events_pub", "events_sub", "enabled"})
 
     def ep(key: str, default_name: str) -> str:
         value = _str(t, p, key, "")
@@ -398,6 +425,7 @@ def _broker(t: Mapping[str, Any], run_dir: str) -> BrokerConfig:
         heartbeat_ms=_int(t, p, "heartbeat_ms", BrokerConfig.heartbeat_ms, 10),
         events_pub=ep("events_pub", "events-in.ipc"),
         events_sub=ep("events_sub", "events-out.ipc"),
+        enabled=_bool(t, p, "enabled", True),
     )
 
 
@@ -405,6 +433,8 @@ def _service(name: str, t: Mapping[str, Any], base_dir: str) -> ServiceConfig:
     p = f"services.{name}"
     if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("mmi."):
         raise ConfigError(f"{p}: service names use letters, digits, '-', '_', '.'")
+    if name in RESERVED:
+        raise ConfigError(f"{p}: {name!r} is reserved for the gateway's own processes")
     _keys(t, p, {"runtime", "module", "app", "command", "replicas", "ready", "listen",
                  "queues", "env", "cwd", "stop_grace_s", "start_limit_burst",
                  "start_limit_interval_s"})
@@ -459,7 +489,7 @@ def _route(i: int, r: Any, services: tuple[ServiceConfig, ...], base_dir: str) -
     p = f"routes[{i}]"
     if not isinstance(r, Mapping):
         raise ConfigError(f"{p}: must be a table")
-    _keys(r, p, {"prefix", "backend", "service", "target", "timeout_ms"})
+    _keys(r, p, {"prefix", "backend", "service", "target", "timeout_ms", "strip_prefix"})
     prefix = _str(r, p, "prefix", "")
     if not prefix.startswith("/"):
         raise ConfigError(f"{p}.prefix: must start with '/'")
@@ -469,8 +499,8 @@ def _route(i: int, r: Any, services: tuple[ServiceConfig, ...], base_dir: str) -
     service = _str(r, p, "service", "")
     target = _str(r, p, "target", "")
     if backend in ("rpc", "wsgi"):
-        if not service:
-            raise ConfigError(f"{p}.service: required for backend = {backend!r}")
+        if not service and backend == "wsgi":
+            raise ConfigError(f"{p}.service: required for backend = 'wsgi'")
         names = {s.name: s for s in services}
         svc = names.get(service)
         if svc is not None and svc.runtime != "command" and svc.kind != backend:
@@ -483,5 +513,6 @@ def _route(i: int, r: Any, services: tuple[ServiceConfig, ...], base_dir: str) -
         if not target:
             raise ConfigError(f"{p}.target: a directory is required for backend = 'static'")
         target = _abspath(target, base_dir)
+    strip = _bool(r, p, "strip_prefix", False)
     return Route(prefix=prefix, backend=backend, service=service, target=target,
-                 timeout_ms=_int(r, p, "timeout_ms", 10000, 1))
+                 timeout_ms=_int(r, p, "timeout_ms", 10000, 1), strip_prefix=strip)

@@ -1,0 +1,50 @@
+"""Process supervision: ``gateway up`` runs and watches the whole estate.
+
+Modules, one concern each:
+
+=================  ===========================================================
+``arbiter``        the main loop (signals, spawn / reap / murder verbs, status)
+``rollout``        zero-downtime reload (new generation ready, then drain old)
+``units``          units (programs) and replicas: the loop's data
+``plan``           config -> programs in dependency order, with their argv
+``child``          spawning a child that cannot outlive the arbiter
+``guard``          the orphan guard process (kills groups if the arbiter dies)
+``policy``         exponential backoff and the StartLimitBurst rule
+``states``         the state table
+``ready``          readiness checks (broker mmi.service, http, tcp, notify)
+``sockets``        arbiter-owned listening sockets, systemd socket activation
+``control``        the CLI <-> arbiter control channel (unix socket, JSON lines)
+``statefile``      the state file the HTTP front reads (FATAL -> 503)
+``fatalgate``      the WSGI middleware that answers 503 for FATAL services
+``logs``           colour-prefixed or JSON log lines
+``export``         systemd units and supervisord sections
+``gunicorn_conf``  gunicorn hooks: readiness notices, CPU pinning
+=================  ===========================================================
+
+::
+
+    from gateway.arbiter import Arbiter, LogSink
+    Arbiter(config, loader, python3=sys.executable, sink=LogSink(sys.stdout)).run()
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.arbiter.arbiter import Arbiter
+    from gateway.arbiter.logs import LogSink
+    from gateway.arbiter.statefile import ServiceStates
+
+__all__ = ["Arbiter", "LogSink", "ServiceStates"]
+_LAZY = {"Arbiter": "gateway.arbiter.arbiter", "LogSink": "gateway.arbiter.logs",
+         "ServiceStates": "gateway.arbiter.statefile"}
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that `python -m gateway.arbiter.guard` does not import the arbiter first.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(name)

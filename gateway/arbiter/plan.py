@@ -1,0 +1,137 @@
+"""From config to programs: what to run, in which order, and how to tell it is ready.
+
+A *program* is one supervised unit with N identical replicas: the broker, the
+HTTP front (one gunicorn master that owns its workers), the private
+redis-server, and each ``[services.<name>]``. Dependency order is
+broker -> HTTP front -> redis -> services; a program starts once every program
+it ``needs`` has been ready once::
+
+    programs = build(config, python3="/usr/bin/python3")
+    [p.name for p in programs]      # ["broker", "http", "redis", "highlight", ...]
+
+Argv may contain ``{fd}`` and ``{port}``: the arbiter substitutes the descriptor
+and port of the program's own listening socket when it spawns a replica.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+
+from gateway.config import GatewayConfig, ServiceConfig
+
+GUNICORN_CONF = "python:gateway.arbiter.gunicorn_conf"
+HTTP_APP = "gateway.cli:http_app()"
+
+
+@dataclass(frozen=True)
+class Program:
+    """One supervised unit: its argv, environment, replica count and policies."""
+
+    name: str
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str = "/"
+    replicas: int = 1
+    ready: str = "none"  # see gateway.arbiter.ready.make_check, plus "notify", "broker-up"
+    runtime: str = "command"  # "py2" | "py3" | "command" | "infra"
+    interpreter: str = ""  # the Python that runs it, for status
+    needs: tuple[str, ...] = ()
+    listen: str = ""  # an arbiter-owned socket handed to every replica
+    grace: float = 10.0
+    burst: int = 5
+    interval: float = 10.0
+    infra: bool = False
+    service: str = ""  # the broker service it serves, if any
+    workers: int = 0  # gunicorn workers to wait for ("notify" readiness)
+
+    @property
+    def signature(self) -> str:
+        """A digest of everything that, when changed, needs new replicas."""
+        doc = [self.argv, sorted(self.env.items()), self.cwd, self.replicas, self.ready,
+               self.listen]
+        return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:16]
+
+
+def python_env(config: GatewayConfig) -> dict[str, str]:
+    """The environment every Python child gets: the repo importable, unbuffered output."""
+    return {"PYTHONPATH": config.base_dir, "PYTHONUNBUFFERED": "1",
+            "GATEWAY_BROKER": config.broker.endpoint, "GATEWAY_REDIS_URL": config.redis_url}
+
+
+def effective_config_path(config: GatewayConfig) -> str:
+    """Where the arbiter writes the resolved config for its children (JSON)."""
+    return os.path.join(config.gateway.run_dir, "config.json")
+
+
+def broker_program(config: GatewayConfig, python3: str) -> Program:
+    """The MDP broker (``python -m gateway.broker``)."""
+    b = config.broker
+    argv = (python3, "-m", "gateway.broker", "--endpoint", b.endpoint,
+            "--heartbeat-ms", str(b.heartbeat_ms), "--events-pub", b.events_pub,
+            "--events-sub", b.events_sub)
+    return Program("broker", argv, python_env(config), config.base_dir, 1, "broker-up",
+                   "infra", python3, (), "", config.gateway.stop_grace_s, infra=True)
+
+
+def http_program(config: GatewayConfig, python3: str) -> Program:
+    """The HTTP front: gunicorn (gthread) serving on the arbiter's socket as ``fd://{fd}``."""
+    g = config.gateway
+    argv = (python3, "-m", "gunicorn", "--bind", "fd://{fd}", "--worker-class", "gthread",
+            "--workers", str(g.workers), "--threads", str(g.threads),
+            "--graceful-timeout", str(max(1, int(g.stop_grace_s))), "--keep-alive", "5",
+            "--config", GUNICORN_CONF, "--error-logfile", "-", HTTP_APP)
+    # Routes and [http] reach gunicorn through the config file, not argv: the digest makes
+    # a change of them a change of the program, so a reload rolls the front.
+    front_doc = {k: v for k, v in config.to_dict().items() if k in ("gateway", "routes", "http")}
+    digest = hashlib.sha256(json.dumps(front_doc, sort_keys=True).encode()).hexdigest()[:16]
+    env = python_env(config) | {"GATEWAY_CONFIG": effective_config_path(config),
+                                "GATEWAY_FRONT_DIGEST": digest}
+    return Program("http", argv, env, config.base_dir, 1, "notify", "infra", python3,
+                   ("broker",), g.listen, g.stop_grace_s, infra=True, workers=g.workers)
+
+
+def redis_program(config: GatewayConfig) -> Program:
+    """A private redis-server on a unix socket in the run dir, no TCP port, no persistence."""
+    run = config.gateway.run_dir
+    argv = ("redis-server", "--port", "0", "--unixsocket", os.path.join(run, "redis.sock"),
+            "--unixsocketperm", "700", "--dir", run, "--save", "", "--appendonly", "no",
+            "--daemonize", "no", "--loglevel", "warning")
+    return Program("redis", argv, {}, run, 1, "redis:" + os.path.join(run, "redis.sock"),
+                   "infra", "", ("broker",), "", config.gateway.stop_grace_s, infra=True)
+
+
+def service_program(config: GatewayConfig, svc: ServiceConfig, python3: str) -> Program:
+    """One ``[services.<name>]``: a protocol worker host, or any command."""
+    needs = ("broker", "http") + (("redis",) if config.wants_private_redis else ())
+    env = python_env(config) | {"GATEWAY_SERVICE": svc.name} | dict(svc.env)
+    if svc.runtime == "command":
+        argv, interpreter = svc.command, ""
+    else:
+        interpreter = config.runtimes.py2 if svc.runtime == "py2" else python3
+        host = "protocol.worker" if svc.kind == "rpc" else "protocol.wsgi"
+        argv = (interpreter, "-m", host, "--broker", config.broker.endpoint,
+                "--service", svc.name, svc.module or svc.app)
+    return Program(svc.name, tuple(argv), env, svc.cwd or config.base_dir, svc.replicas,
+                   svc.ready, svc.runtime, interpreter, needs, svc.listen,
+                   svc.stop_grace_s or config.gateway.stop_grace_s, svc.start_limit_burst,
+                   svc.start_limit_interval_s, service=svc.name)
+
+
+def build(config: GatewayConfig, python3: str) -> list[Program]:
+    """Every program of the estate, in start order."""
+    py3 = config.runtimes.py3 or python3
+    programs: list[Program] = []
+    if config.broker.enabled:
+        programs.append(broker_program(config, py3))
+    if config.gateway.front:
+        programs.append(http_program(config, py3))
+    if config.wants_private_redis:
+        programs.append(redis_program(config))
+    programs += [service_program(config, s, py3) for s in config.services]
+    names = {p.name for p in programs}
+    return [p if all(n in names for n in p.needs) else
+            Program(**{**p.__dict__, "needs": tuple(n for n in p.needs if n in names)})
+            for p in programs]

@@ -1,0 +1,62 @@
+"""Restart policy: exponential backoff and systemd-style start limiting.
+
+::
+
+    backoff = Backoff(initial=0.1, factor=2.0, maximum=5.0)
+    backoff.next()       # 0.1, then 0.2, 0.4, ... capped at 5.0
+    backoff.reset()      # after a run that stayed up
+
+    limit = StartLimit(burst=5, interval=10.0)
+    limit.record(now)    # each start
+    limit.hit(now)       # True once `burst` starts fell within `interval` seconds
+
+``StartLimit`` follows systemd's ``StartLimitBurst=`` / ``StartLimitIntervalSec=``:
+every start counts, whether or not the previous run looked healthy.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+
+class Backoff:
+    """Exponential delays between restarts of one replica."""
+
+    def __init__(self, initial: float = 0.1, factor: float = 2.0, maximum: float = 5.0) -> None:
+        self.initial = initial
+        self.factor = factor
+        self.maximum = maximum
+        self.failures = 0
+
+    def next(self) -> float:
+        """The delay before the next restart; each call doubles the following one."""
+        delay = min(self.maximum, self.initial * self.factor ** self.failures)
+        self.failures += 1
+        return delay
+
+    def reset(self) -> None:
+        """Forget past failures (the process stayed up long enough)."""
+        self.failures = 0
+
+
+class StartLimit:
+    """Counts starts in a sliding window; ``hit`` means the program is flapping."""
+
+    def __init__(self, burst: int = 5, interval: float = 10.0) -> None:
+        self.burst = burst
+        self.interval = interval
+        self.starts: deque[float] = deque()
+
+    def record(self, now: float) -> None:
+        """Note one start at monotonic time ``now``."""
+        self.starts.append(now)
+        self._trim(now)
+
+    def hit(self, now: float) -> bool:
+        """True when another start now would exceed ``burst`` starts in ``interval`` s."""
+        self._trim(now)
+        return len(self.starts) >= self.burst
+
+    def _trim(self, now: float) -> None:
+        while self.starts and now - self.starts[0] > self.interval:
+            self.starts.popleft()

@@ -1,0 +1,139 @@
+"""Zero-downtime reload: new replicas start, become ready, take traffic; old ones drain.
+
+``gateway reload [service]`` (over the control channel) and SIGHUP both call
+:func:`reload`. The arbiter re-reads the config through its
+loader, diffs the programs by signature, and for each changed one starts a
+whole new generation beside the old. Both generations serve meanwhile: they
+share the arbiter-owned listening socket, or register the same broker
+service. Once every new replica is ready the old ones get SIGTERM and drain
+(an MDP worker finishes in flight work and sends DISCONNECT; gunicorn stops
+accepting and finishes its requests). If the new generation flaps or is not
+ready within ``ROLLOUT_TIMEOUT`` the reload fails and the old one stays.
+
+This is also how a service moves from its py2 implementation to its py3 port:
+change ``runtime`` and ``module`` and reload.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from gateway.arbiter import control
+from gateway.arbiter.plan import Program
+from gateway.arbiter.states import State
+from gateway.arbiter.units import Rollout, Unit
+from gateway.errors import GatewayError
+
+if TYPE_CHECKING:
+    from gateway.arbiter.arbiter import Arbiter
+
+ROLLOUT_TIMEOUT = 60.0
+FIXED = (("gateway", "run_dir"), ("broker", "endpoint"), ("broker", "events_pub"),
+         ("broker", "events_sub"), ("redis", "url"))
+
+
+def reload(arb: Arbiter, conn: control.Connection | None, service: str | None) -> None:
+    """Apply the current config file; answer ``conn`` when every rollout is done."""
+    try:
+        new = arb.loader()
+    except GatewayError as exc:
+        arb.log(f"reload refused: {exc}")
+        if conn is not None:
+            conn.reply(False, str(exc))
+        return
+    old_d, new_d = arb.config.to_dict(), new.to_dict()
+    for table, key in FIXED:
+        if old_d[table][key] != new_d[table][key]:
+            msg = f"{table}.{key}: changed; this needs a restart, not a reload"
+            arb.log(f"reload refused: {msg}")
+            if conn is not None:
+                conn.reply(False, msg)
+            return
+    programs = arb.plan(new)
+    names = {p.name for p in programs}
+    if service is not None and service not in names:
+        if conn is not None:
+            conn.reply(False, f"no service {service!r} in the config")
+        return
+    arb.config = new
+    arb.write_effective_config(new)
+    units = {u.program.name: u for u in arb.units}
+    rolled: list[Unit] = []
+    for program in programs:
+        unit = units.get(program.name)
+        if unit is None:
+            arb.units.append(Unit(program))
+            arb.log(f"{program.name}: added")
+            continue
+        forced = service == program.name
+        if program.signature != unit.program.signature or forced or (
+                unit.fatal and service is None):
+            start_rollout(arb, unit, program, "restart" if forced else "changed")
+            rolled.append(unit)
+    for unit in arb.units:
+        if unit.program.name not in names and not unit.stopping:
+            arb.log(f"{unit.program.name}: removed from the config, stopping")
+            unit.stopping = True
+            for r in unit.all_replicas():
+                arb.stop_replica(r)
+    if conn is not None:
+        arb.waiters.append((conn, rolled, []))
+
+def start_rollout(arb: Arbiter, unit: Unit, program: Program, reason: str) -> None:
+    """Begin replacing ``unit``'s replicas with a generation of ``program``."""
+    if unit.rollout is not None:
+        fail_rollout(arb, unit, "superseded by a newer reload")
+    unit.fatal = False
+    replicas = unit.new_generation(program, unit.generation + 1)
+    unit.rollout = Rollout(program, replicas, time.monotonic() + ROLLOUT_TIMEOUT, reason)
+    arb.log(f"{program.name}: rolling out generation {unit.generation + 1} ({reason})")
+
+def fail_rollout(arb: Arbiter, unit: Unit, reason: str) -> None:
+    """Abandon a rollout: its replicas drain, the old generation stays."""
+    rollout = unit.rollout
+    if rollout is None:
+        return
+    unit.rollout = None
+    for r in rollout.replicas:
+        r.retiring = True
+        if r.state.alive:
+            unit.draining.append(r)
+        arb.stop_replica(r)
+    arb.log(f"{unit.program.name}: reload failed: {reason}")
+    for _, units, failed in arb.waiters:
+        if unit in units:
+            failed.append(f"{unit.program.name}: {reason}")
+
+def advance_rollouts(arb: Arbiter) -> None:
+    """Finish rollouts whose replicas are all ready; time out the others; answer waiters."""
+    now = time.monotonic()
+    for unit in arb.units:
+        rollout = unit.rollout
+        if rollout is None:
+            continue
+        if all(r.state is State.READY for r in rollout.replicas):
+            old, unit.replicas = unit.replicas, rollout.replicas
+            unit.program, unit.rollout = rollout.program, None
+            unit.generation += 1
+            unit.ever_ready = True
+            for r in old:
+                r.retiring = True
+                if r.state.alive:
+                    unit.draining.append(r)
+                arb.stop_replica(r)
+            arb.log(f"{unit.program.name}: generation {unit.generation} ready; "
+                     f"draining {sum(1 for r in old if r.state.alive)} old")
+        elif now > rollout.deadline:
+            fail_rollout(arb, unit, f"not ready within {ROLLOUT_TIMEOUT:g}s")
+    arb.units = [u for u in arb.units if not (u.stopping and not u.alive()
+                                                and not arb.stopping)]
+    still: list[tuple[control.Connection, list[Unit], list[str]]] = []
+    for conn, units, failed in arb.waiters:
+        if any(u.rollout is not None for u in units):
+            still.append((conn, units, failed))
+        elif failed:
+            conn.reply(False, "; ".join(failed))
+        else:
+            conn.reply(True, {"changed": [u.program.name for u in units], "failed": []})
+    arb.waiters = still

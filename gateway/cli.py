@@ -1,0 +1,288 @@
+"""The ``gateway`` command: the only module that reads argv, the environment and files.
+
+::
+
+    gateway up [-c gateway.toml] [--log-format json]   # run the estate in the foreground
+    gateway status [--json]                            # ask the running arbiter
+    gateway reload [SERVICE]                           # apply the changed config, no downtime
+    gateway stop                                       # graceful stop
+    gateway check                                      # validate the config; exit 1 on error
+    gateway export systemd|supervisord [-o DIR]        # production configs
+
+``-c`` defaults to ``./gateway.toml`` when it exists, else the embedded default
+(:data:`gateway.config.DEFAULT_TOML`). ``python -m gateway ...`` is the same.
+The HTTP front's gunicorn loads :func:`http_app`, which reads the arbiter's
+resolved config from ``$GATEWAY_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from gateway import config as gwconfig
+from gateway.arbiter import control
+from gateway.config import GatewayConfig
+from gateway.errors import ConfigError, GatewayError
+
+CHILD_ENV_DROP = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
+                  "GATEWAY_CONFIG")
+
+
+def config_path(given: str | None) -> str | None:
+    """The config file to use: ``-c``, else ./gateway.toml if present, else None (embedded)."""
+    if given:
+        return os.path.abspath(given)
+    return os.path.abspath("gateway.toml") if os.path.exists("gateway.toml") else None
+
+
+def load_config(path: str | None) -> GatewayConfig:
+    """Read and validate a TOML (or the arbiter's resolved JSON) config; None = embedded."""
+    if path is None:
+        return gwconfig.parse(gwconfig.DEFAULT_TOML, base_dir=os.getcwd(), source="<default>")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    base = os.path.dirname(os.path.abspath(path))
+    if path.endswith(".json"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: invalid JSON: {exc}") from None
+        return gwconfig.from_dict(data, base_dir=base)
+    return gwconfig.parse(text, base_dir=base, source=path)
+
+
+# -- the HTTP front's factory (run by gunicorn in the child) ----------------------------------
+
+
+def http_config(cfg: GatewayConfig) -> Any:
+    """The HTTP front's own config (gateway.http.config.GatewayHttpConfig) from ours."""
+    from gateway.http.config import GatewayHttpConfig
+
+    routes = []
+    for r in cfg.routes:
+        route: dict[str, Any] = {"prefix": r.prefix, "backend": r.backend,
+                                 "timeout": r.timeout_ms / 1000.0}
+        if r.backend == "http":
+            route.update(upstream=r.target, strip_prefix=r.strip_prefix)
+        elif r.backend == "static":
+            route["directory"] = r.target
+        elif r.backend == "wsgi":
+            route["service"] = r.service
+        routes.append(route)
+    return GatewayHttpConfig.from_dict(
+        {"routes": routes, "broker": cfg.broker.endpoint, **dict(cfg.http)})
+
+
+def http_app() -> Callable[..., Iterable[bytes]]:
+    """gunicorn's app factory (``'gateway.cli:http_app()'``): the front behind the FATAL gate."""
+    from gateway.arbiter.fatalgate import FatalGate
+    from gateway.arbiter.statefile import ServiceStates
+
+    cfg = load_config(os.environ.get("GATEWAY_CONFIG") or config_path(None))
+    from gateway.http import make_app
+
+    app = make_app(http_config(cfg))
+    routes = [(r.prefix, r.backend, r.service) for r in cfg.routes]
+    return FatalGate(app, ServiceStates(cfg.state_file), routes)
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def cmd_up(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
+    """Run the estate in the foreground until Ctrl-C."""
+    from gateway.arbiter import Arbiter, LogSink
+    from gateway.arbiter.sockets import systemd_fds
+
+    fmt = args.log_format or cfg.gateway.log_format
+    color = fmt == "text" and not args.no_color and sys.stdout.isatty() and \
+        "NO_COLOR" not in os.environ
+    sink = LogSink(sys.stdout, fmt=fmt, color=color)
+    env = {k: v for k, v in os.environ.items() if k not in CHILD_ENV_DROP}
+    arbiter = Arbiter(cfg, loader=lambda: load_config(path), python3=sys.executable,
+                      sink=sink, inherited_fds=systemd_fds(os.environ, os.getpid()),
+                      env=env, config_source=path or "<default>")
+    return arbiter.run()
+
+
+def registrations(status: dict[str, Any], timeout: float = 0.3) -> dict[str, str | None]:
+    """mmi.service answers for every broker service in ``status`` (asked from here)."""
+    import zmq
+
+    from gateway.arbiter.ready import mmi_service
+
+    out: dict[str, str | None] = {}
+    endpoint = status["arbiter"]["broker"]
+    for prog in status["programs"]:
+        if prog["service"] and prog["runtime"] in ("py2", "py3"):
+            try:
+                out[prog["service"]] = mmi_service(endpoint, prog["service"], timeout)
+            except zmq.ZMQError:
+                out[prog["service"]] = None
+    return out
+
+
+def render_status(status: dict[str, Any]) -> str:
+    """The human status table."""
+    a = status["arbiter"]
+    lines = [f"arbiter pid {a['pid']}  up {a['uptime_s']:.0f}s  guard {a['guard_pid']}  "
+             f"config {a['config']}", f"listen {a['listen']}  broker {a['broker']}", "",
+             f"{'PROGRAM':<14}{'STATE':<10}{'RUNTIME':<22}{'READY':<7}{'BROKER':<8}"
+             f"{'REPLICA':<10}{'PID':<9}{'UPTIME':<10}RESTARTS"]
+    regs = status.get("registrations", {})
+    for p in status["programs"]:
+        runtime = p["runtime"] + (f" {p['version']}" if p["version"] else "")
+        reg = regs.get(p["service"]) or "-"
+        head = (f"{p['name']:<14}{p['state']:<10}{runtime:<22}"
+                f"{p['ready']}/{p['replicas_wanted']:<5}{reg:<8}")
+        reps = p["replicas"] or [None]
+        for i, r in enumerate(reps):
+            prefix = head if i == 0 else " " * len(head)
+            if r is None:
+                lines.append(prefix)
+                continue
+            up = f"{r['uptime_s']:.1f}s" if r["uptime_s"] is not None else "-"
+            name = f".{r['index']}" + (f"@{r['generation']}" if r["generation"] else "")
+            lines.append(f"{prefix}{name:<10}{r['pid'] or '-'!s:<9}{up:<10}{r['restarts']}"
+                         f"  {r['state']}")
+    if status["routes"]:
+        lines += ["", f"{'ROUTE':<24}{'BACKEND':<9}{'SERVICE/TARGET':<32}STATE"]
+        for r in status["routes"]:
+            lines.append(f"{r['prefix']:<24}{r['backend']:<9}"
+                         f"{(r['service'] or r['target']):<32}{r['state']}")
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
+    """Ask the running arbiter for its status."""
+    status = control.call(cfg.control_socket, {"cmd": "status"}, timeout=args.timeout)
+    status["registrations"] = registrations(status)
+    print(json.dumps(status, indent=2, sort_keys=True) if args.json else render_status(status))
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
+    """Apply the config file to the running estate; waits until the rollout is done."""
+    request: dict[str, Any] = {"cmd": "reload"}
+    if args.service:
+        request["service"] = args.service
+    result = control.call(cfg.control_socket, request, timeout=args.timeout)
+    changed = ", ".join(result.get("changed", [])) or "nothing changed"
+    print(f"reloaded: {changed}")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
+    """Ask the running arbiter to stop gracefully."""
+    control.call(cfg.control_socket, {"cmd": "stop"}, timeout=args.timeout)
+    print("stopping")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
+    """Validate the config beyond its schema: interpreters, the HTTP front, contracts."""
+    for svc in cfg.services:
+        if svc.runtime == "py2" and not os.path.exists(cfg.runtimes.py2):
+            raise ConfigError(f"runtimes.py2: {cfg.runtimes.py2} does not exist "
+                              f"(needed by services.{svc.name})")
+    try:
+        import gateway.http.config  # noqa: F401
+    except ImportError:
+        pass  # the front is not installed here; our own schema was checked
+    else:
+        http_config(cfg)
+    contracts = str(cfg.http.get("contracts_dir", ""))
+    if contracts:
+        check_contracts(os.path.join(cfg.base_dir, contracts))
+    print(f"ok: {path or '<default>'}: {len(cfg.services)} services, {len(cfg.routes)} routes")
+    return 0
+
+
+def check_contracts(directory: str) -> None:
+    """Every ``*.json`` contract in ``directory`` must be a valid JSON Schema."""
+    import jsonschema
+
+    if not os.path.isdir(directory):
+        raise ConfigError(f"http.contracts_dir: {directory} is not a directory")
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(".json"):
+            continue
+        where = f"http.contracts_dir: {name}"
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8") as fh:
+                doc = json.load(fh)
+            jsonschema.Draft7Validator.check_schema(doc)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        except jsonschema.SchemaError as exc:
+            raise ConfigError(f"{where}: {exc.message}") from None
+
+
+def cmd_export(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
+    """Write systemd units or a supervisord config for this estate."""
+    from gateway.arbiter import export
+
+    files = export.export(args.kind, cfg, python3=sys.executable, config_path=path,
+                          user=args.user)
+    if args.output:
+        os.makedirs(args.output, exist_ok=True)
+        for name, text in files.items():
+            with open(os.path.join(args.output, name), "w", encoding="utf-8") as fh:
+                fh.write(text)
+            print(os.path.join(args.output, name))
+    else:
+        for name, text in files.items():
+            print(f"# --- {name}\n{text}")
+    return 0
+
+
+COMMANDS = {"up": cmd_up, "status": cmd_status, "reload": cmd_reload, "stop": cmd_stop,
+            "check": cmd_check, "export": cmd_export}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``gateway``."""
+    p = argparse.ArgumentParser(prog="gateway", description=__doc__.split("\n")[0])
+    p.add_argument("-c", "--config", help="gateway.toml (default: ./gateway.toml or built-in)")
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run the estate in the foreground")
+    up.add_argument("--log-format", choices=gwconfig.LOG_FORMATS)
+    up.add_argument("--no-color", action="store_true")
+    st = sub.add_parser("status", help="processes, PIDs, readiness, routes")
+    st.add_argument("--json", action="store_true")
+    rl = sub.add_parser("reload", help="apply the changed config without downtime")
+    rl.add_argument("service", nargs="?")
+    sub.add_parser("stop", help="stop the running estate gracefully")
+    sub.add_parser("check", help="validate the config")
+    ex = sub.add_parser("export", help="write production configs")
+    ex.add_argument("kind", choices=("systemd", "supervisord"))
+    ex.add_argument("-o", "--output", help="directory to write into (default: stdout)")
+    ex.add_argument("--user", default="", help="run the services as this user")
+    for s in (st, rl, sub.choices["stop"]):
+        s.add_argument("--timeout", type=float, default=120.0 if s is rl else 10.0)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gateway`` console script."""
+    args = parser().parse_args(argv)
+    try:
+        path = config_path(args.config)
+        cfg = load_config(path)
+        return COMMANDS[args.command](args, cfg, path)
+    except ConfigError as exc:
+        print(f"gateway: config error: {exc}", file=sys.stderr)
+        return 1
+    except GatewayError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
