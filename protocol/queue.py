@@ -38,6 +38,10 @@ from protocol._compat import binary_type, integer_types, text_type, to_bytes, to
 from protocol.errors import EnvelopeError, ProtocolError, Timeout, Unavailable, from_wire
 from protocol.queue_lua import SCRIPTS
 
+MYPY = False
+if MYPY:  # typing is not importable on every 2.7 install; only the checker reads this
+    from typing import Any, Optional  # noqa: F401
+
 QUEUED, RUNNING, DONE, FAILED, DEAD = u"queued", u"running", u"done", u"failed", u"dead"
 STATES = (QUEUED, RUNNING, DONE, FAILED, DEAD)
 JOB_VERSION = 1
@@ -105,8 +109,18 @@ def connect(url, timeout=5.0):
 class Job(object):
     """One job as a consumer's handler sees it (the job JSON of SPEC 8.2)."""
 
-    __slots__ = ("id", "queue", "payload", "enqueued", "attempts", "max_attempts",
-                 "deadline", "rid", "idem_key", "raw")
+    __slots__ = (
+        "attempts",
+        "deadline",
+        "enqueued",
+        "id",
+        "idem_key",
+        "max_attempts",
+        "payload",
+        "queue",
+        "raw",
+        "rid",
+    )
 
     def __init__(self, fields, raw=b""):
         # type: (dict, bytes) -> None
@@ -143,7 +157,7 @@ class Job(object):
 class JobStatus(object):
     """A job's state (queued/running/done/failed/dead) with its result or error."""
 
-    __slots__ = ("id", "state", "result", "error", "updated", "consumer", "job")
+    __slots__ = ("consumer", "error", "id", "job", "result", "state", "updated")
 
     def __init__(self, job_id, fields):
         # type: (str, dict) -> None
@@ -152,12 +166,13 @@ class JobStatus(object):
         self.updated = int(fields.get(b"updated") or 0)
         consumer = fields.get(b"consumer")
         self.consumer = consumer.decode("utf-8") if consumer is not None else None
-        self.result = self.error = None  # type: object
+        self.result = None  # type: Any
+        self.error = None  # type: Any
         if fields.get(b"result") is not None:
             self.result = codec.loads(fields[b"result"], (), u"result")
         if fields.get(b"error") is not None:
             self.error = codec.loads(fields[b"error"], (), u"error")
-        self.job = None  # type: object
+        self.job = None  # type: Optional[Job]
         if fields.get(b"job") is not None:
             try:
                 self.job = Job.parse(fields[b"job"])
@@ -242,29 +257,29 @@ class Queue(object):
             raise QueueConfigError(u"queue name must be 1-200 characters without ':'")
         if int(max_attempts) < 1:
             raise QueueConfigError(u"max_attempts must be at least 1")
-        self.redis = redis_client
+        self.redis = redis_client  # type: Any
         self.name = name
         self.keys = Keys(name)
         self.max_attempts = int(max_attempts)
         self.visibility_timeout = float(visibility_timeout)
-        self.backoff = backoff or exponential_backoff()
+        self.backoff = backoff or exponential_backoff()  # type: Any
         self.result_ttl = float(result_ttl)
         self.idem_ttl = float(idem_ttl)
         self.retry_for = float(retry_for)
         self.socket_timeout = float(pool_kwargs["socket_timeout"])
-        self.scripts = dict((k, redis_client.register_script(v))  # type: ignore[attr-defined]
+        self.scripts = dict((k, self.redis.register_script(v))
                             for k, v in SCRIPTS.items())
 
     # ------------------------------------------------------------ transport --
 
     def call(self, fn, *args, **kwargs):
-        # type: (object, object, object) -> object
+        # type: (Any, Any, Any) -> Any
         """Run ``fn(*args)``, retrying connection errors with backoff for ``retry_for`` s."""
         give_up = time.time() + self.retry_for
         delay = 0.02
         while True:
             try:
-                return fn(*args, **kwargs)  # type: ignore[operator]
+                return fn(*args, **kwargs)
             except _RETRYABLE as exc:
                 if time.time() + delay > give_up:
                     raise QueueUnavailable(u"redis unavailable for queue %s: %s"
@@ -275,7 +290,7 @@ class Queue(object):
                 raise QueueError(u"redis error on queue %s: %s" % (self.name, exc))
 
     def script(self, name, keys, args):
-        # type: (str, list, list) -> object
+        # type: (str, list, list) -> Any
         """Run one of the queue's Lua scripts (one round trip, retried on reconnect)."""
         return self.call(self.scripts[name], keys=keys, args=args)
 
@@ -308,12 +323,12 @@ class Queue(object):
         return to_text(to_bytes(out).decode("ascii"))
 
     def status(self, job_id):
-        # type: (str) -> object
+        # type: (str) -> Optional[JobStatus]
         """The job's :class:`JobStatus`, or None when it is unknown or expired."""
-        fields = self.call(self.redis.hgetall, self.keys.job(job_id))  # type: ignore[attr-defined]
+        fields = self.call(self.redis.hgetall, self.keys.job(job_id))
         if not fields:
             return None
-        fields = dict((to_bytes(k), to_bytes(v)) for k, v in fields.items())  # type: ignore
+        fields = dict((to_bytes(k), to_bytes(v)) for k, v in fields.items())
         return JobStatus(job_id, fields)
 
     def wait(self, job_id, timeout=30.0):
@@ -330,7 +345,7 @@ class Queue(object):
             if st is None:
                 raise JobNotFound(u"no job %s in queue %s" % (job_id, self.name))
             if st.finished:
-                return st  # type: ignore[no-any-return]
+                return st
             left = give_up - time.time()
             if left <= 0:
                 raise QueueTimeout(u"job %s still %s after %.1fs" % (job_id, st.state, timeout))
@@ -342,9 +357,9 @@ class Queue(object):
     def dead_letters(self, limit=100):
         # type: (int) -> list
         """Statuses of up to ``limit`` dead jobs, oldest first, each with its error."""
-        ids = self.call(self.redis.lrange, self.keys.dead, -limit, -1)  # type: ignore
+        ids = self.call(self.redis.lrange, self.keys.dead, -limit, -1)
         out = []
-        for raw in reversed(ids):  # type: ignore[call-overload]
+        for raw in reversed(ids):
             st = self.status(to_text(to_bytes(raw).decode("ascii")))
             if st is not None:
                 out.append(st)
@@ -353,34 +368,34 @@ class Queue(object):
     def replay(self, job_id):
         # type: (str) -> int
         """Move one dead job back to the ready list, attempts reset; return 1 or 0."""
-        return int(self.script("replay", [self.keys.dead, self.keys.ready],  # type: ignore
+        return int(self.script("replay", [self.keys.dead, self.keys.ready],
                                [now_ms(), self.keys.prefix, job_id, 1]))
 
     def replay_all(self, limit=1000):
         # type: (int) -> int
         """Replay up to ``limit`` dead jobs, oldest first; return how many moved."""
-        return int(self.script("replay", [self.keys.dead, self.keys.ready],  # type: ignore
+        return int(self.script("replay", [self.keys.dead, self.keys.ready],
                                [now_ms(), self.keys.prefix, u"", int(limit)]))
 
     def promote(self, limit=1000):
         # type: (int) -> int
         """Move retries whose backoff has elapsed back to the ready list."""
-        return int(self.script("promote", [self.keys.delayed, self.keys.ready],  # type: ignore
+        return int(self.script("promote", [self.keys.delayed, self.keys.ready],
                                [now_ms(), self.keys.prefix, int(limit)]))
 
     def counts(self):
         # type: () -> dict
         """Sizes: ready, delayed, dead, processing (over live consumers) and consumers."""
-        pipe = self.redis.pipeline(transaction=False)  # type: ignore[attr-defined]
+        pipe = self.redis.pipeline(transaction=False)
         pipe.llen(self.keys.ready)
         pipe.zcard(self.keys.delayed)
         pipe.llen(self.keys.dead)
         pipe.zrange(self.keys.consumers, 0, -1)
-        ready, delayed, dead, names = self.call(pipe.execute)  # type: ignore[misc]
-        pipe = self.redis.pipeline(transaction=False)  # type: ignore[attr-defined]
+        ready, delayed, dead, names = self.call(pipe.execute)
+        pipe = self.redis.pipeline(transaction=False)
         for name in names:
             pipe.llen(self.keys.proc(to_bytes(name).decode("utf-8")))
-        processing = sum(self.call(pipe.execute)) if names else 0  # type: ignore
+        processing = sum(self.call(pipe.execute)) if names else 0
         return {u"ready": ready, u"delayed": delayed, u"dead": dead,
                 u"processing": processing, u"consumers": len(names)}
 

@@ -26,7 +26,13 @@ import traceback
 from protocol import codec
 from protocol._compat import to_bytes, to_text
 from protocol.errors import EnvelopeError, ProtocolError, RemoteError
-from protocol.queue import Job, Queue, QueueError, QueueUnavailable, Reject, now_ms
+from protocol.queue import Job, QueueError, QueueUnavailable, Reject, now_ms
+
+MYPY = False
+if MYPY:  # typing is not importable on every 2.7 install; only the checker reads this
+    from typing import Any  # noqa: F401
+
+    from protocol.queue import Queue  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +55,14 @@ class Reaper(object):
         """One pass; returns how many jobs were requeued or dead-lettered."""
         q = self.queue
         cutoff = now_ms() - int(q.visibility_timeout * 1000)
-        stale = q.call(q.redis.zrangebyscore, q.keys.consumers,  # type: ignore
+        stale = q.call(q.redis.zrangebyscore, q.keys.consumers,
                        u"-inf", cutoff)
-        names = set(_text(n) for n in stale)  # type: ignore[attr-defined]
+        names = {_text(n) for n in stale}
         if self.scan_orphans:
             names.update(self._orphans())
         moved = 0
         for name in sorted(names):
-            n = int(q.script("reap", [q.keys.consumers, q.keys.proc(name), q.keys.ready,  # type: ignore
+            n = int(q.script("reap", [q.keys.consumers, q.keys.proc(name), q.keys.ready,
                                       q.keys.dead],
                              [name, now_ms(), int(q.visibility_timeout * 1000),
                               q.keys.prefix, 0]))
@@ -71,12 +77,12 @@ class Reaper(object):
         """Consumers with a processing list but no heartbeat entry at all."""
         q = self.queue
         match = q.keys.proc(u"*")
-        keys = q.call(lambda: list(q.redis.scan_iter(match=match, count=500)))  # type: ignore
+        keys = q.call(lambda: list(q.redis.scan_iter(match=match, count=500)))
         cut = len(q.keys.proc(u""))
         out = []
-        for key in keys:  # type: ignore[attr-defined]
+        for key in keys:
             name = _text(key)[cut:]
-            if q.call(q.redis.zscore, q.keys.consumers, name) is None:  # type: ignore
+            if q.call(q.redis.zscore, q.keys.consumers, name) is None:
                 out.append(name)
         return out
 
@@ -101,7 +107,7 @@ class Consumer(object):
     def __init__(self, queue, handler, name=None, block=1.0, reap_interval=None):
         # type: (Queue, object, str, float, float) -> None
         self.queue = queue
-        self.handler = handler
+        self.handler = handler  # type: Any
         self.name = name or u"%s:%d:%s" % (socket.gethostname(), os.getpid(),
                                            codec.new_id()[:8])
         # A blocking read must return before the socket timeout fires.
@@ -116,7 +122,7 @@ class Consumer(object):
         self._next_reap = 0.0
         self._check_own = True
         self._beat_stop = threading.Event()
-        self._beat = None  # type: object
+        self._beat = None  # type: Any
 
     # ------------------------------------------------------------ heartbeat --
 
@@ -126,7 +132,7 @@ class Consumer(object):
         q = self.queue
         out = q.script("tick", [q.keys.consumers, q.keys.delayed, q.keys.ready, self.proc_key],
                        [self.name, now_ms(), q.keys.prefix, 100])
-        return int(out[1])  # type: ignore[index]
+        return int(out[1])
 
     def _beat_loop(self):
         # type: () -> None
@@ -153,7 +159,7 @@ class Consumer(object):
         """Stop heartbeating, requeue anything still held, and deregister."""
         if self._beat is not None:
             self._beat_stop.set()
-            self._beat.join(5.0)  # type: ignore[attr-defined]
+            self._beat.join(5.0)
             self._beat = None
         q = self.queue
         q.script("reap", [q.keys.consumers, self.proc_key, q.keys.ready, q.keys.dead],
@@ -162,16 +168,16 @@ class Consumer(object):
     # ----------------------------------------------------------------- work --
 
     def _take(self, timeout):
-        # type: (float) -> object
+        # type: (float) -> Any
         """The next job id: one left in our own list first, else BLMOVE from ready."""
         q = self.queue
         if self._check_own:
-            held = q.call(q.redis.lrange, self.proc_key, -1, -1)  # type: ignore
+            held = q.call(q.redis.lrange, self.proc_key, -1, -1)
             self._check_own = False
             if held:
-                return _text(held[0])  # type: ignore[index]
+                return _text(held[0])
         try:
-            raw = q.redis.execute_command(  # type: ignore[attr-defined]
+            raw = q.redis.execute_command(
                 "BLMOVE", q.keys.ready, self.proc_key, "RIGHT", "LEFT",
                 max(0.01, min(timeout, self.block)))
         except Exception:
@@ -192,37 +198,42 @@ class Consumer(object):
         if job_id is None:
             self._check_own = self.tick() > 0
             return None
-        out = q.script("start", [self.proc_key, q.keys.job(job_id), q.keys.dead],  # type: ignore
+        out = q.script("start", [self.proc_key, q.keys.job(job_id), q.keys.dead],
                        [job_id, now_ms(), self.name])
-        verdict = _text(out[0])  # type: ignore[index]
+        verdict = _text(out[0])
         if verdict != u"run":
             return job_id if verdict == u"dead" else None
         try:
-            job = Job.parse(out[1])  # type: ignore[index]
+            job = Job.parse(out[1])
         except EnvelopeError as exc:
-            self._fail(job_id, exc.to_wire(), final=True, attempts=1)
+            self._fail(job_id, exc.to_wire(), final=True, attempts=1, max_attempts=1)
             return job_id
         try:
-            result = self.handler(job)  # type: ignore[operator]
+            result = self.handler(job)
             body = codec.dumps(codec.to_json(result))
         except Reject as exc:
-            self._fail(job_id, exc.to_wire(), final=True, attempts=job.attempts)
+            self._fail(job_id, exc.to_wire(), final=True, attempts=job.attempts,
+                       max_attempts=job.max_attempts)
         except ProtocolError as exc:
-            self._fail(job_id, exc.to_wire(), final=False, attempts=job.attempts)
+            self._fail(job_id, exc.to_wire(), final=False, attempts=job.attempts,
+                       max_attempts=job.max_attempts)
         except Exception as exc:
             err = RemoteError(u"%s" % (exc,), type=type(exc).__name__,
                               traceback=traceback.format_exc())
-            self._fail(job_id, err.to_wire(), final=False, attempts=job.attempts)
+            self._fail(job_id, err.to_wire(), final=False, attempts=job.attempts,
+                       max_attempts=job.max_attempts)
         else:
             q.script("ack", [self.proc_key, q.keys.job(job_id), q.keys.ready, q.keys.dead],
                      [job_id, now_ms(), body, int(q.result_ttl * 1000), self.name])
         self.processed += 1
         return job_id
 
-    def _fail(self, job_id, error, final, attempts):
-        # type: (str, dict, bool, int) -> None
+    def _fail(self, job_id, error, final, attempts, max_attempts):
+        # type: (str, dict, bool, int, int) -> None
         q = self.queue
-        due = now_ms() + int(1000 * q.backoff(attempts))  # type: ignore[operator]
+        due = now_ms()
+        if not final and attempts < max_attempts:
+            due += int(1000 * q.backoff(attempts))
         q.script("fail", [self.proc_key, q.keys.job(job_id), q.keys.delayed, q.keys.dead],
                  [job_id, now_ms(), codec.dumps(error), due, 1 if final else 0])
 
