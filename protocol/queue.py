@@ -244,7 +244,7 @@ class Queue(object):
 
     def __init__(self, redis_client, name, max_attempts=5, visibility_timeout=30.0,
                  backoff=None, result_ttl=3600.0, idem_ttl=86400.0, retry_for=10.0):
-        # type: (object, str, int, float, object, float, float, float) -> None
+        # type: (Any, str, int, float, Any, float, float, float) -> None
         if isinstance(redis_client, (text_type, binary_type)):
             redis_client = connect(to_text(redis_client, u"url"))
         pool_kwargs = getattr(getattr(redis_client, "connection_pool", None),
