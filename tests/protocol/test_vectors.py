@@ -18,7 +18,6 @@ BAD = vectors.load_bad()
 # Codec gaps the vectors expose. Each entry is strict: when the codec is fixed
 # the test passes unexpectedly and fails, so remove the entry then.
 KNOWN_GAPS = {
-    "version-float": (True, "decode_header accepts v=1.0 because 1.0 == 1"),
     "id-null": (True, "decode_header treats a null id as present and invents a new id"),
     "payload-encoded-surrogate": (PY2, "the 2.7 UTF-8 codec accepts encoded surrogates"),
 }
