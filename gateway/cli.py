@@ -11,8 +11,8 @@
 
 ``-c`` defaults to ``./gateway.toml`` when it exists, else the embedded default
 (:data:`gateway.config.DEFAULT_TOML`). ``python -m gateway ...`` is the same.
-The HTTP front's gunicorn loads :func:`http_app`, which reads the arbiter's
-resolved config from ``$GATEWAY_CONFIG``.
+``gateway front --fd N`` is what the arbiter runs for the HTTP front; it reads
+the arbiter's resolved config from ``$GATEWAY_CONFIG``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from gateway import config as gwconfig
@@ -81,17 +81,21 @@ def http_config(cfg: GatewayConfig) -> Any:
         {"routes": routes, "broker": cfg.broker.endpoint, **dict(cfg.http)})
 
 
-def http_app() -> Callable[..., Iterable[bytes]]:
-    """gunicorn's app factory (``'gateway.cli:http_app()'``): the front behind the FATAL gate."""
-    from gateway.arbiter.fatalgate import FatalGate
-    from gateway.arbiter.statefile import ServiceStates
+def cmd_front(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
+    """Run the HTTP front (gunicorn) on an inherited socket; the arbiter starts this."""
+    from gateway.arbiter.front import SupervisedFront
+    from gateway.arbiter.sockets import systemd_fds
 
-    cfg = load_config(os.environ.get("GATEWAY_CONFIG") or config_path(None))
-    from gateway.http import make_app
-
-    app = make_app(http_config(cfg))
-    routes = [(r.prefix, r.backend, r.service) for r in cfg.routes]
-    return FatalGate(app, ServiceStates(cfg.state_file), routes)
+    if os.environ.get("GATEWAY_CONFIG"):
+        cfg = load_config(os.environ["GATEWAY_CONFIG"])
+    fds = systemd_fds(os.environ, os.getpid())
+    for key in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+        os.environ.pop(key, None)  # gunicorn would add the same fd a second time
+    fd = args.fd if args.fd is not None else (fds[0] if fds else None)
+    if fd is None:
+        raise ConfigError("front: no socket: pass --fd N or start it socket-activated")
+    SupervisedFront(cfg, http_config(cfg), fd).run()
+    return 0
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -230,7 +234,8 @@ def cmd_export(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -
     """Write systemd units or a supervisord config for this estate."""
     from gateway.arbiter import export
 
-    files = export.export(args.kind, cfg, python3=sys.executable, config_path=path,
+    outdir = os.path.abspath(args.output or cfg.gateway.run_dir)
+    files = export.export(args.kind, cfg, python3=sys.executable, outdir=outdir,
                           user=args.user)
     if args.output:
         os.makedirs(args.output, exist_ok=True)
@@ -245,7 +250,7 @@ def cmd_export(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -
 
 
 COMMANDS = {"up": cmd_up, "status": cmd_status, "reload": cmd_reload, "stop": cmd_stop,
-            "check": cmd_check, "export": cmd_export}
+            "check": cmd_check, "export": cmd_export, "front": cmd_front}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -266,6 +271,8 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("kind", choices=("systemd", "supervisord"))
     ex.add_argument("-o", "--output", help="directory to write into (default: stdout)")
     ex.add_argument("--user", default="", help="run the services as this user")
+    fr = sub.add_parser("front", help="(internal) run the HTTP front on an inherited socket")
+    fr.add_argument("--fd", type=int)
     for s in (st, rl, sub.choices["stop"]):
         s.add_argument("--timeout", type=float, default=120.0 if s is rl else 10.0)
     return p

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 from gateway.config import GatewayConfig, ServiceConfig
 
-GUNICORN_CONF = "python:gateway.arbiter.gunicorn_conf"
-HTTP_APP = "gateway.cli:http_app()"
+# The checkout holding gateway/ and protocol/: children import both from here.
+CODE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ class Program:
 
 def python_env(config: GatewayConfig) -> dict[str, str]:
     """The environment every Python child gets: the repo importable, unbuffered output."""
-    return {"PYTHONPATH": config.base_dir, "PYTHONUNBUFFERED": "1",
+    path = CODE_ROOT if config.base_dir == CODE_ROOT else f"{CODE_ROOT}:{config.base_dir}"
+    return {"PYTHONPATH": path, "PYTHONUNBUFFERED": "1",
             "GATEWAY_BROKER": config.broker.endpoint, "GATEWAY_REDIS_URL": config.redis_url}
 
 
@@ -69,7 +70,7 @@ def effective_config_path(config: GatewayConfig) -> str:
 def broker_program(config: GatewayConfig, python3: str) -> Program:
     """The MDP broker (``python -m gateway.broker``)."""
     b = config.broker
-    argv = (python3, "-m", "gateway.broker", "--endpoint", b.endpoint,
+    argv = (python3, "-m", "gateway.broker", "--bind", b.endpoint,
             "--heartbeat-ms", str(b.heartbeat_ms), "--events-pub", b.events_pub,
             "--events-sub", b.events_sub)
     return Program("broker", argv, python_env(config), config.base_dir, 1, "broker-up",
@@ -79,10 +80,7 @@ def broker_program(config: GatewayConfig, python3: str) -> Program:
 def http_program(config: GatewayConfig, python3: str) -> Program:
     """The HTTP front: gunicorn (gthread) serving on the arbiter's socket as ``fd://{fd}``."""
     g = config.gateway
-    argv = (python3, "-m", "gunicorn", "--bind", "fd://{fd}", "--worker-class", "gthread",
-            "--workers", str(g.workers), "--threads", str(g.threads),
-            "--graceful-timeout", str(max(1, int(g.stop_grace_s))), "--keep-alive", "5",
-            "--config", GUNICORN_CONF, "--error-logfile", "-", HTTP_APP)
+    argv = (python3, "-m", "gateway", "front", "--fd", "{fd}")
     # Routes and [http] reach gunicorn through the config file, not argv: the digest makes
     # a change of them a change of the program, so a reload rolls the front.
     front_doc = {k: v for k, v in config.to_dict().items() if k in ("gateway", "routes", "http")}
