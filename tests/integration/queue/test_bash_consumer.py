@@ -1,0 +1,58 @@
+"""examples/queue-consumer.sh (bash, redis-cli, jq) between a Python 2 producer and Python 3."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from protocol.queue import DEAD, DONE
+from tests.support.procs import wait_until
+
+pytestmark = pytest.mark.skipif(not (shutil.which("jq") and shutil.which("redis-cli")),
+                                reason="needs jq and redis-cli (scripts/bootstrap.sh)")
+
+
+def produce_py2(queue_procs, url, queue, **kw):
+    proc = queue_procs.producer("py2", url, queue, 1, stdout=subprocess.PIPE, **kw)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, queue_procs.log_text("producer-py2")
+    return out.decode("ascii").strip()
+
+
+def test_bash_consumes_a_python2_job_and_python3_reads_the_result(redis_server, queue_procs,
+                                                                  queue_of):
+    job_id = produce_py2(queue_procs, redis_server.url, "bash")
+    handler = ["jq", "-c", "{n: (.n + 40), text: (.text | ascii_upcase), blob, "
+               "attempt: env.QUEUE_ATTEMPTS, rid: env.QUEUE_RID}"]
+    proc = queue_procs.bash_consumer(redis_server.url, "bash", ["--once"], handler)
+    wait_until(lambda: proc.poll() is not None, timeout=20, what="bash consumer exit")
+    assert proc.returncode == 0, queue_procs.log_text("bash-consumer")
+
+    q = queue_of(redis_server.url, "bash")
+    st = q.wait(job_id, timeout=5)
+    assert st.state == DONE and st.consumer.startswith("bash:")
+    assert st.result == {"n": 40, "text": "HéLLO WöRLD", "blob": b"\x00\x01\xfe",
+                         "attempt": "1", "rid": "rid-0"}
+    raw = q.redis.hget(q.keys.job(job_id), "result")
+    assert raw == b'{"attempt":"1","blob":{"$bytes":"AAH+"},"n":40,"rid":"rid-0",' \
+                  b'"text":"H\xc3\xa9LLO W\xc3\xb6RLD"}'
+    assert q.counts() == {"ready": 0, "delayed": 0, "dead": 0, "processing": 0,
+                          "consumers": 0}
+
+
+def test_bash_retries_a_failing_job_then_dead_letters_it(redis_server, queue_procs, queue_of):
+    job_id = produce_py2(queue_procs, redis_server.url, "bashfail", max_attempts=2)
+    handler = ["bash", "-c", "cat >/dev/null; echo 'cannot resize' >&2; exit 1"]
+    proc = queue_procs.bash_consumer(redis_server.url, "bashfail",
+                                     ["--max-jobs", "2", "--idle-exit", "10", "--block", "0.2",
+                                      "--backoff-ms", "10"], handler)
+    wait_until(lambda: proc.poll() is not None, timeout=30, what="bash consumer exit")
+    assert proc.returncode == 0, queue_procs.log_text("bash-consumer")
+    q = queue_of(redis_server.url, "bashfail")
+    st = q.status(job_id)
+    assert st.state == DEAD and st.attempts == 2
+    assert st.error == {"code": "remote", "message": "cannot resize", "type": "exit 1",
+                        "traceback": ""}
+    assert q.replay(job_id) == 1
+    assert q.status(job_id).state == "queued"
