@@ -1,0 +1,374 @@
+"""The Majordomo broker loop: one ROUTER socket for clients and workers (RFC 7, RFC 8).
+
+::
+
+    broker = Broker(BrokerConfig(endpoints=("tcp://127.0.0.1:5555",)))
+    broker.start()                 # in a thread (tests); broker.run() blocks (the CLI)
+    broker.stats()["drops"]        # every dropped message, counted by reason
+    broker.stop()
+
+The loop reads only the header frame of a request (id, deadline, idem) and
+forwards bodies untouched. Rules it enforces:
+
+- a request waits for a worker of its service at most until its deadline,
+  then gets a broker-made ``unavailable`` error; an expired request is never
+  dispatched;
+- when a worker dies (missed heartbeats, DISCONNECT, unroutable) its
+  idempotent requests that sent no partial reply yet are retried once on
+  another worker within their deadline; every other request gets
+  ``worker_lost``: never a silent drop, never a second execution;
+- every drop (unroutable peer, full queue, malformed frames, unknown worker,
+  late reply) is counted in :meth:`Broker.stats` and logged.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from gateway.broker.events import EventProxy
+from gateway.broker.registry import Registry, Request, Worker
+from gateway.broker.security import CurveKeys, apply_curve, check_bind, start_authenticator
+from gateway.errors import BrokerError
+from protocol import mdp
+
+log = logging.getLogger("gateway.broker")
+
+# Queued requests expire this much before their deadline, so the broker's
+# typed answer reaches the client before the client's own clock runs out.
+EXPIRY_MARGIN_MS = 50
+BATCH = 256
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """Everything the broker needs, passed in (the CLI builds it from argv)."""
+
+    endpoints: tuple[str, ...] = ("tcp://127.0.0.1:5555",)
+    heartbeat_ms: int = mdp.DEFAULT_INTERVAL_MS
+    default_timeout_ms: int = 30_000
+    max_msg_size: int = 64 * 1024 * 1024 + 4096
+    hwm: int = 100_000
+    events_pub: str | None = None
+    events_sub: str | None = None
+    curve: CurveKeys | None = None
+
+
+class Broker:
+    """Routes MDP requests to workers; see the module docstring for its rules."""
+
+    def __init__(self, config: BrokerConfig,
+                 ctx: zmq.Context[zmq.Socket[bytes]] | None = None) -> None:
+        if not config.endpoints:
+            raise BrokerError("the broker needs at least one endpoint to bind")
+        for endpoint in config.endpoints:
+            check_bind(endpoint, config.curve)
+        self.config = config
+        self.ctx = ctx or zmq.Context.instance()
+        self.registry = Registry()
+        self.counters: Counter[str] = Counter()
+        self.drops: Counter[str] = Counter()
+        self.endpoints: list[str] = []
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._raw_ids = itertools.count()
+        self._interval = config.heartbeat_ms / 1000.0
+        self._sock: zmq.Socket[bytes] | None = None
+        self._events: EventProxy | None = None
+
+    # ---------------------------------------------------------- lifecycle --
+    def start(self, timeout: float = 10.0) -> None:
+        """Bind and run the loop in a daemon thread; raise BrokerError if binding fails."""
+        self._thread = threading.Thread(target=self._guarded_run, name="broker", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise BrokerError("broker did not become ready in time")
+        if self._error is not None:
+            raise BrokerError(str(self._error)) from self._error
+
+    def _guarded_run(self) -> None:
+        try:
+            self.run()
+        except BaseException as exc:  # handed to start(), which raises it
+            self._error = exc
+            self._ready.set()
+
+    def run(self) -> None:
+        """Bind and serve until :meth:`stop`; sockets are created and closed in this thread."""
+        sock = self.ctx.socket(zmq.ROUTER)
+        auth = None
+        try:
+            sock.router_mandatory = 1
+            sock.linger = 0
+            sock.maxmsgsize = self.config.max_msg_size
+            sock.sndhwm = sock.rcvhwm = self.config.hwm
+            if self.config.curve is not None:
+                auth = start_authenticator(self.ctx, self.config.curve)
+                apply_curve(sock, self.config.curve)
+            for endpoint in self.config.endpoints:
+                try:
+                    sock.bind(endpoint)
+                except zmq.ZMQError as exc:
+                    raise BrokerError(f"cannot bind {endpoint}: {exc}") from exc
+                self.endpoints.append(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+            if self.config.events_pub and self.config.events_sub:
+                self._events = EventProxy(self.config.events_pub, self.config.events_sub,
+                                          self.ctx, self.config.curve)
+                self._events.start()
+            self._sock = sock
+            self._ready.set()
+            log.info("broker ready on %s", ", ".join(self.endpoints))
+            self._loop(sock)
+        finally:
+            self._sock = None
+            sock.close(linger=0)
+            if self._events is not None:
+                self._events.stop()
+            if auth is not None:
+                auth.stop()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the loop to finish and wait for its thread (when started with start())."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters, drops by reason and gauges; safe to call from any thread."""
+        services = {
+            svc.name.decode("utf-8", "replace"): {
+                "workers": len(svc.workers), "waiting": len(svc.waiting),
+                "inflight": sum(len(self.registry.workers[w].inflight)
+                                for w in list(svc.workers) if w in self.registry.workers),
+            } for svc in list(self.registry.services.values())}
+        return {"counters": dict(self.counters), "drops": dict(self.drops),
+                "dropped": sum(self.drops.values()), "workers": len(self.registry.workers),
+                "services": services, "heartbeat_ms": self.config.heartbeat_ms}
+
+    # --------------------------------------------------------------- loop --
+    def _loop(self, sock: zmq.Socket[bytes]) -> None:
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        next_beat = time.monotonic() + self._interval
+        while not self._stop.is_set():
+            timeout = max(0.0, min(next_beat - time.monotonic(), 0.1))
+            due = self.registry.next_deadline()
+            if due is not None:
+                timeout = min(timeout, max(0.0, (due - EXPIRY_MARGIN_MS - mdp.now_ms()) / 1000))
+            if poller.poll(int(timeout * 1000)):
+                for _ in range(BATCH):
+                    try:
+                        frames = sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self._handle(frames)
+            self._expire_requests()
+            if time.monotonic() >= next_beat:
+                self._beat()
+                next_beat = time.monotonic() + self._interval
+
+    def _handle(self, frames: list[bytes]) -> None:
+        if len(frames) < 4 or frames[1] != b"":
+            self._drop("malformed", "short or unframed message")
+            return
+        sender, proto = frames[0], frames[2]
+        if proto == mdp.CLIENT:
+            self._on_client(sender, frames[3], frames[4:])
+        elif proto == mdp.WORKER:
+            self._on_worker(sender, frames[3], frames[4:])
+        else:
+            self._drop("malformed", f"unknown protocol {proto[:8]!r}")
+
+    # ------------------------------------------------------------ clients --
+    def _on_client(self, client: bytes, service: bytes, body: list[bytes]) -> None:
+        self.counters["requests"] += 1
+        if service.startswith(b"mmi."):
+            self._mmi(client, service, body)
+            return
+        now = mdp.now_ms()
+        fields = mdp.routing_fields(body[0]) if body else None
+        if fields is not None:
+            rid, deadline, idem = fields
+            deadline = deadline or now + self.config.default_timeout_ms
+        else:
+            rid = f"raw-{next(self._raw_ids)}"
+            deadline, idem = now + self.config.default_timeout_ms, False
+        request = Request(client, service, body, rid, deadline, idem)
+        if deadline - EXPIRY_MARGIN_MS <= now:
+            self.counters["expired"] += 1
+            self._reply_error(request, "timeout", "the deadline passed before the broker got it")
+            return
+        self.registry.enqueue(request)
+        self._dispatch(service)
+        self.registry.arm(request)
+
+    def _mmi(self, client: bytes, service: bytes, body: list[bytes]) -> None:
+        if service == mdp.MMI_SERVICE:
+            name = body[0] if body else b""
+            answer = [b"200" if self.registry.live(name) else b"404"]
+        elif service == mdp.MMI_STATS:
+            answer = [json.dumps(self.stats(), sort_keys=True).encode()]
+        else:
+            answer = [b"501"]
+        self._send([client, b"", mdp.CLIENT, service, *answer], "client gone")
+
+    def _reply_error(self, request: Request, code: str, message: str) -> None:
+        body = mdp.error_body(request.id, code, message)
+        self._send([request.client, b"", mdp.CLIENT, request.service, *body], "client gone")
+
+    # ------------------------------------------------------------ workers --
+    def _on_worker(self, sender: bytes, command: bytes, args: list[bytes]) -> None:
+        worker = self.registry.workers.get(sender)
+        if worker is not None:
+            worker.expiry = time.monotonic() + mdp.LIVENESS * self._interval
+        if command == mdp.REPLY and worker is not None:
+            self._on_reply(worker, args)
+        elif command == mdp.HEARTBEAT and worker is not None:
+            pass
+        elif command == mdp.READY:
+            if worker is not None:  # RFC 7: READY twice is a protocol error
+                self._lose_worker(sender, "sent READY twice")
+                self._send([sender, *mdp.disconnect()], "worker gone")
+            elif args:
+                self._on_ready(sender, args)
+            else:
+                self._drop("malformed", "READY without a service")
+        elif command == mdp.DISCONNECT:
+            if worker is not None:
+                self._lose_worker(sender, "disconnected")
+        elif worker is None:
+            # An unknown worker (e.g. after a broker restart): RFC 7 says disconnect it,
+            # and our worker then re-registers with READY.
+            self._drop("unknown_worker", "command from an unregistered worker")
+            self._send([sender, *mdp.disconnect()], "worker gone")
+        else:
+            self._drop("malformed", f"worker command {command[:4]!r}")
+
+    def _on_ready(self, sender: bytes, args: list[bytes]) -> None:
+        service = args[0]
+        meta = mdp.parse_metadata(args)
+        credit = meta.get("credit", 1)
+        if not isinstance(credit, int) or isinstance(credit, bool):
+            credit = 1
+        credit = min(max(credit, 1), 1000)
+        self.registry.add_worker(sender, service, credit,
+                                 time.monotonic() + mdp.LIVENESS * self._interval, meta)
+        self.counters["workers_ready"] += 1
+        log.info("worker %s ready for %r (credit %d)", sender.hex(), service, credit)
+        self._send([sender, *mdp.heartbeat(self.config.heartbeat_ms)], "worker gone")
+        self._dispatch(service)
+
+    def _on_reply(self, worker: Worker, args: list[bytes]) -> None:
+        if len(args) < 2 or args[1] != b"":
+            self._drop("malformed", "REPLY without [client, empty]")
+            return
+        client, body = args[0], args[2:]
+        head = body[0] if body else b""
+        more = mdp.has_more(head)
+        rid: str | None = None
+        if len(worker.inflight) != 1:
+            fields = mdp.routing_fields(head)
+            rid = fields[0] if fields is not None else None
+        request = self.registry.match(worker, client, rid)
+        if request is None:
+            self._drop("late_reply", "reply for a request the broker no longer holds")
+            return
+        self.counters["replies"] += 1
+        request.replied = True
+        self._send([client, b"", mdp.CLIENT, worker.service, *body], "client gone")
+        if not more:
+            self.registry.release(worker, request)
+            self._dispatch(worker.service)
+
+    # ----------------------------------------------------------- dispatch --
+    def _dispatch(self, service: bytes) -> None:
+        expired: list[Request] = []
+        unroutable: bytes | None = None
+        for worker, request in self.registry.dispatchable(
+                service, mdp.now_ms() + EXPIRY_MARGIN_MS, expired):
+            self.counters["dispatched"] += 1
+            if not self._send([worker.identity, b"", mdp.WORKER, mdp.REQUEST,
+                               request.client, b"", *request.body], "worker gone"):
+                # Never delivered, so the attempt does not count and a retry is safe.
+                request.attempts -= 1
+                unroutable = worker.identity
+                break
+        for request in expired:
+            self._unavailable(request)
+        if unroutable is not None:
+            self._lose_worker(unroutable, "unroutable")
+
+    def _expire_requests(self) -> None:
+        for request in self.registry.pop_expired(mdp.now_ms() + EXPIRY_MARGIN_MS):
+            self._unavailable(request)
+
+    def _unavailable(self, request: Request) -> None:
+        self.counters["expired"] += 1
+        if self.registry.live(request.service):
+            self._reply_error(request, "timeout", "the deadline passed while every worker was busy")
+        elif self.registry.known(request.service):
+            name = request.service.decode("utf-8", "replace")
+            self._reply_error(request, "unavailable", f"no live worker for {name} in time")
+        else:
+            name = request.service.decode("utf-8", "replace")
+            self._reply_error(request, "unknown_service", f"no worker has ever served {name}")
+
+    def _lose_worker(self, identity: bytes, why: str) -> None:
+        worker = self.registry.workers.get(identity)
+        service = worker.service if worker is not None else b""
+        held = self.registry.remove_worker(identity)
+        log.warning("worker %s lost (%s) holding %d request(s)", identity.hex(), why, len(held))
+        now = mdp.now_ms()
+        for request in held:
+            if request.idem and request.attempts < 2 and not request.replied \
+                    and request.deadline - EXPIRY_MARGIN_MS > now:
+                self.counters["retried"] += 1
+                self.registry.enqueue(request, front=True)
+                self.registry.arm(request)
+            elif request.attempts < 1:
+                self.registry.enqueue(request, front=True)  # never reached a worker
+                self.registry.arm(request)
+            else:
+                self.counters["worker_lost"] += 1
+                request.done = True
+                self._reply_error(request, "worker_lost",
+                                  f"the worker died while handling it ({why})")
+        if held:
+            self._dispatch(service)
+
+    def _beat(self) -> None:
+        now = time.monotonic()
+        for identity in self.registry.expired_workers(now):
+            self._lose_worker(identity, "missed heartbeats")
+        for identity in list(self.registry.workers):
+            if not self._send([identity, *mdp.heartbeat()], "heartbeat"):
+                self._lose_worker(identity, "unroutable")
+
+    # ---------------------------------------------------------------- I/O --
+    def _send(self, frames: list[bytes], what: str) -> bool:
+        assert self._sock is not None
+        try:
+            self._sock.send_multipart(frames, zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            self._drop("hwm", f"peer {frames[0].hex()} is full")
+        except zmq.ZMQError as exc:
+            if exc.errno != errno.EHOSTUNREACH:
+                raise
+            self._drop("unroutable", f"{what}: {frames[0].hex()}")
+        return False
+
+    def _drop(self, reason: str, detail: str) -> None:
+        self.drops[reason] += 1
+        log.warning("drop (%s): %s [total %d]", reason, detail, self.drops[reason])

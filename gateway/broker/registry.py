@@ -1,0 +1,223 @@
+"""The broker's bookkeeping: services, their workers, and requests waiting or in flight.
+
+Pure data structures, no sockets, so the dispatch rules are testable alone::
+
+    reg = Registry()
+    w = reg.add_worker(b"id", b"echo", credit=1, expiry=3.0)
+    reg.enqueue(Request(client=b"c", service=b"echo", body=[...], id="r", deadline=10_000))
+    for worker, request in reg.dispatchable(b"echo", 0, expired=[]): ...
+
+Dispatch is least-recently-used over the workers of a service that have
+free credit: a worker that has just been given work goes to the back of the
+line, and one with no credit left is out of the line until a reply frees it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(eq=False)
+class Request:
+    """One client request as the broker sees it: routing data plus the untouched body."""
+
+    client: bytes
+    service: bytes
+    body: list[bytes]
+    id: str
+    deadline: int
+    idem: bool = False
+    attempts: int = 0
+    worker: bytes | None = None
+    done: bool = False
+    armed: bool = False
+    replied: bool = False
+
+
+@dataclass(eq=False)
+class Worker:
+    """A registered worker: its service, credit and the requests it holds."""
+
+    identity: bytes
+    service: bytes
+    credit: int
+    expiry: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    inflight: OrderedDict[str, Request] = field(default_factory=OrderedDict)
+
+    @property
+    def free(self) -> int:
+        """Requests the broker may still send to this worker."""
+        return self.credit - len(self.inflight)
+
+
+@dataclass(eq=False)
+class Service:
+    """A named service: its LRU line of workers with free credit and its waiting requests."""
+
+    name: bytes
+    workers: set[bytes] = field(default_factory=set)
+    idle: OrderedDict[bytes, None] = field(default_factory=OrderedDict)
+    waiting: deque[Request] = field(default_factory=deque)
+    ever_served: bool = False
+
+
+class Registry:
+    """Services, workers and pending requests, plus a deadline heap for expiry."""
+
+    def __init__(self) -> None:
+        self.services: dict[bytes, Service] = {}
+        self.workers: dict[bytes, Worker] = {}
+        self._deadlines: list[tuple[int, int, Request]] = []
+        self._seq = itertools.count()
+
+    # ----------------------------------------------------------- services --
+    def service(self, name: bytes) -> Service:
+        """The named service, created on first mention."""
+        svc = self.services.get(name)
+        if svc is None:
+            svc = self.services[name] = Service(name)
+        return svc
+
+    def known(self, name: bytes) -> bool:
+        """True when a worker has ever registered for ``name``."""
+        svc = self.services.get(name)
+        return bool(svc and svc.ever_served)
+
+    def live(self, name: bytes) -> bool:
+        """True when ``name`` has at least one registered worker."""
+        svc = self.services.get(name)
+        return bool(svc and svc.workers)
+
+    # ------------------------------------------------------------ workers --
+    def add_worker(self, identity: bytes, service: bytes, credit: int, expiry: float,
+                   metadata: dict[str, Any] | None = None) -> Worker:
+        """Register a worker and put it at the back of its service's LRU line."""
+        worker = Worker(identity, service, max(1, credit), expiry, metadata or {})
+        self.workers[identity] = worker
+        svc = self.service(service)
+        svc.workers.add(identity)
+        svc.idle[identity] = None
+        svc.ever_served = True
+        return worker
+
+    def remove_worker(self, identity: bytes) -> list[Request]:
+        """Forget a worker; return the requests it held, oldest first."""
+        worker = self.workers.pop(identity, None)
+        if worker is None:
+            return []
+        svc = self.services.get(worker.service)
+        if svc is not None:
+            svc.workers.discard(identity)
+            svc.idle.pop(identity, None)
+        held = list(worker.inflight.values())
+        worker.inflight.clear()
+        for request in held:
+            request.worker = None
+        return held
+
+    def expired_workers(self, now: float) -> list[bytes]:
+        """Identities of workers whose heartbeat expiry has passed."""
+        return [w.identity for w in self.workers.values() if w.expiry < now]
+
+    # ----------------------------------------------------------- requests --
+    def enqueue(self, request: Request, front: bool = False) -> None:
+        """Queue a request for its service; ``front`` is for retries, which keep their place."""
+        svc = self.service(request.service)
+        if front:
+            svc.waiting.appendleft(request)
+        else:
+            svc.waiting.append(request)
+
+    def arm(self, request: Request) -> None:
+        """Watch the deadline of a request that is still waiting after a dispatch round.
+
+        Only requests that had to wait enter the heap, so the common path
+        (a worker was free) costs no heap operation.
+        """
+        if not request.armed and not request.done and request.worker is None:
+            request.armed = True
+            heapq.heappush(self._deadlines, (request.deadline, next(self._seq), request))
+
+    def dispatchable(self, name: bytes, now_ms: int,
+                     expired: list[Request]) -> Iterator[tuple[Worker, Request]]:
+        """Pair waiting requests with LRU workers that have credit.
+
+        Requests whose deadline has passed are never dispatched: they are
+        moved to ``expired`` for the caller to answer.
+        """
+        svc = self.services.get(name)
+        if svc is None:
+            return
+        while svc.waiting and svc.idle:
+            request = svc.waiting.popleft()
+            if request.deadline <= now_ms:
+                request.done = True
+                expired.append(request)
+                continue
+            identity = next(iter(svc.idle))
+            worker = self.workers[identity]
+            del svc.idle[identity]
+            worker.inflight[request.id] = request
+            request.worker = identity
+            request.attempts += 1
+            if worker.free > 0:
+                svc.idle[identity] = None
+            yield worker, request
+
+    def match(self, worker: Worker, client: bytes, request_id: str | None) -> Request | None:
+        """The in-flight request a reply answers.
+
+        Our replies name the request id. A raw MDP worker's reply does not:
+        it answers its oldest request from that client.
+        """
+        if request_id is not None:
+            return worker.inflight.get(request_id)
+        for request in worker.inflight.values():
+            if request.client == client:
+                return request
+        return None
+
+    def release(self, worker: Worker, request: Request) -> None:
+        """The final reply came back: free the worker's credit and close the request."""
+        worker.inflight.pop(request.id, None)
+        request.done = True
+        request.worker = None
+        svc = self.services.get(worker.service)
+        if svc is not None and worker.identity in svc.workers \
+                and worker.identity not in svc.idle:
+            svc.idle[worker.identity] = None
+
+    def pop_expired(self, now_ms: int) -> list[Request]:
+        """Waiting (never dispatched) requests whose deadline has passed, removed from queues."""
+        out: list[Request] = []
+        while self._deadlines and self._deadlines[0][0] <= now_ms:
+            _, _, request = heapq.heappop(self._deadlines)
+            request.armed = False
+            if request.done or request.worker is not None:
+                continue
+            svc = self.services.get(request.service)
+            if svc is not None:
+                try:
+                    svc.waiting.remove(request)
+                except ValueError:
+                    continue
+            request.done = True
+            out.append(request)
+        return out
+
+    def next_deadline(self) -> int | None:
+        """The earliest deadline among queued requests (ms), for the poll timeout."""
+        while self._deadlines and (self._deadlines[0][2].done
+                                   or self._deadlines[0][2].worker is not None):
+            heapq.heappop(self._deadlines)[2].armed = False
+        return self._deadlines[0][0] if self._deadlines else None
+
+    def waiting_count(self) -> int:
+        """Requests queued across all services."""
+        return sum(len(s.waiting) for s in self.services.values())

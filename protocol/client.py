@@ -1,0 +1,426 @@
+"""An MDP/0.1 client with deadlines, typed errors and many calls in flight (2.7 and 3.x).
+
+::
+
+    from protocol.client import Client
+    with Client("tcp://127.0.0.1:5555", timeout=5.0) as client:
+        client.call(u"calc", u"add", {u"a": 1, u"b": 2})          # -> 3
+        pending = [client.submit(u"calc", u"add", [i, i]) for i in range(100)]
+        results = [p.result() for p in pending]                      # pipelined
+        for env in client.request(u"web", http_envelope):            # streamed replies
+            ...
+
+``call`` returns the result or raises :class:`~protocol.errors.Timeout`,
+:class:`~protocol.errors.Unavailable` (and its ``UnknownService``),
+:class:`~protocol.errors.WorkerLost` or :class:`~protocol.errors.RemoteError`
+(with the remote type, message and traceback text).
+
+Thread-safety: a Client is safe to share between threads, and has no I/O
+thread of its own (a thread handoff costs tens of microseconds each way, more
+than a broker hop). It uses the leader/follower pattern: whichever calling
+thread holds the client's I/O lock is the leader and the only code touching
+the DEALER socket; the lock is the full memory barrier ZeroMQ asks for when a
+socket moves between threads. A caller encodes its request in its own
+thread and queues it; if the lock is free it becomes the leader, sends every
+queued request, and reads replies, routing each by the id in its header to
+the caller's pending slot (setting that slot's event), until its own reply
+is in. Otherwise it wakes the leader through an OS pipe and waits on its own
+event with its own deadline. A leader that is done hands the lead to a
+waiting caller, so replies for others are always being read. Do not use a
+Client across ``fork()``; make one per process.
+
+Reconnects (Lazy Pirate, zguide chapter 4): while calls are waiting and the
+broker has been silent for ``probe_interval``, the I/O thread sends an
+``mmi.service`` probe. If that too goes unanswered, it drops the socket and
+opens a new one: idempotent calls are sent again, the others fail with
+``Unavailable`` (they may or may not have run), and later calls use the new
+connection. Inside a worker handler, calls without an explicit timeout take
+the remaining deadline and request id of the request being handled.
+"""
+from __future__ import absolute_import, division, print_function
+
+import collections
+import errno
+import json
+import os
+import threading
+import time
+
+import zmq
+
+from protocol import codec, mdp
+from protocol._compat import text_type
+from protocol.errors import EnvelopeError, Timeout, Unavailable, from_wire
+from protocol.worker import current
+
+# How long past its deadline a caller still waits for the broker's typed answer.
+GRACE = 0.25
+
+
+class Pending(object):
+    """One request in flight: its frames, deadline and the replies received so far."""
+
+    __slots__ = ("client", "deadline", "error", "event", "frames", "id", "idem", "probe",
+                 "replies", "sent_at", "service")
+
+    def __init__(self, client, rid, service, frames, deadline, idem=False, probe=False):
+        # type: (Client, str, bytes, list, float, bool, bool) -> None
+        self.client = client
+        self.id = rid
+        self.service = service
+        self.frames = frames
+        self.deadline = deadline  # time.time() seconds
+        self.idem = idem
+        self.replies = collections.deque()  # type: collections.deque
+        self.event = threading.Event()
+        self.error = None  # type: Exception
+        self.sent_at = 0.0
+        self.probe = probe
+
+    def _wait_frames(self):
+        # type: () -> list
+        """Block until a reply (or failure) arrives or the deadline (+grace) passes."""
+        return self.client._await(self)
+
+    def result(self):
+        # type: () -> object
+        """The call's result, or raise its typed error (see :meth:`Client.call`)."""
+        env = _decode(self._wait_frames())
+        if env.kind == u"error":
+            raise from_wire(env.error or {})
+        return env.payload
+
+    def done(self):
+        # type: () -> bool
+        """True once a reply or a failure is waiting."""
+        return bool(self.replies) or self.error is not None
+
+
+def _decode(body):
+    # type: (list) -> codec.Envelope
+    return codec.decode(body)
+
+
+class Client(object):
+    """Thread-safe MDP client; see the module docstring for the threading model."""
+
+    def __init__(self, endpoint, timeout=10.0, context=None, curve=None,
+                 probe_interval=1.0):
+        # type: (str, float, zmq.Context, tuple, float) -> None
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.ctx = context or zmq.Context.instance()
+        self.curve = curve
+        self.probe_interval = probe_interval
+        self.reconnects = 0
+        self.dropped = 0
+        self._pending = {}  # type: dict
+        self._outbox = collections.deque()  # type: collections.deque
+        self._mmi = collections.deque()  # type: collections.deque
+        self._waiters = set()  # type: set
+        self._io = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            _set_nonblocking(fd)
+        self._woken = False
+        self._closed = False
+        self._sock = self._socket()
+        self._poller = zmq.Poller()
+        self._poller.register(self._sock, zmq.POLLIN)
+        self._poller.register(self._wake_r, zmq.POLLIN)
+        self._last_recv = time.time()
+        self._probe_at = None  # type: float
+
+    # ------------------------------------------------------------- public --
+    def call(self, service, method, params=None, timeout=None, idem=False, shadow=False,
+             rid=None, schema=None):
+        # type: (str, str, object, float, bool, bool, str, dict) -> object
+        """Call ``method`` of ``service`` and return its result (or raise a typed error)."""
+        return self.submit(service, method, params, timeout, idem, shadow, rid,
+                           schema).result()
+
+    def submit(self, service, method, params=None, timeout=None, idem=False, shadow=False,
+               rid=None, schema=None):
+        # type: (str, str, object, float, bool, bool, str, dict) -> Pending
+        """Send a call without waiting for it; ``.result()`` on the returned object waits.
+
+        Replies are read by whichever thread is waiting, so call ``result()``
+        (on this or any pending call) to make progress.
+        """
+        deadline, rid = self._deadline(timeout, rid)
+        env = codec.Envelope(u"call", method=method, deadline=int(deadline * 1000), rid=rid,
+                             idem=idem, shadow=shadow, payload=params)
+        return self._send(service, env, deadline, schema)
+
+    def request(self, service, envelope, timeout=None):
+        # type: (str, codec.Envelope, float) -> object
+        """Send any envelope and yield the reply envelopes until one has ``more=false``.
+
+        An error envelope is raised as its typed exception instead of yielded.
+        The envelope's deadline is set from ``timeout`` when it has none.
+        """
+        if envelope.deadline is None:
+            deadline, rid = self._deadline(timeout, envelope.rid)
+            envelope.deadline, envelope.rid = int(deadline * 1000), rid
+        pending = self._send(service, envelope, envelope.deadline / 1000.0, None)
+        try:
+            while True:
+                env = _decode(pending._wait_frames())
+                if env.kind == u"error":
+                    raise from_wire(env.error or {})
+                yield env
+                if not env.more:
+                    return
+        finally:
+            self._pending.pop(pending.id, None)
+
+    def mmi(self, service, timeout=None):
+        # type: (str, float) -> str
+        """RFC 8 discovery: u"200" when ``service`` has a live worker, u"404" if not."""
+        name = service.encode("utf-8") if isinstance(service, text_type) else service
+        pending = Pending(self, None, mdp.MMI_SERVICE,
+                          mdp.client_request(mdp.MMI_SERVICE, [name]),
+                          time.time() + (timeout or self.timeout))
+        self._enqueue(pending)
+        return pending._wait_frames()[0].decode("ascii")
+
+    def close(self):
+        # type: () -> None
+        """Close the socket; calls still waiting fail with Unavailable."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake()
+        with self._io:
+            self._fail_all(Unavailable(u"the client was closed"))
+            self._sock.close(linger=0)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def __enter__(self):
+        # type: () -> Client
+        return self
+
+    def __exit__(self, *exc):
+        # type: (object) -> None
+        self.close()
+
+    # ------------------------------------------------------------ callers --
+    def _deadline(self, timeout, rid):
+        # type: (float, str) -> tuple
+        ctx = current()
+        if timeout is None and ctx is not None and ctx.deadline is not None:
+            deadline = ctx.deadline / 1000.0
+        else:
+            deadline = time.time() + (self.timeout if timeout is None else timeout)
+            if ctx is not None and ctx.deadline is not None:
+                deadline = min(deadline, ctx.deadline / 1000.0)
+        if rid is None and ctx is not None:
+            rid = ctx.rid
+        return deadline, rid
+
+    def _send(self, service, env, deadline, schema):
+        # type: (str, codec.Envelope, float, dict) -> Pending
+        if self._closed:
+            raise Unavailable(u"the client is closed")
+        name = service.encode("utf-8") if isinstance(service, text_type) else service
+        frames = mdp.client_request(name, codec.encode(env, schema))
+        pending = Pending(self, env.id, name, frames, deadline, env.idem)
+        self._pending[env.id] = pending
+        self._enqueue(pending)
+        return pending
+
+    def _enqueue(self, pending):
+        # type: (Pending) -> None
+        self._outbox.append(pending)
+        if self._io.acquire(False):
+            try:
+                self._pump(0)
+            finally:
+                self._io.release()
+            self._promote()
+        elif not self._woken:
+            self._woken = True
+            self._wake()
+
+    def _await(self, pending):
+        # type: (Pending) -> list
+        """Wait for ``pending``, leading the socket whenever nobody else is."""
+        while True:
+            if pending.replies:
+                return pending.replies.popleft()
+            if pending.error is not None:
+                raise pending.error
+            left = pending.deadline + GRACE - time.time()
+            if left <= 0:
+                self._pending.pop(pending.id, None)
+                raise Timeout(u"no answer before the deadline", id=pending.id)
+            # Register before trying the lock, so a leader stepping down sees us.
+            self._waiters.add(pending)
+            try:
+                if self._io.acquire(False):
+                    try:
+                        self._lead(pending)
+                    finally:
+                        self._io.release()
+                else:
+                    pending.event.wait(left)
+                    pending.event.clear()  # the loop re-checks, so a racing set() is kept
+            finally:
+                self._waiters.discard(pending)
+            self._promote()
+
+    def _promote(self):
+        # type: () -> None
+        """Wake one waiting caller so that someone keeps reading the socket."""
+        for waiter in list(self._waiters)[:1]:
+            waiter.event.set()
+
+    def _wake(self):
+        # type: () -> None
+        try:
+            os.write(self._wake_w, b"\0")
+        except OSError as exc:  # a full pipe already means "wake up"
+            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBADF):
+                raise
+
+    # ------------------------------------------------ leader (holds self._io) --
+    def _socket(self):
+        # type: () -> zmq.Socket
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.sndhwm = sock.rcvhwm = 100000
+        if self.curve is not None:
+            sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = self.curve
+        sock.connect(self.endpoint)
+        return sock
+
+    def _lead(self, me):
+        # type: (Pending) -> None
+        """Send queued requests and route replies until ``me`` is answered or times out."""
+        while not (me.replies or me.error is not None or self._closed):
+            left = me.deadline + GRACE - time.time()
+            if left <= 0:
+                return
+            self._pump(min(left, self.probe_interval / 2))
+            self._check_broker()
+
+    def _pump(self, timeout):
+        # type: (float) -> None
+        """Flush the outbox, wait up to ``timeout`` s, and route whatever arrived."""
+        while self._outbox:
+            self._transmit(self._outbox.popleft())
+        events = dict(self._poller.poll(int(timeout * 1000)))
+        if self._wake_r in events:
+            try:
+                os.read(self._wake_r, 4096)
+            except OSError:
+                pass
+            self._woken = False
+            while self._outbox:
+                self._transmit(self._outbox.popleft())
+        if self._sock in events:
+            self._last_recv = time.time()
+            self._probe_at = None
+            while True:
+                try:
+                    frames = self._sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self._route(frames)
+
+    def _check_broker(self):
+        # type: () -> None
+        """Lazy Pirate: probe a silent broker, and reconnect when the probe goes unanswered."""
+        now = time.time()
+        waiting = self._pending or any(not p.probe for p in self._mmi)
+        if not waiting or now - self._last_recv < self.probe_interval:
+            return
+        if self._probe_at is None:
+            self._probe_at = now
+            self._transmit(Pending(self, None, mdp.MMI_SERVICE, mdp.client_request(
+                mdp.MMI_SERVICE, [mdp.MMI_SERVICE]), now + 1.0, probe=True))
+        elif now - self._probe_at > 2 * self.probe_interval:
+            self._reconnect()
+
+    def _transmit(self, pending):
+        # type: (Pending) -> None
+        if pending.id is not None and pending.id not in self._pending:
+            return  # the caller gave up before it was sent
+        try:
+            self._sock.send_multipart(pending.frames, zmq.NOBLOCK)
+        except zmq.Again:
+            self._pending.pop(pending.id, None)
+            self._fail(pending, Unavailable(u"the send queue to the broker is full"))
+            return
+        pending.sent_at = time.time()
+        if pending.id is None:
+            self._mmi.append(pending)
+
+    def _route(self, frames):
+        # type: (list) -> None
+        if len(frames) < 4 or frames[1] != mdp.CLIENT:
+            self.dropped += 1
+            return
+        if frames[2].startswith(b"mmi."):
+            if self._mmi:
+                waiter = self._mmi.popleft()
+                waiter.replies.append(frames[3:])
+                waiter.event.set()
+            return
+        try:
+            rid = json.loads(frames[3].decode("utf-8")).get(u"id")
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            rid = None
+        pending = self._pending.get(rid)
+        if pending is None:
+            self.dropped += 1  # a late answer for a call that already timed out
+            return
+        pending.replies.append(frames[3:])
+        if not mdp.has_more(frames[3]):
+            self._pending.pop(rid, None)
+        pending.event.set()
+
+    def _reconnect(self):
+        # type: () -> None
+        """New socket; resend idempotent calls, fail the rest (they may have run)."""
+        self.reconnects += 1
+        self._poller.unregister(self._sock)
+        self._sock.close(linger=0)
+        self._sock = self._socket()
+        self._poller.register(self._sock, zmq.POLLIN)
+        self._last_recv, self._probe_at = time.time(), None
+        lost = Unavailable(u"lost the connection to the broker; the request may or may "
+                           u"not have run")
+        while self._mmi:
+            self._fail(self._mmi.popleft(), lost)
+        now = time.time()
+        for pending in list(self._pending.values()):
+            if pending.idem and not pending.replies and pending.deadline > now:
+                self._transmit(pending)
+            else:
+                self._pending.pop(pending.id, None)
+                self._fail(pending, lost)
+
+    def _fail(self, pending, error):
+        # type: (Pending, Exception) -> None
+        pending.error = error
+        pending.event.set()
+
+    def _fail_all(self, error):
+        # type: (Exception) -> None
+        for pending in list(self._pending.values()) + list(self._mmi) + list(self._outbox):
+            self._fail(pending, error)
+        self._pending.clear()
+        self._mmi.clear()
+        self._outbox.clear()
+
+
+def _set_nonblocking(fd):
+    # type: (int) -> None
+    import fcntl
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+
+
+__all__ = ["Client", "Pending", "EnvelopeError"]

@@ -1,0 +1,404 @@
+"""An MDP/0.1 worker that serves a table of functions or an envelope handler (2.7 and 3.x).
+
+::
+
+    from protocol.worker import Worker, current
+
+    def add(a, b):
+        return a + b
+
+    w = Worker("tcp://127.0.0.1:5555", u"calc", {u"add": add})
+    w.install_signal_handlers()   # SIGTERM/SIGINT: finish in-flight work, then DISCONNECT
+    w.run()                       # blocks until stop(); reconnects when the broker restarts
+
+or from a shell (both interpreters; the arbiter uses this)::
+
+    python -m protocol.worker --broker tcp://127.0.0.1:5555 --service calc mymod:TABLE
+
+Calls: params that are an object become keyword arguments, a list becomes
+positional arguments, null means no arguments. The return value is the
+result; an exception becomes an error envelope (a ProtocolError keeps its
+code, anything else is ``remote`` with type, message and traceback text).
+With ``envelope_handler`` (Envelope -> iterable of Envelopes) the worker
+sends each reply as it comes, all but the last with ``more=true``: this is
+how a WSGI host streams a response.
+
+Threads: the thread in :meth:`Worker.run` owns the socket and runs handlers
+one at a time. While a handler runs it hands the socket, under a lock, to a
+heartbeat thread, so a long handler is not declared dead. During a handler
+:func:`current` gives the request's deadline and request id, and
+``protocol.client.Client.call`` uses them by default, so nested calls carry
+the remaining deadline on. A request whose deadline has passed is answered
+with a ``timeout`` error and never started.
+"""
+from __future__ import absolute_import, division, print_function
+
+import logging
+import os
+import platform
+import signal
+import sys
+import threading
+import time
+import traceback
+
+import zmq
+
+from protocol import codec, mdp
+from protocol._compat import text_type
+from protocol.errors import EnvelopeError, ProtocolError, RemoteError, Timeout, UnknownMethod
+
+log = logging.getLogger("protocol.worker")
+
+_local = threading.local()
+
+
+class CallContext(object):
+    """The request being handled on this thread: id, request id, deadline (ms), method."""
+
+    __slots__ = ("deadline", "id", "method", "rid", "shadow")
+
+    def __init__(self, env):
+        # type: (codec.Envelope) -> None
+        self.id = env.id
+        self.rid = env.rid or env.id
+        self.deadline = env.deadline
+        self.method = env.method
+        self.shadow = env.shadow
+
+    def remaining(self):
+        # type: () -> float
+        """Seconds left before the deadline (None when the request has none)."""
+        if self.deadline is None:
+            return None  # type: ignore[return-value]
+        return (self.deadline - mdp.now_ms()) / 1000.0
+
+
+def current():
+    # type: () -> CallContext
+    """The :class:`CallContext` of the request this thread is handling, or None."""
+    return getattr(_local, "ctx", None)
+
+
+def _text(exc):
+    # type: (BaseException) -> str
+    try:
+        return text_type(exc)
+    except UnicodeError:  # a py2 exception holding non-ASCII bytes
+        return text_type(repr(exc))
+
+
+def _traceback_text():
+    # type: () -> str
+    text = traceback.format_exc()
+    if isinstance(text, bytes):
+        return text.decode("utf-8", "replace")
+    return text
+
+
+def error_envelope(request_id, exc):
+    # type: (str, BaseException) -> codec.Envelope
+    """The error envelope describing ``exc``, as the answer to ``request_id``."""
+    if isinstance(exc, ProtocolError):
+        wire = exc.to_wire()
+    else:
+        wire = RemoteError(_text(exc), type=text_type(type(exc).__name__),
+                           traceback=_traceback_text()).to_wire()
+    return codec.Envelope(u"error", id=request_id, error=wire)
+
+
+class Worker(object):
+    """Serves one service on a broker; see the module docstring."""
+
+    def __init__(self, endpoint, service, table=None, envelope_handler=None, credit=1,
+                 context=None, curve=None, max_backoff=2.0):
+        # type: (str, str, dict, object, int, zmq.Context, tuple, float) -> None
+        if (table is None) == (envelope_handler is None):
+            raise TypeError("give exactly one of table and envelope_handler")
+        self.endpoint = endpoint
+        self.service = service.encode("utf-8") if isinstance(service, text_type) else service
+        self.table = dict(table or {})
+        self.envelope_handler = envelope_handler
+        self.credit = int(credit)
+        self.ctx = context or zmq.Context.instance()
+        self.curve = curve
+        self.max_backoff = max_backoff
+        self.interval = mdp.DEFAULT_INTERVAL_MS / 1000.0
+        self.handled = 0
+        self.connected = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._sock = None  # type: zmq.Socket
+        self._in_handler = False
+        self._last_sent = 0.0
+        self._last_recv = 0.0
+
+    # ---------------------------------------------------------- lifecycle --
+    def install_signal_handlers(self):
+        # type: () -> None
+        """Make SIGTERM and SIGINT stop the worker gracefully (call from the main thread)."""
+        def handler(signum, frame):
+            # type: (int, object) -> None
+            self.stop()
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def stop(self):
+        # type: () -> None
+        """Finish the request in hand, answer the ones already received, then DISCONNECT."""
+        self._stopping.set()
+
+    def run(self):
+        # type: () -> None
+        """Serve until :meth:`stop`, reconnecting with backoff when the broker goes away."""
+        beat = threading.Thread(target=self._heartbeat_loop, name="worker-heartbeat")
+        beat.daemon = True
+        beat.start()
+        backoff = 0.0
+        try:
+            while not self._stopping.is_set():
+                self._lock.acquire()
+                try:
+                    self._connect()
+                    outcome = self._serve()
+                finally:
+                    self._close()
+                    self._lock.release()
+                if outcome == "stopped":
+                    break
+                if outcome == "disconnected":
+                    backoff = 0.0
+                log.warning("broker %s lost (%s); reconnecting in %.2fs",
+                            self.endpoint, outcome, backoff)
+                self._stopping.wait(backoff)
+                backoff = min(self.max_backoff, max(0.1, backoff * 2))
+        finally:
+            self._stopping.set()
+            beat.join(1.0)
+
+    # -------------------------------------------------------------- socket --
+    def _connect(self):
+        # type: () -> None
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.sndhwm = sock.rcvhwm = 10000
+        if self.curve is not None:
+            server_public, public, secret = self.curve
+            sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = \
+                server_public, public, secret
+        sock.connect(self.endpoint)
+        self._sock = sock
+        metadata = {u"runtime": u"%s-%s" % (platform.python_implementation().lower(),
+                                            platform.python_version()),
+                    u"pid": os.getpid(), u"credit": self.credit,
+                    u"methods": sorted(text_type(k) for k in self.table)}
+        self._send(mdp.worker_ready(self.service, metadata))
+        self._last_recv = time.time()
+
+    def _close(self):
+        # type: () -> None
+        self.connected.clear()
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None  # type: ignore[assignment]
+
+    def _send(self, frames):
+        # type: (list) -> None
+        self._sock.send_multipart(frames)
+        self._last_sent = time.time()
+
+    def _heartbeat_loop(self):
+        # type: () -> None
+        """Beat for the main thread while it is inside a handler (it beats itself when idle)."""
+        while not self._stopping.wait(self.interval / 4.0):
+            if not self._in_handler or time.time() - self._last_sent < self.interval:
+                continue
+            with self._lock:
+                if self._in_handler and self._sock is not None:
+                    self._send(mdp.heartbeat())
+
+    # ---------------------------------------------------------------- loop --
+    def _serve(self):
+        # type: () -> str
+        """Serve on the current socket; return why it ended: stopped, lost or disconnected."""
+        poller = zmq.Poller()
+        poller.register(self._sock, zmq.POLLIN)
+        while True:
+            if self._stopping.is_set():
+                return self._drain_and_leave(poller)
+            wait = self._last_sent + self.interval - time.time()
+            if poller.poll(max(0, min(int(wait * 1000), 100))):
+                while True:
+                    try:
+                        frames = self._sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    outcome = self._on_message(frames)
+                    if outcome:
+                        return outcome
+            now = time.time()
+            if now - self._last_sent >= self.interval:
+                self._send(mdp.heartbeat())
+            if now - self._last_recv > mdp.LIVENESS * self.interval:
+                return "lost"
+
+    def _drain_and_leave(self, poller):
+        # type: (zmq.Poller) -> str
+        for _ in range(self.credit):
+            if not poller.poll(0):
+                break
+            self._on_message(self._sock.recv_multipart())
+        self._send(mdp.disconnect())
+        return "stopped"
+
+    def _on_message(self, frames):
+        # type: (list) -> str
+        try:
+            command, rest = mdp.split_worker(frames)
+        except EnvelopeError as exc:
+            log.warning("ignoring a malformed message from the broker: %s", exc)
+            return ""
+        stalled = time.time() - self._last_sent > mdp.LIVENESS * self.interval
+        self._last_recv = time.time()
+        if command == mdp.REQUEST:
+            if stalled:
+                # We were frozen (SIGSTOP, swap) long enough for the broker to give our
+                # requests away: executing them now could run them twice.
+                return "lost"
+            client, body = mdp.split_address(rest)
+            self._handle(client, body)
+        elif command == mdp.HEARTBEAT:
+            interval = mdp.parse_interval(rest)
+            if interval is not None:
+                self.interval = interval / 1000.0
+                self.connected.set()
+        elif command == mdp.DISCONNECT:
+            return "disconnected"
+        return ""
+
+    # ------------------------------------------------------------ requests --
+    def _unlocked(self, fn, *args):
+        # type: (object, object) -> object
+        """Run handler code without the socket lock, so the heartbeat thread can beat."""
+        self._in_handler = True
+        self._lock.release()
+        try:
+            return fn(*args)  # type: ignore[operator]
+        finally:
+            self._lock.acquire()
+            self._in_handler = False
+
+    def _handle(self, client, body):
+        # type: (bytes, list) -> None
+        self.handled += 1
+        try:
+            env = codec.decode(body)
+        except EnvelopeError as exc:
+            header = mdp.peek_header(body[0]) if body else None
+            rid = header[u"id"] if header else None
+            self._reply(client, error_envelope(rid, exc))
+            return
+        if env.deadline is not None and env.deadline <= mdp.now_ms():
+            self._reply(client, error_envelope(env.id, Timeout(
+                u"the deadline passed before the worker could start it")))
+            return
+        _local.ctx = CallContext(env)
+        try:
+            if self.envelope_handler is not None:
+                self._stream(client, env)
+            else:
+                self._reply(client, self._unlocked(self._call, env))
+        finally:
+            _local.ctx = None
+
+    def _call(self, env):
+        # type: (codec.Envelope) -> codec.Envelope
+        try:
+            fn = self.table.get(env.method) if env.kind == u"call" else None
+            if fn is None:
+                raise UnknownMethod(u"%s has no method %r" % (
+                    self.service.decode("utf-8", "replace"), env.method), type=u"UnknownMethod")
+            params = env.payload
+            if params is None:
+                result = fn()
+            elif isinstance(params, dict):
+                result = fn(**dict((str(k), v) for k, v in params.items()))
+            elif isinstance(params, list):
+                result = fn(*params)
+            else:
+                result = fn(params)
+            return codec.Envelope(u"result", id=env.id, payload=result)
+        except Exception as exc:  # every handler failure becomes an error envelope
+            return error_envelope(env.id, exc)
+
+    def _stream(self, client, env):
+        # type: (bytes, codec.Envelope) -> None
+        sentinel = object()
+        try:
+            it = iter(self._unlocked(self.envelope_handler, env))  # type: ignore[call-overload]
+            pending = self._unlocked(next, it, sentinel)
+            if pending is sentinel:
+                raise RemoteError(u"the handler produced no reply", type=u"RuntimeError")
+            while True:
+                following = self._unlocked(next, it, sentinel)
+                pending.id = env.id  # type: ignore[attr-defined]
+                pending.more = following is not sentinel  # type: ignore[attr-defined]
+                self._reply(client, pending)  # type: ignore[arg-type]
+                if following is sentinel:
+                    return
+                pending = following
+        except Exception as exc:  # a failing stream ends with an error envelope
+            self._reply(client, error_envelope(env.id, exc))
+
+    def _reply(self, client, env):
+        # type: (bytes, codec.Envelope) -> None
+        try:
+            body = codec.encode(env)
+        except EnvelopeError as exc:
+            body = codec.encode(error_envelope(env.id, RemoteError(
+                u"the handler's answer cannot be encoded: %s" % (exc.message,),
+                type=u"EnvelopeError")))
+        self._send(mdp.worker_reply(client, body))
+
+
+def load_target(spec):
+    # type: (str) -> object
+    """Import ``module:attribute`` and return the attribute."""
+    import importlib
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError("expected module:ATTRIBUTE, got %r" % (spec,))
+    obj = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def main(argv=None):
+    # type: (list) -> int
+    """The ``python -m protocol.worker`` command line."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m protocol.worker")
+    parser.add_argument("--broker", required=True, help="broker endpoint, e.g. tcp://127.0.0.1:5555")
+    parser.add_argument("--service", required=True)
+    parser.add_argument("--credit", type=int, default=1)
+    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("target", help="module:TABLE (a dict of callables) or "
+                                       "module:HANDLER (an envelope handler)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    target = load_target(args.target)
+    if isinstance(target, dict):
+        worker = Worker(args.broker, args.service, table=target, credit=args.credit)
+    else:
+        worker = Worker(args.broker, args.service, envelope_handler=target, credit=args.credit)
+    worker.install_signal_handlers()
+    worker.run()
+    return 0
+
+
+if __name__ == "__main__":
+    # Run the copy in sys.modules, so handlers that import protocol.worker share current().
+    from protocol.worker import main as _main
+    sys.exit(_main())
