@@ -1,0 +1,133 @@
+"""``gateway up`` over real processes: start order, readiness, restarts, FATAL, graceful stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import sys
+import time
+
+import pytest
+
+from tests.integration.arbiter.conftest import alive, fdhttp_service, group_members
+from tests.support.procs import free_port, wait_until
+
+
+def web_route(port: int, name: str = "web") -> str:
+    return f"""
+[[routes]]
+prefix = "/{name}"
+backend = "http"
+target = "http://127.0.0.1:{port}"
+service = "{name}"
+"""
+
+
+def test_starts_in_dependency_order_and_serves(estate):
+    port = free_port()
+    e = estate(web_route(port) + fdhttp_service("web", port))
+    status = e.status()
+    names = [p["name"] for p in status["programs"]]
+    assert names == ["broker", "http", "web"]
+    lines = [json.loads(x) for x in e.log().splitlines() if x.startswith("{")]
+    started = [x["line"].split(":")[0] for x in lines
+               if x["proc"] == "arbiter" and ": started pid" in x["line"]]
+    assert started == ["broker.0", "http.0", "web.0"]
+    code, body, _ = e.get("/web/x")
+    assert code == 200 and json.loads(body)["impl"] == "py3"
+    assert status["routes"][0]["state"] == "up"
+    web = e.program("web")
+    assert web["replicas"][0]["pid"] and web["replicas"][0]["uptime_s"] >= 0
+
+
+def test_supervises_plain_commands_without_front(estate):
+    e = estate("""
+[services.sleeper]
+runtime = "command"
+command = "sh -c 'echo hello from sh; exec sleep 60'"
+replicas = 3
+""", front=False)
+    prog = e.program("sleeper")
+    assert prog["ready"] == 3
+    pids = [r["pid"] for r in prog["replicas"]]
+    assert len(set(pids)) == 3 and all(alive(p) for p in pids)
+    # each replica leads its own process group
+    assert all(os.getpgid(p) == p for p in pids)
+    wait_until(lambda: "hello from sh" in e.log(), timeout=5, what="prefixed output")
+
+
+def test_kill_9_restarts_with_backoff(estate):
+    e = estate("""
+[services.sleeper]
+runtime = "command"
+command = ["sleep", "60"]
+""", front=False)
+    pid = e.program("sleeper")["replicas"][0]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: (r := e.program("sleeper")["replicas"][0])["pid"] not in (None, pid)
+               and r["state"] == "READY", timeout=5, what="restart")
+    assert e.program("sleeper")["replicas"][0]["restarts"] == 1
+
+
+def test_crash_loop_goes_fatal_and_its_route_answers_503_fast(estate):
+    port = free_port()
+    body = web_route(port, "crashy") + f"""
+[services.crashy]
+runtime = "command"
+command = ["{sys.executable}", "-c", "import sys; print('boom'); sys.exit(3)"]
+listen = "127.0.0.1:{port}"
+ready = "http:http://127.0.0.1:{port}/"
+"""
+    e = estate(body, start=False).launch()
+    wait_until(lambda: e.states().get("crashy") == "FATAL", timeout=20, what="FATAL")
+    starts = [x for x in e.log().splitlines() if '"crashy.0: started pid' in x]
+    assert len(starts) == 5, e.log()
+    wait_until(lambda: e.states().get("http") == "READY", timeout=10, what="front")
+    timings = []
+    for _ in range(20):
+        code, body_, took = e.get("/crashy/anything")
+        assert code == 503, body_
+        timings.append(took)
+    assert json.loads(body_)["code"] == "unavailable"
+    assert statistics.median(timings) < 0.05 and max(timings) < 0.2, timings
+    assert e.status()["routes"][0]["state"] == "fatal"
+
+
+def test_ctrl_c_stops_everything_gracefully(estate):
+    port = free_port()
+    e = estate(web_route(port) + fdhttp_service("web", port, replicas=2))
+    status = e.status()
+    groups = [r["pgid"] for p in status["programs"] for r in p["replicas"]]
+    e.proc.send_signal(signal.SIGINT)
+    assert e.proc.wait(timeout=20) == 0
+    assert all(not group_members(g) for g in groups)
+    assert '"drained"' in e.log()  # the web replicas drained on SIGTERM
+    assert not os.path.exists(os.path.join(e.run_dir, "arbiter.sock"))
+
+
+@pytest.mark.slow
+def test_kill_9_routable_again_within_2s_p99_over_50_kills(estate):
+    port = free_port()
+    e = estate(web_route(port) + fdhttp_service(
+        "web", port, extra="start_limit_burst = 1000"))
+    recoveries = []
+    t_end = time.monotonic() + 150
+    for _ in range(50):
+        assert time.monotonic() < t_end, "the 50 kills took too long"
+        pid = e.program("web")["replicas"][0]["pid"]
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda pid=pid: not alive(pid), timeout=2, what="killed")
+
+        def routable(pid: int = pid) -> bool:
+            code, body, _ = e.get("/web/", timeout=2)
+            return code == 200 and json.loads(body)["pid"] != pid
+        wait_until(routable, timeout=5, interval=0.01, what="routable again")
+        recoveries.append(time.monotonic() - t0)
+    recoveries.sort()
+    p99 = recoveries[int(len(recoveries) * 0.99) - 1]
+    print(f"recovery after kill -9: p50 {recoveries[24]:.3f}s p99 {p99:.3f}s max "
+          f"{recoveries[-1]:.3f}s")
+    assert p99 < 2.0
