@@ -11,13 +11,15 @@ operation whose bodies use the JSON-only view (bytes as ``{"$bytes": base64}``):
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from gateway.errors import ConfigError
 from gateway.http.config import GatewayHttpConfig
+from protocol import contract as contract_files
+from protocol.contract import Contract
+from protocol.errors import ProtocolError
 
 SPEC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "protocol", "spec")
@@ -42,24 +44,17 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 _ERROR_STATUSES = ("400", "404", "413", "415", "422", "500", "502", "503", "504")
 
 
-def load_contracts(directory: str) -> dict[str, dict[str, Any]]:
-    """Every ``*.json`` contract in ``directory``, by service name."""
-    out: dict[str, dict[str, Any]] = {}
+def load_contracts(directory: str) -> dict[str, Contract]:
+    """Every contract in ``directory`` (``*.json`` but not ``*.schema.json``), by service."""
     if not os.path.isdir(directory):
-        return out
-    for name in sorted(os.listdir(directory)):
-        if not name.endswith(".json"):
-            continue
-        path = os.path.join(directory, name)
+        return {}
+    out: dict[str, Contract] = {}
+    for name in contract_files.available(directory):
         try:
-            with open(path, encoding="utf-8") as fh:
-                contract = json.load(fh)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"contracts.{name}: unreadable ({exc})") from None
-        if not isinstance(contract, dict) or not isinstance(contract.get("methods"), dict) \
-                or not isinstance(contract.get("service"), str):
-            raise ConfigError(f"contracts.{name}: needs 'service' and a 'methods' object")
-        out[contract["service"]] = contract
+            loaded = contract_files.load(name, directory)
+        except ProtocolError as exc:
+            raise ConfigError(f"contracts.{name}: {exc.message}") from None
+        out[loaded.service] = loaded
     return out
 
 
@@ -118,7 +113,8 @@ def build_openapi(config: GatewayHttpConfig,
                   contracts: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the rpc routes of ``config``."""
     if contracts is None:
-        contracts = load_contracts(config.contracts_dir or SPEC_DIR)
+        loaded = load_contracts(config.contracts_dir or SPEC_DIR)
+        contracts = {name: c.data for name, c in loaded.items()}
     problem = {"content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}}
     paths: dict[str, Any] = {}
     for path, (service, method) in rpc_paths(config, contracts).items():

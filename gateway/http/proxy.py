@@ -14,6 +14,8 @@ connect/read timeouts give 504, anything else (refused, reset, garbage) 502.
 
 from __future__ import annotations
 
+import collections
+import http.client
 import logging
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
@@ -21,9 +23,10 @@ from typing import Any
 
 import urllib3
 from urllib3 import exceptions as uerr
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.util import SKIP_HEADER
 
-from gateway.http.bodies import CHUNK, request_body
+from gateway.http.bodies import CHUNK, BoundedBody, request_body
 from gateway.http.config import HttpLimits, Route
 from gateway.http.context import Call
 from gateway.http.forwarding import Forwarding
@@ -34,14 +37,64 @@ log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 _SMALL = CHUNK
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class ConnectionPool:
+    """A LIFO of idle keep-alive urllib3 connections to one upstream.
+
+    urllib3's own pool re-encodes the request target (it upper-cases percent
+    escapes), which a byte-exact intermediary must not do; its connections
+    send the target as given. ``deque`` append/pop are atomic, so gthread
+    workers share one pool without a lock.
+    """
+
+    def __init__(self, scheme: str, host: str, port: int | None, maxsize: int,
+                 connect_timeout: float, read_timeout: float) -> None:
+        self.cls = HTTPSConnection if scheme == "https" else HTTPConnection
+        self.host = host
+        self.port = port
+        self.maxsize = maxsize
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self._idle: collections.deque[HTTPConnection] = collections.deque()
+
+    def get(self) -> tuple[HTTPConnection, bool]:
+        """An open connection and whether it was reused from the pool."""
+        while True:
+            try:
+                conn = self._idle.pop()
+            except IndexError:
+                break
+            if conn.is_connected:
+                return conn, True
+            conn.close()
+        conn = self.cls(self.host, self.port, timeout=self.connect_timeout, blocksize=CHUNK)
+        conn.connect()
+        conn.timeout = self.read_timeout
+        return conn, False
+
+    def put(self, conn: HTTPConnection) -> None:
+        """Return a connection whose response was read to its end."""
+        if len(self._idle) < self.maxsize:
+            self._idle.append(conn)
+        else:
+            conn.close()
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        while self._idle:
+            self._idle.pop().close()
 
 
 class ProxiedBody:
     """The upstream's response body, streamed; returns or drops the connection on close."""
 
-    def __init__(self, response: urllib3.BaseHTTPResponse) -> None:
+    def __init__(self, response: urllib3.BaseHTTPResponse, conn: HTTPConnection,
+                 pool: ConnectionPool) -> None:
         self._response = response
+        self._conn = conn
+        self._pool = pool
         self._done = False
 
     def __iter__(self) -> Iterator[bytes]:
@@ -57,9 +110,10 @@ class ProxiedBody:
 
     def close(self) -> None:
         """Give the connection back when the body was read to its end, else drop it."""
-        if not self._done:
-            self._response.close()
-        self._response.release_conn()
+        if self._done and self._response.headers.get("Connection", "").lower() != "close":
+            self._pool.put(self._conn)
+        else:
+            self._conn.close()
 
 
 class HttpBackend:
@@ -73,19 +127,8 @@ class HttpBackend:
         self.forwarding = forwarding
         self.base = parts.path.rstrip("/")
         self.upstream_host = parts.netloc
-        kwargs: dict[str, Any] = {
-            "maxsize": pool_size, "block": False, "retries": False,
-            "timeout": urllib3.Timeout(connect=limits.connect_timeout,
-                                       read=route.timeout or limits.timeout),
-            "blocksize": CHUNK,
-        }
-        pool_cls = (urllib3.HTTPSConnectionPool if parts.scheme == "https"
-                    else urllib3.HTTPConnectionPool)
-        self.pool = pool_cls(parts.hostname or "", parts.port, **kwargs)
-        # A pooled keep-alive connection may have been closed by the upstream
-        # a moment ago; one retry of an idempotent, bodiless request covers it.
-        self.retry_idempotent = urllib3.Retry(total=1, connect=1, read=1, redirect=False,
-                                              status=0, other=0, raise_on_redirect=False)
+        self.pool = ConnectionPool(parts.scheme, parts.hostname or "", parts.port, pool_size,
+                                   limits.connect_timeout, route.timeout or limits.timeout)
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -101,6 +144,35 @@ class HttpBackend:
             url = f"{url}?{call.target.query}"
         return url
 
+    def send(self, method: str, url: str, body: BoundedBody | None,
+             headers: dict[str, str]) -> tuple[urllib3.BaseHTTPResponse, HTTPConnection]:
+        """Send the request and read the response head, on a pooled connection.
+
+        A reused keep-alive connection may have been closed by the upstream a
+        moment ago; a request that has no body is then sent once more on a
+        fresh connection (nothing of it can have been processed).
+        """
+        for attempt in (0, 1):
+            try:
+                conn, reused = self.pool.get()
+            except (uerr.HTTPError, OSError) as exc:
+                raise _translate(exc) from None
+            try:
+                conn.request(method, url, body=body, headers=headers,
+                             chunked=body is not None and body.length is None,
+                             preload_content=False, decode_content=False)
+                return conn.getresponse(), conn
+            except Problem:
+                conn.close()
+                raise
+            except (uerr.HTTPError, OSError, http.client.HTTPException) as exc:
+                conn.close()
+                stale = reused and not isinstance(exc, TimeoutError | uerr.TimeoutError)
+                if attempt == 0 and stale and body is None:
+                    continue
+                raise _translate(exc) from None
+        raise AssertionError("unreachable")
+
     def __call__(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:
         environ = call.environ
         method = environ["REQUEST_METHOD"]
@@ -114,33 +186,22 @@ class HttpBackend:
             headers["Accept-Encoding"] = SKIP_HEADER
         if body is not None and body.length is not None:
             headers["Content-Length"] = str(body.length)
-        retries: urllib3.Retry | bool = (
-            self.retry_idempotent if body is None and method in _IDEMPOTENT else False)
-        try:
-            response = self.pool.urlopen(
-                method, self.url_for(call), body=body, headers=headers, retries=retries,
-                redirect=False, assert_same_host=False, preload_content=False,
-                decode_content=False, release_conn=False,
-                chunked=body is not None and body.length is None)
-        except uerr.MaxRetryError as exc:
-            raise _translate(exc.reason or exc) from None
-        except (uerr.HTTPError, OSError) as exc:
-            raise _translate(exc) from None
+        elif body is None and method in _BODY_METHODS:
+            headers["Content-Length"] = "0"
+        response, conn = self.send(method, self.url_for(call), body, headers)
         out_headers = self.forwarding.response_headers(
             response.headers.iteritems(), call.request_id)
         start_response(f"{response.status} {response.reason or ''}".rstrip(), out_headers)
         length = response.headers.get("Content-Length", "")
         if method == "HEAD" or response.status in (204, 304) or (
                 length.isdigit() and int(length) <= _SMALL):
+            proxied = ProxiedBody(response, conn, self.pool)
             try:
-                data = response.read(decode_content=False)
-            except (uerr.HTTPError, OSError) as exc:
-                response.close()
-                response.release_conn()
-                raise _translate(exc) from None
-            response.release_conn()
+                data = b"".join(proxied)
+            finally:
+                proxied.close()
             return [data] if data else []
-        return ProxiedBody(response)
+        return ProxiedBody(response, conn, self.pool)
 
 
 def _translate(exc: BaseException | None) -> Problem:

@@ -137,7 +137,7 @@ def test_static_files_with_etag_and_range(client: Client) -> None:
 
 
 def test_openapi_from_contracts(tmp_path: Any) -> None:
-    contract = {"service": "echo", "methods": {"echo": {
+    contract = {"service": "echo", "version": 1, "methods": {"echo": {
         "params": {"type": "object", "properties": {"data": {"$ref": "#/definitions/blob"}}},
         "result": {"type": "string"}, "idempotent": True, "shadow_safe": False}},
         "definitions": {"blob": {"type": "string", "contentEncoding": "base64"}}}
@@ -152,3 +152,13 @@ def test_openapi_from_contracts(tmp_path: Any) -> None:
     app = make_app(config, {"rpc": Fake}, doc)
     assert Client(app).get("/_gateway/openapi.json").json == doc
     assert os.path.basename(str(tmp_path))
+
+
+def test_response_hop_by_hop_fields_go_and_via_is_appended() -> None:
+    from gateway.http.forwarding import Forwarding
+    out = Forwarding(0, "gw").response_headers(
+        [("Connection", "X-Hop, close"), ("X-Hop", "1"), ("Keep-Alive", "timeout=5"),
+         ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Via", "1.0 up"), ("Server", "x"),
+         ("Transfer-Encoding", "chunked")], "rid1")
+    assert out == [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Via", "1.0 up, 1.1 gw"),
+                   ("X-Request-ID", "rid1")]

@@ -1,0 +1,186 @@
+"""The ``wsgi`` and ``rpc`` backends: HTTP requests carried over ZeroMQ through the broker.
+
+::
+
+    factories = bridge_factories(config)      # {"wsgi": ..., "rpc": ...}, one Client per process
+    app = make_app(config, factories)
+
+``wsgi``: the request becomes an envelope of kind ``http`` (SPEC "HTTP over
+ZeroMQ"); a worker running :mod:`protocol.wsgi` answers ``http-response``
+and, when the body streams, ``http-body`` chunks, which are passed on as
+they arrive. ``rpc``: ``POST <prefix>/<service>/<method>`` (or
+``<prefix>/<method>`` when the route names its service) with a JSON body in
+the JSON-only view; params are checked against the contract at the edge
+(422) and the result comes back as JSON. Protocol errors become problems by
+their code; a configured wsgi service that has no worker is 503, not 404.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import Any, cast
+
+from gateway.http.app import Backend, BackendFactory
+from gateway.http.bodies import request_body
+from gateway.http.config import GatewayHttpConfig, HttpLimits, Route
+from gateway.http.context import Call
+from gateway.http.forwarding import Forwarding
+from gateway.http.openapi import SPEC_DIR, load_contracts
+from gateway.http.problems import Problem
+from protocol import codec
+from protocol import errors as perrors
+from protocol.client import Client
+from protocol.contract import Contract
+
+StartResponse = Callable[..., Any]
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _deadline_ms(timeout: float) -> int:
+    return int((time.time() + timeout) * 1000)
+
+
+class WsgiBackend:
+    """Ships requests of one route to the broker service hosting a WSGI app."""
+
+    def __init__(self, route: Route, client: Client, limits: HttpLimits,
+                 forwarding: Forwarding) -> None:
+        self.route = route
+        self.client = client
+        self.limits = limits
+        self.forwarding = forwarding
+        self.timeout = route.timeout or limits.timeout
+
+    def envelope(self, call: Call) -> codec.Envelope:
+        """The ``http`` envelope of one request (SPEC "HTTP over ZeroMQ")."""
+        environ = call.environ
+        body = request_body(environ, self.limits.max_body)
+        method = environ["REQUEST_METHOD"]
+        headers = [[n, v] for n, v in self.forwarding.request_headers(environ, call.request_id)]
+        http = {
+            "method": method, "script_name": call.match.script_name,
+            "path_info": call.match.path_info, "raw_path": call.target.raw_path,
+            "query_string": call.target.query_string, "headers": headers,
+            "scheme": environ.get("wsgi.url_scheme", "http"),
+            "server_name": environ.get("SERVER_NAME", ""),
+            "server_port": str(environ.get("SERVER_PORT", "")),
+            "remote_addr": environ.get("REMOTE_ADDR") or "",
+            "remote_port": str(environ.get("REMOTE_PORT") or ""),
+            "protocol": environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+        }
+        return codec.Envelope("http", deadline=_deadline_ms(self.timeout), rid=call.request_id,
+                              idem=method in _SAFE, http=http,
+                              payload=codec.Bytes(body.read_all() if body else b""))
+
+    def __call__(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:
+        replies = cast(Generator[codec.Envelope, None, None], self.client.request(
+            self.route.service, self.envelope(call), self.timeout))
+        try:
+            first = next(replies)
+        except perrors.UnknownService:
+            replies.close()
+            raise perrors.Unavailable("no live worker for this route") from None
+        except StopIteration:
+            raise perrors.WorkerLost("the worker answered nothing") from None
+        if first.kind != "http-response" or not isinstance(first.http, dict):
+            replies.close()
+            raise perrors.EnvelopeError("the worker did not answer http-response")
+        http = first.http
+        status = f"{int(http['status'])} {http.get('reason') or ''}".rstrip()
+        headers = self.forwarding.response_headers(
+            ((str(n), str(v)) for n, v in http.get("headers", ())), call.request_id)
+        start_response(status, headers)
+        chunk = first.payload if isinstance(first.payload, bytes) else b""
+        if not first.more:
+            replies.close()
+            return [chunk] if chunk else []
+        return _stream(chunk, replies)
+
+
+def _stream(first: bytes, replies: Iterator[codec.Envelope]) -> Iterator[bytes]:
+    try:
+        if first:
+            yield first
+        for env in replies:
+            if isinstance(env.payload, bytes) and env.payload:
+                yield env.payload
+    finally:
+        close = getattr(replies, "close", None)
+        if close is not None:
+            close()
+
+
+class RpcBackend:
+    """``POST <prefix>/<service>/<method>``: one call, JSON in and out."""
+
+    def __init__(self, route: Route, client: Client, limits: HttpLimits,
+                 contracts: dict[str, Contract]) -> None:
+        self.route = route
+        self.client = client
+        self.limits = limits
+        self.contracts = contracts
+        self.timeout = route.timeout or limits.timeout
+
+    def target(self, path_info: str) -> tuple[str, str]:
+        """(service, method) named by the path below the mount."""
+        parts = path_info.strip("/").split("/")
+        if self.route.service and len(parts) == 1 and parts[0]:
+            return self.route.service, parts[0]
+        if not self.route.service and len(parts) == 2 and all(parts):
+            return parts[0], parts[1]
+        shape = "<method>" if self.route.service else "<service>/<method>"
+        raise Problem(404, f"rpc paths look like {self.route.prefix}/{shape}", code="no_route")
+
+    def __call__(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:
+        environ = call.environ
+        service, method = self.target(call.match.path_info)
+        if environ["REQUEST_METHOD"] != "POST":
+            raise Problem(405, "rpc methods are called with POST", headers=[("Allow", "POST")])
+        ctype = environ.get("CONTENT_TYPE", "application/json").split(";")[0].strip().lower()
+        if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+            raise Problem(415, "the body must be application/json", code="unsupported_media")
+        body = request_body(environ, self.limits.max_body)
+        raw = body.read_all() if body else b""
+        try:
+            params = codec.from_json(json.loads(raw)) if raw else None
+        except (ValueError, RecursionError) as exc:
+            detail = f"the body is not valid JSON: {exc}"[:300]
+            raise Problem(400, detail, code="envelope") from None
+        contract = self.contracts.get(service)
+        schema: Any = None
+        idem = False
+        result_schema: Any = None
+        if contract is not None:
+            contract.validate_params(method, params)  # UnknownMethod 404, InvalidParams 422
+            schema = contract.schema_for(method)
+            result_schema = contract.result_schema_for(method)
+            idem = contract.is_idempotent(method)
+        result = self.client.call(service, method, params, timeout=self.timeout, idem=idem,
+                                  rid=call.request_id, schema=schema)
+        try:
+            view = codec.to_json(result, result_schema if isinstance(result_schema, dict) else None)
+        except perrors.EnvelopeError:
+            view = codec.to_json(result)
+        data = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        start_response("200 OK", [("Content-Type", "application/json"),
+                                  ("Content-Length", str(len(data))),
+                                  ("X-Request-ID", call.request_id)])
+        return [data]
+
+
+def bridge_factories(config: GatewayHttpConfig,
+                     client: Client | None = None) -> dict[str, BackendFactory]:
+    """Backend factories for ``wsgi`` and ``rpc`` sharing one broker client."""
+    shared = client or Client(config.broker, timeout=config.limits.timeout)
+    forwarding = Forwarding(config.trusted_proxies, config.via, config.preserve_host)
+    contracts = load_contracts(config.contracts_dir or SPEC_DIR)
+
+    def wsgi(route: Route) -> Backend:
+        return WsgiBackend(route, shared, config.limits, forwarding)
+
+    def rpc(route: Route) -> Backend:
+        return RpcBackend(route, shared, config.limits, contracts)
+
+    return {"wsgi": wsgi, "rpc": rpc}
