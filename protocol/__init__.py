@@ -10,11 +10,14 @@ See ``protocol/SPEC.md`` for the normative wire format.
 """
 from __future__ import absolute_import, division, print_function
 
+from protocol.client import Client
 from protocol.codec import Bytes, Envelope, decode, encode
 from protocol.errors import (
     EnvelopeError, InvalidParams, ProtocolError, RemoteError, Timeout, TooLarge,
     Unavailable, UnknownMethod, UnknownService, WorkerLost,
 )
+from protocol.events import Publisher, Subscriber
+from protocol.worker import Worker, current
 
 __version__ = "0.1.0"
 
@@ -22,4 +25,5 @@ __all__ = [
     "Bytes", "Envelope", "EnvelopeError", "InvalidParams", "ProtocolError",
     "RemoteError", "Timeout", "TooLarge", "Unavailable", "UnknownMethod",
     "UnknownService", "WorkerLost", "decode", "encode",
+    "Client", "Publisher", "Subscriber", "Worker", "current",
 ]

@@ -1,0 +1,176 @@
+"""protocol.Client against a ROUTER thread playing broker and worker (2.7 and 3.x)."""
+from __future__ import absolute_import, division, print_function
+
+import threading
+import time
+
+import pytest
+import zmq
+
+from protocol import codec, mdp
+from protocol.client import Client
+from protocol.errors import RemoteError, Timeout, Unavailable, UnknownService, WorkerLost
+
+
+class FakeBroker(object):
+    """Answers MDPC01 requests in a thread: "add" sums, "sleep" answers late, and so on."""
+
+    def __init__(self):
+        self.ctx = zmq.Context.instance()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.linger = 0
+        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        self.endpoint = "tcp://127.0.0.1:%d" % port
+        self.silent = threading.Event()
+        self.seen = []
+        self._stop = threading.Event()
+        self._delayed = []
+        self._thread = threading.Thread(target=self._run)
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            if self.sock.poll(10):
+                frames = self.sock.recv_multipart()
+                if not self.silent.is_set():
+                    self._answer(frames)
+            now = time.time()
+            for item in [d for d in self._delayed if d[0] <= now]:
+                self._delayed.remove(item)
+                self.sock.send_multipart(item[1])
+        self.sock.close(linger=0)
+
+    def _answer(self, frames):
+        client, service, body = frames[0], frames[3], frames[4:]
+        prefix = [client, b"", mdp.CLIENT, service]
+        if service == mdp.MMI_SERVICE:
+            self.sock.send_multipart(prefix + [b"200" if body[0] == b"calc" else b"404"])
+            return
+        env = codec.decode(body)
+        self.seen.append(env)
+        if service == b"ghost":
+            self.sock.send_multipart(prefix + mdp.error_body(env.id, u"unknown_service", u"?"))
+        elif env.method == u"add":
+            reply = codec.Envelope(u"result", id=env.id, payload=sum(env.payload))
+            self.sock.send_multipart(prefix + codec.encode(reply))
+        elif env.method == u"sleep":
+            reply = codec.encode(codec.Envelope(u"result", id=env.id, payload=env.payload))
+            self._delayed.append((time.time() + env.payload, prefix + reply))
+        elif env.method == u"fail":
+            err = {u"code": u"remote", u"message": u"bad", u"type": u"ValueError",
+                   u"traceback": u"Traceback ..."}
+            reply = codec.Envelope(u"error", id=env.id, error=err)
+            self.sock.send_multipart(prefix + codec.encode(reply))
+        elif env.method == u"lost":
+            self.sock.send_multipart(prefix + mdp.error_body(env.id, u"worker_lost", u"died"))
+        elif env.kind == u"http":
+            for i in range(3):
+                part = codec.Envelope(u"http-body", id=env.id, more=i < 2,
+                                      payload=codec.Bytes(b"%d" % i))
+                self.sock.send_multipart(prefix + codec.encode(part))
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def broker():
+    fake = FakeBroker()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def client(broker):
+    c = Client(broker.endpoint, timeout=5.0, probe_interval=0.3)
+    yield c
+    c.close()
+
+
+def test_call_returns_the_result(client):
+    assert client.call(u"calc", u"add", [1, 2, 3]) == 6
+
+
+def test_typed_errors(client):
+    with pytest.raises(RemoteError) as info:
+        client.call(u"calc", u"fail")
+    assert (info.value.type, info.value.message) == (u"ValueError", u"bad")
+    assert info.value.traceback == u"Traceback ..."
+    with pytest.raises(WorkerLost):
+        client.call(u"calc", u"lost")
+    with pytest.raises(UnknownService):
+        client.call(u"ghost", u"x")
+
+
+def test_timeout_is_raised_close_to_the_deadline(client):
+    started = time.time()
+    with pytest.raises(Timeout):
+        client.call(u"calc", u"sleep", 2.0, timeout=0.3)
+    assert 0.3 <= time.time() - started < 1.3
+
+
+def test_many_threads_share_one_client(client):
+    results = {}
+    errors = []
+
+    def run(n):
+        try:
+            for i in range(20):
+                results[(n, i)] = client.call(u"calc", u"add", [n, i])
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert results == {(n, i): n + i for n in range(8) for i in range(20)}
+
+
+def test_slow_call_does_not_block_others(client):
+    slow = client.submit(u"calc", u"sleep", 1.0)
+    started = time.time()
+    assert client.call(u"calc", u"add", [1, 1]) == 2
+    assert time.time() - started < 0.8
+    assert slow.result() == 1.0
+
+
+def test_pipelined_submits(client):
+    pending = [client.submit(u"calc", u"add", [i, i]) for i in range(300)]
+    assert [p.result() for p in pending] == [2 * i for i in range(300)]
+
+
+def test_request_yields_streamed_replies(client):
+    env = codec.Envelope(u"http", http={u"method": u"GET"})
+    parts = list(client.request(u"web", env, timeout=5.0))
+    assert [p.payload for p in parts] == [b"0", b"1", b"2"]
+    assert [p.more for p in parts] == [True, True, False]
+
+
+def test_mmi_service(client):
+    assert client.mmi(u"calc") == u"200"
+    assert client.mmi(u"other") == u"404"
+
+
+def test_silent_broker_reconnect_resends_only_idempotent_calls(broker, client):
+    assert client.call(u"calc", u"add", [1]) == 1
+    broker.silent.set()
+    idem = client.submit(u"calc", u"add", [2], idem=True)
+    plain = client.submit(u"calc", u"add", [3])
+    with pytest.raises(Unavailable):
+        plain.result()
+    assert client.reconnects >= 1
+    broker.silent.clear()
+    assert idem.result() == 2
+    assert client.call(u"calc", u"add", [4]) == 4
+
+
+def test_closed_client_refuses_calls(broker):
+    c = Client(broker.endpoint)
+    c.close()
+    with pytest.raises(Unavailable):
+        c.call(u"calc", u"add", [1])
