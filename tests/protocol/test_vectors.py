@@ -157,3 +157,31 @@ def test_vectors_check_command_reports_only_known_gaps():
     problems = vectors.check()
     gaps = {name for name, (when, _) in KNOWN_GAPS.items() if when}
     assert {p.split(u":")[0] for p in problems} == gaps
+
+
+# ------------------------------------------------- encoder-side gaps --
+# The decoder rejects these; a conforming sender must not produce them (SPEC 3.2, 4.7).
+# Strict xfails: each passes unexpectedly, and so fails, once the codec is fixed.
+
+def _encode_error(env):
+    """The EnvelopeError message encoding ``env`` raises, or None if it encodes."""
+    try:
+        codec.encode(env)
+    except EnvelopeError as exc:
+        return exc.message
+    return None
+
+
+@pytest.mark.xfail(strict=True, raises=(AssertionError, UnicodeEncodeError),
+                   reason="3.x raises UnicodeEncodeError, 2.7 writes CESU-8 bytes")
+@pytest.mark.parametrize("payload", [u"a\ud800", {u"\udc00": 1}], ids=["value", "key"])
+def test_encoding_a_lone_surrogate_is_an_envelope_error(payload):
+    assert _encode_error(codec.Envelope(u"result", id=vectors.ID, payload=payload))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="encode does not check header field types")
+@pytest.mark.parametrize("fields", [{"deadline": 1.5}, {"rid": Bytes(b"x")}],
+                         ids=["float-deadline", "bytes-rid"])
+def test_encoding_a_header_the_decoder_rejects_fails_early(fields):
+    assert _encode_error(codec.Envelope(u"result", id=vectors.ID, **fields))
