@@ -1,0 +1,143 @@
+"""The SQLite database the legacy app (``/``) shares with the Python 3 app at ``/v2``.
+
+The shared-datastore pattern: two interpreters, one file, one schema. The
+legacy app keeps its sessions server-side in the ``sessions`` table, keyed
+by the ``legacy_sid`` cookie, so ``whoami`` and ``/v2`` (on either
+interpreter) can tell who is signed in without sharing a signing secret::
+
+    from py3_services import store
+    conn = store.connect(store.db_path())    # $LEGACY_DB or var/legacy.sqlite3
+    uid = store.create_user(conn, u"ada", u"secret")
+    store.save_session(conn, u"abc", {u"user_id": uid})
+    store.session_user(conn, u"abc")          # {u"id": 1, u"name": u"ada"}
+"""
+
+import json
+import os
+import sqlite3
+import time
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+ENV_VAR = "LEGACY_DB"
+SESSION_COOKIE = "legacy_sid"
+SESSION_TTL = 7 * 24 * 3600
+# pbkdf2 is the one method both werkzeug 1.0 and 3.x verify.
+HASH_METHOD = "pbkdf2:sha256"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, password TEXT NOT NULL,
+    created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS notes (
+    id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
+    body TEXT NOT NULL, created INTEGER NOT NULL, via TEXT NOT NULL DEFAULT 'legacy');
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY, data TEXT NOT NULL, expires INTEGER NOT NULL);
+"""
+
+
+def db_path(environ: dict | None = None) -> str:
+    """``$LEGACY_DB``, else ``var/legacy.sqlite3`` under the working directory."""
+    env = os.environ if environ is None else environ
+    return env.get(ENV_VAR) or os.path.join(os.getcwd(), "var", "legacy.sqlite3")
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open (and create if needed) the database; waits up to 5 s for a lock."""
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=5.0)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+def create_user(conn: sqlite3.Connection, name: str, password: str) -> int:
+    """Add a user; return its id. ValueError when the name is taken or empty."""
+    name = name.strip()
+    if not name or len(name) > 64:
+        raise ValueError("a name of 1 to 64 characters is required")
+    try:
+        with conn:
+            cur = conn.execute(
+                "INSERT INTO users (name, password, created) VALUES (?, ?, ?)",
+                (name, generate_password_hash(password, HASH_METHOD),
+                 int(time.time())))
+    except sqlite3.IntegrityError:
+        raise ValueError(f"the name {name} is taken")
+    return int(cur.lastrowid)
+
+
+def check_user(conn: sqlite3.Connection, name: str, password: str) -> object:
+    """The user's id when ``password`` is right, else None."""
+    row = conn.execute("SELECT id, password FROM users WHERE name = ?",
+                       (name.strip(),)).fetchone()
+    if row is None or not check_password_hash(row["password"], password):
+        return None
+    return int(row["id"])
+
+
+def add_note(conn: sqlite3.Connection, user_id: int, body: str, via: str = "legacy") -> int:
+    """Store a note by ``user_id``; ``via`` says which app wrote it."""
+    with conn:
+        cur = conn.execute("INSERT INTO notes (user_id, body, created, via) VALUES (?, ?, ?, ?)",
+                           (user_id, body, int(time.time()), via))
+    return int(cur.lastrowid)
+
+
+def recent_notes(conn: sqlite3.Connection, limit: int = 20) -> list:
+    """The newest notes with their authors' names, newest first."""
+    rows = conn.execute(
+        "SELECT notes.id, notes.body, notes.via, users.name FROM notes "
+        "JOIN users ON users.id = notes.user_id ORDER BY notes.id DESC LIMIT ?", (limit,))
+    return [{k: row[k] for k in row.keys()} for row in rows]  # noqa: SIM118 - a Row iterates values
+
+
+def load_session(conn: sqlite3.Connection, sid: str) -> object:
+    """The session's data dict, or None when missing or expired."""
+    row = conn.execute("SELECT data, expires FROM sessions WHERE id = ?", (sid,)).fetchone()
+    if row is None or row["expires"] < time.time():
+        return None
+    try:
+        data = json.loads(row["data"])
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def save_session(conn: sqlite3.Connection, sid: str, data: dict, ttl: int = SESSION_TTL) -> None:
+    """Write the session's data (JSON) with a fresh expiry."""
+    with conn:
+        conn.execute("INSERT OR REPLACE INTO sessions (id, data, expires) VALUES (?, ?, ?)",
+                     (sid, json.dumps(data, sort_keys=True), int(time.time()) + ttl))
+
+
+def delete_session(conn: sqlite3.Connection, sid: str) -> None:
+    """Forget a session."""
+    with conn:
+        conn.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+
+
+def session_user(conn: sqlite3.Connection, sid: str) -> object:
+    """``{"id", "name"}`` of the user signed in with session ``sid``, or None."""
+    data = load_session(conn, sid) if sid else None
+    if not data or not isinstance(data.get("user_id"), int):
+        return None
+    row = conn.execute("SELECT id, name FROM users WHERE id = ?",
+                       (data["user_id"],)).fetchone()
+    if row is None:
+        return None
+    return {"id": int(row["id"]), "name": row["name"]}
+
+
+def parse_cookie_header(header: str) -> dict:
+    """``name=value`` pairs of a Cookie header (later duplicates do not override)."""
+    out: dict = {}
+    for part in (header or "").split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name and name not in out:
+            out[name] = value.strip().strip('"')
+    return out
