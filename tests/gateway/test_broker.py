@@ -1,0 +1,247 @@
+"""The broker in a thread, driven by our client and by raw MDP workers made of plain pyzmq."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import zmq
+import zmq.auth
+
+from gateway.broker import Broker, BrokerConfig, CurveKeys, is_loopback
+from gateway.broker.security import check_bind
+from gateway.errors import BrokerError
+from protocol import codec, mdp
+from protocol.client import Client
+from protocol.errors import Timeout, Unavailable, UnknownService, WorkerLost
+from protocol.events import Publisher, Subscriber
+from protocol.worker import Worker
+from tests.support.procs import wait_until
+
+HB_MS = 100
+
+
+class RawWorker:
+    """An MDP worker written against RFC 7 by hand: it answers only when told to."""
+
+    def __init__(self, endpoint: str, service: bytes = b"calc") -> None:
+        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.linger = 0
+        self.sock.connect(endpoint)
+        self.sock.send_multipart(mdp.worker_ready(service))
+
+    def next_request(self, timeout: float = 5.0) -> tuple[bytes, list[bytes]]:
+        deadline = time.time() + timeout
+        while self.sock.poll(max(1, int((deadline - time.time()) * 1000))):
+            command, rest = mdp.split_worker(self.sock.recv_multipart())
+            if command == mdp.REQUEST:
+                return mdp.split_address(rest)
+            self.sock.send_multipart(mdp.heartbeat())
+        raise AssertionError("no request reached the raw worker")
+
+    def answer(self, client: bytes, body: list[bytes], value: Any) -> None:
+        env = codec.decode(body)
+        reply = codec.encode(codec.Envelope("result", id=env.id, payload=value))
+        self.sock.send_multipart(mdp.worker_reply(client, reply))
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    b = Broker(BrokerConfig(endpoints=("tcp://127.0.0.1:*",), heartbeat_ms=HB_MS))
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def client(broker: Broker) -> Iterator[Client]:
+    c = Client(broker.endpoints[0], timeout=5.0)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def raw_workers(broker: Broker) -> Iterator[list[RawWorker]]:
+    made: list[RawWorker] = []
+    yield made
+    for w in made:
+        w.close()
+
+
+@pytest.fixture
+def table_worker(broker: Broker) -> Iterator[Worker]:
+    w = Worker(broker.endpoints[0], "calc", {"add": lambda a, b: a + b,
+                                             "echo": lambda x: x})
+    t = threading.Thread(target=w.run, daemon=True)
+    t.start()
+    wait_until(w.connected.is_set, timeout=5, what="worker registered")
+    yield w
+    w.stop()
+    t.join(5)
+
+
+def live(broker: Broker, service: str, count: int = 1) -> bool:
+    return bool(broker.stats()["services"].get(service, {}).get("workers", 0) >= count)
+
+
+def test_round_trip_and_mmi(client: Client, table_worker: Worker, broker: Broker) -> None:
+    assert client.call("calc", "add", {"a": 2, "b": 40}) == 42
+    assert client.mmi("calc") == "200"
+    assert client.mmi("nothing") == "404"
+    stats = broker.stats()
+    assert stats["counters"]["replies"] >= 1
+    assert stats["services"]["calc"]["workers"] == 1
+
+
+def test_mmi_stats_and_unknown_mmi(broker: Broker) -> None:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    try:
+        sock.connect(broker.endpoints[0])
+        sock.send_multipart(mdp.client_request(b"mmi.stats", []))
+        assert sock.poll(5000)
+        stats = json.loads(sock.recv_multipart()[3])
+        assert stats["heartbeat_ms"] == HB_MS
+        sock.send_multipart(mdp.client_request(b"mmi.nope", []))
+        assert sock.poll(5000)
+        assert sock.recv_multipart()[3] == b"501"
+    finally:
+        sock.close(linger=0)
+
+
+def test_lru_dispatch_alternates(broker: Broker, client: Client,
+                                 raw_workers: list[RawWorker]) -> None:
+    raw_workers += [RawWorker(broker.endpoints[0]), RawWorker(broker.endpoints[0])]
+    wait_until(lambda: live(broker, "calc", 2), timeout=5, what="two workers")
+    first = client.submit("calc", "echo", 1)
+    second = client.submit("calc", "echo", 2)
+    a, b = raw_workers[0].next_request(), raw_workers[1].next_request()
+    raw_workers[0].answer(*a, "a")
+    raw_workers[1].answer(*b, "b")
+    assert sorted([first.result(), second.result()]) == ["a", "b"]
+
+
+def test_no_worker_gets_unavailable_at_the_deadline(client: Client) -> None:
+    started = time.time()
+    with pytest.raises(UnknownService):
+        client.call("ghost", "x", timeout=0.4)
+    assert 0.3 <= time.time() - started < 1.4
+
+
+def test_known_service_without_workers_is_unavailable(
+        broker: Broker, client: Client, raw_workers: list[RawWorker]) -> None:
+    raw = RawWorker(broker.endpoints[0])
+    raw_workers.append(raw)
+    wait_until(lambda: live(broker, "calc"), timeout=5, what="worker")
+    raw.sock.send_multipart(mdp.disconnect())
+    wait_until(lambda: not live(broker, "calc"), timeout=5, what="worker gone")
+    with pytest.raises(Unavailable) as info:
+        client.call("calc", "x", timeout=0.4)
+    assert not isinstance(info.value, UnknownService)
+
+
+def test_expired_request_is_never_dispatched(
+        broker: Broker, client: Client, raw_workers: list[RawWorker]) -> None:
+    raw = RawWorker(broker.endpoints[0])
+    raw_workers.append(raw)
+    wait_until(lambda: live(broker, "calc"), timeout=5, what="worker")
+    env = codec.Envelope("call", method="x", deadline=mdp.now_ms() - 10)
+    with pytest.raises(Timeout):
+        list(client.request("calc", env))
+    assert not raw.sock.poll(300) or mdp.split_worker(raw.sock.recv_multipart())[0] \
+        == mdp.HEARTBEAT
+    assert broker.stats()["counters"]["expired"] == 1
+
+
+@pytest.mark.parametrize("idem", [False, True])
+def test_worker_death_mid_request(broker: Broker, client: Client,
+                                  raw_workers: list[RawWorker], idem: bool) -> None:
+    doomed = RawWorker(broker.endpoints[0])
+    raw_workers.append(doomed)
+    wait_until(lambda: live(broker, "calc"), timeout=5, what="worker")
+    pending = client.submit("calc", "echo", "v", idem=idem)
+    doomed.next_request()
+    backup = RawWorker(broker.endpoints[0])
+    raw_workers.append(backup)
+    wait_until(lambda: live(broker, "calc", 2), timeout=5, what="backup worker")
+    doomed.close()  # dies holding the request
+    if idem:
+        backup.answer(*backup.next_request(), "retried")
+        assert pending.result() == "retried"
+        assert broker.stats()["counters"]["retried"] == 1
+    else:
+        with pytest.raises(WorkerLost):
+            pending.result()
+        assert not backup.sock.poll(300) or mdp.split_worker(
+            backup.sock.recv_multipart())[0] != mdp.REQUEST
+
+
+def test_unknown_worker_is_disconnected_and_counted(broker: Broker) -> None:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    try:
+        sock.connect(broker.endpoints[0])
+        sock.send_multipart(mdp.heartbeat())
+        assert sock.poll(5000)
+        assert mdp.split_worker(sock.recv_multipart())[0] == mdp.DISCONNECT
+        assert broker.stats()["drops"]["unknown_worker"] == 1
+    finally:
+        sock.close(linger=0)
+
+
+def test_non_loopback_bind_needs_curve() -> None:
+    with pytest.raises(BrokerError, match="CURVE"):
+        Broker(BrokerConfig(endpoints=("tcp://0.0.0.0:5555",)))
+    with pytest.raises(BrokerError, match="CURVE"):
+        check_bind("tcp://192.0.2.1:5555", None)
+    assert is_loopback("tcp://127.0.0.1:1") and is_loopback("tcp://[::1]:1")
+    assert is_loopback("ipc:///tmp/x") and not is_loopback("tcp://example.org:1")
+
+
+def test_curve_keys_are_accepted_and_used(workdir: str) -> None:
+    public_file, secret_file = zmq.auth.create_certificates(workdir, "broker")
+    keys = CurveKeys.load(secret_file)
+    check_bind("tcp://192.0.2.1:5555", keys)  # allowed now, nothing is bound
+    b = Broker(BrokerConfig(endpoints=("tcp://127.0.0.1:*",), curve=keys))
+    b.start()
+    try:
+        cpub, csec = zmq.curve_keypair()
+        c = Client(b.endpoints[0], timeout=3.0, curve=(keys.public, cpub, csec))
+        try:
+            assert c.mmi("calc") == "404"
+        finally:
+            c.close()
+    finally:
+        b.stop()
+    with pytest.raises(BrokerError):
+        CurveKeys.load(os.path.join(workdir, "missing.key_secret"))
+    with pytest.raises(BrokerError, match="secret"):
+        CurveKeys.load(public_file)
+
+
+def test_events_publish_subscribe(workdir: str) -> None:
+    pub_ep, sub_ep = f"ipc://{workdir}/pub", f"ipc://{workdir}/sub"
+    b = Broker(BrokerConfig(endpoints=(f"ipc://{workdir}/rpc",), events_pub=pub_ep,
+                            events_sub=sub_ep))
+    b.start()
+    pub, sub = Publisher(pub_ep), Subscriber(sub_ep, ["thumbs."])
+    try:
+        def delivered() -> bool:
+            pub.publish("thumbs.done", {"id": 7, "png": b"\x89PNG"})
+            pub.publish("other.topic", {"id": 0})
+            event = sub.recv(timeout=0.05)
+            return event is not None and event.topic == "thumbs.done" \
+                and event.payload == {"id": 7, "png": b"\x89PNG"}
+        wait_until(delivered, timeout=5, what="event through the proxy")
+    finally:
+        pub.close()
+        sub.close()
+        b.stop()
