@@ -116,7 +116,6 @@ def test_trusted_proxies_keep_the_chain(upstream: Any, gateway_factory: Any) -> 
     assert seen["x-forwarded-proto"] == "https"
 
 
-@pytest.mark.slow
 def test_50_mib_both_ways_without_growing_the_worker(pair: Any) -> None:
     _, gateway = pair
     size = 50 * 1024 * 1024
