@@ -1,0 +1,1 @@
+"""End-to-end RPC tests: broker, workers and clients as real processes on both interpreters."""

@@ -1,0 +1,119 @@
+"""Fixtures for the RPC end-to-end tests: a broker process and worker processes per interpreter.
+
+::
+
+    def test_x(rpc):
+        broker = rpc.broker()                       # python3 -m gateway.broker
+        rpc.worker("py2", "calc")                   # python2 -m protocol.worker ...
+        rpc.wait_workers("calc", 1)
+        with rpc.client() as c: ...
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import zmq
+
+from protocol import mdp
+from protocol.client import Client
+from tests.support.procs import ProcessGroup, free_port, python2, python3, wait_until
+
+TABLE = "tests.integration.rpc.services:TABLE"
+
+
+class Rpc:
+    """Starts the broker and workers through a ProcessGroup (stopped by PID)."""
+
+    def __init__(self, procs: ProcessGroup, workdir: str) -> None:
+        self.procs = procs
+        self.workdir = workdir
+        self.port = free_port()
+        self.endpoint = f"tcp://127.0.0.1:{self.port}"
+        self.broker_proc: subprocess.Popen | None = None
+        self.clients: list[Client] = []
+        self.ctx = zmq.Context.instance()
+
+    @staticmethod
+    def interpreter(which: str) -> str:
+        """The interpreter path for "py2" or "py3"."""
+        return python2() if which == "py2" else python3()
+
+    def broker(self, heartbeat_ms: int = 250, extra: tuple[str, ...] = ()) -> subprocess.Popen:
+        """Start ``python3 -m gateway.broker`` on this harness's port and wait until it answers."""
+        argv = [python3(), "-m", "gateway.broker", "--bind", self.endpoint,
+                "--heartbeat-ms", str(heartbeat_ms), *extra]
+        self.broker_proc = self.procs.spawn(argv, stdout=subprocess.DEVNULL)
+        wait_until(lambda: self.stats() is not None, timeout=15, what="broker answering")
+        return self.broker_proc
+
+    def worker(self, which: str, service: str, target: str = TABLE, credit: int = 1,
+               env: dict | None = None) -> subprocess.Popen:
+        """Start ``python -m protocol.worker`` under ``which`` for ``service``."""
+        argv = [self.interpreter(which), "-m", "protocol.worker", "--broker", self.endpoint,
+                "--service", service, "--credit", str(credit), target]
+        return self.procs.spawn(argv, env=env)
+
+    def stats(self, timeout: float = 0.5) -> dict | None:
+        """The broker's ``mmi.stats`` answer, or None when it does not answer in time."""
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        try:
+            sock.connect(self.endpoint)
+            sock.send_multipart(mdp.client_request(mdp.MMI_STATS, []))
+            if not sock.poll(int(timeout * 1000)):
+                return None
+            return json.loads(sock.recv_multipart()[3])
+        finally:
+            sock.close(linger=0)
+
+    def workers(self, service: str) -> int:
+        """How many live workers the broker has for ``service`` (0 when it is down)."""
+        stats = self.stats()
+        if stats is None:
+            return 0
+        return int(stats["services"].get(service, {}).get("workers", 0))
+
+    def wait_workers(self, service: str, count: int, timeout: float = 20.0) -> None:
+        """Poll until exactly ``count`` workers serve ``service``."""
+        wait_until(lambda: self.workers(service) == count, timeout=timeout,
+                   what=f"{count} worker(s) for {service}")
+
+    def client(self, timeout: float = 10.0) -> Client:
+        """A py3 client on the broker, closed after the test."""
+        c = Client(self.endpoint, timeout=timeout, probe_interval=0.5)
+        self.clients.append(c)
+        return c
+
+    def kill(self, proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to one process by PID."""
+        self.procs.signal(proc, sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            deadline = time.time() + 10
+            while proc.poll() is None and time.time() < deadline:
+                time.sleep(0.01)
+
+    def close(self) -> None:
+        """Close the clients this harness made (processes belong to the ProcessGroup)."""
+        for c in self.clients:
+            c.close()
+
+
+@pytest.fixture
+def rpc(procs: ProcessGroup, workdir: str):
+    """An :class:`Rpc` harness; its processes are stopped by PID after the test."""
+    harness = Rpc(procs, workdir)
+    try:
+        yield harness
+    finally:
+        harness.close()
+        for proc in procs.procs:  # a SIGSTOPped child would ignore SIGTERM until resumed
+            procs.signal(proc, signal.SIGCONT)
+
+
+def exec_log(workdir: str) -> str:
+    """Path of the per-test file where ``work`` records each execution."""
+    return os.path.join(workdir, "executions.log")
