@@ -45,6 +45,7 @@ MAX_FRAMES = 4096
 
 _SURROGATE_ESCAPE = re.compile(br"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile(u"[\ud800-\udfff]")
+_ENCODED_SURROGATE = re.compile(b"\xed[\xa0-\xbf]")  # U+D800..U+DFFF written as UTF-8
 
 
 class Bytes(binary_type):
@@ -121,11 +122,16 @@ def dumps(obj):
     """Canonical JSON bytes of an already-packed value (sorted keys, compact, UTF-8)."""
     try:
         out = _ENCODER.encode(obj)
+        if isinstance(out, text_type):
+            out = out.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EnvelopeError(u"text holds a lone surrogate")
     except (TypeError, ValueError) as exc:
         raise EnvelopeError(u"cannot encode as JSON: %s" % (exc,))
-    if isinstance(out, text_type):
-        return out.encode("utf-8")
-    return out  # pragma: no cover - py2 returns str when everything is ASCII
+    # 2.7's UTF-8 codec writes lone surrogates as CESU-8 instead of failing.
+    if PY2 and _ENCODED_SURROGATE.search(out):
+        raise EnvelopeError(u"text holds a lone surrogate")
+    return out
 
 
 def _path(where):
@@ -246,9 +252,10 @@ def pack(value, schema=None, where=u"payload"):
 def encode(env, schema=None):
     # type: (Envelope, dict) -> list
     """Encode an envelope into its body frames: header, payload, byte frames."""
-    if env.kind not in KINDS:
-        raise EnvelopeError(u"kind: unknown kind %r" % (env.kind,))
-    header = _pack(env.header(), _NO_SCHEMA, _NO_SCHEMA, u"header", [], 0)
+    raw = []  # type: list
+    header = check_header(_pack(env.header(), _NO_SCHEMA, _NO_SCHEMA, u"header", raw, 0))
+    if raw:
+        raise EnvelopeError(u"header: bytes are not allowed in the header")
     payload, frames = pack(env.payload, schema)
     return [dumps(header), payload] + frames
 
@@ -335,6 +342,8 @@ def loads(data, frames=(), where=u"payload"):
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise EnvelopeError(u"%s: not UTF-8 (%s)" % (where, exc.reason))
+    if PY2 and _ENCODED_SURROGATE.search(data):  # 3.x's decoder already refuses these
+        raise EnvelopeError(u"%s: not UTF-8 (encoded surrogate)" % (where,))
     try:
         value = json.loads(text, object_pairs_hook=_make_hook(list(frames)),
                            parse_constant=_bad_constant, parse_float=_finite)
@@ -359,7 +368,12 @@ _HEADER_TYPES = {
 def decode_header(data):
     # type: (bytes) -> dict
     """Parse and check a header frame; unknown fields are ignored (SPEC 3.2)."""
-    header = loads(data, (), u"header")
+    return check_header(loads(data, (), u"header"))
+
+
+def check_header(header):
+    # type: (object) -> dict
+    """Check a parsed header's version, required fields and field types."""
     if not isinstance(header, dict):
         raise EnvelopeError(u"header: must be a JSON object")
     version = header.get(u"v")
@@ -367,7 +381,7 @@ def decode_header(data):
         raise EnvelopeError(u"header.v: unsupported version %r (this side speaks %d)"
                             % (version, VERSION))
     for name in (u"kind", u"id"):
-        if name not in header:
+        if header.get(name) is None:
             raise EnvelopeError(u"header.%s: missing" % (name,))
     for name, types in _HEADER_TYPES.items():
         value = header.get(name)

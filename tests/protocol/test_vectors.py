@@ -17,10 +17,7 @@ BAD = vectors.load_bad()
 
 # Codec gaps the vectors expose. Each entry is strict: when the codec is fixed
 # the test passes unexpectedly and fails, so remove the entry then.
-KNOWN_GAPS = {
-    "id-null": (True, "decode_header treats a null id as present and invents a new id"),
-    "payload-encoded-surrogate": (PY2, "the 2.7 UTF-8 codec accepts encoded surrogates"),
-}
+KNOWN_GAPS = {}  # name -> (applies, reason): vectors the codec is known to mishandle
 
 
 def _ids(items):
@@ -161,7 +158,6 @@ def test_vectors_check_command_reports_only_known_gaps():
 
 # ------------------------------------------------- encoder-side gaps --
 # The decoder rejects these; a conforming sender must not produce them (SPEC 3.2, 4.7).
-# Strict xfails: each passes unexpectedly, and so fails, once the codec is fixed.
 
 def _encode_error(env):
     """The EnvelopeError message encoding ``env`` raises, or None if it encodes."""
@@ -172,15 +168,11 @@ def _encode_error(env):
     return None
 
 
-@pytest.mark.xfail(strict=True, raises=(AssertionError, UnicodeEncodeError),
-                   reason="3.x raises UnicodeEncodeError, 2.7 writes CESU-8 bytes")
 @pytest.mark.parametrize("payload", [u"a\ud800", {u"\udc00": 1}], ids=["value", "key"])
 def test_encoding_a_lone_surrogate_is_an_envelope_error(payload):
     assert _encode_error(codec.Envelope(u"result", id=vectors.ID, payload=payload)) is not None
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="encode does not check header field types")
 @pytest.mark.parametrize("fields", [{"deadline": 1.5}, {"rid": Bytes(b"x")}],
                          ids=["float-deadline", "bytes-rid"])
 def test_encoding_a_header_the_decoder_rejects_fails_early(fields):
