@@ -5,7 +5,7 @@
 Output lines: ``{"case": name, "result": <JSON view>}`` or ``{"case", "error"}``.
 """
 # This file also runs on Python 2.7.
-# ruff: noqa: UP010, UP025, UP031
+# ruff: noqa: UP010, UP025
 from __future__ import absolute_import, division, print_function
 
 import json
