@@ -32,7 +32,7 @@ Schema (every table and key is optional; shown with its default)::
     [broker]
     enabled = true              # run the broker
     endpoint = ""               # "" = ipc://<run_dir>/broker.ipc; tcp:// must be loopback
-    heartbeat_ms = 2500
+    heartbeat_ms = 1000
     events_pub = ""             # XSUB side (publishers connect); "" = ipc in run_dir
     events_sub = ""             # XPUB side (subscribers connect); "" = ipc in run_dir
 
@@ -127,7 +127,7 @@ class BrokerConfig:
     """``[broker]``: where the MDP broker binds and how often it heartbeats."""
 
     endpoint: str = ""
-    heartbeat_ms: int = 2500
+    heartbeat_ms: int = 1000
     enabled: bool = True
     events_pub: str = ""
     events_sub: str = ""

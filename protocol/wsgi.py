@@ -253,6 +253,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.WARNING)
     host = WsgiHost(load_app(args.app), now_ms=now_ms)
     worker = Worker(args.broker, args.service, envelope_handler=host.handle)
+    worker.install_signal_handlers()  # SIGTERM drains: finish in-flight work, then DISCONNECT
     worker.run()
     return 0
 

@@ -347,18 +347,19 @@ class Arbiter:
                     if ok and r.state is State.STARTING:
                         self.mark_ready(unit, r, now)
                     continue
-                check = self.check_for(r.program)
+                check = self.check_for(r.program, unit)
                 if isinstance(check, NotifyCheck) or check.kind == "none":
                     if check.probe(r.pid):
                         self.mark_ready(unit, r, now)
                 else:
                     r.probing = self.pool.submit(check.probe, r.pid)
 
-    def check_for(self, p: Program) -> Check:
+    def check_for(self, p: Program, unit: Unit) -> Check:
         """The readiness check of program ``p``."""
         if p.ready == "notify":
             return NotifyCheck(self.notices, p.workers)
-        return make_check(p.ready, broker=self.config.broker.endpoint, service=p.service)
+        return make_check(p.ready, broker=self.config.broker.endpoint, service=p.service,
+                          expected=unit.ready_count + 1)
 
     def mark_ready(self, unit: Unit, r: Replica, now: float) -> None:
         """The replica takes traffic."""

@@ -6,7 +6,8 @@ loop, in a small thread pool) until it passes. Kinds, as written in config::
     "none"            ready as soon as it runs
     "tcp:HOST:PORT"   something accepts connections there
     "http:URL"        GET URL answers with a status below 500
-    "broker"          the broker's mmi.service (ZeroMQ RFC 8) answers "200"
+    "broker"          the broker counts one more live worker for the service (mmi.stats),
+                      or, from a broker without mmi.stats, mmi.service (RFC 8) says "200"
     "notify"          the process sent READY=1 on NOTIFY_SOCKET (sd_notify); used for
                       gunicorn, which also reports each booted worker (see gunicorn_conf)
 
@@ -20,9 +21,11 @@ loop, in a small thread pool) until it passes. Kinds, as written in config::
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import urllib.parse
 from dataclasses import dataclass
+from typing import Any
 
 import zmq
 
@@ -94,14 +97,13 @@ class HttpCheck(Check):
 
 
 def mmi_service(endpoint: str, service: str, timeout: float = PROBE_TIMEOUT,
-                context: zmq.Context[zmq.Socket[bytes]] | None = None) -> str | None:
+                request: bytes = b"mmi.service") -> str | None:
     """Ask the broker at ``endpoint`` about ``service`` (RFC 8); ``"200"``, ``"404"`` or None."""
-    ctx = context or zmq.Context.instance()
-    sock = ctx.socket(zmq.DEALER)
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     try:
         sock.connect(endpoint)
-        sock.send_multipart([b"", b"MDPC01", b"mmi.service", service.encode("utf-8")])
+        sock.send_multipart([b"", b"MDPC01", request, service.encode("utf-8")])
         if not sock.poll(int(timeout * 1000)):
             return None
         frames = sock.recv_multipart()
@@ -109,22 +111,45 @@ def mmi_service(endpoint: str, service: str, timeout: float = PROBE_TIMEOUT,
         sock.close(linger=0)
     if len(frames) < 4 or frames[1] != b"MDPC01":
         return None
-    return frames[-1].decode("ascii", "replace")
+    return str(frames[-1].decode("utf-8", "replace"))
+
+
+def mmi_stats(endpoint: str, timeout: float = PROBE_TIMEOUT) -> dict[str, Any] | None:
+    """The broker's ``mmi.stats`` document, or None if it has none (or did not answer)."""
+    answer = mmi_service(endpoint, "", timeout, request=b"mmi.stats")
+    if not answer or answer in ("404", "501"):
+        return None
+    try:
+        doc = json.loads(answer)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 @dataclass
 class BrokerCheck(Check):
-    """Ready when the broker has a live worker for ``service``."""
+    """Ready when the broker has ``expected`` live workers for ``service``.
+
+    ``expected`` is 1 + the replicas of the service already ready, so that during a
+    reload a new replica counts only once it registered itself (mmi.service alone
+    says 200 as long as an old one lives). Brokers without ``mmi.stats`` fall back to
+    mmi.service.
+    """
 
     endpoint: str
     service: str
+    expected: int = 1
     kind = "broker"
 
     def probe(self, pid: int) -> bool:
-        """One mmi.service round trip."""
+        """One mmi.stats (or mmi.service) round trip."""
         try:
-            return mmi_service(self.endpoint, self.service) == "200"
-        except zmq.ZMQError:
+            stats = mmi_stats(self.endpoint)
+            if stats is None:
+                return mmi_service(self.endpoint, self.service) == "200"
+            entry = stats.get("services", {}).get(self.service, {})
+            return int(entry.get("workers", 0)) >= self.expected
+        except (zmq.ZMQError, TypeError, ValueError, AttributeError):
             return False
 
 
@@ -178,10 +203,10 @@ class NotifyCheck(Check):
         return self.notices.get(pid, 0) >= 1 + self.workers
 
 
-def make_check(spec: str, broker: str = "", service: str = "") -> Check:
+def make_check(spec: str, broker: str = "", service: str = "", expected: int = 1) -> Check:
     """The check for a ``ready = ...`` value of the config."""
     if spec == "broker":
-        return BrokerCheck(broker, service)
+        return BrokerCheck(broker, service, expected)
     if spec == "broker-up":
         return BrokerUpCheck(broker)
     if spec.startswith("redis:"):

@@ -66,7 +66,8 @@ class Estate:
         front = "true" if self.front else "false"
         return (f'[gateway]\nlisten = "127.0.0.1:{self.port}"\nrun_dir = "{self.run_dir}"\n'
                 f"workers = 2\nthreads = 4\nstop_grace_s = 3\nfront = {front}\n"
-                f"[broker]\nenabled = {front}\nheartbeat_ms = 500\n")
+                f"[broker]\nenabled = {front}\nheartbeat_ms = 500\n"
+                f"[runtimes]\npy2 = {json.dumps(python2())}\npy3 = {json.dumps(sys.executable)}\n")
 
     def write(self, body: str) -> None:
         """(Re)write the config file."""

@@ -1,0 +1,138 @@
+"""Zero-downtime reload under load: swap a service's py2 implementation for py3, roll the front.
+
+The load is wrk (keep-alive connections); its report gives requests/s, socket
+errors (connect/read/write/timeout) and non-2xx/3xx answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from tests.integration.arbiter.conftest import fdhttp_service
+from tests.support.procs import free_port, wait_until
+
+WRK = shutil.which("wrk")
+needs_wrk = pytest.mark.skipif(WRK is None, reason="wrk is not installed (apt-get install wrk)")
+
+WSGI_APP = "tests.integration.arbiter.wsgiapp:app"
+
+
+def wsgi_estate(runtime: str, threads: int = 4) -> str:
+    return f"""
+[[routes]]
+prefix = "/app"
+backend = "wsgi"
+service = "app"
+
+[services.app]
+runtime = "{runtime}"
+app = "{WSGI_APP}"
+replicas = 2
+stop_grace_s = 5
+"""
+
+
+class Wrk:
+    """wrk running in the background against one URL; ``result()`` parses its report."""
+
+    def __init__(self, procs, workdir: str, url: str, seconds: int, conns: int = 16) -> None:
+        self.out = os.path.join(workdir, "wrk.txt")
+        self.started = time.monotonic()
+        self.seconds = seconds
+        with open(self.out, "wb") as fh:
+            self.proc = procs.spawn([WRK, "-t2", f"-c{conns}", f"-d{seconds}s", "--timeout",
+                                     "5s", "--latency", url], stdout=fh,
+                                    stderr=subprocess.STDOUT)
+
+    def at(self, second: float) -> bool:
+        """True once the run is ``second`` seconds old (wrk gives no progress to poll)."""
+        return time.monotonic() - self.started >= second
+
+    def result(self) -> dict[str, float]:
+        """requests, rps, socket errors and non-2xx counts from the report."""
+        self.proc.wait(timeout=self.seconds + 30)
+        with open(self.out, encoding="utf-8") as fh:
+            text = fh.read()
+        out = {"text": text, "requests": float(re.search(r"(\d+) requests in", text)[1]),
+               "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text)[1]),
+               "errors": 0.0, "non2xx": 0.0}
+        m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                      text)
+        if m:
+            out["errors"] = float(sum(int(x) for x in m.groups()))
+        m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+        if m:
+            out["non2xx"] = float(m[1])
+        return out
+
+
+def impl(e) -> str:
+    code, body, _ = e.get("/app/who")
+    assert code == 200, body
+    return str(json.loads(body)["impl"])
+
+
+@pytest.mark.slow
+@needs_wrk
+def test_reload_swaps_py2_for_py3_under_load_without_errors(estate, procs, workdir):
+    e = estate(wsgi_estate("py2"))
+    assert impl(e).startswith("cpython-2.7")
+    old_pids = {r["pid"] for r in e.program("app")["replicas"]}
+    front_pid = e.program("http")["replicas"][0]["pid"]
+    wrk = Wrk(procs, workdir, f"http://127.0.0.1:{e.port}/app/who", seconds=20)
+    wait_until(lambda: wrk.at(5), timeout=10, what="5 s of load")
+    e.write(wsgi_estate("py3"))
+    result = e.reload()
+    assert result["changed"] == ["app"]
+    assert impl(e).startswith("cpython-3.")
+    app = e.program("app")
+    assert app["runtime"] == "py3" and app["version"].startswith("cpython-3.")
+    wait_until(lambda: not ({r["pid"] for r in e.program("app")["replicas"]} & old_pids),
+               timeout=15, what="old py2 replicas drained")
+    # then roll the HTTP front itself (threads 4 -> 6), still under load
+    wait_until(lambda: wrk.at(11), timeout=15, what="11 s of load")
+    e.write(wsgi_estate("py3").replace("", "", 1))
+    with open(e.path, encoding="utf-8") as fh:
+        text = fh.read().replace("threads = 4", "threads = 6")
+    with open(e.path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    assert e.reload()["changed"] == ["http"]
+    assert e.program("http")["replicas"][0]["pid"] != front_pid
+    r = wrk.result()
+    print(f"reload under load: {r['requests']:.0f} requests, {r['rps']:.0f} req/s, "
+          f"socket errors {r['errors']:.0f}, non-2xx {r['non2xx']:.0f}")
+    assert r["rps"] >= 500, r["text"]
+    assert r["errors"] == 0, r["text"]
+    assert r["non2xx"] == 0, r["text"]
+
+
+@pytest.mark.slow
+@needs_wrk
+def test_reload_swaps_plain_http_services_behind_the_http_backend(estate, procs, workdir):
+    port = free_port()
+    route = f"""
+[[routes]]
+prefix = "/web"
+backend = "http"
+target = "http://127.0.0.1:{port}"
+service = "web"
+"""
+    e = estate(route + fdhttp_service("web", port, runtime="py2", replicas=2))
+    wrk = Wrk(procs, workdir, f"http://127.0.0.1:{e.port}/web/x", seconds=8)
+    wait_until(lambda: wrk.at(2), timeout=5, what="2 s of load")
+    e.write(route + fdhttp_service("web", port, runtime="py3", replicas=2))
+    assert e.reload("web")["changed"] == ["web"]
+    code, body, _ = e.get("/web/x")
+    assert code == 200 and json.loads(body)["impl"] == "py3"
+    r = wrk.result()
+    print(f"http reload under load: {r['rps']:.0f} req/s, errors {r['errors']:.0f}, "
+          f"non-2xx {r['non2xx']:.0f}")
+    assert r["errors"] == 0 and r["non2xx"] == 0, r["text"]
+    assert r["rps"] >= 500, r["text"]
