@@ -328,7 +328,8 @@ class Broker:
         worker = self.registry.workers.get(identity)
         service = worker.service if worker is not None else b""
         held = self.registry.remove_worker(identity)
-        log.warning("worker %s lost (%s) holding %d request(s)", identity.hex(), why, len(held))
+        level = logging.INFO if why == "disconnected" and not held else logging.WARNING
+        log.log(level, "worker %s left (%s) holding %d request(s)", identity.hex(), why, len(held))
         now = mdp.now_ms()
         for request in held:
             if request.idem and request.attempts < 2 and not request.replied \

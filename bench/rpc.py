@@ -1,0 +1,251 @@
+"""RPC over the broker against raw pyzmq and zerorpc, all measured in one run on loopback.
+
+Paths (same payload everywhere; every peer is its own process):
+
+- raw REQ/REP echo, sync: the latency baseline;
+- raw DEALER/ROUTER echo with a window of requests in flight: the throughput baseline;
+- our brokered call, py3 client -> broker -> py3 worker, and -> py2 worker;
+- zerorpc 0.6.3 (py3), sync and pipelined, when it is installed.
+
+Every loop is bounded in count and in time. Rounds are interleaved and the
+median kept, so drift hits every path alike.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import zmq
+
+from bench.report import Table
+from protocol import codec
+from protocol.client import Client
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY2 = os.environ.get("GATEWAY_PY2") or os.path.join(REPO, ".venv2", "bin", "python")
+PAYLOAD = {"text": "hello world " * 8, "n": 42, "flags": [True, False, None]}
+WINDOW = 100
+
+RAW_REP = """
+import sys, zmq
+s = zmq.Context.instance().socket(zmq.REP); s.bind(sys.argv[1])
+while True:
+    s.send_multipart(s.recv_multipart())
+"""
+RAW_ROUTER = """
+import sys, zmq
+s = zmq.Context.instance().socket(zmq.ROUTER); s.bind(sys.argv[1])
+while True:
+    s.send_multipart(s.recv_multipart())
+"""
+WORKER = """
+import sys
+from protocol.worker import Worker
+w = Worker(sys.argv[1], u"echo", {u"echo": lambda value: value}, credit=16)
+w.install_signal_handlers()
+w.run()
+"""
+ZERORPC_SERVER = """
+import sys, zerorpc
+class Echo(object):
+    def echo(self, value):
+        return value
+s = zerorpc.Server(Echo()); s.bind(sys.argv[1]); s.run()
+"""
+
+
+def _port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _spawn(argv: list[str]) -> Iterator[subprocess.Popen[bytes]]:
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _sync_p50(call: Callable[[], object], count: int, seconds: float) -> float:
+    """Median latency in microseconds over at most ``count`` calls / ``seconds``."""
+    lat: list[float] = []
+    stop = time.perf_counter() + seconds
+    for _ in range(count):
+        t = time.perf_counter()
+        call()
+        lat.append(time.perf_counter() - t)
+        if t > stop:
+            break
+    return statistics.median(lat) * 1e6
+
+
+def _pipelined(send: Callable[[], object], recv: Callable[[], object], count: int,
+               seconds: float) -> float:
+    """Messages per second with WINDOW in flight, bounded by ``count`` and ``seconds``."""
+    sent = done = 0
+    start = time.perf_counter()
+    stop = start + seconds
+    while done < count:
+        while sent < count and sent - done < WINDOW:
+            send()
+            sent += 1
+        recv()
+        done += 1
+        if time.perf_counter() > stop:
+            while done < sent:  # drain what is in flight, bounded by the window
+                recv()
+                done += 1
+            break
+    return done / (time.perf_counter() - start)
+
+
+def _wait_ready(client: Client, service: str, seconds: float = 20.0) -> None:
+    stop = time.time() + seconds
+    while client.mmi(service, timeout=1.0) != "200":
+        if time.time() > stop:
+            raise RuntimeError(f"no worker for {service}")
+        time.sleep(0.05)
+
+
+def _raw(counts: tuple[int, float]) -> dict[str, float]:
+    ctx = zmq.Context.instance()
+    body = codec.encode(codec.Envelope("call", method="echo", payload=PAYLOAD))
+    out: dict[str, float] = {}
+    ep = f"tcp://127.0.0.1:{_port()}"
+    with _spawn([sys.executable, "-c", RAW_REP, ep]):
+        req = ctx.socket(zmq.REQ)
+        req.linger = 0
+        req.rcvtimeo = 5000
+        req.connect(ep)
+        out["sync"] = _sync_p50(lambda: (req.send_multipart(body), req.recv_multipart()),
+                                *counts)
+        req.close(linger=0)
+    ep = f"tcp://127.0.0.1:{_port()}"
+    with _spawn([sys.executable, "-c", RAW_ROUTER, ep]):
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.linger = 0
+        dealer.rcvtimeo = 5000
+        dealer.connect(ep)
+        dealer.send_multipart(body)
+        dealer.recv_multipart()
+        out["pipe"] = _pipelined(lambda: dealer.send_multipart(body), dealer.recv_multipart,
+                                 counts[0] * 10, counts[1])
+        dealer.close(linger=0)
+    return out
+
+
+def _brokered(worker_python: str, counts: tuple[int, float]) -> dict[str, float]:
+    ep = f"tcp://127.0.0.1:{_port()}"
+    with _spawn([sys.executable, "-m", "gateway.broker", "--bind", ep]), \
+            _spawn([worker_python, "-c", WORKER, ep]):
+        client = Client(ep, timeout=10.0)
+        try:
+            _wait_ready(client, "echo")
+            sync = _sync_p50(lambda: client.call("echo", "echo", [PAYLOAD]), *counts)
+            window: list[object] = []
+            pipe = _pipelined(
+                lambda: window.append(client.submit("echo", "echo", [PAYLOAD])),
+                lambda: window.pop(0).result(),  # type: ignore[attr-defined]
+                counts[0] * 10, counts[1])
+        finally:
+            client.close()
+    return {"sync": sync, "pipe": pipe}
+
+
+def _zerorpc(counts: tuple[int, float]) -> dict[str, float] | None:
+    try:
+        import zerorpc  # noqa: F401
+    except ImportError:
+        return None
+    ep = f"tcp://127.0.0.1:{_port()}"
+    code = """
+import sys, time, statistics, json, zerorpc
+ep, count, seconds, window = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+payload = json.loads(sys.argv[5])
+c = zerorpc.Client(timeout=10); c.connect(ep)
+stop = time.time() + 20
+while True:
+    try:
+        c.echo(payload); break
+    except Exception:
+        if time.time() > stop: raise
+lat = []
+end = time.perf_counter() + seconds
+for _ in range(count):
+    t = time.perf_counter(); c.echo(payload); lat.append(time.perf_counter() - t)
+    if t > end: break
+done = 0; start = time.perf_counter(); end = start + seconds; n = count * 10
+while done < n and time.perf_counter() < end:
+    batch = [c.echo(payload, async_=True) for _ in range(min(window, n - done))]
+    for r in batch: r.get()
+    done += len(batch)
+print(statistics.median(lat) * 1e6, done / (time.perf_counter() - start))
+"""
+    import json
+    with _spawn([sys.executable, "-c", ZERORPC_SERVER, ep]):
+        res = subprocess.run([sys.executable, "-c", code, ep, str(counts[0]), str(counts[1]),
+                              str(WINDOW), json.dumps(PAYLOAD)], capture_output=True,
+                             timeout=120, env=dict(os.environ, PYTHONPATH=REPO))
+    if res.returncode != 0:
+        return None
+    p50, pipe = res.stdout.split()
+    return {"sync": float(p50), "pipe": float(pipe)}
+
+
+def run(smoke: bool) -> list[Table]:
+    """Measure every path over interleaved rounds; return latency and throughput tables."""
+    counts = (50, 0.3) if smoke else (2000, 3.0)
+    rounds = 1 if smoke else 3
+    paths: dict[str, Callable[[], dict[str, float] | None]] = {
+        "raw": lambda: _raw(counts),
+        "py3->py3": lambda: _brokered(sys.executable, counts),
+        "py3->py2": lambda: _brokered(PY2, counts) if os.path.exists(PY2) else None,
+        "zerorpc": lambda: None if smoke else _zerorpc(counts),
+    }
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
+    for _ in range(rounds):
+        for name, fn in paths.items():
+            got = fn()
+            if got is not None:
+                samples[name].append(got)
+    med = {name: {k: statistics.median(s[k] for s in vals) for k in vals[0]}
+           for name, vals in samples.items() if vals}
+    lat = Table("rpc: sync latency p50 (same payload)", "µs", "raw REQ/REP",
+                higher_is_better=False)
+    lat.add("raw REQ/REP", med["raw"]["sync"])
+    thr = Table(f"rpc: pipelined throughput ({WINDOW} in flight)", "calls/s",
+                "raw DEALER/ROUTER")
+    thr.add("raw DEALER/ROUTER", med["raw"]["pipe"])
+    for name in ("py3->py3", "py3->py2"):
+        if name in med:
+            lat.add(f"brokered {name}", med[name]["sync"], target="<= 2.5x")
+            thr.add(f"brokered {name}", med[name]["pipe"], target=">= 0.25x")
+    if "zerorpc" in med:
+        lat.add("zerorpc 0.6.3", med["zerorpc"]["sync"])
+        thr.add("zerorpc 0.6.3", med["zerorpc"]["pipe"])
+        ours, theirs = med["py3->py3"], med["zerorpc"]
+        thr.notes.append(f"sync calls/s vs zerorpc: {theirs['sync'] / ours['sync']:.2f}x "
+                         "(target >= 3x)")
+        thr.notes.append(f"pipelined calls/s vs zerorpc: {ours['pipe'] / theirs['pipe']:.2f}x "
+                         "(target >= 5x)")
+    else:
+        thr.notes.append("zerorpc: not measured (smoke run, or not installed)")
+    lat.notes.append("brokered = client -> broker -> worker -> broker -> client, "
+                     "envelope encoded and decoded at both ends")
+    return [lat, thr]
