@@ -12,9 +12,9 @@ import pytest
 from tests.support.procs import wait_until
 from tests.support.redis_server import RedisServer
 
-JOBS = 1500
-RATE = 250.0
-RESTART_AT = (300, 700, 1100)
+JOBS = 1000
+RATE = 200.0
+RESTART_AT = (200, 450, 700)
 
 
 def lines(path):
@@ -42,7 +42,7 @@ def test_acknowledged_jobs_survive_three_redis_restarts(aof_redis, queue_procs, 
     enqueued = os.path.join(workdir, "enqueued.txt")
     acked = [os.path.join(workdir, f"acked-{w}.txt") for w in ("py2", "py3")]
     producer = queue_procs.producer("py2", url, "restarts", JOBS, rate=RATE, log=enqueued)
-    consumers = [queue_procs.consumer(w, url, "restarts", work_ms=2, acked_log=log)
+    consumers = [queue_procs.consumer(w, url, "restarts", work_ms=1, acked_log=log)
                  for w, log in zip(("py2", "py3"), acked, strict=True)]
     started = time.time()
     restarts = []
