@@ -86,9 +86,12 @@ class GatewayApp:
             target = parse_target(raw)
         except BadPath as exc:
             raise Problem(400, f"ambiguous or malformed path: {exc}", code="bad_path") from None
-        if target.path.startswith(INTERNAL):
-            return self.internal(target.path, environ, start_response, rid)
         match = self.table.match(target.path)
+        # Under /_gateway/ only a route mounted there (e.g. /_gateway/bar.js) beats the
+        # gateway's own endpoints; the root mount never does.
+        if target.path.startswith(INTERNAL) and (
+                match is None or not match.route.prefix.startswith(INTERNAL)):
+            return self.internal(target.path, environ, start_response, rid)
         if match is None:
             raise Problem(404, "no route matches this path", code="no_route")
         return self.backends[match.route.prefix](Call(environ, rid, target, match),
