@@ -149,6 +149,9 @@ class RpcBackend:
             detail = f"the body is not valid JSON: {exc}"[:300]
             raise Problem(400, detail, code="envelope") from None
         contract = self.contracts.get(service)
+        if contract is None and not self.route.service:
+            # Services reachable by URL come from the contracts, never from the client.
+            raise Problem(404, f"no rpc service {service!r}", code="unknown_service")
         schema: Any = None
         idem = False
         result_schema: Any = None
