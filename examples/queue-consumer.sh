@@ -51,7 +51,7 @@ while [ $# -gt 0 ]; do
     --retry-for) RETRY_FOR=$2; shift 2 ;;
     --name) NAME=$2; shift 2 ;;
     --) shift; [ $# -gt 0 ] && HANDLER=("$@"); break ;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^# Exit status/p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
 done

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from protocol.queue import DEAD, DONE
-from tests.support.procs import wait_until
+from tests.support.procs import free_port, wait_until
 
 pytestmark = pytest.mark.skipif(not (shutil.which("jq") and shutil.which("redis-cli")),
                                 reason="needs jq and redis-cli (scripts/bootstrap.sh)")
@@ -56,3 +56,11 @@ def test_bash_retries_a_failing_job_then_dead_letters_it(redis_server, queue_pro
                         "traceback": ""}
     assert q.replay(job_id) == 1
     assert q.status(job_id).state == "queued"
+
+
+def test_bash_consumer_exits_3_when_redis_is_unreachable(queue_procs):
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    proc = queue_procs.bash_consumer(url, "nowhere", ["--once", "--retry-for", "1"], ["jq", "."])
+    wait_until(lambda: proc.poll() is not None, timeout=15, what="bash consumer exit")
+    assert proc.returncode == 3
+    assert "redis unavailable" in queue_procs.log_text("bash-consumer")
