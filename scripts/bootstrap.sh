@@ -43,15 +43,17 @@ find_python3() {
 }
 
 ensure_redis() {
-  # jq is for examples/queue-consumer.sh (a bash queue consumer: redis-cli + jq).
-  if command -v redis-server >/dev/null 2>&1 && command -v jq >/dev/null 2>&1; then return; fi
-  say "installing redis-server and jq with apt"
+  # jq is for examples/queue-consumer.sh (a bash queue consumer: redis-cli + jq);
+  # wrk is the load generator of the arbiter's reload-under-load test.
+  if command -v redis-server >/dev/null 2>&1 && command -v jq >/dev/null 2>&1 \
+    && command -v wrk >/dev/null 2>&1; then return; fi
+  say "installing redis-server, jq and wrk with apt"
   local sudo="" had_redis=""
   command -v redis-server >/dev/null 2>&1 && had_redis=1
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq || die "apt-get update failed; install redis-server and jq by hand"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server jq >/dev/null \
-    || die "could not install redis-server/jq; install them by hand (apt-get install redis-server jq)"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server jq wrk >/dev/null \
+    || die "could not install redis-server/jq/wrk; install them by hand (apt-get install redis-server jq wrk)"
   # The package starts a system-wide server; the project starts its own on private ports.
   if [ -z "$had_redis" ] && command -v systemctl >/dev/null 2>&1; then $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
 }

@@ -197,6 +197,6 @@ def supervisord(config: GatewayConfig, programs: list[Program], resolved: str,
         if user:
             out.append(f"user={user}")
         out.append("")
-    if programs:
-        out += ["[group:gateway]", "programs=" + ",".join(p.name for p in programs), ""]
+    # No [group:...]: supervisord would turn grouped fcgi-programs into plain programs
+    # and their fd 0 would be a pipe instead of the socket.
     return "\n".join(out)
