@@ -11,7 +11,8 @@ Each document becomes a list of hashable events -- ``("start", tag,
 attrs)``, ``("end", tag)``, ``("text", word)``, ``("ws",)``,
 ``("comment", text)``, ``("decl", text)`` -- and ``difflib.SequenceMatcher``
 runs over the two lists. Equal stretches are copied from the new document;
-deleted words are wrapped in ``<del>`` (their markup is dropped), inserted
+deleted words are wrapped in ``<del>`` (their markup is dropped, the
+whitespace around them kept), inserted
 words in ``<ins>`` (their markup is kept).
 
 The tokenizer is a small regular-expression scanner rather than HTMLParser
@@ -115,11 +116,10 @@ def _changed(tokens, wrap, keep_markup):
         while end > start and run[end - 1][0] == (u"ws",):
             end -= 1
         if start == end:
-            if keep_markup:
-                parts.append(u"".join(src for _, src in run))
+            parts.append(u"".join(src for _, src in run))
         else:
-            lead = u"".join(src for _, src in run[:start]) if keep_markup else u""
-            tail = u"".join(src for _, src in run[end:]) if keep_markup else u""
+            lead = u"".join(src for _, src in run[:start])
+            tail = u"".join(src for _, src in run[end:])
             inner = u"".join(_text_source(src) for _, src in run[start:end])
             words[0] += sum(1 for event, _ in run[start:end] if event[0] == u"text")
             parts.append(u"%s<%s>%s</%s>%s" % (lead, wrap, inner, wrap, tail))

@@ -46,6 +46,19 @@ QUEUE_ENV, REDIS_ENV = "THUMBNAILS_QUEUE", "GATEWAY_REDIS_URL"
 log = logging.getLogger(__name__)
 
 
+def connect_url(url):
+    # type: (str) -> object
+    """A redis client for ``url`` with timeouts; unix:// works with redis-py 3.5 too.
+
+    redis-py 3.5's unix socket connection has no connect timeout, so
+    protocol.queue.connect (which sets one) cannot open unix:// URLs there.
+    """
+    if url.startswith("unix://"):
+        import redis
+        return redis.Redis.from_url(url, socket_timeout=5.0)
+    return connect(url)
+
+
 class BadImage(Reject):
     """The image's data cannot be decoded: dead-letter the job, retrying will not help."""
 
@@ -164,7 +177,7 @@ def default():
         if not _default:
             url = os.environ.get(REDIS_ENV) or "redis://127.0.0.1:6379/0"
             name = to_text(os.environ.get(QUEUE_ENV) or "thumbnails")
-            _default.append(Thumbnailer(Queue(connect(url), name, max_attempts=3)))
+            _default.append(Thumbnailer(Queue(connect_url(url), name, max_attempts=3)))
         return _default[0]  # type: ignore[no-any-return]
 
 
@@ -228,7 +241,7 @@ def main(argv=None):
     if not args.redis:
         parser.error("--redis or $%s is required" % REDIS_ENV)
     logging.basicConfig(level=logging.WARNING)
-    thumbs = Thumbnailer(Queue(connect(args.redis), to_text(args.queue), max_attempts=3))
+    thumbs = Thumbnailer(Queue(connect_url(args.redis), to_text(args.queue), max_attempts=3))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stop.set())

@@ -11,7 +11,8 @@ Each document becomes a list of hashable events -- ``("start", tag,
 attrs)``, ``("end", tag)``, ``("text", word)``, ``("ws",)``,
 ``("comment", text)``, ``("decl", text)`` -- and ``difflib.SequenceMatcher``
 runs over the two lists. Equal stretches are copied from the new document;
-deleted words are wrapped in ``<del>`` (their markup is dropped), inserted
+deleted words are wrapped in ``<del>`` (their markup is dropped, the
+whitespace around them kept), inserted
 words in ``<ins>`` (their markup is kept).
 
 The tokenizer is a small regular-expression scanner rather than HTMLParser
@@ -107,11 +108,10 @@ def _changed(tokens: list, wrap: str, keep_markup: bool) -> tuple:
         while end > start and run[end - 1][0] == ("ws",):
             end -= 1
         if start == end:
-            if keep_markup:
-                parts.append("".join(src for _, src in run))
+            parts.append("".join(src for _, src in run))
         else:
-            lead = "".join(src for _, src in run[:start]) if keep_markup else ""
-            tail = "".join(src for _, src in run[end:]) if keep_markup else ""
+            lead = "".join(src for _, src in run[:start])
+            tail = "".join(src for _, src in run[end:])
             inner = "".join(_text_source(src) for _, src in run[start:end])
             words[0] += sum(1 for event, _ in run[start:end] if event[0] == "text")
             parts.append(f"{lead}<{wrap}>{inner}</{wrap}>{tail}")

@@ -44,6 +44,11 @@ QUEUE_ENV, REDIS_ENV = "THUMBNAILS_QUEUE", "GATEWAY_REDIS_URL"
 log = logging.getLogger(__name__)
 
 
+def connect_url(url: str) -> object:
+    """A redis client for ``url`` with timeouts (unix:// or redis://)."""
+    return connect(url)
+
+
 class BadImage(Reject):
     """The image's data cannot be decoded: dead-letter the job, retrying will not help."""
 
@@ -155,7 +160,7 @@ def default() -> Thumbnailer:
         if not _default:
             url = os.environ.get(REDIS_ENV) or "redis://127.0.0.1:6379/0"
             name = to_text(os.environ.get(QUEUE_ENV) or "thumbnails")
-            _default.append(Thumbnailer(Queue(connect(url), name, max_attempts=3)))
+            _default.append(Thumbnailer(Queue(connect_url(url), name, max_attempts=3)))
         return _default[0]
 
 
@@ -217,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.redis:
         parser.error(f"--redis or ${REDIS_ENV} is required")
     logging.basicConfig(level=logging.WARNING)
-    thumbs = Thumbnailer(Queue(connect(args.redis), to_text(args.queue), max_attempts=3))
+    thumbs = Thumbnailer(Queue(connect_url(args.redis), to_text(args.queue), max_attempts=3))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stop.set())

@@ -71,7 +71,7 @@ def estate(procs, broker, workdir, redis_server):
     client = Client(broker, timeout=10.0)
     try:
         for name in names:
-            wait_until(lambda: client.mmi(name, timeout=1.0) == "200", timeout=30,
+            wait_until(lambda name=name: client.mmi(name, timeout=1.0) == "200", timeout=30,
                        what=f"worker {name}")
         yield Estate(broker, client, db)
     finally:
