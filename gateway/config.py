@@ -231,6 +231,7 @@ class GatewayConfig:
             "routes": [asdict(r) for r in self.routes],
             "services": {},
             "http": dict(self.http),
+            "base_dir": self.base_dir,
         }
         for svc in self.services:
             d = asdict(svc)
@@ -253,8 +254,10 @@ def parse(text: str, base_dir: str = "", source: str = "<config>") -> GatewayCon
 
 def from_dict(data: Mapping[str, Any], base_dir: str = "") -> GatewayConfig:
     """Validate a TOML-shaped mapping (as from :meth:`GatewayConfig.to_dict`)."""
-    base_dir = os.path.abspath(base_dir or os.getcwd())
-    _keys(data, "", {"gateway", "runtimes", "broker", "redis", "routes", "services", "http"})
+    # The arbiter's resolved config carries its base_dir; a TOML file's is its directory.
+    base_dir = os.path.abspath(str(data.get("base_dir") or base_dir or os.getcwd()))
+    _keys(data, "", {"gateway", "runtimes", "broker", "redis", "routes", "services", "http",
+                     "base_dir"})
     front = _front(_table(data, "gateway"), base_dir)
     runtimes = _runtimes(_table(data, "runtimes"), base_dir)
     broker = _broker(_table(data, "broker"), front.run_dir)

@@ -1,0 +1,118 @@
+"""gateway.config: the TOML schema, its defaults, and errors that name the offending key."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.config import DEFAULT_TOML, from_dict, parse, parse_listen
+from gateway.errors import ConfigError
+
+SERVICES = """
+[services.highlight]
+runtime = "py2"
+module = "py2_services.highlight:TABLE"
+replicas = 2
+
+[services.legacy]
+runtime = "py3"
+app = "py3_services.legacy:app"
+
+[services.thumbs]
+runtime = "command"
+command = "python3 -m thumbs --fd {fd}"
+listen = "127.0.0.1:9100"
+ready = "http:http://127.0.0.1:9100/health"
+queues = ["thumbnails"]
+env = { LEVEL = "debug" }
+
+[[routes]]
+prefix = "/api"
+backend = "rpc"
+
+[[routes]]
+prefix = "/"
+backend = "wsgi"
+service = "legacy"
+
+[[routes]]
+prefix = "/thumbs"
+backend = "http"
+target = "http://127.0.0.1:9100"
+service = "thumbs"
+"""
+
+
+def test_embedded_default_is_front_and_broker_on_loopback():
+    cfg = parse(DEFAULT_TOML, base_dir="/srv/gw")
+    assert cfg.gateway.listen == "127.0.0.1:8080"
+    assert cfg.gateway.run_dir == "/srv/gw/var/run"
+    assert cfg.broker.endpoint == "ipc:///srv/gw/var/run/broker.ipc"
+    assert cfg.runtimes.py2 == "/srv/gw/.venv2/bin/python"
+    assert cfg.services == () and cfg.routes == ()
+    assert not cfg.wants_private_redis
+    assert cfg.control_socket == "/srv/gw/var/run/arbiter.sock"
+
+
+def test_services_routes_and_derived_values():
+    cfg = parse(SERVICES, base_dir="/srv/gw")
+    hl = cfg.service("highlight")
+    assert (hl.runtime, hl.kind, hl.replicas, hl.ready) == ("py2", "rpc", 2, "broker")
+    assert cfg.service("legacy").kind == "wsgi"
+    thumbs = cfg.service("thumbs")
+    assert thumbs.command == ("python3", "-m", "thumbs", "--fd", "{fd}")
+    assert thumbs.ready.startswith("http:") and thumbs.env == {"LEVEL": "debug"}
+    assert thumbs.cwd == "/srv/gw"
+    assert cfg.wants_private_redis
+    assert cfg.redis_url == "unix:///srv/gw/var/run/redis.sock"
+    assert [r.prefix for r in cfg.routes] == ["/api", "/", "/thumbs"]
+
+
+def test_to_dict_round_trips():
+    cfg = parse(SERVICES + '\n[http]\ntrusted_proxies = 1\n', base_dir="/srv/gw")
+    assert from_dict(cfg.to_dict(), base_dir="/elsewhere") == cfg
+    assert from_dict(cfg.to_dict()).base_dir == "/srv/gw"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[services.highlight]\nmodule = 'a:B'\nreplicas = 0",
+     "services.highlight.replicas: must be >= 1"),
+    ("[gateway]\nworkers = 0", "gateway.workers: must be >= 1"),
+    ("[gateway]\nworkers = 'two'", "gateway.workers: must be an integer"),
+    ("[gateway]\nlisten = 'nowhere'", "gateway.listen: expected HOST:PORT"),
+    ("[gateway]\nlog_format = 'xml'", "gateway.log_format: must be one of text, json"),
+    ("[gateway]\nlisen = '1'", "gateway.lisen: unknown key"),
+    ("[bogus]\nx = 1", "bogus: unknown key"),
+    ("[broker]\nendpoint = 'tcp://0.0.0.0:5555'",
+     "broker.endpoint: tcp endpoints must be loopback"),
+    ("[broker]\nendpoint = 'udp://x'", "broker.endpoint: expected ipc://PATH"),
+    ("[services.x]\nruntime = 'py4'", "services.x.runtime: must be one of py2, py3, command"),
+    ("[services.x]\nruntime = 'command'", "services.x.command: required"),
+    ("[services.x]\nruntime = 'py3'", "services.x.module: give exactly one of module or app"),
+    ("[services.x]\nmodule = 'nocolon'", "services.x.module: expected 'package.module:NAME'"),
+    ("[services.x]\nmodule = 'a:B'\nready = 'soon'", "services.x.ready: must be broker"),
+    ("[services.x]\nmodule = 'a:B'\nenv = { A = 1 }", "services.x.env.A: must be a string"),
+    ("[services.broker]\nmodule = 'a:B'", "services.broker: 'broker' is reserved"),
+    ("[services.x]\nmodule = 'a:B'\nqueues = 'q'", "services.x.queues: must be a list of strings"),
+    ("[[routes]]\nprefix = 'api'\nbackend = 'rpc'", "routes[0].prefix: must start with '/'"),
+    ("[[routes]]\nprefix = '/a'\nbackend = 'ftp'", "routes[0].backend: must be one of"),
+    ("[[routes]]\nprefix = '/a'\nbackend = 'wsgi'", "routes[0].service: required"),
+    ("[[routes]]\nprefix = '/a'\nbackend = 'http'\ntarget = 'x'",
+     "routes[0].target: expected an http"),
+    ("[[routes]]\nprefix = '/a'\nbackend = 'rpc'\n[[routes]]\nprefix = '/a'\nbackend = 'rpc'",
+     "routes[1].prefix: duplicate prefix"),
+    ("[services.x]\nmodule = 'a:B'\n[[routes]]\nprefix = '/a'\nbackend = 'wsgi'\nservice = 'x'",
+     "routes[0].backend: service 'x' is a rpc service, not wsgi"),
+    ("[gateway\n", "invalid TOML"),
+])
+def test_errors_name_the_offending_key(text, message):
+    with pytest.raises(ConfigError) as info:
+        parse(text, base_dir="/srv")
+    assert message in str(info.value)
+
+
+def test_parse_listen():
+    assert parse_listen("127.0.0.1:80", "x") == ("127.0.0.1", 80)
+    assert parse_listen("[::1]:8080", "x") == ("::1", 8080)
+    assert parse_listen("unix:/run/gw.sock", "x") == "/run/gw.sock"
+    with pytest.raises(ConfigError, match="host must be an IP address"):
+        parse_listen("example.com:80", "gateway.listen")
