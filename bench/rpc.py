@@ -26,6 +26,7 @@ import zmq
 from bench.report import Table
 from protocol import codec
 from protocol.client import Client
+from protocol.errors import Timeout
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY2 = os.environ.get("GATEWAY_PY2") or os.path.join(REPO, ".venv2", "bin", "python")
@@ -117,7 +118,12 @@ def _pipelined(send: Callable[[], object], recv: Callable[[], object], count: in
 
 def _wait_ready(client: Client, service: str, seconds: float = 20.0) -> None:
     stop = time.time() + seconds
-    while client.mmi(service, timeout=1.0) != "200":
+    while True:
+        try:
+            if client.mmi(service, timeout=1.0) == "200":
+                return
+        except Timeout:
+            pass  # the broker is still starting
         if time.time() > stop:
             raise RuntimeError(f"no worker for {service}")
         time.sleep(0.05)
@@ -192,7 +198,7 @@ for _ in range(count):
     if t > end: break
 done = 0; start = time.perf_counter(); end = start + seconds; n = count * 10
 while done < n and time.perf_counter() < end:
-    batch = [c.echo(payload, async_=True) for _ in range(min(window, n - done))]
+    batch = [c.echo(payload, **{"async": True}) for _ in range(min(window, n - done))]
     for r in batch: r.get()
     done += len(batch)
 print(statistics.median(lat) * 1e6, done / (time.perf_counter() - start))

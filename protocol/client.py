@@ -234,11 +234,13 @@ class Client(object):
         # type: (Pending) -> None
         self._outbox.append(pending)
         if self._io.acquire(False):
-            try:
-                self._pump(0)
+            try:  # send now; replies are read by whoever waits (no poll on this path)
+                while self._outbox:
+                    self._transmit(self._outbox.popleft())
             finally:
                 self._io.release()
-            self._promote()
+            if self._waiters:
+                self._promote()  # a caller that found the lock taken must not wait leaderless
         elif not self._woken:
             self._woken = True
             self._wake()
