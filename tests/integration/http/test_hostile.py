@@ -92,3 +92,23 @@ def test_underscored_header_names_are_dropped_not_merged(estate: dict[str, Serve
                       b"X_Forwarded_For: 6.6.6.6\r\nConnection: close\r\n\r\n")
     seen = json.loads(answer.body)["headers"]
     assert seen["x-forwarded-for"] == "127.0.0.1"
+
+
+DEV_CASES = ["001_cl_then_te", "002_te_then_cl", "024_header_line_too_long",
+             "026_headers_too_large_in_total", "027_body_over_limit", "029_dot_segments",
+             "030_encoded_slash"]
+
+
+def test_the_dev_server_gives_the_same_answers(module_procs: Any, module_workdir: str,
+                                               estate: dict[str, Server]) -> None:
+    """werkzeug's server lets more through; the app's own checks give the same 4xx."""
+    dev = start_gateway(module_procs, module_workdir, {
+        "routes": [{"prefix": "/api", "backend": "http", "upstream": estate["api"].url}],
+        "limits": {"max_body": 1024 * 1024}}, dev=True)
+    before = hits(estate["api"])
+    for name in DEV_CASES:
+        expect, raw = load_case(os.path.join(DATA, "smuggle", name + ".http"))
+        answer = exchange(dev.port, raw)
+        assert answer.status == expect, name
+        assert answer.problem()["status"] == expect
+    assert hits(estate["api"]) == before

@@ -87,7 +87,6 @@ def legacy(module_procs: Any, module_workdir: str) -> tuple[Server, Server]:
     return direct, gateway
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("method", "target", "headers", "body"), CASES,
                          ids=[f"{c[0]} {c[1][:40]}" for c in CASES])
 def test_py2_apps_answer_the_same_behind_the_gateway(legacy: tuple[Server, Server], method: str,
@@ -100,7 +99,6 @@ def test_py2_apps_answer_the_same_behind_the_gateway(legacy: tuple[Server, Serve
     assert proxied.header("Via") == "1.1 gateway"
 
 
-@pytest.mark.slow
 def test_mount_aware_urls_cookies_and_uploads(legacy: tuple[Server, Server]) -> None:
     _, gateway = legacy
     index = json.loads(fetch(gateway.port, "GET", "/legacy/").body)

@@ -103,6 +103,14 @@ def _download(size):
         yield piece
 
 
+def hello(environ, start_response):
+    # type: (dict, object) -> list
+    """The benchmark's hello world."""
+    body = b"Hello, World!"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+    return [body]
+
+
 def app(environ, start_response):
     # type: (dict, object) -> object
     """The WSGI entry point."""
