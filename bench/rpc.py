@@ -14,6 +14,7 @@ median kept, so drift hits every path alike.
 from __future__ import annotations
 
 import os
+import select
 import statistics
 import subprocess
 import sys
@@ -35,13 +36,15 @@ WINDOW = 100
 
 RAW_REP = """
 import sys, zmq
-s = zmq.Context.instance().socket(zmq.REP); s.bind(sys.argv[1])
+s = zmq.Context.instance().socket(zmq.REP); s.bind("tcp://127.0.0.1:*")
+print(s.getsockopt_string(zmq.LAST_ENDPOINT), flush=True)
 while True:
     s.send_multipart(s.recv_multipart())
 """
 RAW_ROUTER = """
 import sys, zmq
-s = zmq.Context.instance().socket(zmq.ROUTER); s.bind(sys.argv[1])
+s = zmq.Context.instance().socket(zmq.ROUTER); s.bind("tcp://127.0.0.1:*")
+print(s.getsockopt_string(zmq.LAST_ENDPOINT), flush=True)
 while True:
     s.send_multipart(s.recv_multipart())
 """
@@ -69,11 +72,20 @@ def _port() -> int:
 
 
 @contextmanager
-def _spawn(argv: list[str]) -> Iterator[subprocess.Popen[bytes]]:
+def _spawn(argv: list[str], announce: bool = False) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Run a peer; with ``announce``, read the endpoint it prints first (bound on port *)."""
     env = dict(os.environ, PYTHONPATH=REPO)
-    proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, env=env, cwd=REPO, text=True,
+                            stdout=subprocess.PIPE if announce else subprocess.DEVNULL)
     try:
-        yield proc
+        endpoint = ""
+        if announce:
+            assert proc.stdout is not None
+            ready, _, _ = select.select([proc.stdout], [], [], 20.0)
+            if not ready:
+                raise RuntimeError(f"{argv[:3]} did not announce its endpoint")
+            endpoint = proc.stdout.readline().split()[-1]
+        yield proc, endpoint
     finally:
         proc.terminate()
         try:
@@ -133,8 +145,7 @@ def _raw(counts: tuple[int, float]) -> dict[str, float]:
     ctx = zmq.Context.instance()
     body = codec.encode(codec.Envelope("call", method="echo", payload=PAYLOAD))
     out: dict[str, float] = {}
-    ep = f"tcp://127.0.0.1:{_port()}"
-    with _spawn([sys.executable, "-c", RAW_REP, ep]):
+    with _spawn([sys.executable, "-c", RAW_REP], announce=True) as (_, ep):
         req = ctx.socket(zmq.REQ)
         req.linger = 0
         req.rcvtimeo = 5000
@@ -142,8 +153,7 @@ def _raw(counts: tuple[int, float]) -> dict[str, float]:
         out["sync"] = _sync_p50(lambda: (req.send_multipart(body), req.recv_multipart()),
                                 *counts)
         req.close(linger=0)
-    ep = f"tcp://127.0.0.1:{_port()}"
-    with _spawn([sys.executable, "-c", RAW_ROUTER, ep]):
+    with _spawn([sys.executable, "-c", RAW_ROUTER], announce=True) as (_, ep):
         dealer = ctx.socket(zmq.DEALER)
         dealer.linger = 0
         dealer.rcvtimeo = 5000
@@ -157,9 +167,8 @@ def _raw(counts: tuple[int, float]) -> dict[str, float]:
 
 
 def _brokered(worker_python: str, counts: tuple[int, float]) -> dict[str, float]:
-    ep = f"tcp://127.0.0.1:{_port()}"
-    with _spawn([sys.executable, "-m", "gateway.broker", "--bind", ep]), \
-            _spawn([worker_python, "-c", WORKER, ep]):
+    broker = [sys.executable, "-m", "gateway.broker", "--bind", "tcp://127.0.0.1:*"]
+    with _spawn(broker, announce=True) as (_, ep), _spawn([worker_python, "-c", WORKER, ep]):
         client = Client(ep, timeout=10.0)
         try:
             _wait_ready(client, "echo")
@@ -204,7 +213,7 @@ while done < n and time.perf_counter() < end:
 print(statistics.median(lat) * 1e6, done / (time.perf_counter() - start))
 """
     import json
-    with _spawn([sys.executable, "-c", ZERORPC_SERVER, ep]):
+    with _spawn([sys.executable, "-c", ZERORPC_SERVER, ep]):  # zerorpc cannot bind port *
         res = subprocess.run([sys.executable, "-c", code, ep, str(counts[0]), str(counts[1]),
                               str(WINDOW), json.dumps(PAYLOAD)], capture_output=True,
                              timeout=120, env=dict(os.environ, PYTHONPATH=REPO))
