@@ -50,12 +50,12 @@ def _lexer(lexer, filename, code):
         try:
             return get_lexer_by_name(lexer)
         except ClassNotFound:
-            raise _invalid(u"no lexer named %r" % (lexer,), u"params.lexer")
+            raise _invalid(u"no lexer named '%s'" % (lexer,), u"params.lexer")
     if filename:
         try:
             return get_lexer_for_filename(filename, code)
         except ClassNotFound:
-            raise _invalid(u"no lexer for the file name %r" % (filename,), u"params.filename")
+            raise _invalid(u"no lexer for the file name '%s'" % (filename,), u"params.filename")
     return get_lexer_by_name(u"text")
 
 
@@ -63,10 +63,10 @@ def _formatter(options):
     # type: (dict) -> HtmlFormatter
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
-        raise _invalid(u"unknown option %r" % (unknown[0],), u"params.options.%s" % unknown[0])
+        raise _invalid(u"unknown option '%s'" % (unknown[0],), u"params.options.%s" % unknown[0])
     style = options.get(u"style", u"default")
     if style not in set(get_all_styles()):
-        raise _invalid(u"no style named %r" % (style,), u"params.options.style")
+        raise _invalid(u"no style named '%s'" % (style,), u"params.options.style")
     cssclass = options.get(u"cssclass", u"highlight")
     if not _CSSCLASS.match(cssclass):
         raise _invalid(u"cssclass must be a CSS identifier", u"params.options.cssclass")

@@ -201,10 +201,15 @@ def app(request):
     job = request.path.strip(u"/")
     try:
         if request.method == u"POST" and not job:
-            upload = request.files.get(u"image")
-            data = upload.read() if upload is not None else request.get_data()
-            size = int(request.values.get(u"size", u"128") or 128)
-            out = default().submit(Bytes(data), size, request.values.get(u"format", u"PNG"))
+            # Only a multipart upload is a form: any other body is the image itself,
+            # whatever Content-Type the client sent (curl defaults to a urlencoded form).
+            upload = None
+            values = request.args
+            if request.mimetype == u"multipart/form-data":
+                upload, values = request.files.get(u"image"), request.form
+            data = upload.read() if upload is not None else request.get_data(parse_form_data=False)
+            size = int(values.get(u"size", u"128") or 128)
+            out = default().submit(Bytes(data), size, values.get(u"format", u"PNG"))
             url = u"%s/%s" % (request.script_root, out[u"job"])
             if upload is not None:
                 return Response(status=303, headers=[("Location", url)])

@@ -44,22 +44,22 @@ def _lexer(lexer: str | None, filename: str | None, code: str) -> object:
         try:
             return get_lexer_by_name(lexer)
         except ClassNotFound:
-            raise _invalid(f"no lexer named {lexer!r}", "params.lexer")
+            raise _invalid(f"no lexer named '{lexer}'", "params.lexer")
     if filename:
         try:
             return get_lexer_for_filename(filename, code)
         except ClassNotFound:
-            raise _invalid(f"no lexer for the file name {filename!r}", "params.filename")
+            raise _invalid(f"no lexer for the file name '{filename}'", "params.filename")
     return get_lexer_by_name("text")
 
 
 def _formatter(options: dict) -> HtmlFormatter:
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
-        raise _invalid(f"unknown option {unknown[0]!r}", f"params.options.{unknown[0]}")
+        raise _invalid(f"unknown option '{unknown[0]}'", f"params.options.{unknown[0]}")
     style = options.get("style", "default")
     if style not in set(get_all_styles()):
-        raise _invalid(f"no style named {style!r}", "params.options.style")
+        raise _invalid(f"no style named '{style}'", "params.options.style")
     cssclass = options.get("cssclass", "highlight")
     if not _CSSCLASS.match(cssclass):
         raise _invalid("cssclass must be a CSS identifier", "params.options.cssclass")

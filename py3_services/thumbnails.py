@@ -183,10 +183,15 @@ def app(request: Request) -> Response:
     job = request.path.strip("/")
     try:
         if request.method == "POST" and not job:
-            upload = request.files.get("image")
-            data = upload.read() if upload is not None else request.get_data()
-            size = int(request.values.get("size", "128") or 128)
-            out = default().submit(data, size, request.values.get("format", "PNG"))
+            # Only a multipart upload is a form: any other body is the image itself,
+            # whatever Content-Type the client sent (curl defaults to a urlencoded form).
+            upload = None
+            values = request.args
+            if request.mimetype == "multipart/form-data":
+                upload, values = request.files.get("image"), request.form
+            data = upload.read() if upload is not None else request.get_data(parse_form_data=False)
+            size = int(values.get("size", "128") or 128)
+            out = default().submit(data, size, values.get("format", "PNG"))
             url = "{}/{}".format(request.script_root, out["job"])
             if upload is not None:
                 return Response(status=303, headers=[("Location", url)])

@@ -68,10 +68,10 @@ def estate(procs, broker, workdir, redis_server):
         with open(os.devnull, "w") as quiet:
             procs.spawn([_interpreter(impl), "-m", f"{impl}_services.thumbnails"],
                         env=impl_env, stdout=quiet)
-    client = Client(broker, timeout=10.0)
+    client = Client(broker, timeout=20.0)
     try:
         for name in names:
-            wait_until(lambda name=name: client.mmi(name, timeout=1.0) == "200", timeout=30,
+            wait_until(lambda name=name: client.mmi(name, timeout=1.0) == "200", timeout=60,
                        what=f"worker {name}")
         yield Estate(broker, client, db)
     finally:

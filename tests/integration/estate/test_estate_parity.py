@@ -45,15 +45,18 @@ def test_estate_highlight_and_htmldiff_agree(estate):
 
 def test_estate_errors_are_typed_the_same(estate):
     """A bad lexer and oversized input raise the same typed errors from both workers."""
+    messages = []
     for impl in ("py2", "py3"):
         with pytest.raises(InvalidParams) as info:
             estate.client.call("highlight-" + impl, "render",
                                {"code": "x", "lexer": "no-such-lexer"})
         assert info.value.details.get("field") == "params.lexer"
+        messages.append(info.value.message)
         with pytest.raises(TooLarge):
             estate.client.call("thumbnails-" + impl, "submit",
                                {"image": cases.huge_png()},
                                schema=contract.load("thumbnails").schema_for("submit"))
+    assert messages[0] == messages[1] == "no lexer named 'no-such-lexer'"
 
 
 def test_estate_thumbnails_agree(estate):
