@@ -112,3 +112,12 @@ def test_the_dev_server_gives_the_same_answers(module_procs: Any, module_workdir
         assert answer.status == expect, name
         assert answer.problem()["status"] == expect
     assert hits(estate["api"]) == before
+
+
+def test_a_chunked_body_over_the_limit_gets_413(estate: dict[str, Server]) -> None:
+    """The cap holds for bodies without a Content-Length too (counted while streaming)."""
+    from tests.integration.http.client import fetch
+    answer = fetch(estate["gateway"].port, "POST", "/api/upload",
+                   body=iter([b"x" * 65536] * 32), chunked=True)
+    assert answer.status == 413
+    assert json.loads(answer.body)["code"] == "too_large"

@@ -115,3 +115,23 @@ def test_mount_aware_urls_cookies_and_uploads(legacy: tuple[Server, Server]) -> 
     assert streamed.body.count(b"\n") == 20
     boom = fetch(gateway.port, "GET", "/legacy/boom")
     assert boom.status == 500 and b"Traceback" not in boom.body
+
+
+def test_a_py3_worker_hosts_a_wsgi_app_too(module_procs: Any, module_workdir: str) -> None:
+    """The same host on Python 3: streaming, cookies, unicode paths, uploads, the mount split."""
+    endpoint = start_broker(module_procs)
+    start_wsgi_worker(module_procs, endpoint, "echo3", "tests.integration.http.upstream:app")
+    wait_for_service(endpoint, "echo3")
+    gateway = start_gateway(module_procs, module_workdir, {"broker": endpoint, "routes": [
+        {"prefix": "/py3", "backend": "wsgi", "service": "echo3"}]})
+    seen = json.loads(fetch(gateway.port, "GET", "/py3/caf%C3%A9?q=%C3%A9").body)
+    assert (seen["path"], seen["query"]) == ("/caf\u00e9", "q=%C3%A9")
+    assert seen["raw_uri"] == "/py3/caf%C3%A9?q=%C3%A9"
+    assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
+    streamed = fetch(gateway.port, "GET", "/py3/stream?n=30&size=500")
+    assert len(streamed.body) == 30 * 500
+    assert len(fetch(gateway.port, "GET", "/py3/cookies").all("Set-Cookie")) == 2
+    up = json.loads(fetch(gateway.port, "POST", "/py3/upload", body=FILE).body)
+    assert up == {"body_len": len(FILE), "body_sha256": hashlib.sha256(FILE).hexdigest()}
+    assert fetch(gateway.port, "GET", "/py3/nocontent").status == 204
+    assert fetch(gateway.port, "GET", "/py3/etag", {"If-None-Match": '"v1"'}).status == 304
