@@ -121,3 +121,17 @@ def test_a_chunked_body_over_the_limit_gets_413(estate: dict[str, Server]) -> No
                    body=iter([b"x" * 65536] * 32), chunked=True)
     assert answer.status == 413
     assert json.loads(answer.body)["code"] == "too_large"
+
+
+@pytest.mark.parametrize("target", ["http://169.254.169.254/api/echo",
+                                    "http://127.0.0.1:1/api/echo", "https://admin/api/echo"])
+def test_upstreams_come_from_config_not_from_the_request(estate: dict[str, Server],
+                                                         target: str) -> None:
+    """Absolute-form targets and Host headers never choose the upstream (no SSRF)."""
+    before = hits(estate["admin"])
+    raw = (f"GET {target} HTTP/1.1\r\nHost: 169.254.169.254\r\n"
+           "Connection: close\r\n\r\n").encode()
+    answer = exchange(estate["gateway"].port, raw)
+    assert answer.status == 200
+    assert json.loads(answer.body)["raw_uri"] == "/api/echo"
+    assert hits(estate["admin"]) == before
