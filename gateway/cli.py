@@ -137,15 +137,16 @@ def registrations(status: dict[str, Any], timeout: float = 0.3) -> dict[str, str
 def render_status(status: dict[str, Any]) -> str:
     """The human status table."""
     a = status["arbiter"]
+    w = max([14] + [len(p["name"]) + 2 for p in status["programs"]])
     lines = [f"arbiter pid {a['pid']}  up {a['uptime_s']:.0f}s  guard {a['guard_pid']}  "
              f"config {a['config']}", f"listen {a['listen']}  broker {a['broker']}", "",
-             f"{'PROGRAM':<14}{'STATE':<10}{'RUNTIME':<22}{'READY':<7}{'BROKER':<8}"
+             f"{'PROGRAM':<{w}}{'STATE':<10}{'RUNTIME':<22}{'READY':<7}{'BROKER':<8}"
              f"{'REPLICA':<10}{'PID':<9}{'UPTIME':<10}RESTARTS"]
     regs = status.get("registrations", {})
     for p in status["programs"]:
         runtime = p["runtime"] + (f" {p['version']}" if p["version"] else "")
         reg = regs.get(p["service"]) or "-"
-        head = (f"{p['name']:<14}{p['state']:<10}{runtime:<22}"
+        head = (f"{p['name']:<{w}}{p['state']:<10}{runtime:<22}"
                 f"{p['ready']}/{p['replicas_wanted']:<5}{reg:<8}")
         reps = p["replicas"] or [None]
         for i, r in enumerate(reps):
