@@ -43,6 +43,7 @@ from gateway.config import GatewayConfig
 from gateway.errors import GatewayError, SpawnError
 
 TICK = 0.05
+READY_TIMEOUT = 60.0
 
 
 class Arbiter:
@@ -90,9 +91,20 @@ class Arbiter:
                 self.advance_rollouts()
                 self.publish_state()
                 self.sleep()
+        except BaseException:
+            # The guard is about to hear "bye": take the estate down ourselves first.
+            self.kill_everything()
+            raise
         finally:
             self.teardown()
         return self.exit_code
+
+    def kill_everything(self) -> None:
+        """SIGKILL every process group of the estate (the arbiter is failing)."""
+        for unit in self.units:
+            for r in unit.all_replicas():
+                if r.child is not None and r.child.poll() is None:
+                    r.child.kill_group()
 
     def setup(self) -> None:
         """Run dir, sockets, guard, control channel, signal handling, the first plan."""
@@ -338,6 +350,11 @@ class Arbiter:
         for unit in self.units:
             for r in unit.replicas + (unit.rollout.replicas if unit.rollout else []):
                 if r.state is not State.STARTING or r.pid is None:
+                    continue
+                if now - r.started_at > READY_TIMEOUT and r.child is not None:
+                    # Like systemd's TimeoutStartSec: a start that never gets ready failed.
+                    self.log(f"{r.label}: not ready after {READY_TIMEOUT:g}s, killing it")
+                    r.child.kill_group()
                     continue
                 if r.probing is not None:
                     if not r.probing.done():

@@ -50,7 +50,10 @@ def export(kind: str, config: GatewayConfig, python3: str, outdir: str,
 
 
 def _argv(p: Program, fd: str) -> list[str]:
-    return [a.replace("{fd}", fd).replace("{port}", _port(p.listen)) for a in p.argv]
+    argv = [a.replace("{fd}", fd).replace("{port}", _port(p.listen)) for a in p.argv]
+    if "/" in argv[0] and not os.path.isabs(argv[0]):
+        argv[0] = os.path.normpath(os.path.join(p.cwd, argv[0]))  # systemd wants it absolute
+    return argv
 
 
 def _env(p: Program, resolved: str) -> dict[str, str]:
