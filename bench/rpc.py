@@ -27,7 +27,7 @@ import zmq
 from bench.report import Table
 from protocol import codec
 from protocol.client import Client
-from protocol.errors import Timeout
+from protocol.errors import ProtocolError, Timeout
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY2 = os.environ.get("GATEWAY_PY2") or os.path.join(REPO, ".venv2", "bin", "python")
@@ -234,9 +234,14 @@ def run(smoke: bool) -> list[Table]:
         "zerorpc": lambda: None if smoke else _zerorpc(counts),
     }
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
+    failures: list[str] = []
     for _ in range(rounds):
         for name, fn in paths.items():
-            got = fn()
+            try:
+                got = fn()
+            except (ProtocolError, RuntimeError, zmq.ZMQError) as exc:
+                failures.append(f"{name}: a round failed ({type(exc).__name__}: {exc})")
+                continue
             if got is not None:
                 samples[name].append(got)
     med = {name: {k: statistics.median(s[k] for s in vals) for k in vals[0]}
@@ -261,6 +266,7 @@ def run(smoke: bool) -> list[Table]:
                          "(target >= 5x)")
     else:
         thr.notes.append("zerorpc: not measured (smoke run, or not installed)")
+    thr.notes.extend(failures)
     lat.notes.append("brokered = client -> broker -> worker -> broker -> client, "
                      "envelope encoded and decoded at both ends")
     return [lat, thr]
