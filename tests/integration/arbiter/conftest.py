@@ -82,7 +82,7 @@ class Estate:
                 env=env, stdout=log, stderr=subprocess.STDOUT)
         return self
 
-    def start(self, env: dict[str, str] | None = None, timeout: float = 30.0) -> Estate:
+    def start(self, env: dict[str, str] | None = None, timeout: float = 60.0) -> Estate:
         """Run ``gateway up`` and wait until every program is READY."""
         self.launch(env)
         self.wait_ready(timeout)
@@ -109,7 +109,7 @@ class Estate:
         except control.ControlError:
             return {}
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
+    def wait_ready(self, timeout: float = 60.0) -> None:
         """Every program READY (fails early if the arbiter exits)."""
         def ready() -> bool:
             assert self.proc is not None and self.proc.poll() is None, self.log()
