@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from typing import Any
 
 import pytest
 
 from tests.integration.http.client import Answer, fetch
 from tests.integration.http.conftest import UPSTREAM, Server, rss_kib, start_gateway, start_gunicorn
+from tests.support.procs import wait_until
 
 RESPONSE_NOISE = {"date", "server", "via", "connection", "keep-alive", "transfer-encoding"}
 REQUEST_NOISE = {"via", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
@@ -134,3 +136,23 @@ def test_50_mib_both_ways_without_growing_the_worker(pair: Any) -> None:
         peak = next(int(x.split()[1]) for x in fh if x.startswith("VmHWM:"))
     assert peak - before < 20 * 1024, f"worker RSS grew {peak - before} KiB"
     assert rss_kib(worker) - before < 20 * 1024
+
+
+def test_gunicorn_workers_are_pinned_to_their_own_cpus(upstream: Any,
+                                                       gateway_factory: Any) -> None:
+    """post_fork pins each gthread worker (DESIGN, "the gthread collapse")."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: nothing to pin")
+    gateway = gateway_factory({"routes": [
+        {"prefix": "/", "backend": "http", "upstream": upstream.url}]}, workers=2)
+    wait_until(lambda: len(gateway.worker_pids()) == 2, 20, what="two workers")
+
+    def allowed(pid: int) -> str:
+        with open(f"/proc/{pid}/status") as fh:
+            return next(x.split()[1] for x in fh if x.startswith("Cpus_allowed_list:"))
+
+    wait_until(lambda: all("," not in allowed(p) and "-" not in allowed(p)
+                           for p in gateway.worker_pids()), 20, what="pinned workers")
+    cpus = {allowed(p) for p in gateway.worker_pids()}
+    assert len(cpus) == 2
+    assert fetch(gateway.port, "GET", "/echo/pinned").status == 200
