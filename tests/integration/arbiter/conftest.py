@@ -125,7 +125,7 @@ class Estate:
         return control.call(os.path.join(self.run_dir, "arbiter.sock"), request, timeout)
 
     def get(self, path: str, timeout: float = 5.0) -> tuple[int, bytes, float]:
-        """GET through the front: status, body and seconds taken."""
+        """GET through the front: status (0 if no HTTP answer), body and seconds taken."""
         t0 = time.monotonic()
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}",
@@ -135,6 +135,8 @@ class Estate:
             body = exc.read()
             exc.close()
             return exc.code, body, time.monotonic() - t0
+        except OSError as exc:  # refused, reset or timed out: status 0
+            return 0, str(exc).encode(), time.monotonic() - t0
 
     def log(self) -> str:
         """The arbiter's output so far (for assertion messages)."""
