@@ -212,23 +212,16 @@ def cmd_check(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) ->
 
 
 def check_contracts(directory: str) -> None:
-    """Every ``*.json`` contract in ``directory`` must be a valid JSON Schema."""
-    import jsonschema
+    """Every service contract in ``directory`` must load (protocol.contract checks it)."""
+    from protocol import contract
 
     if not os.path.isdir(directory):
         raise ConfigError(f"http.contracts_dir: {directory} is not a directory")
-    for name in sorted(os.listdir(directory)):
-        if not name.endswith(".json"):
-            continue
-        where = f"http.contracts_dir: {name}"
+    for name in contract.available(directory):
         try:
-            with open(os.path.join(directory, name), encoding="utf-8") as fh:
-                doc = json.load(fh)
-            jsonschema.Draft7Validator.check_schema(doc)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{where}: {exc}") from None
-        except jsonschema.SchemaError as exc:
-            raise ConfigError(f"{where}: {exc.message}") from None
+            contract.load(name, directory=directory)
+        except contract.ContractError as exc:
+            raise ConfigError(f"http.contracts_dir: {exc}") from None
 
 
 def cmd_export(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:

@@ -48,7 +48,7 @@ def test_check_refuses_a_missing_py2_interpreter(tmp_path, capsys):
 
 def test_check_validates_contracts(tmp_path, capsys):
     (tmp_path / "contracts").mkdir()
-    (tmp_path / "contracts" / "bad.json").write_text('{"type": 12}')
+    (tmp_path / "contracts" / "bad.json").write_text('{"service": "bad", "methods": 12}')
     path = write(tmp_path, GOOD + '\n[http]\ncontracts_dir = "contracts"\n')
     assert cli.main(["-c", path, "check"]) == 1
     assert "http.contracts_dir: bad.json" in capsys.readouterr().err
