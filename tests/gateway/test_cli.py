@@ -51,7 +51,8 @@ def test_check_validates_contracts(tmp_path, capsys):
     (tmp_path / "contracts" / "bad.json").write_text('{"service": "bad", "methods": 12}')
     path = write(tmp_path, GOOD + '\n[http]\ncontracts_dir = "contracts"\n')
     assert cli.main(["-c", path, "check"]) == 1
-    assert "http.contracts_dir: bad.json" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "http.contracts_dir: " in err and "bad.json: contract.methods:" in err
 
 
 def test_export_writes_files(tmp_path, capsys):
