@@ -33,7 +33,7 @@ from gateway.arbiter import control, rollout
 from gateway.arbiter.child import Child
 from gateway.arbiter.guard import Guard
 from gateway.arbiter.logs import LogSink
-from gateway.arbiter.plan import Program, build, effective_config_path
+from gateway.arbiter.plan import CODE_ROOT, Program, build, effective_config_path
 from gateway.arbiter.ready import Check, NotifyCheck, make_check
 from gateway.arbiter.sockets import SocketPool
 from gateway.arbiter.statefile import write_state
@@ -128,7 +128,7 @@ class Arbiter:
         for sig in self.SIGNALS:
             signal.signal(sig, self.signal)
         self.guard = Guard.start(self.python3, grace=2.0, cwd=self.config.base_dir,
-                                 env=self.child_env({}))
+                                 env=self.child_env({"PYTHONPATH": CODE_ROOT}))
         with open(os.path.join(run_dir, "arbiter.pid"), "w", encoding="ascii") as fh:
             fh.write(f"{os.getpid()}\n")
         self.write_effective_config(self.config)
