@@ -162,3 +162,42 @@ def test_make_check_kinds():
     assert make_check("http:http://127.0.0.1:1/").kind == "http"
     assert not make_check("tcp:127.0.0.1:1").probe(1)
     assert make_check("broker", broker="ipc:///x", service="s").kind == "broker"
+
+
+def test_control_channel_round_trip_and_errors(tmp_path):
+    import threading
+
+    import pytest
+
+    from gateway.arbiter import control
+
+    path = str(tmp_path / "arbiter.sock")
+    server = control.listen(path)
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+
+    def serve() -> None:
+        for _ in range(2):
+            server.setblocking(True)
+            sock, _ = server.accept()
+            conn = control.Connection(sock)
+            request = None
+            while request is None:
+                request = conn.read_request()
+            if request["cmd"] == "status":
+                conn.reply(True, {"echo": request})
+            else:
+                conn.reply(False, f"unknown command {request['cmd']!r}")
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        assert control.call(path, {"cmd": "status"}, timeout=5) == {"echo": {"cmd": "status"}}
+        with pytest.raises(control.ControlError, match="unknown command 'nope'"):
+            control.call(path, {"cmd": "nope"}, timeout=5)
+    finally:
+        thread.join(5)
+    with pytest.raises(control.ControlError, match="already listens"):
+        control.listen(path)
+    server.close()
+    with pytest.raises(control.ControlError, match="no arbiter at"):
+        control.call(str(tmp_path / "missing.sock"), {"cmd": "status"}, timeout=1)
