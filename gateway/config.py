@@ -9,6 +9,10 @@ files, argv or the environment; :mod:`gateway.cli` does and passes text in::
     parse('[gateway]\\nworkers = 0\\n')                     # ConfigError:
     #   gateway.workers: must be >= 1
 
+Relative paths resolve against the config file's directory (``base_dir``). The
+arbiter hands its children the resolved config as JSON (``GatewayConfig.to_dict``,
+with a top-level ``base_dir`` key that :func:`from_dict` honours).
+
 Every error is a :class:`gateway.errors.ConfigError` whose message starts with
 the dotted path of the offending key (``services.highlight.replicas: ...``).
 

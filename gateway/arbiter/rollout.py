@@ -11,7 +11,10 @@ accepting and finishes its requests). If the new generation flaps or is not
 ready within ``ROLLOUT_TIMEOUT`` the reload fails and the old one stays.
 
 This is also how a service moves from its py2 implementation to its py3 port:
-change ``runtime`` and ``module`` and reload.
+change ``runtime`` and ``module`` and reload. A reload also retries every FATAL
+service (``gateway reload NAME`` restarts just that one), and a changed
+``[gateway]``, ``[[routes]]`` or ``[http]`` rolls the HTTP front the same way.
+``run_dir``, the broker endpoints and the Redis URL cannot change without a restart.
 """
 
 from __future__ import annotations
