@@ -13,8 +13,16 @@ from __future__ import absolute_import, division, print_function
 from protocol.client import Client
 from protocol.codec import Bytes, Envelope, decode, encode
 from protocol.errors import (
-    EnvelopeError, InvalidParams, ProtocolError, RemoteError, Timeout, TooLarge,
-    Unavailable, UnknownMethod, UnknownService, WorkerLost,
+    EnvelopeError,
+    InvalidParams,
+    ProtocolError,
+    RemoteError,
+    Timeout,
+    TooLarge,
+    Unavailable,
+    UnknownMethod,
+    UnknownService,
+    WorkerLost,
 )
 from protocol.events import Publisher, Subscriber
 from protocol.worker import Worker, current

@@ -98,7 +98,7 @@ class Envelope(object):
         # type: (object) -> bool
         return not self == other
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
     def __repr__(self):
         # type: () -> str
@@ -121,9 +121,8 @@ def dumps(obj):
     # type: (object) -> bytes
     """Canonical JSON bytes of an already-packed value (sorted keys, compact, UTF-8)."""
     try:
-        out = _ENCODER.encode(obj)
-        if isinstance(out, text_type):
-            out = out.encode("utf-8")
+        text = _ENCODER.encode(obj)
+        out = text.encode("utf-8") if isinstance(text, text_type) else text
     except UnicodeEncodeError:
         raise EnvelopeError(u"text holds a lone surrogate")
     except (TypeError, ValueError) as exc:

@@ -30,6 +30,10 @@ from protocol import codec
 from protocol._compat import text_type, to_bytes
 from protocol.errors import EnvelopeError
 
+MYPY = False  # mypy treats this name as True; 2.7 never imports typing here
+if MYPY:  # pragma: no cover
+    from typing import Any  # noqa: F401
+
 HWM = 10000
 
 
@@ -99,7 +103,7 @@ class Subscriber(object):
     """Receives events whose topic starts with one of ``topics``."""
 
     def __init__(self, endpoint, topics=(), context=None, curve=None):
-        # type: (str, object, zmq.Context, tuple) -> None
+        # type: (str, Any, zmq.Context, tuple) -> None
         self.ctx = context or zmq.Context.instance()
         self._sock = self.ctx.socket(zmq.SUB)
         self._sock.linger = 0
@@ -111,13 +115,13 @@ class Subscriber(object):
         self.subscribe(topics)
 
     def subscribe(self, topics):
-        # type: (object) -> None
+        # type: (Any) -> None
         """Add topic prefixes (u"" subscribes to everything)."""
         for topic in topics:
             self._sock.setsockopt(zmq.SUBSCRIBE, _topic_text(topic).encode("utf-8"))
 
     def unsubscribe(self, topics):
-        # type: (object) -> None
+        # type: (Any) -> None
         """Remove topic prefixes."""
         for topic in topics:
             self._sock.setsockopt(zmq.UNSUBSCRIBE, _topic_text(topic).encode("utf-8"))

@@ -196,7 +196,7 @@ def has_more(frame):
 def error_body(request_id, code, message, **details):
     # type: (str, str, str, object) -> list
     """The body of a broker-made error envelope (kind "error", same id as the request)."""
-    error = {u"code": code, u"message": message}
+    error = {u"code": code, u"message": message}  # type: dict
     for key, value in details.items():
         error[key] = value
     env = codec.Envelope(u"error", id=request_id or codec.new_id(), error=error)

@@ -70,7 +70,7 @@ class CallContext(object):
         # type: () -> float
         """Seconds left before the deadline (None when the request has none)."""
         if self.deadline is None:
-            return None  # type: ignore[return-value]
+            return None
         return (self.deadline - mdp.now_ms()) / 1000.0
 
 
@@ -200,7 +200,7 @@ class Worker(object):
         self.connected.clear()
         if self._sock is not None:
             self._sock.close(linger=0)
-            self._sock = None  # type: ignore[assignment]
+            self._sock = None
 
     def _send(self, frames):
         # type: (list) -> None
@@ -307,7 +307,7 @@ class Worker(object):
             if self.envelope_handler is not None:
                 self._stream(client, env)
             else:
-                self._reply(client, self._unlocked(self._call, env))
+                self._reply(client, self._unlocked(self._call, env))  # type: ignore[arg-type]
         finally:
             _local.ctx = None
 
