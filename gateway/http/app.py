@@ -19,6 +19,7 @@ import logging
 import sys
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any, Protocol
 
 from gateway.http.config import GatewayHttpConfig, Route
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 INTERNAL = "/_gateway/"
+BAR_JS = (Path(__file__).with_name("bar.js")).read_bytes()
 
 
 class Backend(Protocol):
@@ -68,7 +70,14 @@ class GatewayApp:
                 raise ValueError(f"no factory for backend {route.backend!r} "
                                  f"(route {route.prefix!r})")
             self.backends[route.prefix] = builders[route.backend](route)
-        self._openapi = json.dumps(openapi or {}, sort_keys=True).encode("utf-8")
+        # The user bar (ORIGIN: "a small script that any page includes") is the
+        # gateway's own asset; it reads /api/whoami, which a service answers.
+        self._internal = {
+            "/_gateway/openapi.json": (json.dumps(openapi or {}, sort_keys=True).encode("utf-8"),
+                                       "application/json"),
+            "/_gateway/health": (b'{"status":"ok"}', "application/json"),
+            "/_gateway/bar.js": (BAR_JS, "application/javascript; charset=utf-8"),
+        }
 
     def close(self) -> None:
         """Release the backends' pools and sockets."""
@@ -86,12 +95,9 @@ class GatewayApp:
             target = parse_target(raw)
         except BadPath as exc:
             raise Problem(400, f"ambiguous or malformed path: {exc}", code="bad_path") from None
-        match = self.table.match(target.path)
-        # Under /_gateway/ only a route mounted there (e.g. /_gateway/bar.js) beats the
-        # gateway's own endpoints; the root mount never does.
-        if target.path.startswith(INTERNAL) and (
-                match is None or not match.route.prefix.startswith(INTERNAL)):
+        if target.path.startswith(INTERNAL):
             return self.internal(target.path, environ, start_response, rid)
+        match = self.table.match(target.path)
         if match is None:
             raise Problem(404, "no route matches this path", code="no_route")
         return self.backends[match.route.prefix](Call(environ, rid, target, match),
@@ -126,15 +132,13 @@ class GatewayApp:
     def internal(self, path: str, environ: dict[str, Any], start_response: StartResponse,
                  rid: str) -> Iterable[bytes]:
         """The gateway's own endpoints under ``/_gateway/``."""
-        if path == "/_gateway/openapi.json":
-            body = self._openapi
-        elif path == "/_gateway/health":
-            body = b'{"status":"ok"}'
-        else:
-            raise Problem(404, "no such gateway endpoint", code="not_found")
+        try:
+            body, content_type = self._internal[path]
+        except KeyError:
+            raise Problem(404, "no such gateway endpoint", code="not_found") from None
         if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
             raise Problem(405, "GET only", headers=[("Allow", "GET, HEAD")])
-        start_response("200 OK", [("Content-Type", "application/json"),
+        start_response("200 OK", [("Content-Type", content_type),
                                   ("Content-Length", str(len(body))), ("X-Request-ID", rid)])
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
 

@@ -72,6 +72,8 @@ class Route:
         where = f"http.routes[{self.prefix!r}]"
         if not self.prefix.startswith("/") or "//" in self.prefix or "\\" in self.prefix:
             raise ConfigError(f"{where}.prefix: must be an absolute path like /api")
+        if (self.prefix + "/").startswith("/_gateway/"):
+            raise ConfigError(f"{where}.prefix: /_gateway/ belongs to the gateway itself")
         segments = self.prefix.strip("/").split("/")
         if any(s in (".", "..") or "%" in s for s in segments):
             raise ConfigError(f"{where}.prefix: no dot segments or percent escapes")

@@ -244,13 +244,6 @@ def test_whoami_anonymous(impl, legacy_db, cookie):
     assert out == {u"authenticated": False, u"user": None}
 
 
-def test_whoami_bar_js(impl):
-    """The bar script fetches the whoami JSON."""
-    module = service_module("whoami", impl)
-    js = module.bar_js().decode("utf-8")
-    assert u"/api/whoami" in js and u"gateway-bar" in js
-
-
 # ----------------------------------------------------------------- parity --
 
 

@@ -162,3 +162,14 @@ def test_response_hop_by_hop_fields_go_and_via_is_appended() -> None:
          ("Transfer-Encoding", "chunked")], "rid1")
     assert out == [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Via", "1.0 up, 1.1 gw"),
                    ("X-Request-ID", "rid1")]
+
+
+def test_gateway_serves_the_user_bar_and_its_own_paths_beat_the_root_mount(
+        client: Client) -> None:
+    resp = client.get("/_gateway/bar.js")
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"].startswith("application/javascript")
+    assert b"/api/whoami" in resp.data and b"gateway-bar" in resp.data
+    assert client.get("/_gateway/health").get_json() == {"status": "ok"}
+    _problem(client.get("/_gateway/nope"), 404)  # the "/" route never sees /_gateway/
+    _problem(client.post("/_gateway/bar.js"), 405)
