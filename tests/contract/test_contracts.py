@@ -128,14 +128,15 @@ def thumbnailer(impl, redis_server):
     """(module, Thumbnailer, Consumer) on a private Redis; the consumer is closed after."""
     from protocol.queue import Consumer, Queue, connect
     module = service_module("thumbnails", impl)
-    queue = Queue(connect(redis_server.url), u"thumbs-test", max_attempts=2,
-                  backoff=lambda attempt: 0.0)
+    redis = connect(redis_server.url)
+    queue = Queue(redis, u"thumbs-test", max_attempts=2, backoff=lambda attempt: 0.0)
     thumbs = module.Thumbnailer(queue)
     consumer = Consumer(queue, thumbs.handle, block=0.2)
     try:
         yield module, thumbs, consumer
     finally:
         consumer.close()
+        redis.connection_pool.disconnect()
 
 
 def _settle(thumbs, consumer, job):

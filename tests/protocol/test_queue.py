@@ -231,13 +231,16 @@ def test_configuration_that_could_hang_or_collide_is_refused(redis_server):
     with pytest.raises(QueueConfigError):
         Queue(redis.Redis.from_url(redis_server.url), u"q")   # no socket_timeout
     c = connect(redis_server.url)
-    for bad in (u"", u"a:b"):
+    try:
+        for bad in (u"", u"a:b"):
+            with pytest.raises(QueueConfigError):
+                Queue(c, bad)
         with pytest.raises(QueueConfigError):
-            Queue(c, bad)
-    with pytest.raises(QueueConfigError):
-        Queue(c, u"q", max_attempts=0)
-    with pytest.raises(ValueError):
-        Queue(c, u"q").enqueue(1, deadline=1.5)
+            Queue(c, u"q", max_attempts=0)
+        with pytest.raises(ValueError):
+            Queue(c, u"q").enqueue(1, deadline=1.5)
+    finally:
+        c.connection_pool.disconnect()
 
 
 def test_job_parse_rejects_non_jobs():

@@ -88,6 +88,7 @@ def child_env(extra=None):
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no stray 2.7 .pyc beside the sources
     env.pop("PYTHONHOME", None)
     if extra:
         env.update(extra)
