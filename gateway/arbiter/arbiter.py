@@ -250,16 +250,18 @@ class Arbiter:
         env = self.child_env(p.env)
         env["NOTIFY_SOCKET"] = self.notify_path
         env["GATEWAY_REPLICA"] = str(replica.index)
-        if p.listen:
-            sock = self.sockets.get(p.listen)
-            fd = sock.fileno()
-            port = sock.getsockname()[1] if sock.family != socket.AF_UNIX else 0
-            argv = [a.replace("{fd}", str(fd)).replace("{port}", str(port)) for a in argv]
-            env["GATEWAY_LISTEN_FD"] = str(fd)
-            fds = (fd,)
         replica.limit.record(now)
         replica.starts += 1
         try:
+            # Inside the try: a socket that cannot be bound is a failed start of this
+            # program (backoff, then FATAL), not an error that takes the estate down.
+            if p.listen:
+                sock = self.sockets.get(p.listen)
+                fd = sock.fileno()
+                port = sock.getsockname()[1] if sock.family != socket.AF_UNIX else 0
+                argv = [a.replace("{fd}", str(fd)).replace("{port}", str(port)) for a in argv]
+                env["GATEWAY_LISTEN_FD"] = str(fd)
+                fds = (fd,)
             replica.child = Child.spawn(argv, env, p.cwd, pass_fds=fds)
         except SpawnError as exc:
             self.log(f"{replica.label}: {exc}")

@@ -75,6 +75,7 @@ class SocketPool:
 
     def _bind(self, listen: str) -> socket.socket:
         addr = parse_listen(listen, "listen")
+        sock: socket.socket | None = None
         try:
             if isinstance(addr, str):
                 if os.path.exists(addr):
@@ -89,6 +90,8 @@ class SocketPool:
                 sock.bind((host, addr[1]))
             sock.listen(BACKLOG)
         except OSError as exc:
+            if sock is not None:
+                sock.close()
             raise SpawnError(f"cannot listen on {listen}: {exc.strerror}") from None
         return sock
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import statistics
 import sys
 import time
@@ -93,6 +94,26 @@ ready = "http:http://127.0.0.1:{port}/"
     assert json.loads(body_)["code"] == "unavailable"
     assert statistics.median(timings) < 0.05 and max(timings) < 0.2, timings
     assert e.status()["routes"][0]["state"] == "fatal"
+
+
+def test_a_socket_that_cannot_be_bound_is_a_failed_start_not_an_arbiter_crash(estate):
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        e = estate(fdhttp_service("busy", port) + """
+[services.sleeper]
+runtime = "command"
+command = ["sleep", "60"]
+""", front=False, start=False).launch()
+        wait_until(lambda: e.states().get("busy") == "FATAL", timeout=30, what="busy FATAL")
+        assert e.proc is not None and e.proc.poll() is None, e.log()
+        assert e.states()["sleeper"] == "READY"
+        log = e.log()
+        assert log.count("cannot listen on 127.0.0.1:") == 5, log
+    finally:
+        taken.close()
 
 
 def test_ctrl_c_stops_everything_gracefully(estate):
