@@ -8,7 +8,7 @@
     # body: {"type": "about:blank", "title": "Gateway Timeout", "status": 504,
     #        "detail": "...", "code": "timeout", "request_id": "ab12..."}
 
-:func:`from_protocol` maps ``protocol.errors`` exceptions by their wire code
+:func:`from_protocol` maps ``protocol.errors`` exceptions by their ``status``
 (protocol/errors.py is the source of the status table). A traceback never
 goes into a problem: a remote error's traceback text is dropped here.
 """
@@ -65,8 +65,7 @@ def render(problem: Problem, request_id: str) -> tuple[str, list[tuple[str, str]
 
 def from_protocol(exc: perrors.ProtocolError, retry_after: int) -> Problem:
     """The problem for a protocol error; 503 carries Retry-After."""
-    cls = perrors.ERRORS.get(exc.code, perrors.ProtocolError)
-    status = getattr(cls, "status", 502)
+    status = exc.status
     if isinstance(exc, perrors.RemoteError) and exc.code == "remote":
         detail = "the service raised an error"
     else:

@@ -173,3 +173,15 @@ def test_gateway_serves_the_user_bar_and_its_own_paths_beat_the_root_mount(
     assert client.get("/_gateway/health").get_json() == {"status": "ok"}
     _problem(client.get("/_gateway/nope"), 404)  # the "/" route never sees /_gateway/
     _problem(client.post("/_gateway/bar.js"), 405)
+
+
+def test_protocol_errors_answer_their_own_status() -> None:
+    """The status comes from the exception, so a subclass keeps its own."""
+    from gateway.http.problems import from_protocol
+
+    class Odd(perrors.ProtocolError):
+        code = "unavailable"  # a wire code whose table status (503) must not win
+        status = 502
+
+    assert from_protocol(Odd("x"), 1).status == 502
+    assert from_protocol(perrors.Unavailable("x"), 1).status == 503
