@@ -372,8 +372,8 @@ class Client(object):
             return
         try:
             rid = json.loads(frames[3].decode("utf-8")).get(u"id")
-        except (ValueError, UnicodeDecodeError, AttributeError):
-            rid = None
+        except (ValueError, UnicodeDecodeError, AttributeError, RuntimeError):
+            rid = None  # RuntimeError: nested too deeply (RecursionError on 3.x)
         pending = self._pending.get(rid)
         if pending is None:
             self.dropped += 1  # a late answer for a call that already timed out

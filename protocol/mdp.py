@@ -137,8 +137,8 @@ def parse_metadata(rest):
     if len(rest) < 2:
         return {}
     try:
-        value = json.loads(rest[1].decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+        value = codec.loads(rest[1], (), u"metadata")
+    except EnvelopeError:
         return {}
     return value if isinstance(value, dict) else {}
 
@@ -167,7 +167,7 @@ def routing_fields(frame):
         return None
     try:
         header = json.loads(frame.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RuntimeError):  # RuntimeError: nested too deeply
         return None
     if not isinstance(header, dict):
         return None

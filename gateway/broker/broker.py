@@ -179,6 +179,14 @@ class Broker:
                 next_beat = time.monotonic() + self._interval
 
     def _handle(self, frames: list[bytes]) -> None:
+        # One peer's bad message must never end the loop that serves everyone else.
+        try:
+            self._dispatch_message(frames)
+        except Exception as exc:  # counted and logged; the loop goes on
+            log.exception("message handling failed")
+            self._drop("malformed", f"{type(exc).__name__}: {exc}"[:200])
+
+    def _dispatch_message(self, frames: list[bytes]) -> None:
         if len(frames) < 4 or frames[1] != b"":
             self._drop("malformed", "short or unframed message")
             return

@@ -184,6 +184,56 @@ def test_worker_death_mid_request(broker: Broker, client: Client,
             backup.sock.recv_multipart())[0] != mdp.REQUEST
 
 
+DEEP = b'{"id":"x","a":' + b"[" * 200000
+GARBAGE = {
+    "too_few_frames": ([b""], True),
+    "unknown_protocol": ([b"", b"MDPX99", b"calc", b"x"], True),
+    "deeply_nested_header": (mdp.client_request(b"calc", [DEEP, b"null"]), False),
+    "ready_with_bad_metadata": ([*mdp.worker_ready(b"calc"), DEEP], False),
+    "reply_without_empty_frame": ([b"", mdp.WORKER, mdp.REPLY, b"client", b"x"], True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GARBAGE))
+def test_garbage_never_stops_the_broker(broker: Broker, client: Client, name: str) -> None:
+    frames, counted = GARBAGE[name]
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    try:
+        sock.connect(broker.endpoints[0])
+        if name == "reply_without_empty_frame":  # a registered worker, so the REPLY is read
+            sock.send_multipart(mdp.worker_ready(b"calc"))
+            wait_until(lambda: live(broker, "calc"), timeout=5, what="worker")
+        before = broker.stats()["drops"].get("malformed", 0)
+        sock.send_multipart(frames)
+        if counted:
+            wait_until(lambda: broker.stats()["drops"].get("malformed", 0) > before,
+                       timeout=5, what="the drop counted")
+        assert client.mmi("mmi.service") == "404"
+        assert broker._thread is not None and broker._thread.is_alive()
+    finally:
+        sock.close(linger=0)
+
+
+def test_a_handling_bug_is_a_counted_drop(broker: Broker, client: Client,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+    monkeypatch.setattr(broker, "_on_client", boom)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    try:
+        sock.connect(broker.endpoints[0])
+        sock.send_multipart(mdp.client_request(b"calc", [b"x"]))
+        wait_until(lambda: broker.stats()["drops"].get("malformed", 0) >= 1,
+                   timeout=5, what="the failure counted")
+        monkeypatch.undo()
+        assert client.mmi("calc") == "404"
+        assert broker._thread is not None and broker._thread.is_alive()
+    finally:
+        sock.close(linger=0)
+
+
 def test_unknown_worker_is_disconnected_and_counted(broker: Broker) -> None:
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.linger = 0

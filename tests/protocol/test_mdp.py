@@ -73,6 +73,15 @@ def test_routing_fields_none_for_raw_bodies(frame):
     assert mdp.routing_fields(frame) is None
 
 
+DEEP = b'{"id":"x","a":' + b"[" * 200000
+
+
+def test_deeply_nested_frames_are_not_headers_and_do_not_raise():
+    assert mdp.routing_fields(DEEP) is None
+    assert mdp.parse_metadata([b"calc", DEEP]) == {}
+    assert mdp.peek_header(DEEP) is None
+
+
 def test_has_more_only_for_a_true_top_level_flag():
     more = codec.encode(codec.Envelope(u"http-body", more=True, payload=b"x"))[0]
     last = codec.encode(codec.Envelope(u"http-body", payload=b"x"))[0]
