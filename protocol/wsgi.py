@@ -208,8 +208,12 @@ def _response(env, state, chunk):
     code, _, reason = _wire_text(state["status"]).partition(u" ")
     try:
         status = int(code)
+        if not 100 <= status <= 999:
+            raise ValueError(code)
     except ValueError:
-        raise EnvelopeError(u"the app gave a bad status %r" % (state["status"],))
+        # The app's fault, not the request's: a RemoteError (500), never an envelope error (400).
+        raise RemoteError(u"the app gave a bad status %r" % (state["status"],),
+                          type=u"ValueError")
     headers = [[_wire_text(k), _wire_text(v)] for k, v in state["headers"]]
     return codec.Envelope(u"http-response", id=env.id, rid=env.rid,
                           http={u"status": status, u"reason": reason, u"headers": headers},

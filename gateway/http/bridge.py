@@ -38,6 +38,17 @@ StartResponse = Callable[..., Any]
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+class BadReply(perrors.ProtocolError):
+    """The worker side answered something that is not a valid HTTP reply: 502, not 400.
+
+    The request envelope is built here, so an envelope error in the replies
+    is never the HTTP client's fault.
+    """
+
+    code = "bad_reply"
+    status = 502
+
+
 def _deadline_ms(timeout: float) -> int:
     return int((time.time() + timeout) * 1000)
 
@@ -84,9 +95,12 @@ class WsgiBackend:
             raise perrors.Unavailable("no live worker for this route") from None
         except StopIteration:
             raise perrors.WorkerLost("the worker answered nothing") from None
+        except perrors.EnvelopeError as exc:
+            replies.close()
+            raise BadReply(f"the worker's reply is not a valid envelope: {exc.message}") from None
         if first.kind != "http-response" or not isinstance(first.http, dict):
             replies.close()
-            raise perrors.EnvelopeError("the worker did not answer http-response")
+            raise BadReply("the worker did not answer http-response")
         http = first.http
         status = f"{int(http['status'])} {http.get('reason') or ''}".rstrip()
         headers = self.forwarding.response_headers(
@@ -103,9 +117,12 @@ def _stream(first: bytes, replies: Iterator[codec.Envelope]) -> Iterator[bytes]:
     try:
         if first:
             yield first
-        for env in replies:
-            if isinstance(env.payload, bytes) and env.payload:
-                yield env.payload
+        try:
+            for env in replies:
+                if isinstance(env.payload, bytes) and env.payload:
+                    yield env.payload
+        except perrors.EnvelopeError as exc:
+            raise BadReply(f"the worker's reply is not a valid envelope: {exc.message}") from None
     finally:
         close = getattr(replies, "close", None)
         if close is not None:
