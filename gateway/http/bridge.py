@@ -101,16 +101,33 @@ class WsgiBackend:
         if first.kind != "http-response" or not isinstance(first.http, dict):
             replies.close()
             raise BadReply("the worker did not answer http-response")
-        http = first.http
-        status = f"{int(http['status'])} {http.get('reason') or ''}".rstrip()
-        headers = self.forwarding.response_headers(
-            ((str(n), str(v)) for n, v in http.get("headers", ())), call.request_id)
-        start_response(status, headers)
+        try:
+            status, pairs = _head(first.http)
+        except (KeyError, TypeError, ValueError) as exc:
+            replies.close()
+            raise BadReply(f"the worker's http-response is malformed: {exc!r}"[:300]) from None
+        start_response(status, self.forwarding.response_headers(pairs, call.request_id))
         chunk = first.payload if isinstance(first.payload, bytes) else b""
         if not first.more:
             replies.close()
             return [chunk] if chunk else []
         return _stream(chunk, replies)
+
+
+def _head(http: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
+    """The status line and header pairs of an http-response (ValueError/TypeError if bad)."""
+    status = http["status"]
+    if type(status) is not int or not 100 <= status <= 999:
+        raise ValueError(f"status {status!r}")
+    reason = http.get("reason") or ""
+    if not isinstance(reason, str) or not reason.isprintable():
+        raise ValueError(f"reason {reason!r}")
+    pairs: list[tuple[str, str]] = []
+    for name, value in http.get("headers") or ():
+        if not (isinstance(name, str) and isinstance(value, str)):
+            raise TypeError("header names and values must be strings")
+        pairs.append((name, value))
+    return f"{status} {reason}".rstrip(), pairs
 
 
 def _stream(first: bytes, replies: Iterator[codec.Envelope]) -> Iterator[bytes]:

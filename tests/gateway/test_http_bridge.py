@@ -86,3 +86,16 @@ def test_an_app_with_a_bad_status_is_a_remote_error_not_an_envelope_error() -> N
     with pytest.raises(perrors.RemoteError) as info:
         list(wsgi.WsgiHost(app).handle(env))
     assert info.value.status == 500
+
+
+@pytest.mark.parametrize("http", [
+    {}, {"status": "x"}, {"status": 42}, {"status": True}, {"status": 200, "reason": 5},
+    {"status": 200, "headers": [["X-A"]]}, {"status": 200, "headers": [["X-A", 1]]},
+    {"status": 200, "headers": 7}, {"status": 200, "reason": "OK\r\nX-Evil: 1"},
+])
+def test_a_malformed_http_response_is_a_typed_502(
+        http: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    client = FakeClient([_response(http)])
+    assert _problem(_app(client).get("/x"), 502)["code"] == "bad_reply"
+    assert client.closed == 1
+    assert "Traceback" not in caplog.text and "unexpected error" not in caplog.text
