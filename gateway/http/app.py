@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from gateway.http.bodies import parse_length
 from gateway.http.config import GatewayHttpConfig, Route
 from gateway.http.context import Call
 from gateway.http.forwarding import Forwarding, request_id
@@ -125,7 +126,8 @@ class GatewayApp:
         if cl and environ.get("HTTP_TRANSFER_ENCODING"):
             raise Problem(400, "Content-Length together with Transfer-Encoding is ambiguous",
                           code="ambiguous_framing")
-        if cl and cl.isdigit() and int(cl) > limits.max_body:
+        length = parse_length(cl)
+        if length is not None and length > limits.max_body:
             raise Problem(413, f"the request body exceeds {limits.max_body} bytes",
                           code="too_large")
 

@@ -12,12 +12,22 @@ servers that let both through; gunicorn already refuses it while parsing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
 from gateway.http.problems import Problem
 
 CHUNK = 64 * 1024
+# str.isdigit() also accepts "²" or "٣", which int() then rejects or reads differently.
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def parse_length(value: str | None) -> int | None:
+    """A Content-Length value as an int, or None unless it is ASCII digits only."""
+    if value is None or not _DIGITS.fullmatch(value):
+        return None
+    return int(value)
 
 
 class BoundedBody:
@@ -78,9 +88,9 @@ def request_body(environ: Mapping[str, Any], max_body: int) -> BoundedBody | Non
         return BoundedBody(environ["wsgi.input"], None, max_body)
     if not cl:
         return None
-    if not cl.isdigit():
+    length = parse_length(cl)
+    if length is None:
         raise Problem(400, "Content-Length is not a number", code="bad_framing")
-    length = int(cl)
     if length > max_body:
         raise Problem(413, f"the request body exceeds {max_body} bytes", code="too_large")
     if length == 0:

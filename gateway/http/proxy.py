@@ -26,7 +26,7 @@ from urllib3 import exceptions as uerr
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.util import SKIP_HEADER
 
-from gateway.http.bodies import CHUNK, BoundedBody, request_body
+from gateway.http.bodies import CHUNK, BoundedBody, parse_length, request_body
 from gateway.http.config import HttpLimits, Route
 from gateway.http.context import Call
 from gateway.http.forwarding import Forwarding
@@ -192,9 +192,9 @@ class HttpBackend:
         out_headers = self.forwarding.response_headers(
             response.headers.iteritems(), call.request_id)
         start_response(f"{response.status} {response.reason or ''}".rstrip(), out_headers)
-        length = response.headers.get("Content-Length", "")
+        length = parse_length(response.headers.get("Content-Length"))
         if method == "HEAD" or response.status in (204, 304) or (
-                length.isdigit() and int(length) <= _SMALL):
+                length is not None and length <= _SMALL):
             proxied = ProxiedBody(response, conn, self.pool)
             try:
                 data = b"".join(proxied)

@@ -185,3 +185,25 @@ def test_protocol_errors_answer_their_own_status() -> None:
 
     assert from_protocol(Odd("x"), 1).status == 502
     assert from_protocol(perrors.Unavailable("x"), 1).status == 503
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "1\u00b2", " 1", "+1", ""])
+def test_content_length_is_ascii_digits_only(value: str) -> None:
+    import io
+
+    from werkzeug.test import create_environ
+
+    from gateway.http.bodies import parse_length, request_body
+    from gateway.http.problems import Problem
+    assert parse_length(value) is None
+    environ = create_environ("/api/x", method="POST")
+    environ.update(CONTENT_LENGTH=value, **{"wsgi.input": io.BytesIO(b"abc")})
+    if value:
+        with pytest.raises(Problem) as info:
+            request_body(environ, 100)
+        assert info.value.status == 400
+    config = GatewayHttpConfig(routes=(Route("/", "http", upstream="http://127.0.0.1:1"),))
+    seen: list[str] = []
+    list(make_app(config, {"http": Fake})(environ, lambda s, h, e=None: seen.append(s)))
+    assert seen[-1].startswith("200")
+    assert parse_length("0012") == 12
