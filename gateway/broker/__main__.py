@@ -6,8 +6,9 @@
         --events-pub tcp://127.0.0.1:5556 --events-sub tcp://127.0.0.1:5557
 
 Prints ``broker ready <endpoints>`` on stdout once bound. SIGTERM or SIGINT
-stops it. A non-loopback ``--bind`` needs ``--curve-secret`` (a zmq.auth
-``.key_secret`` file) or the broker refuses to start and exits with status 2.
+stops it (status 0). A refused bind exits with status 2, and so does a
+non-loopback ``--bind`` without ``--curve-secret`` (a zmq.auth ``.key_secret``
+file). A loop that dies of anything else is logged and exits with status 1.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from types import FrameType
 from gateway.broker.broker import Broker, BrokerConfig
 from gateway.broker.security import CurveKeys
 from gateway.errors import BrokerError
+
+log = logging.getLogger("gateway.broker")
 
 
 def parse_args(argv: list[str] | None) -> BrokerConfig:
@@ -50,7 +53,11 @@ def parse_args(argv: list[str] | None) -> BrokerConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the broker in the foreground until SIGTERM/SIGINT."""
+    """Run the broker in the foreground until SIGTERM/SIGINT.
+
+    Exit status: 0 after a signal, 2 when the configuration or a bind is
+    refused, 1 when the loop dies of anything else (logged with its traceback).
+    """
     try:
         broker = Broker(parse_args(argv))
     except BrokerError as exc:
@@ -60,12 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         broker.stop(timeout=0)
 
+    def on_ready() -> None:
+        print("broker ready " + " ".join(broker.endpoints), flush=True)
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    broker.start()
-    print("broker ready " + " ".join(broker.endpoints), flush=True)
-    while broker._thread is not None and broker._thread.is_alive():
-        broker._thread.join(0.5)
+    try:
+        broker.run(on_ready)
+    except BrokerError as exc:
+        print(f"broker: {exc}", file=sys.stderr)
+        return 2
+    except Exception:
+        log.critical("broker loop died", exc_info=True)
+        return 1
     return 0
 
 

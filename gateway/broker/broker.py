@@ -30,6 +30,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,12 +101,18 @@ class Broker:
     def _guarded_run(self) -> None:
         try:
             self.run()
-        except BaseException as exc:  # handed to start(), which raises it
+        except BaseException as exc:  # before ready: start() raises it; after: logged
             self._error = exc
+            if self._ready.is_set():
+                log.critical("broker loop died", exc_info=exc)
             self._ready.set()
 
-    def run(self) -> None:
-        """Bind and serve until :meth:`stop`; sockets are created and closed in this thread."""
+    def run(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Bind and serve until :meth:`stop`; sockets are created and closed in this thread.
+
+        ``on_ready`` runs once every endpoint is bound. Binding failures raise
+        :class:`BrokerError`; anything else that ends the loop propagates.
+        """
         sock = self.ctx.socket(zmq.ROUTER)
         auth = None
         try:
@@ -129,6 +136,8 @@ class Broker:
             self._sock = sock
             self._ready.set()
             log.info("broker ready on %s", ", ".join(self.endpoints))
+            if on_ready is not None:
+                on_ready()
             self._loop(sock)
         finally:
             self._sock = None
