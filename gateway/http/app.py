@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway.http.bodies import parse_length
+from gateway.http.bodies import check_framing
 from gateway.http.config import GatewayHttpConfig, Route
 from gateway.http.context import Call
 from gateway.http.forwarding import Forwarding, request_id
@@ -90,8 +90,8 @@ class GatewayApp:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         rid = request_id(environ)
         environ["gateway.request_id"] = rid
-        self.check_limits(environ)
         raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or _rebuild_uri(environ)
+        self.check_limits(environ, raw)
         try:
             target = parse_target(raw)
         except BadPath as exc:
@@ -104,10 +104,9 @@ class GatewayApp:
         return self.backends[match.route.prefix](Call(environ, rid, target, match),
                                                   start_response)
 
-    def check_limits(self, environ: dict[str, Any]) -> None:
-        """414, 431, 413 and ambiguous framing, for servers that let them through."""
+    def check_limits(self, environ: dict[str, Any], raw: str) -> None:
+        """414 on the request target ``raw``, 431, then :func:`check_framing` (400, 413)."""
         limits = self.limits
-        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
         if len(raw) > limits.max_uri:
             raise Problem(414, f"the request target exceeds {limits.max_uri} bytes",
                           code="uri_too_long")
@@ -122,14 +121,7 @@ class GatewayApp:
                                   code="header_too_large")
         if count > limits.max_header_count or total > limits.max_header_total:
             raise Problem(431, "too many or too large header fields", code="headers_too_large")
-        cl = environ.get("CONTENT_LENGTH")
-        if cl and environ.get("HTTP_TRANSFER_ENCODING"):
-            raise Problem(400, "Content-Length together with Transfer-Encoding is ambiguous",
-                          code="ambiguous_framing")
-        length = parse_length(cl)
-        if length is not None and length > limits.max_body:
-            raise Problem(413, f"the request body exceeds {limits.max_body} bytes",
-                          code="too_large")
+        check_framing(environ, limits.max_body)
 
     def internal(self, path: str, environ: dict[str, Any], start_response: StartResponse,
                  rid: str) -> Iterable[bytes]:

@@ -6,8 +6,10 @@
     body.length        # the Content-Length, or None for a chunked upload
     body.read(65536)   # raises Problem(413) once a chunked body passes max_body
 
-Content-Length together with Transfer-Encoding is refused (400) here too, for
-servers that let both through; gunicorn already refuses it while parsing.
+:func:`check_framing` is the one framing check (the front runs it on every
+request; :func:`request_body` again, as backends may be used alone):
+Content-Length together with Transfer-Encoding is refused (400) for servers
+that let both through; gunicorn already refuses it while parsing.
 """
 
 from __future__ import annotations
@@ -74,8 +76,12 @@ class BoundedBody:
         return b"".join(iter(self))
 
 
-def request_body(environ: Mapping[str, Any], max_body: int) -> BoundedBody | None:
-    """The request body of ``environ``, checked against ``max_body`` (413) and framing (400)."""
+def check_framing(environ: Mapping[str, Any], max_body: int) -> int | None:
+    """The body's Content-Length (None when chunked or absent), or the framing problem.
+
+    400 for Content-Length with Transfer-Encoding, a coding other than
+    chunked, or a Content-Length that is not a number; 413 past ``max_body``.
+    """
     te = environ.get("HTTP_TRANSFER_ENCODING")
     cl = environ.get("CONTENT_LENGTH")
     if te:
@@ -85,7 +91,7 @@ def request_body(environ: Mapping[str, Any], max_body: int) -> BoundedBody | Non
         if te.strip().lower() != "chunked":
             raise Problem(400, "only the chunked transfer coding is accepted",
                           code="bad_framing")
-        return BoundedBody(environ["wsgi.input"], None, max_body)
+        return None
     if not cl:
         return None
     length = parse_length(cl)
@@ -93,6 +99,14 @@ def request_body(environ: Mapping[str, Any], max_body: int) -> BoundedBody | Non
         raise Problem(400, "Content-Length is not a number", code="bad_framing")
     if length > max_body:
         raise Problem(413, f"the request body exceeds {max_body} bytes", code="too_large")
+    return length
+
+
+def request_body(environ: Mapping[str, Any], max_body: int) -> BoundedBody | None:
+    """The request body of ``environ``, checked by :func:`check_framing`; None when empty."""
+    length = check_framing(environ, max_body)
+    if length is None and not environ.get("HTTP_TRANSFER_ENCODING"):
+        return None
     if length == 0:
         return None
     return BoundedBody(environ["wsgi.input"], length, max_body)

@@ -205,5 +205,22 @@ def test_content_length_is_ascii_digits_only(value: str) -> None:
     config = GatewayHttpConfig(routes=(Route("/", "http", upstream="http://127.0.0.1:1"),))
     seen: list[str] = []
     list(make_app(config, {"http": Fake})(environ, lambda s, h, e=None: seen.append(s)))
-    assert seen[-1].startswith("200")
+    assert seen[-1].startswith("400" if value else "200")
     assert parse_length("0012") == 12
+
+
+def test_framing_is_checked_once_at_the_front_and_a_rebuilt_target_gets_414(
+        client: Client) -> None:
+    from werkzeug.test import create_environ
+    config = GatewayHttpConfig(routes=(Route("/", "http", upstream="http://127.0.0.1:1"),))
+    environ = create_environ("/x", method="POST", headers={"Transfer-Encoding": "gzip"})
+    seen: list[str] = []
+    list(make_app(config, {"http": Fake})(environ, lambda s, h, e=None: seen.append(s)))
+    assert seen[-1].startswith("400")  # refused before any backend runs
+    config = GatewayHttpConfig(routes=(Route("/", "http", upstream="http://127.0.0.1:1"),),
+                               limits=HttpLimits(max_uri=50))
+    environ = create_environ("/" + "a" * 60)
+    environ.pop("RAW_URI", None)
+    environ.pop("REQUEST_URI", None)
+    list(make_app(config, {"http": Fake})(environ, lambda s, h, e=None: seen.append(s)))
+    assert seen[-1].startswith("414")
