@@ -22,12 +22,14 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from werkzeug.exceptions import HTTPException
+
 from gateway.http.bodies import check_framing
 from gateway.http.config import GatewayHttpConfig, Route
 from gateway.http.context import Call
 from gateway.http.forwarding import Forwarding, request_id
 from gateway.http.paths import BadPath, parse_target
-from gateway.http.problems import Problem, from_protocol, render
+from gateway.http.problems import Problem, from_protocol, reason, render
 from gateway.http.proxy import HttpBackend
 from gateway.http.routing import RouteTable
 from gateway.http.static import StaticBackend
@@ -201,6 +203,11 @@ class ProblemGuard:
             problem = exc
         elif isinstance(exc, ProtocolError):
             problem = from_protocol(exc, self.retry_after)
+        elif isinstance(exc, HTTPException) and exc.code is not None:
+            # werkzeug's own answers (416 with its Content-Range, ...), kept as problems.
+            extra = [(k, v) for k, v in exc.get_headers(environ)
+                     if k.lower() not in ("content-type", "content-length")]
+            problem = Problem(exc.code, exc.description or reason(exc.code), headers=extra)
         else:
             log.error("unexpected error", exc_info=(type(exc), exc, exc.__traceback__))
             problem = Problem(500, "the gateway failed to handle this request",

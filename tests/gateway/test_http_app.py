@@ -132,6 +132,9 @@ def test_static_files_with_etag_and_range(client: Client) -> None:
                       ).status_code == 304
     part = client.get("/files/a.txt", headers={"Range": "bytes=2-4"})
     assert (part.status_code, part.data) == (206, b"234")
+    unsatisfiable = client.get("/files/a.txt", headers={"Range": "bytes=50-60"})
+    _problem(unsatisfiable, 416)
+    assert unsatisfiable.headers["Content-Range"] == "bytes */10"
     _problem(client.get("/files/missing"), 404)
     _problem(client.post("/files/a.txt"), 405)
 
