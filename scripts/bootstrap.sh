@@ -2,7 +2,8 @@
 # Sets up everything the project needs on a fresh machine, idempotently:
 #   .venv   Python 3 (gateway, tools, tox), pinned by constraints/py3.txt
 #   .venv2  Python 2.7 (protocol library, py2 services), pinned by constraints/py27.txt
-#   redis-server, through apt when it is missing
+#   redis-server and jq (and with --test: wrk, chromium, chromedriver), through apt
+#   when missing
 #   build/env.sh  the interpreter paths that tox and the tests use
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,28 +43,42 @@ find_python3() {
   return 1
 }
 
-ensure_redis() {
-  # jq is for examples/queue-consumer.sh (a bash queue consumer: redis-cli + jq);
-  # wrk is the load generator of the arbiter's reload-under-load test.
-  if command -v redis-server >/dev/null 2>&1 && command -v jq >/dev/null 2>&1 \
-    && command -v wrk >/dev/null 2>&1; then return; fi
-  say "installing redis-server, jq and wrk with apt"
-  local sudo="" had_redis=""
-  command -v redis-server >/dev/null 2>&1 && had_redis=1
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq || die "apt-get update failed; install redis-server and jq by hand"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server jq wrk >/dev/null \
-    || die "could not install redis-server/jq/wrk; install them by hand (apt-get install redis-server jq wrk)"
-  # The package starts a system-wide server; the project starts its own on private ports.
-  if [ -z "$had_redis" ] && command -v systemctl >/dev/null 2>&1; then $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
+# System packages from apt, installed only when missing: what `make up` needs, plus
+# (with --test) what the test suite drives: wrk (reload under load) and Chromium with
+# chromedriver (the browser walkthrough). jq is for examples/queue-consumer.sh.
+ensure_packages() {
+  local wanted="redis-server:redis-server redis-cli:redis-tools jq:jq" missing="" pair
+  [ "$MODE" = test ] && wanted="$wanted wrk:wrk chromium:chromium chromedriver:chromium-driver"
+  for pair in $wanted; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
+  done
+  if [ -n "$missing" ]; then
+    say "installing with apt:$missing"
+    local sudo="" had_redis=""
+    command -v redis-server >/dev/null 2>&1 && had_redis=1
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq || die "apt-get update failed; install by hand:$missing"
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null \
+      || die "could not install:$missing (apt-get install$missing)"
+    # The package starts a system-wide server; the project starts its own on private ports.
+    if [ -z "$had_redis" ] && command -v systemctl >/dev/null 2>&1; then
+      $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true
+    fi
+  fi
+  # The queues use BLMOVE and LPOS (SPEC section 8).
+  redis-server --version | grep -qE 'v=(6\.[2-9]|[7-9]\.|[1-9][0-9]\.)' \
+    || die "redis-server 6.2 or newer is needed, found: $(redis-server --version)"
 }
 
 stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
 
-PY3=$(find_python3 11 || find_python3 12 || find_python3 13 || true)
-[ -n "$PY3" ] || die "no Python 3.11+ found; install one with: pyenv install 3.11"
+MODE=${1:-up}  # "up" or "test"
+
+# 3.11 runs the gateway and the lint/typing/integration legs; 3.13 is a test leg.
+PY3=$(find_python3 11) || die "no Python 3.11 found; install one with: pyenv install 3.11"
 PY2=$(find_python2)
-PY313=$(find_python3 13 || true)
+PY313=$(find_python3 13) || { [ "$MODE" != test ] || die "no Python 3.13 found (the py313 tox leg needs it); install one with: pyenv install 3.13"; }
 
 want3=$(stamp_of constraints/py3.txt requirements/py3.txt requirements/py3-test.txt requirements/dev.txt)
 if [ "$(cat .venv/.stamp 2>/dev/null)" != "$want3" ]; then
@@ -87,7 +102,7 @@ if [ "$(cat .venv2/.stamp 2>/dev/null)" != "$want2" ]; then
   echo "$want2" > .venv2/.stamp
 fi
 
-ensure_redis
+ensure_packages
 
 mkdir -p build
 {
