@@ -172,27 +172,7 @@ class ProblemGuard:
                                sys.exc_info() if started else None)
         if isinstance(result, list):
             return result
-        return self._guarded(result, environ, start_response, started)
-
-    def _guarded(self, result: Iterable[bytes], environ: dict[str, Any],
-                 start_response: StartResponse, called: list[bool]) -> Iterator[bytes]:
-        started = False
-        try:
-            for chunk in result:
-                started = True
-                yield chunk
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
-            if started:
-                log.warning("response failed after its first byte: %r", exc)
-                raise
-            yield from self.answer(exc, environ, start_response,
-                                   sys.exc_info() if called else None)
-        finally:
-            closer = getattr(result, "close", None)
-            if closer is not None:
-                closer()
+        return GuardedBody(self, result, environ, start_response, started)
 
     def answer(self, exc: BaseException, environ: dict[str, Any], start_response: StartResponse,
                exc_info: Any) -> list[bytes]:
@@ -216,6 +196,48 @@ class ProblemGuard:
         status, headers, body = render(problem, rid)
         start_response(status, headers, exc_info)
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+
+class GuardedBody:
+    """A response body that turns a failure before its first byte into a problem.
+
+    A class, not a generator: a server may call :meth:`close` without ever
+    iterating, and the wrapped body (an upstream connection, a broker
+    request) must be closed then too.
+    """
+
+    def __init__(self, guard: ProblemGuard, result: Iterable[bytes], environ: dict[str, Any],
+                 start_response: StartResponse, called: list[bool]) -> None:
+        self._guard = guard
+        self._result = result
+        self._environ = environ
+        self._start_response = start_response
+        self._called = called
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        started = False
+        try:
+            for chunk in self._result:
+                started = True
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            if started:
+                log.warning("response failed after its first byte: %r", exc)
+                raise
+            yield from self._guard.answer(exc, self._environ, self._start_response,
+                                          sys.exc_info() if self._called else None)
+
+    def close(self) -> None:
+        """Close the wrapped body (once), whether or not it was iterated."""
+        if self._closed:
+            return
+        self._closed = True
+        closer = getattr(self._result, "close", None)
+        if closer is not None:
+            closer()
 
 
 def make_app(config: GatewayHttpConfig, factories: dict[str, BackendFactory] | None = None,

@@ -126,12 +126,13 @@ def test_failure_after_start_response_but_before_the_body_is_replaced() -> None:
 
 
 def test_static_files_with_etag_and_range(client: Client) -> None:
-    resp = client.get("/files/a.txt")
-    assert resp.data == b"0123456789" and resp.headers["ETag"]
-    assert client.get("/files/a.txt", headers={"If-None-Match": resp.headers["ETag"]}
-                      ).status_code == 304
-    part = client.get("/files/a.txt", headers={"Range": "bytes=2-4"})
-    assert (part.status_code, part.data) == (206, b"234")
+    # A server closes every body it is handed (PEP 3333); so does this test.
+    with client.get("/files/a.txt") as resp:
+        assert resp.data == b"0123456789" and resp.headers["ETag"]
+    with client.get("/files/a.txt", headers={"If-None-Match": resp.headers["ETag"]}) as cached:
+        assert cached.status_code == 304
+    with client.get("/files/a.txt", headers={"Range": "bytes=2-4"}) as part:
+        assert (part.status_code, part.data) == (206, b"234")
     unsatisfiable = client.get("/files/a.txt", headers={"Range": "bytes=50-60"})
     _problem(unsatisfiable, 416)
     assert unsatisfiable.headers["Content-Range"] == "bytes */10"
@@ -227,3 +228,31 @@ def test_framing_is_checked_once_at_the_front_and_a_rebuilt_target_gets_414(
     environ.pop("REQUEST_URI", None)
     list(make_app(config, {"http": Fake})(environ, lambda s, h, e=None: seen.append(s)))
     assert seen[-1].startswith("414")
+
+
+def test_a_body_closed_before_iteration_still_closes_the_backend_body() -> None:
+    from werkzeug.test import create_environ
+
+    closed: list[bool] = []
+
+    class Body:
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"x"
+
+        def close(self) -> None:
+            closed.append(True)
+
+    config = GatewayHttpConfig(routes=(Route("/", "http", upstream="http://127.0.0.1:1"),))
+
+    def factory(route: Route) -> Callable[[Call, StartResponse], Iterable[bytes]]:
+        def backend(call: Call, start_response: StartResponse) -> Iterable[bytes]:
+            start_response("200 OK", [])
+            return Body()
+        return backend
+
+    result = make_app(config, {"http": factory})(create_environ("/x"), lambda *a: None)
+    from gateway.http.app import GuardedBody
+    assert isinstance(result, GuardedBody)
+    result.close()
+    result.close()
+    assert closed == [True]
