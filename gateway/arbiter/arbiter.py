@@ -34,7 +34,7 @@ from gateway.arbiter.child import Child
 from gateway.arbiter.guard import Guard
 from gateway.arbiter.logs import LogSink
 from gateway.arbiter.plan import CODE_ROOT, Program, build, effective_config_path
-from gateway.arbiter.ready import Check, NotifyCheck, make_check
+from gateway.arbiter.ready import BrokerCheck, Check, NotifyCheck, make_check
 from gateway.arbiter.sockets import SocketPool
 from gateway.arbiter.statefile import write_state
 from gateway.arbiter.states import State
@@ -361,8 +361,11 @@ class Arbiter:
                 if r.probing is not None:
                     if not r.probing.done():
                         continue
-                    ok = bool(r.probing.result())
+                    result = r.probing.result()
                     r.probing = None
+                    # A broker probe answers a worker count: each registration vouches
+                    # for one replica only, even when several were probed on this tick.
+                    ok = result > unit.ready_count if type(result) is int else bool(result)
                     if ok and r.state is State.STARTING:
                         self.mark_ready(unit, r, now)
                     continue
@@ -370,6 +373,8 @@ class Arbiter:
                 if isinstance(check, NotifyCheck) or check.kind == "none":
                     if check.probe(r.pid):
                         self.mark_ready(unit, r, now)
+                elif isinstance(check, BrokerCheck):
+                    r.probing = self.pool.submit(check.workers, r.pid)
                 else:
                     r.probing = self.pool.submit(check.probe, r.pid)
 
@@ -377,8 +382,7 @@ class Arbiter:
         """The readiness check of program ``p``."""
         if p.ready == "notify":
             return NotifyCheck(self.notices, p.workers)
-        return make_check(p.ready, broker=self.config.broker.endpoint, service=p.service,
-                          expected=unit.ready_count + 1)
+        return make_check(p.ready, broker=self.config.broker.endpoint, service=p.service)
 
     def mark_ready(self, unit: Unit, r: Replica, now: float) -> None:
         """The replica takes traffic."""

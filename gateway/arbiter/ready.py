@@ -6,7 +6,8 @@ loop, in a small thread pool) until it passes. Kinds, as written in config::
     "none"            ready as soon as it runs
     "tcp:HOST:PORT"   something accepts connections there
     "http:URL"        GET URL answers with a status below 500
-    "broker"          the broker counts one more live worker for the service (mmi.stats),
+    "broker"          the broker counts more live workers for the service than the arbiter
+                      has marked READY (mmi.stats),
                       or, from a broker without mmi.stats, mmi.service (RFC 8) says "200"
     "notify"          the process sent READY=1 on NOTIFY_SOCKET (sd_notify); used for
                       gunicorn, which also reports each booted worker (see gunicorn_conf)
@@ -128,29 +129,37 @@ def mmi_stats(endpoint: str, timeout: float = PROBE_TIMEOUT) -> dict[str, Any] |
 
 @dataclass
 class BrokerCheck(Check):
-    """Ready when the broker has ``expected`` live workers for ``service``.
+    """Ready when the broker counts more live workers for ``service`` than are READY.
 
-    ``expected`` is 1 + the replicas of the service already ready, so that during a
-    reload a new replica counts only once it registered itself (mmi.service alone
-    says 200 as long as an old one lives). Brokers without ``mmi.stats`` fall back to
-    mmi.service.
+    :meth:`workers` is what the arbiter probes: it compares the count with the
+    replicas of the service it already marked READY (any generation) and accepts at
+    most the difference, so during a reload a new replica counts only once it
+    registered itself, and two replicas probed on the same tick are not both made
+    READY by one registration (mmi.service alone says 200 as long as an old one
+    lives). Brokers without ``mmi.stats`` fall back to mmi.service.
     """
 
     endpoint: str
     service: str
-    expected: int = 1
     kind = "broker"
 
-    def probe(self, pid: int) -> bool:
-        """One mmi.stats (or mmi.service) round trip."""
+    #: What :meth:`workers` answers when the broker cannot count (mmi.service said 200).
+    UNCOUNTED = 1 << 30
+
+    def workers(self, pid: int) -> int:
+        """Live workers of the service (``UNCOUNTED`` if only mmi.service answered); 0 on error."""
         try:
             stats = mmi_stats(self.endpoint)
             if stats is None:
-                return mmi_service(self.endpoint, self.service) == "200"
+                return self.UNCOUNTED if mmi_service(self.endpoint, self.service) == "200" else 0
             entry = stats.get("services", {}).get(self.service, {})
-            return int(entry.get("workers", 0)) >= self.expected
+            return int(entry.get("workers", 0))
         except (zmq.ZMQError, TypeError, ValueError, AttributeError):
-            return False
+            return 0
+
+    def probe(self, pid: int) -> bool:
+        """At least one live worker (the arbiter itself uses :meth:`workers`)."""
+        return self.workers(pid) >= 1
 
 
 @dataclass
@@ -203,10 +212,10 @@ class NotifyCheck(Check):
         return self.notices.get(pid, 0) >= 1 + self.workers
 
 
-def make_check(spec: str, broker: str = "", service: str = "", expected: int = 1) -> Check:
+def make_check(spec: str, broker: str = "", service: str = "") -> Check:
     """The check for a ``ready = ...`` value of the config."""
     if spec == "broker":
-        return BrokerCheck(broker, service, expected)
+        return BrokerCheck(broker, service)
     if spec == "broker-up":
         return BrokerUpCheck(broker)
     if spec.startswith("redis:"):

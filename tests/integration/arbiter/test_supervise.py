@@ -169,3 +169,38 @@ def test_kill_9_routable_again_within_2s_p99_over_50_kills(estate, backend):
     print(f"{backend}: recovery after kill -9: p50 {recoveries[24]:.3f}s p99 {p99:.3f}s "
           f"max {recoveries[-1]:.3f}s")
     assert p99 < 2.0
+
+
+GATED_WORKER = """
+import os, runpy, sys, time
+if os.environ["GATEWAY_REPLICA"] == "1":
+    while not os.path.exists(os.environ["GATE"]):
+        time.sleep(0.02)
+sys.argv = ["protocol.wsgi", "--broker", os.environ["GATEWAY_BROKER"], "--service", "app",
+            "py3_services.highlight:app"]
+runpy.run_module("protocol.wsgi", run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_one_broker_registration_makes_one_replica_ready(estate, workdir):
+    gate = os.path.join(workdir, "gate")
+    e = estate(f"""
+[services.app]
+runtime = "command"
+command = [{json.dumps(sys.executable)}, "-c", {json.dumps(GATED_WORKER)}]
+ready = "broker"
+replicas = 2
+env = {{ GATE = {json.dumps(gate)} }}
+""", start=False).launch()
+    wait_until(lambda: e.states().get("app") in ("READY", "STARTING") and
+               e.program("app")["ready"] >= 1, timeout=30, what="first replica READY")
+    # Replica 1 has not registered: however often the arbiter probes, it stays STARTING.
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        states = [r["state"] for r in e.program("app")["replicas"]]
+        assert states == ["READY", "STARTING"], states
+        time.sleep(0.1)
+    with open(gate, "w", encoding="ascii"):
+        pass
+    wait_until(lambda: e.program("app")["ready"] == 2, timeout=20, what="second replica READY")
