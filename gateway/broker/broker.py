@@ -303,7 +303,8 @@ class Broker:
             return
         self.counters["replies"] += 1
         request.replied = True
-        self._send([client, b"", mdp.CLIENT, worker.service, *body], "client gone")
+        # The address the broker recorded, not the one the worker echoed back.
+        self._send([request.client, b"", mdp.CLIENT, worker.service, *body], "client gone")
         if not more:
             self.registry.release(worker, request)
             self._dispatch(worker.service)

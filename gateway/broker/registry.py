@@ -48,7 +48,8 @@ class Worker:
     credit: int
     expiry: float
     metadata: dict[str, Any] = field(default_factory=dict)
-    inflight: OrderedDict[str, Request] = field(default_factory=OrderedDict)
+    # Keyed by (client, id): ids are chosen by clients, so two clients may pick the same one.
+    inflight: OrderedDict[tuple[bytes, str], Request] = field(default_factory=OrderedDict)
 
     @property
     def free(self) -> int:
@@ -163,7 +164,7 @@ class Registry:
             identity = next(iter(svc.idle))
             worker = self.workers[identity]
             del svc.idle[identity]
-            worker.inflight[request.id] = request
+            worker.inflight[request.client, request.id] = request
             request.worker = identity
             request.attempts += 1
             if worker.free > 0:
@@ -177,7 +178,7 @@ class Registry:
         it answers its oldest request from that client.
         """
         if request_id is not None:
-            return worker.inflight.get(request_id)
+            return worker.inflight.get((client, request_id))
         for request in worker.inflight.values():
             if request.client == client:
                 return request
@@ -185,7 +186,7 @@ class Registry:
 
     def release(self, worker: Worker, request: Request) -> None:
         """The final reply came back: free the worker's credit and close the request."""
-        worker.inflight.pop(request.id, None)
+        worker.inflight.pop((request.client, request.id), None)
         request.done = True
         request.worker = None
         svc = self.services.get(worker.service)

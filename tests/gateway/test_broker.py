@@ -29,11 +29,12 @@ HB_MS = 100
 class RawWorker:
     """An MDP worker written against RFC 7 by hand: it answers only when told to."""
 
-    def __init__(self, endpoint: str, service: bytes = b"calc") -> None:
+    def __init__(self, endpoint: str, service: bytes = b"calc", credit: int = 1) -> None:
         self.sock = zmq.Context.instance().socket(zmq.DEALER)
         self.sock.linger = 0
         self.sock.connect(endpoint)
-        self.sock.send_multipart(mdp.worker_ready(service))
+        meta = {"credit": credit} if credit != 1 else None
+        self.sock.send_multipart(mdp.worker_ready(service, meta))
 
     def next_request(self, timeout: float = 5.0) -> tuple[bytes, list[bytes]]:
         deadline = time.time() + timeout
@@ -232,6 +233,33 @@ def test_a_handling_bug_is_a_counted_drop(broker: Broker, client: Client,
         assert broker._thread is not None and broker._thread.is_alive()
     finally:
         sock.close(linger=0)
+
+
+def test_same_id_from_two_clients_on_one_worker(broker: Broker,
+                                                raw_workers: list[RawWorker]) -> None:
+    raw = RawWorker(broker.endpoints[0], credit=2)
+    raw_workers.append(raw)
+    wait_until(lambda: live(broker, "calc"), timeout=5, what="worker")
+    socks = [zmq.Context.instance().socket(zmq.DEALER) for _ in range(2)]
+    try:
+        for i, sock in enumerate(socks):
+            sock.linger = 0
+            sock.connect(broker.endpoints[0])
+            env = codec.Envelope("call", id="same-id", method="echo", payload=i,
+                                 deadline=mdp.deadline_in(5))
+            sock.send_multipart(mdp.client_request(b"calc", codec.encode(env)))
+        first, second = raw.next_request(), raw.next_request()
+        for client, body in (second, first):  # answered out of order
+            raw.answer(client, body, codec.decode(body).payload)
+        answers = []
+        for sock in socks:
+            assert sock.poll(5000), "a client never got its answer"
+            answers.append(codec.decode(sock.recv_multipart()[3:]).payload)
+        assert answers == [0, 1]
+        assert broker.stats()["drops"].get("late_reply", 0) == 0
+    finally:
+        for sock in socks:
+            sock.close(linger=0)
 
 
 def test_unknown_worker_is_disconnected_and_counted(broker: Broker) -> None:
