@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
 _SMALL = CHUNK
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# RFC 9110 9.2.2: only these may be sent again after a failure without changing the outcome.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 class ConnectionPool:
@@ -149,8 +151,9 @@ class HttpBackend:
         """Send the request and read the response head, on a pooled connection.
 
         A reused keep-alive connection may have been closed by the upstream a
-        moment ago; a request that has no body is then sent once more on a
-        fresh connection (nothing of it can have been processed).
+        moment ago; an idempotent request that has no body is then sent once
+        more on a fresh connection. A POST or PATCH never is: the upstream
+        may have run it before the connection broke.
         """
         for attempt in (0, 1):
             try:
@@ -168,7 +171,7 @@ class HttpBackend:
             except (uerr.HTTPError, OSError, http.client.HTTPException) as exc:
                 conn.close()
                 stale = reused and not isinstance(exc, TimeoutError | uerr.TimeoutError)
-                if attempt == 0 and stale and body is None:
+                if attempt == 0 and stale and body is None and method in IDEMPOTENT:
                     continue
                 raise _translate(exc) from None
         raise AssertionError("unreachable")
