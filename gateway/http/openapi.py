@@ -45,9 +45,13 @@ _ERROR_STATUSES = ("400", "404", "413", "415", "422", "500", "502", "503", "504"
 
 
 def load_contracts(directory: str) -> dict[str, Contract]:
-    """Every contract in ``directory`` (``*.json`` but not ``*.schema.json``), by service."""
+    """Every contract in ``directory`` (``*.json`` but not ``*.schema.json``), by service.
+
+    A missing directory is a configuration error: without it every rpc route
+    would answer 404 with nothing said at startup.
+    """
     if not os.path.isdir(directory):
-        return {}
+        raise ConfigError(f"contracts_dir: {directory!r} is not a directory")
     out: dict[str, Contract] = {}
     for name in contract_files.available(directory):
         try:
