@@ -265,7 +265,11 @@ class Worker(object):
                 # We were frozen (SIGSTOP, swap) long enough for the broker to give our
                 # requests away: executing them now could run them twice.
                 return "lost"
-            client, body = mdp.split_address(rest)
+            try:
+                client, body = mdp.split_address(rest)
+            except EnvelopeError as exc:  # no client address, so nobody to answer
+                log.warning("dropping a malformed REQUEST from the broker: %s", exc)
+                return ""
             self._handle(client, body)
         elif command == mdp.HEARTBEAT:
             interval = mdp.parse_interval(rest)

@@ -148,6 +148,17 @@ def test_exceptions_become_typed_error_envelopes(broker, start_worker):
     assert broker.reply()[1].error[u"code"] == u"invalid_params"
 
 
+@pytest.mark.parametrize("rest", [[], [b"client-1"], [b"client-1", b"not-empty", b"x"]])
+def test_malformed_request_is_dropped_and_the_worker_serves_on(broker, start_worker, rest):
+    worker, _ = start_worker()
+    broker.send([b"", mdp.WORKER, mdp.REQUEST] + rest)
+    env = call(u"add", [1, 2])
+    broker.request(env)
+    client, reply = broker.reply()
+    assert (client, reply.id, reply.payload) == (b"client-1", env.id, 3)
+    assert worker.handled == 1
+
+
 def test_expired_request_is_never_started(broker, start_worker):
     start_worker()
     env = codec.Envelope(u"call", method=u"slow", deadline=mdp.now_ms() - 1, payload=[5])
