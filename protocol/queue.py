@@ -386,16 +386,26 @@ class Queue(object):
     def counts(self):
         # type: () -> dict
         """Sizes: ready, delayed, dead, processing (over live consumers) and consumers."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.llen(self.keys.ready)
-        pipe.zcard(self.keys.delayed)
-        pipe.llen(self.keys.dead)
-        pipe.zrange(self.keys.consumers, 0, -1)
-        ready, delayed, dead, names = self.call(pipe.execute)
-        pipe = self.redis.pipeline(transaction=False)
-        for name in names:
-            pipe.llen(self.keys.proc(to_bytes(name).decode("utf-8")))
-        processing = sum(self.call(pipe.execute)) if names else 0
+        # Each attempt builds its own pipeline: redis-py empties a pipeline's command
+        # list when execute() fails, so re-running the same one would send nothing.
+        def sizes():
+            # type: () -> list
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.llen(self.keys.ready)
+            pipe.zcard(self.keys.delayed)
+            pipe.llen(self.keys.dead)
+            pipe.zrange(self.keys.consumers, 0, -1)
+            return pipe.execute()
+
+        def lengths(names):
+            # type: (list) -> list
+            pipe = self.redis.pipeline(transaction=False)
+            for name in names:
+                pipe.llen(self.keys.proc(to_bytes(name).decode("utf-8")))
+            return pipe.execute()
+
+        ready, delayed, dead, names = self.call(sizes)
+        processing = sum(self.call(lengths, names)) if names else 0
         return {u"ready": ready, u"delayed": delayed, u"dead": dead,
                 u"processing": processing, u"consumers": len(names)}
 

@@ -5,6 +5,7 @@ must survive; producer and consumers ride through each restart.
 """
 
 import os
+import threading
 import time
 
 import pytest
@@ -80,3 +81,32 @@ def test_acknowledged_jobs_survive_three_redis_restarts(aof_redis, queue_procs, 
     assert confirmed <= set(produced) and len(confirmed) >= JOBS - 2 * len(restarts)
     assert lost == []
     assert len(restarts) == 3
+
+
+def test_counts_rides_through_a_redis_restart(aof_redis, queue_of):
+    q = queue_of(aof_redis.url, "counted", retry_for=20.0)
+    q.enqueue({"n": 1})
+    assert q.counts()["ready"] == 1
+    pool = q.redis.connection_pool
+    calls = []
+    real_get = pool.get_connection
+
+    def get_then_lose_redis(*args, **kwargs):
+        # Redis goes away after the first attempt got its connection, so that attempt
+        # fails inside execute() (a refused connect would fail before it).
+        calls.append(1)
+        conn = real_get(*args, **kwargs)
+        if len(calls) == 1:
+            aof_redis.stop()
+        return conn
+
+    pool.get_connection = get_then_lose_redis
+    out = {}
+    worker = threading.Thread(target=lambda: out.update(q.counts()), daemon=True)
+    worker.start()
+    # two attempts made: the first pipeline failed on the dead connection, then a retry
+    wait_until(lambda: len(calls) >= 2, timeout=10, what="counts() retrying")
+    aof_redis.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert out == {"ready": 1, "delayed": 0, "dead": 0, "processing": 0, "consumers": 0}
