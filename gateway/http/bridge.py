@@ -18,7 +18,6 @@ their code; a configured wsgi service that has no worker is 503, not 404.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, cast
 
@@ -27,12 +26,12 @@ from gateway.http.bodies import request_body
 from gateway.http.config import GatewayHttpConfig, HttpLimits, Route
 from gateway.http.context import Call
 from gateway.http.forwarding import Forwarding
-from gateway.http.openapi import SPEC_DIR, load_contracts
+from gateway.http.openapi import load_contracts
 from gateway.http.problems import Problem
 from protocol import codec
 from protocol import errors as perrors
 from protocol.client import Client
-from protocol.contract import Contract
+from protocol.contract import SPEC_DIR, Contract
 
 StartResponse = Callable[..., Any]
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -47,10 +46,6 @@ class BadReply(perrors.ProtocolError):
 
     code = "bad_reply"
     status = 502
-
-
-def _deadline_ms(timeout: float) -> int:
-    return int((time.time() + timeout) * 1000)
 
 
 class WsgiBackend:
@@ -81,7 +76,7 @@ class WsgiBackend:
             "remote_port": str(environ.get("REMOTE_PORT") or ""),
             "protocol": environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
         }
-        return codec.Envelope("http", deadline=_deadline_ms(self.timeout), rid=call.request_id,
+        return codec.Envelope("http", rid=call.request_id,
                               idem=method in _SAFE, http=http,
                               payload=codec.Bytes(body.read_all() if body else b""))
 

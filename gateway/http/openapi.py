@@ -18,11 +18,8 @@ from typing import Any
 from gateway.errors import ConfigError
 from gateway.http.config import GatewayHttpConfig
 from protocol import contract as contract_files
-from protocol.contract import Contract
+from protocol.contract import SPEC_DIR, Contract
 from protocol.errors import ProtocolError
-
-SPEC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "protocol", "spec")
 
 BYTES_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gateway.http.openapi import SPEC_DIR
+from protocol.contract import SPEC_DIR
 from tests.integration.http.client import Answer, fetch
 from tests.integration.http.conftest import (
     UPSTREAM,
