@@ -6,7 +6,7 @@
     pub = Publisher("tcp://127.0.0.1:5556")              # the broker's --events-pub
     sub = Subscriber("tcp://127.0.0.1:5557", [u"thumbs."])  # the broker's --events-sub
     pub.publish(u"thumbs.done", {u"id": 7, u"png": protocol.Bytes(b"...")})
-    event = sub.recv(timeout=1.0)     # -> Event(topic, envelope) or None
+    event = sub.recv(timeout=1.0)     # -> Event(topic, envelope), or None after 1 s
 
 Frames: ``[topic (UTF-8), header JSON (kind "event"), payload JSON, *byte frames]``.
 
@@ -126,13 +126,16 @@ class Subscriber(object):
         for topic in topics:
             self._sock.setsockopt(zmq.UNSUBSCRIBE, _topic_text(topic).encode("utf-8"))
 
-    def recv(self, timeout=None):
+    def recv(self, timeout=1.0):
         # type: (float) -> Event
-        """The next event, or None when ``timeout`` seconds pass first (None: wait forever).
+        """The next event, or None when ``timeout`` seconds pass first.
 
-        A malformed event raises :class:`~protocol.errors.EnvelopeError`.
+        The wait is always bounded: loop on None to wait longer. A malformed
+        event raises :class:`~protocol.errors.EnvelopeError`.
         """
-        if timeout is not None and not self._sock.poll(int(timeout * 1000)):
+        if timeout is None or timeout < 0:
+            raise ValueError("recv needs a timeout in seconds (>= 0)")
+        if not self._sock.poll(int(timeout * 1000)):
             return None
         frames = self._sock.recv_multipart()
         if len(frames) < 3:

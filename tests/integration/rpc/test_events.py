@@ -30,6 +30,8 @@ from protocol.events import Subscriber
 sub = Subscriber(sys.argv[1], [u"py3."])
 print("subscribed"); sys.stdout.flush()
 event = sub.recv(timeout=15.0)
+if event is None:
+    sys.exit("no event within 15 s")
 print(json.dumps({u"topic": event.topic, u"payload": codec.to_json(event.payload)}))
 """
 
