@@ -9,7 +9,10 @@
 # non-zero exit fails the attempt: it is retried with exponential backoff until the
 # job's max_attempts, then dead-lettered with the handler's stderr as the message.
 # Exit 75 (EX_TEMPFAIL) is retried too; exit 65 (EX_DATAERR) dead-letters at once.
-# The handler sees QUEUE_JOB_ID, QUEUE_ATTEMPTS, QUEUE_RID and QUEUE_DEADLINE.
+# The handler sees QUEUE_JOB_ID, QUEUE_ATTEMPTS, QUEUE_RID and QUEUE_DEADLINE. It runs
+# under timeout(1): until the job's deadline and at most --handler-timeout seconds; a
+# handler that runs out of time fails the attempt (code "timeout"). A job whose JSON
+# does not parse is dead-lettered at once (code "envelope"), as the Python consumer does.
 # The default handler is `jq -c .` (the result is the payload).
 #
 # Options:
@@ -23,6 +26,7 @@
 #   --backoff-ms MS   first retry delay (doubles per attempt, capped at 300 s; default 1000)
 #   --result-ttl S    how long results live (default 3600)
 #   --retry-for S     ride out a Redis outage this long, then exit 3 (default 10)
+#   --handler-timeout S  kill a handler that runs longer (default 0: only the job deadline)
 #   --name NAME       consumer name (default bash:<host>:<pid>)
 #
 # Steps and keys are exactly those of the Python consumer (protocol/queue_consumer.py): the
@@ -31,7 +35,7 @@
 set -uo pipefail
 
 URL=redis://127.0.0.1:6379/0 QUEUE="" MAX_JOBS=0 IDLE_EXIT=0 BLOCK=1 VIS=30
-BACKOFF_MS=1000 RESULT_TTL=3600 RETRY_FOR=10 NAME="bash:$(hostname):$$"
+BACKOFF_MS=1000 RESULT_TTL=3600 RETRY_FOR=10 NAME="bash:$(hostname):$$" HANDLER_TIMEOUT=0
 HANDLER=(jq -c .)
 
 die() { printf 'queue-consumer: %s\n' "$*" >&2; exit 2; }
@@ -49,6 +53,7 @@ while [ $# -gt 0 ]; do
     --backoff-ms) BACKOFF_MS=$2; shift 2 ;;
     --result-ttl) RESULT_TTL=$2; shift 2 ;;
     --retry-for) RETRY_FOR=$2; shift 2 ;;
+    --handler-timeout) HANDLER_TIMEOUT=$2; shift 2 ;;
     --name) NAME=$2; shift 2 ;;
     --) shift; [ $# -gt 0 ] && HANDLER=("$@"); break ;;
     -h|--help) sed -n '2,/^# Exit status/p' "$0"; exit 0 ;;
@@ -59,6 +64,7 @@ done
 case "$QUEUE" in *:*) die "queue names cannot contain ':'" ;; esac
 command -v redis-cli >/dev/null || die "redis-cli not found"
 command -v jq >/dev/null || die "jq not found"
+command -v timeout >/dev/null || die "timeout (coreutils) not found"
 
 P="gw:q:$QUEUE:"
 READY="${P}ready" DELAYED="${P}delayed" DEAD="${P}dead" CONSUMERS="${P}consumers"
@@ -187,11 +193,25 @@ call() {
 
 tick() { call EVAL "$LUA_TICK" 4 "$CONSUMERS" "$DELAYED" "$READY" "$PROC" "$NAME" "$(now_ms)" "$P" 100; }
 
-HB_PID=""
+HB_PID="" MAIN=$$
+# True while the consumer that started this heartbeat runs. kill -0 alone is not enough:
+# a main process killed with -9 may linger as a zombie, so also check that this
+# subshell has not been re-parented away from it.
+main_alive() {
+  kill -0 "$MAIN" 2>/dev/null || return 1
+  [ -r "/proc/$BASHPID/stat" ] || return 0
+  local stat
+  stat=$(<"/proc/$BASHPID/stat")
+  stat=${stat##*) }
+  set -- $stat
+  [ "$2" = "$MAIN" ]
+}
+# The heartbeat ends with its consumer: a heartbeat outliving a kill -9'd consumer
+# would keep it "alive" forever and its job would never be reaped.
 heartbeat_loop() {
   local interval
   interval=$(awk -v v="$VIS" 'BEGIN { i = v / 3; if (i < 0.05) i = 0.05; print i }')
-  while sleep "$interval"; do tick >/dev/null 2>&1 || true; done
+  while main_alive && sleep "$interval" && main_alive; do tick >/dev/null 2>&1 || true; done
 }
 
 finish() {
@@ -240,15 +260,28 @@ while [ "$STOP" = 0 ] && { [ "$MAX_JOBS" = 0 ] || [ "$handled" -lt "$MAX_JOBS" ]
     gone) continue ;;
     *) [ "$STOP" = 1 ] && break; die "unexpected reply to START: $CALL_OUT" ;;
   esac
-  meta=$(jq -r '[.attempts, (.rid // ""), (.deadline // "" | tostring)] | @tsv' <<<"$body") \
-    || die "job $id: job JSON does not parse"
+  if ! meta=$(jq -r '[.attempts, (.rid // ""), (.deadline // "" | tostring)] | @tsv' \
+      <<<"$body" 2>/dev/null) || [ -z "$meta" ]; then
+    err=$(jq -cnS '{code: "envelope", message: "job JSON does not parse"}')
+    fail_job "$id" 1 "$err" 1
+    handled=$((handled + 1))
+    continue
+  fi
   IFS=$'\t' read -r attempts rid deadline <<<"$meta"
+  limit=$(awk -v d="$deadline" -v n="$(now_ms)" -v h="$HANDLER_TIMEOUT" 'BEGIN {
+    t = 0; if (d != "") { t = (d - n) / 1000; if (t < 0.1) t = 0.1 }
+    if (h > 0 && (t == 0 || h < t)) t = h
+    printf "%.3f", t }')
   errfile=$(mktemp)
   result=$(jq -c .payload <<<"$body" | QUEUE_JOB_ID=$id QUEUE_ATTEMPTS=$attempts \
-    QUEUE_RID=$rid QUEUE_DEADLINE=$deadline "${HANDLER[@]}" 2>"$errfile")
+    QUEUE_RID=$rid QUEUE_DEADLINE=$deadline timeout --foreground -k 5 "$limit" "${HANDLER[@]}" 2>"$errfile")
   status=$?
   errtext=$(head -c 2000 "$errfile"); rm -f "$errfile"
-  if [ "$status" = 0 ] && canon=$(jq -cS -s 'if length == 1 then .[0] else error("one JSON value expected") end' <<<"$result" 2>/dev/null); then
+  if [ "$status" = 124 ] && [ "$limit" != "0.000" ]; then
+    err=$(jq -cnS --arg m "handler ran out of time after ${limit}s" \
+      '{code: "timeout", message: $m}')
+    fail_job "$id" "$attempts" "$err" 0
+  elif [ "$status" = 0 ] && canon=$(jq -cS -s 'if length == 1 then .[0] else error("one JSON value expected") end' <<<"$result" 2>/dev/null); then
     call EVAL "$LUA_ACK" 4 "$PROC" "${P}job:$id" "$READY" "$DEAD" \
       "$id" "$(now_ms)" "$canon" "$((RESULT_TTL * 1000))" "$NAME"
   else

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from protocol.queue import DEAD, DONE
+from protocol.queue import DEAD, DONE, Reaper
 from tests.support.procs import free_port, wait_until
 
 pytestmark = pytest.mark.skipif(not (shutil.which("jq") and shutil.which("redis-cli")),
@@ -64,3 +64,43 @@ def test_bash_consumer_exits_3_when_redis_is_unreachable(queue_procs):
     wait_until(lambda: proc.poll() is not None, timeout=15, what="bash consumer exit")
     assert proc.returncode == 3
     assert "redis unavailable" in queue_procs.log_text("bash-consumer")
+
+
+def test_bash_dead_letters_a_job_whose_json_does_not_parse(redis_server, queue_procs, queue_of):
+    q = queue_of(redis_server.url, "bashbroken")
+    # passes the canonical-prefix check of the START step, then is not JSON at all
+    q.redis.hset(q.keys.job("broken"), mapping={"job": '{"attempts":0,"deadline":null,"x',
+                                                "state": "queued"})
+    q.redis.lpush(q.keys.ready, "broken")
+    proc = queue_procs.bash_consumer(redis_server.url, "bashbroken", ["--once"], ["jq", "."])
+    wait_until(lambda: proc.poll() is not None, timeout=20, what="bash consumer exit")
+    assert proc.returncode == 0, queue_procs.log_text("bash-consumer")
+    st = q.status("broken")
+    assert st.state == DEAD and st.error["code"] == "envelope", st.error
+    assert q.counts()["dead"] == 1
+
+
+def test_bash_times_a_handler_out(redis_server, queue_procs, queue_of):
+    q = queue_of(redis_server.url, "bashslow")
+    job_id = q.enqueue({"n": 1}, max_attempts=1)
+    proc = queue_procs.bash_consumer(redis_server.url, "bashslow",
+                                     ["--once", "--handler-timeout", "0.5"],
+                                     ["bash", "-c", "cat >/dev/null; exec sleep 30"])
+    wait_until(lambda: proc.poll() is not None, timeout=15, what="bash consumer exit")
+    assert proc.returncode == 0, queue_procs.log_text("bash-consumer")
+    st = q.status(job_id)
+    assert st.state == DEAD and st.error["code"] == "timeout", st.error
+
+
+def test_a_kill_9_consumer_stops_heartbeating_so_its_job_is_reaped(redis_server, queue_procs,
+                                                                   queue_of):
+    q = queue_of(redis_server.url, "bashkilled", visibility_timeout=1)
+    job_id = q.enqueue({"n": 1})
+    proc = queue_procs.bash_consumer(redis_server.url, "bashkilled", ["--visibility", "1"],
+                                     ["bash", "-c", "cat >/dev/null; exec sleep 60"])
+    wait_until(lambda: q.status(job_id).state == "running", timeout=15, what="job running")
+    queue_procs.kill9(proc)
+    reaper = Reaper(q)
+    wait_until(lambda: reaper.run_once() >= 1, timeout=10, interval=0.2,
+               what="the dead consumer's job reaped")
+    assert q.status(job_id).state == "queued"
