@@ -177,6 +177,7 @@ class Client(object):
     def mmi(self, service, timeout=None):
         # type: (str, float) -> str
         """RFC 8 discovery: u"200" when ``service`` has a live worker, u"404" if not."""
+        self._check_open()
         name = service.encode("utf-8") if isinstance(service, text_type) else service
         pending = Pending(self, None, mdp.MMI_SERVICE,
                           mdp.client_request(mdp.MMI_SERVICE, [name]),
@@ -219,10 +220,14 @@ class Client(object):
             rid = ctx.rid
         return deadline, rid
 
-    def _send(self, service, env, deadline, schema):
-        # type: (str, codec.Envelope, float, dict) -> Pending
+    def _check_open(self):
+        # type: () -> None
         if self._closed:
             raise Unavailable(u"the client is closed")
+
+    def _send(self, service, env, deadline, schema):
+        # type: (str, codec.Envelope, float, dict) -> Pending
+        self._check_open()
         name = service.encode("utf-8") if isinstance(service, text_type) else service
         frames = mdp.client_request(name, codec.encode(env, schema))
         pending = Pending(self, env.id, name, frames, deadline, env.idem)

@@ -175,3 +175,5 @@ def test_closed_client_refuses_calls(broker):
     c.close()
     with pytest.raises(Unavailable):
         c.call(u"calc", u"add", [1])
+    with pytest.raises(Unavailable):
+        c.mmi(u"calc")
