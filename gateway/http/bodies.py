@@ -44,6 +44,8 @@ class BoundedBody:
 
     def read(self, size: int = -1) -> bytes:
         """Read up to ``size`` bytes (all that is left when ``size`` < 0)."""
+        if size == 0:
+            return b""
         if self.length is not None:
             if self._remaining <= 0:
                 return b""

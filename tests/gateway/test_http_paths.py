@@ -99,3 +99,13 @@ def test_config_from_dict_and_its_errors() -> None:
         GatewayHttpConfig(routes=(Route("/x", "static", directory="/"),) * 2)
     with pytest.raises(ConfigError, match="http:"):
         GatewayHttpConfig.from_dict({"nonsense": 1})
+
+
+def test_bounded_body_read_zero_is_empty_not_truncated() -> None:
+    import io
+
+    from gateway.http.bodies import BoundedBody
+    body = BoundedBody(io.BytesIO(b"abc"), 3, cap=10)
+    assert body.read(0) == b""
+    assert body.read() == b"abc"
+    assert body.read(0) == b"" and body.read() == b""
