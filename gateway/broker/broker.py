@@ -155,11 +155,14 @@ class Broker:
 
     def stats(self) -> dict[str, Any]:
         """Counters, drops by reason and gauges; safe to call from any thread."""
+        # The loop thread mutates these while we read: look each worker up once.
+        workers = self.registry.workers
         services = {
             svc.name.decode("utf-8", "replace"): {
                 "workers": len(svc.workers), "waiting": len(svc.waiting),
-                "inflight": sum(len(self.registry.workers[w].inflight)
-                                for w in list(svc.workers) if w in self.registry.workers),
+                "inflight": sum(len(worker.inflight) for worker in
+                                (workers.get(w) for w in list(svc.workers))
+                                if worker is not None),
             } for svc in list(self.registry.services.values())}
         return {"counters": dict(self.counters), "drops": dict(self.drops),
                 "dropped": sum(self.drops.values()), "workers": len(self.registry.workers),
