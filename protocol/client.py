@@ -41,7 +41,6 @@ from __future__ import absolute_import, division, print_function
 
 import collections
 import errno
-import json
 import os
 import threading
 import time
@@ -58,7 +57,10 @@ GRACE = 0.25
 
 
 class Pending(object):
-    """One request in flight: its frames, deadline and the replies received so far."""
+    """One request in flight: its frames, deadline and the replies received so far.
+
+    Each reply is kept as (parsed header, body frames); the header is None for mmi.
+    """
 
     __slots__ = ("client", "deadline", "error", "event", "frames", "id", "idem", "probe",
                  "replies", "sent_at", "service")
@@ -78,8 +80,8 @@ class Pending(object):
         self.probe = probe
 
     def _wait_frames(self):
-        # type: () -> list
-        """Block until a reply (or failure) arrives or the deadline (+grace) passes."""
+        # type: () -> tuple
+        """Block until a reply (header, frames) or a failure arrives, or the deadline passes."""
         return self.client._await(self)
 
     def result(self):
@@ -96,9 +98,11 @@ class Pending(object):
         return bool(self.replies) or self.error is not None
 
 
-def _decode(body):
-    # type: (list) -> codec.Envelope
-    return codec.decode(body)
+def _decode(reply):
+    # type: (tuple) -> codec.Envelope
+    """Decode a reply routed by :meth:`Client._route`: (parsed header, body frames)."""
+    header, body = reply
+    return codec.decode(body, header=header)
 
 
 class Client(object):
@@ -183,7 +187,7 @@ class Client(object):
                           mdp.client_request(mdp.MMI_SERVICE, [name]),
                           time.time() + (timeout or self.timeout))
         self._enqueue(pending)
-        return pending._wait_frames()[0].decode("ascii")
+        return pending._wait_frames()[1][0].decode("ascii")
 
     def close(self):
         # type: () -> None
@@ -251,7 +255,7 @@ class Client(object):
             self._wake()
 
     def _await(self, pending):
-        # type: (Pending) -> list
+        # type: (Pending) -> tuple
         """Wait for ``pending``, leading the socket whenever nobody else is."""
         while True:
             if pending.replies:
@@ -372,19 +376,22 @@ class Client(object):
         if frames[2].startswith(b"mmi."):
             if self._mmi:
                 waiter = self._mmi.popleft()
-                waiter.replies.append(frames[3:])
+                waiter.replies.append((None, frames[3:]))
                 waiter.event.set()
             return
+        # The one parse of this header: result() decodes only the payload.
         try:
-            rid = json.loads(frames[3].decode("utf-8")).get(u"id")
-        except (ValueError, UnicodeDecodeError, AttributeError, RuntimeError):
-            rid = None  # RuntimeError: nested too deeply (RecursionError on 3.x)
+            header = codec.decode_header(frames[3])
+        except EnvelopeError:
+            self.dropped += 1  # not an envelope of ours: nobody to route it to
+            return
+        rid = header[u"id"]
         pending = self._pending.get(rid)
         if pending is None:
             self.dropped += 1  # a late answer for a call that already timed out
             return
-        pending.replies.append(frames[3:])
-        if not mdp.has_more(frames[3]):
+        pending.replies.append((header, frames[3:]))
+        if not header.get(u"more"):
             self._pending.pop(rid, None)
         pending.event.set()
 

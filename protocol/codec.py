@@ -395,9 +395,13 @@ def check_header(header):
     return header
 
 
-def decode(frames, max_frame=MAX_FRAME):
-    # type: (list, int) -> Envelope
-    """Decode body frames (header, payload, byte frames) into an :class:`Envelope`."""
+def decode(frames, max_frame=MAX_FRAME, header=None):
+    # type: (list, int, dict) -> Envelope
+    """Decode body frames (header, payload, byte frames) into an :class:`Envelope`.
+
+    ``header`` is the result of :func:`decode_header` on ``frames[0]`` when
+    the caller already has it (a router that read it to route the message).
+    """
     if not isinstance(frames, (list, tuple)):
         raise EnvelopeError(u"frames: expected a list of frames")
     if len(frames) < 2:
@@ -410,7 +414,8 @@ def decode(frames, max_frame=MAX_FRAME):
         if len(frame) > max_frame:
             raise EnvelopeError(u"frames[%d]: %d bytes exceed the limit of %d"
                                 % (i, len(frame), max_frame))
-    header = decode_header(frames[0])
+    if header is None:
+        header = decode_header(frames[0])
     payload = loads(frames[1], frames[2:])
     return Envelope(
         header[u"kind"], id=header[u"id"], method=header.get(u"method"),

@@ -180,6 +180,23 @@ def routing_fields(frame):
     return rid, deadline, header.get(u"idem") is True
 
 
+def reply_fields(frame):
+    # type: (bytes) -> tuple
+    """(id, more) from a reply header with one parse; (None, False) for a raw MDP body."""
+    if not frame or frame[:1] != b"{":
+        return None, False
+    try:
+        header = json.loads(frame.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RuntimeError):  # RuntimeError: nested too deeply
+        return None, False
+    if not isinstance(header, dict):
+        return None, False
+    rid = header.get(u"id")
+    if not isinstance(rid, text_type) or not rid:
+        rid = None
+    return rid, header.get(u"more") is True
+
+
 def has_more(frame):
     # type: (bytes) -> bool
     """True when a reply header says more replies follow.

@@ -295,11 +295,14 @@ class Broker:
             return
         client, body = args[0], args[2:]
         head = body[0] if body else b""
-        more = mdp.has_more(head)
         rid: str | None = None
+        more = False
+        # The common case (one request in flight, a final reply) needs no parse at all:
+        # canonical JSON has the bytes "more" only as a key.
         if len(worker.inflight) != 1:
-            fields = mdp.routing_fields(head)
-            rid = fields[0] if fields is not None else None
+            rid, more = mdp.reply_fields(head)
+        elif b'"more"' in head:
+            more = mdp.reply_fields(head)[1]
         request = self.registry.match(worker, client, rid)
         if request is None:
             self._drop("late_reply", "reply for a request the broker no longer holds")

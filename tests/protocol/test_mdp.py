@@ -82,6 +82,16 @@ def test_deeply_nested_frames_are_not_headers_and_do_not_raise():
     assert mdp.peek_header(DEEP) is None
 
 
+def test_reply_fields_reads_id_and_more_in_one_parse():
+    more = codec.encode(codec.Envelope(u"http-body", id=u"r1", more=True, payload=b"x"))[0]
+    last = codec.encode(codec.Envelope(u"result", id=u"r2", payload=1))[0]
+    assert mdp.reply_fields(more) == (u"r1", True)
+    assert mdp.reply_fields(last) == (u"r2", False)
+    for raw in (b"", b"raw", b"{bad", b"[1]", b'{"id": 5}', DEEP):
+        assert mdp.reply_fields(raw)[1] is False
+    assert mdp.reply_fields(b'{"id": 5}')[0] is None
+
+
 def test_has_more_only_for_a_true_top_level_flag():
     more = codec.encode(codec.Envelope(u"http-body", more=True, payload=b"x"))[0]
     last = codec.encode(codec.Envelope(u"http-body", payload=b"x"))[0]
