@@ -159,7 +159,7 @@ class Broker:
         workers = self.registry.workers
         services = {
             svc.name.decode("utf-8", "replace"): {
-                "workers": len(svc.workers), "waiting": len(svc.waiting),
+                "workers": len(svc.workers), "waiting": svc.queued,
                 "inflight": sum(len(worker.inflight) for worker in
                                 (workers.get(w) for w in list(svc.workers))
                                 if worker is not None),

@@ -65,7 +65,24 @@ class Service:
     workers: set[bytes] = field(default_factory=set)
     idle: OrderedDict[bytes, None] = field(default_factory=OrderedDict)
     waiting: deque[Request] = field(default_factory=deque)
+    # Expired requests stay in ``waiting`` (marked done) until dispatch or a compaction
+    # skips them: removing each from the middle of the deque would cost O(n).
+    dead: int = 0
     ever_served: bool = False
+
+    @property
+    def queued(self) -> int:
+        """Requests really waiting (expired ones not yet swept out excluded)."""
+        return len(self.waiting) - self.dead
+
+    def sweep(self) -> None:
+        """Drop expired requests from the head, and compact once they are the majority."""
+        while self.waiting and self.waiting[0].done:
+            self.waiting.popleft()
+            self.dead -= 1
+        if self.dead > 64 and self.dead * 2 > len(self.waiting):
+            self.waiting = deque(r for r in self.waiting if not r.done)
+            self.dead = 0
 
 
 class Registry:
@@ -157,6 +174,9 @@ class Registry:
             return
         while svc.waiting and svc.idle:
             request = svc.waiting.popleft()
+            if request.done:  # expired while queued, already answered
+                svc.dead -= 1
+                continue
             if request.deadline <= now_ms:
                 request.done = True
                 expired.append(request)
@@ -195,21 +215,22 @@ class Registry:
             svc.idle[worker.identity] = None
 
     def pop_expired(self, now_ms: int) -> list[Request]:
-        """Waiting (never dispatched) requests whose deadline has passed, removed from queues."""
+        """Waiting (never dispatched) requests whose deadline has passed, marked done."""
         out: list[Request] = []
+        swept: set[Service] = set()
         while self._deadlines and self._deadlines[0][0] <= now_ms:
             _, _, request = heapq.heappop(self._deadlines)
             request.armed = False
             if request.done or request.worker is not None:
                 continue
-            svc = self.services.get(request.service)
-            if svc is not None:
-                try:
-                    svc.waiting.remove(request)
-                except ValueError:
-                    continue
             request.done = True
             out.append(request)
+            svc = self.services.get(request.service)
+            if svc is not None:
+                svc.dead += 1
+                swept.add(svc)
+        for svc in swept:
+            svc.sweep()
         return out
 
     def next_deadline(self) -> int | None:
@@ -219,6 +240,3 @@ class Registry:
             heapq.heappop(self._deadlines)[2].armed = False
         return self._deadlines[0][0] if self._deadlines else None
 
-    def waiting_count(self) -> int:
-        """Requests queued across all services."""
-        return sum(len(s.waiting) for s in self.services.values())
