@@ -29,7 +29,7 @@ import time
 
 from protocol import codec
 from protocol._compat import integer_types, text_type
-from protocol.errors import EnvelopeError
+from protocol.errors import EnvelopeError, ProtocolError  # noqa: F401 (type comments)
 
 CLIENT = b"MDPC01"
 WORKER = b"MDPW01"
@@ -210,11 +210,8 @@ def has_more(frame):
     return bool(header and header.get(u"more"))
 
 
-def error_body(request_id, code, message, **details):
-    # type: (str, str, str, object) -> list
-    """The body of a broker-made error envelope (kind "error", same id as the request)."""
-    error = {u"code": code, u"message": message}  # type: dict
-    for key, value in details.items():
-        error[key] = value
-    env = codec.Envelope(u"error", id=request_id or codec.new_id(), error=error)
+def error_body(request_id, exc):
+    # type: (str, ProtocolError) -> list
+    """The body of a broker-made error envelope for ``exc`` (same id as the request)."""
+    env = codec.Envelope(u"error", id=request_id or codec.new_id(), error=exc.to_wire())
     return codec.encode(env)

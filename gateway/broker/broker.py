@@ -41,6 +41,7 @@ from gateway.broker.registry import Registry, Request, Worker
 from gateway.broker.security import CurveKeys, apply_curve, check_bind, start_authenticator
 from gateway.errors import BrokerError
 from protocol import mdp
+from protocol.errors import ProtocolError, Timeout, Unavailable, UnknownService, WorkerLost
 
 log = logging.getLogger("gateway.broker")
 
@@ -227,7 +228,7 @@ class Broker:
         request = Request(client, service, body, rid, deadline, idem)
         if deadline - EXPIRY_MARGIN_MS <= now:
             self.counters["expired"] += 1
-            self._reply_error(request, "timeout", "the deadline passed before the broker got it")
+            self._reply_error(request, Timeout("the deadline passed before the broker got it"))
             return
         self.registry.enqueue(request)
         self._dispatch(service)
@@ -243,8 +244,8 @@ class Broker:
             answer = [b"501"]
         self._send([client, b"", mdp.CLIENT, service, *answer], "client gone")
 
-    def _reply_error(self, request: Request, code: str, message: str) -> None:
-        body = mdp.error_body(request.id, code, message)
+    def _reply_error(self, request: Request, error: ProtocolError) -> None:
+        body = mdp.error_body(request.id, error)
         self._send([request.client, b"", mdp.CLIENT, request.service, *body], "client gone")
 
     # ------------------------------------------------------------ workers --
@@ -340,13 +341,13 @@ class Broker:
     def _unavailable(self, request: Request) -> None:
         self.counters["expired"] += 1
         if self.registry.live(request.service):
-            self._reply_error(request, "timeout", "the deadline passed while every worker was busy")
+            self._reply_error(request, Timeout("the deadline passed while every worker was busy"))
         elif self.registry.known(request.service):
             name = request.service.decode("utf-8", "replace")
-            self._reply_error(request, "unavailable", f"no live worker for {name} in time")
+            self._reply_error(request, Unavailable(f"no live worker for {name} in time"))
         else:
             name = request.service.decode("utf-8", "replace")
-            self._reply_error(request, "unknown_service", f"no worker has ever served {name}")
+            self._reply_error(request, UnknownService(f"no worker has ever served {name}"))
 
     def _lose_worker(self, identity: bytes, why: str) -> None:
         worker = self.registry.workers.get(identity)
@@ -367,8 +368,8 @@ class Broker:
             else:
                 self.counters["worker_lost"] += 1
                 request.done = True
-                self._reply_error(request, "worker_lost",
-                                  f"the worker died while handling it ({why})")
+                self._reply_error(request, WorkerLost(
+                    f"the worker died while handling it ({why})"))
         if held:
             self._dispatch(service)
 

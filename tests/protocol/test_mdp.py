@@ -6,7 +6,7 @@ import json
 import pytest
 
 from protocol import codec, mdp
-from protocol.errors import EnvelopeError
+from protocol.errors import EnvelopeError, Unavailable, WorkerLost
 
 
 def test_client_request_frames_follow_rfc7():
@@ -103,10 +103,13 @@ def test_has_more_only_for_a_true_top_level_flag():
 
 
 def test_error_body_is_an_error_envelope_with_the_request_id():
-    env = codec.decode(mdp.error_body(u"ab" * 16, u"unavailable", u"no worker"))
+    env = codec.decode(mdp.error_body(u"ab" * 16, Unavailable(u"no worker")))
     assert env.kind == u"error"
     assert env.id == u"ab" * 16
     assert env.error == {u"code": u"unavailable", u"message": u"no worker"}
+    lost = codec.decode(mdp.error_body(None, WorkerLost(u"died", attempt=2)))
+    assert lost.id and lost.error == {u"code": u"worker_lost", u"message": u"died",
+                                      u"attempt": 2}
 
 
 def test_deadline_in_is_milliseconds_ahead():

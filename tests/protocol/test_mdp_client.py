@@ -52,7 +52,7 @@ class FakeBroker(object):
         env = codec.decode(body)
         self.seen.append(env)
         if service == b"ghost":
-            self.sock.send_multipart(prefix + mdp.error_body(env.id, u"unknown_service", u"?"))
+            self.sock.send_multipart(prefix + mdp.error_body(env.id, UnknownService(u"?")))
         elif env.method == u"add":
             reply = codec.Envelope(u"result", id=env.id, payload=sum(env.payload))
             self.sock.send_multipart(prefix + codec.encode(reply))
@@ -65,7 +65,7 @@ class FakeBroker(object):
             reply = codec.Envelope(u"error", id=env.id, error=err)
             self.sock.send_multipart(prefix + codec.encode(reply))
         elif env.method == u"lost":
-            self.sock.send_multipart(prefix + mdp.error_body(env.id, u"worker_lost", u"died"))
+            self.sock.send_multipart(prefix + mdp.error_body(env.id, WorkerLost(u"died")))
         elif env.kind == u"http":
             for i in range(3):
                 part = codec.Envelope(u"http-body", id=env.id, more=i < 2,
