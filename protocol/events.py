@@ -151,8 +151,3 @@ class Subscriber(object):
         """Close the socket."""
         self._sock.close(linger=0)
 
-
-def subscribe(endpoint, topics):
-    # type: (str, object) -> Subscriber
-    """A :class:`Subscriber` on ``endpoint`` for ``topics``."""
-    return Subscriber(endpoint, topics)

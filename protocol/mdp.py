@@ -197,19 +197,6 @@ def reply_fields(frame):
     return rid, header.get(u"more") is True
 
 
-def has_more(frame):
-    # type: (bytes) -> bool
-    """True when a reply header says more replies follow.
-
-    Canonical JSON escapes quotes inside strings, so the bytes ``"more"``
-    appear only as a key; the full parse runs only on that rare path.
-    """
-    if b'"more"' not in frame:
-        return False
-    header = peek_header(frame)
-    return bool(header and header.get(u"more"))
-
-
 def error_body(request_id, exc):
     # type: (str, ProtocolError) -> list
     """The body of a broker-made error envelope for ``exc`` (same id as the request)."""

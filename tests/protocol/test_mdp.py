@@ -87,19 +87,11 @@ def test_reply_fields_reads_id_and_more_in_one_parse():
     last = codec.encode(codec.Envelope(u"result", id=u"r2", payload=1))[0]
     assert mdp.reply_fields(more) == (u"r1", True)
     assert mdp.reply_fields(last) == (u"r2", False)
+    tricky = codec.encode(codec.Envelope(u"result", id=u"r3", method=u'"more":true'))[0]
+    assert mdp.reply_fields(tricky) == (u"r3", False)
     for raw in (b"", b"raw", b"{bad", b"[1]", b'{"id": 5}', DEEP):
         assert mdp.reply_fields(raw)[1] is False
     assert mdp.reply_fields(b'{"id": 5}')[0] is None
-
-
-def test_has_more_only_for_a_true_top_level_flag():
-    more = codec.encode(codec.Envelope(u"http-body", more=True, payload=b"x"))[0]
-    last = codec.encode(codec.Envelope(u"http-body", payload=b"x"))[0]
-    tricky = codec.encode(codec.Envelope(u"result", method=u'"more":true'))[0]
-    assert mdp.has_more(more)
-    assert not mdp.has_more(last)
-    assert not mdp.has_more(tricky)
-    assert not mdp.has_more(b"raw")
 
 
 def test_error_body_is_an_error_envelope_with_the_request_id():
