@@ -176,9 +176,11 @@ def test_control_channel_round_trip_and_errors(tmp_path):
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
 
     def serve() -> None:
+        # Every wait is bounded: a client that never comes ends the thread in 5 s.
+        server.settimeout(5)
         for _ in range(2):
-            server.setblocking(True)
             sock, _ = server.accept()
+            sock.settimeout(5)
             conn = control.Connection(sock)
             request = None
             while request is None:
@@ -188,14 +190,15 @@ def test_control_channel_round_trip_and_errors(tmp_path):
             else:
                 conn.reply(False, f"unknown command {request['cmd']!r}")
 
-    thread = threading.Thread(target=serve)
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
         assert control.call(path, {"cmd": "status"}, timeout=5) == {"echo": {"cmd": "status"}}
         with pytest.raises(control.ControlError, match="unknown command 'nope'"):
             control.call(path, {"cmd": "nope"}, timeout=5)
     finally:
-        thread.join(5)
+        thread.join(10)
+    assert not thread.is_alive()
     with pytest.raises(control.ControlError, match="already listens"):
         control.listen(path)
     server.close()

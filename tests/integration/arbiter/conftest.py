@@ -58,7 +58,7 @@ class Estate:
         self.front = front
         self.write(body)
         self.log_path = os.path.join(workdir, "arbiter.log")
-        self.pids: set[int] = set()
+        self.pgids: set[int] = set()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def header(self) -> str:
@@ -89,13 +89,13 @@ class Estate:
         return self
 
     def status(self, timeout: float = 5.0) -> dict[str, Any]:
-        """The arbiter's status document; remembers every PID it shows."""
+        """The arbiter's status document; remembers every process group it shows."""
         result: dict[str, Any] = control.call(os.path.join(self.run_dir, "arbiter.sock"),
                                               {"cmd": "status"}, timeout=timeout)
         for prog in result["programs"]:
-            self.pids.update(r["pid"] for r in prog["replicas"] if r["pid"])
-        if result["arbiter"]["guard_pid"]:
-            self.pids.add(result["arbiter"]["guard_pid"])
+            self.pgids.update(r["pgid"] for r in prog["replicas"] if r["pgid"])
+        if result["arbiter"]["guard_pid"]:  # the guard leads its own session
+            self.pgids.add(result["arbiter"]["guard_pid"])
         return result
 
     def program(self, name: str) -> dict[str, Any]:
@@ -144,23 +144,23 @@ class Estate:
             return fh.read()[-6000:]
 
     def close(self) -> None:
-        """Graceful stop, then make sure every PID ever seen is gone (killed by PID)."""
+        """Graceful stop, then SIGKILL what is left of the process groups the estate showed.
+
+        Only groups that still have live members are signalled: a recorded id whose
+        group is empty may since have been reused by an unrelated process.
+        """
         if self.proc is not None and self.proc.poll() is None:
             try:
                 self.status()
             except control.ControlError:
                 pass
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for pid in self.pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+            self.procs.stop(self.proc, grace=20.0)
+        for pgid in self.pgids:
+            if group_members(pgid):
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except OSError:
+                    pass
 
 
 @pytest.fixture
