@@ -55,7 +55,7 @@ def load_config(path: str | None) -> GatewayConfig:
             data = json.loads(text)
         except ValueError as exc:
             raise ConfigError(f"{path}: invalid JSON: {exc}") from None
-        return gwconfig.from_dict(data, base_dir=base)
+        return gwconfig.from_dict(data, base_dir=base, source=path)
     return gwconfig.parse(text, base_dir=base, source=path)
 
 

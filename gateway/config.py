@@ -256,8 +256,12 @@ def parse(text: str, base_dir: str = "", source: str = "<config>") -> GatewayCon
     return from_dict(data, base_dir=base_dir)
 
 
-def from_dict(data: Mapping[str, Any], base_dir: str = "") -> GatewayConfig:
+def from_dict(data: Mapping[str, Any], base_dir: str = "",
+              source: str = "<config>") -> GatewayConfig:
     """Validate a TOML-shaped mapping (as from :meth:`GatewayConfig.to_dict`)."""
+    if not isinstance(data, Mapping):  # e.g. a JSON file holding an array
+        raise ConfigError(f"{source}: the config must be a table (a JSON object), "
+                          f"got {type(data).__name__}")
     # The arbiter's resolved config carries its base_dir; a TOML file's is its directory.
     base_dir = os.path.abspath(str(data.get("base_dir") or base_dir or os.getcwd()))
     _keys(data, "", {"gateway", "runtimes", "broker", "redis", "routes", "services", "http",
@@ -294,7 +298,9 @@ def parse_listen(value: str, where: str) -> tuple[str, int] | str:
         return path
     host, sep, port_s = value.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
+    # isdigit() alone accepts any Unicode digit ("８０" or "٨٠"): ports are ASCII.
+    if (not sep or not host or not (port_s.isascii() and port_s.isdigit())
+            or not 0 <= int(port_s) <= 65535):
         raise ConfigError(f"{where}: expected HOST:PORT or unix:/path, got {value!r}")
     try:
         ipaddress.ip_address(host)

@@ -71,6 +71,14 @@ def test_export_writes_files(tmp_path, capsys):
     assert "[program:hl]" in text and "killasgroup=true" in text and "stopasgroup=true" in text
 
 
+def test_check_of_a_json_config_that_is_not_an_object_exits_1(tmp_path, capsys):
+    path = tmp_path / "config.json"
+    path.write_text("[]", encoding="utf-8")
+    assert cli.main(["-c", str(path), "check"]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}: the config must be a table" in err and "Traceback" not in err
+
+
 def test_status_without_an_arbiter_says_so(tmp_path, capsys):
     assert cli.main(["-c", write(tmp_path, GOOD), "status"]) == 1
     assert "no arbiter at" in capsys.readouterr().err

@@ -116,3 +116,12 @@ def test_parse_listen():
     assert parse_listen("unix:/run/gw.sock", "x") == "/run/gw.sock"
     with pytest.raises(ConfigError, match="host must be an IP address"):
         parse_listen("example.com:80", "gateway.listen")
+    for port in ("\uff18\uff10", "\u0668\u0660", "\u00b2"):  # fullwidth, Arabic-Indic, superscript
+        with pytest.raises(ConfigError, match="expected HOST:PORT"):
+            parse_listen("127.0.0.1:" + port, "gateway.listen")
+
+
+@pytest.mark.parametrize("data", [[], "gateway", 3, None])
+def test_a_config_that_is_not_a_table_is_a_config_error_naming_the_source(data):
+    with pytest.raises(ConfigError, match=r"^/etc/gw\.json: the config must be a table"):
+        from_dict(data, base_dir="/srv", source="/etc/gw.json")
