@@ -14,6 +14,7 @@ This is also how a service moves from its py2 implementation to its py3 port:
 change ``runtime`` and ``module`` and reload. A reload also retries every FATAL
 service (``gateway reload NAME`` restarts just that one), and a changed
 ``[gateway]``, ``[[routes]]`` or ``[http]`` rolls the HTTP front the same way.
+``stop_grace_s`` and the start limits apply to the running replicas in place.
 ``run_dir``, the broker endpoints and the Redis URL cannot change without a restart.
 """
 
@@ -74,6 +75,8 @@ def reload(arb: Arbiter, conn: control.Connection | None, service: str | None) -
                 unit.fatal and service is None):
             start_rollout(arb, unit, program, "restart" if forced else "changed")
             rolled.append(unit)
+        elif program != unit.program:
+            update_in_place(arb, unit, program)
     for unit in arb.units:
         if unit.program.name not in names and not unit.stopping:
             arb.log(f"{unit.program.name}: removed from the config, stopping")
@@ -82,6 +85,21 @@ def reload(arb: Arbiter, conn: control.Connection | None, service: str | None) -
                 arb.stop_replica(r)
     if conn is not None:
         arb.waiters.append((conn, rolled, []))
+
+def update_in_place(arb: Arbiter, unit: Unit, program: Program) -> None:
+    """Apply a change that needs no new processes (grace, start limits) to the running ones."""
+    old = unit.program
+    unit.program = program
+    for r in unit.replicas:
+        r.program = program
+        # keep the starts already counted: a flapping replica stays flapping
+        r.limit.burst, r.limit.interval = program.burst, program.interval
+    changes = [f"{name} {a:g} -> {b:g}" for name, a, b in (
+        ("stop_grace_s", old.grace, program.grace),
+        ("start_limit_burst", old.burst, program.burst),
+        ("start_limit_interval_s", old.interval, program.interval)) if a != b]
+    arb.log(f"{program.name}: updated in place" + (f" ({', '.join(changes)})" if changes else ""))
+
 
 def start_rollout(arb: Arbiter, unit: Unit, program: Program, reason: str) -> None:
     """Begin replacing ``unit``'s replicas with a generation of ``program``."""

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.integration.arbiter.conftest import fdhttp_service
+from tests.integration.arbiter.conftest import alive, fdhttp_service
 from tests.support.procs import free_port, wait_until
 
 WRK = shutil.which("wrk")
@@ -137,3 +137,27 @@ service = "web"
     assert r["errors"] == 0 and r["non2xx"] == 0, r["text"]
     # the rate bar is the wsgi test's; this one proves the same for any HTTP service
     assert r["requests"] >= 200, r["text"]
+
+
+def stubborn(grace: int, burst: int) -> str:
+    """A command that ignores SIGTERM, so only the arbiter's grace period ends it."""
+    return f"""
+[services.stubborn]
+runtime = "command"
+command = ["sh", "-c", "trap '' TERM; echo up; exec sleep 60"]
+stop_grace_s = {grace}
+start_limit_burst = {burst}
+"""
+
+
+def test_reload_applies_grace_and_start_limits_in_place(estate):
+    e = estate(stubborn(grace=60, burst=5), front=False)
+    pid = e.program("stubborn")["replicas"][0]["pid"]
+    e.write(stubborn(grace=1, burst=7))
+    assert e.reload()["changed"] == []
+    assert e.program("stubborn")["replicas"][0]["pid"] == pid  # not restarted
+    assert "stubborn: updated in place (stop_grace_s 60 -> 1, start_limit_burst 5 -> 7)" \
+        in e.log()
+    e.write("")  # removed from the config: stopped with the new 1 s grace, not 60 s
+    e.reload()
+    wait_until(lambda: not alive(pid), timeout=10, what="SIGKILL after the new grace")
