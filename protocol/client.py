@@ -333,12 +333,8 @@ class Client(object):
         if self._sock in events:
             self._last_recv = time.time()
             self._probe_at = None
-            while True:
-                try:
-                    frames = self._sock.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                self._route(frames)
+            while mdp.readable(self._sock):
+                self._route(mdp.recv_frames(self._sock, mdp.NOBLOCK))
 
     def _check_broker(self):
         # type: () -> None
@@ -359,7 +355,7 @@ class Client(object):
         if pending.id is not None and pending.id not in self._pending:
             return  # the caller gave up before it was sent
         try:
-            self._sock.send_multipart(pending.frames, zmq.NOBLOCK)
+            mdp.send_frames(self._sock, pending.frames, mdp.NOBLOCK)
         except zmq.Again:
             self._pending.pop(pending.id, None)
             self._fail(pending, Unavailable(u"the send queue to the broker is full"))

@@ -204,7 +204,7 @@ class Worker(object):
 
     def _send(self, frames):
         # type: (list) -> None
-        self._sock.send_multipart(frames)
+        mdp.send_frames(self._sock, frames)
         self._last_sent = time.time()
 
     def _heartbeat_loop(self):
@@ -228,12 +228,8 @@ class Worker(object):
                 return self._drain_and_leave(poller)
             wait = self._last_sent + self.interval - time.time()
             if poller.poll(max(0, min(int(wait * 1000), 100))):
-                while True:
-                    try:
-                        frames = self._sock.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    outcome = self._on_message(frames)
+                while mdp.readable(self._sock):
+                    outcome = self._on_message(mdp.recv_frames(self._sock, mdp.NOBLOCK))
                     if outcome:
                         return outcome
             now = time.time()

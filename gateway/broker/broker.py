@@ -181,11 +181,9 @@ class Broker:
                 timeout = min(timeout, max(0.0, (due - EXPIRY_MARGIN_MS - mdp.now_ms()) / 1000))
             if poller.poll(int(timeout * 1000)):
                 for _ in range(BATCH):
-                    try:
-                        frames = sock.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
+                    if not mdp.readable(sock):
                         break
-                    self._handle(frames)
+                    self._handle(mdp.recv_frames(sock, mdp.NOBLOCK))
             self._expire_requests()
             if time.monotonic() >= next_beat:
                 self._beat()
@@ -385,7 +383,7 @@ class Broker:
     def _send(self, frames: list[bytes], what: str) -> bool:
         assert self._sock is not None
         try:
-            self._sock.send_multipart(frames, zmq.NOBLOCK)
+            mdp.send_frames(self._sock, frames, mdp.NOBLOCK)
             return True
         except zmq.Again:
             self._drop("hwm", f"peer {frames[0].hex()} is full")
