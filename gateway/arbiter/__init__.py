@@ -18,7 +18,7 @@ Modules, one concern each:
 ``fatalgate``      the WSGI middleware that answers 503 for FATAL services
 ``logs``           colour-prefixed or JSON log lines
 ``export``         systemd units and supervisord sections
-``gunicorn_conf``  gunicorn hooks: readiness notices, CPU pinning
+``gunicorn_conf``  gunicorn hooks: readiness notices
 =================  ===========================================================
 
 ::

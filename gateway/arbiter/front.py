@@ -26,10 +26,6 @@ from gateway.config import GatewayConfig
 from gateway.http.server import GatewayApplication, post_fork
 
 
-def _post_fork(server: Any, worker: Any) -> None:
-    post_fork(server, worker)
-
-
 class SupervisedFront(GatewayApplication):
     """gunicorn serving the front for one gateway config on an inherited socket."""
 
@@ -38,7 +34,7 @@ class SupervisedFront(GatewayApplication):
         g = config.gateway
         super().__init__(
             http_config, bind=[f"fd://{fd}"], workers=g.workers, threads=g.threads,
-            graceful_timeout=max(1, int(g.stop_grace_s)), post_fork=_post_fork,
+            graceful_timeout=max(1, int(g.stop_grace_s)), post_fork=post_fork,
             when_ready=gunicorn_conf.when_ready, post_worker_init=gunicorn_conf.post_worker_init,
             proc_name="gateway-front")
 

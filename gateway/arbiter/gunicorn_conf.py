@@ -4,8 +4,8 @@
   ``NOTIFY_SOCKET`` (the arbiter's notify socket): the master says
   ``READY=1`` and each booted worker says ``WORKER_READY=1`` with its master's
   pid, so the arbiter routes to a new front only once its workers accept.
-* ``post_fork`` pins each worker to one CPU: gthread workers left free collapse
-  to a quarter of their throughput in about one run in ten (DESIGN.md).
+* CPU pinning of each worker is :func:`gateway.http.server.post_fork`, shared
+  with the standalone front.
 
 ::
 
@@ -38,14 +38,6 @@ def notify(message: str) -> None:
 def when_ready(server: Any) -> None:
     """The master has its sockets: READY=1 with its pid."""
     notify(f"READY=1\nMAINPID={os.getpid()}")
-
-
-def post_fork(server: Any, worker: Any) -> None:
-    """Pin the new worker to one CPU, round robin by its age."""
-    if hasattr(os, "sched_setaffinity"):
-        cpus = sorted(os.sched_getaffinity(0))
-        if len(cpus) > 1:
-            os.sched_setaffinity(0, {cpus[worker.age % len(cpus)]})
 
 
 def post_worker_init(worker: Any) -> None:

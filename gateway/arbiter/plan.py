@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gateway.config import GatewayConfig, ServiceConfig
 
@@ -131,5 +131,5 @@ def build(config: GatewayConfig, python3: str) -> list[Program]:
     programs += [service_program(config, s, py3) for s in config.services]
     names = {p.name for p in programs}
     return [p if all(n in names for n in p.needs) else
-            Program(**{**p.__dict__, "needs": tuple(n for n in p.needs if n in names)})
+            replace(p, needs=tuple(n for n in p.needs if n in names))
             for p in programs]

@@ -22,7 +22,6 @@ class State(enum.Enum):
     READY = "READY"
     BACKOFF = "BACKOFF"  # exited unexpectedly, restart scheduled
     STOPPING = "STOPPING"  # SIGTERM sent, draining
-    EXITED = "EXITED"  # a one-shot exit we were asked for
     FATAL = "FATAL"  # restarts stopped: it flapped
 
     @property

@@ -73,7 +73,12 @@ def main(argv=None):
         print("consumer gave up: %s" % (exc,), file=sys.stderr)
         return 3
     finally:
-        consumer.close()
+        # Deregistering needs Redis too: when it is gone, keep the exit status above
+        # (3) instead of letting a second QueueUnavailable replace it.
+        try:
+            consumer.close()
+        except QueueUnavailable as exc:
+            print("consumer could not deregister: %s" % (exc,), file=sys.stderr)
         if log is not None:
             log.close()
     return 0
