@@ -108,9 +108,10 @@ def test_reload_swaps_py2_for_py3_under_load_without_errors(estate, procs, workd
     r = wrk.result()
     print(f"reload under load: {r['requests']:.0f} requests, {r['rps']:.0f} req/s, "
           f"socket errors {r['errors']:.0f}, non-2xx {r['non2xx']:.0f}")
-    assert r["rps"] >= 500, r["text"]
-    assert r["errors"] == 0, r["text"]
-    assert r["non2xx"] == 0, r["text"]
+    report = r["text"] + "\n" + e.log()
+    assert r["rps"] >= 500, report
+    assert r["errors"] == 0, report
+    assert r["non2xx"] == 0, report
 
 
 @pytest.mark.slow
