@@ -13,6 +13,7 @@ interpreter) can tell who is signed in without sharing a signing secret::
 """
 from __future__ import absolute_import, division, print_function
 
+import io
 import json
 import os
 import sqlite3
@@ -28,16 +29,10 @@ SESSION_TTL = 7 * 24 * 3600
 # pbkdf2 is the one method both werkzeug 1.0 and 3.x verify.
 HASH_METHOD = "pbkdf2:sha256"
 
-SCHEMA = u"""
-CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, password TEXT NOT NULL,
-    created INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS notes (
-    id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
-    body TEXT NOT NULL, created INTEGER NOT NULL, via TEXT NOT NULL DEFAULT 'legacy');
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY, data TEXT NOT NULL, expires INTEGER NOT NULL);
-"""
+# One schema for the database both implementations share (py3_services.store reads it too).
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema.sql")
+with io.open(SCHEMA_PATH, encoding="utf-8") as _fh:
+    SCHEMA = _fh.read()
 
 
 def db_path(environ=None):

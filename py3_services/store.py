@@ -25,16 +25,11 @@ SESSION_TTL = 7 * 24 * 3600
 # pbkdf2 is the one method both werkzeug 1.0 and 3.x verify.
 HASH_METHOD = "pbkdf2:sha256"
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, password TEXT NOT NULL,
-    created INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS notes (
-    id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
-    body TEXT NOT NULL, created INTEGER NOT NULL, via TEXT NOT NULL DEFAULT 'legacy');
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY, data TEXT NOT NULL, expires INTEGER NOT NULL);
-"""
+# The schema of the database shared with py2_services.store lives in one file beside it.
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "py2_services", "schema.sql")
+with open(SCHEMA_PATH, encoding="utf-8") as _fh:
+    SCHEMA = _fh.read()
 
 
 def db_path(environ: dict | None = None) -> str:
