@@ -16,7 +16,8 @@ import sys
 
 import pytest
 
-from tests.support.procs import python2, python3, wait_until
+from tests.support.broker import start_broker, wait_for_service
+from tests.support.procs import python2, python3
 
 SERVICES = ("highlight", "htmldiff", "thumbnails", "whoami")
 IMPLS = ("py2", "py3")
@@ -40,14 +41,7 @@ def _interpreter(impl):
 @pytest.fixture
 def broker(procs, workdir):
     """A broker bound to an ipc:// endpoint in the test's temp dir."""
-    path = os.path.join(workdir, "broker.ipc")
-    endpoint = "ipc://" + path
-    proc = procs.spawn([python3(), "-m", "gateway.broker", "--bind", endpoint,
-                        "--heartbeat-ms", "250"])
-    wait_until(lambda: os.path.exists(path) or proc.poll() is not None, timeout=10,
-               what="broker bound")
-    assert proc.poll() is None, f"the broker exited with {proc.returncode}"
-    return endpoint
+    return start_broker(procs, "ipc://" + os.path.join(workdir, "broker.ipc"), heartbeat_ms=250)
 
 
 @pytest.fixture
@@ -71,8 +65,7 @@ def estate(procs, broker, workdir, redis_server):
     client = Client(broker, timeout=20.0)
     try:
         for name in names:
-            wait_until(lambda name=name: client.mmi(name, timeout=1.0) == "200", timeout=60,
-                       what=f"worker {name}")
+            wait_for_service(broker, name, timeout=60)
         yield Estate(broker, client, db)
     finally:
         client.close()

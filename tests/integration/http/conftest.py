@@ -17,7 +17,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.broker import start_broker, wait_for_service
 from tests.support.procs import ProcessGroup, free_port, port_open, python2, wait_until
+
+__all__ = ["start_broker", "wait_for_service"]  # the tests import them from here
 
 UPSTREAM = "tests.integration.http.upstream:app"
 
@@ -71,28 +74,6 @@ def start_gateway(procs: ProcessGroup, workdir: str, http: dict[str, Any], worke
     wait_until(lambda: port_open(port) or proc.poll() is not None, 20, what="gateway")
     assert proc.poll() is None, "gateway exited"
     return Server(f"http://127.0.0.1:{port}", port, proc)
-
-
-def start_broker(procs: ProcessGroup) -> str:
-    """A broker on a free loopback port; returns its endpoint."""
-    port = free_port()
-    endpoint = f"tcp://127.0.0.1:{port}"
-    proc = procs.spawn([sys.executable, "-m", "gateway.broker", "--bind", endpoint,
-                        "--heartbeat-ms", "500"])
-    wait_until(lambda: port_open(port) or proc.poll() is not None, 20, what="broker")
-    assert proc.poll() is None, "broker exited"
-    return endpoint
-
-
-def wait_for_service(endpoint: str, service: str, timeout: float = 20.0) -> None:
-    """Poll mmi.service until ``service`` has a live worker."""
-    from protocol.client import Client
-    client = Client(endpoint, timeout=1.0)
-    try:
-        wait_until(lambda: client.mmi(service, timeout=1.0) == "200", timeout,
-                   what=f"a worker for {service}")
-    finally:
-        client.close()
 
 
 def start_wsgi_worker(procs: ProcessGroup, endpoint: str, service: str, app: str,
