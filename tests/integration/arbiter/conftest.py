@@ -49,13 +49,15 @@ stop_grace_s = 5
 class Estate:
     """One running ``gateway up`` and its config file."""
 
-    def __init__(self, procs: ProcessGroup, workdir: str, body: str, front: bool = True) -> None:
+    def __init__(self, procs: ProcessGroup, workdir: str, body: str, front: bool = True,
+                 heartbeat_ms: int = 500) -> None:
         self.procs = procs
         self.workdir = workdir
         self.port = free_port()
         self.run_dir = os.path.join(workdir, "run")
         self.path = os.path.join(workdir, "gateway.toml")
         self.front = front
+        self.heartbeat_ms = heartbeat_ms
         self.write(body)
         self.log_path = os.path.join(workdir, "arbiter.log")
         self.pgids: set[int] = set()
@@ -66,7 +68,7 @@ class Estate:
         front = "true" if self.front else "false"
         return (f'[gateway]\nlisten = "127.0.0.1:{self.port}"\nrun_dir = "{self.run_dir}"\n'
                 f"workers = 2\nthreads = 4\nstop_grace_s = 3\nfront = {front}\n"
-                f"[broker]\nenabled = {front}\nheartbeat_ms = 500\n"
+                f"[broker]\nenabled = {front}\nheartbeat_ms = {self.heartbeat_ms}\n"
                 f"[runtimes]\npy2 = {json.dumps(python2())}\npy3 = {json.dumps(sys.executable)}\n")
 
     def write(self, body: str) -> None:
@@ -169,8 +171,8 @@ def estate(procs: ProcessGroup, workdir: str) -> Iterator[Callable[..., Estate]]
     made: list[Estate] = []
 
     def make(body: str, front: bool = True, start: bool = True,
-             env: dict[str, str] | None = None) -> Estate:
-        e = Estate(procs, workdir, body, front)
+             env: dict[str, str] | None = None, heartbeat_ms: int = 500) -> Estate:
+        e = Estate(procs, workdir, body, front, heartbeat_ms)
         made.append(e)
         return e.start(env) if start else e
 
