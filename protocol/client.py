@@ -333,8 +333,12 @@ class Client(object):
         if self._sock in events:
             self._last_recv = time.time()
             self._probe_at = None
-            while mdp.readable(self._sock):
-                self._route(mdp.recv_frames(self._sock, mdp.NOBLOCK))
+            while True:
+                try:
+                    frames = mdp.recv_frames(self._sock, mdp.NOBLOCK)
+                except zmq.Again:
+                    break
+                self._route(frames)
 
     def _check_broker(self):
         # type: () -> None

@@ -70,8 +70,6 @@ def deadline_in(seconds):
 # costs more than the send itself on a message of eight small frames.
 _SNDMORE = int(zmq.SNDMORE)
 _RCVMORE = int(zmq.RCVMORE)
-_EVENTS = int(zmq.EVENTS)
-_POLLIN = int(zmq.POLLIN)
 NOBLOCK = int(zmq.NOBLOCK)
 
 
@@ -93,12 +91,6 @@ def recv_frames(sock, flags=0):
     while get(_RCVMORE):
         frames.append(recv(flags))
     return frames
-
-
-def readable(sock):
-    # type: (zmq.Socket) -> bool
-    """True when a message is waiting: cheaper than a NOBLOCK receive raising Again."""
-    return bool(sock.get(_EVENTS) & _POLLIN)  # type: ignore[operator]  # an int for EVENTS
 
 
 # ------------------------------------------------------------------ frames --

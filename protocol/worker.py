@@ -228,8 +228,12 @@ class Worker(object):
                 return self._drain_and_leave(poller)
             wait = self._last_sent + self.interval - time.time()
             if poller.poll(max(0, min(int(wait * 1000), 100))):
-                while mdp.readable(self._sock):
-                    outcome = self._on_message(mdp.recv_frames(self._sock, mdp.NOBLOCK))
+                while True:
+                    try:
+                        frames = mdp.recv_frames(self._sock, mdp.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    outcome = self._on_message(frames)
                     if outcome:
                         return outcome
             now = time.time()

@@ -181,9 +181,11 @@ class Broker:
                 timeout = min(timeout, max(0.0, (due - EXPIRY_MARGIN_MS - mdp.now_ms()) / 1000))
             if poller.poll(int(timeout * 1000)):
                 for _ in range(BATCH):
-                    if not mdp.readable(sock):
+                    try:
+                        frames = mdp.recv_frames(sock, mdp.NOBLOCK)
+                    except zmq.Again:
                         break
-                    self._handle(mdp.recv_frames(sock, mdp.NOBLOCK))
+                    self._handle(frames)
             self._expire_requests()
             if time.monotonic() >= next_beat:
                 self._beat()
