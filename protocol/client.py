@@ -268,8 +268,10 @@ class Client(object):
                 raise Timeout(u"no answer before the deadline", id=pending.id)
             # Register before trying the lock, so a leader stepping down sees us.
             self._waiters.add(pending)
+            led = False
             try:
                 if self._io.acquire(False):
+                    led = True
                     try:
                         self._lead(pending)
                     finally:
@@ -279,7 +281,11 @@ class Client(object):
                     pending.event.clear()  # the loop re-checks, so a racing set() is kept
             finally:
                 self._waiters.discard(pending)
-            self._promote()
+            if led:
+                # Only a leader stepping down hands over. A follower that woke and found
+                # a leader still in place must not wake another: followers waking each
+                # other in turn spin the CPU while the leader sits in poll().
+                self._promote()
 
     def _promote(self):
         # type: () -> None
