@@ -258,9 +258,13 @@ class Client(object):
         # type: (Pending) -> tuple
         """Wait for ``pending``, leading the socket whenever nobody else is."""
         while True:
-            if pending.replies:
-                return pending.replies.popleft()
-            if pending.error is not None:
+            if pending.replies or pending.error is not None:
+                # A caller woken to lead may find its answer already routed: it must
+                # pass the wake-up on, or the other waiters are left leaderless.
+                if self._waiters and not self._io.locked():
+                    self._promote()
+                if pending.replies:
+                    return pending.replies.popleft()
                 raise pending.error
             left = pending.deadline + GRACE - time.time()
             if left <= 0:
