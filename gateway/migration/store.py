@@ -244,6 +244,7 @@ class _Local:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.pid = os.getpid()
+        self.thread = threading.current_thread()
         self.data_version = -1
         self.seen: tuple[int, int] | None = None
         self.wrote = False
@@ -384,8 +385,19 @@ class MigrationStore:
                 conn.execute("PRAGMA synchronous = NORMAL")
             local = _Local(conn)
             self._conns.append(local)
+            self._close_orphans()
         self._tls.local = local
         return local
+
+    def _close_orphans(self) -> None:
+        """Close the connections of threads that have ended (called with the lock held)."""
+        keep = []
+        for other in self._conns:
+            if other.pid == os.getpid() and not other.thread.is_alive():
+                other.conn.close()
+            else:
+                keep.append(other)
+        self._conns = keep
 
     @contextmanager
     def _guard(self, action: str) -> Iterator[None]:
