@@ -272,8 +272,8 @@
       var answer = window.prompt("Percent of " + name + " traffic to send to py3 (1-99):", "10");
       if (answer === null) { return; }
       var n = Number(answer);
-      if (!/^\s*\d+(\.\d+)?\s*$/.test(answer) || n <= 0 || n >= 100) {
-        say(false, "canary " + name + ": not a percent between 1 and 99: " + JSON.stringify(answer));
+      if (!/^\s*\d+\s*$/.test(answer) || n < 1 || n > 99) {
+        say(false, "canary " + name + ": not a whole percent from 1 to 99: " + JSON.stringify(answer));
         return;
       }
       body.percent = n;
@@ -313,12 +313,14 @@
           el("td", null, [el("span", { "class": "value" }, [shown(x.left)])]),
           el("td", null, [el("span", { "class": "value" }, [shown(x.right)])])]);
       });
+      // left is the primary's answer, right the candidate's (the shadow copy).
+      var other = d.primary === "py3" ? "py2" : "py3";
+      var tag = d.noise ? "noise" : d.outcome === "diff" ? "regression" : num(d.outcome);
       return el("div", { "class": "diff", "data-diff": d.id }, [
-        el("div", null, [el("span", { "class": "tag " + (d.noise ? "noise" : "regression") },
-                            [d.noise ? "noise" : "regression"]), " ",
+        el("div", null, [el("span", { "class": "tag " + (d.noise ? "noise" : "regression") }, [tag]), " ",
           when(d.at), " ", el("code", null, [num(d.method) + " " + num(d.path)]),
           el("span", { "class": "muted" }, [" " + num(d.outcome) + ", primary " + num(d.primary) + ", rid " + num(d.rid)])]),
-        fields.length ? table(["field", "kind", "py2", "py3"], fields) : null,
+        fields.length ? table(["field", "kind", num(d.primary) + " (primary)", other + " (candidate)"], fields) : null,
         el("details", null, [el("summary", null, ["sample (redacted)"]),
                              el("pre", null, [JSON.stringify(d.sample, null, 2)])])]);
     }, "no differences recorded");
