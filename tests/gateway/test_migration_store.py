@@ -230,7 +230,7 @@ def test_retired_goes_back_to_py3_only_when_forced(store: MigrationStore) -> Non
 def test_bad_percent_unknown_mode_and_unknown_name(store: MigrationStore) -> None:
     reach(store, "m", "shadow")
     for percent in (0, 100, -5):
-        with pytest.raises(TransitionError, match="1..99"):
+        with pytest.raises(TransitionError, match=r"1\.\.99"):
             store.transition("m", "canary", percent, actor="ops")
     with pytest.raises(TransitionError, match="unknown mode"):
         store.transition("m", "py4", actor="ops")
@@ -238,7 +238,7 @@ def test_bad_percent_unknown_mode_and_unknown_name(store: MigrationStore) -> Non
         store.transition("nope", "shadow", actor="ops")
     with pytest.raises(KeyError):
         store.get("nope")
-    with pytest.raises(TransitionError, match="1..99"):
+    with pytest.raises(TransitionError, match=r"1\.\.99"):
         store.ensure("c", "canary", 0)
     assert store.get("m").version == 2
 
@@ -303,6 +303,16 @@ def test_expect_version_is_a_compare_and_set(store: MigrationStore) -> None:
     assert store.get("m").mode == "shadow" and len(store.audit("m")) == 2
 
 
+def test_a_closed_store_refuses_work(db: str) -> None:
+    s = MigrationStore(db)
+    s.ensure("m")
+    s.close()
+    with pytest.raises(StoreError):
+        s.get("m")
+    with pytest.raises(StoreError, match="closed"):
+        in_thread(lambda: s.get("m"))
+
+
 def test_changed_sees_other_threads_and_ignores_observations(store: MigrationStore,
                                                              db: str, clock: Clock) -> None:
     store.ensure("m")
@@ -320,3 +330,272 @@ def test_changed_sees_other_threads_and_ignores_observations(store: MigrationSto
     other.close()
     assert store.changed() is True
     assert store.changed() is False
+
+
+# -- evidence and the promote gate ------------------------------------------------------------
+
+def test_gate_needs_samples_then_a_low_diff_rate(store: MigrationStore, clock: Clock) -> None:
+    t = Thresholds(min_samples=10, max_diff_rate=0.1)
+    reach(store, "m", "shadow")
+    at = clock.advance(1)
+    store.record([], [comp("m", at) for _ in range(5)] + [comp("m", at, "uncompared")])
+    refused = store.gate("m", t)
+    assert (refused.ok, refused.reasons) == (False, ("5 of 10 samples",))
+    with pytest.raises(GateRefused, match="5 of 10 samples") as info:
+        store.promote("m", t, actor="ops")
+    assert info.value.gate.evidence.samples == 5 and store.get("m").mode == "shadow"
+
+    store.record([], [comp("m", at) for _ in range(5)])
+    passed = store.gate("m", t)
+    assert passed.ok and passed.reasons == () and passed.evidence.uncompared == 1
+
+    store.record([], [comp("m", at, "diff", ("/body",)), comp("m", at, "candidate_error")])
+    ev = store.evidence("m")
+    assert (ev.samples, ev.regressions, ev.candidate_errors) == (12, 2, 1)
+    assert store.gate("m", t).reasons == ("diff rate 16.7% > 10.0% (noise rate 0.0%)",)
+    assert store.gate("m", t).to_json()["evidence"]["regressions"] == 2
+
+
+def test_noise_learned_from_the_primary_excuses_a_diff(store: MigrationStore,
+                                                       clock: Clock) -> None:
+    t = Thresholds(min_samples=4, max_diff_rate=0.2)
+    reach(store, "m", "shadow")
+    at = clock.advance(1)
+    store.record([], [
+        comp("m", at, "same", noise=("/generated_at",)),
+        comp("m", at, "same", checked=True),
+        comp("m", at, "diff", ("/generated_at",)),
+        comp("m", at, "diff", ("/generated_at",)),
+    ])
+    ev = store.evidence("m")
+    assert ev.noisy_paths == frozenset({"/generated_at"})
+    assert (ev.samples, ev.regressions, ev.noise, ev.noise_rate) == (4, 0, 1, 0.5)
+    assert store.gate("m", t).ok
+    store.record([], [comp("m", at, "diff", ("/generated_at", "/total"))])  # not all noise
+    assert store.evidence("m").regressions == 1
+    assert store.gate("m", t).ok  # 1 of 5 is exactly the limit, not above it
+    store.record([], [comp("m", at, "diff", ("/total",))])
+    assert store.gate("m", t).reasons == ("diff rate 33.3% > 20.0% (noise rate 50.0%)",)
+
+
+def test_noise_stays_learned_across_an_epoch_restart_for_a_day(store: MigrationStore,
+                                                               clock: Clock) -> None:
+    reach(store, "m", "shadow")
+    store.record([], [comp("m", clock.advance(1), "same", noise=("/ts",))])
+    clock.advance(3600)
+    store.transition("m", "shadow", actor="ops", reason="port fixed")  # new epoch
+    store.record([], [comp("m", clock.advance(1), "diff", ("/ts",))])
+    ev = store.evidence("m")
+    assert (ev.samples, ev.regressions, ev.noise, ev.noisy_paths) == (1, 0, 0,
+                                                                      frozenset({"/ts"}))
+    clock.advance(NOISE_MEMORY_S)
+    store.transition("m", "shadow", actor="ops")  # the old noise is now over a day older
+    store.record([], [comp("m", clock.advance(1), "diff", ("/ts",))])
+    ev = store.evidence("m")
+    assert (ev.samples, ev.regressions, ev.noisy_paths) == (1, 1, frozenset())
+
+
+def test_promote_forced_and_ungated(store: MigrationStore, clock: Clock) -> None:
+    t = Thresholds(min_samples=3)
+    reach(store, "a", "canary")
+    forced = store.promote("a", t, actor="ops", force=True, reason="deadline")
+    assert forced.mode == "py3"
+    entry = store.audit("a", limit=1)[0]
+    assert entry.forced and entry.reason == "deadline; gate overridden: 0 of 3 samples"
+    assert store.promote("a", t, actor="ops").mode == "retired"  # py3 -> retired: no gate
+    assert store.audit("a", limit=1)[0].forced is False
+    with pytest.raises(TransitionError, match="cannot promote from retired"):
+        store.promote("a", t, actor="ops")
+
+    reach(store, "b", "shadow")
+    store.record([], [comp("b", clock.advance(1)) for _ in range(3)])
+    assert store.promote("b", t, actor="ops").mode == "py3"
+    assert store.audit("b", limit=1)[0].forced is False
+    reach(store, "c", "py2")
+    with pytest.raises(TransitionError, match="cannot promote from py2"):
+        store.promote("c", t, actor="ops")
+
+
+# -- error budget and automatic rollback ------------------------------------------------------
+
+def test_error_budget_counts_py3_serving_in_the_window_since_the_mode(store: MigrationStore,
+                                                                      clock: Clock) -> None:
+    t = Thresholds(error_budget=0.05, min_error_samples=20, window_s=300)
+    reach(store, "m", "shadow")
+    early = clock.advance(1)
+    store.record([obs("m", early, error=True) for _ in range(30)], [])  # before canary
+    clock.advance(1)
+    store.transition("m", "canary", 10, actor="ops")
+    assert store.error_budget_spent("m", t) is None
+    at = clock.advance(1)
+    batch = [obs("m", at, error=i < 7) for i in range(19)]
+    batch += [obs("m", at, "py2", error=True), obs("m", at, role="shadow", error=True)]
+    store.record(batch, [])
+    assert store.error_budget_spent("m", t) is None  # 19 < min_error_samples
+    store.record([obs("m", at)], [])
+    assert store.error_budget_spent("m", t) == "py3 failed 7 of 20 requests (35.0% > 5.0%)"
+    store.transition("m", "canary", 50, actor="ops")  # same mode: the window keeps counting
+    assert store.error_budget_spent("m", t) is not None
+    clock.advance(301)
+    assert store.error_budget_spent("m", t) is None  # out of the window
+    store.record([obs("m", clock.now, error=True) for _ in range(20)], [])
+    store.transition("m", "shadow", actor="ops")
+    assert store.error_budget_spent("m", t) is None  # shadow: the candidate serves nobody
+    assert store.auto_rollback("m", t) is None
+
+
+def test_auto_rollback_happens_once_when_two_stores_race(db: str, clock: Clock) -> None:
+    t = Thresholds(error_budget=0.1, min_error_samples=5)
+    a, b = MigrationStore(db, clock), MigrationStore(db, clock)
+    try:
+        a.ensure("m")
+        rounds = 15
+        for _ in range(rounds):
+            clock.advance(1000)
+            a.transition("m", "shadow", actor="ops")
+            a.transition("m", "canary", 25, actor="ops")
+            a.record([obs("m", clock.now, error=True) for _ in range(5)], [])
+            barrier = threading.Barrier(2)
+            results: list[Any] = []
+
+            def race(s: MigrationStore, barrier: threading.Barrier = barrier,
+                     results: list[Any] = results) -> None:
+                barrier.wait(timeout=5)
+                results.append(s.auto_rollback("m", t))
+
+            threads = [threading.Thread(target=race, args=(s,)) for s in (a, b)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(timeout=10)
+            assert len(results) == 2
+            assert sum(r is not None for r in results) == 1
+            assert b.get("m").mode == "py2"
+        autos = [e for e in a.audit("m", limit=1000) if e.actor == "gateway:auto"]
+        assert len(autos) == rounds
+        assert autos[0].reason == "py3 failed 5 of 5 requests (100.0% > 10.0%)"
+        assert autos[0].to_json()["from"] == "canary 25%"
+    finally:
+        a.close()
+        b.close()
+
+
+# -- recording, trimming, reports -------------------------------------------------------------
+
+def test_record_trims_each_name_oldest_first(store: MigrationStore, db: str) -> None:
+    extra = 50
+    store.record([obs("a", T0 + i) for i in range(MAX_OBSERVATIONS + extra)]
+                 + [obs("b", T0)],
+                 [comp("a", T0 + i, rid=str(i)) for i in range(MAX_COMPARISONS + 3)])
+    count = "SELECT count(*), min(at) FROM {} WHERE name = ?"
+    assert rows(db, count.format("observation"), "a") == [(MAX_OBSERVATIONS, T0 + extra)]
+    assert rows(db, count.format("comparison"), "a") == [(MAX_COMPARISONS, T0 + 3)]
+    assert rows(db, count.format("observation"), "b") == [(1, T0)]
+    store.record([obs("a", T0 + 10**6)], [])
+    assert rows(db, count.format("observation"), "a") == [(MAX_OBSERVATIONS, T0 + extra + 1)]
+
+
+def test_report_splits_traffic_and_takes_nearest_rank_percentiles(store: MigrationStore,
+                                                                 clock: Clock) -> None:
+    t = Thresholds(window_s=60)
+    reach(store, "m", "canary")
+    old = clock.now
+    clock.advance(120)
+    now = clock.now
+    store.record(
+        [obs("m", now, "py2", ms=float(ms)) for ms in range(10, 0, -1)]
+        + [obs("m", now, "py3", ms=5.0), obs("m", now, "py3", ms=7.0, error=True)]
+        + [obs("m", now, "py3", "shadow", ms=3.0), obs("m", now, "py2", "noise", ms=99.0)]
+        + [obs("m", old, "py3", ms=1000.0)],  # outside the window
+        [comp("m", now)],
+    )
+    report = store.report("m", t)
+    assert report["name"] == "m" and report["state"]["label"] == "canary 10%"
+    assert report["traffic"] == {"py2": 10, "py3": 2, "py3_share": 2 / 12}
+    assert report["runtimes"]["py2"] == {"requests": 10, "errors": 0, "error_rate": 0.0,
+                                         "p50_ms": 5.0, "p99_ms": 10.0}
+    assert report["runtimes"]["py3"] == {"requests": 2, "errors": 1, "error_rate": 0.5,
+                                         "p50_ms": 5.0, "p99_ms": 7.0}
+    assert report["shadow"]["py3"]["p50_ms"] == 3.0
+    assert report["shadow"]["py2"] == {"requests": 0, "errors": 0, "error_rate": 0.0,
+                                       "p50_ms": None, "p99_ms": None}
+    assert report["gate"]["reasons"] == ["1 of 50 samples"]
+    assert report["evidence"]["samples"] == 1
+
+
+def test_series_buckets_and_recent_diffs(store: MigrationStore, clock: Clock) -> None:
+    reach(store, "m", "shadow")
+    clock.now = 1000.0 + T0 // 10 * 10  # on a bucket boundary
+    base = clock.now - 20  # first of three 10 s buckets
+    store.record([], [
+        comp("m", base - 5, "diff", ("/old",), rid="before"),
+        comp("m", base + 1, "same", noise=("/ts",), rid="n"),
+        comp("m", base + 2, "diff", ("/ts",), rid="ts"),
+        comp("m", base + 11, "diff", ("/body",), rid="body"),
+        comp("m", base + 12, "uncompared", rid="u"),
+        comp("m", base + 20, "candidate_error", rid="err"),
+    ])
+    assert store.series("m", 10.0, 3) == [[base, 2, 0], [base + 10, 1, 1], [base + 20, 1, 1]]
+    assert len(store.series("m")) == 30
+    diffs = store.recent_diffs("m", limit=3)
+    assert [d["rid"] for d in diffs] == ["err", "body", "ts"]
+    assert [d["noise"] for d in diffs] == [False, False, True]
+    assert diffs[1]["paths"] == ["/body"] and diffs[1]["fields"] == [{"path": "/body"}]
+    assert diffs[1]["sample"] == {"request": {"path": "/x"}}
+    assert (diffs[1]["method"], diffs[1]["path"], diffs[1]["primary"]) == ("GET", "/x", "py2")
+    assert len(store.recent_diffs()) == 4 and store.recent_diffs("other") == []
+
+
+# -- several processes on one file ------------------------------------------------------------
+
+WRITER = """
+import os, sys, threading, time
+from gateway.migration.store import Comparison, MigrationStore, Observation
+path, idx, ready, go = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+store = MigrationStore(path)
+open(ready, "w").close()
+deadline = time.time() + 20
+while not os.path.exists(go):
+    if time.time() > deadline:
+        sys.exit("no go within 20 s")
+    time.sleep(0.002)
+
+def write(part):
+    for batch in range(25):   # 25 batches x 10 observations + 2 comparisons per thread
+        now = time.time()
+        store.record(
+            [Observation("GET /m", now, "py3", "serve", float(idx), 200, False)] * 10,
+            [Comparison("GET /m", now, "%s-%s-%d-%d" % (idx, part, batch, k), "py2", "same",
+                        (), (), False, [], {}) for k in range(2)])
+
+threads = [threading.Thread(target=write, args=(p,)) for p in "ab"]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+store.close()
+print("done", idx)
+"""
+
+
+def test_three_processes_record_into_one_file_without_loss(tmp_path: Path, db: str,
+                                                           procs: ProcessGroup) -> None:
+    MigrationStore(db).close()
+    go = tmp_path / "go"
+    spawned = []
+    for idx in ("1", "2", "3"):
+        ready = tmp_path / f"ready{idx}"
+        proc = procs.spawn([sys.executable, "-c", WRITER, db, idx, str(ready), str(go)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        spawned.append((idx, ready, proc))
+    wait_until(lambda: all(r.exists() for _, r, _ in spawned), timeout=15, what="writers ready")
+    go.touch()
+    for idx, _, proc in spawned:
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0 and b"locked" not in err, err.decode()
+        assert out.decode().split() == ["done", idx]
+    per_writer = rows(db, "SELECT ms, count(*) FROM observation GROUP BY ms")
+    assert sorted(per_writer) == [(1.0, 500), (2.0, 500), (3.0, 500)]
+    assert rows(db, "SELECT count(*), count(DISTINCT rid) FROM comparison") == [(300, 300)]
+    assert sorted(rows(db, "SELECT kind, n FROM tally")) == [("comparison", 300),
+                                                             ("observation", 1500)]
