@@ -28,7 +28,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import ConfigError
@@ -65,6 +65,8 @@ class Rules:
     ignore_pointers: tuple[str, ...] = ()
     float_rel_tol: float = 1e-9
     max_body: int = 1 << 20
+    _patterns: tuple[tuple[str, ...], ...] = field(default=(), init=False, repr=False,
+                                                   compare=False)
 
     def __post_init__(self) -> None:
         for pointer in self.ignore_pointers:
@@ -74,13 +76,13 @@ class Rules:
             raise ConfigError("float_rel_tol must be in [0, 1) and max_body >= 0")
         lowered = frozenset(name.lower() for name in self.ignore_headers)
         object.__setattr__(self, "ignore_headers", lowered)
+        object.__setattr__(self, "ignore_pointers", tuple(self.ignore_pointers))
         parsed = tuple(tuple(_unescape(s) for s in p.split("/")[1:]) for p in self.ignore_pointers)
         object.__setattr__(self, "_patterns", parsed)
 
     def ignores(self, segments: tuple[str, ...]) -> bool:
         """True when an ignore pointer matches exactly these segments under the root."""
-        patterns: tuple[tuple[str, ...], ...] = getattr(self, "_patterns", ())
-        for pattern in patterns:
+        for pattern in self._patterns:
             if len(pattern) == len(segments) and all(
                     p == "*" or p == s for p, s in zip(pattern, segments, strict=True)):
                 return True
@@ -140,13 +142,22 @@ def render(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else json.dumps(value)
     if isinstance(value, str):
-        return value if len(value) <= RENDER_CAP else value[:RENDER_CAP] + "…"
+        return _storable(value if len(value) <= RENDER_CAP else value[:RENDER_CAP] + "…")
     out = _Writer()
     try:
         _compact(value, out)
     except _Full:
-        return "".join(out.parts)[:RENDER_CAP] + "…"
-    return json.loads("".join(out.parts))
+        return _storable("".join(out.parts)[:RENDER_CAP] + "…")
+    return json.loads(_storable("".join(out.parts)))
+
+
+def _storable(text: str) -> str:
+    """Lone surrogates (JSON "\\ud800", surrogateescape) become "?": stores need UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 class _Writer:
@@ -433,10 +444,17 @@ def _parse_json(body: bytes) -> Any:
 
 
 def _decode(body: bytes, charset: str | None) -> str:
+    # surrogateescape, not replace: two different invalid bytes must not both turn
+    # into U+FFFD and compare equal. _storable makes what is shown safe to store.
     try:
-        return body.decode(charset or "utf-8", errors="replace")
+        return body.decode(charset or "utf-8", errors="surrogateescape")
     except (LookupError, TypeError):  # unknown or non-text codec named by the sender
-        return body.decode("utf-8", errors="replace")
+        return body.decode("utf-8", errors="surrogateescape")
+
+
+def _shown_line(lines: list[str], i: int) -> str:
+    line = lines[i] if i < len(lines) else "<end of text>"
+    return _storable(f"line {i + 1}: " + line[:RENDER_CAP])
 
 
 def _first_mismatch(a: Sequence[Any], b: Sequence[Any]) -> int:
@@ -474,9 +492,7 @@ def _compare_body(left: HttpAnswer, right: HttpAnswer, rules: Rules, out: _Colle
         if lt != rt:
             ll, rl = lt.splitlines(keepends=True), rt.splitlines(keepends=True)
             i = _first_mismatch(ll, rl)
-            ls, rs = (f"line {i + 1}: " + (lines[i] if i < len(lines) else "<end of text>")
-                      for lines in (ll, rl))
-            out.add("body", "changed", ls, rs)
+            out.add("body", "changed", _shown_line(ll, i), _shown_line(rl, i))
         return
     if not cut and len(lb) != len(rb):
         out.add("body", "length", len(lb), len(rb))
@@ -514,9 +530,9 @@ class _Scrub:
 
     def text(self, value: str) -> str:
         if len(value) <= self.limit:
-            return value
+            return _storable(value)
         self.cut = True
-        return value[:self.limit] + "…"
+        return _storable(value[:self.limit] + "…")
 
     def __call__(self, value: Any, depth: int = 0) -> Any:
         if isinstance(value, bytes | bytearray | memoryview):
