@@ -69,6 +69,9 @@ _SCHEMA = (
         id INTEGER PRIMARY KEY, name TEXT NOT NULL, at REAL NOT NULL, runtime TEXT NOT NULL,
         role TEXT NOT NULL, ms REAL NOT NULL, status INTEGER NOT NULL, error INTEGER NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS observation_name_at ON observation (name, at)",
+    # Covers the error-budget count and the report, which run often on a full table.
+    """CREATE INDEX IF NOT EXISTS observation_role
+        ON observation (name, role, runtime, at, error, ms)""",
     """CREATE TABLE IF NOT EXISTS comparison (
         id INTEGER PRIMARY KEY, name TEXT NOT NULL, at REAL NOT NULL, rid TEXT NOT NULL,
         primary_rt TEXT NOT NULL, outcome TEXT NOT NULL, paths TEXT NOT NULL,
