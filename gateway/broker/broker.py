@@ -13,7 +13,8 @@ forwards bodies untouched. Rules it enforces:
 - a request waits for a worker of its service at most until its deadline,
   then gets a broker-made ``unavailable`` error; an expired request is never
   dispatched;
-- when a worker dies (missed heartbeats, DISCONNECT, unroutable) its
+- when a worker dies (missed heartbeats, DISCONNECT, unroutable, or its
+  connection closed, which :mod:`gateway.broker.probes` notices at once) its
   idempotent requests that sent no partial reply yet are retried once on
   another worker within their deadline; every other request gets
   ``worker_lost``: never a silent drop, never a second execution;
@@ -27,6 +28,7 @@ import errno
 import itertools
 import json
 import logging
+import math
 import threading
 import time
 from collections import Counter
@@ -37,6 +39,7 @@ from typing import Any
 import zmq
 
 from gateway.broker.events import EventProxy
+from gateway.broker.probes import ProbeSchedule, drain_disconnects
 from gateway.broker.registry import Registry, Request, Worker
 from gateway.broker.security import CurveKeys, apply_curve, check_bind, start_authenticator
 from gateway.errors import BrokerError
@@ -88,6 +91,7 @@ class Broker:
         self._interval = config.heartbeat_ms / 1000.0
         self._sock: zmq.Socket[bytes] | None = None
         self._events: EventProxy | None = None
+        self._probes = ProbeSchedule()
 
     # ---------------------------------------------------------- lifecycle --
     def start(self, timeout: float = 10.0) -> None:
@@ -115,6 +119,7 @@ class Broker:
         :class:`BrokerError`; anything else that ends the loop propagates.
         """
         sock = self.ctx.socket(zmq.ROUTER)
+        monitor: zmq.Socket[bytes] | None = None
         auth = None
         try:
             sock.router_mandatory = 1
@@ -134,14 +139,18 @@ class Broker:
                 self._events = EventProxy(self.config.events_pub, self.config.events_sub,
                                           self.ctx, self.config.curve)
                 self._events.start()
+            monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
             self._sock = sock
             self._ready.set()
             log.info("broker ready on %s", ", ".join(self.endpoints))
             if on_ready is not None:
                 on_ready()
-            self._loop(sock)
+            self._loop(sock, monitor)
         finally:
             self._sock = None
+            if monitor is not None:
+                sock.disable_monitor()
+                monitor.close(linger=0)
             sock.close(linger=0)
             if self._events is not None:
                 self._events.stop()
@@ -170,22 +179,35 @@ class Broker:
                 "services": services, "heartbeat_ms": self.config.heartbeat_ms}
 
     # --------------------------------------------------------------- loop --
-    def _loop(self, sock: zmq.Socket[bytes]) -> None:
+    def _loop(self, sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes]) -> None:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
         next_beat = time.monotonic() + self._interval
         while not self._stop.is_set():
             timeout = max(0.0, min(next_beat - time.monotonic(), 0.1))
+            probe_in = self._probes.wait(time.monotonic())
+            if probe_in is not None:
+                timeout = min(timeout, probe_in)
             due = self.registry.next_deadline()
             if due is not None:
                 timeout = min(timeout, max(0.0, (due - EXPIRY_MARGIN_MS - mdp.now_ms()) / 1000))
-            if poller.poll(int(timeout * 1000)):
+            # Round up: a zero-ms poll on a probe due in 0.4 ms would spin.
+            events = dict(poller.poll(math.ceil(timeout * 1000)))
+            if sock in events:
                 for _ in range(BATCH):
                     try:
                         frames = mdp.recv_frames(sock, mdp.NOBLOCK)
                     except zmq.Again:
                         break
                     self._handle(frames)
+            if monitor in events:
+                closed = drain_disconnects(monitor)
+                self.counters["disconnects"] += closed
+                if closed and self.registry.workers:
+                    self._probes.start(time.monotonic())
+            if self._probes.due(time.monotonic()):
+                self._probe_workers()
             self._expire_requests()
             if time.monotonic() >= next_beat:
                 self._beat()
@@ -372,6 +394,22 @@ class Broker:
                     f"the worker died while handling it ({why})"))
         if held:
             self._dispatch(service)
+
+    def _probe_workers(self) -> None:
+        """One probe round: a HEARTBEAT to every worker; the unroutable ones are gone."""
+        assert self._sock is not None
+        for identity in list(self.registry.workers):
+            try:
+                mdp.send_frames(self._sock, [identity, *mdp.heartbeat()], mdp.NOBLOCK)
+            except zmq.Again:
+                continue  # full, not gone
+            except zmq.ZMQError as exc:
+                if exc.errno != errno.EHOSTUNREACH:
+                    raise
+                self.counters["workers_closed"] += 1
+                self._lose_worker(identity, "connection closed")
+        if not self.registry.workers:
+            self._probes.clear()
 
     def _beat(self) -> None:
         now = time.monotonic()

@@ -197,6 +197,33 @@ def test_worker_death_mid_request(broker: Broker, client: Client,
         assert mdp.REQUEST not in backup.commands_for(0.3)
 
 
+
+# A 10 s heartbeat: neither a beat (every 10 s) nor liveness (30 s) can notice the death
+# within the 3 s the client waits, so an answer proves the closed connection was seen.
+@pytest.mark.parametrize("broker", [10_000], indirect=True)
+@pytest.mark.parametrize("idem", [False, True])
+def test_closed_worker_connection_is_noticed_without_heartbeats(
+        broker: Broker, client: Client, raw_workers: list[RawWorker], idem: bool) -> None:
+    doomed = RawWorker(broker.endpoints[0])
+    raw_workers.append(doomed)
+    wait_until(lambda: live(broker, "calc"), timeout=5, what="worker")
+    backup = RawWorker(broker.endpoints[0])
+    raw_workers.append(backup)
+    wait_until(lambda: live(broker, "calc", 2), timeout=5, what="backup worker")
+    pending = client.submit("calc", "echo", "v", idem=idem, timeout=3.0)
+    doomed.next_request()  # first in the LRU line
+    doomed.close()  # the process "dies": its connection closes, no DISCONNECT is sent
+    if idem:
+        backup.answer(*backup.next_request(), "retried")
+        assert pending.result() == "retried"
+    else:
+        with pytest.raises(WorkerLost):
+            pending.result()
+        assert mdp.REQUEST not in backup.commands_for(0.3)
+    wait_until(lambda: broker.stats()["services"]["calc"]["workers"] == 1, timeout=3,
+               what="the dead worker forgotten")
+    assert broker.stats()["counters"]["workers_closed"] == 1
+
 DEEP = b'{"id":"x","a":' + b"[" * 200000
 GARBAGE = {
     "too_few_frames": ([b""], True),
