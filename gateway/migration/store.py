@@ -384,8 +384,12 @@ class MigrationStore:
                     self.path, timeout=BUSY_TIMEOUT_MS / 1000.0, isolation_level=None,
                     check_same_thread=False,  # only close() touches it from another thread
                 )
-                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                conn.execute("PRAGMA synchronous = NORMAL")
+                try:
+                    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                    conn.execute("PRAGMA synchronous = NORMAL")
+                except BaseException:
+                    conn.close()
+                    raise
             local = _Local(conn)
             self._conns.append(local)
             self._close_orphans()
