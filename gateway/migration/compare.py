@@ -28,6 +28,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +55,7 @@ DEFAULT_IGNORED_HEADERS = frozenset({
     "transfer-encoding", "x-powered-by",
 })
 
-_DIGITS = re.compile(r"^[0-9]+$")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,8 @@ class Rules:
     ignore_pointers: tuple[str, ...] = ()
     float_rel_tol: float = 1e-9
     max_body: int = 1 << 20
-    _patterns: tuple[tuple[str, ...], ...] = field(default=(), init=False, repr=False,
-                                                   compare=False)
+    _patterns: dict[int, list[tuple[str, ...]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         for pointer in self.ignore_pointers:
@@ -77,14 +78,14 @@ class Rules:
         lowered = frozenset(name.lower() for name in self.ignore_headers)
         object.__setattr__(self, "ignore_headers", lowered)
         object.__setattr__(self, "ignore_pointers", tuple(self.ignore_pointers))
-        parsed = tuple(tuple(_unescape(s) for s in p.split("/")[1:]) for p in self.ignore_pointers)
-        object.__setattr__(self, "_patterns", parsed)
+        for pointer in self.ignore_pointers:  # indexed by length: most nodes match none
+            pattern = tuple(_unescape(s) for s in pointer.split("/")[1:])
+            self._patterns.setdefault(len(pattern), []).append(pattern)
 
     def ignores(self, segments: tuple[str, ...]) -> bool:
         """True when an ignore pointer matches exactly these segments under the root."""
-        for pattern in self._patterns:
-            if len(pattern) == len(segments) and all(
-                    p == "*" or p == s for p, s in zip(pattern, segments, strict=True)):
+        for pattern in self._patterns.get(len(segments), ()):
+            if all(p == "*" or p == s for p, s in zip(pattern, segments, strict=True)):
                 return True
         return False
 
@@ -219,12 +220,30 @@ def _unescape(segment: str) -> str:
 
 def _unwrap(value: Any) -> Any:
     """The codec's inline ``{"$bytes": base64}`` form is bytes; anything else is itself."""
+    if type(value) in _KINDS and type(value) is not dict:
+        return value
     if isinstance(value, Mapping) and len(value) == 1 and "$bytes" in value:
         try:
             return decode_base64(value["$bytes"])
         except EnvelopeError:
             return value
     return value
+
+
+# Exact types first (the common case, and fast); subclasses go through _kind.
+_KINDS = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "text",
+          bytes: "text", dict: "object", list: "array", tuple: "array"}
+_SCALARS = frozenset({type(None), bool, int, float, str, bytes})
+_NUMBERS = frozenset({int, float})
+_ABSENT = object()
+
+
+def _same_scalar(left: Any, right: Any) -> bool:
+    """The walk's fast path: equal values of one exact scalar type need no further look."""
+    tl, tr = type(left), type(right)
+    if tl is tr or (tl in _NUMBERS and tr in _NUMBERS):  # 1 == 1.0 exactly is also close
+        return tl in _SCALARS and bool(left == right)
+    return False
 
 
 def _kind(value: Any) -> str:
@@ -277,10 +296,10 @@ def _numbers_equal(left: int | float, right: int | float, rel_tol: float) -> boo
 
 def _walk(left: Any, right: Any, path: str, segs: tuple[str, ...], rules: Rules,
           out: _Collector) -> None:
-    if rules.ignores(segs):
+    if _same_scalar(left, right) or rules.ignores(segs):
         return
     left, right = _unwrap(left), _unwrap(right)
-    kl, kr = _kind(left), _kind(right)
+    kl, kr = _KINDS.get(type(left)) or _kind(left), _KINDS.get(type(right)) or _kind(right)
     if kl != kr:
         out.add(path, "type", left, right)
     elif len(segs) >= MAX_DEPTH and kl in ("object", "array"):
@@ -290,19 +309,22 @@ def _walk(left: Any, right: Any, path: str, segs: tuple[str, ...], rules: Rules,
     elif kl == "object":
         keys = sorted(set(left) | set(right), key=str)
         for key in keys:
-            sub = (*segs, str(key))
-            where = path + "/" + _escape(str(key))
-            if key not in right:
+            a, b = left.get(key, _ABSENT), right.get(key, _ABSENT)
+            if _same_scalar(a, b):
+                continue
+            sub, where = (*segs, str(key)), path + "/" + _escape(str(key))
+            if b is _ABSENT:
                 if not rules.ignores(sub):
-                    out.add(where, "missing", left[key], None)
-            elif key not in left:
+                    out.add(where, "missing", a, None)
+            elif a is _ABSENT:
                 if not rules.ignores(sub):
-                    out.add(where, "added", None, right[key])
+                    out.add(where, "added", None, b)
             else:
-                _walk(left[key], right[key], where, sub, rules, out)
+                _walk(a, b, where, sub, rules, out)
     elif kl == "array":
         for i, (a, b) in enumerate(zip(left, right, strict=False)):
-            _walk(a, b, f"{path}/{i}", (*segs, str(i)), rules, out)
+            if not _same_scalar(a, b):
+                _walk(a, b, f"{path}/{i}", (*segs, str(i)), rules, out)
         if len(left) != len(right):
             out.add(path, "length", len(left), len(right))
     elif kl == "number":
@@ -323,7 +345,8 @@ def normalise_path(path: str) -> str:
     return "/".join("*" if _DIGITS.fullmatch(s) else s for s in path.split("/"))
 
 
-def is_noise(differences: Sequence[Difference] | Sequence[str], noisy_paths: set[str]) -> bool:
+def is_noise(differences: Sequence[Difference] | Sequence[str],
+             noisy_paths: AbstractSet[str]) -> bool:
     """True when every difference is at a path learned as noise (noisy holds normalised paths).
 
     No differences is "same", not noise. The cap marker ``...`` is never noise: the
@@ -540,7 +563,7 @@ class _Scrub:
             try:
                 return self.text(raw.decode("utf-8"))
             except UnicodeDecodeError:
-                self.cut = self.cut or len(value) > self.limit
+                self.cut = self.cut or len(value) > self.limit * 3 // 4
                 return {"$bytes": base64.b64encode(raw[:self.limit * 3 // 4]).decode("ascii")}
         if isinstance(value, str):
             return self.text(value)
@@ -552,13 +575,19 @@ class _Scrub:
         if isinstance(value, Mapping):
             hidden = dict(itertools.islice(value.items(), self.limit // 16 + 1))
             self.cut = self.cut or len(hidden) < len(value)
-            return {self.text(str(k)): REDACTED if str(k).lower() in SECRET_HEADERS
-                    else self(redact_headers(v) if str(k).lower() == "headers" else v, depth + 1)
+            return {self.text(str(k)): self._field(str(k).lower(), v, depth)
                     for k, v in hidden.items()}
         if isinstance(value, list | tuple):
             self.cut = self.cut or len(value) > self.limit // 16 + 1
             return [self(v, depth + 1) for v in value[:self.limit // 16 + 1]]
         return self.text(repr(value))
+
+    def _field(self, name: str, value: Any, depth: int) -> Any:
+        if name in SECRET_HEADERS:
+            return REDACTED
+        if name == "headers" and isinstance(value, Mapping | list | tuple):
+            value = redact_headers(value)
+        return self(value, depth + 1)
 
     def answer(self, answer: HttpAnswer) -> dict[str, Any]:
         return {"status": answer.status, "headers": self(redact_headers(answer.headers)),

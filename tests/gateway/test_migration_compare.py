@@ -395,6 +395,9 @@ def test_small_sample_keeps_everything() -> None:
     assert record["right"]["body"] == {"$bytes": "AP8="}
     assert record["right"]["headers"] == [["Content-Type", "application/octet-stream"]]
     assert record["capped"] is False
+    odd = sample({"headers": 5, "Cookie": "c", "x": object()}, left, right, labels=("py2", "py3"))
+    assert odd["request"]["headers"] == 5 and odd["request"]["Cookie"] == "[redacted]"
+    assert set(odd) == {"request", "py2", "py3", "capped"}
 
 
 # --- hostile input ---------------------------------------------------------------------
