@@ -8,6 +8,7 @@
     gateway stop                                       # graceful stop
     gateway check                                      # validate the config; exit 1 on error
     gateway export systemd|supervisord [-o DIR]        # production configs
+    gateway migrate status|shadow|canary|promote|rollback|report|... (gateway.migration.cli)
 
 ``-c`` defaults to ``./gateway.toml`` when it exists, else the embedded default
 (:data:`gateway.config.DEFAULT_TOML`). ``python -m gateway ...`` is the same.
@@ -78,7 +79,8 @@ def http_config(cfg: GatewayConfig) -> Any:
             route["service"] = r.service
         routes.append(route)
     return GatewayHttpConfig.from_dict(
-        {"routes": routes, "broker": cfg.broker.endpoint, **dict(cfg.http)})
+        {"routes": routes, "broker": cfg.broker.endpoint, **dict(cfg.http),
+         "migration": cfg.migration_settings})
 
 
 def cmd_front(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
@@ -243,8 +245,15 @@ def cmd_export(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
+    """Drive migrations through the running front's admin API."""
+    from gateway.migration import cli as migrate_cli
+    return migrate_cli.run(args, cfg)
+
+
 COMMANDS = {"up": cmd_up, "status": cmd_status, "reload": cmd_reload, "stop": cmd_stop,
-            "check": cmd_check, "export": cmd_export, "front": cmd_front}
+            "check": cmd_check, "export": cmd_export, "front": cmd_front,
+            "migrate": cmd_migrate}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -265,6 +274,8 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("kind", choices=("systemd", "supervisord"))
     ex.add_argument("-o", "--output", help="directory to write into (default: stdout)")
     ex.add_argument("--user", default="", help="run the services as this user")
+    from gateway.migration.cli import add_parser as add_migrate
+    add_migrate(sub)
     fr = sub.add_parser("front", help="(internal) run the HTTP front on an inherited socket")
     fr.add_argument("--fd", type=int)
     for s in (st, rl, sub.choices["stop"]):

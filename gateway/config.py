@@ -76,6 +76,10 @@ Schema (every table and key is optional; shown with its default)::
     stop_grace_s = 0.0          # 0 = [gateway].stop_grace_s
     start_limit_burst = 5       # this many starts within start_limit_interval_s -> FATAL
     start_limit_interval_s = 10.0
+
+    [migration]                 # the admin API and the migration store; and one
+    [migrations.legacy]         # table per migrated route or RPC method: see
+                                # gateway.migration.config for every key
 """
 
 from __future__ import annotations
@@ -89,6 +93,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gateway.errors import ConfigError
+from gateway.migration.config import MigrationSettings, parse_settings
 
 RUNTIMES = ("py2", "py3", "command")
 BACKENDS = ("rpc", "wsgi", "http", "static")
@@ -195,6 +200,8 @@ class GatewayConfig:
     services: tuple[ServiceConfig, ...] = ()
     base_dir: str = ""
     http: Mapping[str, Any] = field(default_factory=dict)
+    migration: Mapping[str, Any] = field(default_factory=dict)
+    migrations: Mapping[str, Any] = field(default_factory=dict)
 
     def service(self, name: str) -> ServiceConfig:
         """The service called ``name``; ``KeyError`` if there is none."""
@@ -216,6 +223,12 @@ class GatewayConfig:
         return "unix://" + os.path.join(self.gateway.run_dir, "redis.sock")
 
     @property
+    def migration_settings(self) -> MigrationSettings:
+        """``[migration]`` and ``[migrations.*]``, parsed (validated once by :func:`from_dict`)."""
+        return parse_settings(self.migration, self.migrations, self.gateway.run_dir,
+                              self.base_dir, self.state_file)
+
+    @property
     def control_socket(self) -> str:
         """The arbiter's control channel (a unix socket speaking JSON lines)."""
         return os.path.join(self.gateway.run_dir, "arbiter.sock")
@@ -235,6 +248,8 @@ class GatewayConfig:
             "routes": [asdict(r) for r in self.routes],
             "services": {},
             "http": dict(self.http),
+            "migration": dict(self.migration),
+            "migrations": {k: dict(v) for k, v in self.migrations.items()},
             "base_dir": self.base_dir,
         }
         for svc in self.services:
@@ -265,7 +280,7 @@ def from_dict(data: Mapping[str, Any], base_dir: str = "",
     # The arbiter's resolved config carries its base_dir; a TOML file's is its directory.
     base_dir = os.path.abspath(str(data.get("base_dir") or base_dir or os.getcwd()))
     _keys(data, "", {"gateway", "runtimes", "broker", "redis", "routes", "services", "http",
-                     "base_dir"})
+                     "base_dir", "migration", "migrations"})
     front = _front(_table(data, "gateway"), base_dir)
     runtimes = _runtimes(_table(data, "runtimes"), base_dir)
     broker = _broker(_table(data, "broker"), front.run_dir)
@@ -286,7 +301,40 @@ def from_dict(data: Mapping[str, Any], base_dir: str = "",
         seen.add(r.prefix)
     http = _table(data, "http")
     _keys(http, "http", HTTP_KEYS)
-    return GatewayConfig(front, runtimes, broker, redis, routes, services, base_dir, dict(http))
+    migration = _table(data, "migration")
+    migrations = _table(data, "migrations")
+    cfg = GatewayConfig(front, runtimes, broker, redis, routes, services, base_dir, dict(http),
+                        dict(migration), {k: dict(v) if isinstance(v, Mapping) else v
+                                          for k, v in migrations.items()})
+    _check_migrations(cfg)
+    return cfg
+
+
+def _check_migrations(cfg: GatewayConfig) -> None:
+    """Each migration names a migratable route (wsgi, http) or an rpc route's method."""
+    settings = cfg.migration_settings
+    routes = {r.prefix.rstrip("/") or "/": r for r in cfg.routes}
+    names = {s.name: s for s in cfg.services}
+    for m in settings.migrations:
+        p = f"migrations.{m.name}"
+        if m.kind == "route":
+            route = routes.get(m.route)
+            if route is None:
+                raise ConfigError(f"{p}.route: no [[routes]] entry has prefix {m.route!r}")
+            if route.backend not in ("wsgi", "http"):
+                raise ConfigError(f"{p}.route: only wsgi and http routes migrate; "
+                                  f"{m.route!r} is {route.backend}")
+            if route.backend == "http" and not m.py3.startswith(("http://", "https://")):
+                raise ConfigError(f"{p}.py3: the port of an http route is a URL")
+            svc = names.get(m.py3)
+            if route.backend == "wsgi" and svc is not None and svc.kind != "wsgi":
+                raise ConfigError(f"{p}.py3: service {m.py3!r} is not a wsgi service")
+        else:
+            if not any(r.backend == "rpc" for r in cfg.routes):
+                raise ConfigError(f"{p}.rpc: there is no rpc route to migrate behind")
+            svc = names.get(m.py3)
+            if svc is not None and svc.kind != "rpc":
+                raise ConfigError(f"{p}.py3: service {m.py3!r} is not an rpc service")
 
 
 def parse_listen(value: str, where: str) -> tuple[str, int] | str:

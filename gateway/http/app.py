@@ -50,6 +50,8 @@ class Backend(Protocol):
 
 
 BackendFactory = Callable[[Route], Backend]
+# (environ, start_response, path, request id) -> body: the admin API and dashboard
+AdminHandler = Callable[[dict[str, Any], StartResponse, str, str], Iterable[bytes]]
 
 
 class GatewayApp:
@@ -57,8 +59,9 @@ class GatewayApp:
 
     def __init__(self, config: GatewayHttpConfig,
                  factories: dict[str, BackendFactory] | None = None,
-                 openapi: dict[str, Any] | None = None) -> None:
+                 openapi: dict[str, Any] | None = None, admin: AdminHandler | None = None) -> None:
         self.config = config
+        self.admin = admin
         self.limits = config.limits
         self.table = RouteTable(config.routes)
         self.forwarding = Forwarding(config.trusted_proxies, config.via, config.preserve_host)
@@ -84,6 +87,9 @@ class GatewayApp:
 
     def close(self) -> None:
         """Release the backends' pools and sockets."""
+        closer = getattr(self.admin, "close", None)
+        if closer is not None:
+            closer()
         for backend in self.backends.values():
             closer = getattr(backend, "close", None)
             if closer is not None:
@@ -98,8 +104,12 @@ class GatewayApp:
             target = parse_target(raw)
         except BadPath as exc:
             raise Problem(400, f"ambiguous or malformed path: {exc}", code="bad_path") from None
-        if target.path.startswith(INTERNAL):
+        if target.path.startswith(INTERNAL) or target.path == INTERNAL[:-1]:
             return self.internal(target.path, environ, start_response, rid)
+        pin = environ.get("HTTP_X_GATEWAY_RUNTIME")
+        if pin:
+            # Honoured by a migrated route only with the admin token; never forwarded.
+            environ["gateway.pin"] = (pin, environ.get("HTTP_X_GATEWAY_TOKEN", ""))
         match = self.table.match(target.path)
         if match is None:
             raise Problem(404, "no route matches this path", code="no_route")
@@ -128,6 +138,8 @@ class GatewayApp:
     def internal(self, path: str, environ: dict[str, Any], start_response: StartResponse,
                  rid: str) -> Iterable[bytes]:
         """The gateway's own endpoints under ``/_gateway/``."""
+        if self.admin is not None and path not in self._internal:
+            return self.admin(environ, start_response, path, rid)
         try:
             body, content_type = self._internal[path]
         except KeyError:
@@ -241,10 +253,11 @@ class GuardedBody:
 
 
 def make_app(config: GatewayHttpConfig, factories: dict[str, BackendFactory] | None = None,
-             openapi: dict[str, Any] | None = None) -> ProblemGuard:
+             openapi: dict[str, Any] | None = None,
+             admin: AdminHandler | None = None) -> ProblemGuard:
     """The complete front: :class:`GatewayApp` inside a :class:`ProblemGuard`.
 
     ``factories`` adds or replaces backend builders by backend name (the
     ``wsgi`` and ``rpc`` ones need a broker client; see :mod:`gateway.http.server`).
     """
-    return ProblemGuard(GatewayApp(config, factories, openapi), config.retry_after)
+    return ProblemGuard(GatewayApp(config, factories, openapi, admin), config.retry_after)

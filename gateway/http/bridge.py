@@ -145,12 +145,15 @@ class RpcBackend:
     """``POST <prefix>/<service>/<method>``: one call, JSON in and out."""
 
     def __init__(self, route: Route, client: Client, limits: HttpLimits,
-                 contracts: dict[str, Contract]) -> None:
+                 contracts: dict[str, Contract],
+                 methods: dict[tuple[str, str], Any] | None = None) -> None:
         self.route = route
         self.client = client
         self.limits = limits
         self.contracts = contracts
         self.timeout = route.timeout or limits.timeout
+        # (service, method) -> gateway.migration.rpc.MigratedMethod
+        self.methods = methods or {}
 
     def target(self, path_info: str) -> tuple[str, str]:
         """(service, method) named by the path below the mount."""
@@ -189,8 +192,13 @@ class RpcBackend:
             schema = contract.schema_for(method)
             result_schema = contract.result_schema_for(method)
             idem = contract.is_idempotent(method)
-        result = self.client.call(service, method, params, timeout=self.timeout, idem=idem,
-                                  rid=call.request_id, schema=schema)
+        migrated = self.methods.get((service, method))
+        if migrated is not None:
+            result = migrated.call(self.client, call, params, timeout=self.timeout, idem=idem,
+                                   schema=schema)
+        else:
+            result = self.client.call(service, method, params, timeout=self.timeout, idem=idem,
+                                      rid=call.request_id, schema=schema)
         try:
             view = codec.to_json(result, result_schema if isinstance(result_schema, dict) else None)
         except perrors.EnvelopeError:
@@ -202,17 +210,25 @@ class RpcBackend:
         return [data]
 
 
-def bridge_factories(config: GatewayHttpConfig,
-                     client: Client | None = None) -> dict[str, BackendFactory]:
-    """Backend factories for ``wsgi`` and ``rpc`` sharing one broker client."""
+def bridge_factories(config: GatewayHttpConfig, client: Client | None = None,
+                     migrations: Any = None) -> dict[str, BackendFactory]:
+    """Backend factories for ``wsgi`` and ``rpc`` sharing one broker client.
+
+    ``migrations`` (a :class:`gateway.migration.router.Migrations`) turns on
+    the rpc method migrations it configures.
+    """
     shared = client or Client(config.broker, timeout=config.limits.timeout)
     forwarding = Forwarding(config.trusted_proxies, config.via, config.preserve_host)
     contracts = load_contracts(config.contracts_dir or SPEC_DIR)
+    methods: dict[tuple[str, str], Any] = {}
+    if migrations is not None:
+        from gateway.migration.wiring import migrated_methods
+        methods = migrated_methods(migrations, contracts)
 
     def wsgi(route: Route) -> Backend:
         return WsgiBackend(route, shared, config.limits, forwarding)
 
     def rpc(route: Route) -> Backend:
-        return RpcBackend(route, shared, config.limits, contracts)
+        return RpcBackend(route, shared, config.limits, contracts, methods)
 
     return {"wsgi": wsgi, "rpc": rpc}

@@ -120,6 +120,9 @@ class GatewayHttpConfig:
     contracts_dir: str = ""
     retry_after: int = 1
     pool_size: int = 16
+    # gateway.migration.config.MigrationSettings: migrations, the admin API and the
+    # dashboard; None serves neither.
+    migration: Any = None
 
     def __post_init__(self) -> None:
         prefixes = [r.prefix for r in self.routes]

@@ -32,7 +32,9 @@ HOP_BY_HOP = frozenset({
 })
 _REQUEST_DROP = HOP_BY_HOP | {"expect", "x-request-id", "via", "forwarded", "x-forwarded-for",
                               "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix",
-                              "content-length", "host"}
+                              "content-length", "host",
+                              # the migration pin and its admin token stop at the gateway
+                              "x-gateway-token", "x-gateway-runtime"}
 _RESPONSE_DROP = HOP_BY_HOP | {"date", "server", "via", "x-request-id"}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@+=/-]{1,128}")
 

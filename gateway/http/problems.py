@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import http
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from protocol import errors as perrors
 
@@ -35,12 +36,15 @@ class Problem(Exception):
     """An error answer: status, a human detail, a machine code and extra headers."""
 
     def __init__(self, status: int, detail: str, code: str = "",
-                 headers: Sequence[tuple[str, str]] = ()) -> None:
+                 headers: Sequence[tuple[str, str]] = (),
+                 extra: Mapping[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.code = code or _default_code(status)
         self.headers = list(headers)
+        # RFC 9457 extension members (say, a refused gate's reasons); never the core ones.
+        self.extra = dict(extra or {})
 
 
 def _default_code(status: int) -> str:
@@ -50,6 +54,7 @@ def _default_code(status: int) -> str:
 def render(problem: Problem, request_id: str) -> tuple[str, list[tuple[str, str]], bytes]:
     """The status line, headers and JSON body of ``problem``."""
     body = json.dumps({
+        **problem.extra,
         "type": "about:blank",
         "title": reason(problem.status),
         "status": problem.status,

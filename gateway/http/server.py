@@ -41,12 +41,26 @@ log = logging.getLogger(__name__)
 
 
 def build_app(config: GatewayHttpConfig) -> ProblemGuard:
-    """The front with every backend its routes need (broker client made here, per process)."""
+    """The front with every backend its routes need (broker client made here, per process).
+
+    With ``config.migration``, migrated routes and methods are wrapped
+    (:mod:`gateway.migration.wiring`) and the admin API and dashboard are
+    served under ``/_gateway/``.
+    """
     factories: dict[str, BackendFactory] = {}
+    migrations = admin = None
+    if config.migration is not None:
+        from gateway.migration.admin import AdminApi
+        from gateway.migration.router import Migrations
+        migrations = Migrations(config.migration)
+        admin = AdminApi(migrations, config)
     if any(r.backend in ("wsgi", "rpc") for r in config.routes):
         from gateway.http.bridge import bridge_factories
-        factories = bridge_factories(config)
-    return make_app(config, factories, build_openapi(config))
+        factories = bridge_factories(config, migrations=migrations)
+    if migrations is not None:
+        from gateway.migration.wiring import migrating_factories
+        factories = migrating_factories(config, factories, migrations)
+    return make_app(config, factories, build_openapi(config), admin=admin)
 
 
 def pin_worker(worker_age: int, cpus: Sequence[int] | None = None) -> int | None:

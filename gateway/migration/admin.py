@@ -1,0 +1,226 @@
+"""The admin API and the dashboard, served by the front under ``/_gateway/``.
+
+::
+
+    GET  /_gateway/                       the dashboard (HTML; the token goes in #token=...)
+    GET  /_gateway/dashboard.js
+    GET  /_gateway/api/overview           migrations with their evidence, services, parity
+    GET  /_gateway/api/migrations         the same migrations, without services and parity
+    GET  /_gateway/api/diffs?name=&limit= recent differences, newest first
+    GET  /_gateway/api/audit?name=&limit= the audit log, newest first
+    POST /_gateway/api/migrations/<name>/<shadow|canary|promote|rollback|retire>
+         {"percent": 10, "force": false, "reason": "..."}
+
+Every ``/_gateway/api/`` call needs ``Authorization: Bearer <token>`` (the
+token file of ``[migration]``, 0600), and answers loopback clients only
+unless ``allow_remote_admin`` is set. ``X-Gateway-Actor`` names who acts;
+the audit log records it with the client address. Errors are problem+json:
+401, 403, 404 (unknown migration), 409 (``gate_refused`` with the gate's
+``reasons``, or ``illegal_transition``), 400 for a malformed body.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import urllib.parse
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from gateway.http.bodies import request_body
+from gateway.http.config import GatewayHttpConfig
+from gateway.http.problems import Problem
+from gateway.migration.config import MigrationConfig
+from gateway.migration.router import Migrations
+from gateway.migration.store import GateRefused, StoreError, TransitionError
+
+StartResponse = Callable[..., Any]
+HERE = Path(__file__).parent
+ASSETS = {"/_gateway/": ("dashboard.html", "text/html; charset=utf-8"),
+          "/_gateway": ("dashboard.html", "text/html; charset=utf-8"),
+          "/_gateway/dashboard.js": ("dashboard.js", "application/javascript; charset=utf-8")}
+ACTIONS = ("shadow", "canary", "promote", "rollback", "retire")
+MAX_BODY = 16 * 1024
+
+
+class AdminApi:
+    """The ``/_gateway/`` handler the front hands unknown internal paths to."""
+
+    def __init__(self, migrations: Migrations, config: GatewayHttpConfig) -> None:
+        self.migrations = migrations
+        self.settings = migrations.settings
+        self.config = config
+        self.py2_names = {r.prefix: (r.service or r.upstream) for r in config.routes}
+
+    def close(self) -> None:
+        """Stop the migrations' threads (the front is shutting down)."""
+        self.migrations.close()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse, path: str,
+                 rid: str) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        if path in ASSETS:
+            if method not in ("GET", "HEAD"):
+                raise Problem(405, "GET only", headers=[("Allow", "GET, HEAD")])
+            name, ctype = ASSETS[path]
+            body = (HERE / name).read_bytes()
+            return self.answer(start_response, method, body, ctype, rid,
+                               [("Content-Security-Policy",
+                                 "default-src 'self'; style-src 'self' 'unsafe-inline'")])
+        if not path.startswith("/_gateway/api/"):
+            raise Problem(404, "no such gateway endpoint", code="not_found")
+        self.authorise(environ)
+        parts = path[len("/_gateway/api/"):].strip("/").split("/")
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        if method == "POST" and len(parts) == 3 and parts[0] == "migrations":
+            doc = self.act(parts[1], parts[2], self.read_json(environ), self.actor(environ))
+        elif method in ("GET", "HEAD") and len(parts) == 1:
+            doc = self.read(parts[0], query)
+        else:
+            raise Problem(404, "no such admin endpoint", code="not_found")
+        data = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode()
+        return self.answer(start_response, method, data, "application/json", rid,
+                           [("Cache-Control", "no-store")])
+
+    @staticmethod
+    def answer(start_response: StartResponse, method: str, body: bytes, ctype: str, rid: str,
+               extra: list[tuple[str, str]]) -> list[bytes]:
+        """A 200 with ``body``."""
+        start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body))),
+                                  ("X-Request-ID", rid), *extra])
+        return [] if method == "HEAD" else [body]
+
+    def authorise(self, environ: dict[str, Any]) -> None:
+        """401 without the token, 403 from a non-loopback client (unless allowed)."""
+        if not self.settings.allow_remote_admin:
+            try:
+                loopback = ipaddress.ip_address(environ.get("REMOTE_ADDR") or "").is_loopback
+            except ValueError:
+                loopback = False
+            if not loopback:
+                raise Problem(403, "the admin API answers loopback clients only "
+                              "(migration.allow_remote_admin)", code="forbidden")
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not self.migrations.trusted(token.strip()):
+            raise Problem(401, "the admin API needs Authorization: Bearer <admin token>",
+                          code="unauthorized", headers=[("WWW-Authenticate", "Bearer")])
+
+    @staticmethod
+    def actor(environ: dict[str, Any]) -> str:
+        """Who acts, as the audit log records it."""
+        who = (environ.get("HTTP_X_GATEWAY_ACTOR") or "api")[:64]
+        who = "".join(c for c in who if c.isprintable())
+        return f"{who} ({environ.get('REMOTE_ADDR') or '?'})"
+
+    @staticmethod
+    def read_json(environ: dict[str, Any]) -> dict[str, Any]:
+        """The JSON object in the request body ({} when empty)."""
+        body = request_body(environ, MAX_BODY)
+        raw = body.read_all() if body else b""
+        if not raw.strip():
+            return {}
+        try:
+            doc = json.loads(raw)
+        except ValueError as exc:
+            raise Problem(400, f"the body is not valid JSON: {exc}"[:200],
+                          code="bad_request") from None
+        if not isinstance(doc, dict):
+            raise Problem(400, "the body must be a JSON object", code="bad_request")
+        return doc
+
+    def migration(self, name: str) -> MigrationConfig:
+        """The configured migration ``name`` (404 if none)."""
+        try:
+            return self.settings.get(name)
+        except KeyError:
+            raise Problem(404, f"no migration {name!r}", code="unknown_migration") from None
+
+    def act(self, name: str, action: str, body: dict[str, Any], actor: str) -> dict[str, Any]:
+        """One state change; the new state, or 409 with why not."""
+        m = self.migration(name)
+        store = self.migrations.store
+        reason = body.get("reason", "")
+        force = body.get("force", False)
+        if not isinstance(reason, str) or not isinstance(force, bool):
+            raise Problem(400, "reason must be a string and force a boolean", code="bad_request")
+        try:
+            if action == "shadow":
+                state = store.transition(name, "shadow", actor=actor, reason=reason)
+            elif action == "canary":
+                percent = body.get("percent")
+                if isinstance(percent, bool) or not isinstance(percent, int) \
+                        or not 1 <= percent <= 99:
+                    raise Problem(400, "canary needs an integer percent from 1 to 99",
+                                  code="bad_request")
+                state = store.transition(name, "canary", percent, actor=actor, reason=reason)
+            elif action == "promote":
+                state = store.promote(name, m.thresholds, actor=actor, force=force,
+                                      reason=reason)
+            elif action == "rollback":
+                state = store.rollback(name, actor=actor, reason=reason)
+            elif action == "retire":
+                state = store.transition(name, "retired", actor=actor, reason=reason)
+            else:
+                raise Problem(404, f"actions are {', '.join(ACTIONS)}", code="not_found")
+        except GateRefused as exc:
+            raise Problem(409, str(exc), code="gate_refused",
+                          extra={"reasons": list(exc.gate.reasons),
+                                 "evidence": exc.gate.evidence.to_json()}) from None
+        except TransitionError as exc:
+            raise Problem(409, str(exc), code="illegal_transition") from None
+        except StoreError as exc:
+            raise Problem(503, f"the migration store failed: {exc}", code="store") from None
+        return {"state": state.to_json()}
+
+    def read(self, what: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        """The GET endpoints."""
+        name = (query.get("name") or [""])[0] or None
+        try:
+            limit = max(1, min(500, int((query.get("limit") or ["50"])[0])))
+        except ValueError:
+            raise Problem(400, "limit must be an integer", code="bad_request") from None
+        if name is not None:
+            self.migration(name)
+        store = self.migrations.store
+        try:
+            if what == "overview":
+                return {"now": self.migrations.clock(), "migrations": self.reports(),
+                        "services": self.services(), "parity": self.parity()}
+            if what == "migrations":
+                return {"now": self.migrations.clock(), "migrations": self.reports()}
+            if what == "diffs":
+                return {"diffs": store.recent_diffs(name, limit)}
+            if what == "audit":
+                return {"audit": [e.to_json() for e in store.audit(name, limit)]}
+        except StoreError as exc:
+            raise Problem(503, f"the migration store failed: {exc}", code="store") from None
+        raise Problem(404, "no such admin endpoint", code="not_found")
+
+    def reports(self) -> list[dict[str, Any]]:
+        """Every migration's report (state, evidence, gate, traffic, latency) and series."""
+        store = self.migrations.store
+        out = []
+        for m in self.settings.migrations:
+            report = store.report(m.name, m.thresholds)
+            report.update(m.to_json())
+            report["py2"] = m.rpc_service if m.kind == "rpc" else self.py2_names.get(m.route, "")
+            report["series"] = store.series(m.name)
+            out.append(report)
+        return out
+
+    def services(self) -> dict[str, Any]:
+        """The arbiter's published service states ({} without an arbiter)."""
+        if not self.settings.state_file:
+            return {}
+        from gateway.arbiter.statefile import ServiceStates
+        return dict(ServiceStates(self.settings.state_file).services())
+
+    def parity(self) -> Any:
+        """The contract suite's py2/py3 parity table, or None when it was never run."""
+        try:
+            with open(self.settings.parity_file, encoding="utf-8") as fh:
+                return json.load(fh)
+        except (OSError, ValueError):
+            return None

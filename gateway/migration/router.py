@@ -1,0 +1,514 @@
+"""Serving a migrated route: pick the primary, answer the client, shadow the candidate.
+
+One :class:`Migrations` per front process owns the store, the state cache,
+the background recorder and the shadow pools; :meth:`Migrations.wrap_route`
+turns a route's two backends (the py2 original and the py3 port) into one::
+
+    migrations = Migrations(settings)                     # after the fork, in the worker
+    backend = migrations.wrap_route(cfg, py2_backend, py3_backend, py2_shadow, py3_shadow)
+    backend(call, start_response)                          # a Backend like any other
+    result = migrations.rpc(cfg).call(client, call, params, ...)   # an rpc method
+
+Per request: the state (cached, re-read when the store changed) decides the
+primary: py2 in ``py2`` and ``shadow``, py3 in ``py3`` and ``retired``, and in
+``canary N%`` the client's sticky bucket (a hash of the ``gw_canary`` cookie,
+a header, or the address) below N. A trusted caller pins a runtime with
+``X-Gateway-Runtime: py2|py3`` plus ``X-Gateway-Token: <admin token>``.
+
+The client always gets the primary's answer, streamed as it comes; the
+first ``capture_bytes`` are kept. When the body is done, and only if a shadow
+slot is free (``shadow_concurrency``), a pool thread replays the request to
+the candidate (and, for noise learning, once more to the primary), each
+copy capped by ``shadow_timeout_ms`` and marked ``X-Shadow: 1``, compares,
+and hands the evidence to the recorder. Nothing of that is on the client's
+critical path; a shadow that cannot run is recorded as ``uncompared``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import logging
+import os
+import queue
+import random
+import secrets
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+from gateway.http.bodies import parse_length, request_body
+from gateway.http.context import Call
+from gateway.http.problems import Problem
+from gateway.migration import compare
+from gateway.migration.config import MigrationConfig, MigrationSettings
+from gateway.migration.store import Comparison, MigrationState, MigrationStore, Observation
+from protocol import errors as perrors
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+Backend = Callable[[Call, StartResponse], Iterable[bytes]]
+SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+COOKIE = "gw_canary"
+OTHER = {"py2": "py3", "py3": "py2"}
+# Interpreters print the same double differently ("1e-05" vs "1e-5", "1.0" vs "1"), which
+# parses back to (nearly) the same value; a few ulps absorb that. A looser tolerance would
+# hide real changes: at 1e-9 two epoch timestamps a millisecond apart compare equal.
+FLOAT_REL_TOL = 4 * sys.float_info.epsilon
+FLUSH_S = 0.2
+BUDGET_CHECK_S = 1.0
+
+
+def ensure_token(path: str) -> str:
+    """The admin token in ``path``, created (0600, 256 random bits) when missing."""
+    try:
+        with open(path, encoding="ascii") as fh:
+            token = fh.read().strip()
+        if token:
+            return token
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(token + "\n")
+    try:
+        os.link(tmp, path)           # first writer wins; a racing one reads the winner's
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    with open(path, encoding="ascii") as fh:
+        return fh.read().strip()
+
+
+def status_of(exc: BaseException) -> int:
+    """The HTTP status a failed call answers with (500 for the unexpected, 499 client gone)."""
+    if isinstance(exc, Problem | perrors.ProtocolError):
+        return int(exc.status)
+    if isinstance(exc, ConnectionAbortedError):
+        return 499
+    return 500
+
+
+class Recorder:
+    """Collects evidence from request threads; one background thread writes it in batches.
+
+    It also judges the error budget of migrations in canary or py3 and rolls
+    them back (the store makes that exactly-once across processes).
+    """
+
+    def __init__(self, store: MigrationStore, migrations: Iterable[MigrationConfig]) -> None:
+        self.store = store
+        self.migrations = list(migrations)
+        self._queue: queue.SimpleQueue[Observation | Comparison] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="migration-recorder",
+                                        daemon=True)
+        self._thread.start()
+
+    def add(self, item: Observation | Comparison) -> None:
+        """Queue one observation or comparison (never blocks)."""
+        self._queue.put(item)
+
+    def flush(self) -> int:
+        """Write everything queued so far; the number of items written."""
+        obs: list[Observation] = []
+        cmps: list[Comparison] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, Comparison):
+                cmps.append(item)
+            else:
+                obs.append(item)
+        if obs or cmps:
+            try:
+                self.store.record(obs, cmps)
+            except Exception:
+                log.exception("migration evidence could not be stored (%d items)",
+                              len(obs) + len(cmps))
+        return len(obs) + len(cmps)
+
+    def judge(self) -> None:
+        """Roll back every canary / py3 migration whose py3 error budget is spent."""
+        for m in self.migrations:
+            try:
+                state = self.store.auto_rollback(m.name, m.thresholds)
+            except Exception:
+                log.exception("error budget check of %s failed", m.name)
+                continue
+            if state is not None:
+                log.warning("migration %s rolled back to py2: error budget spent", m.name)
+
+    def _run(self) -> None:
+        next_judge = time.monotonic() + BUDGET_CHECK_S
+        while not self._stop.wait(FLUSH_S):
+            self.flush()
+            if time.monotonic() >= next_judge:
+                self.judge()
+                next_judge = time.monotonic() + BUDGET_CHECK_S
+        self.flush()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the thread after a last flush."""
+        self._stop.set()
+        self._thread.join(timeout)
+
+
+class ShadowPool:
+    """At most ``size`` shadow jobs in flight; a job that finds no slot is not run."""
+
+    def __init__(self, name: str, size: int) -> None:
+        self._slots = threading.BoundedSemaphore(size)
+        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"shadow-{name}")
+
+    def submit(self, job: Callable[[], None]) -> bool:
+        """Run ``job`` in the pool if a slot is free; False when it was skipped."""
+        if not self._slots.acquire(blocking=False):
+            return False
+
+        def run() -> None:
+            try:
+                job()
+            except Exception:
+                log.exception("shadow job failed")
+            finally:
+                self._slots.release()
+        try:
+            self._executor.submit(run)
+        except RuntimeError:          # shutting down
+            self._slots.release()
+            return False
+        return True
+
+    def close(self) -> None:
+        """Stop taking jobs; running ones finish within their own time caps."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class Migrations:
+    """Everything migration-related in one front process."""
+
+    def __init__(self, settings: MigrationSettings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.store = MigrationStore(settings.db)
+        for m in settings.migrations:
+            self.store.ensure(m.name, m.state, m.percent)
+        self.token = ensure_token(settings.token_file)
+        self.recorder = Recorder(self.store, settings.migrations)
+        self.pools = {m.name: ShadowPool(m.name, m.shadow_concurrency)
+                      for m in settings.migrations}
+        self._states = self.store.all()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop the pools and the recorder (after a last flush)."""
+        for pool in self.pools.values():
+            pool.close()
+        self.recorder.close()
+        self.store.close()
+
+    def state(self, name: str) -> MigrationState:
+        """The current state of ``name`` (re-read only when the store changed)."""
+        if self.store.changed():
+            with self._lock:
+                self._states = self.store.all()
+        return self._states[name]
+
+    def trusted(self, token: str | None) -> bool:
+        """True when ``token`` is the admin token (constant-time)."""
+        return bool(token) and hmac.compare_digest((token or "").encode(), self.token.encode())
+
+    def choose(self, cfg: MigrationConfig, environ: dict[str, Any]) -> tuple[str, str | None]:
+        """(the primary runtime, a new canary cookie to set or None) for one request."""
+        pin = environ.get("gateway.pin")
+        if pin and pin[0] in OTHER and self.trusted(pin[1]):
+            return pin[0], None
+        state = self.state(cfg.name)
+        if state.mode in ("py2", "shadow"):
+            return "py2", None
+        if state.mode in ("py3", "retired"):
+            return "py3", None
+        key, new_cookie = sticky_key(cfg.sticky, environ)
+        bucket = zlib.crc32(f"{cfg.name}:{key}".encode()) % 100
+        return ("py3" if bucket < state.percent else "py2"), new_cookie
+
+    def shadowing(self, cfg: MigrationConfig) -> bool:
+        """True when the state sends copies to the candidate (and the sample says so)."""
+        if self.state(cfg.name).mode not in ("shadow", "canary", "py3"):
+            return False
+        return cfg.sample >= 1.0 or random.random() < cfg.sample
+
+    def observe(self, cfg: MigrationConfig, runtime: str, role: str, started: float,
+                status: int, error: bool) -> None:
+        """Queue one observation of a request served (or shadowed) by ``runtime``."""
+        self.recorder.add(Observation(
+            name=cfg.name, at=self.clock(), runtime=runtime, role=role,
+            ms=(time.monotonic() - started) * 1000.0, status=status,
+            error=error or status >= 500))
+
+    def wrap_route(self, cfg: MigrationConfig, py2: Backend, py3: Backend,
+                   py2_shadow: Backend, py3_shadow: Backend) -> MigratedRoute:
+        """The backend of a migrated route (see :class:`MigratedRoute`)."""
+        return MigratedRoute(self, cfg, {"py2": py2, "py3": py3},
+                             {"py2": py2_shadow, "py3": py3_shadow})
+
+
+def sticky_key(sticky: str, environ: dict[str, Any]) -> tuple[str, str | None]:
+    """The client's canary key, and a fresh ``gw_canary`` value when one must be set."""
+    kind, _, name = sticky.partition(":")
+    if kind == "header":
+        value = environ.get("HTTP_" + name.upper().replace("-", "_"))
+        if value:
+            return f"h:{value}", None
+    elif kind == "cookie":
+        cookie = _cookie(environ, name or COOKIE)
+        if cookie:
+            return f"c:{cookie}", None
+        if not name:
+            fresh = secrets.token_hex(8)
+            return f"c:{fresh}", fresh
+    return f"a:{environ.get('REMOTE_ADDR', '')}", None
+
+
+def _cookie(environ: dict[str, Any], name: str) -> str:
+    raw = environ.get("HTTP_COOKIE")
+    if not raw:
+        return ""
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(raw)
+    except CookieError:
+        return ""
+    morsel = jar.get(name)
+    return morsel.value if morsel is not None else ""
+
+
+class MigratedRoute:
+    """A route served by one of two backends, with a shadow copy to the other."""
+
+    def __init__(self, owner: Migrations, cfg: MigrationConfig, backends: dict[str, Backend],
+                 shadows: dict[str, Backend]) -> None:
+        self.owner = owner
+        self.cfg = cfg
+        self.backends = backends
+        self.shadows = shadows
+        self.rules = compare.Rules(
+            ignore_headers=compare.DEFAULT_IGNORED_HEADERS | frozenset(cfg.ignore_headers),
+            ignore_pointers=cfg.ignore_pointers, float_rel_tol=FLOAT_REL_TOL)
+        self.safe_only = not cfg.shadow_safe
+
+    def close(self) -> None:
+        """Release the four backends' pools and sockets."""
+        for backend in (*self.backends.values(), *self.shadows.values()):
+            closer = getattr(backend, "close", None)
+            if closer is not None:
+                closer()
+
+    def __call__(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:
+        owner, cfg, environ = self.owner, self.cfg, call.environ
+        primary, new_cookie = owner.choose(cfg, environ)
+        method = environ["REQUEST_METHOD"]
+        body: bytes | None = None
+        shadow = owner.shadowing(cfg) and (method in SAFE or not self.safe_only)
+        if shadow:
+            length = parse_length(environ.get("CONTENT_LENGTH"))
+            if environ.get("HTTP_TRANSFER_ENCODING") or (length or 0) > cfg.capture_bytes:
+                shadow = False
+                self.uncompared(call, primary, "the request body is chunked or over "
+                                f"capture_bytes ({cfg.capture_bytes})")
+            else:
+                reader = request_body(environ, cfg.capture_bytes)
+                body = reader.read_all() if reader else b""
+                environ["wsgi.input"] = io.BytesIO(body)
+        captured: dict[str, Any] = {}
+
+        def capturing_start_response(status: str, headers: list[tuple[str, str]],
+                                     exc_info: Any = None) -> Any:
+            captured["status"] = int(status.split(" ", 1)[0])
+            captured["headers"] = tuple(headers)
+            if new_cookie is not None:
+                headers = [*headers, ("Set-Cookie", f"{COOKIE}={new_cookie}; Path=/; "
+                                      "HttpOnly; SameSite=Lax; Max-Age=31536000")]
+            return start_response(status, headers, exc_info)
+
+        started = time.monotonic()
+        try:
+            result = self.backends[primary](call, capturing_start_response)
+        except BaseException as exc:
+            owner.observe(cfg, primary, "serve", started, status_of(exc), True)
+            raise
+        return CapturedBody(result, cfg.capture_bytes, lambda data, truncated, failure:
+                            self.done(call, primary, started, captured, data, truncated,
+                                      failure, body if shadow else None))
+
+    def uncompared(self, call: Call, primary: str, why: str) -> None:
+        """Record that a request that should have been compared was not."""
+        self.owner.recorder.add(Comparison(
+            name=self.cfg.name, at=self.owner.clock(), rid=call.request_id, primary=primary,
+            outcome="uncompared", paths=(), noise_paths=(), noise_checked=False, fields=[],
+            sample={"reason": why}, method=call.environ["REQUEST_METHOD"],
+            path=call.target.raw_path))
+
+    def done(self, call: Call, primary: str, started: float, captured: dict[str, Any],
+             data: bytes, truncated: bool, failure: BaseException | None,
+             body: bytes | None) -> None:
+        """The client's answer is complete: record it, then maybe shadow it."""
+        status = captured.get("status", 500) if failure is None else status_of(failure)
+        # A client that hangs up early is not the runtime's error (499, as nginx logs it).
+        error = failure is not None and status != 499
+        self.owner.observe(self.cfg, primary, "serve", started, status, error)
+        if body is None:
+            return
+        if failure is not None or "status" not in captured:
+            self.uncompared(call, primary, "the primary failed before answering")
+            return
+        answer = compare.HttpAnswer(captured["status"], captured["headers"], data, truncated)
+        environ = {k: v for k, v in call.environ.items() if k != "wsgi.input"}
+        if not self.owner.pools[self.cfg.name].submit(
+                lambda: self.shadow(call, environ, primary, answer, body)):
+            self.uncompared(call, primary, "shadow_concurrency reached: copy skipped")
+
+    def replay(self, runtime: str, role: str, call: Call, environ: dict[str, Any],
+               body: bytes) -> compare.HttpAnswer:
+        """Send one capped copy to ``runtime``; failures become answers with their status."""
+        env = dict(environ)
+        env["wsgi.input"] = io.BytesIO(body)
+        env["HTTP_X_SHADOW"] = "1"
+        if body or "CONTENT_LENGTH" in env:
+            env["CONTENT_LENGTH"] = str(len(body))
+        head: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]],
+                           exc_info: Any = None) -> Callable[[bytes], None]:
+            head["status"] = int(status.split(" ", 1)[0])
+            head["headers"] = tuple(headers)
+            return lambda _data: None
+
+        cap = self.cfg.capture_bytes
+        deadline = time.monotonic() + self.cfg.shadow_timeout_ms / 1000.0
+        started = time.monotonic()
+        chunks: list[bytes] = []
+        size = 0
+        truncated = False
+        rid = f"{call.request_id}.{role}"
+        result: Iterable[bytes] | None = None
+        try:
+            result = self.shadows[runtime](Call(env, rid, call.target, call.match),
+                                           start_response)
+            for chunk in result:
+                if size < cap:
+                    chunks.append(chunk[:cap - size])
+                size += len(chunk)
+                if size > cap:
+                    truncated = True
+                    break
+                if time.monotonic() > deadline:
+                    raise perrors.Timeout("the shadow copy passed shadow_timeout_ms")
+        except Exception as exc:
+            status = status_of(exc)
+            self.owner.observe(self.cfg, runtime, role, started, status, True)
+            code = getattr(exc, "code", type(exc).__name__)
+            return compare.HttpAnswer(status, (("X-Gateway-Error", str(code)),), b"")
+        finally:
+            closer = getattr(result, "close", None)
+            if closer is not None:
+                closer()
+        status = head.get("status", 502)
+        self.owner.observe(self.cfg, runtime, role, started, status, status >= 500)
+        return compare.HttpAnswer(status, head.get("headers", ()), b"".join(chunks), truncated)
+
+    def shadow(self, call: Call, environ: dict[str, Any], primary: str,
+               answer: compare.HttpAnswer, body: bytes) -> None:
+        """The shadow job: candidate copy, noise copy, comparison, evidence."""
+        cfg, owner = self.cfg, self.owner
+        candidate = OTHER[primary]
+        other = self.replay(candidate, "shadow", call, environ, body)
+        noise = None
+        if cfg.noise:
+            noise = self.replay(primary, "noise", call, environ, body)
+        diffs = compare.compare_http(answer, other, self.rules)
+        noise_diffs = compare.compare_http(answer, noise, self.rules) if noise else []
+        if other.status >= 500 > answer.status:
+            outcome = "candidate_error"
+        else:
+            outcome = "diff" if diffs else "same"
+        request = {"method": environ["REQUEST_METHOD"], "path": call.target.raw_path,
+                   "query": call.target.query_string,
+                   "headers": [[k[5:].replace("_", "-").title(), str(v)]
+                               for k, v in environ.items() if k.startswith("HTTP_")],
+                   "body": body[:512].decode("utf-8", "replace")}
+        labelled = {primary: answer, candidate: other}
+        owner.recorder.add(Comparison(
+            name=cfg.name, at=owner.clock(), rid=call.request_id, primary=primary,
+            outcome=outcome,
+            paths=tuple(sorted({compare.normalise_path(d.path) for d in diffs})),
+            noise_paths=tuple(sorted({compare.normalise_path(d.path) for d in noise_diffs})),
+            noise_checked=noise is not None,
+            fields=[d.to_json() for d in diffs[:50]],
+            sample=compare.sample(request, labelled["py2"], labelled["py3"]),
+            method=environ["REQUEST_METHOD"], path=call.target.raw_path))
+
+
+class CapturedBody:
+    """The primary's body, passed through as it streams, with its first bytes kept.
+
+    ``on_done(data, truncated, failure)`` runs once, when the body is
+    exhausted, fails, or is closed early (then as a failure: the client left).
+    """
+
+    def __init__(self, result: Iterable[bytes], cap: int,
+                 on_done: Callable[[bytes, bool, BaseException | None], None]) -> None:
+        self._result = result
+        self._cap = cap
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._truncated = False
+        self._on_done: Callable[[bytes, bool, BaseException | None], None] | None = on_done
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._result:
+                if self._size < self._cap:
+                    self._chunks.append(chunk[:self._cap - self._size])
+                elif chunk:
+                    self._truncated = True
+                self._size += len(chunk)
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            self._finish(exc)
+            raise
+        self._finish(None)
+
+    def _finish(self, failure: BaseException | None) -> None:
+        on_done, self._on_done = self._on_done, None
+        if on_done is not None:
+            try:
+                on_done(b"".join(self._chunks), self._truncated or self._size > self._cap,
+                        failure)
+            except Exception:
+                log.exception("recording a migrated request failed")
+
+    def close(self) -> None:
+        """Close the wrapped body; a body never finished counts as a failure."""
+        try:
+            closer = getattr(self._result, "close", None)
+            if closer is not None:
+                closer()
+        finally:
+            if self._on_done is not None:
+                self._finish(ConnectionAbortedError("the client went away"))
