@@ -108,11 +108,13 @@ def rows(db: str, sql: str, *params: Any) -> list[Any]:
 # -- opening ----------------------------------------------------------------------------------
 
 def test_open_creates_private_wal_file_with_schema_version(store: MigrationStore, db: str) -> None:
-    assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
+    store.ensure("m")  # the WAL and shared-memory files exist while it is open
+    for path in (db, db + "-wal", db + "-shm"):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
     assert rows(db, "PRAGMA journal_mode") == [("wal",)]
     assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     again = MigrationStore(db)  # reopening an up-to-date file changes nothing
-    assert again.all() == {}
+    assert set(again.all()) == {"m"}
     again.close()
 
 
@@ -301,6 +303,31 @@ def test_expect_version_is_a_compare_and_set(store: MigrationStore) -> None:
     with pytest.raises(TransitionError, match="changed concurrently"):
         store.transition("m", "canary", 10, actor="b", expect_version=v)
     assert store.get("m").mode == "shadow" and len(store.audit("m")) == 2
+
+
+def test_a_held_lock_is_a_store_error_and_the_store_recovers(db: str, clock: Clock,
+                                                            monkeypatch: Any) -> None:
+    import gateway.migration.store as store_module
+
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 50)
+    s = MigrationStore(db, clock)
+    try:
+        s.ensure("m")
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StoreError, match="held the lock"):
+                s.transition("m", "shadow", actor="ops")
+            with pytest.raises(StoreError, match="locked"):
+                s.record([obs("m", clock.now)], [])
+            assert s.get("m").mode == "py2"  # readers are not blocked by a writer in WAL
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert s.transition("m", "shadow", actor="ops").version == 2
+        assert [e.to_mode for e in s.audit("m")] == ["shadow", "py2"]
+    finally:
+        s.close()
 
 
 def test_a_closed_store_refuses_work(db: str) -> None:
