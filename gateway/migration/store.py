@@ -735,6 +735,8 @@ class MigrationStore:
         Buckets are aligned to multiples of ``bucket_s`` so they stay put between
         calls; the last one holds now. Uncompared rows are not counted.
         """
+        if not bucket_s > 0 or buckets < 1:
+            raise ValueError(f"series needs bucket_s > 0 and buckets >= 1: {bucket_s}, {buckets}")
         now = self._clock()
         first = float((math.floor(now / bucket_s) - (buckets - 1)) * bucket_s)
         noisy = self._noisy(name, self.get(name).epoch_started)

@@ -564,6 +564,8 @@ def test_series_buckets_and_recent_diffs(store: MigrationStore, clock: Clock) ->
     ])
     assert store.series("m", 10.0, 3) == [[base, 2, 0], [base + 10, 1, 1], [base + 20, 1, 1]]
     assert len(store.series("m")) == 30
+    with pytest.raises(ValueError, match="bucket_s > 0"):
+        store.series("m", 0.0, 3)
     diffs = store.recent_diffs("m", limit=3)
     assert [d["rid"] for d in diffs] == ["err", "body", "ts"]
     assert [d["noise"] for d in diffs] == [False, False, True]
