@@ -201,7 +201,7 @@
     f.percent.textContent = st.mode === "canary" ? num(st.percent) + "% to py3" : "";
     f.title.textContent = m.kind + " " + m.target + "  (" + m.py2 + " → " + m.py3 + ", v" + num(st.version) + ")";
     f.share.textContent = pct(tr.py3_share) + " (" + num(tr.py2) + " py2 / " + num(tr.py3) + " py3)";
-    f.bar.setAttribute("style", "width:" + Math.round(100 * (tr.py3_share || 0)) + "%");
+    f.bar.style.width = Math.round(100 * (tr.py3_share || 0)) + "%";  // CSSOM: allowed under a CSP
     f.samples.textContent = num(ev.samples);
     f.regressions.textContent = num(ev.regressions);
     f.diffRate.textContent = pct(ev.diff_rate);
