@@ -250,7 +250,8 @@ def _migration(name: str, t: Any) -> MigrationConfig:
         window_s=float(positive("window_s", 300.0, (int, float))),
     )
     return MigrationConfig(
-        name=name, py3=py3, route=route.rstrip("/") or "/", rpc=rpc, state=state,
+        name=name, py3=py3, route=(route.rstrip("/") or "/") if route else "", rpc=rpc,
+        state=state,
         percent=percent, sample=sample, noise=get("noise", bool, True, "true or false"),
         shadow_safe=get("shadow_safe", bool, None, "true or false"),
         shadow_timeout_ms=positive("shadow_timeout_ms", 5000),

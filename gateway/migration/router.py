@@ -458,7 +458,8 @@ class MigratedRoute:
             noise_paths=tuple(sorted({compare.normalise_path(d.path) for d in noise_diffs})),
             noise_checked=noise is not None,
             fields=[d.to_json() for d in diffs[:50]],
-            sample=compare.sample(request, labelled["py2"], labelled["py3"]),
+            sample=compare.sample(request, labelled["py2"], labelled["py3"],
+                                  labels=("py2", "py3")),
             method=environ["REQUEST_METHOD"], path=call.target.raw_path))
 
 

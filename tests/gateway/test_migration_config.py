@@ -1,0 +1,149 @@
+"""Migration settings and the request-side pieces of the router, without processes."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+
+import pytest
+
+from gateway.config import parse
+from gateway.errors import ConfigError
+from gateway.http.problems import Problem
+from gateway.migration.config import parse_settings
+from gateway.migration.router import CapturedBody, ensure_token, status_of, sticky_key
+from protocol import errors as perrors
+
+BASE = """
+[[routes]]
+prefix = "/api/notes"
+backend = "wsgi"
+service = "notes"
+[[routes]]
+prefix = "/rpc"
+backend = "rpc"
+[[routes]]
+prefix = "/static"
+backend = "static"
+target = "/tmp"
+[services.notes]
+runtime = "py2"
+app = "py2_services.notes:app"
+[services.notes3]
+runtime = "py3"
+app = "py3_services.notes:app"
+[services.hd3]
+runtime = "py3"
+module = "py3_services.htmldiff:TABLE"
+"""
+
+
+def test_a_migration_parses_with_its_defaults(tmp_path):
+    cfg = parse(BASE + '[migrations.notes]\nroute = "/api/notes/"\npy3 = "notes3"\n',
+                base_dir=str(tmp_path))
+    settings = cfg.migration_settings
+    m = settings.get("notes")
+    assert (m.kind, m.target, m.py3, m.state, m.sample) == ("route", "/api/notes", "notes3",
+                                                            "py2", 1.0)
+    assert m.thresholds.min_samples == 50 and m.thresholds.max_diff_rate == 0.01
+    assert settings.db == os.path.join(cfg.gateway.run_dir, "migrations.sqlite3")
+    assert settings.token_file == os.path.join(cfg.gateway.run_dir, "admin.token")
+    assert not settings.allow_remote_admin
+    # the arbiter hands the config to its children as JSON: it must survive that
+    again = parse_settings(cfg.to_dict()["migration"], cfg.to_dict()["migrations"],
+                           cfg.gateway.run_dir, cfg.base_dir, cfg.state_file)
+    assert again == settings
+
+
+@pytest.mark.parametrize("table, message", [
+    ('route = "/api/notes"', "migrations.m.py3: required"),
+    ('py3 = "notes3"', "migrations.m.route: give exactly one"),
+    ('route = "/api/notes"\nrpc = "a/b"\npy3 = "x"', "give exactly one"),
+    ('route = "/nope"\npy3 = "notes3"', "no [[routes]] entry has prefix '/nope'"),
+    ('route = "/static"\npy3 = "x"', "only wsgi and http routes migrate"),
+    ('route = "/api/notes"\npy3 = "hd3"', "is not a wsgi service"),
+    ('rpc = "htmldiff"\npy3 = "hd3"', "expected SERVICE/METHOD"),
+    ('rpc = "htmldiff/diff"\npy3 = "notes3"', "is not an rpc service"),
+    ('route = "/api/notes"\npy3 = "notes3"\nstate = "beta"', "migrations.m.state: must be one"),
+    ('route = "/api/notes"\npy3 = "notes3"\nstate = "canary"', "migrations.m.percent"),
+    ('route = "/api/notes"\npy3 = "notes3"\nsample = 2', "migrations.m.sample"),
+    ('route = "/api/notes"\npy3 = "notes3"\nsticky = "ip"', "migrations.m.sticky"),
+    ('route = "/api/notes"\npy3 = "notes3"\nignore_pointers = ["x"]', "not a JSON pointer"),
+    ('route = "/api/notes"\npy3 = "notes3"\nshadow_concurrency = 0', "positive"),
+    ('route = "/api/notes"\npy3 = "notes3"\nnoise = "yes"', "migrations.m.noise"),
+    ('route = "/api/notes"\npy3 = "notes3"\ncolour = 1', "migrations.m.colour: unknown key"),
+])
+def test_bad_migrations_name_the_offending_key(table, message):
+    with pytest.raises(ConfigError) as info:
+        parse(BASE + "[migrations.m]\n" + table + "\n")
+    assert message in str(info.value)
+
+
+def test_one_target_is_migrated_once_and_the_migration_table_is_checked():
+    twice = ('[migrations.a]\nroute = "/api/notes"\npy3 = "notes3"\n'
+             '[migrations.b]\nroute = "/api/notes"\npy3 = "notes3"\n')
+    with pytest.raises(ConfigError, match=r"already migrated by migrations\.a"):
+        parse(BASE + twice)
+    with pytest.raises(ConfigError, match=r"migration\.port: unknown key"):
+        parse(BASE + "[migration]\nport = 1\n")
+    with pytest.raises(ConfigError, match="allow_remote_admin"):
+        parse(BASE + '[migration]\nallow_remote_admin = "yes"\n')
+
+
+def test_sticky_keys():
+    cookie = {"HTTP_COOKIE": "a=1; gw_canary=abc", "REMOTE_ADDR": "127.0.0.1"}
+    assert sticky_key("cookie", cookie) == ("c:abc", None)
+    key, fresh = sticky_key("cookie", {"REMOTE_ADDR": "127.0.0.1"})
+    assert fresh is not None and key == f"c:{fresh}" and len(fresh) == 16
+    assert sticky_key("cookie:sid", {"HTTP_COOKIE": "sid=s1"}) == ("c:s1", None)
+    # a named cookie the client lacks: the address, and no cookie is invented
+    assert sticky_key("cookie:sid", {"REMOTE_ADDR": "::1"}) == ("a:::1", None)
+    assert sticky_key("header:X-User", {"HTTP_X_USER": "u7"}) == ("h:u7", None)
+    assert sticky_key("addr", {"REMOTE_ADDR": "10.0.0.1"}) == ("a:10.0.0.1", None)
+    assert sticky_key("cookie", {"HTTP_COOKIE": "bad\x00cookie;;=", "REMOTE_ADDR": "x"})[1]
+
+
+def test_the_admin_token_is_made_once_private_and_shared(tmp_path):
+    path = str(tmp_path / "run" / "admin.token")
+    tokens: list[str] = []
+    threads = [threading.Thread(target=lambda: tokens.append(ensure_token(path)))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(set(tokens)) == 1 and len(tokens[0]) >= 40
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert ensure_token(path) == tokens[0]
+    assert sorted(os.listdir(tmp_path / "run")) == ["admin.token"]
+
+
+def test_status_of_failures():
+    assert status_of(Problem(413, "x")) == 413
+    assert status_of(perrors.Timeout("slow")) == 504
+    assert status_of(ConnectionAbortedError()) == 499
+    assert status_of(RuntimeError()) == 500
+
+
+def test_captured_body_keeps_the_first_bytes_and_reports_once():
+    done: list[tuple[bytes, bool, object]] = []
+    body = CapturedBody([b"abc", b"def", b"ghi"], 5, lambda d, t, f: done.append((d, t, f)))
+    assert b"".join(body) == b"abcdefghi"
+    body.close()
+    assert done == [(b"abcde", True, None)]
+
+    def failing():
+        yield b"x"
+        raise perrors.WorkerLost("gone")
+    done.clear()
+    body = CapturedBody(failing(), 10, lambda d, t, f: done.append((d, t, f)))
+    with pytest.raises(perrors.WorkerLost):
+        list(body)
+    body.close()
+    assert len(done) == 1 and isinstance(done[0][2], perrors.WorkerLost)
+
+    done.clear()
+    body = CapturedBody([b"never read"], 10, lambda d, t, f: done.append((d, t, f)))
+    body.close()
+    assert len(done) == 1 and isinstance(done[0][2], ConnectionAbortedError)
