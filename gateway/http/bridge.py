@@ -78,6 +78,7 @@ class WsgiBackend:
         }
         return codec.Envelope("http", rid=call.request_id,
                               idem=method in _SAFE, http=http,
+                              shadow=bool(environ.get("gateway.shadow")),
                               payload=codec.Bytes(body.read_all() if body else b""))
 
     def __call__(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:

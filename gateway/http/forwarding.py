@@ -33,8 +33,9 @@ HOP_BY_HOP = frozenset({
 _REQUEST_DROP = HOP_BY_HOP | {"expect", "x-request-id", "via", "forwarded", "x-forwarded-for",
                               "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix",
                               "content-length", "host",
-                              # the migration pin and its admin token stop at the gateway
-                              "x-gateway-token", "x-gateway-runtime"}
+                              # the migration pin and its admin token stop at the gateway,
+                              # and only the gateway marks a request as a shadow copy
+                              "x-gateway-token", "x-gateway-runtime", "x-shadow"}
 _RESPONSE_DROP = HOP_BY_HOP | {"date", "server", "via", "x-request-id"}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@+=/-]{1,128}")
 
@@ -100,6 +101,8 @@ class Forwarding:
         mine = f"{version} {self.via}"
         out.append(("Via", f"{via}, {mine}" if via else mine))
         out.append(("X-Request-ID", rid))
+        if environ.get("gateway.shadow"):
+            out.append(("X-Shadow", "1"))
         return out
 
     def forwarded(self, environ: Mapping[str, Any], host: str,

@@ -386,7 +386,7 @@ class MigratedRoute:
         """Send one capped copy to ``runtime``; failures become answers with their status."""
         env = dict(environ)
         env["wsgi.input"] = io.BytesIO(body)
-        env["HTTP_X_SHADOW"] = "1"
+        env["gateway.shadow"] = True      # X-Shadow: 1, and the envelope's shadow flag
         if body or "CONTENT_LENGTH" in env:
             env["CONTENT_LENGTH"] = str(len(body))
         head: dict[str, Any] = {}

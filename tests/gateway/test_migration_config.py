@@ -147,3 +147,15 @@ def test_captured_body_keeps_the_first_bytes_and_reports_once():
     body = CapturedBody([b"never read"], 10, lambda d, t, f: done.append((d, t, f)))
     body.close()
     assert len(done) == 1 and isinstance(done[0][2], ConnectionAbortedError)
+
+
+def test_only_the_gateway_marks_shadow_copies_and_pins_never_travel():
+    from gateway.http.forwarding import Forwarding
+    fwd = Forwarding(0, "gateway")
+    environ = {"HTTP_X_SHADOW": "1", "HTTP_X_GATEWAY_TOKEN": "secret",
+               "HTTP_X_GATEWAY_RUNTIME": "py3", "HTTP_ACCEPT": "*/*", "REMOTE_ADDR": "::1"}
+    names = [n.lower() for n, _ in fwd.request_headers(environ, "rid")]
+    assert "x-shadow" not in names and "x-gateway-token" not in names
+    assert "x-gateway-runtime" not in names and "accept" in names
+    copy = dict(environ, **{"gateway.shadow": True})
+    assert ("X-Shadow", "1") in fwd.request_headers(copy, "rid.shadow")
