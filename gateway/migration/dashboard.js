@@ -199,7 +199,8 @@
     f.mode.textContent = num(st.mode);
     f.mode.className = "mode mode-" + st.mode;
     f.percent.textContent = st.mode === "canary" ? num(st.percent) + "% to py3" : "";
-    f.title.textContent = m.kind + " " + m.target + "  (" + m.py2 + " → " + m.py3 + ", v" + num(st.version) + ")";
+    f.title.textContent = m.kind + " " + m.target + "  (" + m.py2 + " → " + m.py3 + ")";
+    f.title.title = "state version " + num(st.version);
     f.share.textContent = pct(tr.py3_share) + " (" + num(tr.py2) + " py2 / " + num(tr.py3) + " py3)";
     f.bar.style.width = Math.round(100 * (tr.py3_share || 0)) + "%";  // CSSOM: allowed under a CSP
     f.samples.textContent = num(ev.samples);

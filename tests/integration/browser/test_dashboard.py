@@ -167,7 +167,8 @@ def message(driver: Any, verb: str) -> str:
     from selenium.webdriver.support.ui import WebDriverWait
 
     def answered(d: Any) -> str:
-        text = str(d.find_element(By.CSS_SELECTOR, "#message .text").text)
+        # #message itself is never replaced; its first line is the answer, then the reasons.
+        text = str(d.find_element(By.ID, "message").text).split("\n")[0]
         return text if text.startswith(f"{verb} {NAME}:") and "sending" not in text else ""
     return str(WebDriverWait(driver, 15).until(answered))
 
@@ -238,3 +239,7 @@ def test_dashboard_shows_diffs_and_gates_promotion(estate: Estate, browser: Any)
     earlier = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#audit .audit-row")[1:]]
     assert any(f"{NAME}: shadow → shadow by dashboard" in t for t in earlier), earlier
     assert token not in browser.current_url
+    # Script errors and CSP violations; failed requests (the 409) are the network's.
+    errors = [e for e in browser.get_log("browser")
+              if e["level"] == "SEVERE" and e.get("source") != "network"]
+    assert not errors, errors
