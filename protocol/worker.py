@@ -15,6 +15,11 @@ or from a shell (both interpreters; the arbiter uses this)::
 
     python -m protocol.worker --broker tcp://127.0.0.1:5555 --service calc mymod:TABLE
 
+Readiness: ``on_registered`` runs once, when the broker first confirms the
+registration (its HEARTBEAT carrying the interval). The command line uses it
+to send ``READY=1`` to ``$NOTIFY_SOCKET`` (sd_notify), so a supervisor learns
+that this very process takes traffic before it can serve its first request.
+
 Calls: params that are an object become keyword arguments, a list becomes
 positional arguments, null means no arguments. The return value is the
 result; an exception becomes an error envelope (a ProtocolError keeps its
@@ -37,6 +42,7 @@ import logging
 import os
 import platform
 import signal
+import socket
 import sys
 import threading
 import time
@@ -47,6 +53,10 @@ import zmq
 from protocol import codec, mdp
 from protocol._compat import text_type
 from protocol.errors import EnvelopeError, ProtocolError, RemoteError, Timeout, UnknownMethod
+
+MYPY = False
+if MYPY:  # pragma: no cover - type names for the type comments only
+    from typing import Mapping  # noqa: F401
 
 log = logging.getLogger("protocol.worker")
 
@@ -111,8 +121,8 @@ class Worker(object):
     """Serves one service on a broker; see the module docstring."""
 
     def __init__(self, endpoint, service, table=None, envelope_handler=None, credit=1,
-                 context=None, curve=None, max_backoff=2.0):
-        # type: (str, str, dict, object, int, zmq.Context, tuple, float) -> None
+                 context=None, curve=None, max_backoff=2.0, on_registered=None):
+        # type: (str, str, dict, object, int, zmq.Context, tuple, float, object) -> None
         if (table is None) == (envelope_handler is None):
             raise TypeError("give exactly one of table and envelope_handler")
         self.endpoint = endpoint
@@ -123,6 +133,7 @@ class Worker(object):
         self.ctx = context or zmq.Context.instance()
         self.curve = curve
         self.max_backoff = max_backoff
+        self.on_registered = on_registered
         self.interval = mdp.DEFAULT_INTERVAL_MS / 1000.0
         self.handled = 0
         self.connected = threading.Event()
@@ -276,6 +287,9 @@ class Worker(object):
             if interval is not None:
                 self.interval = interval / 1000.0
                 self.connected.set()
+                if self.on_registered is not None:
+                    callback, self.on_registered = self.on_registered, None
+                    callback()  # type: ignore[operator]
         elif command == mdp.DISCONNECT:
             return "disconnected"
         return ""
@@ -365,6 +379,36 @@ class Worker(object):
         self._send(mdp.worker_reply(client, body))
 
 
+def sd_notify(address, message=b"READY=1"):
+    # type: (str, bytes) -> bool
+    """Send one sd_notify(3) datagram to ``address``; False when nobody listens there.
+
+    ``address`` is what ``$NOTIFY_SOCKET`` holds: a path, or ``@name`` for
+    Linux's abstract namespace. Never raises: readiness is advice.
+    """
+    if not address:
+        return False
+    target = "\0" + address[1:] if address.startswith("@") else address
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.sendto(message, target)
+        return True
+    except (OSError, socket.error):
+        return False
+    finally:
+        sock.close()
+
+
+def notify_from(environ):
+    # type: (Mapping[str, str]) -> object
+    """The ``on_registered`` callback for a worker started with ``$NOTIFY_SOCKET``, or None."""
+    address = environ.get("NOTIFY_SOCKET", "")
+    if not address:
+        return None
+    message = ("READY=1\nMAINPID=%d" % os.getpid()).encode("ascii")
+    return lambda: sd_notify(address, message)
+
+
 def load_target(spec):
     # type: (str) -> object
     """Import ``module:attribute`` and return the attribute."""
@@ -393,10 +437,13 @@ def main(argv=None):
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     target = load_target(args.target)
+    notify = notify_from(os.environ)
     if isinstance(target, dict):
-        worker = Worker(args.broker, args.service, table=target, credit=args.credit)
+        worker = Worker(args.broker, args.service, table=target, credit=args.credit,
+                        on_registered=notify)
     else:
-        worker = Worker(args.broker, args.service, envelope_handler=target, credit=args.credit)
+        worker = Worker(args.broker, args.service, envelope_handler=target, credit=args.credit,
+                        on_registered=notify)
     worker.install_signal_handlers()
     worker.run()
     return 0

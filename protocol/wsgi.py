@@ -21,6 +21,7 @@ import argparse
 import importlib
 import io
 import logging
+import os
 import sys
 import traceback
 
@@ -247,7 +248,7 @@ def main(argv=None):
     # type: (Optional[List[str]]) -> int
     """``python -m protocol.wsgi --broker ENDPOINT --service NAME module:app``."""
     from protocol.mdp import now_ms
-    from protocol.worker import Worker
+    from protocol.worker import Worker, notify_from
 
     parser = argparse.ArgumentParser(prog="python -m protocol.wsgi")
     parser.add_argument("--broker", required=True, help="the broker endpoint")
@@ -256,7 +257,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     host = WsgiHost(load_app(args.app), now_ms=now_ms)
-    worker = Worker(args.broker, args.service, envelope_handler=host.handle)
+    worker = Worker(args.broker, args.service, envelope_handler=host.handle,
+                    on_registered=notify_from(os.environ))
     worker.install_signal_handlers()  # SIGTERM drains: finish in-flight work, then DISCONNECT
     worker.run()
     return 0
