@@ -5,7 +5,13 @@ main loop dispatches to ``handle_<signal>`` and otherwise reads as verbs:
 ``reap_workers`` (collect exits, schedule restarts with backoff or mark the
 unit FATAL), ``check_readiness``, ``spawn_workers`` (start what is due),
 ``murder_workers`` (SIGKILL what outlived its grace) and ``advance_rollouts``
-(finish reloads)::
+(finish reloads).
+
+Restarts: a replica that dies after it was READY restarts at once (the start
+limit still turns flapping into FATAL); one that dies while STARTING is a
+failed start and waits out an exponential backoff. Readiness is settled
+before that choice: a worker that sent ``READY=1`` on NOTIFY_SOCKET, or a
+probe that passed, counts even if the process died before the loop saw it::
 
     arbiter = Arbiter(config, loader=lambda: load_config(path), python3=sys.executable,
                       sink=LogSink(sys.stdout))
@@ -298,6 +304,7 @@ class Arbiter:
     def reap_workers(self) -> None:
         """Collect exited children: restart with backoff, or FATAL when flapping."""
         now = time.monotonic()
+        noticed = False
         for unit in self.units:
             for r in unit.all_replicas():
                 if r.child is None or not r.state.alive:
@@ -305,6 +312,11 @@ class Arbiter:
                 code = r.child.poll()
                 if code is None:
                     continue
+                if not noticed:  # a READY=1 sent just before dying still counts
+                    self.read_notices()
+                    noticed = True
+                self.settle_readiness(unit, r, now)
+                self.notices.pop(r.child.pid, None)
                 self.drain_output(r, final=True)
                 r.child.kill_group()  # grandchildren left behind go with it
                 assert self.guard is not None
@@ -333,9 +345,33 @@ class Arbiter:
                      f"{r.limit.interval:g}s: FATAL")
             self.mark_fatal(unit, r)
             return
+        # A run that got READY was not a failed start: no reason to wait.
+        delay = 0.0 if r.state is State.READY else r.backoff.next()
         r.state = State.BACKOFF
-        r.restart_at = now + r.backoff.next()
-        self.log(f"{r.label}: {how}; restarting in {r.restart_at - now:.2f}s")
+        r.restart_at = now + delay
+        self.log(f"{r.label}: {how}; restarting in {delay:.2f}s")
+
+    def settle_readiness(self, unit: Unit, r: Replica, now: float) -> None:
+        """Before judging an exit: mark READY a STARTING replica that had become ready."""
+        if r.state is not State.STARTING or r.child is None:
+            return
+        probe, r.probing = r.probing, None
+        # A finished probe that passed, unharvested yet; a broker count (an int) is moot.
+        passed = probe is not None and probe.done() and not probe.cancelled() \
+            and probe.exception() is None and probe.result() is True
+        if passed or self.noticed_ready(r, r.child.pid):
+            self.mark_ready(unit, r, now)
+
+    def noticed_ready(self, r: Replica, pid: int) -> bool:
+        """True when ``pid`` announced readiness on NOTIFY_SOCKET (notify and broker checks).
+
+        Our protocol workers send ``READY=1`` once the broker confirmed their
+        registration, which names this process exactly, unlike a count of
+        workers that the broker reports.
+        """
+        if r.program.ready == "notify":
+            return self.notices.get(pid, 0) >= 1 + r.program.workers
+        return r.program.ready == "broker" and self.notices.get(pid, 0) >= 1
 
     def mark_fatal(self, unit: Unit, r: Replica) -> None:
         """A flapping replica takes its unit (or only its rollout) down."""
@@ -352,6 +388,10 @@ class Arbiter:
         for unit in self.units:
             for r in unit.replicas + (unit.rollout.replicas if unit.rollout else []):
                 if r.state is not State.STARTING or r.pid is None:
+                    continue
+                if r.program.ready == "broker" and self.noticed_ready(r, r.pid):
+                    r.probing = None  # a count probe still running is moot now
+                    self.mark_ready(unit, r, now)
                     continue
                 if now - r.started_at > READY_TIMEOUT and r.child is not None:
                     # Like systemd's TimeoutStartSec: a start that never gets ready failed.

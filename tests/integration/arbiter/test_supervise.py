@@ -59,7 +59,14 @@ replicas = 3
     wait_until(lambda: "hello from sh" in e.log(), timeout=5, what="prefixed output")
 
 
-def test_kill_9_restarts_with_backoff(estate):
+def arbiter_lines(e, prefix: str) -> list[str]:
+    """The arbiter's own log lines (the whole log, not the tail ``e.log()`` keeps)."""
+    with open(e.log_path, encoding="utf-8", errors="replace") as fh:
+        lines = [json.loads(x) for x in fh if x.startswith('{"ts"')]
+    return [x["line"] for x in lines if x["proc"] == "arbiter" and x["line"].startswith(prefix)]
+
+
+def test_kill_9_of_a_ready_replica_restarts_at_once(estate):
     e = estate("""
 [services.sleeper]
 runtime = "command"
@@ -70,6 +77,9 @@ command = ["sleep", "60"]
     wait_until(lambda: (r := e.program("sleeper")["replicas"][0])["pid"] not in (None, pid)
                and r["state"] == "READY", timeout=5, what="restart")
     assert e.program("sleeper")["replicas"][0]["restarts"] == 1
+    # It had been READY, so this was no failed start: no backoff.
+    assert arbiter_lines(e, "sleeper.0: killed by SIGKILL") == [
+        "sleeper.0: killed by SIGKILL; restarting in 0.00s"]
 
 
 def test_crash_loop_goes_fatal_and_its_route_answers_503_fast(estate):
@@ -85,6 +95,9 @@ ready = "http:http://127.0.0.1:{port}/"
     wait_until(lambda: e.states().get("crashy") == "FATAL", timeout=20, what="FATAL")
     starts = [x for x in e.log().splitlines() if '"crashy.0: started pid' in x]
     assert len(starts) == 5, e.log()
+    # Failed starts (it never got ready) back off exponentially before the start limit hits.
+    delays = [line.rsplit(" ", 1)[1] for line in arbiter_lines(e, "crashy.0: exited with 3;")]
+    assert delays == ["0.10s", "0.20s", "0.40s", "0.80s", "FATAL"], e.log()
     wait_until(lambda: e.states().get("http") == "READY", timeout=10, what="front")
     timings = []
     for _ in range(20):
@@ -168,6 +181,11 @@ def test_kill_9_routable_again_after_each_of_50_kills(estate, backend):
             return code == 200 and json.loads(body)["pid"] != pid
         wait_until(routable, timeout=5, interval=0.01, what="routable again")
         recoveries.append(time.monotonic() - t0)
+    if backend == "wsgi":
+        # Each worker announced its registration (READY=1 on NOTIFY_SOCKET) before it served
+        # the 200 that preceded its kill, so no death counted as a failed start.
+        restarts = arbiter_lines(e, "web.0: killed by SIGKILL")
+        assert restarts == ["web.0: killed by SIGKILL; restarting in 0.00s"] * 50, restarts
     recoveries.sort()
     p99 = recoveries[int(len(recoveries) * 0.99) - 1]
     # Each recovery is bounded by the 5 s wait above; the p99 is reported, not gated,
