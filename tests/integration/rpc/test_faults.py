@@ -136,3 +136,32 @@ def _answers(client):
         return client.call("work", "work", timeout=1.0)["tag"] is None
     except Timeout:
         return False
+
+
+def _inflight(rpc, service):
+    stats = rpc.stats()
+    return stats["services"].get(service, {}).get("inflight", 0) if stats else 0
+
+
+# A 10 s heartbeat puts the first beat and the 30 s liveness far beyond the 5 s deadline of
+# the calls: an answer before the deadline proves the broker saw the closed connection.
+@pytest.mark.parametrize("which", ["py2", "py3"])
+@pytest.mark.parametrize("idem", [False, True])
+def test_kill9_mid_call_is_answered_without_waiting_for_heartbeats(rpc, which, idem):
+    rpc.broker(heartbeat_ms=10000)
+    doomed = rpc.worker(which, "work")
+    rpc.wait_workers("work", 1)
+    client = rpc.client()
+    deadline = time.time() + 5.0
+    pending = client.submit("work", "sleep", [1.0 if idem else 30.0], timeout=5.0, idem=idem)
+    wait_until(lambda: _inflight(rpc, "work") == 1, timeout=5, what="the call dispatched")
+    rpc.worker(which, "work")
+    rpc.wait_workers("work", 2)
+    rpc.kill(doomed, signal.SIGKILL)
+    if idem:
+        assert pending.result() == "woke"  # retried on the second worker
+    else:
+        with pytest.raises(WorkerLost):
+            pending.result()
+    assert time.time() <= deadline
+    wait_until(lambda: rpc.workers("work") == 1, timeout=5, what="the dead worker forgotten")
