@@ -10,6 +10,10 @@
     limit.record(now)    # each start
     limit.hit(now)       # True once `burst` starts fell within `interval` seconds
 
+The arbiter uses ``Backoff`` only after a failed start (the process died before
+it was ready); a replica that dies after it was ready restarts at once, and
+``StartLimit`` alone catches one that keeps doing so.
+
 ``StartLimit`` follows systemd's ``StartLimitBurst=`` / ``StartLimitIntervalSec=``:
 every start counts, whether or not the previous run looked healthy.
 """

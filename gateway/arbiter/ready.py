@@ -6,7 +6,9 @@ loop, in a small thread pool) until it passes. Kinds, as written in config::
     "none"            ready as soon as it runs
     "tcp:HOST:PORT"   something accepts connections there
     "http:URL"        GET URL answers with a status below 500
-    "broker"          the broker counts more live workers for the service than the arbiter
+    "broker"          the process sent READY=1 on NOTIFY_SOCKET (our protocol workers do once
+                      the broker registered them; the arbiter checks that first), else
+                      the broker counts more live workers for the service than the arbiter
                       has marked READY (mmi.stats),
                       or, from a broker without mmi.stats, mmi.service (RFC 8) says "200"
     "notify"          the process sent READY=1 on NOTIFY_SOCKET (sd_notify); used for
