@@ -22,6 +22,7 @@
   var auditRows = new Map();
   var refusedPromote = new Set();
   var lastNow = null;
+  var lastMigrations = [];
 
   /* ---------------------------------------------------------------- token -- */
   function takeToken() {
@@ -307,10 +308,18 @@
   }
 
   /* ---------------------------------------------------- diffs, audit, tox -- */
-  function renderDiffs(diffs) {
+  // As gateway.migration.compare.normalise_path: noise on items/3/ts covers items/7/ts.
+  function normalise(path) {
+    return String(path).split("/").map(function (s) { return /^[0-9]+$/.test(s) ? "*" : s; }).join("/");
+  }
+
+  function renderDiffs(diffs, noisy) {
     keyed(document.getElementById("diffs"), diffRows, diffs, function (d) {
       var fields = (d.fields || []).map(function (x) {
-        return el("tr", null, [el("td", null, [el("code", null, [num(x.path)])]), el("td", null, [num(x.kind)]),
+        var isNoise = noisy.has(normalise(x.path));
+        return el("tr", { "class": isNoise ? "noisy muted" : null }, [
+          el("td", null, [el("code", null, [num(x.path)])]),
+          el("td", null, [num(x.kind) + (isNoise ? " (noise)" : "")]),
           el("td", null, [el("span", { "class": "value" }, [shown(x.left)])]),
           el("td", null, [el("span", { "class": "value" }, [shown(x.right)])])]);
       });
@@ -330,7 +339,8 @@
   function renderAudit(rows) {
     keyed(document.getElementById("audit"), auditRows, rows, function (a) {
       return el("div", { "class": "audit-row", "data-audit": a.id }, [when(a.at), " ",
-        el("b", null, [num(a.name)]), ": " + num(a.from) + " → " + num(a.to) + " by " + num(a.actor) + " ",
+        el("b", null, [num(a.name)]), ": " + (a.from ? num(a.from) + " → " + num(a.to) : "created as " + num(a.to)) +
+          " by " + num(a.actor) + " ",
         a.forced ? el("span", { "class": "tag regression forced" }, ["forced"]) : null,
         a.reason ? el("span", { "class": "muted" }, [" — " + a.reason]) : null]);
     }, "no changes yet");
@@ -382,7 +392,8 @@
     api("GET", "overview").then(function (ov) {
       lastNow = ov.now;
       renderStatus(ov);
-      renderMigrations(ov.migrations || []);
+      lastMigrations = ov.migrations || [];
+      renderMigrations(lastMigrations);
       renderServices(ov.services);
       renderParity(ov.parity);
       name = document.getElementById("diff-name").value || name;
@@ -390,7 +401,8 @@
         name ? api("GET", "diffs?name=" + encodeURIComponent(name) + "&limit=20") : { diffs: [] },
         api("GET", "audit?limit=50")]);
     }).then(function (r) {
-      renderDiffs(r[0].diffs || []);
+      var m = lastMigrations.filter(function (x) { return x.name === name; })[0];
+      renderDiffs(r[0].diffs || [], new Set(m && m.evidence ? m.evidence.noisy_paths || [] : []));
       renderAudit(r[1].audit || []);
       banner(null);
     }, function (err) {

@@ -9,11 +9,13 @@ private run directory. Two notes of 2 and 3 words make the port answer
 regression. The test opens ``/_gateway/#token=...``, restarts the evidence
 with Shadow, sends traffic until the card's regression count rises, presses
 Promote and answers the confirm() dialog, sees the gate's refusal and its
-reasons, forces the promotion, and finds both changes in the audit log.
+reasons, forces the promotion, and finds both changes in the audit log. A
+parity file in the estate's directory fills the tox parity table.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -81,6 +83,18 @@ def migrating_config(workdir: str, port: int) -> tuple[str, str]:
     return path, run_dir
 
 
+def write_parity(workdir: str) -> dict[str, Any]:
+    """A contract-suite parity table where the config's default parity_file looks for it."""
+    parity = {"implementations": {"py2": {"python": "2.7.18", "updated": 1},
+                                  "py3": {"python": "3.11.9", "updated": 1}},
+              "services": {"highlight": {"py2": {"passed": 12, "failed": 0, "status": "pass"},
+                                         "py3": {"passed": 11, "failed": 1, "status": "fail"}}}}
+    os.makedirs(os.path.join(workdir, "build"))
+    with open(os.path.join(workdir, "build", "parity.json"), "w", encoding="utf-8") as fh:
+        json.dump(parity, fh)
+    return parity
+
+
 def seed_notes(workdir: str) -> None:
     """Two notes of 2 and 3 words in the estate's database (estate_config puts it in workdir)."""
     from py3_services import store
@@ -104,6 +118,7 @@ def estate(workdir: str) -> Iterator[Estate]:
     port = free_port()
     config, run_dir = migrating_config(workdir, port)
     seed_notes(workdir)
+    write_parity(workdir)
     procs = ProcessGroup()
     log_path = os.path.join(workdir, "arbiter.log")
     try:
@@ -129,7 +144,7 @@ def estate(workdir: str) -> Iterator[Estate]:
 
 @pytest.fixture
 def browser(workdir: str) -> Iterator[Any]:
-    """Headless Chromium with its own profile, tall enough to show a whole card."""
+    """Headless Chromium with its own profile, tall enough for the whole page in one screenshot."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     options = webdriver.ChromeOptions()
@@ -137,7 +152,7 @@ def browser(workdir: str) -> Iterator[Any]:
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                 "--window-size=1400,1600",
+                 "--window-size=1400,2600",
                  f"--user-data-dir={os.path.join(workdir, 'chromium')}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
@@ -185,6 +200,9 @@ def test_dashboard_shows_diffs_and_gates_promotion(estate: Estate, browser: Any)
     WebDriverWait(browser, 15).until(
         lambda d: card.find_element(By.CSS_SELECTOR, ".sample-count").text.isdigit())
     assert browser.find_element(By.ID, "banner").is_displayed() is False
+    parity = {c.get_attribute("data-runtime"): c.text for c in browser.find_elements(
+        By.CSS_SELECTOR, '#parity tr[data-service="highlight"] td[data-runtime]')}
+    assert parity == {"py2": "pass: 12 passed, 0 failed", "py3": "fail: 11 passed, 1 failed"}
 
     # Shadow restarts the evidence, so the counts below are this test's traffic.
     assert NAME in press(browser, card, "shadow")
