@@ -193,13 +193,21 @@ def test_dashboard_shows_diffs_and_gates_promotion(estate: Estate, browser: Any)
     from selenium.webdriver.support.ui import WebDriverWait
 
     token = estate.token
+    browser.get(estate.base + "/_gateway/#token=not-the-token")
+    banner = browser.find_element(By.ID, "banner")
+    WebDriverWait(browser, 15).until(lambda d: banner.is_displayed())
+    assert banner.text == "the admin token is missing or wrong"
+    assert "not-the-token" not in browser.current_url
+
+    # A fragment change (hashchange) brings the right token; the next poll clears the banner.
     browser.get(estate.base + "/_gateway/#token=" + token)
     card = WebDriverWait(browser, 15).until(
         lambda d: d.find_element(By.CSS_SELECTOR, f'[data-migration="{NAME}"]'))
     assert token not in browser.current_url and "#" not in browser.current_url
     WebDriverWait(browser, 15).until(
         lambda d: card.find_element(By.CSS_SELECTOR, ".sample-count").text.isdigit())
-    assert browser.find_element(By.ID, "banner").is_displayed() is False
+    WebDriverWait(browser, 15).until(
+        lambda d: not d.find_element(By.ID, "banner").is_displayed())
     parity = {c.get_attribute("data-runtime"): c.text for c in browser.find_elements(
         By.CSS_SELECTOR, '#parity tr[data-service="highlight"] td[data-runtime]')}
     assert parity == {"py2": "pass: 12 passed, 0 failed", "py3": "fail: 11 passed, 1 failed"}
