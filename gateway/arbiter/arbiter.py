@@ -32,7 +32,7 @@ import struct
 import subprocess
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from gateway.arbiter import control, rollout
@@ -413,10 +413,25 @@ class Arbiter:
                 if isinstance(check, NotifyCheck) or check.kind == "none":
                     if check.probe(r.pid):
                         self.mark_ready(unit, r, now)
-                elif isinstance(check, BrokerCheck):
-                    r.probing = self.pool.submit(check.workers, r.pid)
                 else:
-                    r.probing = self.pool.submit(check.probe, r.pid)
+                    probe = check.workers if isinstance(check, BrokerCheck) else check.probe
+                    r.probing = self.pool.submit(probe, r.pid)
+                    # Harvest a pass at once, not on the next tick: a replica killed right
+                    # after its first answer was then ready, and restarts without backoff.
+                    # (Failures and worker counts wait for the tick: no probe spinning.)
+                    r.probing.add_done_callback(self.wake_on_pass)
+
+    def wake_on_pass(self, probe: Future[Any]) -> None:
+        """Wake the main loop when a readiness probe passed (runs in the probe's thread)."""
+        if not probe.cancelled() and probe.exception() is None and probe.result() is True:
+            self.wake()
+
+    def wake(self) -> None:
+        """Make the main loop's ``sleep`` return now (safe from any thread)."""
+        try:
+            os.write(self.wake_w, b"\0")
+        except OSError:  # full (a wake-up is pending anyway) or closed at teardown
+            pass
 
     def check_for(self, p: Program, unit: Unit) -> Check:
         """The readiness check of program ``p``."""
