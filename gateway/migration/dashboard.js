@@ -28,7 +28,9 @@
   function takeToken() {
     var m = /(?:^#|&)token=([^&]*)/.exec(location.hash);
     if (m) {
-      sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+      var token = m[1];
+      try { token = decodeURIComponent(token); } catch (e) { /* a stray %: keep it as typed */ }
+      sessionStorage.setItem(TOKEN_KEY, token);
       // The fragment never reaches the server, but it stays in history and on screen.
       history.replaceState(null, "", location.pathname + location.search);
     }
