@@ -230,6 +230,7 @@ def test_dashboard_shows_diffs_and_gates_promotion(estate: Estate, browser: Any)
         return int(card.find_element(By.CSS_SELECTOR, ".diff-count").text or 0) > 0
     WebDriverWait(browser, 60, poll_frequency=0.1).until(diff_seen)
     samples = int(card.find_element(By.CSS_SELECTOR, ".sample-count").text)
+    print(f"regressions shown after {sent[0]} GETs ({samples} samples on the card)")
     assert 0 < samples <= sent[0]
     diff = WebDriverWait(browser, 15).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, "#diffs .diff"))[0]
