@@ -51,8 +51,9 @@ GOAL_P99_S = 2.0
 WSGI_APP = "tests.integration.arbiter.wsgiapp:app"
 
 
-def estate_body(web_port: int, reload: bool, generation: int = 0) -> str:
-    """The services and routes of the benchmark's estate."""
+def estate_body(ports: tuple[int, int, int], reload: bool, generation: int = 0) -> str:
+    """The services and routes of the benchmark's estate (``web``, crashy's target and ready)."""
+    web_port, crashy_port, never_port = ports
     body = f"""
 [[routes]]
 prefix = "/web"
@@ -68,7 +69,7 @@ service = "legacy"
 [[routes]]
 prefix = "/crashy"
 backend = "http"
-target = "http://127.0.0.1:{free_port()}"
+target = "http://127.0.0.1:{crashy_port}"
 service = "crashy"
 
 [services.legacy]
@@ -79,7 +80,7 @@ start_limit_burst = 100000
 [services.crashy]
 runtime = "command"
 command = ["false"]
-ready = "tcp:127.0.0.1:{free_port()}"
+ready = "tcp:127.0.0.1:{never_port}"
 start_limit_burst = 2
 """ + fdhttp_service("web", web_port, extra="start_limit_burst = 100000")
     if reload:
@@ -175,7 +176,7 @@ def wrk_run(procs: ProcessGroup, workdir: str, url: str, seconds: int,
             "non2xx": float(non2xx[1]) if non2xx else 0.0}
 
 
-def measure_reload(e: Estate, procs: ProcessGroup, workdir: str, web_port: int,
+def measure_reload(e: Estate, procs: ProcessGroup, workdir: str, ports: tuple[int, int, int],
                    rounds: int, seconds: int) -> dict[str, Any]:
     """Interleaved wrk runs on /app/ without and with a reload of ``app``; medians."""
     url = f"http://127.0.0.1:{e.port}/app/"
@@ -185,7 +186,7 @@ def measure_reload(e: Estate, procs: ProcessGroup, workdir: str, web_port: int,
     def reload() -> None:
         nonlocal generation
         generation += 1
-        e.write(estate_body(web_port, True, generation))
+        e.write(estate_body(ports, True, generation))
         answer = e.reload("app")
         if answer.get("changed") != ["app"]:
             raise RuntimeError(f"reload did not replace app: {answer}")
@@ -205,8 +206,8 @@ def measure(smoke: bool) -> dict[str, Any]:
     with_reload = not smoke and shutil.which("wrk") is not None
     procs = ProcessGroup()
     workdir = tempfile.mkdtemp(prefix="gw-bench-arbiter-")
-    web_port = free_port()
-    e = Estate(procs, workdir, estate_body(web_port, with_reload), heartbeat_ms=1000)
+    ports = (free_port(), free_port(), free_port())
+    e = Estate(procs, workdir, estate_body(ports, with_reload), heartbeat_ms=1000)
     doc: dict[str, Any] = {"smoke": smoke, "kills": kills, "gets": gets,
                            "cpus": os.cpu_count(), "goal_p99_s": GOAL_P99_S}
     try:
@@ -230,7 +231,7 @@ def measure(smoke: bool) -> dict[str, Any]:
         doc["latency_ms"] = {name: {"p50": statistics.median(v) * 1000,
                                     "p99": percentile(v, 0.99) * 1000}
                              for name, v in lat.items()}
-        doc["reload"] = (measure_reload(e, procs, workdir, web_port, 2, 10)
+        doc["reload"] = (measure_reload(e, procs, workdir, ports, 2, 10)
                          if with_reload else None)
         if not with_reload:
             doc["reload_skipped"] = ("--smoke" if smoke else
