@@ -21,7 +21,7 @@ Schema (every key optional except a migration's target and ``py3``)::
     state = "py2"               # the state a new migration starts in
     percent = 0                 # with state = "canary"
     sample = 1.0                # share of eligible requests that are shadowed
-    noise = true                # send the primary a second copy to learn noise (Diffy)
+    noise = true                # on a difference, ask the primary again to learn noise (Diffy)
     shadow_safe = false         # also shadow unsafe HTTP methods (copies carry X-Shadow: 1);
                                 # rpc: default from the contract's shadow_safe
     shadow_timeout_ms = 5000    # time cap of one shadow copy

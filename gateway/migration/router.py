@@ -18,9 +18,11 @@ a header, or the address) below N. A trusted caller pins a runtime with
 The client always gets the primary's answer, streamed as it comes; the
 first ``capture_bytes`` are kept. When the body is done, and only if a shadow
 slot is free (``shadow_concurrency``), a pool thread replays the request to
-the candidate (and, for noise learning, once more to the primary), each
-copy capped by ``shadow_timeout_ms`` and marked ``X-Shadow: 1``, compares,
-and hands the evidence to the recorder. Nothing of that is on the client's
+the candidate, each copy capped by ``shadow_timeout_ms`` and marked
+``X-Shadow: 1``, compares, and hands the evidence to the recorder. When the
+candidate's answer differs in a way not yet known to be noise, the primary
+gets a second copy too: paths that differ between its two answers are noise
+(see :meth:`Migrations.wants_noise_check`). Nothing of that is on the client's
 critical path; a shadow that cannot run is recorded as ``uncompared``.
 """
 
@@ -62,6 +64,7 @@ OTHER = {"py2": "py3", "py3": "py2"}
 # hide real changes: at 1e-9 two epoch timestamps a millisecond apart compare equal.
 FLOAT_REL_TOL = 4 * sys.float_info.epsilon
 FLUSH_S = 0.2
+NOISE_REFRESH = 0.05
 BUDGET_CHECK_S = 1.0
 
 
@@ -212,6 +215,7 @@ class Migrations:
                       for m in settings.migrations}
         self._states = self.store.all()
         self._lock = threading.Lock()
+        self.noisy: dict[str, set[str]] = {}     # per migration: noise paths seen here
 
     def close(self) -> None:
         """Stop the pools and the recorder (after a last flush)."""
@@ -250,6 +254,23 @@ class Migrations:
         if self.state(cfg.name).mode not in ("shadow", "canary", "py3"):
             return False
         return cfg.sample >= 1.0 or random.random() < cfg.sample
+
+    def wants_noise_check(self, cfg: MigrationConfig, paths: set[str]) -> bool:
+        """Whether to send the primary a second copy for this comparison.
+
+        Only a difference needs explaining: when the candidate agrees, no copy
+        is sent. A difference whose every path this process already saw as
+        noise is re-checked only now and then (``NOISE_REFRESH``), which keeps
+        the learned noise fresh without doubling the primary's load.
+        """
+        if not cfg.noise or not paths:
+            return False
+        known = self.noisy.setdefault(cfg.name, set())
+        return not paths <= known or random.random() < NOISE_REFRESH
+
+    def learn_noise(self, cfg: MigrationConfig, paths: set[str]) -> None:
+        """Remember paths that differed between two answers of the primary."""
+        self.noisy.setdefault(cfg.name, set()).update(paths)
 
     def observe(self, cfg: MigrationConfig, runtime: str, role: str, started: float,
                 status: int, error: bool) -> None:
@@ -436,31 +457,34 @@ class MigratedRoute:
         cfg, owner = self.cfg, self.owner
         candidate = OTHER[primary]
         other = self.replay(candidate, "shadow", call, environ, body)
-        noise = None
-        if cfg.noise:
-            noise = self.replay(primary, "noise", call, environ, body)
         diffs = compare.compare_http(answer, other, self.rules)
-        noise_diffs = compare.compare_http(answer, noise, self.rules) if noise else []
+        paths = {compare.normalise_path(d.path) for d in diffs}
+        noise = None
+        noise_paths: set[str] = set()
+        if owner.wants_noise_check(cfg, paths):
+            noise = self.replay(primary, "noise", call, environ, body)
+            noise_paths = {compare.normalise_path(d.path)
+                           for d in compare.compare_http(answer, noise, self.rules)}
+            owner.learn_noise(cfg, noise_paths)
         if other.status >= 500 > answer.status:
             outcome = "candidate_error"
         else:
             outcome = "diff" if diffs else "same"
-        request = {"method": environ["REQUEST_METHOD"], "path": call.target.raw_path,
-                   "query": call.target.query_string,
-                   "headers": [[k[5:].replace("_", "-").title(), str(v)]
-                               for k, v in environ.items() if k.startswith("HTTP_")],
-                   "body": body[:512].decode("utf-8", "replace")}
-        labelled = {primary: answer, candidate: other}
+        sample: dict[str, Any] = {}
+        if outcome != "same":     # samples cost front CPU: only differences keep one
+            request = {"method": environ["REQUEST_METHOD"], "path": call.target.raw_path,
+                       "query": call.target.query_string,
+                       "headers": [[k[5:].replace("_", "-").title(), str(v)]
+                                   for k, v in environ.items() if k.startswith("HTTP_")],
+                       "body": body[:512].decode("utf-8", "replace")}
+            labelled = {primary: answer, candidate: other}
+            sample = compare.sample(request, labelled["py2"], labelled["py3"],
+                                    labels=("py2", "py3"))
         owner.recorder.add(Comparison(
             name=cfg.name, at=owner.clock(), rid=call.request_id, primary=primary,
-            outcome=outcome,
-            paths=tuple(sorted({compare.normalise_path(d.path) for d in diffs})),
-            noise_paths=tuple(sorted({compare.normalise_path(d.path) for d in noise_diffs})),
-            noise_checked=noise is not None,
-            fields=[d.to_json() for d in diffs[:50]],
-            sample=compare.sample(request, labelled["py2"], labelled["py3"],
-                                  labels=("py2", "py3")),
-            method=environ["REQUEST_METHOD"], path=call.target.raw_path))
+            outcome=outcome, paths=tuple(sorted(paths)), noise_paths=tuple(sorted(noise_paths)),
+            noise_checked=noise is not None, fields=[d.to_json() for d in diffs[:50]],
+            sample=sample, method=environ["REQUEST_METHOD"], path=call.target.raw_path))
 
 
 class CapturedBody:

@@ -99,23 +99,28 @@ class MigratedMethod:
         cfg = self.cfg
         candidate = OTHER[primary]
         other = self.replay(client, candidate, "shadow", call, params, idem, schema)
-        noise = (self.replay(client, primary, "noise", call, params, idem, schema)
-                 if cfg.noise else None)
         diffs = _compare(answer, other, self.rules)
-        noise_diffs = _compare(answer, noise, self.rules) if noise is not None else []
+        paths = {compare.normalise_path(d.path) for d in diffs}
+        noise = None
+        noise_paths: set[str] = set()
+        if self.owner.wants_noise_check(cfg, paths):
+            noise = self.replay(client, primary, "noise", call, params, idem, schema)
+            noise_paths = {compare.normalise_path(d.path)
+                           for d in _compare(answer, noise, self.rules)}
+            self.owner.learn_noise(cfg, noise_paths)
         if other[0] == "error" and answer[0] == "result":
             outcome = "candidate_error"
         else:
             outcome = "diff" if diffs else "same"
-        labelled = {primary: answer, candidate: other}
-        sample = {"request": {"service": cfg.rpc_service, "method": cfg.rpc_method,
-                              "params": _capped(params)},
-                  "py2": _capped(labelled["py2"]), "py3": _capped(labelled["py3"])}
+        sample: dict[str, Any] = {}
+        if outcome != "same":
+            labelled = {primary: answer, candidate: other}
+            sample = {"request": {"service": cfg.rpc_service, "method": cfg.rpc_method,
+                                  "params": _capped(params)},
+                      "py2": _capped(labelled["py2"]), "py3": _capped(labelled["py3"])}
         self.owner.recorder.add(Comparison(
             name=cfg.name, at=self.owner.clock(), rid=call.request_id, primary=primary,
-            outcome=outcome,
-            paths=tuple(sorted({compare.normalise_path(d.path) for d in diffs})),
-            noise_paths=tuple(sorted({compare.normalise_path(d.path) for d in noise_diffs})),
+            outcome=outcome, paths=tuple(sorted(paths)), noise_paths=tuple(sorted(noise_paths)),
             noise_checked=noise is not None, fields=[d.to_json() for d in diffs[:50]],
             sample=sample, method="rpc", path=cfg.rpc))
 

@@ -80,7 +80,8 @@ def test_shadow_finds_the_regression_not_the_noise_then_promote_and_rollback(not
     report = e.wait_samples("notes", 25)
     ev = report["evidence"]
     assert ev["regressions"] == 0 and ev["samples"] >= 25, ev
-    assert ev["noise"] >= 25 and report["gate"]["ok"], report["gate"]
+    # Differences only at known noise are re-checked now and then, not every time.
+    assert 1 <= ev["noise"] <= ev["samples"] and report["gate"]["ok"], report["gate"]
 
     code, doc = e.migrate("promote", "notes", "--reason", "no regressions")
     assert code == 0 and doc["state"]["mode"] == "py3", doc
