@@ -26,9 +26,13 @@ class FatalGate:
     """Wraps a WSGI app; FATAL services get an immediate problem+json 503."""
 
     def __init__(self, app: WSGIApp, states: ServiceStates,
-                 routes: list[tuple[str, str, str]], retry_after: int = 5) -> None:
+                 routes: list[tuple[str, str, str]], retry_after: int = 5,
+                 migrated: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.states = states
+        # Route prefixes and rpc "service/method"s under migration: which service
+        # answers depends on the migration's state, so the migration checks FATAL itself.
+        self.migrated = migrated
         # longest prefix first, so "/api/x" wins over "/api" and "/"
         self.routes = sorted(routes, key=lambda r: len(r[0]), reverse=True)
         self.retry_after = retry_after
@@ -38,10 +42,15 @@ class FatalGate:
         for prefix, backend, service in self.routes:
             base = prefix.rstrip("/")
             if path == base or path.startswith(base + "/") or prefix == "/":
+                if prefix in self.migrated:
+                    return ""
                 if service:
                     return service
                 if backend == "rpc":
-                    return path[len(base):].lstrip("/").split("/", 1)[0]
+                    below = path[len(base):].strip("/")
+                    if below in self.migrated:
+                        return ""
+                    return below.split("/", 1)[0]
                 return ""
         return ""
 

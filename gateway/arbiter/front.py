@@ -42,4 +42,7 @@ class SupervisedFront(GatewayApplication):
         """Build the front in the worker, behind the FATAL gate."""
         app = super().load()
         routes = [(r.prefix, r.backend, r.service) for r in self.gateway_config.routes]
-        return FatalGate(app, ServiceStates(self.gateway_config.state_file), routes)
+        migrated = frozenset(m.target for m in
+                             self.gateway_config.migration_settings.migrations)
+        return FatalGate(app, ServiceStates(self.gateway_config.state_file), routes,
+                         migrated=migrated)

@@ -44,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
+from gateway.arbiter.statefile import ServiceStates
 from gateway.http.bodies import parse_length, request_body
 from gateway.http.context import Call
 from gateway.http.problems import Problem
@@ -216,6 +217,7 @@ class Migrations:
         self._states = self.store.all()
         self._lock = threading.Lock()
         self.noisy: dict[str, set[str]] = {}     # per migration: noise paths seen here
+        self.services = ServiceStates(settings.state_file) if settings.state_file else None
 
     def close(self) -> None:
         """Stop the pools and the recorder (after a last flush)."""
@@ -230,6 +232,17 @@ class Migrations:
             with self._lock:
                 self._states = self.store.all()
         return self._states[name]
+
+    def fatal(self, service: str) -> bool:
+        """True when the arbiter gave up on ``service`` (its state file says FATAL)."""
+        return bool(service) and self.services is not None and self.services.fatal(service)
+
+    def check_fatal(self, service: str) -> None:
+        """Answer 503 at once when the chosen side's service is FATAL (as the front's gate does
+        for routes that are not migrating)."""
+        if self.fatal(service):
+            raise Problem(503, f"service {service!r} is down (FATAL)", code="unavailable",
+                          headers=[("Retry-After", "5")])
 
     def trusted(self, token: str | None) -> bool:
         """True when ``token`` is the admin token (constant-time)."""
@@ -281,10 +294,14 @@ class Migrations:
             error=error or status >= 500))
 
     def wrap_route(self, cfg: MigrationConfig, py2: Backend, py3: Backend,
-                   py2_shadow: Backend, py3_shadow: Backend) -> MigratedRoute:
-        """The backend of a migrated route (see :class:`MigratedRoute`)."""
+                   py2_shadow: Backend, py3_shadow: Backend,
+                   services: dict[str, str] | None = None) -> MigratedRoute:
+        """The backend of a migrated route (see :class:`MigratedRoute`).
+
+        ``services`` names each side's supervised service, if any, for the FATAL check.
+        """
         return MigratedRoute(self, cfg, {"py2": py2, "py3": py3},
-                             {"py2": py2_shadow, "py3": py3_shadow})
+                             {"py2": py2_shadow, "py3": py3_shadow}, services or {})
 
 
 def sticky_key(sticky: str, environ: dict[str, Any]) -> tuple[str, str | None]:
@@ -321,9 +338,10 @@ class MigratedRoute:
     """A route served by one of two backends, with a shadow copy to the other."""
 
     def __init__(self, owner: Migrations, cfg: MigrationConfig, backends: dict[str, Backend],
-                 shadows: dict[str, Backend]) -> None:
+                 shadows: dict[str, Backend], services: dict[str, str]) -> None:
         self.owner = owner
         self.cfg = cfg
+        self.services = services
         self.backends = backends
         self.shadows = shadows
         self.rules = compare.Rules(
@@ -341,6 +359,7 @@ class MigratedRoute:
     def __call__(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:
         owner, cfg, environ = self.owner, self.cfg, call.environ
         primary, new_cookie = owner.choose(cfg, environ)
+        owner.check_fatal(self.services.get(primary, ""))
         method = environ["REQUEST_METHOD"]
         body: bytes | None = None
         shadow = owner.shadowing(cfg) and (method in SAFE or not self.safe_only)
@@ -395,6 +414,9 @@ class MigratedRoute:
             return
         if failure is not None or "status" not in captured:
             self.uncompared(call, primary, "the primary failed before answering")
+            return
+        if self.owner.fatal(self.services.get(OTHER[primary], "")):
+            self.uncompared(call, primary, "the candidate's service is FATAL")
             return
         answer = compare.HttpAnswer(captured["status"], captured["headers"], data, truncated)
         environ = {k: v for k, v in call.environ.items() if k != "wsgi.input"}

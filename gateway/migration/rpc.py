@@ -51,7 +51,9 @@ class MigratedMethod:
         """Call the primary and return its result (or raise its error); shadow the other."""
         owner, cfg = self.owner, self.cfg
         primary, _ = owner.choose(cfg, call.environ)
-        shadow = owner.shadowing(cfg) and (idem or self.copy_unsafe)
+        owner.check_fatal(self.service(primary))
+        shadow = (owner.shadowing(cfg) and (idem or self.copy_unsafe)
+                  and not owner.fatal(self.service(OTHER[primary])))
         started = time.monotonic()
         try:
             result = client.call(self.service(primary), cfg.rpc_method, params, timeout=timeout,

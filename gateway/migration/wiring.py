@@ -48,9 +48,10 @@ def migrating_factories(config: GatewayHttpConfig, factories: dict[str, BackendF
                                        else {"upstream": m.py3})
             port = dataclasses.replace(route, **changes)
             cap = m.shadow_timeout_ms / 1000.0
+            services = {"py2": route.service, "py3": m.py3} if kind == "wsgi" else {}
             return migrations.wrap_route(
                 m, inner(route), inner(port), inner(dataclasses.replace(route, timeout=cap)),
-                inner(dataclasses.replace(port, timeout=cap)))
+                inner(dataclasses.replace(port, timeout=cap)), services)
         return build
 
     for kind in ("http", "wsgi"):

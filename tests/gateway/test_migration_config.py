@@ -159,3 +159,36 @@ def test_only_the_gateway_marks_shadow_copies_and_pins_never_travel():
     assert "x-gateway-runtime" not in names and "accept" in names
     copy = dict(environ, **{"gateway.shadow": True})
     assert ("X-Shadow", "1") in fwd.request_headers(copy, "rid.shadow")
+
+
+def test_the_fatal_gate_leaves_migrated_targets_to_the_migration(tmp_path):
+    from gateway.arbiter.fatalgate import FatalGate
+    from gateway.arbiter.statefile import ServiceStates
+    gate = FatalGate(lambda e, s: [], ServiceStates(str(tmp_path / "state.json")),
+                     [("/api/notes", "wsgi", "notes"), ("/rpc", "rpc", ""), ("/", "wsgi", "x")],
+                     migrated=frozenset({"/api/notes", "htmldiff/diff"}))
+    assert gate.service_for("/api/notes/1") == ""
+    assert gate.service_for("/rpc/htmldiff/diff") == ""
+    assert gate.service_for("/rpc/htmldiff/other") == "htmldiff"
+    assert gate.service_for("/page") == "x"
+
+
+def test_a_migration_answers_503_at_once_when_its_chosen_side_is_fatal(tmp_path):
+    from gateway.arbiter.statefile import write_state
+    from gateway.migration.router import Migrations
+    state_file = str(tmp_path / "state.json")
+    cfg = parse(BASE + '[migrations.notes]\nroute = "/api/notes"\npy3 = "notes3"\n'
+                       'state = "py3"\n', base_dir=str(tmp_path))
+    settings = parse_settings(cfg.migration, cfg.migrations, str(tmp_path), str(tmp_path),
+                              state_file)
+    migrations = Migrations(settings)
+    write_state(state_file, {"notes": {"state": "FATAL"}, "notes3": {"state": "READY"}}, 1)
+    try:
+        with pytest.raises(Problem) as info:
+            migrations.check_fatal("notes")
+        assert info.value.status == 503 and ("Retry-After", "5") in info.value.headers
+        migrations.check_fatal("notes3")          # READY: no error
+        migrations.check_fatal("")                # no supervised service: no error
+        assert migrations.choose(settings.get("notes"), {})[0] == "py3"
+    finally:
+        migrations.close()
