@@ -31,8 +31,6 @@ from __future__ import annotations
 import hmac
 import io
 import logging
-import os
-import queue
 import random
 import secrets
 import sys
@@ -40,7 +38,6 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
@@ -48,7 +45,8 @@ from gateway.arbiter.statefile import ServiceStates
 from gateway.http.bodies import parse_length, request_body
 from gateway.http.context import Call
 from gateway.http.problems import Problem
-from gateway.migration import compare
+from gateway.migration import compare, samples
+from gateway.migration.background import Recorder, ShadowPool, ensure_token
 from gateway.migration.config import MigrationConfig, MigrationSettings
 from gateway.migration.store import Comparison, MigrationState, MigrationStore, Observation
 from protocol import errors as perrors
@@ -64,34 +62,7 @@ OTHER = {"py2": "py3", "py3": "py2"}
 # parses back to (nearly) the same value; a few ulps absorb that. A looser tolerance would
 # hide real changes: at 1e-9 two epoch timestamps a millisecond apart compare equal.
 FLOAT_REL_TOL = 4 * sys.float_info.epsilon
-FLUSH_S = 0.2
 NOISE_REFRESH = 0.05
-BUDGET_CHECK_S = 1.0
-
-
-def ensure_token(path: str) -> str:
-    """The admin token in ``path``, created (0600, 256 random bits) when missing."""
-    try:
-        with open(path, encoding="ascii") as fh:
-            token = fh.read().strip()
-        if token:
-            return token
-    except FileNotFoundError:
-        pass
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(token + "\n")
-    try:
-        os.link(tmp, path)           # first writer wins; a racing one reads the winner's
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(tmp)
-    with open(path, encoding="ascii") as fh:
-        return fh.read().strip()
 
 
 def status_of(exc: BaseException) -> int:
@@ -101,104 +72,6 @@ def status_of(exc: BaseException) -> int:
     if isinstance(exc, ConnectionAbortedError):
         return 499
     return 500
-
-
-class Recorder:
-    """Collects evidence from request threads; one background thread writes it in batches.
-
-    It also judges the error budget of migrations in canary or py3 and rolls
-    them back (the store makes that exactly-once across processes).
-    """
-
-    def __init__(self, store: MigrationStore, migrations: Iterable[MigrationConfig]) -> None:
-        self.store = store
-        self.migrations = list(migrations)
-        self._queue: queue.SimpleQueue[Observation | Comparison] = queue.SimpleQueue()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="migration-recorder",
-                                        daemon=True)
-        self._thread.start()
-
-    def add(self, item: Observation | Comparison) -> None:
-        """Queue one observation or comparison (never blocks)."""
-        self._queue.put(item)
-
-    def flush(self) -> int:
-        """Write everything queued so far; the number of items written."""
-        obs: list[Observation] = []
-        cmps: list[Comparison] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(item, Comparison):
-                cmps.append(item)
-            else:
-                obs.append(item)
-        if obs or cmps:
-            try:
-                self.store.record(obs, cmps)
-            except Exception:
-                log.exception("migration evidence could not be stored (%d items)",
-                              len(obs) + len(cmps))
-        return len(obs) + len(cmps)
-
-    def judge(self) -> None:
-        """Roll back every canary / py3 migration whose py3 error budget is spent."""
-        for m in self.migrations:
-            try:
-                state = self.store.auto_rollback(m.name, m.thresholds)
-            except Exception:
-                log.exception("error budget check of %s failed", m.name)
-                continue
-            if state is not None:
-                log.warning("migration %s rolled back to py2: error budget spent", m.name)
-
-    def _run(self) -> None:
-        next_judge = time.monotonic() + BUDGET_CHECK_S
-        while not self._stop.wait(FLUSH_S):
-            self.flush()
-            if time.monotonic() >= next_judge:
-                self.judge()
-                next_judge = time.monotonic() + BUDGET_CHECK_S
-        self.flush()
-
-    def close(self, timeout: float = 2.0) -> None:
-        """Stop the thread after a last flush."""
-        self._stop.set()
-        self._thread.join(timeout)
-
-
-class ShadowPool:
-    """At most ``size`` shadow jobs in flight; a job that finds no slot is not run."""
-
-    def __init__(self, name: str, size: int) -> None:
-        self._slots = threading.BoundedSemaphore(size)
-        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"shadow-{name}")
-
-    def submit(self, job: Callable[[], None]) -> bool:
-        """Run ``job`` in the pool if a slot is free; False when it was skipped."""
-        if not self._slots.acquire(blocking=False):
-            return False
-
-        def run() -> None:
-            try:
-                job()
-            except Exception:
-                log.exception("shadow job failed")
-            finally:
-                self._slots.release()
-        try:
-            self._executor.submit(run)
-        except RuntimeError:          # shutting down
-            self._slots.release()
-            return False
-        return True
-
-    def close(self) -> None:
-        """Stop taking jobs; running ones finish within their own time caps."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 class Migrations:
@@ -500,7 +373,7 @@ class MigratedRoute:
                                    for k, v in environ.items() if k.startswith("HTTP_")],
                        "body": body[:512].decode("utf-8", "replace")}
             labelled = {primary: answer, candidate: other}
-            sample = compare.sample(request, labelled["py2"], labelled["py3"],
+            sample = samples.sample(request, labelled["py2"], labelled["py3"],
                                     labels=("py2", "py3"))
         owner.recorder.add(Comparison(
             name=cfg.name, at=owner.clock(), rid=call.request_id, primary=primary,

@@ -23,9 +23,8 @@ from gateway.migration.compare import (
     compare_values,
     is_noise,
     normalise_path,
-    redact_headers,
-    sample,
 )
+from gateway.migration.samples import redact_headers, sample
 from tests.support.procs import python2
 
 RULES = Rules()

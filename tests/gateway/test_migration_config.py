@@ -11,8 +11,9 @@ import pytest
 from gateway.config import parse
 from gateway.errors import ConfigError
 from gateway.http.problems import Problem
+from gateway.migration.background import ensure_token
 from gateway.migration.config import parse_settings
-from gateway.migration.router import CapturedBody, ensure_token, status_of, sticky_key
+from gateway.migration.router import CapturedBody, status_of, sticky_key
 from protocol import errors as perrors
 
 BASE = """
