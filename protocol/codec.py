@@ -27,8 +27,8 @@ import base64
 import binascii
 import json
 import math
+import os
 import re
-import uuid
 
 from protocol._compat import PY2, binary_type, integer_types, is_ascii, text_type
 from protocol.errors import EnvelopeError
@@ -107,8 +107,9 @@ class Envelope(object):
 
 def new_id():
     # type: () -> str
-    """A fresh message id: 32 lowercase hex digits, as text."""
-    return text_type(uuid.uuid4().hex)
+    """A fresh message id: 32 lowercase hex digits (128 random bits), as text."""
+    # os.urandom is what uuid4 draws from, without building a UUID object per message.
+    return binascii.hexlify(os.urandom(16)).decode("ascii")
 
 
 # --------------------------------------------------------------- encoding --
@@ -117,20 +118,30 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",",
                             allow_nan=False)
 
 
+_ENCODE_STRING = json.encoder.encode_basestring  # what _ENCODER uses (ensure_ascii=False)
+
+
+def _utf8(text):
+    # type: (str) -> bytes
+    """Encode JSON text as UTF-8, refusing lone surrogates on both interpreters."""
+    try:
+        out = text.encode("utf-8") if isinstance(text, text_type) else text
+    except UnicodeEncodeError:
+        raise EnvelopeError(u"text holds a lone surrogate")
+    # 2.7's UTF-8 codec writes lone surrogates as CESU-8 instead of failing.
+    if PY2 and _ENCODED_SURROGATE.search(out):
+        raise EnvelopeError(u"text holds a lone surrogate")
+    return out
+
+
 def dumps(obj):
     # type: (object) -> bytes
     """Canonical JSON bytes of an already-packed value (sorted keys, compact, UTF-8)."""
     try:
         text = _ENCODER.encode(obj)
-        out = text.encode("utf-8") if isinstance(text, text_type) else text
-    except UnicodeEncodeError:
-        raise EnvelopeError(u"text holds a lone surrogate")
     except (TypeError, ValueError) as exc:
         raise EnvelopeError(u"cannot encode as JSON: %s" % (exc,))
-    # 2.7's UTF-8 codec writes lone surrogates as CESU-8 instead of failing.
-    if PY2 and _ENCODED_SURROGATE.search(out):
-        raise EnvelopeError(u"text holds a lone surrogate")
-    return out
+    return _utf8(text)
 
 
 def _path(where):
@@ -248,9 +259,93 @@ def pack(value, schema=None, where=u"payload"):
     return dumps(packed), frames
 
 
+_SCALARS = frozenset((text_type, bool, type(None)) + integer_types)
+_CONTAINERS = frozenset((dict, list, tuple))
+
+
+def _plain(value, depth):
+    # type: (object, int) -> bool
+    """True when ``value`` needs no packing: its canonical JSON is its packed form's.
+
+    That is text, exact ints and bools, finite floats, None, and lists, tuples
+    and dicts of them with text keys not starting with ``$``, nested less than
+    MAX_DEPTH deep. Anything else (bytes, a py2 ``str``, subclasses, a schema)
+    takes :func:`_pack`, which also produces the typed error.
+    """
+    vtype = type(value)
+    if vtype in _SCALARS:
+        return True
+    if vtype is float:
+        return value - value == 0.0  # false for NaN and the infinities
+    if vtype not in _CONTAINERS or depth >= MAX_DEPTH:
+        return False
+    if vtype is dict:
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if type(key) is not text_type or key[:1] == u"$":
+                return False
+            if type(item) not in _SCALARS and not _plain(item, depth + 1):
+                return False
+        return True
+    for item in value:  # type: ignore[attr-defined]
+        if type(item) not in _SCALARS and not _plain(item, depth + 1):
+            return False
+    return True
+
+
+def _fast_header(env):
+    # type: (Envelope) -> bytes
+    """The header frame built directly, or None when a field needs the general path.
+
+    Keys are written in sorted order with the encoder's own escaping, so the
+    bytes equal ``dumps(check_header(header))``; every check_header rule that
+    this shortcut could break sends the envelope down the general path.
+    """
+    kind, rid, method, deadline = env.kind, env.id, env.method, env.deadline
+    if type(kind) is not text_type or kind not in KINDS or type(rid) is not text_type:
+        return None
+    if method is None:
+        if kind == u"call":
+            return None
+    elif type(method) is not text_type or (kind == u"call" and not method):
+        return None
+    parts = []
+    if deadline is not None:
+        if type(deadline) not in integer_types:
+            return None
+        parts.append(u'"deadline":%d' % deadline)
+    for name, value in ((u"error", env.error), (u"http", env.http)):
+        if value is not None:
+            if type(value) is not dict or not _plain(value, 1):
+                return None
+            parts.append(u'"%s":%s' % (name, _ENCODER.encode(value)))
+    parts.append(u'"id":' + _ENCODE_STRING(rid))
+    if env.idem:
+        parts.append(u'"idem":true')
+    parts.append(u'"kind":' + _ENCODE_STRING(kind))
+    if method is not None:
+        parts.append(u'"method":' + _ENCODE_STRING(method))
+    if env.more:
+        parts.append(u'"more":true')
+    if env.rid is not None:
+        if type(env.rid) is not text_type:
+            return None
+        parts.append(u'"rid":' + _ENCODE_STRING(env.rid))
+    if env.shadow:
+        parts.append(u'"shadow":true')
+    parts.append(u'"v":%d' % VERSION)
+    return _utf8(u"{" + u",".join(parts) + u"}")
+
+
 def encode(env, schema=None):
     # type: (Envelope, dict) -> list
     """Encode an envelope into its body frames: header, payload, byte frames."""
+    head = _fast_header(env)
+    if head is not None:
+        value = env.payload
+        if schema is None and (type(value) in _SCALARS or _plain(value, 0)):
+            return [head, dumps(value)]
+        payload, frames = pack(value, schema)
+        return [head, payload] + frames
     raw = []  # type: list
     header = check_header(_pack(env.header(), _NO_SCHEMA, _NO_SCHEMA, u"header", raw, 0))
     if raw:
@@ -300,6 +395,22 @@ def _make_hook(frames):
     return hook
 
 
+class _Duplicate(ValueError):
+    """A repeated object key seen by the shared decoder (re-decoded for the message)."""
+
+
+def _unique_pairs(pairs):
+    # type: (list) -> dict
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _Duplicate()
+    return out
+
+
+_PLAIN_DECODER = json.JSONDecoder(object_pairs_hook=_unique_pairs,
+                                  parse_constant=_bad_constant, parse_float=_finite)
+
+
 def decode_base64(value):
     # type: (object) -> Bytes
     """Decode the inline ``$bytes`` form (standard alphabet, padded)."""
@@ -343,7 +454,15 @@ def loads(data, frames=(), where=u"payload"):
         raise EnvelopeError(u"%s: not UTF-8 (%s)" % (where, exc.reason))
     if PY2 and _ENCODED_SURROGATE.search(data):  # 3.x's decoder already refuses these
         raise EnvelopeError(u"%s: not UTF-8 (encoded surrogate)" % (where,))
+    # Without "$" nothing is a tag or an escaped key, and without "\\u" no key is
+    # spelled with escapes: the shared decoder then only has to catch duplicate keys.
+    simple = b"$" not in data and b"\\u" not in data
     try:
+        try:
+            if simple:
+                return _PLAIN_DECODER.decode(text)
+        except _Duplicate:
+            pass  # decode again below, for the error that names the key
         value = json.loads(text, object_pairs_hook=_make_hook(list(frames)),
                            parse_constant=_bad_constant, parse_float=_finite)
     except EnvelopeError as exc:
@@ -382,9 +501,9 @@ def check_header(header):
     for name in (u"kind", u"id"):
         if header.get(name) is None:
             raise EnvelopeError(u"header.%s: missing" % (name,))
-    for name, types in _HEADER_TYPES.items():
-        value = header.get(name)
-        if value is None:
+    for name, value in header.items():
+        types = _HEADER_TYPES.get(name)
+        if types is None or value is None:
             continue
         if not isinstance(value, types) or (types is integer_types and isinstance(value, bool)):
             raise EnvelopeError(u"header.%s: wrong type %s" % (name, type(value).__name__))
