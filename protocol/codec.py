@@ -292,6 +292,58 @@ def _plain(value, depth):
     return True
 
 
+def _chunks(value, out):
+    # type: (object, list) -> None
+    """Append the canonical JSON of a :func:`_plain` value to ``out`` (2.7's encoder).
+
+    2.7's json module drops to its pure-Python generator encoder whenever
+    sort_keys is set; this writes the same text several times faster.
+    """
+    vtype = type(value)
+    if vtype is text_type:
+        out.append(_ENCODE_STRING(value))  # type: ignore[arg-type]
+    elif value is None:
+        out.append(u"null")
+    elif value is True:
+        out.append(u"true")
+    elif value is False:
+        out.append(u"false")
+    elif vtype is float:
+        out.append(repr(value))
+    elif vtype is dict:
+        if not value:
+            out.append(u"{}")
+            return
+        sep = u"{"
+        for key, item in sorted(value.items()):  # type: ignore[attr-defined]
+            out.append(sep + _ENCODE_STRING(key) + u":")
+            _chunks(item, out)
+            sep = u","
+        out.append(u"}")
+    elif vtype is list or vtype is tuple:
+        if not value:
+            out.append(u"[]")
+            return
+        sep = u"["
+        for item in value:  # type: ignore[attr-defined]
+            out.append(sep)
+            _chunks(item, out)
+            sep = u","
+        out.append(u"]")
+    else:  # int, long
+        out.append(str(value))
+
+
+def _dumps_plain(value):
+    # type: (object) -> bytes
+    """:func:`dumps` of a value that passed :func:`_plain`."""
+    if not PY2:
+        return dumps(value)
+    out = []  # type: list
+    _chunks(value, out)
+    return _utf8(u"".join(out))
+
+
 def _fast_header(env):
     # type: (Envelope) -> bytes
     """The header frame built directly, or None when a field needs the general path.
@@ -317,7 +369,7 @@ def _fast_header(env):
         if value is not None:
             if type(value) is not dict or not _plain(value, 1):
                 return None
-            parts.append(u'"%s":%s' % (name, _ENCODER.encode(value)))
+            parts.append(u'"%s":' % (name,) + _dumps_plain(value).decode("utf-8"))
     parts.append(u'"id":' + _ENCODE_STRING(rid))
     if env.idem:
         parts.append(u'"idem":true')
@@ -343,7 +395,7 @@ def encode(env, schema=None):
     if head is not None:
         value = env.payload
         if schema is None and (type(value) in _SCALARS or _plain(value, 0)):
-            return [head, dumps(value)]
+            return [head, _dumps_plain(value)]
         payload, frames = pack(value, schema)
         return [head, payload] + frames
     raw = []  # type: list
