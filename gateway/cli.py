@@ -165,13 +165,36 @@ def render_status(status: dict[str, Any]) -> str:
         for r in status["routes"]:
             lines.append(f"{r['prefix']:<24}{r['backend']:<9}"
                          f"{(r['service'] or r['target']):<32}{r['state']}")
+    if status.get("migrations"):
+        lines += ["", f"{'MIGRATION':<24}{'TARGET':<24}STATE"]
+        for name, m in sorted(status["migrations"].items()):
+            lines.append(f"{name:<24}{m['target']:<24}{m['label']}")
     return "\n".join(lines)
+
+
+def migration_states(cfg: GatewayConfig) -> dict[str, Any]:
+    """Each configured migration's target and state, read from the store ({} before it exists)."""
+    settings = cfg.migration_settings
+    if not settings.migrations or not os.path.exists(settings.db):
+        return {}
+    from gateway.migration.store import MigrationStore, StoreError
+    store = MigrationStore(settings.db)
+    try:
+        states = store.all()
+    except StoreError:
+        return {}
+    finally:
+        store.close()
+    return {m.name: {"target": m.target, "label": states[m.name].to_json()["label"],
+                     "mode": states[m.name].mode, "percent": states[m.name].percent}
+            for m in settings.migrations if m.name in states}
 
 
 def cmd_status(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
     """Ask the running arbiter for its status."""
     status = control.call(cfg.control_socket, {"cmd": "status"}, timeout=args.timeout)
     status["registrations"] = registrations(status)
+    status["migrations"] = migration_states(cfg)
     print(json.dumps(status, indent=2, sort_keys=True) if args.json else render_status(status))
     return 0
 
@@ -209,7 +232,8 @@ def cmd_check(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) ->
     contracts = str(cfg.http.get("contracts_dir", ""))
     if contracts:
         check_contracts(os.path.join(cfg.base_dir, contracts))
-    print(f"ok: {path or '<default>'}: {len(cfg.services)} services, {len(cfg.routes)} routes")
+    print(f"ok: {path or '<default>'}: {len(cfg.services)} services, {len(cfg.routes)} routes, "
+          f"{len(cfg.migration_settings.migrations)} migrations")
     return 0
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import urllib.request
 from http.cookies import SimpleCookie
 from typing import Any
@@ -172,6 +174,12 @@ def test_the_admin_api_says_what_is_wrong(notes_estate):
     assert status == 200 and {m["name"] for m in doc["migrations"]} == {"notes",
                                                                          "htmldiff-diff"}
     assert doc["services"]["notes3"]["state"] == "READY"
+    proc = subprocess.run([sys.executable, "-m", "gateway", "-c", e.path, "status", "--json"],
+                          capture_output=True, text=True, timeout=30, check=True)
+    migrations = json.loads(proc.stdout)["migrations"]
+    assert migrations["notes"] == {"target": "/api/notes", "label": "py3", "mode": "py3",
+                                   "percent": 0}
+    assert migrations["htmldiff-diff"]["mode"] == "shadow"
     req = urllib.request.Request(f"http://127.0.0.1:{e.port}/_gateway/")
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.headers["Content-Type"].startswith("text/html")
