@@ -54,6 +54,8 @@ from protocol.worker import current
 
 # How long past its deadline a caller still waits for the broker's typed answer.
 GRACE = 0.25
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 
 
 class Pending(object):
@@ -74,7 +76,9 @@ class Pending(object):
         self.deadline = deadline  # time.time() seconds
         self.idem = idem
         self.replies = collections.deque()  # type: collections.deque
-        self.event = threading.Event()
+        # Made only when the caller has to wait as a follower: most calls are read by
+        # their own thread as leader, and an Event (a Condition and its lock) is not free.
+        self.event = None  # type: threading.Event
         self.error = None  # type: Exception
         self.sent_at = 0.0
         self.probe = probe
@@ -96,6 +100,12 @@ class Pending(object):
         # type: () -> bool
         """True once a reply or a failure is waiting."""
         return bool(self.replies) or self.error is not None
+
+    def _signal(self):
+        # type: () -> None
+        event = self.event
+        if event is not None:
+            event.set()
 
 
 def _decode(reply):
@@ -270,22 +280,26 @@ class Client(object):
             if left <= 0:
                 self._pending.pop(pending.id, None)
                 raise Timeout(u"no answer before the deadline", id=pending.id)
-            # Register before trying the lock, so a leader stepping down sees us.
-            self._waiters.add(pending)
-            led = False
-            try:
-                if self._io.acquire(False):
-                    led = True
-                    try:
-                        self._lead(pending)
-                    finally:
-                        self._io.release()
-                else:
-                    pending.event.wait(left)
-                    pending.event.clear()  # the loop re-checks, so a racing set() is kept
-            finally:
-                self._waiters.discard(pending)
+            led = self._io.acquire(False)
+            if not led:
+                if pending.event is None:
+                    pending.event = threading.Event()
+                # Register, then try the lock again: either that succeeds, or whoever
+                # holds it releases it later and, stepping down, sees us registered.
+                self._waiters.add(pending)
+                try:
+                    led = self._io.acquire(False)
+                    # The event exists now, so a reply routed after this check sets it.
+                    if not led and not (pending.replies or pending.error is not None):
+                        pending.event.wait(left)
+                        pending.event.clear()  # the loop re-checks, so a racing set() is kept
+                finally:
+                    self._waiters.discard(pending)
             if led:
+                try:
+                    self._lead(pending)
+                finally:
+                    self._io.release()
                 # Only a leader stepping down hands over. A follower that woke and found
                 # a leader still in place must not wake another: followers waking each
                 # other in turn spin the CPU while the leader sits in poll().
@@ -295,7 +309,7 @@ class Client(object):
         # type: () -> None
         """Wake one waiting caller so that someone keeps reading the socket."""
         for waiter in list(self._waiters)[:1]:
-            waiter.event.set()
+            waiter._signal()
 
     def _wake(self):
         # type: () -> None
@@ -323,12 +337,17 @@ class Client(object):
             left = me.deadline + GRACE - time.time()
             if left <= 0:
                 return
-            self._pump(min(left, self.probe_interval / 2))
+            self._pump(min(left, self.probe_interval / 2), me)
             self._check_broker()
 
-    def _pump(self, timeout):
-        # type: (float) -> None
-        """Flush the outbox, wait up to ``timeout`` s, and route whatever arrived."""
+    def _pump(self, timeout, me=None):
+        # type: (float, Pending) -> None
+        """Flush the outbox, wait up to ``timeout`` s, and route whatever arrived.
+
+        Once ``me`` is answered, reading stops as soon as the socket has nothing
+        more queued: asking ZMQ_EVENTS is cheaper than the Again raised by an
+        empty non-blocking read.
+        """
         while self._outbox:
             self._transmit(self._outbox.popleft())
         events = dict(self._poller.poll(int(timeout * 1000)))
@@ -349,6 +368,9 @@ class Client(object):
                 except zmq.Again:
                     break
                 self._route(frames)
+                if me is not None and (me.replies or me.error is not None) \
+                        and not self._sock.get(_EVENTS) & _POLLIN:  # type: ignore[operator]
+                    break
 
     def _check_broker(self):
         # type: () -> None
@@ -387,7 +409,7 @@ class Client(object):
             if self._mmi:
                 waiter = self._mmi.popleft()
                 waiter.replies.append((None, frames[3:]))
-                waiter.event.set()
+                waiter._signal()
             return
         # The one parse of this header: result() decodes only the payload.
         try:
@@ -403,7 +425,7 @@ class Client(object):
         pending.replies.append((header, frames[3:]))
         if not header.get(u"more"):
             self._pending.pop(rid, None)
-        pending.event.set()
+        pending._signal()
 
     def _reconnect(self):
         # type: () -> None
@@ -429,7 +451,7 @@ class Client(object):
     def _fail(self, pending, error):
         # type: (Pending, Exception) -> None
         pending.error = error
-        pending.event.set()
+        pending._signal()
 
     def _fail_all(self, error):
         # type: (Exception) -> None
