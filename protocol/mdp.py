@@ -83,6 +83,16 @@ def send_frames(sock, frames, flags=0):
     send(frames[-1], flags)
 
 
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+
+
+def readable(sock):
+    # type: (zmq.Socket) -> bool
+    """True when a message is queued on ``sock`` (ZMQ_EVENTS; cheaper than a failed read)."""
+    return bool(sock.get(_EVENTS) & _POLLIN)  # type: ignore[operator]
+
+
 def recv_frames(sock, flags=0):
     # type: (zmq.Socket, int) -> list
     """``sock.recv_multipart(flags)`` without the per-frame option lookups."""

@@ -239,6 +239,7 @@ class Worker(object):
                 return self._drain_and_leave(poller)
             wait = self._last_sent + self.interval - time.time()
             if poller.poll(max(0, min(int(wait * 1000), 100))):
+                # Until ZMQ_EVENTS says the queue is empty: cheaper than ending on Again.
                 while True:
                     try:
                         frames = mdp.recv_frames(self._sock, mdp.NOBLOCK)
@@ -247,6 +248,8 @@ class Worker(object):
                     outcome = self._on_message(frames)
                     if outcome:
                         return outcome
+                    if not mdp.readable(self._sock):
+                        break
             now = time.time()
             if now - self._last_sent >= self.interval:
                 self._send(mdp.heartbeat())
@@ -269,8 +272,9 @@ class Worker(object):
         except EnvelopeError as exc:
             log.warning("ignoring a malformed message from the broker: %s", exc)
             return ""
-        stalled = time.time() - self._last_sent > mdp.LIVENESS * self.interval
-        self._last_recv = time.time()
+        now = time.time()
+        stalled = now - self._last_sent > mdp.LIVENESS * self.interval
+        self._last_recv = now
         if command == mdp.REQUEST:
             if stalled:
                 # We were frozen (SIGSTOP, swap) long enough for the broker to give our

@@ -183,10 +183,13 @@ class Broker:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(monitor, zmq.POLLIN)
-        next_beat = time.monotonic() + self._interval
-        while not self._stop.is_set():
-            timeout = max(0.0, min(next_beat - time.monotonic(), 0.1))
-            probe_in = self._probes.wait(time.monotonic())
+        monotonic = time.monotonic
+        next_beat = monotonic() + self._interval
+        stopping = self._stop.is_set
+        while not stopping():
+            now = monotonic()
+            timeout = max(0.0, min(next_beat - now, 0.1))
+            probe_in = self._probes.wait(now)
             if probe_in is not None:
                 timeout = min(timeout, probe_in)
             due = self.registry.next_deadline()
@@ -195,23 +198,40 @@ class Broker:
             # Round up: a zero-ms poll on a probe due in 0.4 ms would spin.
             events = dict(poller.poll(math.ceil(timeout * 1000)))
             if sock in events:
-                for _ in range(BATCH):
-                    try:
-                        frames = mdp.recv_frames(sock, mdp.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    self._handle(frames)
+                self._read(sock)
             if monitor in events:
                 closed = drain_disconnects(monitor)
                 self.counters["disconnects"] += closed
                 if closed and self.registry.workers:
                     self._probes.start(time.monotonic())
-            if self._probes.due(time.monotonic()):
+            now = monotonic()
+            if self._probes.times and self._probes.due(now):
                 self._probe_workers()
-            self._expire_requests()
-            if time.monotonic() >= next_beat:
+            if self.registry.armed():
+                self._expire_requests()
+            if now >= next_beat:
                 self._beat()
-                next_beat = time.monotonic() + self._interval
+                next_beat = monotonic() + self._interval
+
+    def _read(self, sock: zmq.Socket[bytes]) -> None:
+        """Handle up to BATCH queued messages.
+
+        After the first, ZMQ_EVENTS says whether more are queued: in the
+        one-message case that is cheaper than the Again an empty read raises.
+        """
+        try:
+            frames = mdp.recv_frames(sock, mdp.NOBLOCK)
+        except zmq.Again:
+            return
+        self._handle(frames)
+        if not mdp.readable(sock):
+            return
+        for _ in range(BATCH - 1):
+            try:
+                frames = mdp.recv_frames(sock, mdp.NOBLOCK)
+            except zmq.Again:
+                return
+            self._handle(frames)
 
     def _handle(self, frames: list[bytes]) -> None:
         # One peer's bad message must never end the loop that serves everyone else.
@@ -336,7 +356,8 @@ class Broker:
         self._send([request.client, b"", mdp.CLIENT, worker.service, *body], "client gone")
         if not more:
             self.registry.release(worker, request)
-            self._dispatch(worker.service)
+            if self.registry.waiting(worker.service):
+                self._dispatch(worker.service)
 
     # ----------------------------------------------------------- dispatch --
     def _dispatch(self, service: bytes) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Request:
     """One client request as the broker sees it: routing data plus the untouched body."""
 
@@ -39,7 +39,7 @@ class Request:
     replied: bool = False
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Worker:
     """A registered worker: its service, credit and the requests it holds."""
 
@@ -162,6 +162,11 @@ class Registry:
             request.armed = True
             heapq.heappush(self._deadlines, (request.deadline, next(self._seq), request))
 
+    def waiting(self, name: bytes) -> bool:
+        """True when ``name`` has requests queued (expired ones not yet swept included)."""
+        svc = self.services.get(name)
+        return bool(svc is not None and svc.waiting)
+
     def dispatchable(self, name: bytes, now_ms: int,
                      expired: list[Request]) -> Iterator[tuple[Worker, Request]]:
         """Pair waiting requests with LRU workers that have credit.
@@ -232,6 +237,10 @@ class Registry:
         for svc in swept:
             svc.sweep()
         return out
+
+    def armed(self) -> bool:
+        """True when some request's deadline is being watched (the expiry heap is not empty)."""
+        return bool(self._deadlines)
 
     def next_deadline(self) -> int | None:
         """The earliest deadline among queued requests (ms), for the poll timeout."""
