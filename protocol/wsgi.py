@@ -180,6 +180,20 @@ class WsgiHost(object):
         if "status" not in state:
             yield _remote(env, RuntimeError("the app never called start_response"))
             return
+        if type(result) in (list, tuple) and not written:
+            # The whole body is already in hand: one reply, not a stream ending in an
+            # empty http-body message (an extra hop through the broker).
+            try:
+                rest = list(chunks)
+                if rest:
+                    first = b"".join([first] + rest)
+            except Exception as exc:  # a non-bytes chunk: the app's fault, as in a stream
+                yield _remote(env, exc)
+                return
+            response = _response(env, state, first if not head else b"")
+            state["sent"] = True
+            yield response
+            return
         response = _response(env, state, first if not head else b"")
         length = [v for k, v in state["headers"] if _wire_text(k).lower() == u"content-length"]
         if not first or (length and str(length[0]).strip() == str(len(first))):
