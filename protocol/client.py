@@ -54,8 +54,6 @@ from protocol.worker import current
 
 # How long past its deadline a caller still waits for the broker's typed answer.
 GRACE = 0.25
-_EVENTS = int(zmq.EVENTS)
-_POLLIN = int(zmq.POLLIN)
 
 
 class Pending(object):
@@ -369,7 +367,7 @@ class Client(object):
                     break
                 self._route(frames)
                 if me is not None and (me.replies or me.error is not None) \
-                        and not self._sock.get(_EVENTS) & _POLLIN:  # type: ignore[operator]
+                        and not mdp.readable(self._sock):
                     break
 
     def _check_broker(self):
