@@ -126,8 +126,11 @@ def test_an_rpc_method_migrates_on_the_same_evidence(notes_estate):
     e = notes_estate()
     texts = [("<p>caf\u00e9 \U0001F600 one</p>", "<p>caf\u00e9 \U0001F600 two</p>"),
              ("<p>a</p>", "<p>a b</p>")]
-    results = []
-    for i in range(12):
+    results: list[Any] = []
+    # Until 10 comparisons (min_samples) are in: a copy that finds every shadow slot
+    # busy is uncompared and does not count. Bounded at 60 calls.
+    report: dict[str, Any] = {}
+    for i in range(60):
         old, new = texts[i % 2]
         req = urllib.request.Request(
             f"http://127.0.0.1:{e.port}/rpc/htmldiff/diff",
@@ -135,7 +138,11 @@ def test_an_rpc_method_migrates_on_the_same_evidence(notes_estate):
             headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as resp:
             results.append(json.loads(resp.read()))
-    report = e.wait_samples("htmldiff-diff", 12)
+        if i >= 11 and i % 4 == 3:
+            report = e.wait_samples("htmldiff-diff", i + 1)
+            if report["evidence"]["samples"] >= 10:
+                break
+    assert results[0] == results[2] and results[1] == results[3]
     assert report["evidence"]["regressions"] == 0 and report["gate"]["ok"], report
     code, doc = e.migrate("promote", "htmldiff-diff")
     assert code == 0 and doc["state"]["mode"] == "py3"
