@@ -90,8 +90,10 @@ def test_shadow_finds_the_regression_not_the_noise_then_promote_and_rollback(not
     _, report = drive_until_compared(e, 25)
     ev = report["evidence"]
     assert ev["regressions"] == 0 and ev["samples"] >= 25, ev
-    # Differences only at known noise are re-checked now and then, not every time.
-    assert 1 <= ev["noise"] <= ev["samples"] and report["gate"]["ok"], report["gate"]
+    # Differences only at noise learned before are re-checked now and then, not every
+    # time; the noise learned in the first epoch still explains generated_at.
+    assert "body/generated_at" in ev["noisy_paths"] and ev["noise"] <= ev["samples"]
+    assert report["gate"]["ok"], report["gate"]
 
     code, doc = e.migrate("promote", "notes", "--reason", "no regressions")
     assert code == 0 and doc["state"]["mode"] == "py3", doc
