@@ -78,16 +78,21 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return mp  # type: ignore[no-any-return]
 
 
+def read_token(cfg: GatewayConfig) -> str:
+    """The admin token the front wrote, or :class:`AdminError` saying where it looked."""
+    path = cfg.migration_settings.token_file
+    try:
+        with open(path, encoding="ascii") as fh:
+            return fh.read().strip()
+    except OSError as exc:
+        raise AdminError(f"no admin token at {path} ({exc.strerror}); "
+                         "is the gateway running (gateway up)?") from None
+
+
 def request(cfg: GatewayConfig, method: str, path: str, body: Any = None, actor: str = "cli",
             timeout: float = 10.0) -> Any:
     """One admin API call; the decoded JSON, or :class:`AdminError` with the problem."""
-    settings = cfg.migration_settings
-    try:
-        with open(settings.token_file, encoding="ascii") as fh:
-            token = fh.read().strip()
-    except OSError as exc:
-        raise AdminError(f"no admin token at {settings.token_file} ({exc.strerror}); "
-                         "is the gateway running (gateway up)?") from None
+    token = read_token(cfg)
     where = parse_listen(cfg.gateway.listen, "gateway.listen")
     if isinstance(where, str):
         conn: http.client.HTTPConnection = _UnixConnection(where, timeout)
@@ -126,8 +131,7 @@ def run(args: argparse.Namespace, cfg: GatewayConfig) -> int:
     base = "/_gateway/api"
     action = args.action
     if action == "dashboard":
-        with open(cfg.migration_settings.token_file, encoding="ascii") as fh:
-            token = fh.read().strip()
+        token = read_token(cfg)
         where = parse_listen(cfg.gateway.listen, "gateway.listen")
         host = where if isinstance(where, str) else f"http://{where[0]}:{where[1]}"
         print(f"{host}/_gateway/#token={token}")

@@ -121,12 +121,12 @@ class Migrations:
         """True when ``token`` is the admin token (constant-time)."""
         return bool(token) and hmac.compare_digest((token or "").encode(), self.token.encode())
 
-    def choose(self, cfg: MigrationConfig, environ: dict[str, Any]) -> tuple[str, str | None]:
+    def choose(self, cfg: MigrationConfig, environ: dict[str, Any],
+               state: MigrationState) -> tuple[str, str | None]:
         """(the primary runtime, a new canary cookie to set or None) for one request."""
         pin = environ.get("gateway.pin")
         if pin and pin[0] in OTHER and self.trusted(pin[1]):
             return pin[0], None
-        state = self.state(cfg.name)
         if state.mode in ("py2", "shadow"):
             return "py2", None
         if state.mode in ("py3", "retired"):
@@ -135,9 +135,10 @@ class Migrations:
         bucket = zlib.crc32(f"{cfg.name}:{key}".encode()) % 100
         return ("py3" if bucket < state.percent else "py2"), new_cookie
 
-    def shadowing(self, cfg: MigrationConfig) -> bool:
+    @staticmethod
+    def shadowing(cfg: MigrationConfig, state: MigrationState) -> bool:
         """True when the state sends copies to the candidate (and the sample says so)."""
-        if self.state(cfg.name).mode not in ("shadow", "canary", "py3"):
+        if state.mode not in ("shadow", "canary", "py3"):
             return False
         return cfg.sample >= 1.0 or random.random() < cfg.sample
 
@@ -231,11 +232,12 @@ class MigratedRoute:
 
     def __call__(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:
         owner, cfg, environ = self.owner, self.cfg, call.environ
-        primary, new_cookie = owner.choose(cfg, environ)
+        state = owner.state(cfg.name)      # read once: choice and shadowing agree
+        primary, new_cookie = owner.choose(cfg, environ, state)
         owner.check_fatal(self.services.get(primary, ""))
         method = environ["REQUEST_METHOD"]
         body: bytes | None = None
-        shadow = owner.shadowing(cfg) and (method in SAFE or not self.safe_only)
+        shadow = owner.shadowing(cfg, state) and (method in SAFE or not self.safe_only)
         if shadow:
             length = parse_length(environ.get("CONTENT_LENGTH"))
             if environ.get("HTTP_TRANSFER_ENCODING") or (length or 0) > cfg.capture_bytes:

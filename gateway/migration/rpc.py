@@ -50,9 +50,10 @@ class MigratedMethod:
              schema: Any) -> Any:
         """Call the primary and return its result (or raise its error); shadow the other."""
         owner, cfg = self.owner, self.cfg
-        primary, _ = owner.choose(cfg, call.environ)
+        state = owner.state(cfg.name)
+        primary, _ = owner.choose(cfg, call.environ, state)
         owner.check_fatal(self.service(primary))
-        shadow = (owner.shadowing(cfg) and (idem or self.copy_unsafe)
+        shadow = (owner.shadowing(cfg, state) and (idem or self.copy_unsafe)
                   and not owner.fatal(self.service(OTHER[primary])))
         started = time.monotonic()
         try:

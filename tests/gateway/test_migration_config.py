@@ -190,6 +190,17 @@ def test_a_migration_answers_503_at_once_when_its_chosen_side_is_fatal(tmp_path)
         assert info.value.status == 503 and ("Retry-After", "5") in info.value.headers
         migrations.check_fatal("notes3")          # READY: no error
         migrations.check_fatal("")                # no supervised service: no error
-        assert migrations.choose(settings.get("notes"), {})[0] == "py3"
+        assert migrations.choose(settings.get("notes"), {}, migrations.state("notes"))[0] == "py3"
     finally:
         migrations.close()
+
+
+def test_migrate_without_a_running_gateway_says_so(tmp_path, capsys):
+    from gateway.cli import main
+    path = tmp_path / "gateway.toml"
+    path.write_text(BASE.replace('target = "/tmp"', f'target = "{tmp_path}"') +
+                    '[migrations.notes]\nroute = "/api/notes"\npy3 = "notes3"\n')
+    for argv in (["migrate", "dashboard"], ["migrate", "status"]):
+        assert main(["-c", str(path), *argv]) == 1
+        err = capsys.readouterr().err
+        assert "no admin token at" in err and "gateway up" in err

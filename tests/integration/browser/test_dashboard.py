@@ -32,6 +32,7 @@ from tests.integration.browser.test_walkthrough import (
     _missing_browser,
     estate_config,
 )
+from tests.integration.migration.conftest import add_notes
 from tests.support.procs import REPO, ProcessGroup, free_port, wait_until
 
 pytestmark = pytest.mark.slow
@@ -97,14 +98,7 @@ def write_parity(workdir: str) -> dict[str, Any]:
 
 def seed_notes(workdir: str) -> None:
     """Two notes of 2 and 3 words in the estate's database (estate_config puts it in workdir)."""
-    from py3_services import store
-    conn = store.connect(os.path.join(workdir, "legacy.sqlite3"))
-    try:
-        user = store.create_user(conn, "ada", "correct horse")
-        store.add_note(conn, user, "one two")
-        store.add_note(conn, user, "one two three")
-    finally:
-        conn.close()
+    add_notes(os.path.join(workdir, "legacy.sqlite3"))
 
 
 @pytest.fixture
