@@ -263,6 +263,10 @@ class Worker(object):
                 break
             self._on_message(self._sock.recv_multipart())
         self._send(mdp.disconnect())
+        # The last replies and the DISCONNECT must reach the broker, or what they answer
+        # would be reported lost; linger briefly instead of discarding them at close.
+        self._sock.close(linger=int(min(self.interval, 1.0) * 1000))
+        self._sock = None
         return "stopped"
 
     def _on_message(self, frames):

@@ -309,7 +309,9 @@ class Broker:
                 self._drop("malformed", "READY without a service")
         elif command == mdp.DISCONNECT:
             if worker is not None:
-                self._lose_worker(sender, "disconnected")
+                # A worker sends DISCONNECT only once it has answered everything it started
+                # (SPEC 2.2), so what it still holds crossed the DISCONNECT on the wire.
+                self._lose_worker(sender, "disconnected", unstarted=True)
         elif worker is None:
             # An unknown worker (e.g. after a broker restart): RFC 7 says disconnect it,
             # and our worker then re-registers with READY.
@@ -392,7 +394,8 @@ class Broker:
             name = request.service.decode("utf-8", "replace")
             self._reply_error(request, UnknownService(f"no worker has ever served {name}"))
 
-    def _lose_worker(self, identity: bytes, why: str) -> None:
+    def _lose_worker(self, identity: bytes, why: str, unstarted: bool = False) -> None:
+        """Forget a worker; retry, requeue or fail what it held (``unstarted``: it started none)."""
         worker = self.registry.workers.get(identity)
         service = worker.service if worker is not None else b""
         held = self.registry.remove_worker(identity)
@@ -400,6 +403,8 @@ class Broker:
         log.log(level, "worker %s left (%s) holding %d request(s)", identity.hex(), why, len(held))
         now = mdp.now_ms()
         for request in held:
+            if unstarted and not request.replied:
+                request.attempts -= 1  # never ran, so this attempt does not count
             if request.idem and request.attempts < 2 and not request.replied \
                     and request.deadline - EXPIRY_MARGIN_MS > now:
                 self.counters["retried"] += 1

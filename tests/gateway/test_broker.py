@@ -224,6 +224,23 @@ def test_closed_worker_connection_is_noticed_without_heartbeats(
                what="the dead worker forgotten")
     assert broker.stats()["counters"]["workers_closed"] == 1
 
+def test_request_crossing_a_disconnect_is_requeued_even_if_not_idempotent(
+        broker: Broker, client: Client, raw_workers: list[RawWorker]) -> None:
+    leaving = RawWorker(broker.endpoints[0])
+    raw_workers.append(leaving)
+    wait_until(lambda: live(broker, "calc"), timeout=5, what="worker")
+    backup = RawWorker(broker.endpoints[0])
+    raw_workers.append(backup)
+    wait_until(lambda: live(broker, "calc", 2), timeout=5, what="backup worker")
+    pending = client.submit("calc", "write", "v", idem=False, timeout=3.0)
+    leaving.next_request()  # dispatched to it while it was deciding to leave...
+    leaving.sock.send_multipart(mdp.disconnect())  # ...so it never starts it (SPEC 2.2)
+    backup.answer(*backup.next_request(), "once")
+    assert pending.result() == "once"
+    counters = broker.stats()["counters"]
+    assert counters.get("worker_lost", 0) == 0 and counters.get("retried", 0) == 0
+
+
 DEEP = b'{"id":"x","a":' + b"[" * 200000
 GARBAGE = {
     "too_few_frames": ([b""], True),
