@@ -35,8 +35,11 @@ from tests.support.procs import (
 
 HELLO = "tests.integration.http.upstream:hello"
 CONNECTIONS = 32
+FLOOR_HTTP = "bare Python proxy -> gunicorn (floor)"
+FLOOR_WSGI = "bare MDP hop -> echo worker (floor)"
 ONE_CONNECTION = ("gunicorn direct", "nginx -> gunicorn", "gateway http -> gunicorn",
-                  "gateway wsgi -> py3 worker", "gateway wsgi -> py2 worker")
+                  "gateway wsgi -> py3 worker", "gateway wsgi -> py2 worker",
+                  FLOOR_HTTP, FLOOR_WSGI)
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 _LATENCY = re.compile(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 _RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
@@ -61,7 +64,7 @@ http {{
 
 
 def wrk(port: int, seconds: float, connections: int = CONNECTIONS,
-        errors: list[str] | None = None) -> tuple[float, float]:
+        errors: list[str] | None = None, label: str = "") -> tuple[float, float]:
     """(requests/s, p50 latency in ms) of wrk against 127.0.0.1:``port``.
 
     Non-2xx answers and socket errors are appended to ``errors`` (if given).
@@ -77,7 +80,7 @@ def wrk(port: int, seconds: float, connections: int = CONNECTIONS,
         raise RuntimeError(f"cannot parse wrk output:\n{out}")
     bad = re.search(r"(Non-2xx or 3xx responses: \d+|Socket errors: .*)", out)
     if bad and errors is not None:
-        errors.append(f"port {port}: {bad.group(1)}")
+        errors.append(f"{label or f'port {port}'}: {bad.group(1)}")
     return float(rate.group(1)), float(p50.group(1)) * _UNITS[p50.group(2)]
 
 
@@ -147,6 +150,23 @@ class Estate:
         finally:
             client.close()
 
+    def bare_relay(self) -> str:
+        """The RPC benchmark's bare RFC 7 relay and echo worker, answering (bench.floors)."""
+        import zmq
+
+        from bench.rpc import BARE_RELAY, BARE_WORKER, wait_bare
+        endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.procs.spawn([python3(), "-c", BARE_RELAY, endpoint], stdout=subprocess.DEVNULL)
+        self.procs.spawn([python3(), "-c", BARE_WORKER, endpoint])
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.linger = 0
+        sock.connect(endpoint)
+        try:
+            wait_bare(sock, [b"", b"MDPC01", b"echo", b"ping"])
+        finally:
+            sock.close(linger=0)
+        return endpoint
+
     def nginx(self, upstream: int) -> int | None:
         """nginx proxy_pass with upstream keep-alive, or None when nginx is missing."""
         binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists(
@@ -173,6 +193,10 @@ class Estate:
         upstream = f"http://127.0.0.1:{direct}"
         self.paths["naive proxy -> gunicorn"] = self.gunicorn(
             "tests.integration.http.naive_proxy:app", env={"NAIVE_UPSTREAM": upstream})
+        self.paths[FLOOR_HTTP] = self.gunicorn("bench.floors:bare_proxy",
+                                               env={"FLOOR_UPSTREAM": upstream})
+        self.paths[FLOOR_WSGI] = self.gunicorn("bench.floors:bare_mdp",
+                                               env={"FLOOR_BROKER": self.bare_relay()})
         endpoint = self.broker()
         try:
             py2: str | None = python2()
@@ -214,11 +238,11 @@ def run(smoke: bool) -> list[Table]:
         single: dict[str, list[float]] = {}
         for _ in range(rounds):
             for name, port in estate.paths.items():
-                rate, p50 = wrk(port, seconds, errors=errors)
+                rate, p50 = wrk(port, seconds, errors=errors, label=name)
                 rates[name].append(rate)
                 p50s[name].append(p50)
                 if name in ONE_CONNECTION:
-                    single.setdefault(name, []).append(wrk(port, seconds, 1, errors)[1])
+                    single.setdefault(name, []).append(wrk(port, seconds, 1, errors, name)[1])
         rate = {n: statistics.median(v) for n, v in rates.items()}
         p50 = {n: statistics.median(v) for n, v in p50s.items()}
         p50_one = {n: statistics.median(v) for n, v in single.items()}
@@ -244,7 +268,18 @@ def _tables(rate: dict[str, float], p50: dict[str, float], p50_one: dict[str, fl
     for name, value in rate.items():
         table.add(name, value, target=targets.get(name, lambda: "")())
     table.notes += [*notes, f"{rounds} round(s) of {seconds:.0f} s per path; medians",
-                    "gunicorn everywhere is gthread 2 workers x 8 threads, pinned"]
+                    "gunicorn everywhere is gthread 2 workers x 8 threads, pinned",
+                    f"{FLOOR_HTTP}: a gunicorn app that only relays the request line over "
+                    "http.client (bench/floors.py), the least a Python front can do",
+                    f"{FLOOR_WSGI}: a gunicorn app that only sends one RFC 7 request "
+                    "through a logic-free relay to an echo (bench/floors.py): the least "
+                    "a Python front plus an MDP broker and worker can do"]
+    for ours, floor in (("gateway wsgi -> py3 worker", FLOOR_WSGI),
+                        ("gateway http -> gunicorn", FLOOR_HTTP)):
+        if ours in rate and floor in rate:
+            table.notes.append(f"{ours} = {_ratio(rate, ours, floor):.2f}x its floor's req/s; "
+                               f"the floor itself is {_ratio(rate, floor, baseline):.2f}x "
+                               f"{baseline}")
     lat = Table("http: p50 latency at 32 connections", "ms", "gunicorn direct",
                 higher_is_better=False)
     for name, value in p50.items():

@@ -55,6 +55,31 @@ w = Worker(sys.argv[1], u"echo", {u"echo": lambda value: value}, credit=16)
 w.install_signal_handlers()
 w.run()
 """
+# The floor: RFC 7 frames relayed with no logic at all (no registry, deadlines, heartbeats,
+# envelope checks). A real MDP broker, client and worker written with pyzmq cannot beat it.
+BARE_RELAY = """
+import sys, zmq
+s = zmq.Context.instance().socket(zmq.ROUTER)
+s.bind(sys.argv[1] if len(sys.argv) > 1 else "tcp://127.0.0.1:*")
+print(s.getsockopt_string(zmq.LAST_ENDPOINT), flush=True)
+worker = None
+while True:
+    f = s.recv_multipart()
+    if f[2] == b"MDPW01":
+        worker = f[0]
+        if f[3] == b"\\x03":  # [worker, '', MDPW01, REPLY, client, '', body...]
+            s.send_multipart([f[4], b"", b"MDPC01", b"echo"] + f[6:])
+    elif worker is not None:  # [client, '', MDPC01, service, body...]
+        s.send_multipart([worker, b"", b"MDPW01", b"\\x02", f[0], b""] + f[4:])
+"""
+BARE_WORKER = """
+import sys, zmq
+d = zmq.Context.instance().socket(zmq.DEALER); d.connect(sys.argv[1])
+d.send_multipart([b"", b"MDPW01", b"\\x01", b"echo"])
+while True:
+    f = d.recv_multipart()  # ['', MDPW01, REQUEST, client, '', body...]
+    d.send_multipart([b"", b"MDPW01", b"\\x03", f[3], b""] + f[5:])
+"""
 ZERORPC_SERVER = """
 import sys, zerorpc
 class Echo(object):
@@ -166,6 +191,41 @@ def _raw(counts: tuple[int, float]) -> dict[str, float]:
     return out
 
 
+def wait_bare(sock: zmq.Socket[bytes], request: list[bytes], seconds: float = 20.0) -> None:
+    """Ask the bare relay until the echo worker has said READY and one answer came back."""
+    stop = time.time() + seconds
+    while True:  # the relay drops requests while it knows no worker
+        sock.send_multipart(request)
+        if sock.poll(200):
+            sock.recv_multipart()
+            break
+        if time.time() > stop:
+            raise RuntimeError("the bare relay never answered")
+    while sock.poll(100):  # answers to the asks sent before the worker was there
+        sock.recv_multipart()
+
+
+def _bare(counts: tuple[int, float]) -> dict[str, float]:
+    """The bare relay and worker: the same frames as the brokered call, and nothing else."""
+    body = codec.encode(codec.Envelope("call", method="echo", payload=PAYLOAD))
+    request = [b"", b"MDPC01", b"echo", *body]
+    with _spawn([sys.executable, "-c", BARE_RELAY], announce=True) as (_, ep), \
+            _spawn([sys.executable, "-c", BARE_WORKER, ep]):
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.linger = 0
+        sock.rcvtimeo = 5000
+        sock.connect(ep)
+        try:
+            wait_bare(sock, request)
+            sync = _sync_p50(lambda: (sock.send_multipart(request), sock.recv_multipart()),
+                             *counts)
+            pipe = _pipelined(lambda: sock.send_multipart(request), sock.recv_multipart,
+                              counts[0] * 10, counts[1])
+        finally:
+            sock.close(linger=0)
+    return {"sync": sync, "pipe": pipe}
+
+
 def _brokered(worker_python: str, counts: tuple[int, float]) -> dict[str, float]:
     broker = [sys.executable, "-m", "gateway.broker", "--bind", "tcp://127.0.0.1:*"]
     with _spawn(broker, announce=True) as (_, ep), _spawn([worker_python, "-c", WORKER, ep]):
@@ -229,6 +289,7 @@ def run(smoke: bool) -> list[Table]:
     rounds = 1 if smoke else 3
     paths: dict[str, Callable[[], dict[str, float] | None]] = {
         "raw": lambda: _raw(counts),
+        "bare": lambda: _bare(counts),
         "py3->py3": lambda: _brokered(sys.executable, counts),
         "py3->py2": lambda: _brokered(PY2, counts) if os.path.exists(PY2) else None,
         "zerorpc": lambda: None if smoke else _zerorpc(counts),
@@ -252,10 +313,21 @@ def run(smoke: bool) -> list[Table]:
     thr = Table(f"rpc: pipelined throughput ({WINDOW} in flight)", "calls/s",
                 "raw DEALER/ROUTER")
     thr.add("raw DEALER/ROUTER", med["raw"]["pipe"])
+    if "bare" in med:
+        lat.add("bare MDP relay (floor)", med["bare"]["sync"])
+        thr.add("bare MDP relay (floor)", med["bare"]["pipe"])
     for name in ("py3->py3", "py3->py2"):
         if name in med:
             lat.add(f"brokered {name}", med[name]["sync"], target="<= 2.5x")
             thr.add(f"brokered {name}", med[name]["pipe"], target=">= 0.25x")
+    if "bare" in med and "py3->py3" in med:
+        floor, ours = med["bare"], med["py3->py3"]
+        lat.notes.append(f"brokered py3->py3 p50 = {ours['sync'] / floor['sync']:.2f}x the "
+                         "bare relay's; the bare relay itself is "
+                         f"{floor['sync'] / med['raw']['sync']:.2f}x raw (target <= 2.5x)")
+        thr.notes.append(f"brokered py3->py3 = {ours['pipe'] / floor['pipe']:.2f}x the bare "
+                         "relay's calls/s; the bare relay itself is "
+                         f"{floor['pipe'] / med['raw']['pipe']:.3f}x raw (target >= 0.25x)")
     if "zerorpc" in med:
         lat.add("zerorpc 0.6.3", med["zerorpc"]["sync"])
         thr.add("zerorpc 0.6.3", med["zerorpc"]["pipe"])
@@ -264,9 +336,18 @@ def run(smoke: bool) -> list[Table]:
                          "(target >= 3x)")
         thr.notes.append(f"pipelined calls/s vs zerorpc: {ours['pipe'] / theirs['pipe']:.2f}x "
                          "(target >= 5x)")
+        if "bare" in med:
+            bare = med["bare"]
+            thr.notes.append(f"the bare relay vs zerorpc: sync {theirs['sync'] / bare['sync']:.2f}x"
+                             f", pipelined {bare['pipe'] / theirs['pipe']:.2f}x")
     else:
         thr.notes.append("zerorpc: not measured (smoke run, or not installed)")
     thr.notes.extend(failures)
     lat.notes.append("brokered = client -> broker -> worker -> broker -> client, "
                      "envelope encoded and decoded at both ends")
+    floor = ("bare MDP relay = the brokered call's RFC 7 frames relayed by a pyzmq ROUTER "
+             "to a pyzmq DEALER echo, with no logic at all: the least any MDP broker, client "
+             "and worker written with pyzmq can cost on this machine")
+    lat.notes.append(floor)
+    thr.notes.append(floor)
     return [lat, thr]
