@@ -20,6 +20,7 @@ service (``gateway reload NAME`` restarts just that one), and a changed
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -130,6 +131,10 @@ def advance_rollouts(arb: Arbiter) -> None:
     """Finish rollouts whose replicas are all ready; time out the others; answer waiters."""
     now = time.monotonic()
     for unit in arb.units:
+        if unit.evidence_stale and not unit.draining:
+            # Only now: a draining old replica may still answer a shadow copy.
+            unit.evidence_stale = False
+            restart_evidence(arb, unit.program.name)
         rollout = unit.rollout
         if rollout is None:
             continue
@@ -145,6 +150,7 @@ def advance_rollouts(arb: Arbiter) -> None:
                 arb.stop_replica(r)
             arb.log(f"{unit.program.name}: generation {unit.generation} ready; "
                      f"draining {sum(1 for r in old if r.state.alive)} old")
+            unit.evidence_stale = True
         elif now > rollout.deadline:
             fail_rollout(arb, unit, f"not ready within {ROLLOUT_TIMEOUT:g}s")
     arb.units = [u for u in arb.units if not (u.stopping and not u.alive()
@@ -158,3 +164,35 @@ def advance_rollouts(arb: Arbiter) -> None:
         else:
             conn.reply(True, {"changed": [u.program.name for u in units], "failed": []})
     arb.waiters = still
+
+
+def restart_evidence(arb: Arbiter, service: str) -> None:
+    """A reloaded py3 port of a migration in shadow starts a new evidence epoch.
+
+    The comparisons gathered so far judged the old port; the gate must judge the
+    new one. This is ``gateway migrate shadow NAME`` done by the arbiter, audited
+    as actor ``gateway:reload``, once the old replicas have drained (so no answer
+    of the old port lands in the new epoch). In canary or py3 the evidence stays:
+    restart it with ``gateway migrate shadow`` if wanted.
+    """
+    settings = arb.config.migration_settings
+    names = [m.name for m in settings.migrations if m.py3 == service]
+    if not names or not os.path.exists(settings.db):
+        return
+    from gateway.migration.store import MigrationStore, StoreError
+    store: MigrationStore | None = None
+    try:
+        store = MigrationStore(settings.db)
+        for name in names:
+            state = store.get(name)
+            if state.mode != "shadow":
+                continue
+            store.transition(name, "shadow", actor="gateway:reload",
+                             reason=f"{service} reloaded: evidence restarts",
+                             expect_version=state.version)
+            arb.log(f"migration {name}: {service} reloaded, evidence restarts")
+    except (StoreError, KeyError) as exc:
+        arb.log(f"migrations: evidence not restarted after reloading {service}: {exc}")
+    finally:
+        if store is not None:
+            store.close()

@@ -95,6 +95,7 @@ class Unit:
     ever_ready: bool = False
     fatal: bool = False
     stopping: bool = False
+    evidence_stale: bool = False  # reloaded: restart migration evidence once drained
 
     def __post_init__(self) -> None:
         if not self.replicas:

@@ -204,3 +204,33 @@ def test_migrate_without_a_running_gateway_says_so(tmp_path, capsys):
         assert main(["-c", str(path), *argv]) == 1
         err = capsys.readouterr().err
         assert "no admin token at" in err and "gateway up" in err
+
+
+def test_reloading_the_port_restarts_evidence_only_in_shadow(tmp_path):
+    from types import SimpleNamespace
+
+    from gateway.arbiter.rollout import restart_evidence
+    from gateway.migration.store import MigrationStore
+    cfg = parse(BASE + '[migrations.notes]\nroute = "/api/notes"\npy3 = "notes3"\n'
+                '[migrations.diff]\nrpc = "htmldiff/diff"\npy3 = "hd3"\n',
+                base_dir=str(tmp_path))
+    os.makedirs(cfg.gateway.run_dir, exist_ok=True)
+    clock = iter(range(100, 200))
+    store = MigrationStore(cfg.migration_settings.db, clock=lambda: float(next(clock)))
+    try:
+        store.ensure("notes", "shadow")
+        store.ensure("diff", "canary", 20)
+        before = store.all()
+        lines: list[str] = []
+        arb = SimpleNamespace(config=cfg, log=lines.append)
+        restart_evidence(arb, "notes3")
+        restart_evidence(arb, "hd3")
+        restart_evidence(arb, "notes")  # the py2 side: no effect
+        after = store.all()
+        assert after["notes"].epoch_started > before["notes"].epoch_started
+        assert after["notes"].updated_by == "gateway:reload"
+        assert after["diff"] == before["diff"]  # canary keeps its evidence
+        assert store.audit("notes")[0].reason == "notes3 reloaded: evidence restarts"
+        assert lines == ["migration notes: notes3 reloaded, evidence restarts"]
+    finally:
+        store.close()

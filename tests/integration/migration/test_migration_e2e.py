@@ -4,8 +4,8 @@ The port rounds ``avg_words`` like Python 3 (2.5 -> 2) where the original
 answers 3.0: a regression at ``body/avg_words``. Both stamp ``generated_at``,
 which differs between any two answers: noise, learned by sending the primary
 twice. Shadow reports the first and not the second, refuses promote, and
-after the fix (a reload with ``NOTES_ROUNDING = "half-up"``) promotes; a
-rollback under load then fails no request.
+after the fix (a reload with ``NOTES_ROUNDING = "half-up"``, which restarts the
+evidence) promotes; a rollback under load then fails no request.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.integration.migration.conftest import estate_body
+from tests.support.procs import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -82,11 +83,15 @@ def test_shadow_finds_the_regression_not_the_noise_then_promote_and_rollback(not
     assert code == 1 and "gate_refused" in err and "diff rate 100.0%" in err, err
     assert e.report("notes")["state"]["mode"] == "shadow"
 
-    # -- the fix: reload the port with Python 2 rounding, restart the evidence ---------------
+    # -- the fix: reload the port with Python 2 rounding; the reload restarts the evidence ---
+    epoch = e.report("notes")["state"]["epoch_started"]
     e.write(estate_body(e.db, rounding="half-up"))
     e.reload("notes3")
-    code, doc = e.migrate("shadow", "notes", "--reason", "port fixed: half-up rounding")
-    assert code == 0 and doc["state"]["mode"] == "shadow", doc
+    # The arbiter restarts the evidence once the old port's replicas have drained.
+    wait_until(lambda: e.report("notes")["state"]["epoch_started"] > epoch, timeout=15,
+               what="the evidence restarted by the reload")
+    state = e.report("notes")["state"]
+    assert state["mode"] == "shadow" and state["updated_by"] == "gateway:reload", state
     _, report = drive_until_compared(e, 25)
     ev = report["evidence"]
     assert ev["regressions"] == 0 and ev["samples"] >= 25, ev
@@ -116,7 +121,6 @@ def test_shadow_finds_the_regression_not_the_noise_then_promote_and_rollback(not
     for w in workers:
         w.start()
     try:
-        from tests.support.procs import wait_until
         wait_until(lambda: len(results) >= 40, timeout=20, what="load running on py3")
         code, doc = e.migrate("rollback", "notes", "--reason", "drill")
         assert code == 0 and doc["state"]["mode"] == "py2", doc
@@ -139,6 +143,7 @@ def test_shadow_finds_the_regression_not_the_noise_then_promote_and_rollback(not
     assert changes == [("", "shadow"), ("shadow", "shadow"), ("shadow", "py3"),
                        ("py3", "py2")], changes
     actors = [a["actor"] for a in doc["audit"][:3]]
-    assert all(actor.startswith("cli:test") for actor in actors), actors
+    assert actors[0].startswith("cli:test") and actors[1].startswith("cli:test"), actors
+    assert actors[2] == "gateway:reload", actors
     reasons = [a["reason"] for a in doc["audit"]]
-    assert "port fixed: half-up rounding" in reasons and "drill" in reasons
+    assert "notes3 reloaded: evidence restarts" in reasons and "drill" in reasons
