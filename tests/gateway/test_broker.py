@@ -198,18 +198,25 @@ def test_worker_death_mid_request(broker: Broker, client: Client,
 
 
 
+def first_and_backup(broker: Broker,
+                     raw_workers: list[RawWorker]) -> tuple[RawWorker, RawWorker]:
+    """Two raw workers for calc, registered in this order (the first is first in LRU)."""
+    first = RawWorker(broker.endpoints[0])
+    raw_workers.append(first)
+    wait_until(lambda: live(broker, "calc"), timeout=5, what="worker")
+    backup = RawWorker(broker.endpoints[0])
+    raw_workers.append(backup)
+    wait_until(lambda: live(broker, "calc", 2), timeout=5, what="backup worker")
+    return first, backup
+
+
 # A 10 s heartbeat: neither a beat (every 10 s) nor liveness (30 s) can notice the death
 # within the 3 s the client waits, so an answer proves the closed connection was seen.
 @pytest.mark.parametrize("broker", [10_000], indirect=True)
 @pytest.mark.parametrize("idem", [False, True])
 def test_closed_worker_connection_is_noticed_without_heartbeats(
         broker: Broker, client: Client, raw_workers: list[RawWorker], idem: bool) -> None:
-    doomed = RawWorker(broker.endpoints[0])
-    raw_workers.append(doomed)
-    wait_until(lambda: live(broker, "calc"), timeout=5, what="worker")
-    backup = RawWorker(broker.endpoints[0])
-    raw_workers.append(backup)
-    wait_until(lambda: live(broker, "calc", 2), timeout=5, what="backup worker")
+    doomed, backup = first_and_backup(broker, raw_workers)
     pending = client.submit("calc", "echo", "v", idem=idem, timeout=3.0)
     doomed.next_request()  # first in the LRU line
     doomed.close()  # the process "dies": its connection closes, no DISCONNECT is sent
@@ -224,14 +231,10 @@ def test_closed_worker_connection_is_noticed_without_heartbeats(
                what="the dead worker forgotten")
     assert broker.stats()["counters"]["workers_closed"] == 1
 
+
 def test_request_crossing_a_disconnect_is_requeued_even_if_not_idempotent(
         broker: Broker, client: Client, raw_workers: list[RawWorker]) -> None:
-    leaving = RawWorker(broker.endpoints[0])
-    raw_workers.append(leaving)
-    wait_until(lambda: live(broker, "calc"), timeout=5, what="worker")
-    backup = RawWorker(broker.endpoints[0])
-    raw_workers.append(backup)
-    wait_until(lambda: live(broker, "calc", 2), timeout=5, what="backup worker")
+    leaving, backup = first_and_backup(broker, raw_workers)
     pending = client.submit("calc", "write", "v", idem=False, timeout=3.0)
     leaving.next_request()  # dispatched to it while it was deciding to leave...
     leaving.sock.send_multipart(mdp.disconnect())  # ...so it never starts it (SPEC 2.2)
