@@ -316,7 +316,14 @@
   }
 
   function renderDiffs(diffs, noisy) {
-    keyed(document.getElementById("diffs"), diffRows, diffs, function (d) {
+    // A row is keyed by its id and its noise marks, so noise learned after a difference
+    // was shown re-draws that row with the fields marked.
+    var items = diffs.map(function (d) {
+      var marks = (d.fields || []).map(function (x) { return noisy.has(normalise(x.path)) ? "n" : "r"; });
+      return { id: d.id + ":" + (d.noise ? "n" : "r") + marks.join(""), d: d };
+    });
+    keyed(document.getElementById("diffs"), diffRows, items, function (item) {
+      var d = item.d;
       var fields = (d.fields || []).map(function (x) {
         var isNoise = noisy.has(normalise(x.path));
         return el("tr", { "class": isNoise ? "noisy muted" : null }, [
@@ -348,7 +355,8 @@
     }, "no changes yet");
   }
 
-  // Rows are immutable once written, so existing ones are kept (and stay open).
+  // Rows are immutable once written (a diff's noise marks are part of its key), so
+  // existing ones are kept (and stay open).
   function keyed(box, rows, items, make, empty) {
     var want = items.map(function (it) { return String(it.id); });
     rows.forEach(function (node, id) { if (want.indexOf(id) < 0) { node.remove(); rows.delete(id); } });

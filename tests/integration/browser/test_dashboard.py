@@ -183,6 +183,7 @@ def message(driver: Any, verb: str) -> str:
 
 
 def test_dashboard_shows_diffs_and_gates_promotion(estate: Estate, browser: Any) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -230,6 +231,18 @@ def test_dashboard_shows_diffs_and_gates_promotion(estate: Estate, browser: Any)
         lambda d: d.find_elements(By.CSS_SELECTOR, "#diffs .diff"))[0]
     assert HOSTILE in diff.find_element(By.CSS_SELECTOR, "details pre").get_attribute(
         "textContent")
+
+    def noise_marked(d: Any) -> bool:
+        """generated_at is marked noise in every row shown, avg_words in none."""
+        marks: dict[str, set[bool]] = {}
+        for row in d.find_elements(By.CSS_SELECTOR, "#diffs .diff tr"):
+            code = row.find_elements(By.CSS_SELECTOR, "code")
+            if code:
+                field = code[0].text.rsplit("/", 1)[-1]
+                marks.setdefault(field, set()).add("noisy" in (row.get_attribute("class") or ""))
+        return marks.get("generated_at") == {True} and marks.get("avg_words") == {False}
+    WebDriverWait(browser, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
+        noise_marked)
     assert not browser.find_elements(By.CSS_SELECTOR, "main img, main script")
     assert browser.title == "Gateway migrations"
 
