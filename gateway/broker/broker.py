@@ -404,8 +404,10 @@ class Broker:
         now = mdp.now_ms()
         for request in held:
             if unstarted and not request.replied:
-                request.attempts -= 1  # never ran, so this attempt does not count
-            if request.idem and request.attempts < 2 and not request.replied \
+                request.attempts -= 1  # it never ran: requeued, and the attempt does not count
+                self.registry.enqueue(request, front=True)
+                self.registry.arm(request)
+            elif request.idem and request.attempts < 2 and not request.replied \
                     and request.deadline - EXPIRY_MARGIN_MS > now:
                 self.counters["retried"] += 1
                 self.registry.enqueue(request, front=True)

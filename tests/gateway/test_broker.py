@@ -232,10 +232,11 @@ def test_closed_worker_connection_is_noticed_without_heartbeats(
     assert broker.stats()["counters"]["workers_closed"] == 1
 
 
+@pytest.mark.parametrize("idem", [False, True])
 def test_request_crossing_a_disconnect_is_requeued_even_if_not_idempotent(
-        broker: Broker, client: Client, raw_workers: list[RawWorker]) -> None:
+        broker: Broker, client: Client, raw_workers: list[RawWorker], idem: bool) -> None:
     leaving, backup = first_and_backup(broker, raw_workers)
-    pending = client.submit("calc", "write", "v", idem=False, timeout=3.0)
+    pending = client.submit("calc", "write", "v", idem=idem, timeout=3.0)
     leaving.next_request()  # dispatched to it while it was deciding to leave...
     leaving.sock.send_multipart(mdp.disconnect())  # ...so it never starts it (SPEC 2.2)
     backup.answer(*backup.next_request(), "once")
