@@ -266,7 +266,7 @@ class Client(object):
         # type: (Pending) -> tuple
         """Wait for ``pending``, leading the socket whenever nobody else is."""
         while True:
-            if pending.replies or pending.error is not None:
+            if pending.done():
                 # A caller woken to lead may find its answer already routed: it must
                 # pass the wake-up on, or the other waiters are left leaderless.
                 if self._waiters and not self._io.locked():
@@ -288,7 +288,7 @@ class Client(object):
                 try:
                     led = self._io.acquire(False)
                     # The event exists now, so a reply routed after this check sets it.
-                    if not led and not (pending.replies or pending.error is not None):
+                    if not led and not pending.done():
                         pending.event.wait(left)
                         pending.event.clear()  # the loop re-checks, so a racing set() is kept
                 finally:
@@ -331,7 +331,7 @@ class Client(object):
     def _lead(self, me):
         # type: (Pending) -> None
         """Send queued requests and route replies until ``me`` is answered or times out."""
-        while not (me.replies or me.error is not None or self._closed):
+        while not (me.done() or self._closed):
             left = me.deadline + GRACE - time.time()
             if left <= 0:
                 return
@@ -366,8 +366,7 @@ class Client(object):
                 except zmq.Again:
                     break
                 self._route(frames)
-                if me is not None and (me.replies or me.error is not None) \
-                        and not mdp.readable(self._sock):
+                if me is not None and me.done() and not mdp.readable(self._sock):
                     break
 
     def _check_broker(self):

@@ -219,19 +219,14 @@ class Broker:
         After the first, ZMQ_EVENTS says whether more are queued: in the
         one-message case that is cheaper than the Again an empty read raises.
         """
-        try:
-            frames = mdp.recv_frames(sock, mdp.NOBLOCK)
-        except zmq.Again:
-            return
-        self._handle(frames)
-        if not mdp.readable(sock):
-            return
-        for _ in range(BATCH - 1):
+        for i in range(BATCH):
             try:
                 frames = mdp.recv_frames(sock, mdp.NOBLOCK)
             except zmq.Again:
                 return
             self._handle(frames)
+            if i == 0 and not mdp.readable(sock):
+                return
 
     def _handle(self, frames: list[bytes]) -> None:
         # One peer's bad message must never end the loop that serves everyone else.

@@ -578,16 +578,14 @@ def test_series_buckets_and_recent_diffs(store: MigrationStore, clock: Clock) ->
 # -- several processes on one file ------------------------------------------------------------
 
 WRITER = """
-import os, sys, threading, time
+import select, sys, threading, time
 from gateway.migration.store import Comparison, MigrationStore, Observation
-path, idx, ready, go = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+path, idx, ready = sys.argv[1], sys.argv[2], sys.argv[3]
 store = MigrationStore(path)
 open(ready, "w").close()
-deadline = time.time() + 20
-while not os.path.exists(go):
-    if time.time() > deadline:
-        sys.exit("no go within 20 s")
-    time.sleep(0.002)
+if not select.select([sys.stdin], [], [], 20)[0]:  # "go" from the test, to all at once
+    sys.exit("no go within 20 s")
+sys.stdin.readline()
 
 def write(part):
     for batch in range(25):   # 25 batches x 10 observations + 2 comparisons per thread
@@ -610,15 +608,17 @@ print("done", idx)
 def test_three_processes_record_into_one_file_without_loss(tmp_path: Path, db: str,
                                                            procs: ProcessGroup) -> None:
     MigrationStore(db).close()
-    go = tmp_path / "go"
     spawned = []
     for idx in ("1", "2", "3"):
         ready = tmp_path / f"ready{idx}"
-        proc = procs.spawn([sys.executable, "-c", WRITER, db, idx, str(ready), str(go)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = procs.spawn([sys.executable, "-c", WRITER, db, idx, str(ready)],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         spawned.append((idx, ready, proc))
     wait_until(lambda: all(r.exists() for _, r, _ in spawned), timeout=15, what="writers ready")
-    go.touch()
+    for _, _, proc in spawned:
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
     for idx, _, proc in spawned:
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0 and b"locked" not in err, err.decode()

@@ -124,9 +124,10 @@ class ProcessGroup(object):
         """SIGTERM the process group, SIGKILL it after ``grace`` seconds, and reap."""
         if proc.poll() is None:
             _killpg(proc.pid, signal.SIGTERM)
-            deadline = time.time() + grace
-            while proc.poll() is None and time.time() < deadline:
-                time.sleep(0.01)
+            try:
+                wait_until(lambda: proc.poll() is not None, grace, what="exit after SIGTERM")
+            except WaitTimeout:
+                pass  # SIGKILL below
         _killpg(proc.pid, signal.SIGKILL)  # stragglers in the group, if any
         if proc.poll() is None:
             proc.wait()

@@ -31,6 +31,7 @@ except ImportError:
 
 STATE = {"draining": False, "active": 0, "name": u"?", "delay": 0.0}
 LOCK = threading.Lock()
+IDLE = threading.Condition(LOCK)  # notified whenever a request ends
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -58,6 +59,7 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             with LOCK:
                 STATE["active"] -= 1
+                IDLE.notify_all()
 
     def log_message(self, fmt, *args):
         # type: (str, object) -> None
@@ -102,10 +104,12 @@ def main():
     server.shutdown()
     sock.close()
     deadline = time.time() + args.drain
-    # Give kept-alive clients a moment to send one more request (answered with close).
+    # The drain policy: a kept-alive client gets a moment to send one more request
+    # (answered with Connection: close), then in-flight requests finish, up to --drain.
     time.sleep(min(0.5, args.drain))
-    while time.time() < deadline and STATE["active"]:
-        time.sleep(0.02)
+    with IDLE:
+        while STATE["active"] and time.time() < deadline:
+            IDLE.wait(deadline - time.time())
     print("drained")
     return 0
 

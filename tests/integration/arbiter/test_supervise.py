@@ -198,7 +198,10 @@ def test_kill_9_routable_again_after_each_of_50_kills(estate, backend):
 GATED_WORKER = """
 import os, runpy, sys, time
 if os.environ["GATEWAY_REPLICA"] == "1":
-    while not os.path.exists(os.environ["GATE"]):
+    deadline = time.time() + 60
+    while not os.path.exists(os.environ["GATE"]):  # the test makes the file
+        if time.time() > deadline:
+            sys.exit("no gate within 60 s")
         time.sleep(0.02)
 sys.argv = ["protocol.wsgi", "--broker", os.environ["GATEWAY_BROKER"], "--service", "app",
             "py3_services.highlight:app"]
@@ -219,12 +222,15 @@ env = {{ GATE = {json.dumps(gate)} }}
 """, start=False).launch()
     wait_until(lambda: e.states().get("app") in ("READY", "STARTING") and
                e.program("app")["ready"] >= 1, timeout=30, what="first replica READY")
-    # Replica 1 has not registered: however often the arbiter probes, it stays STARTING.
-    deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline:
-        states = [r["state"] for r in e.program("app")["replicas"]]
+    # Replica 1 has not registered: however often the arbiter probes (every status read
+    # below is one of its loop turns), it stays STARTING for its first second and more.
+    def unregistered_for_a_second() -> bool:
+        replicas = e.program("app")["replicas"]
+        states = [r["state"] for r in replicas]
         assert states == ["READY", "STARTING"], states
-        time.sleep(0.1)
+        return bool(replicas[1]["uptime_s"] and replicas[1]["uptime_s"] >= 1.0)
+    wait_until(unregistered_for_a_second, timeout=20, interval=0.1,
+               what="replica 1 up for 1 s without registering")
     with open(gate, "w", encoding="ascii"):
         pass
     wait_until(lambda: e.program("app")["ready"] == 2, timeout=20, what="second replica READY")

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 import zmq
@@ -92,9 +91,7 @@ class Rpc:
         """Send ``sig`` to one process by PID."""
         self.procs.signal(proc, sig)
         if sig in (signal.SIGKILL, signal.SIGTERM):
-            deadline = time.time() + 10
-            while proc.poll() is None and time.time() < deadline:
-                time.sleep(0.01)
+            proc.wait(timeout=10)
 
     def close(self) -> None:
         """Close the clients this harness made (processes belong to the ProcessGroup)."""
