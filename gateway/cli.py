@@ -60,7 +60,7 @@ def load_config(path: str | None) -> GatewayConfig:
     return gwconfig.parse(text, base_dir=base, source=path)
 
 
-# -- the HTTP front's factory (run by gunicorn in the child) ----------------------------------
+# -- the HTTP front (run by the arbiter in its own process) --------------------------------------
 
 
 def http_config(cfg: GatewayConfig) -> Any:
@@ -84,7 +84,7 @@ def http_config(cfg: GatewayConfig) -> Any:
 
 
 def cmd_front(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
-    """Run the HTTP front (gunicorn) on an inherited socket; the arbiter starts this."""
+    """Run the HTTP front on an inherited socket; the arbiter starts this."""
     from gateway.arbiter.front import SupervisedFront
     from gateway.arbiter.sockets import systemd_fds
 
@@ -92,12 +92,11 @@ def cmd_front(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) ->
         cfg = load_config(os.environ["GATEWAY_CONFIG"])
     fds = systemd_fds(os.environ, os.getpid())
     for key in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
-        os.environ.pop(key, None)  # gunicorn would add the same fd a second time
+        os.environ.pop(key, None)  # the front's workers must not see them as their own
     fd = args.fd if args.fd is not None else (fds[0] if fds else None)
     if fd is None:
         raise ConfigError("front: no socket: pass --fd N or start it socket-activated")
-    SupervisedFront(cfg, http_config(cfg), fd).run()
-    return 0
+    return SupervisedFront(cfg, http_config(cfg), fd).run()
 
 
 # -- commands -----------------------------------------------------------------------------------

@@ -20,9 +20,9 @@ Schema (every table and key is optional; shown with its default)::
 
     [gateway]
     listen = "127.0.0.1:8080"   # HTTP front: "HOST:PORT" or "unix:/path"; the arbiter
-                                # owns this socket and hands it to gunicorn as fd://N
-    workers = 2                 # gunicorn worker processes (gthread)
-    threads = 8                 # threads per worker
+                                # owns this socket and hands it to the front as a descriptor
+    workers = 2                 # front worker processes (uvicorn, each pinned to a CPU)
+    threads = 8                 # threads per worker for the WSGI side of the front
     run_dir = "var/run"         # control socket, pid file, state file, ipc endpoints;
                                 # relative paths are relative to the config file's dir
     log_format = "text"         # "text" (colour-prefixed, foreman style) or "json"

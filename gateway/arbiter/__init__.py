@@ -16,9 +16,9 @@ Modules, one concern each:
 ``control``        the CLI <-> arbiter control channel (unix socket, JSON lines)
 ``statefile``      the state file the HTTP front reads (FATAL -> 503)
 ``fatalgate``      the WSGI middleware that answers 503 for FATAL services
+``front``          the HTTP front under the arbiter (inherited socket, FATAL gate)
 ``logs``           colour-prefixed or JSON log lines
 ``export``         systemd units and supervisord sections
-``gunicorn_conf``  gunicorn hooks: readiness notices
 =================  ===========================================================
 
 ::

@@ -1,48 +1,41 @@
-"""The HTTP front as the arbiter runs it: gunicorn on an inherited socket, behind the FATAL gate.
+"""The HTTP front as the arbiter runs it: the front server on an inherited socket, FATAL-gated.
 
-:class:`SupervisedFront` is :class:`gateway.http.GatewayApplication` (gthread,
-pinned workers, problem+json parser errors) with three additions:
+:class:`SupervisedFront` is :class:`gateway.http.server.FrontServer` (uvicorn
+workers, pinned, problem+json parser errors) with two additions:
 
-* it binds ``fd://N``, the arbiter's (or systemd's, or supervisord's) socket;
+* it serves the arbiter's (or systemd's, or supervisord's) listening socket,
+  inherited as a descriptor, so a reload starts a new front on the same
+  socket before the old one drains: no connection is refused meanwhile;
 * the app is wrapped in :class:`~gateway.arbiter.fatalgate.FatalGate`, so routes of
-  a FATAL service answer 503 at once;
-* readiness notices (``READY=1`` from the master, ``WORKER_READY=1`` from each
-  worker) go to ``NOTIFY_SOCKET``, so a reload routes to a new front only
-  once its workers accept.
+  a FATAL service answer 503 at once.
 
-::
+Readiness notices (``READY=1`` from the master, ``WORKER_READY=1`` from each
+worker once it accepts) go to ``NOTIFY_SOCKET``::
 
-    SupervisedFront(config, fd=5).run()       # what `python -m gateway front --fd 5` does
+    SupervisedFront(config, http_config, fd=5).run()   # `python -m gateway front --fd 5`
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.arbiter import gunicorn_conf
 from gateway.arbiter.fatalgate import FatalGate
 from gateway.arbiter.statefile import ServiceStates
 from gateway.config import GatewayConfig
-from gateway.http.server import GatewayApplication, post_fork
+from gateway.http.server import FrontServer, socket_from_fd
 
 
-class SupervisedFront(GatewayApplication):
-    """gunicorn serving the front for one gateway config on an inherited socket."""
+class SupervisedFront(FrontServer):
+    """The front server for one gateway config on an inherited socket."""
 
     def __init__(self, config: GatewayConfig, http_config: Any, fd: int) -> None:
         self.gateway_config = config
         g = config.gateway
-        super().__init__(
-            http_config, bind=[f"fd://{fd}"], workers=g.workers, threads=g.threads,
-            graceful_timeout=max(1, int(g.stop_grace_s)), post_fork=post_fork,
-            when_ready=gunicorn_conf.when_ready, post_worker_init=gunicorn_conf.post_worker_init,
-            proc_name="gateway-front")
+        routes = [(r.prefix, r.backend, r.service) for r in config.routes]
+        migrated = frozenset(m.target for m in config.migration_settings.migrations)
 
-    def load(self) -> Any:
-        """Build the front in the worker, behind the FATAL gate."""
-        app = super().load()
-        routes = [(r.prefix, r.backend, r.service) for r in self.gateway_config.routes]
-        migrated = frozenset(m.target for m in
-                             self.gateway_config.migration_settings.migrations)
-        return FatalGate(app, ServiceStates(self.gateway_config.state_file), routes,
-                         migrated=migrated)
+        def gate(app: Any) -> Any:
+            return FatalGate(app, ServiceStates(config.state_file), routes, migrated=migrated)
+
+        super().__init__(http_config, socket_from_fd(fd), workers=g.workers, threads=g.threads,
+                         grace=max(1.0, g.stop_grace_s), wrap=gate)

@@ -1,7 +1,7 @@
 """From config to programs: what to run, in which order, and how to tell it is ready.
 
 A *program* is one supervised unit with N identical replicas: the broker, the
-HTTP front (one gunicorn master that owns its workers), the private
+HTTP front (one master process that owns its workers), the private
 redis-server, and each ``[services.<name>]``. Dependency order is
 broker -> HTTP front -> redis -> services; a program starts once every program
 it ``needs`` has been ready once::
@@ -45,7 +45,7 @@ class Program:
     interval: float = 10.0
     infra: bool = False
     service: str = ""  # the broker service it serves, if any
-    workers: int = 0  # gunicorn workers to wait for ("notify" readiness)
+    workers: int = 0  # front workers to wait for ("notify" readiness)
 
     @property
     def signature(self) -> str:
@@ -78,10 +78,10 @@ def broker_program(config: GatewayConfig, python3: str) -> Program:
 
 
 def http_program(config: GatewayConfig, python3: str) -> Program:
-    """The HTTP front: gunicorn (gthread) serving on the arbiter's socket as ``fd://{fd}``."""
+    """The HTTP front (uvicorn workers) serving the arbiter's socket, passed as ``--fd {fd}``."""
     g = config.gateway
     argv = (python3, "-m", "gateway", "front", "--fd", "{fd}")
-    # Routes and [http] reach gunicorn through the config file, not argv: the digest makes
+    # Routes and [http] reach the front through the config file, not argv: the digest makes
     # a change of them a change of the program, so a reload rolls the front.
     front_doc = {k: v for k, v in config.to_dict().items() if k in ("gateway", "routes", "http")}
     digest = hashlib.sha256(json.dumps(front_doc, sort_keys=True).encode()).hexdigest()[:16]

@@ -12,7 +12,8 @@ loop, in a small thread pool) until it passes. Kinds, as written in config::
                       has marked READY (mmi.stats),
                       or, from a broker without mmi.stats, mmi.service (RFC 8) says "200"
     "notify"          the process sent READY=1 on NOTIFY_SOCKET (sd_notify); used for
-                      gunicorn, which also reports each booted worker (see gunicorn_conf)
+                      the HTTP front, which also reports each booted worker
+                      (WORKER_READY=1, see gateway.http.server)
 
 ::
 

@@ -3,7 +3,7 @@
 ::
 
     app = make_app(config)                 # a plain WSGI callable
-    # gunicorn: gateway.http.server.GatewayApplication(config, ...).run()
+    # served: gateway.http.server.FrontServer(config, sock, ...).run()
     # dev only: werkzeug.serving.run_simple("127.0.0.1", 8080, app)
 
 Per request: request id -> limits (414, 431, 413, CL+TE 400) -> one strict
@@ -131,6 +131,7 @@ class GatewayApp:
                 if size > limits.max_header_line:
                     raise Problem(431, f"a header field exceeds {limits.max_header_line} bytes",
                                   code="header_too_large")
+        count = max(count, environ.get("gateway.header_fields", 0))
         if count > limits.max_header_count or total > limits.max_header_total:
             raise Problem(431, "too many or too large header fields", code="headers_too_large")
         check_framing(environ, limits.max_body)

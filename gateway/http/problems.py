@@ -79,10 +79,9 @@ def from_protocol(exc: perrors.ProtocolError, retry_after: int) -> Problem:
     return Problem(status, detail, code=exc.code, headers=headers)
 
 
-def gunicorn_error_page(status: int, reason_text: str, detail: str, request_id: str) -> bytes:
-    """A complete HTTP/1.1 error response, for errors raised before the app runs."""
-    problem = Problem(status, detail)
-    _, headers, body = render(problem, request_id)
-    lines = [f"HTTP/1.1 {status} {reason_text}", "Connection: close"]
+def error_page(problem: Problem, request_id: str) -> bytes:
+    """A complete HTTP/1.1 response that closes the connection, for errors found while parsing."""
+    status, headers, body = render(problem, request_id)
+    lines = [f"HTTP/1.1 {status}", "Connection: close"]
     lines += [f"{k}: {v}" for k, v in headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body

@@ -1,47 +1,56 @@
-"""Serving the front: gunicorn (gthread, CPU-pinned workers) in production, werkzeug for --dev.
+"""Serving the front: uvicorn's C-parsed HTTP (llhttp, uvloop) in pinned worker processes.
 
 ::
 
-    from gateway.http.server import GatewayApplication, build_app
-    GatewayApplication(config, bind=["127.0.0.1:8080"], workers=2, threads=8).run()
-    # or, for --dev only:
-    serve_dev(config, "127.0.0.1", 8080)
+    from gateway.http.server import FrontServer, build_app
+    FrontServer(config, listen_socket(("127.0.0.1", 8080)), workers=2, threads=8).run()
+    serve_dev(config, "127.0.0.1", 8080)          # werkzeug, --dev only
 
-Three things make gunicorn fit the front:
+Why this server (DESIGN, "Data plane"): HTTP is parsed in compiled code and the
+Python front only routes, applies migration state and builds the envelope.
+granian parses in Rust too, but it hands the application a percent-decoded
+path (no raw request target, so ``/a%2Fb`` and ``/a/b`` look alike) and
+answers malformed requests itself with plain-text pages; uvicorn keeps
+``raw_path`` and lets the front answer every error as problem+json.
 
-- ``post_fork`` pins each worker to its own CPU (``os.sched_setaffinity``):
-  unpinned gthread workers sometimes all land on one core's keep-alive
-  connections and fight over the GIL (DESIGN, "the gthread collapse").
-- the request limits of :class:`~gateway.http.config.HttpLimits` become
-  gunicorn's parser limits, so an oversized request line or header is
-  refused while parsing (414, 431), before any app code runs;
-- gunicorn's own error pages (400 for CL+TE, 414, 431, ...) are replaced by
-  problem+json bodies with a request id, so every error has one shape.
-- forwarded headers are never trusted by gunicorn itself
-  (``forwarded_allow_ips = ""``); :mod:`gateway.http.forwarding` decides.
+- :class:`FrontServer` is the master: it owns (or inherits) the listening
+  socket, forks ``workers`` processes, pins each to its own CPU (DESIGN, "the
+  gthread collapse"), restarts one that dies, and on SIGTERM lets each finish
+  its requests within ``grace`` seconds. With ``NOTIFY_SOCKET`` set it sends
+  ``READY=1`` once its workers are forked and each worker ``WORKER_READY=1``
+  once it accepts, so the arbiter routes to a new front only when it serves.
+- :class:`ProblemProtocol` is uvicorn's httptools protocol with every
+  parser-level refusal (CL+TE, bad chunking, a bad request line, a header
+  block past the cap) answered as problem+json with a request id.
+- each worker builds its own app after the fork (ZeroMQ sockets, pools).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import signal
+import socket
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from gunicorn import util as gunicorn_util
-from gunicorn.app.base import BaseApplication
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.http.app import BackendFactory, ProblemGuard, make_app
+from gateway.http.asgi import WsgiBridge
 from gateway.http.config import GatewayHttpConfig
 from gateway.http.openapi import build_openapi
-from gateway.http.problems import gunicorn_error_page
+from gateway.http.problems import Problem, error_page
 
 log = logging.getLogger(__name__)
 
 
 def build_app(config: GatewayHttpConfig) -> ProblemGuard:
-    """The front with every backend its routes need (broker client made here, per process).
+    """The WSGI front with every backend its routes need (broker client made here, per process).
 
     With ``config.migration``, migrated routes and methods are wrapped
     (:mod:`gateway.migration.wiring`) and the admin API and dashboard are
@@ -75,70 +84,214 @@ def pin_worker(worker_age: int, cpus: Sequence[int] | None = None) -> int | None
     return cpu
 
 
-def post_fork(server: Any, worker: Any) -> None:
-    """gunicorn hook: pin the new worker to its own CPU."""
-    cpu = pin_worker(int(worker.age))
-    if cpu is not None:
-        server.log.info("worker %s pinned to CPU %d", worker.pid, cpu)
+def notify(message: str) -> None:
+    """Send one sd_notify datagram to ``$NOTIFY_SOCKET``, if set; never raises."""
+    path = os.environ.get("NOTIFY_SOCKET", "")
+    if not path:
+        return
+    if path.startswith("@"):
+        path = "\0" + path[1:]
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.sendto(message.encode("ascii"), path)
+    except OSError:
+        pass
+    finally:
+        sock.close()
 
 
-def _problem_write_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
-    page = gunicorn_error_page(status_int, reason, mesg or reason, uuid.uuid4().hex)
-    gunicorn_util.write_nonblock(sock, page)
+class ProblemProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol; refusals are problem+json, the header block is capped.
 
-
-def install_problem_errors() -> None:
-    """Make gunicorn's parser-level error answers problem+json (idempotent)."""
-    gunicorn_util.write_error = _problem_write_error
-
-
-def gunicorn_options(config: GatewayHttpConfig, bind: Sequence[str], workers: int = 2,
-                     threads: int = 8, **extra: Any) -> dict[str, Any]:
-    """The gunicorn settings for ``config``: gthread, limits, pinning, no forwarded trust."""
-    limits = config.limits
-    options: dict[str, Any] = {
-        "bind": list(bind),
-        "workers": workers,
-        "threads": threads,
-        "worker_class": "gthread",
-        "keepalive": 5,
-        "timeout": max(30, int(limits.timeout) + 10),
-        "graceful_timeout": 10,
-        "limit_request_line": min(limits.max_uri, 8190),
-        "limit_request_fields": min(limits.max_header_count, 32768),
-        "limit_request_field_size": limits.max_header_line,
-        "forwarded_allow_ips": "",
-        "post_fork": post_fork,
-        "accesslog": None,
-        "errorlog": "-",
-        "loglevel": "warning",
-    }
-    options.update(extra)
-    return options
-
-
-class GatewayApplication(BaseApplication):  # type: ignore[misc]
-    """A gunicorn application serving :func:`build_app` of one config.
-
-    The app (and with it every ZeroMQ socket and connection pool) is built
-    in each worker after the fork, never in the master.
+    llhttp refuses what a strict intermediary must (Content-Length with
+    Transfer-Encoding, bad chunk sizes, obs-fold, bare CR, control
+    characters); its refusals become 400 problems. A request line or header
+    block that grows past ``header_cap`` bytes is refused with 414 or 431
+    before it is buffered whole.
     """
 
-    def __init__(self, config: GatewayHttpConfig, bind: Sequence[str], workers: int = 2,
-                 threads: int = 8, **extra: Any) -> None:
+    header_cap = 64 * 1024 + 8192
+    uri_cap = 8192
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        self._refusal: Problem | None = None
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > self.uri_cap:
+            self._refusal = Problem(414, f"the request target exceeds {self.uri_cap} bytes",
+                                    code="uri_too_long")
+            raise ValueError("request target too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > self.header_cap:
+            self._refusal = Problem(431, "too many or too large header fields",
+                                    code="headers_too_large")
+            raise ValueError("header block too large")
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        # The request target exactly as sent (a bare "?" and absolute-form included), for
+        # the front's one strict reading of it (gateway.http.asgi, RAW_URI).
+        scope: dict[str, Any] = self.scope  # type: ignore[assignment]
+        scope["extensions"] = {"gateway.target": bytes(self.url)}
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer a parser-level refusal as problem+json and close the connection."""
+        problem = getattr(self, "_refusal", None) or Problem(
+            400, "the request is not valid HTTP/1.1 (RFC 9112)", code="bad_request")
+        self.transport.write(error_page(problem, uuid.uuid4().hex))
+        self.transport.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, announcing its worker once it accepts."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        notify(f"WORKER_READY=1\nMAINPID={os.getppid()}")
+
+
+def listen_socket(address: tuple[str, int] | str, backlog: int = 2048) -> socket.socket:
+    """A listening TCP (``(host, port)``) or unix (path) socket, inheritable."""
+    if isinstance(address, str):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if os.path.exists(address):
+            os.unlink(address)
+        sock.bind(address)
+    else:
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+def socket_from_fd(fd: int) -> socket.socket:
+    """The listening socket behind an inherited descriptor (arbiter, systemd, supervisord)."""
+    sock = socket.socket(fileno=fd)
+    sock.set_inheritable(True)
+    return sock
+
+
+class FrontServer:
+    """The front's master process: workers, pinning, restarts, graceful stop."""
+
+    RESPAWN_DELAY = 0.5
+
+    def __init__(self, config: GatewayHttpConfig, sock: socket.socket, workers: int = 2,
+                 threads: int = 8, grace: float = 10.0, keepalive: int = 5,
+                 wrap: Any = None) -> None:
         self.config = config
-        self.options = gunicorn_options(config, bind, workers, threads, **extra)
-        super().__init__()
+        self.sock = sock
+        self.workers = max(1, workers)
+        self.threads = max(1, threads)
+        self.grace = grace
+        self.keepalive = keepalive
+        # wrap(wsgi_app) -> wsgi_app: the arbiter's FATAL gate goes around the front here.
+        self.wrap = wrap
+        self.children: dict[int, int] = {}   # pid -> worker number (1-based)
+        self.stopping = False
 
-    def load_config(self) -> None:
-        """Copy :func:`gunicorn_options` into gunicorn's config."""
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
+    # -- the master ----------------------------------------------------------------------------
 
-    def load(self) -> ProblemGuard:
-        """Build the app inside the worker process."""
-        install_problem_errors()
-        return build_app(self.config)
+    def run(self) -> int:
+        """Fork the workers and supervise them until SIGTERM/SIGINT; the exit code."""
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGQUIT, self._on_stop)
+        for number in range(1, self.workers + 1):
+            self.spawn(number)
+        notify(f"READY=1\nMAINPID={os.getpid()}")
+        deadline = 0.0
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                now = time.monotonic()
+                if self.stopping:
+                    if not deadline:
+                        deadline = now + self.grace + 1.0
+                    elif now > deadline:  # the workers' own grace is over: no more waiting
+                        for child in list(self.children):
+                            _kill(child, signal.SIGKILL)
+                        deadline = now + 5.0
+                time.sleep(0.05)
+                continue
+            number = self.children.pop(pid, 0)
+            if self.stopping:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            log.warning("front worker %d (pid %d) exited with %d; restarting", number, pid, code)
+            time.sleep(self.RESPAWN_DELAY)
+            if not self.stopping:
+                self.spawn(number)
+        return 0
+
+    def _on_stop(self, signum: int, frame: Any) -> None:
+        first = not self.stopping
+        self.stopping = True
+        sig = signal.SIGTERM if first and signum != signal.SIGQUIT else signal.SIGKILL
+        for pid in list(self.children):
+            _kill(pid, sig)
+
+    def spawn(self, number: int) -> None:
+        """Fork worker ``number``; the child never returns from here."""
+        pid = os.fork()
+        if pid:
+            self.children[pid] = number
+            return
+        code = 1
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+            code = self.serve_worker(number)
+        except BaseException:
+            log.exception("front worker %d failed", number)
+        finally:
+            os._exit(code)
+
+    # -- one worker ----------------------------------------------------------------------------
+
+    def asgi_app(self) -> WsgiBridge:
+        """The ASGI app of one worker: the WSGI front (behind ``wrap``) in a thread pool."""
+        app: Any = build_app(self.config)
+        if self.wrap is not None:
+            app = self.wrap(app)
+        return WsgiBridge(app, threads=self.threads)
+
+    def serve_worker(self, number: int) -> int:
+        """Pin, build the app, serve the shared socket until told to stop."""
+        cpu = pin_worker(number)
+        if cpu is not None:
+            log.info("front worker %d pinned to CPU %d", os.getpid(), cpu)
+        limits = self.config.limits
+        ProblemProtocol.header_cap = limits.max_header_total + limits.max_uri + 8192
+        ProblemProtocol.uri_cap = max(limits.max_uri, 8190) + 16
+        config = uvicorn.Config(
+            self.asgi_app(), http=ProblemProtocol, loop="uvloop", lifespan="on",
+            access_log=False, log_level="warning", timeout_keep_alive=self.keepalive,
+            timeout_graceful_shutdown=max(1, int(self.grace)), proxy_headers=False,
+            server_header=False, date_header=True)
+        _Server(config).run(sockets=[self.sock])
+        return 0
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except OSError as exc:
+        if exc.errno != errno.ESRCH:
+            raise
 
 
 def serve_dev(config: GatewayHttpConfig, host: str, port: int) -> None:

@@ -13,7 +13,7 @@ import json
 import sys
 
 from gateway.http.config import GatewayHttpConfig
-from gateway.http.server import GatewayApplication, serve_dev
+from gateway.http.server import FrontServer, listen_socket, serve_dev
 
 
 def main(argv: list[str]) -> int:
@@ -21,13 +21,13 @@ def main(argv: list[str]) -> int:
     with open(argv[1], encoding="utf-8") as fh:
         spec = json.load(fh)
     config = GatewayHttpConfig.from_dict(spec["http"])
+    host, _, port = spec["bind"].rpartition(":")
     if spec.get("dev"):
-        host, _, port = spec["bind"].rpartition(":")
         serve_dev(config, host, int(port))
         return 0
-    GatewayApplication(config, bind=[spec["bind"]], workers=spec.get("workers", 1),
-                       threads=spec.get("threads", 8), **spec.get("gunicorn", {})).run()
-    return 0
+    sock = listen_socket((host.strip("[]"), int(port)))
+    return FrontServer(config, sock, workers=spec.get("workers", 1),
+                       threads=spec.get("threads", 8)).run()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,13 @@
-"""A gunicorn config module that pins workers like the gateway does (``-c python:...``)."""
+"""A gunicorn config module that pins each worker to its own CPU (``-c python:...``).
 
-from gateway.http.server import post_fork
+The baselines of bench/http.py run gunicorn this way (DESIGN, "the gthread collapse").
+"""
 
-__all__ = ["post_fork"]
+from typing import Any
+
+from gateway.http.server import pin_worker
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """gunicorn hook: pin the new worker to its own CPU."""
+    pin_worker(int(worker.age))

@@ -1,0 +1,307 @@
+"""The front as an ASGI application: the request's raw target and headers, then the WSGI front.
+
+The HTTP server under the front (:mod:`gateway.http.server`, uvicorn with the
+llhttp parser) parses in C and hands over an ASGI scope that keeps the raw
+request target (``raw_path``), which a strict intermediary needs: the path is
+read once, byte for byte (:mod:`gateway.http.paths`), never after a server
+has percent-decoded it. :class:`WsgiBridge` turns the scope into the WSGI
+environ the front has always read and runs the front in a thread pool::
+
+    app = WsgiBridge(build_app(config), threads=8)    # an ASGI callable
+    await app(scope, receive, send)
+
+- the environ carries ``RAW_URI`` (raw path plus query), ``PATH_INFO``
+  (percent-decoded, as ISO-8859-1 text, as PEP 3333 says), the headers as
+  ``HTTP_*`` (repeated fields joined with ``,``; names with ``_`` dropped, so
+  ``X_Forwarded_For`` cannot pose as ``X-Forwarded-For``), and
+  ``wsgi.input_terminated``;
+- the request body streams from ASGI ``receive`` into ``wsgi.input``; the
+  response streams back as the front's iterable yields it;
+- a client that goes away (``http.disconnect``, or a failed send) closes the
+  front's iterable, so a backend stops (a broker request is cancelled).
+
+Backends that have an asyncio implementation (``fast`` below) are served on
+the event loop without the thread hop; everything else runs the WSGI front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import urllib.parse
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from gateway.http.problems import Problem, render
+from gateway.http.wsgitypes import WsgiApp
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Coroutine[Any, Any, Message]]
+Send = Callable[[Message], Awaitable[None]]
+# (scope, environ, receive, send) -> True when served, False to fall back to the WSGI front
+FastPath = Callable[[Scope, dict[str, Any], Receive, Send], Awaitable[bool]]
+
+_ERRORS = sys.stderr
+
+
+class ClientGone(Exception):
+    """The client disconnected; the response cannot be delivered."""
+
+
+def environ_from_scope(scope: Scope) -> dict[str, Any] | Problem:
+    """The WSGI environ of an ASGI http scope (no ``wsgi.input`` yet), or a 400 problem."""
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    query: bytes = scope.get("query_string") or b""
+    target: bytes | None = (scope.get("extensions") or {}).get("gateway.target")
+    try:
+        raw = raw_path.decode("ascii")
+        qs = query.decode("ascii")
+        uri = target.decode("ascii") if target else (f"{raw}?{qs}" if qs else raw)
+    except UnicodeDecodeError:
+        return Problem(400, "ambiguous or malformed path: the request target holds bytes "
+                            "that must be percent-encoded", code="bad_path")
+    server = scope.get("server") or ("", 0)
+    client = scope.get("client") or ("", 0)
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": "",
+        "PATH_INFO": urllib.parse.unquote_to_bytes(raw).decode("latin-1"),
+        "QUERY_STRING": qs,
+        "RAW_URI": uri,
+        "SERVER_NAME": str(server[0] or ""),
+        "SERVER_PORT": str(server[1] or ""),
+        "SERVER_PROTOCOL": "HTTP/" + scope.get("http_version", "1.1"),
+        "REMOTE_ADDR": str(client[0] or ""),
+        "REMOTE_PORT": str(client[1] or ""),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.errors": _ERRORS,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.input_terminated": True,
+    }
+    hosts = 0
+    headers = scope["headers"]
+    # Repeated fields are joined below; the limit on header fields counts them as sent.
+    environ["gateway.header_fields"] = len(headers)
+    for name_b, value_b in headers:
+        name = name_b.decode("latin-1")
+        value = value_b.decode("latin-1")
+        if "_" in name:
+            continue
+        if name == "content-type":
+            key = "CONTENT_TYPE"
+        elif name == "content-length":
+            key = "CONTENT_LENGTH"
+        else:
+            key = "HTTP_" + name.upper().replace("-", "_")
+            if key == "HTTP_HOST":
+                hosts += 1
+        old = environ.get(key)
+        environ[key] = value if old is None else f"{old},{value}"
+    if hosts > 1:
+        return Problem(400, "more than one Host header field (RFC 9112 3.2)", code="bad_request")
+    if not hosts and environ["SERVER_PROTOCOL"] == "HTTP/1.1":
+        return Problem(400, "HTTP/1.1 requests need a Host header field (RFC 9112 3.2)",
+                       code="bad_request")
+    expect = environ.get("HTTP_EXPECT")
+    if expect is not None and expect.strip().lower() != "100-continue":
+        return Problem(417, "the only expectation this server meets is 100-continue",
+                       code="expectation_failed")
+    if "HTTP_TRANSFER_ENCODING" in environ and environ["SERVER_PROTOCOL"] == "HTTP/1.0":
+        # RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 request is faulty framing.
+        return Problem(400, "Transfer-Encoding in an HTTP/1.0 request", code="bad_framing")
+    if "CONTENT_LENGTH" in environ and "," in environ["CONTENT_LENGTH"]:
+        return Problem(400, "more than one Content-Length", code="bad_framing")
+    return environ
+
+
+class AsgiInput:
+    """``wsgi.input`` fed by ASGI ``receive``: read from a front thread, waiting on the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, receive: Receive,
+                 preloaded: bytes = b"", more: bool = True) -> None:
+        self._loop = loop
+        self._receive = receive
+        self._buffer = bytearray(preloaded)
+        self._more = more
+        self.disconnected = False
+
+    def _fill(self) -> bool:
+        if not self._more:
+            return False
+        message: Message = asyncio.run_coroutine_threadsafe(self._receive(),
+                                                             self._loop).result()
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
+            self._more = False
+            raise ClientGone("the client went away while sending its body")
+        self._buffer += message.get("body", b"")
+        self._more = bool(message.get("more_body", False))
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (everything left when negative); b"" at the end."""
+        if size is None or size < 0:
+            while self._fill():
+                pass
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            return data
+        while len(self._buffer) < size and self._fill():
+            pass
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        """One line (PEP 3333 asks for it; the front itself never calls it)."""
+        while b"\n" not in self._buffer and self._fill():
+            pass
+        end = self._buffer.find(b"\n")
+        cut = len(self._buffer) if end < 0 else end + 1
+        if size is not None and size >= 0:
+            cut = min(cut, size)
+        data = bytes(self._buffer[:cut])
+        del self._buffer[:cut]
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+
+class WsgiBridge:
+    """An ASGI app that serves each request with a WSGI app in a thread pool."""
+
+    def __init__(self, app: WsgiApp, threads: int = 8,
+                 fast: FastPath | None = None) -> None:
+        self.app = app
+        self.fast = fast
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="front")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self.lifespan(receive, send)
+            return
+        if kind != "http":
+            return  # websockets are not carried
+        environ = environ_from_scope(scope)
+        if isinstance(environ, Problem):
+            await self.problem(environ, send)
+            return
+        if self.fast is not None and await self.fast(scope, environ, receive, send):
+            return
+        await self.run_wsgi(environ, receive, send)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        """Answer the server's startup and shutdown messages; close the front at shutdown."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def close(self) -> None:
+        """Release the front's backends and the thread pool."""
+        closer = getattr(self.app, "close", None)
+        if closer is None:
+            closer = getattr(getattr(self.app, "app", None), "close", None)
+        if closer is not None:
+            closer()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def problem(self, problem: Problem, send: Send, rid: str = "") -> None:
+        """Answer ``problem`` from the loop (errors found before the front runs)."""
+        import uuid
+        status, headers, body = render(problem, rid or uuid.uuid4().hex)
+        await send({"type": "http.response.start", "status": int(status.split(" ", 1)[0]),
+                    "headers": [(k.encode("latin-1"), v.encode("latin-1"))
+                                for k, v in headers]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def run_wsgi(self, environ: dict[str, Any], receive: Receive, send: Send) -> None:
+        """Run the WSGI front for one request, streaming both bodies."""
+        loop = asyncio.get_running_loop()
+        # The body is read as the front asks for it, never ahead: the front answers
+        # 413, 404 or 401 before a client sends a body it would refuse.
+        has_body = bool(environ.get("HTTP_TRANSFER_ENCODING")) or \
+            environ.get("CONTENT_LENGTH", "0") not in ("", "0")
+        environ["wsgi.input"] = AsgiInput(loop, receive, b"", has_body)
+        head: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]],
+                           exc_info: Any = None) -> Callable[[bytes], None]:
+            if exc_info is not None and head and head[0] is True:
+                raise exc_info[1].with_traceback(exc_info[2])
+            head[:] = [status, headers]
+            return _no_write
+
+        def begin() -> tuple[Iterable[bytes], Iterator[bytes], bytes | None, bool]:
+            result = self.app(environ, start_response)
+            if isinstance(result, list):
+                return result, iter(()), b"".join(result), True
+            iterator = iter(result)
+            if head:
+                # The head is known: it goes out now, whatever the body does next.
+                return result, iterator, None, False
+            # The head comes with the first chunk (PEP 3333 lets start_response wait for it).
+            for chunk in iterator:
+                if chunk or head:
+                    return result, iterator, chunk, False
+            return result, iterator, b"", True
+
+        try:
+            result, iterator, first, done = await loop.run_in_executor(self.pool, begin)
+        except ClientGone:
+            return
+        try:
+            status, headers = head
+            head.insert(0, True)
+            await send({"type": "http.response.start", "status": int(status.split(" ", 1)[0]),
+                        "headers": [(k.encode("latin-1"), v.encode("latin-1"))
+                                    for k, v in headers]})
+            if done:
+                await send({"type": "http.response.body", "body": first or b""})
+                return
+            if first:
+                await send({"type": "http.response.body", "body": first, "more_body": True})
+            while True:
+                chunk = await loop.run_in_executor(self.pool, next, iterator, None)
+                if chunk is None:
+                    break
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk,
+                                "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        except OSError as exc:  # the client went away mid-response (uvicorn raises on send)
+            log.debug("client gone mid-response: %r", exc)
+        finally:
+            closer = getattr(result, "close", None)
+            if closer is not None:
+                await loop.run_in_executor(self.pool, closer)
+
+
+def _no_write(data: bytes) -> None:
+    raise NotImplementedError("the front never uses the write() callable")
+
+
+async def serve_problem_page(send: Send, problem: Problem, rid: str) -> None:
+    """Send ``problem`` as a complete response (used by the fast paths)."""
+    status, headers, body = render(problem, rid)
+    await send({"type": "http.response.start", "status": int(status.split(" ", 1)[0]),
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
+    await send({"type": "http.response.body", "body": body})
