@@ -54,6 +54,11 @@ class FatalGate:
                 return ""
         return ""
 
+    def fatal_path(self, path: str) -> bool:
+        """True when the service behind ``path`` is FATAL (the request gets the gate's 503)."""
+        service = self.service_for(path)
+        return bool(service) and self.states.fatal(service)
+
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Pass through unless the route's service is FATAL."""
         service = self.service_for(environ.get("PATH_INFO", "") or "/")

@@ -96,6 +96,19 @@ class GatewayApp:
                 closer()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        call = self.prepare(environ)
+        if call is None:
+            return self.internal(environ["gateway.path"], environ, start_response,
+                                 environ["gateway.request_id"])
+        return self.backends[call.match.route.prefix](call, start_response)
+
+    def prepare(self, environ: dict[str, Any]) -> Call | None:
+        """The checks every request passes, once: request id, limits, the strict path, the route.
+
+        Returns the :class:`Call` for a backend, or None for the gateway's own
+        endpoints under ``/_gateway/`` (their path is ``environ["gateway.path"]``).
+        Raises :class:`Problem` for a request that must be refused.
+        """
         rid = request_id(environ)
         environ["gateway.request_id"] = rid
         raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or _rebuild_uri(environ)
@@ -105,7 +118,8 @@ class GatewayApp:
         except BadPath as exc:
             raise Problem(400, f"ambiguous or malformed path: {exc}", code="bad_path") from None
         if target.path.startswith(INTERNAL) or target.path == INTERNAL[:-1]:
-            return self.internal(target.path, environ, start_response, rid)
+            environ["gateway.path"] = target.path
+            return None
         pin = environ.get("HTTP_X_GATEWAY_RUNTIME")
         if pin:
             # Honoured by a migrated route only with the admin token; never forwarded.
@@ -113,8 +127,7 @@ class GatewayApp:
         match = self.table.match(target.path)
         if match is None:
             raise Problem(404, "no route matches this path", code="no_route")
-        return self.backends[match.route.prefix](Call(environ, rid, target, match),
-                                                  start_response)
+        return Call(environ, rid, target, match)
 
     def check_limits(self, environ: dict[str, Any], raw: str) -> None:
         """414 on the request target ``raw``, 431, then :func:`check_framing` (400, 413)."""

@@ -217,9 +217,16 @@ class WsgiBridge:
 
     def close(self) -> None:
         """Release the front's backends and the thread pool."""
-        closer = getattr(self.app, "close", None)
-        if closer is None:
-            closer = getattr(getattr(self.app, "app", None), "close", None)
+        # The front may sit inside wrappers (the FATAL gate, the problem guard): close the
+        # first layer that can release the backends.
+        layer: Any = self.app
+        while layer is not None:
+            closer = getattr(layer, "close", None)
+            if closer is not None:
+                closer()
+                break
+            layer = getattr(layer, "app", None)
+        closer = getattr(self.fast, "close", None)
         if closer is not None:
             closer()
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -35,14 +35,15 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway.http.app import BackendFactory, ProblemGuard, make_app
+from gateway.http.app import BackendFactory, GatewayApp, ProblemGuard, make_app
 from gateway.http.asgi import WsgiBridge
 from gateway.http.config import GatewayHttpConfig
+from gateway.http.fastpath import FastWsgi
 from gateway.http.openapi import build_openapi
 from gateway.http.problems import Problem, error_page
 
@@ -263,11 +264,15 @@ class FrontServer:
     # -- one worker ----------------------------------------------------------------------------
 
     def asgi_app(self) -> WsgiBridge:
-        """The ASGI app of one worker: the WSGI front (behind ``wrap``) in a thread pool."""
-        app: Any = build_app(self.config)
-        if self.wrap is not None:
-            app = self.wrap(app)
-        return WsgiBridge(app, threads=self.threads)
+        """The ASGI app of one worker: the WSGI front (behind ``wrap``) in a thread pool,
+        with plain ``wsgi`` routes served on the event loop (:mod:`gateway.http.fastpath`)."""
+        guard = build_app(self.config)
+        app: Any = guard if self.wrap is None else self.wrap(guard)
+        fast = None
+        if self.config.broker and any(r.backend == "wsgi" for r in self.config.routes):
+            fast = FastWsgi(cast(GatewayApp, guard.app), self.config.broker,
+                            self.config.retry_after, fatal=getattr(app, "fatal_path", None))
+        return WsgiBridge(app, threads=self.threads, fast=fast)
 
     def serve_worker(self, number: int) -> int:
         """Pin, build the app, serve the shared socket until told to stop."""

@@ -1,0 +1,298 @@
+"""The ``wsgi`` backend's hot path on the event loop: HTTP in, one broker round trip, HTTP out.
+
+The WSGI front runs in a thread pool (:mod:`gateway.http.asgi`); for a plain
+``wsgi`` route (not migrated, service not FATAL) that costs two thread
+hand-offs per request and a blocking client. :class:`FastWsgi` serves such a
+request on the worker's event loop instead, with the same checks, envelope,
+reply validation and problem answers as :class:`gateway.http.bridge.WsgiBackend`
+(whose functions it calls), over :class:`AsyncBroker`: one DEALER socket per
+front worker, many requests in flight, replies routed by the id in their
+header (SPEC 2.1)::
+
+    fast = FastWsgi(gateway_app, broker_endpoint, retry_after=1, fatal=gate)
+    bridge = WsgiBridge(wsgi_front, threads=8, fast=fast)
+
+Timeouts follow SPEC 3.5: the request's deadline bounds the wait for the
+response head; after it, the route's idle timeout bounds each gap between
+parts. A client that goes away (``http.disconnect``) cancels the request at
+the broker (SPEC 2.11), and so does any failure after the request was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from gateway.http.app import GatewayApp
+from gateway.http.asgi import Receive, Scope, Send, serve_problem_page
+from gateway.http.bridge import BadReply, WsgiBackend, _head
+from gateway.http.problems import Problem, from_protocol
+from protocol import codec, mdp
+from protocol import errors as perrors
+
+log = logging.getLogger(__name__)
+
+GRACE = 0.25          # past the deadline, how long the broker's typed answer is awaited
+IDLE_DEFAULT = 60.0   # nginx proxy_read_timeout
+_GONE = object()      # the client disconnected
+
+
+class AsyncBroker:
+    """An asyncio MDP client: one DEALER, replies routed to per-request queues by id."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.ctx = zmq.asyncio.Context.instance()
+        self.sock: zmq.asyncio.Socket | None = None
+        self.pending: dict[str, asyncio.Queue[Any]] = {}
+        self.reader: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def _ensure(self) -> zmq.asyncio.Socket:
+        if self.sock is None:
+            sock = self.ctx.socket(zmq.DEALER)
+            sock.linger = 0
+            sock.sndhwm = sock.rcvhwm = 100_000
+            sock.connect(self.endpoint)
+            self.sock = sock
+            self.reader = asyncio.get_running_loop().create_task(self._read())
+        return self.sock
+
+    async def _read(self) -> None:
+        assert self.sock is not None
+        sock = self.sock
+        while True:
+            frames = await sock.recv_multipart(copy=True)
+            if len(frames) < 4 or frames[1] != mdp.CLIENT:
+                self.dropped += 1
+                continue
+            try:
+                header = codec.decode_header(frames[3])
+            except perrors.EnvelopeError:
+                self.dropped += 1
+                continue
+            queue = self.pending.get(header["id"])
+            if queue is None:
+                self.dropped += 1  # a late part of a request that ended here
+                continue
+            queue.put_nowait((header, frames[3:]))
+
+    async def send(self, service: bytes, env: codec.Envelope) -> asyncio.Queue[Any]:
+        """Send ``env`` to ``service``; the queue its reply parts will arrive on."""
+        sock = self._ensure()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.pending[env.id] = queue
+        await sock.send_multipart(mdp.client_request(service, codec.encode(env)), copy=False)
+        return queue
+
+    def forget(self, request_id: str) -> None:
+        """Stop routing parts of ``request_id`` (it ended)."""
+        self.pending.pop(request_id, None)
+
+    def cancel(self, service: bytes, request_id: str) -> None:
+        """Tell the broker the answer is no longer wanted (SPEC 2.11); never raises."""
+        self.pending.pop(request_id, None)
+        if self.sock is None:
+            return
+        env = codec.Envelope("cancel", id=request_id)
+        try:
+            self.sock.send_multipart(mdp.client_request(service, codec.encode(env)),
+                                     flags=zmq.NOBLOCK)
+        except (zmq.ZMQError, perrors.ProtocolError, ValueError) as exc:
+            log.debug("cancel of %s not sent: %r", request_id, exc)
+
+    def close(self) -> None:
+        """Close the socket and stop the reader."""
+        if self.reader is not None:
+            self.reader.cancel()
+        if self.sock is not None:
+            self.sock.close(linger=0)
+            self.sock = None
+
+
+class FastWsgi:
+    """The fast path for plain ``wsgi`` routes; anything else falls back to the WSGI front."""
+
+    def __init__(self, app: GatewayApp, endpoint: str, retry_after: int = 1,
+                 fatal: Callable[[str], bool] | None = None) -> None:
+        self.app = app
+        self.broker = AsyncBroker(endpoint)
+        self.retry_after = retry_after
+        self.fatal = fatal
+        self.served = 0
+
+    async def __call__(self, scope: Scope, environ: dict[str, Any], receive: Receive,
+                       send: Send) -> bool:
+        try:
+            call = self.app.prepare(environ)
+        except Problem:
+            return False  # the WSGI front answers it, the same way as always
+        if call is None:
+            return False
+        backend = self.app.backends[call.match.route.prefix]
+        if type(backend) is not WsgiBackend:
+            return False
+        if self.fatal is not None and self.fatal(call.target.path):
+            return False
+        self.served += 1
+        await self.serve(backend, call, receive, send)
+        return True
+
+    async def serve(self, backend: WsgiBackend, call: Any, receive: Receive, send: Send) -> None:
+        """One request through the broker; errors before the head are problem answers."""
+        rid = call.request_id
+        try:
+            body = await read_body(call.environ, receive, backend.limits.max_body)
+        except Problem as problem:
+            await serve_problem_page(send, problem, rid)
+            return
+        if body is None:
+            return  # the client left while sending its body
+        call.environ["wsgi.input"] = io.BytesIO(body)
+        service = backend.route.service.encode("utf-8")
+        try:
+            env = backend.envelope(call)
+            env.deadline = int((time.time() + backend.timeout) * 1000)
+            queue = await self.broker.send(service, env)
+        except Problem as problem:
+            await serve_problem_page(send, problem, rid)
+            return
+        finished = False
+        watcher = asyncio.get_running_loop().create_task(_watch(receive, queue))
+        try:
+            try:
+                first = await self.part(queue, env.deadline / 1000.0 - time.time() + GRACE,
+                                        head=True)
+                if first.kind != "http-response" or not isinstance(first.http, dict):
+                    raise BadReply("the worker did not answer http-response")
+                try:
+                    status, pairs = _head(first.http)
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise BadReply(f"the worker's http-response is malformed: {exc!r}"[:300]) \
+                        from None
+            except perrors.UnknownService:
+                await self.problem(send, perrors.Unavailable("no live worker for this route"),
+                                   rid)
+                return
+            except perrors.ProtocolError as exc:
+                finished = isinstance(exc, perrors.RemoteError | BadReply)
+                await self.problem(send, exc, rid)
+                return
+            except ClientLeft:
+                return
+            headers = backend.forwarding.response_headers(pairs, rid)
+            await send({"type": "http.response.start", "status": int(status.split(" ", 1)[0]),
+                        "headers": [(k.encode("latin-1"), v.encode("latin-1"))
+                                    for k, v in headers]})
+            chunk = first.payload if isinstance(first.payload, bytes) else b""
+            if not first.more:
+                finished = True
+                await send({"type": "http.response.body", "body": chunk})
+                return
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            idle = getattr(backend.route, "idle_timeout", None) or IDLE_DEFAULT
+            while True:
+                try:
+                    part = await self.part(queue, idle, head=False)
+                except ClientLeft:
+                    return
+                except perrors.ProtocolError as exc:
+                    # Headers are out: all that is left is to cut the connection (SPEC 6.3).
+                    finished = isinstance(exc, perrors.RemoteError)
+                    raise ResponseAborted(f"the stream ended with {exc.code}") from None
+                data = part.payload if isinstance(part.payload, bytes) else b""
+                if not part.more:
+                    finished = True
+                    await send({"type": "http.response.body", "body": data})
+                    return
+                if data:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+        finally:
+            watcher.cancel()
+            if finished:
+                self.broker.forget(env.id)
+            else:
+                self.broker.cancel(service, env.id)
+
+    async def part(self, queue: asyncio.Queue[Any], timeout: float, head: bool) -> codec.Envelope:
+        """The next reply part, or the typed error it carries; Timeout when it does not come."""
+        try:
+            item = await asyncio.wait_for(queue.get(), max(0.001, timeout))
+        except TimeoutError:
+            if head:
+                raise perrors.Timeout("the worker did not answer in time") from None
+            raise perrors.Timeout("the stream was idle for too long") from None
+        if item is _GONE:
+            raise ClientLeft()
+        header, body = item
+        try:
+            env = codec.decode(body, header=header)
+        except perrors.EnvelopeError as exc:
+            raise BadReply(f"the worker's reply is not a valid envelope: {exc.message}") \
+                from None
+        if env.kind == "error":
+            raise perrors.from_wire(env.error or {})
+        return env
+
+    async def problem(self, send: Send, exc: perrors.ProtocolError, rid: str) -> None:
+        """Answer a protocol error as the WSGI front's guard would."""
+        await serve_problem_page(send, from_protocol(exc, self.retry_after), rid)
+
+    def close(self) -> None:
+        """Close the broker socket."""
+        self.broker.close()
+
+
+class ClientLeft(Exception):
+    """The HTTP client disconnected while its request was in flight."""
+
+
+class ResponseAborted(Exception):
+    """A streamed response failed after its head was sent: the connection is cut."""
+
+
+async def _watch(receive: Receive, queue: asyncio.Queue[Any]) -> None:
+    """Wake the request's reader with ``_GONE`` when the client disconnects."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            queue.put_nowait(_GONE)
+            return
+
+
+async def read_body(environ: dict[str, Any], receive: Receive, cap: int) -> bytes | None:
+    """The whole request body (None if the client left); 413 past ``cap``, 400 if short.
+
+    The front's checks already refused bad framing and a Content-Length over
+    the cap; a chunked body is counted as it arrives.
+    """
+    length = environ.get("CONTENT_LENGTH")
+    if not environ.get("HTTP_TRANSFER_ENCODING") and length in (None, "", "0"):
+        return b""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        data = message.get("body", b"")
+        if data:
+            size += len(data)
+            if size > cap:
+                raise Problem(413, f"the request body exceeds {cap} bytes", code="too_large")
+            parts.append(data)
+        if not message.get("more_body", False):
+            break
+    body = b"".join(parts)
+    if length and len(body) != int(length):
+        raise Problem(400, "the request body ended before its Content-Length",
+                      code="truncated_body")
+    return body
