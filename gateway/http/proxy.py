@@ -36,6 +36,7 @@ from gateway.http.context import Call
 from gateway.http.forwarding import Forwarding
 from gateway.http.paths import raw_tail
 from gateway.http.problems import Problem
+from gateway.http.rewrite import ReverseMap
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,8 @@ class HttpBackend:
         self.upstream_host = parts.netloc
         self.pool = ConnectionPool(parts.scheme, parts.hostname or "", parts.port, pool_size,
                                    limits.connect_timeout, route.timeout or limits.timeout)
+        self.reverse = ReverseMap(route.upstream, route.script_name if route.strip_prefix else "")
+        self.rewrites = bool(route.rewrite_redirects or route.rewrite_cookie_path)
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -268,6 +271,10 @@ class HttpBackend:
             raise _translate(exc) from None
         out_headers = self.forwarding.response_headers(
             response.headers.iteritems(), call.request_id)
+        if self.rewrites:
+            out_headers = self.reverse.headers(
+                out_headers, headers["Host"], self.forwarding.public_origin(environ),
+                bool(self.route.rewrite_redirects), bool(self.route.rewrite_cookie_path))
         start_response(f"{response.status} {response.reason or ''}".rstrip(), out_headers)
         proxied = ProxiedBody(response, conn, self.pool)
         if whole is None:
