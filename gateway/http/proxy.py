@@ -109,6 +109,11 @@ class ProxiedBody:
         self._done = False
 
     def __iter__(self) -> Iterator[bytes]:
+        if _buffered(self._response, self._conn) == b"":
+            # The head is here and the body is not: an empty piece lets a server that
+            # holds the head back until body data (PEP 3333) send it now if it will
+            # (gunicorn and werkzeug do); the others skip empty pieces.
+            yield b""
         try:
             while True:
                 chunk = self._response.read1(CHUNK, decode_content=False)

@@ -4,9 +4,10 @@
 
     python -m tests.integration.http.gated_upstream PORT
 
-    GET  /gated/<key>?framing=length|chunked&size=N
-         head + the first body byte at once; the other N-1 bytes (if any) only after
-         /release/<key> (or nothing more, and the connection closed, after 60 s)
+    GET  /gated/<key>?framing=length|chunked&size=N&first=1|0
+         head + the first body byte (first=0: the head alone) at once; the rest
+         only after /release/<key> (or nothing more, and the connection closed,
+         after 60 s)
     POST /release/<key>   lets the gated response with that key finish; 204
 
 The gate is what makes streaming testable without clocks: a proxy that waits
@@ -70,12 +71,13 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.send_header("Content-Length", str(size))
         self.end_headers()
-        self._piece(body[:1], chunked)
+        held = 1 if query.get("first", "1") == "1" else 0
+        self._piece(body[:held], chunked)
         # Nothing more to hold back: a body of one byte is complete at once.
-        if len(body) > 1 and not _gate(parts.path[len("/gated/"):]).wait(GATE_TIMEOUT):
+        if len(body) > held and not _gate(parts.path[len("/gated/"):]).wait(GATE_TIMEOUT):
             self.close_connection = True
             return
-        self._piece(body[1:], chunked)
+        self._piece(body[held:], chunked)
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()

@@ -35,11 +35,12 @@ def gated(module_procs: Any) -> int:
     return port
 
 
-@pytest.fixture(scope="module")
-def gateway(module_procs: Any, module_workdir: str, gated: int) -> Server:
+@pytest.fixture(scope="module", params=["front", "dev"])
+def gateway(request: Any, module_procs: Any, module_workdir: str, gated: int) -> Server:
+    """The gateway on its production front server, and on the development server."""
     return start_gateway(module_procs, module_workdir, {"routes": [
         {"prefix": "/g", "backend": "http", "upstream": f"http://127.0.0.1:{gated}",
-         "strip_prefix": True}]})
+         "strip_prefix": True}]}, dev=request.param == "dev")
 
 
 def _release(port: int, key: str) -> None:
@@ -78,3 +79,22 @@ def test_first_byte_arrives_before_the_rest_exists(gateway: Server, gated: int, 
     if framing == "length":
         assert response.getheader("Content-Length") == str(size)
 
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_the_head_is_not_held_for_the_body(gateway: Server, gated: int, framing: str) -> None:
+    # The upstream sends its head alone and the body only when released, which
+    # happens once the client has the status line.
+    key = uuid.uuid4().hex
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=DEADLINE)
+    try:
+        conn.request("GET", f"/g/gated/{key}?framing={framing}&size=8&first=0")
+        try:
+            response = conn.getresponse()
+        except TimeoutError:
+            pytest.fail("the gateway held the response head back until body data came")
+        assert response.status == 200
+        _release(gated, key)
+        assert response.read() == body_of(8)
+    finally:
+        conn.close()
