@@ -104,3 +104,33 @@ def test_rewrites_switched_off_pass_the_headers_through(gateway: Server) -> None
     lost = fetch(gateway.port, "GET", "/relative-redirect/2", timeout=TIMEOUT)
     assert lost.status == 404
     assert json.loads(lost.body)["code"] == "no_route"
+
+
+def test_configured_in_gateway_toml_under_gateway_up(procs: Any, workdir: str,
+                                                      upstream: str) -> None:
+    # The whole path a user takes: [[routes]] in gateway.toml, parsed by the CLI and
+    # handed by the arbiter to the front it supervises.
+    from tests.integration.arbiter.conftest import Estate
+
+    estate = Estate(procs, workdir, f"""
+[[routes]]
+prefix = "/hb"
+backend = "http"
+target = "{upstream}"
+strip_prefix = true
+""")
+    try:
+        estate.start()
+        base = f"http://127.0.0.1:{estate.port}"
+        with requests.Session() as session:
+            answer = session.get(f"{base}/hb/redirect/3", timeout=TIMEOUT)
+            assert answer.status_code == 200, [r.url for r in answer.history]
+            assert [r.url for r in answer.history] == [
+                f"{base}/hb/redirect/3", f"{base}/hb/relative-redirect/2",
+                f"{base}/hb/relative-redirect/1"]
+            assert answer.json() == {"path": "/get", "host": f"127.0.0.1:{estate.port}",
+                                     "prefix": "/hb"}
+            cookies = session.get(f"{base}/hb/cookies/set?a=1", timeout=TIMEOUT)
+            assert cookies.json() == {"cookies": {"a": "1"}}
+    finally:
+        estate.close()
