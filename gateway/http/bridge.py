@@ -17,7 +17,6 @@ their code; a configured wsgi service that has no worker is 503, not 404.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, cast
 
@@ -204,7 +203,7 @@ class RpcBackend:
             view = codec.to_json(result, result_schema if isinstance(result_schema, dict) else None)
         except perrors.EnvelopeError:
             view = codec.to_json(result)
-        data = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        data = codec.dumps(view)  # canonical (SPEC 4.8), as 7.3 asks of the result
         start_response("200 OK", [("Content-Type", "application/json"),
                                   ("Content-Length", str(len(data))),
                                   ("X-Request-ID", call.request_id)])

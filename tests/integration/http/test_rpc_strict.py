@@ -128,6 +128,7 @@ def test_good_values_reach_the_worker_unchanged(gateway: int, vector: dict[str, 
     answer = fetch(gateway, "POST", "/rpc/echo/echo", JSON, body)
     assert answer.status == 200, answer.body
     assert codec.loads(answer.body) == codec.from_json(vector["value"])
+    assert answer.body == codec.dumps(vector["value"])  # the canonical JSON-only view (7.3)
 
 
 def test_empty_body_is_null_params_and_non_canonical_json_is_accepted(gateway: int) -> None:
