@@ -9,11 +9,15 @@ The request body goes upstream as it arrives (Content-Length kept, chunked
 re-chunked) and the response body comes back as it arrives: each piece is
 what one read returns (``read1``, at most 64 KiB), passed on at once, so a
 slow drip reaches the client byte by byte, as through nginx with
-``proxy_buffering off``. Small answers stay one piece without waiting for
+``proxy_buffering off``; a head that came alone is let out at once (an
+empty first piece). Small answers stay one piece without waiting for
 anything: a body that had wholly arrived with the head goes out as a
 single-item list. The path and query are forwarded byte-exact, the upstream
-comes from the route only. Transport errors are translated at this boundary:
-connect/read timeouts give 504, anything else (refused, reset, garbage) 502.
+comes from the route only; on a route that strips its prefix the
+upstream's redirects and cookie paths are mapped back under the mount
+(:mod:`gateway.http.rewrite`). Transport errors are translated at this
+boundary: connect/read timeouts give 504, anything else (refused, reset,
+garbage) 502.
 """
 
 from __future__ import annotations
