@@ -58,12 +58,12 @@ Schema (every table and key is optional; shown with its default)::
     target = ""                 # http: base URL; static: directory
     timeout_ms = 10000
     strip_prefix = false        # http: forward the path below the mount
-    rewrite_redirects = ...     # http: put the mount back into the upstream's Location,
-                                # Content-Location and Refresh (an absolute path, or a URL
-                                # at the upstream's origin or the Host it was sent), like
-                                # nginx proxy_redirect default; default = strip_prefix
-    rewrite_cookie_path = ...   # http: put the mount back into Set-Cookie Path, like nginx
-                                # proxy_cookie_path; default = strip_prefix
+    rewrite_redirects = false   # http (default: = strip_prefix): put the mount back into
+                                # the upstream's Location, Content-Location and Refresh
+                                # (an absolute path, or a URL at the upstream's origin or
+                                # at the Host it was sent), like nginx proxy_redirect default
+    rewrite_cookie_path = false # http (default: = strip_prefix): put the mount back into
+                                # Set-Cookie Path, like nginx proxy_cookie_path
 
     [services.highlight]
     runtime = "py2"             # "py2" | "py3" | "command"
