@@ -72,7 +72,9 @@ def http_config(cfg: GatewayConfig) -> Any:
         route: dict[str, Any] = {"prefix": r.prefix, "backend": r.backend,
                                  "timeout": r.timeout_ms / 1000.0}
         if r.backend == "http":
-            route.update(upstream=r.target, strip_prefix=r.strip_prefix)
+            route.update(upstream=r.target, strip_prefix=r.strip_prefix,
+                         rewrite_redirects=r.rewrite_redirects,
+                         rewrite_cookie_path=r.rewrite_cookie_path)
         elif r.backend == "static":
             route["directory"] = r.target
         elif r.backend == "wsgi":

@@ -58,6 +58,12 @@ Schema (every table and key is optional; shown with its default)::
     target = ""                 # http: base URL; static: directory
     timeout_ms = 10000
     strip_prefix = false        # http: forward the path below the mount
+    rewrite_redirects = false   # http (default: = strip_prefix): put the mount back into
+                                # the upstream's Location, Content-Location and Refresh
+                                # (an absolute path, or a URL at the upstream's origin or
+                                # at the Host it was sent), like nginx proxy_redirect default
+    rewrite_cookie_path = false # http (default: = strip_prefix): put the mount back into
+                                # Set-Cookie Path, like nginx proxy_cookie_path
 
     [services.highlight]
     runtime = "py2"             # "py2" | "py3" | "command"
@@ -159,6 +165,8 @@ class Route:
     target: str = ""
     timeout_ms: int = 10000
     strip_prefix: bool = False
+    rewrite_redirects: bool = False
+    rewrite_cookie_path: bool = False
 
 
 @dataclass(frozen=True)
@@ -550,7 +558,8 @@ def _route(i: int, r: Any, services: tuple[ServiceConfig, ...], base_dir: str) -
     p = f"routes[{i}]"
     if not isinstance(r, Mapping):
         raise ConfigError(f"{p}: must be a table")
-    _keys(r, p, {"prefix", "backend", "service", "target", "timeout_ms", "strip_prefix"})
+    _keys(r, p, {"prefix", "backend", "service", "target", "timeout_ms", "strip_prefix",
+                 "rewrite_redirects", "rewrite_cookie_path"})
     prefix = _str(r, p, "prefix", "")
     if not prefix.startswith("/"):
         raise ConfigError(f"{p}.prefix: must start with '/'")
@@ -575,5 +584,9 @@ def _route(i: int, r: Any, services: tuple[ServiceConfig, ...], base_dir: str) -
             raise ConfigError(f"{p}.target: a directory is required for backend = 'static'")
         target = _abspath(target, base_dir)
     strip = _bool(r, p, "strip_prefix", False)
+    rewrites = {k: _bool(r, p, k, strip) for k in ("rewrite_redirects", "rewrite_cookie_path")}
+    for key, on in rewrites.items():
+        if on and backend != "http":
+            raise ConfigError(f"{p}.{key}: only the http backend rewrites upstream URLs")
     return Route(prefix=prefix, backend=backend, service=service, target=target,
-                 timeout_ms=_int(r, p, "timeout_ms", 10000, 1), strip_prefix=strip)
+                 timeout_ms=_int(r, p, "timeout_ms", 10000, 1), strip_prefix=strip, **rewrites)

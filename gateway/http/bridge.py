@@ -17,7 +17,6 @@ their code; a configured wsgi service that has no worker is 503, not 404.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, cast
 
@@ -177,10 +176,10 @@ class RpcBackend:
         body = request_body(environ, self.limits.max_body)
         raw = body.read_all() if body else b""
         try:
-            params = codec.from_json(json.loads(raw)) if raw else None
-        except (ValueError, RecursionError) as exc:
-            detail = f"the body is not valid JSON: {exc}"[:300]
-            raise Problem(400, detail, code="envelope") from None
+            params = rpc_params(raw)
+        except perrors.EnvelopeError as exc:
+            raise Problem(400, f"the body is not a valid payload: {exc.message}"[:300],
+                          code="envelope") from None
         contract = self.contracts.get(service)
         if contract is None and not self.route.service:
             # Services reachable by URL come from the contracts, never from the client.
@@ -204,11 +203,27 @@ class RpcBackend:
             view = codec.to_json(result, result_schema if isinstance(result_schema, dict) else None)
         except perrors.EnvelopeError:
             view = codec.to_json(result)
-        data = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        data = codec.dumps(view)  # canonical (SPEC 4.8), as 7.3 asks of the result
         start_response("200 OK", [("Content-Type", "application/json"),
                                   ("Content-Length", str(len(data))),
                                   ("X-Request-ID", call.request_id)])
         return [data]
+
+
+def rpc_params(raw: bytes) -> Any:
+    """The params of an rpc body: its JSON-only view decoded as a payload frame (SPEC 7.3).
+
+    The body goes through the same strict reader as every ZeroMQ payload
+    (:func:`protocol.codec.loads`), so what a conforming receiver must reject
+    there (SPEC 4.3-4.8: duplicate keys, a byte order mark, lone surrogates,
+    NaN and Infinity, numbers overflowing binary64, bad base64, unknown ``$``
+    tags, nesting too deep, trailing data) is rejected here too, with the
+    same message. There are no frames, so ``{"$b": n}`` is refused as well:
+    the JSON-only view carries bytes inline. An empty body means ``null``.
+    """
+    if not raw:
+        return None
+    return codec.loads(raw, (), "body")
 
 
 def bridge_factories(config: GatewayHttpConfig, client: Client | None = None,

@@ -57,7 +57,12 @@ class Route:
     ``POST <prefix>/<service>/<method>``; ``static`` needs ``directory``.
     ``strip_prefix`` makes the http backend forward the path below the mount
     (and say so in ``X-Forwarded-Prefix``); by default it forwards the whole path.
-    ``timeout`` overrides the default backend timeout for this mount.
+    ``rewrite_redirects`` (Location, Content-Location, Refresh) and
+    ``rewrite_cookie_path`` (Set-Cookie Path) map the upstream's own URLs
+    back under the mount, as nginx ``proxy_redirect default`` and
+    ``proxy_cookie_path`` do (see :mod:`gateway.http.rewrite`); both default
+    to ``strip_prefix``. ``timeout`` overrides the default backend timeout
+    for this mount.
     """
 
     prefix: str
@@ -67,6 +72,8 @@ class Route:
     directory: str = ""
     strip_prefix: bool = False
     timeout: float | None = None
+    rewrite_redirects: bool | None = None
+    rewrite_cookie_path: bool | None = None
 
     def __post_init__(self) -> None:
         where = f"http.routes[{self.prefix!r}]"
@@ -93,6 +100,12 @@ class Route:
             raise ConfigError(f"{where}.directory: the static backend needs a directory")
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigError(f"{where}.timeout: must be positive")
+        for name in ("rewrite_redirects", "rewrite_cookie_path"):
+            value = getattr(self, name)
+            if value is None:
+                object.__setattr__(self, name, self.strip_prefix)
+            elif not isinstance(value, bool):
+                raise ConfigError(f"{where}.{name}: must be true or false")
 
     @property
     def script_name(self) -> str:

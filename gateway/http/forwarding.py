@@ -105,6 +105,15 @@ class Forwarding:
             out.append(("X-Shadow", "1"))
         return out
 
+    def public_origin(self, environ: Mapping[str, Any]) -> tuple[str, str]:
+        """(scheme, host) the client addressed: what X-Forwarded-Proto and -Host say upstream."""
+        scheme = environ.get("wsgi.url_scheme", "http")
+        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+        if self.trusted:
+            scheme = _last(environ.get("HTTP_X_FORWARDED_PROTO")) or scheme
+            host = _last(environ.get("HTTP_X_FORWARDED_HOST")) or host
+        return scheme, host
+
     def forwarded(self, environ: Mapping[str, Any], host: str,
                   prefix: str) -> list[tuple[str, str]]:
         """X-Forwarded-* (and, when trusted, Forwarded) for the upstream request."""

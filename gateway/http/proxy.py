@@ -6,10 +6,18 @@
     return backend(call, start_response)     # inside the gateway's WSGI app
 
 The request body goes upstream as it arrives (Content-Length kept, chunked
-re-chunked) and the response body comes back in 64 KiB pieces: neither is
-held whole. The path and query are forwarded byte-exact, the upstream comes
-from the route only. Transport errors are translated at this boundary:
-connect/read timeouts give 504, anything else (refused, reset, garbage) 502.
+re-chunked) and the response body comes back as it arrives: each piece is
+what one read returns (``read1``, at most 64 KiB), passed on at once, so a
+slow drip reaches the client byte by byte, as through nginx with
+``proxy_buffering off``; a head that came alone is let out at once (an
+empty first piece). Small answers stay one piece without waiting for
+anything: a body that had wholly arrived with the head goes out as a
+single-item list. The path and query are forwarded byte-exact, the upstream
+comes from the route only; on a route that strips its prefix the
+upstream's redirects and cookie paths are mapped back under the mount
+(:mod:`gateway.http.rewrite`). Transport errors are translated at this
+boundary: connect/read timeouts give 504, anything else (refused, reset,
+garbage) 502.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from gateway.http.context import Call
 from gateway.http.forwarding import Forwarding
 from gateway.http.paths import raw_tail
 from gateway.http.problems import Problem
+from gateway.http.rewrite import ReverseMap
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +99,11 @@ class ConnectionPool:
 
 
 class ProxiedBody:
-    """The upstream's response body, streamed; returns or drops the connection on close."""
+    """The upstream's response body, streamed; returns or drops the connection on close.
+
+    Each piece is one ``read1``: whatever the upstream has sent so far (up to
+    64 KiB), never a wait for a fixed amount.
+    """
 
     def __init__(self, response: urllib3.BaseHTTPResponse, conn: HTTPConnection,
                  pool: ConnectionPool) -> None:
@@ -100,15 +113,27 @@ class ProxiedBody:
         self._done = False
 
     def __iter__(self) -> Iterator[bytes]:
+        if _buffered(self._response, self._conn) == b"":
+            # The head is here and the body is not: an empty piece lets a server that
+            # holds the head back until body data (PEP 3333) send it now if it will
+            # (gunicorn and werkzeug do); the others skip empty pieces.
+            yield b""
         try:
-            for chunk in self._response.stream(CHUNK, decode_content=False):
-                if chunk:
-                    yield chunk
-        except (uerr.HTTPError, OSError) as exc:
+            while True:
+                chunk = self._response.read1(CHUNK, decode_content=False)
+                if not chunk:
+                    break
+                yield chunk
+        except (uerr.HTTPError, OSError, http.client.HTTPException, ValueError) as exc:
             # Headers are already out: all that is left is to cut the connection.
             log.warning("upstream body failed mid-stream: %s", exc)
             raise
         self._done = True
+
+    def finished(self) -> None:
+        """The body was read to its end elsewhere: give the connection back."""
+        self._done = True
+        self.close()
 
     def close(self) -> None:
         """Give the connection back when the body was read to its end, else drop it."""
@@ -116,6 +141,55 @@ class ProxiedBody:
             self._pool.put(self._conn)
         else:
             self._conn.close()
+
+
+def _buffered(response: urllib3.BaseHTTPResponse, conn: HTTPConnection) -> bytes | None:
+    """The body bytes already received, without waiting; None when that cannot be told.
+
+    http.client reads the head through a buffered file, which usually holds
+    the body of a small answer too. Peeking at it with the socket briefly
+    non-blocking fills it from what the kernel holds and never waits.
+    """
+    fp = getattr(getattr(response, "_fp", None), "fp", None)
+    sock = conn.sock
+    if fp is None or sock is None or not hasattr(fp, "peek"):
+        return None
+    timeout = sock.gettimeout()
+    try:
+        sock.settimeout(0.0)
+        return bytes(fp.peek(1))
+    except (OSError, ValueError):
+        return None
+    finally:
+        sock.settimeout(timeout)
+
+
+def read_arrived(response: urllib3.BaseHTTPResponse, conn: HTTPConnection,
+                 length: int | None) -> bytes | None:
+    """The whole body when it has already arrived with the head, else None (nothing read).
+
+    Never waits for the upstream, so it cannot delay the head: a body of
+    known ``length`` is read only while it is buffered; a chunked one only
+    when its last chunk is buffered too (else a read could block on the next
+    chunk's size line).
+    """
+    if length is None:
+        if not response.chunked:
+            return None  # read to close: its end is not known until the close
+        data = _buffered(response, conn)
+        if not data or len(data) > _SMALL or not (
+                data.endswith(b"\r\n0\r\n\r\n") or data == b"0\r\n\r\n"):
+            return None
+        pieces = []
+        while piece := response.read1(CHUNK, decode_content=False):
+            pieces.append(piece)
+        return b"".join(pieces)
+    if length > _SMALL:
+        return None
+    data = _buffered(response, conn)
+    if data is None or len(data) < length:
+        return None
+    return response.read(length, decode_content=False)
 
 
 class HttpBackend:
@@ -131,6 +205,8 @@ class HttpBackend:
         self.upstream_host = parts.netloc
         self.pool = ConnectionPool(parts.scheme, parts.hostname or "", parts.port, pool_size,
                                    limits.connect_timeout, route.timeout or limits.timeout)
+        self.reverse = ReverseMap(route.upstream, route.script_name if route.strip_prefix else "")
+        self.rewrites = bool(route.rewrite_redirects or route.rewrite_cookie_path)
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -192,19 +268,29 @@ class HttpBackend:
         elif body is None and method in _BODY_METHODS:
             headers["Content-Length"] = "0"
         response, conn = self.send(method, self.url_for(call), body, headers)
+        try:
+            length = parse_length(response.headers.get("Content-Length"))
+            if method == "HEAD" or response.status in (204, 304) or length == 0:
+                # No body to wait for; reading it settles the connection for reuse.
+                whole: bytes | None = response.read(decode_content=False)
+            else:
+                whole = read_arrived(response, conn, length)
+        except (uerr.HTTPError, OSError, http.client.HTTPException, ValueError) as exc:
+            conn.close()
+            raise _translate(exc) from None
         out_headers = self.forwarding.response_headers(
             response.headers.iteritems(), call.request_id)
+        if self.rewrites:
+            out_headers = self.reverse.headers(
+                out_headers, headers["Host"], self.forwarding.public_origin(environ),
+                bool(self.route.rewrite_redirects), bool(self.route.rewrite_cookie_path))
         start_response(f"{response.status} {response.reason or ''}".rstrip(), out_headers)
-        length = parse_length(response.headers.get("Content-Length"))
-        if method == "HEAD" or response.status in (204, 304) or (
-                length is not None and length <= _SMALL):
-            proxied = ProxiedBody(response, conn, self.pool)
-            try:
-                data = b"".join(proxied)
-            finally:
-                proxied.close()
-            return [data] if data else []
-        return ProxiedBody(response, conn, self.pool)
+        proxied = ProxiedBody(response, conn, self.pool)
+        if whole is None:
+            return proxied
+        # The whole body came with the head: one piece, and the connection goes back.
+        proxied.finished()
+        return [whole] if whole else []
 
 
 def _translate(exc: BaseException | None) -> Problem:
