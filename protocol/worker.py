@@ -60,6 +60,9 @@ if MYPY:  # pragma: no cover - type names for the type comments only
 
 log = logging.getLogger("protocol.worker")
 
+# The kinds a client sends as requests (SPEC 3.3); every other kind is a reply or an event.
+_REQUEST_KINDS = (u"call", u"http")
+
 _local = threading.local()
 
 
@@ -320,9 +323,13 @@ class Worker(object):
         try:
             env = codec.decode(body)
         except EnvelopeError as exc:
-            header = mdp.peek_header(body[0]) if body else None
-            rid = header[u"id"] if header else None
-            self._reply(client, error_envelope(rid, exc))
+            # SPEC 3.4: the request's id whenever the header frame names one, as the
+            # broker would; a fresh id (error_envelope's default) otherwise.
+            self._reply(client, error_envelope(codec.header_id(body[0]) if body else None, exc))
+            return
+        if env.kind not in _REQUEST_KINDS or (self.envelope_handler is None
+                                              and env.kind != u"call"):
+            self._reply(client, error_envelope(env.id, self._wrong_kind(env.kind)))
             return
         if env.deadline is not None and env.deadline <= mdp.now_ms():
             self._reply(client, error_envelope(env.id, Timeout(
@@ -337,10 +344,18 @@ class Worker(object):
         finally:
             _local.ctx = None
 
+    def _wrong_kind(self, kind):
+        # type: (str) -> EnvelopeError
+        """The ``envelope`` error for a request of a kind this worker does not serve (SPEC 3.3)."""
+        if kind not in _REQUEST_KINDS:
+            return EnvelopeError(u"header.kind: '%s' is not a request kind" % (kind,))
+        return EnvelopeError(u"header.kind: service %s serves call requests, not '%s'" % (
+            self.service.decode("utf-8", "replace"), kind))
+
     def _call(self, env):
         # type: (codec.Envelope) -> codec.Envelope
         try:
-            fn = self.table.get(env.method) if env.kind == u"call" else None
+            fn = self.table.get(env.method)
             if fn is None:
                 raise UnknownMethod(u"%s has no method %r" % (
                     self.service.decode("utf-8", "replace"), env.method), type=u"UnknownMethod")
