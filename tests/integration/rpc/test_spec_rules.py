@@ -99,3 +99,15 @@ def test_params_map_by_form_across_interpreters(rpc, worker_side: str) -> None:
         assert run_call(rpc, client_side, "calc", "echo", {"value": 7}) == {"result": 7}
         answer = run_call(rpc, client_side, "calc", "echo", [7, 8])  # one positional too many
         assert answer["error"]["code"] == "remote" and answer["error"]["type"] == "TypeError"
+
+
+@pytest.mark.parametrize("which", RUNTIMES)
+def test_an_http_host_refuses_a_call(rpc, which: str) -> None:
+    rpc.broker()
+    rpc.procs.spawn([rpc.interpreter(which), "-m", "protocol.wsgi", "--broker", rpc.endpoint,
+                     "--service", "web", "tests.integration.arbiter.wsgiapp:app"])
+    rpc.wait_workers("web", 1)
+    rid = "fedcba9876543210fedcba9876543210"
+    reply = raw_request(rpc, b"web", [header(id=rid, kind="call", method="echo"), b"null"])
+    assert (reply.id, reply.error["code"]) == (rid, "envelope")
+    assert "expected an http envelope" in reply.error["message"]
