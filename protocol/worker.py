@@ -21,7 +21,10 @@ to send ``READY=1`` to ``$NOTIFY_SOCKET`` (sd_notify), so a supervisor learns
 that this very process takes traffic before it can serve its first request.
 
 Calls: params that are an object become keyword arguments, a list becomes
-positional arguments, null means no arguments. The return value is the
+positional arguments, null means no arguments, any other value is the one
+argument (SPEC 7.1). A body that does not decode is answered ``envelope``
+with the id its header frame names, else a fresh one (SPEC 3.4); a reply
+kind, or an ``http`` request to a table, is ``envelope`` too. The return value is the
 result; an exception becomes an error envelope (a ProtocolError keeps its
 code, anything else is ``remote`` with type, message and traceback text).
 With ``envelope_handler`` (Envelope -> iterable of Envelopes) the worker
