@@ -63,8 +63,8 @@ if MYPY:  # pragma: no cover - type names for the type comments only
 
 log = logging.getLogger("protocol.worker")
 
-# The kinds a client sends as requests (SPEC 3.3); every other kind is a reply or an event.
-_REQUEST_KINDS = (u"call", u"http")
+# Kinds that are never a request (SPEC 3.3): a worker refuses them with envelope.
+_NOT_REQUESTS = (u"result", u"error", u"http-response", u"http-body", u"event")
 
 _local = threading.local()
 
@@ -330,8 +330,8 @@ class Worker(object):
             # broker would; a fresh id (error_envelope's default) otherwise.
             self._reply(client, error_envelope(codec.header_id(body[0]) if body else None, exc))
             return
-        if env.kind not in _REQUEST_KINDS or (self.envelope_handler is None
-                                              and env.kind != u"call"):
+        if env.kind in _NOT_REQUESTS or (self.envelope_handler is None
+                                         and env.kind == u"http"):
             self._reply(client, error_envelope(env.id, self._wrong_kind(env.kind)))
             return
         if env.deadline is not None and env.deadline <= mdp.now_ms():
@@ -350,7 +350,7 @@ class Worker(object):
     def _wrong_kind(self, kind):
         # type: (str) -> EnvelopeError
         """The ``envelope`` error for a request of a kind this worker does not serve (SPEC 3.3)."""
-        if kind not in _REQUEST_KINDS:
+        if kind in _NOT_REQUESTS:
             return EnvelopeError(u"header.kind: '%s' is not a request kind" % (kind,))
         return EnvelopeError(u"header.kind: service %s serves call requests, not '%s'" % (
             self.service.decode("utf-8", "replace"), kind))
