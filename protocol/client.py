@@ -106,10 +106,23 @@ class Pending(object):
             event.set()
 
 
-def _decode(reply):
-    # type: (tuple) -> codec.Envelope
-    """Decode a reply routed by :meth:`Client._route`: (parsed header, body frames)."""
+# The reply kinds that answer each request kind (SPEC 3.3); anything else with the
+# request's id (a worker echoing the request back, say) is no answer at all.
+_ANSWERS = {u"call": (u"result", u"error"),
+            u"http": (u"http-response", u"http-body", u"error")}
+
+
+def _decode(reply, asked=u"call"):
+    # type: (tuple, str) -> codec.Envelope
+    """Decode a reply routed by :meth:`Client._route`: (parsed header, body frames).
+
+    ``asked`` is the kind of the request it answers: a reply of a kind that does
+    not answer it raises :class:`EnvelopeError` instead of passing for a result.
+    """
     header, body = reply
+    if header[u"kind"] not in _ANSWERS.get(asked, (u"error",)):
+        raise EnvelopeError(u"header.kind: '%s' is no answer to a request of kind '%s' (id %s)"
+                            % (header[u"kind"], asked, header[u"id"]))
     return codec.decode(body, header=header)
 
 
@@ -177,7 +190,7 @@ class Client(object):
         pending = self._send(service, envelope, envelope.deadline / 1000.0, None)
         try:
             while True:
-                env = _decode(pending._wait_frames())
+                env = _decode(pending._wait_frames(), envelope.kind)
                 if env.kind == u"error":
                     raise from_wire(env.error or {})
                 yield env

@@ -187,8 +187,6 @@ def _pack(value, schema, root, where, frames, depth):
     vtype = type(value)
     if vtype in _PLAIN and not schema:
         return value
-    if depth >= MAX_DEPTH:  # only containers get here: at most MAX_DEPTH of them nest
-        raise EnvelopeError(u"%s: nested deeper than %d levels" % (_path(where), MAX_DEPTH))
     kind = None
     if schema:
         schema, kind = _kind(schema, root)
@@ -218,13 +216,23 @@ def _pack(value, schema, root, where, frames, depth):
         return value
     if isinstance(value, (text_type, bool) + integer_types):  # subclasses
         return value
+    if not isinstance(value, (dict, list, tuple)):
+        raise EnvelopeError(u"%s: cannot encode %s" % (_path(where), vtype.__name__))
+    # Only lists and objects are levels (SPEC 4.8): a bytes value is a leaf, so the
+    # 128 lists plus a bytes value that a decoder accepts encode again.
+    if depth >= MAX_DEPTH:
+        raise EnvelopeError(u"%s: nested deeper than %d levels" % (_path(where), MAX_DEPTH))
     if isinstance(value, dict):
         return _pack_dict(value, schema, root, where, frames, depth)
-    if isinstance(value, (list, tuple)):
-        items = schema.get(u"items", _NO_SCHEMA) if schema else _NO_SCHEMA
-        return [_pack(item, items, root, (where, i), frames, depth + 1)
-                for i, item in enumerate(value)]
-    raise EnvelopeError(u"%s: cannot encode %s" % (_path(where), vtype.__name__))
+    items = schema.get(u"items", _NO_SCHEMA) if schema else _NO_SCHEMA
+    if isinstance(items, list):  # tuple form (SPEC 10.3): one schema per position
+        extra = schema.get(u"additionalItems", _NO_SCHEMA)
+        if not isinstance(extra, dict):
+            extra = _NO_SCHEMA
+        return [_pack(item, items[i] if i < len(items) else extra, root, (where, i), frames,
+                      depth + 1) for i, item in enumerate(value)]
+    return [_pack(item, items, root, (where, i), frames, depth + 1)
+            for i, item in enumerate(value)]
 
 
 def _pack_dict(value, schema, root, where, frames, depth):
@@ -353,7 +361,8 @@ def _fast_header(env):
     this shortcut could break sends the envelope down the general path.
     """
     kind, rid, method, deadline = env.kind, env.id, env.method, env.deadline
-    if type(kind) is not text_type or kind not in KINDS or type(rid) is not text_type:
+    if type(kind) is not text_type or kind not in KINDS or type(rid) is not text_type \
+            or not rid:
         return None
     if method is None:
         if kind == u"call":
@@ -427,6 +436,8 @@ def _make_hook(frames):
         # type: (list) -> object
         if len(pairs) == 1:
             key, value = pairs[0]
+            if frames is None and key in (u"$b", u"$bytes"):
+                raise EnvelopeError(u"payload: bytes are not allowed in the header")
             if key == u"$b":
                 if not isinstance(value, integer_types) or isinstance(value, bool) \
                         or not 0 <= value < len(frames):
@@ -497,7 +508,12 @@ def _check_text(value, where):
 
 def loads(data, frames=(), where=u"payload"):
     # type: (bytes, Sequence[bytes], str) -> object
-    """Parse one JSON frame, resolving ``$b`` references against ``frames``."""
+    """Parse one JSON frame, resolving ``$b`` references against ``frames``.
+
+    ``frames=None`` parses a frame that must not hold bytes (a header): a
+    ``$b`` or ``$bytes`` tag in it is an error, while ``$$`` keys are unescaped
+    as in a payload (SPEC 3.2, 4.4).
+    """
     if not isinstance(data, binary_type):
         raise EnvelopeError(u"%s: frame must be bytes" % (where,))
     try:
@@ -515,7 +531,8 @@ def loads(data, frames=(), where=u"payload"):
                 return _PLAIN_DECODER.decode(text)
         except _Duplicate:
             pass  # decode again below, for the error that names the key
-        value = json.loads(text, object_pairs_hook=_make_hook(list(frames)),
+        value = json.loads(text, object_pairs_hook=_make_hook(
+                               None if frames is None else list(frames)),
                            parse_constant=_bad_constant, parse_float=_finite)
     except EnvelopeError as exc:
         raise EnvelopeError(exc.message.replace(u"payload", where, 1))
@@ -528,6 +545,32 @@ def loads(data, frames=(), where=u"payload"):
     return value
 
 
+def header_id(frame):
+    # type: (object) -> str
+    """The id an error answering this request header frame carries, or None (SPEC 3.4).
+
+    Read as any plain JSON parser reads it, before every other header rule, so
+    that a broker and a worker answer one malformed request with the same id:
+    the frame must be UTF-8 JSON whose top level is an object with an ``id``
+    member holding non-empty text without lone surrogates (the last one when
+    ``id`` is repeated). None means "answer with a fresh id".
+    """
+    if not isinstance(frame, binary_type):
+        return None
+    try:
+        if PY2 and _ENCODED_SURROGATE.search(frame):
+            return None
+        header = json.loads(frame.decode("utf-8"))
+    except (ValueError, RuntimeError):  # UnicodeDecodeError is a ValueError
+        return None
+    if not isinstance(header, dict):
+        return None
+    rid = header.get(u"id")
+    if not isinstance(rid, text_type) or not rid or _LONE_SURROGATE.search(rid):
+        return None
+    return rid
+
+
 _HEADER_TYPES = {
     u"id": (text_type,), u"method": (text_type,), u"rid": (text_type,),
     u"deadline": integer_types, u"shadow": (bool,), u"idem": (bool,),
@@ -538,7 +581,7 @@ _HEADER_TYPES = {
 def decode_header(data):
     # type: (bytes) -> dict
     """Parse and check a header frame; unknown fields are ignored (SPEC 3.2)."""
-    return check_header(loads(data, (), u"header"))
+    return check_header(loads(data, None, u"header"))
 
 
 def check_header(header):
@@ -559,6 +602,8 @@ def check_header(header):
             continue
         if not isinstance(value, types) or (types is integer_types and isinstance(value, bool)):
             raise EnvelopeError(u"header.%s: wrong type %s" % (name, type(value).__name__))
+    if not header[u"id"]:
+        raise EnvelopeError(u"header.id: must not be empty")
     if header[u"kind"] not in KINDS:
         raise EnvelopeError(u"header.kind: unknown kind %r" % (header[u"kind"],))
     if header[u"kind"] == u"call" and not header.get(u"method"):

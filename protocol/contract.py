@@ -266,11 +266,14 @@ class Contract(object):
         try:
             view = codec.to_json(value, schema if isinstance(schema, dict) else {})
         except EnvelopeError as exc:
+            # The codec names the field first ("value.a[2]: declared text, ..."); the
+            # error's field is that path, rooted at params or result (SPEC 5.2).
             message = exc.message
             if message.startswith(u"value"):
                 message = part + message[len(u"value"):]
+            where = message.split(u": ", 1)[0] if message.startswith(part) else part
             raise InvalidParams(u"%s.%s %s" % (self.service, method, message),
-                                type=u"InvalidParams")
+                                type=u"InvalidParams", field=where)
         key = (method, part)
         if key not in self._validators:
             self._validators[key] = jsonschema.Draft7Validator(copy.deepcopy(schema))

@@ -21,7 +21,10 @@ to send ``READY=1`` to ``$NOTIFY_SOCKET`` (sd_notify), so a supervisor learns
 that this very process takes traffic before it can serve its first request.
 
 Calls: params that are an object become keyword arguments, a list becomes
-positional arguments, null means no arguments. The return value is the
+positional arguments, null means no arguments, any other value is the one
+argument (SPEC 7.1). A body that does not decode is answered ``envelope``
+with the id its header frame names, else a fresh one (SPEC 3.4); a reply
+kind, or an ``http`` request to a table, is ``envelope`` too. The return value is the
 result; an exception becomes an error envelope (a ProtocolError keeps its
 code, anything else is ``remote`` with type, message and traceback text).
 With ``envelope_handler`` (Envelope -> iterable of Envelopes) the worker
@@ -59,6 +62,9 @@ if MYPY:  # pragma: no cover - type names for the type comments only
     from typing import Mapping  # noqa: F401
 
 log = logging.getLogger("protocol.worker")
+
+# Kinds that are never a request (SPEC 3.3): a worker refuses them with envelope.
+_NOT_REQUESTS = (u"result", u"error", u"http-response", u"http-body", u"event")
 
 _local = threading.local()
 
@@ -320,9 +326,13 @@ class Worker(object):
         try:
             env = codec.decode(body)
         except EnvelopeError as exc:
-            header = mdp.peek_header(body[0]) if body else None
-            rid = header[u"id"] if header else None
-            self._reply(client, error_envelope(rid, exc))
+            # SPEC 3.4: the request's id whenever the header frame names one, as the
+            # broker would; a fresh id (error_envelope's default) otherwise.
+            self._reply(client, error_envelope(codec.header_id(body[0]) if body else None, exc))
+            return
+        if env.kind in _NOT_REQUESTS or (self.envelope_handler is None
+                                         and env.kind == u"http"):
+            self._reply(client, error_envelope(env.id, self._wrong_kind(env.kind)))
             return
         if env.deadline is not None and env.deadline <= mdp.now_ms():
             self._reply(client, error_envelope(env.id, Timeout(
@@ -337,10 +347,18 @@ class Worker(object):
         finally:
             _local.ctx = None
 
+    def _wrong_kind(self, kind):
+        # type: (str) -> EnvelopeError
+        """The ``envelope`` error for a request of a kind this worker does not serve (SPEC 3.3)."""
+        if kind in _NOT_REQUESTS:
+            return EnvelopeError(u"header.kind: '%s' is not a request kind" % (kind,))
+        return EnvelopeError(u"header.kind: service %s serves call requests, not '%s'" % (
+            self.service.decode("utf-8", "replace"), kind))
+
     def _call(self, env):
         # type: (codec.Envelope) -> codec.Envelope
         try:
-            fn = self.table.get(env.method) if env.kind == u"call" else None
+            fn = self.table.get(env.method)
             if fn is None:
                 raise UnknownMethod(u"%s has no method %r" % (
                     self.service.decode("utf-8", "replace"), env.method), type=u"UnknownMethod")

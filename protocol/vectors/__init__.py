@@ -12,7 +12,8 @@ only (re)writes them and checks an interpreter against them::
         assert vectors.encode_good(vector) == vectors.golden_frames(vector)
 
 A good vector is ``{"name", "description", "envelope", "value", "schema"?,
-"topic"?, "frames"}``: encoding ``envelope`` + ``value`` (the JSON-only view)
+"topic"?, "frames"}``: encoding ``envelope`` + ``value`` (both as JSON-only
+views, so ``$`` keys are written ``$$`` in either)
 gives exactly ``frames`` (hex), and decoding ``frames`` gives them back. A
 bad vector is ``{"name", "description", "frames", "error", "required"}``:
 decoding must raise EnvelopeError whose message contains ``error``.
@@ -43,10 +44,10 @@ BYTES = {u"type": u"string", u"contentEncoding": u"base64"}
 TEXT = {u"type": u"string"}
 
 
-def _nest(depth):
-    # type: (int) -> Any
-    """Objects and lists alternating, so the leaf sits at ``depth`` (SPEC 3.5)."""
-    value = u"leaf"  # type: object
+def _nest(depth, leaf=u"leaf"):
+    # type: (int, object) -> Any
+    """Objects and lists alternating, so the leaf sits at ``depth`` (SPEC 4.8)."""
+    value = leaf  # type: object
     for level in range(depth, 0, -1):
         value = {u"a": value} if level % 2 else [value]
     return value
@@ -103,10 +104,20 @@ def _good():
                   0.30000000000000004, 1.5], None, None),
         ("nesting-deep", "Nesting at the limit: the leaf is at depth 128.",
          result, _nest(codec.MAX_DEPTH), None, None),
+        ("nesting-deep-bytes", "A bytes value is a leaf, not a level: 128 levels of lists "
+         "and objects around a bytes value decode and encode again.",
+         result, _nest(codec.MAX_DEPTH, Bytes(b"leaf")), None, None),
         ("dollar-keys", "Keys starting with $ are escaped by doubling the $.",
          result, {u"$b": 1, u"$bytes": u"not base64", u"$": u"", u"$$": u"two",
                   u"a$": 1, u"nested": {u"$ref": u"#/x", u"$b": Bytes(b"raw")}},
          None, None),
+        ("header-dollar-keys", "The header follows the payload's $ rule: a key starting "
+         "with $ (here in the error's details) is escaped by doubling the $; strings are "
+         "never escaped.",
+         dict(result, kind=u"error", error={
+             u"code": u"invalid_params", u"message": u"echo.upper params.$ref: required",
+             u"type": u"InvalidParams", u"traceback": u"", u"field": u"params.$ref",
+             u"$ref": u"#/definitions/x", u"$": u"$b", u"$$": u"two"}), None, None, None),
         ("empty-values", "Empty text, bytes, list and object; null, zero, false.",
          result, {u"s": u"", u"b": Bytes(b""), u"l": [], u"o": {}, u"n": None, u"z": 0,
                   u"f": False, u"t": True}, None, None),
@@ -186,6 +197,8 @@ def _bad():
                                                    b"null"], u"header.id: missing", True),
         ("id-number", "A numeric id.", [b'{"id":7,"kind":"result","v":1}', b"null"],
          u"header.id: wrong type", True),
+        ("id-empty", "An empty id: ids are non-empty text.",
+         [b'{"id":"","kind":"result","v":1}', b"null"], u"header.id: must not be empty", True),
         ("call-no-method", "A call must name its method.",
          [hdr(b'"kind":"call","v":1'), b"null"], u"header.method: a call needs a method", True),
         ("deadline-text", "Deadline as a string.",
@@ -205,6 +218,17 @@ def _bad():
          True),
         ("http-list", "http field as a list.", [hdr(b'"http":[],"kind":"http","v":1'),
                                                 b"null"], u"header.http: wrong type", True),
+        ("header-bytes", "A $bytes value in the header: the header never holds bytes.",
+         [hdr(b'"error":{"code":"remote","data":{"$bytes":"YQ=="},"message":""},'
+              b'"kind":"error","v":1'), b"null"],
+         u"header: bytes are not allowed in the header", True),
+        ("header-bytes-ref", "A $b reference in the header, even with a byte frame present.",
+         [hdr(b'"http":{"body":{"$b":0}},"kind":"http","v":1'), b"null", b"x"],
+         u"header: bytes are not allowed in the header", True),
+        ("header-tag-unknown", "A single-$ key in the header is an unknown tag, as in a "
+         "payload.", [hdr(b'"error":{"$ref":"#/x","code":"remote","message":""},'
+                          b'"kind":"error","v":1'), b"null"],
+         u"header: unknown tag", True),
         ("header-duplicate-key", "Duplicate key in the header.",
          [hdr(b'"kind":"result","v":1,"v":1'), b"null"], u"header: duplicate key", True),
         ("payload-truncated", "Payload JSON cut short.", [H, b'{"a":'], u"payload: bad JSON",
@@ -279,7 +303,8 @@ def build():
         fields = dict((str(k), v) for k, v in header.items())
         env = codec.Envelope(**fields)
         env.payload = codec.from_json(codec.to_json(payload, schema))
-        vector = {u"name": name, u"description": description, u"envelope": env.header(),
+        vector = {u"name": name, u"description": description,
+                  u"envelope": codec.to_json(env.header()),
                   u"value": codec.to_json(payload, schema),
                   u"frames": _h(*codec.encode(env, schema))}
         if schema is not None:
@@ -348,7 +373,8 @@ def golden_frames(vector):
 def encode_good(vector):
     # type: (Dict[str, Any]) -> List[bytes]
     """Encode a good vector's envelope and JSON-only value with this codec."""
-    fields = dict((str(k), v) for k, v in vector[u"envelope"].items() if k != u"v")
+    header = codec.decode_header(codec.dumps(vector[u"envelope"]))  # unescapes $$ keys
+    fields = dict((str(k), v) for k, v in header.items() if k != u"v")
     env = codec.Envelope(payload=codec.from_json(vector[u"value"]), **fields)
     return codec.encode(env, vector.get(u"schema") or {})
 
@@ -357,7 +383,7 @@ def decode_good(vector):
     # type: (Dict[str, Any]) -> Tuple[bytes, bytes]
     """Decode a good vector's frames; return canonical (header, value) JSON bytes."""
     env = codec.decode(golden_frames(vector))
-    return codec.dumps(env.header()), codec.dumps(codec.to_json(env.payload,
+    return codec.dumps(codec.to_json(env.header())), codec.dumps(codec.to_json(env.payload,
                                                                 vector.get(u"schema") or {}))
 
 

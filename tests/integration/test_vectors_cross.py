@@ -79,3 +79,35 @@ def test_py2_rejects_what_py3_rejects(vector: dict[str, Any],
     if py2 is not None and vector["required"]:
         assert vector["error"] in py2
         assert vector["error"] in py3
+
+
+# The id an error for an undecodable request carries (SPEC 3.4) is one rule on both sides.
+HEADER_ID_CASES = [
+    b'{"id":"req-1","kind":"call","v":2}', b'{"id":"a","id":"b"}', b'{"id":""}',
+    b'{"id":7}', b'{"id":"\\ud800"}', b'{"id":"\\ud83d\\ude00"}', b'["x"]', b"{",
+    b"\xff", b'{"id":"caf\xc3\xa9"}', b' {"id":"spaced"}', b"\xef\xbb\xbf{\"id\":\"bom\"}",
+    b'{"id":"\xed\xa0\x80"}', b"[" * 3000,
+]
+HEADER_ID_SCRIPT = """
+import binascii, json, sys
+from protocol import codec
+cases = [binascii.unhexlify(h) for h in json.loads(sys.stdin.read())]
+print(json.dumps([codec.header_id(c) for c in cases]))
+"""
+
+
+def test_both_interpreters_read_the_same_error_id() -> None:
+    from protocol import codec
+
+    group = ProcessGroup()
+    try:
+        proc = group.spawn([python2(), "-c", HEADER_ID_SCRIPT], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = proc.communicate(json.dumps([c.hex() for c in HEADER_ID_CASES]).encode(),
+                                    timeout=60)
+        assert proc.returncode == 0, err.decode("utf-8", "replace")
+    finally:
+        group.close()
+    py3 = [codec.header_id(c) for c in HEADER_ID_CASES]
+    assert json.loads(out) == py3
+    assert py3[:3] == ["req-1", "b", None] and py3[5] == "\U0001F600"

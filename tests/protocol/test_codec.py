@@ -167,3 +167,46 @@ def test_json_view_round_trip_and_inline_bytes():
     view = codec.to_json(value)
     assert view == {u"img": {u"$bytes": u"iVBORw0K"}, u"name": u"x"}
     assert codec.from_json(view) == value
+
+
+def test_a_bytes_value_is_a_leaf_not_a_nesting_level():
+    value = Bytes(b"leaf")
+    for _ in range(codec.MAX_DEPTH):
+        value = [value]
+    frames = codec.encode(Envelope(u"result", id=u"a", payload=value))
+    back = codec.decode(frames).payload
+    assert codec.encode(Envelope(u"result", id=u"a", payload=back)) == frames  # an echo works
+    with pytest.raises(EnvelopeError, match=r"nested deeper than 128"):
+        codec.encode(Envelope(u"result", id=u"a", payload=[value]))
+
+
+def test_an_empty_id_is_refused_on_both_sides():
+    with pytest.raises(EnvelopeError, match=r"header\.id: must not be empty"):
+        codec.encode(Envelope(u"result", id=u"", payload=1))
+    with pytest.raises(EnvelopeError, match=r"header\.id: must not be empty"):
+        codec.decode([b'{"id":"","kind":"result","v":1}', b"1"])
+
+
+def test_header_keys_follow_the_dollar_rule_and_hold_no_bytes():
+    env = Envelope(u"error", id=u"a", error={u"code": u"x", u"message": u"$b", u"$ref": u"$"})
+    frames = codec.encode(env)
+    assert b'"$$ref":"$"' in frames[0] and b'"message":"$b"' in frames[0]
+    assert codec.decode(frames).error == env.error
+    for bad in (b'{"error":{"code":"x","d":{"$bytes":"YQ=="},"message":""},',
+                b'{"error":{"code":"x","d":{"$b":0},"message":""},'):
+        with pytest.raises(EnvelopeError, match=r"header: bytes are not allowed"):
+            codec.decode([bad + b'"id":"a","kind":"error","v":1}', b"null", b"x"])
+    with pytest.raises(EnvelopeError, match=r"header: bytes are not allowed"):
+        codec.encode(Envelope(u"error", id=u"a", error={u"code": u"x", u"d": Bytes(b"x")}))
+
+
+def test_tuple_items_declare_text_and_bytes_by_position():
+    schema = {u"type": u"array", u"items": [BYTES, {u"type": u"string"}],
+              u"additionalItems": BYTES}
+    payload, frames = codec.pack([b"\xff", u"t", b"z"], schema)
+    assert (payload, frames) == (b'[{"$b":0},"t",{"$b":1}]', [b"\xff", b"z"])
+    with pytest.raises(EnvelopeError, match=r"payload\[1\]: declared text, got bytes"):
+        codec.pack([Bytes(b"a"), Bytes(b"b")], schema)
+
+
+BYTES = {u"type": u"string", u"contentEncoding": u"base64"}

@@ -202,3 +202,43 @@ def test_every_error_class_follows_the_error_schema():
         validator.validate(wire)
         inline.validate(wire)
         assert type(errors.from_wire(wire)) is cls
+
+
+@pytest.mark.parametrize("method,value,field", [
+    (u"upper", {u"text": 5}, u"params.text"),
+    (u"upper", {}, u"params.text"),
+    (u"upper", [u"a"], u"params"),
+    (u"upper", None, u"params"),
+    (u"upper", {u"text": Bytes(b"abc")}, u"params.text"),  # the codec's typing check
+    (u"checksum", {u"data": u"text, not bytes"}, u"params.data"),
+])
+def test_invalid_params_field_is_the_exact_path(echo, method, value, field):
+    with pytest.raises(InvalidParams) as info:
+        echo.validate_params(method, value)
+    assert info.value.to_wire()[u"field"] == field
+
+
+BYTES = {u"type": u"string", u"contentEncoding": u"base64"}
+
+
+def test_a_list_payload_is_valid_only_where_the_params_schema_takes_a_list(workdir):
+    both = {u"type": [u"object", u"array"],
+            u"properties": {u"name": {u"type": u"string"}, u"data": BYTES},
+            u"items": [{u"type": u"string"}, BYTES], u"maxItems": 2}
+    data = minimal(named={u"params": {u"type": u"object", u"properties": {
+        u"name": {u"type": u"string"}}}, u"result": {}},
+        both={u"params": both, u"result": {}})
+    svc = contract.load(write(workdir, data))
+    with pytest.raises(InvalidParams) as info:
+        svc.validate_params(u"named", [u"x"])
+    assert info.value.to_wire()[u"field"] == u"params"
+    assert u"is not of type" in info.value.message
+    assert svc.validate_params(u"both", {u"name": u"x"}) == {u"name": u"x"}
+    # Positions are typed by the tuple items: text first, then bytes.
+    assert svc.validate_params(u"both", [u"x", Bytes(b"\xff")]) == [u"x", {u"$bytes": u"/w=="}]
+    with pytest.raises(InvalidParams) as info:
+        svc.validate_params(u"both", [u"x", u"not bytes"])
+    assert info.value.to_wire()[u"field"] == u"params[1]"
+    with pytest.raises(InvalidParams) as info:
+        svc.validate_params(u"both", [u"x", Bytes(b""), u"third"])
+    assert info.value.to_wire()[u"field"] == u"params"

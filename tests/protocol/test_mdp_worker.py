@@ -1,6 +1,7 @@
 """protocol.Worker against a hand-driven ROUTER playing the broker (2.7 and 3.x)."""
 from __future__ import absolute_import, division, print_function
 
+import re
 import threading
 import time
 
@@ -225,3 +226,71 @@ def test_needs_exactly_one_of_table_and_handler():
         Worker("tcp://127.0.0.1:1", u"x")
     with pytest.raises(TypeError):
         Worker("tcp://127.0.0.1:1", u"x", table={}, envelope_handler=lambda e: [])
+
+
+HEX32 = r"^[0-9a-f]{32}$"
+
+
+@pytest.mark.parametrize("header, same_id", [
+    (b'{"id":"req-1","kind":"call","v":2}', True),            # header rule broken, id readable
+    (b'{"id":"req-1","kind":"cast","method":"add","v":1}', True),
+    (b'{"id":"req-1","kind":"call","method":"add","v":1}', True),  # the payload is bad
+    (b'{"id":"","kind":"call","method":"add","v":1}', False),  # an empty id is no id
+    (b'{"id":7,"kind":"call","method":"add","v":1}', False),
+    (b'{"id":"\\ud800","kind":"call","v":1}', False),          # cannot be sent back
+    (b'{"id":"req-1","kind":"call"', False),                    # not JSON
+    (b'["req-1"]', False),
+    (b"raw mdp body", False),
+])
+def test_undecodable_request_error_carries_the_id_rule(broker, start_worker, header, same_id):
+    start_worker()
+    broker.send([b"", mdp.WORKER, mdp.REQUEST, b"client-1", b"", header, b"{"])
+    client, reply = broker.reply()
+    assert (client, reply.kind, reply.error[u"code"]) == (b"client-1", u"error", u"envelope")
+    if same_id:
+        assert reply.id == u"req-1"
+    else:
+        assert re.match(HEX32, reply.id)
+
+
+@pytest.mark.parametrize("kind, fragment", [
+    (u"http", u"serves call requests, not 'http'"),
+    (u"result", u"'result' is not a request kind"),
+    (u"http-body", u"'http-body' is not a request kind"),
+    (u"error", u"'error' is not a request kind"),
+])
+def test_a_kind_the_worker_does_not_serve_is_an_envelope_error(broker, start_worker, kind,
+                                                               fragment):
+    start_worker()
+    env = codec.Envelope(kind, method=u"add", deadline=mdp.deadline_in(5), payload=[1, 2],
+                         error={u"code": u"remote", u"message": u""} if kind == u"error" else None)
+    broker.request(env)
+    _, reply = broker.reply()
+    assert (reply.id, reply.error[u"code"]) == (env.id, u"envelope")
+    assert fragment in reply.error[u"message"]
+
+
+def test_an_envelope_handler_never_sees_a_reply_kind(broker, start_worker):
+    seen = []
+
+    def handler(env):
+        seen.append(env.kind)
+        yield codec.Envelope(u"result", payload=env.kind)
+
+    start_worker(table=None, envelope_handler=handler)
+    broker.request(codec.Envelope(u"result", payload=None))
+    assert broker.reply()[1].error[u"code"] == u"envelope"
+    broker.request(call(u"anything"))
+    assert broker.reply()[1].payload == u"call"
+    assert seen == [u"call"]
+
+
+def test_params_map_by_form_list_positional_object_named(broker, start_worker):
+    start_worker()
+    for payload, expected in [([2, 3], 5), ({u"b": 3, u"a": 2}, 5)]:
+        env = call(u"add", payload)
+        broker.request(env)
+        assert broker.reply()[1].payload == expected
+    env = call(u"echo", 7)  # any other value is the one positional argument
+    broker.request(env)
+    assert broker.reply()[1].payload == [7]

@@ -59,13 +59,15 @@ def test_vector_files_are_well_formed():
 def test_vectors_cover_the_required_cases():
     names = set(_ids(GOOD))
     for needed in ("call-plain", "text-unicode", "bytes-every-value", "int-big", "float-repr",
-                   "nesting-deep", "dollar-keys", "empty-values", "error-remote",
+                   "nesting-deep", "nesting-deep-bytes", "dollar-keys", "header-dollar-keys",
+                   "empty-values", "error-remote",
                    "http-request", "http-response", "event", "http-stream-body"):
         assert needed in names
     bad = set(_ids(BAD))
     for needed in ("header-truncated", "header-bad-utf8", "version-unknown", "deadline-text",
                    "b-out-of-range", "duplicate-key", "nan", "surrogate-lone-high",
-                   "base64-unpadded", "too-few-frames"):
+                   "base64-unpadded", "too-few-frames", "id-empty", "header-bytes",
+                   "header-bytes-ref", "header-tag-unknown"):
         assert needed in bad
 
 
