@@ -44,26 +44,31 @@ find_python3() {
 }
 
 # System packages from apt, installed only when missing: what `make up` needs, plus
-# (with --test) what the test suite drives: wrk (reload under load) and Chromium with
-# chromedriver (the browser walkthrough). jq is for examples/queue-consumer.sh.
+# (with --test) what the test suite drives: wrk (reload under load, benchmarks), nginx
+# (the benchmarks' baselines) and Chromium with chromedriver (the browser walkthrough).
+# jq is for examples/queue-consumer.sh.
 ensure_packages() {
   local wanted="redis-server:redis-server redis-cli:redis-tools jq:jq" missing="" pair
-  [ "$MODE" = test ] && wanted="$wanted wrk:wrk chromium:chromium chromedriver:chromium-driver"
+  [ "$MODE" = test ] && wanted="$wanted wrk:wrk nginx:nginx chromium:chromium chromedriver:chromium-driver"
   for pair in $wanted; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
   done
   if [ -n "$missing" ]; then
     say "installing with apt:$missing"
-    local sudo="" had_redis=""
+    local sudo="" had_redis="" had_nginx=""
     command -v redis-server >/dev/null 2>&1 && had_redis=1
+    command -v nginx >/dev/null 2>&1 && had_nginx=1
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq || die "apt-get update failed; install by hand:$missing"
     # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null \
       || die "could not install:$missing (apt-get install$missing)"
-    # The package starts a system-wide server; the project starts its own on private ports.
+    # The packages start system-wide servers; the project starts its own on private ports.
     if [ -z "$had_redis" ] && command -v systemctl >/dev/null 2>&1; then
       $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true
+    fi
+    if [ -z "$had_nginx" ] && [ "$MODE" = test ] && command -v systemctl >/dev/null 2>&1; then
+      $sudo systemctl disable --now nginx >/dev/null 2>&1 || true
     fi
   fi
   # The queues use BLMOVE and LPOS (SPEC section 8).

@@ -56,7 +56,9 @@ def _payload_fault(vector: dict[str, Any]) -> bool:
 
 BAD = [v for v in _vectors("bad") if _payload_fault(v)]
 # A value nested 128 deep is nested 129 deep inside {"value": ...}: past what receivers must take.
-GOOD = [v for v in _vectors("good") if v["value"] is not None and v["name"] != "nesting-deep"]
+# The nesting-deep vectors sit at the 128-level limit; wrapped in {"value": ...} they pass it.
+GOOD = [v for v in _vectors("good")
+        if v["value"] is not None and not v["name"].startswith("nesting-deep")]
 
 
 @pytest.fixture(scope="module", params=["py3", "py2"])
