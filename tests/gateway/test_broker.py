@@ -37,12 +37,13 @@ HB_MS = 100
 class RawWorker:
     """An MDP worker written against RFC 7 by hand: it answers only when told to."""
 
-    def __init__(self, endpoint: str, service: bytes = b"calc", credit: int = 1) -> None:
+    def __init__(self, endpoint: str, service: bytes = b"calc", credit: int = 1,
+                 metadata: dict[str, Any] | None = None) -> None:
         self.sock = zmq.Context.instance().socket(zmq.DEALER)
         self.sock.linger = 0
         self.sock.connect(endpoint)
-        meta = {"credit": credit} if credit != 1 else None
-        self.sock.send_multipart(mdp.worker_ready(service, meta))
+        meta = dict(metadata or {}, **({"credit": credit} if credit != 1 else {}))
+        self.sock.send_multipart(mdp.worker_ready(service, meta or None))
 
     def next_request(self, timeout: float = 5.0) -> tuple[bytes, list[bytes]]:
         deadline = time.time() + timeout
