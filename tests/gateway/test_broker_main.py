@@ -68,3 +68,20 @@ def test_a_dying_loop_is_logged_and_exits_1(monkeypatch: pytest.MonkeyPatch,
         status = broker_main.main(["--bind", "tcp://127.0.0.1:*"])
     assert status == 1
     assert any("loop bug" in (r.exc_text or "") or r.exc_info for r in caplog.records)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_events_bind_failure_exits_2(procs: ProcessGroup, impl: str) -> None:
+    taken = zmq.Context.instance().socket(zmq.REP)
+    taken.linger = 0
+    try:
+        port = taken.bind_to_random_port("tcp://127.0.0.1")
+        argv = broker_argv(impl, ["--bind", f"tcp://127.0.0.1:{free_port()}",
+                                  "--events-pub", f"tcp://127.0.0.1:{port}",
+                                  "--events-sub", f"tcp://127.0.0.1:{free_port()}"])
+        proc = procs.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        taken.close(linger=0)
+    assert proc.returncode == 2 and b"broker ready" not in out
+    assert f"cannot bind tcp://127.0.0.1:{port}".encode() in err and b"Traceback" not in err
