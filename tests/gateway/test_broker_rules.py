@@ -315,3 +315,47 @@ def test_a_stream_outlives_its_deadline(broker: BrokerProcess, dealer: zmq.Socke
     stats = broker.stats()
     assert "expired" not in stats["counters"] and stats["dropped"] == 0
     assert stats["services"]["calc"]["inflight"] == 0
+
+
+# What the broker reads from a header (SPEC 2.6): the compiled broker's scanner must agree
+# with gateway.broker.header.request_fields (json.loads) on every one of these.
+HEADERS = [
+    b'{"id":"a"}', b'{ "id" : "a" }\n', b'{"id":"a","id":"b"}', b'{"id":"\\u0041"}',
+    b'{"id":"\\ud83d\\ude00 \\/ \\" \\\\"}', '{"id":"\u00e9\u2028"}'.encode(),
+    b'{"id":"a","deadline":1}', b'{"id":"a","deadline":-5}', b'{"id":"a","deadline":0}',
+    b'{"id":"a","deadline":1.0}', b'{"id":"a","deadline":1e3}', b'{"id":"a","deadline":true}',
+    b'{"id":"a","deadline":"1"}', b'{"id":"a","deadline":99999999999999999999999}',
+    b'{"id":"a","deadline":-99999999999999999999999}', b'{"id":"a","deadline":-0}',
+    b'{"id":"a","x":NaN,"y":-Infinity,"z":Infinity}',
+    b'{"id":"a","http":{"id":"b","h":[1,-2.5e-3,{"k":[[],{}]},null,false]}}',
+    b'{"id":"a","x":' + b"[" * 300 + b"]" * 300 + b"}",
+    b'{"id":"a",}', b'{"id":"a"} x', b'{"id":"a","x":01}', b'{"id":"a","x":"\x01"}',
+    b'{"id":"a","x":"\\x"}', b'{"id":"a","x":tru}', b'{"id":"a","x":-}', b'{"id":"a","x":1.}',
+    b'{"id":"a","x":.5}', b'{"id":"a","x":1e}', b'{"id":"a"', b'{"id":"a","x":[1,]}',
+    b'{"id":"a" "x":1}', b'{"id":null}', b'{"ID":"a"}', b'{"id":["a"]}', b'[{"id":"a"}]',
+    b'{"id":"\xed\xa0\x80"}', b'{"id":"\xc0\xaf"}', b'{"id":"a\xff"}', b'{"id":"\\u12"}',
+    b'{"id":"a","x":{"y":1,}}', b'{"id":"a","x":{1:2}}', b'{"id":"a","x":"\\uZZZZ"}',
+]
+
+
+@pytest.mark.parametrize("broker_extra", [NO_WINDOW], indirect=True)
+@pytest.mark.parametrize("head", HEADERS, ids=range(len(HEADERS)))
+def test_header_reading_agrees_with_the_reference(
+        broker: BrokerProcess, dealer: zmq.Socket[bytes], head: bytes) -> None:
+    from gateway.broker.header import request_fields
+
+    fields = request_fields(head)
+    dealer.send_multipart(mdp.client_request(b"ghost", [head, b"null"]))
+    assert dealer.poll(5000), "no answer"
+    body = dealer.recv_multipart()[3:]
+    answer = json.loads(body[0])
+    if fields is None:
+        assert re.fullmatch("[0-9a-f]{32}", answer["id"]), answer
+        assert answer["error"]["code"] == "unknown_service"
+        return
+    rid, deadline, _, _ = fields
+    assert answer["id"] == rid
+    if deadline and deadline - 50 <= mdp.now_ms():
+        assert body == mdp.error_body(rid, Timeout("the deadline passed before the broker got it"))
+    else:
+        assert body == mdp.error_body(rid, UnknownService("no worker has ever served ghost"))

@@ -279,7 +279,8 @@ static void mmi_stats(broker *b, sbuf *out)
     service **sorted = malloc((ns ? ns : 1) * sizeof(service *));
     if (sorted == NULL)
         abort();
-    memcpy(sorted, b->reg.services, ns * sizeof(service *));
+    if (ns)
+        memcpy(sorted, b->reg.services, ns * sizeof(service *));
     for (size_t i = 1; i < ns; i++) /* insertion sort: few services */
         for (size_t j = i; j > 0; j--) {
             service *x = sorted[j - 1], *y = sorted[j];
@@ -471,7 +472,7 @@ static void on_reply(broker *b, worker *w, zmq_msg_t *args, int nargs)
     } else if (nbody && memmem(MSGP(&body[0]), MSGN(&body[0]), "\"more\"", 6)) {
         header_read(MSGP(&body[0]), MSGN(&body[0]), &h);
     }
-    int more = h.ok && h.more;
+    int more = h.more;
     request *q = registry_match(w, MSGP(client), MSGN(client), h.id.p, h.id.len, by_id);
     header_free(&h);
     if (q == NULL) {

@@ -156,10 +156,9 @@ static int scan_number(scanner *s, jvalue *v)
         v->type = J_NUM;
     }
     if (v->type == J_INT) {
-        if (overflow || mag > (uint64_t)INT64_MAX)
-            v->i = neg ? INT64_MIN : INT64_MAX;
-        else
-            v->i = neg ? -(int64_t)mag : (int64_t)mag;
+        if (overflow || mag > (uint64_t)HEADER_INT_LIMIT)
+            mag = (uint64_t)HEADER_INT_LIMIT;
+        v->i = neg ? -(int64_t)mag : (int64_t)mag;
     }
     return 1;
 }
@@ -309,7 +308,13 @@ void header_read(const unsigned char *frame, size_t n, header_fields *out)
     if (n == 0 || frame[0] != '{' || !utf8_valid(frame, n))
         return;
     scanner s = {frame, frame + n, HEADER_MAX_DEPTH, 0};
-    if (!scan_object(&s, keys, vals, 5) || vals[0].type != J_STR || out->id.len == 0) {
+    if (!scan_object(&s, keys, vals, 5)) {
+        sb_free(&kind);
+        return;
+    }
+    /* A reply's "more" counts even when its id does not (protocol.mdp.reply_fields). */
+    out->more = vals[3].type == J_TRUE;
+    if (vals[0].type != J_STR || out->id.len == 0) {
         sb_free(&kind);
         return;
     }
@@ -319,7 +324,6 @@ void header_read(const unsigned char *frame, size_t n, header_fields *out)
         out->deadline = vals[1].i;
     }
     out->idem = vals[2].type == J_TRUE;
-    out->more = vals[3].type == J_TRUE;
     out->cancel = vals[4].type == J_STR && kind.len == 6 && memcmp(kind.p, "cancel", 6) == 0;
     sb_free(&kind);
 }

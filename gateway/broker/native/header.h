@@ -14,13 +14,17 @@
 #include "text.h"
 
 /* What a request or reply header frame says; ok = 0 when it is not one of ours. */
+/* Integers beyond this are clamped to it: a deadline or interval that far out means
+ * "never" either way, and arithmetic on it cannot overflow. */
+#define HEADER_INT_LIMIT ((int64_t)1 << 50)
+
 typedef struct {
     int ok;            /* a JSON object with a non-empty text "id" */
     sbuf id;           /* the decoded id (UTF-8), what replies are matched by */
     int has_deadline;  /* "deadline" is an integer (not a boolean, not a float) */
-    int64_t deadline;  /* clamped to the int64 range */
+    int64_t deadline;  /* clamped to +-HEADER_INT_LIMIT */
     int idem;          /* "idem" is exactly true */
-    int more;          /* "more" is exactly true */
+    int more;          /* "more" is exactly true (read even when "id" is not valid) */
     int cancel;        /* "kind" is the text "cancel" */
 } header_fields;
 
@@ -28,8 +32,8 @@ typedef struct {
 typedef struct {
     int ok;               /* the frame is a JSON object */
     int has_credit;
-    int64_t credit;       /* clamped to the int64 range; the caller clamps to 1..1000 */
-    int64_t heartbeat_ms; /* 0 when absent or not a positive integer */
+    int64_t credit;       /* clamped to +-HEADER_INT_LIMIT; the caller clamps to 1..1000 */
+    int64_t heartbeat_ms; /* 0 when absent or not a positive integer; clamped */
     int cancel;           /* "cancel" is exactly true */
 } ready_metadata;
 

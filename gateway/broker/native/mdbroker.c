@@ -108,14 +108,17 @@ static void usage_error(const char *fmt, const char *arg)
     exit(2);
 }
 
+/* An integer option; beyond +-2^50 it is clamped, which means "never" for any time in
+ * ms and keeps every sum with a clock reading far from overflow. */
 static long long int_arg(const char *name, const char *value)
 {
     char *end;
     errno = 0;
     long long v = strtoll(value, &end, 10);
-    if (errno || end == value || *end)
+    if ((errno && errno != ERANGE) || end == value || *end)
         usage_error("argument %s: invalid int value", name);
-    return v;
+    const long long limit = 1LL << 50;
+    return v > limit ? limit : v < -limit ? -limit : v;
 }
 
 static void parse_args(int argc, char **argv, options *o)
@@ -267,9 +270,9 @@ static void run(broker *b, void *monitor)
         }
         request *due = registry_next_deadline(&b->reg);
         if (due) {
-            int64_t in = (due->deadline - EXPIRY_MARGIN_MS - wall_ms()) * 1000;
-            if (in < wait_us)
-                wait_us = in;
+            int64_t in_ms = due->deadline - EXPIRY_MARGIN_MS - wall_ms();
+            if (in_ms < wait_us / 1000)
+                wait_us = in_ms < 0 ? 0 : in_ms * 1000;
         }
         if (wait_us < 0)
             wait_us = 0;
