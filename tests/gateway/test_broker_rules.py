@@ -359,3 +359,32 @@ def test_header_reading_agrees_with_the_reference(
         assert body == mdp.error_body(rid, Timeout("the deadline passed before the broker got it"))
     else:
         assert body == mdp.error_body(rid, UnknownService("no worker has ever served ghost"))
+
+
+def test_bodies_of_many_frames_cross_untouched(broker: BrokerProcess,
+                                               dealer: zmq.Socket[bytes],
+                                               raw_workers: list[RawWorker]) -> None:
+    raw = RawWorker(broker.endpoint)
+    raw_workers.append(raw)
+    wait_until(lambda: live(broker, "calc"), timeout=5, what="worker")
+    body = [*call("many"), *[bytes([i]) * i for i in range(60)], b"\x00" * 100_000]
+    dealer.send_multipart(mdp.client_request(b"calc", body))
+    address, got = raw.next_request()
+    assert got == body
+    raw.sock.send_multipart(mdp.worker_reply(address, list(reversed(body))))
+    assert dealer.poll(5000)
+    assert dealer.recv_multipart()[3:] == list(reversed(body))
+
+
+@pytest.mark.parametrize("broker_extra", [("--max-msg-size", "4096")], indirect=True)
+def test_a_message_over_the_size_limit_is_refused_at_the_transport(
+        broker: BrokerProcess, dealer: zmq.Socket[bytes], client: Client,
+        raw_workers: list[RawWorker]) -> None:
+    raw = RawWorker(broker.endpoint)
+    raw_workers.append(raw)
+    wait_until(lambda: live(broker, "calc"), timeout=5, what="worker")
+    dealer.send_multipart(mdp.client_request(b"calc", [*call("big"), b"x" * 10_000]))
+    assert mdp.REQUEST not in raw.commands_for(0.3)
+    pending = client.submit("calc", "echo", "small")
+    raw.answer(*raw.next_request(), "fine")
+    assert pending.result() == "fine"

@@ -205,11 +205,19 @@ static void read_batch(broker *b)
     for (int k = 0; k < BATCH; k++) {
         int n = 0, more = 1;
         while (more) {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                frames = realloc(frames, (size_t)cap * sizeof(zmq_msg_t));
-                if (frames == NULL)
+            if (n == cap) { /* messages are moved with zmq_msg_move, never memcpy'd */
+                int grown = cap ? cap * 2 : 16;
+                zmq_msg_t *more_frames = malloc((size_t)grown * sizeof(zmq_msg_t));
+                if (more_frames == NULL)
                     abort();
+                for (int i = 0; i < n; i++) {
+                    zmq_msg_init(&more_frames[i]);
+                    zmq_msg_move(&more_frames[i], &frames[i]);
+                    zmq_msg_close(&frames[i]);
+                }
+                free(frames);
+                frames = more_frames;
+                cap = grown;
             }
             zmq_msg_init(&frames[n]);
             if (zmq_msg_recv(&frames[n], b->sock, n ? 0 : ZMQ_DONTWAIT) < 0) {
