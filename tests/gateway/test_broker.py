@@ -401,8 +401,9 @@ def test_non_loopback_bind_needs_curve(procs: ProcessGroup, impl: str, endpoint:
     assert b"broker ready" not in out
 
 
-def test_curve_keys_are_accepted_and_used(procs: ProcessGroup, impl: str,
-                                          workdir: str) -> None:
+@pytest.mark.parametrize("restricted", [True, False])
+def test_curve_keys_are_accepted_and_used(procs: ProcessGroup, impl: str, workdir: str,
+                                          restricted: bool) -> None:
     _, secret_file = zmq.auth.create_certificates(workdir, "broker")
     keys = CurveKeys.load(secret_file)
     check_bind("tcp://192.0.2.1:5555", keys)  # allowed now, nothing is bound
@@ -410,21 +411,32 @@ def test_curve_keys_are_accepted_and_used(procs: ProcessGroup, impl: str,
     os.mkdir(clients)
     allowed_pub, _ = zmq.auth.create_certificates(clients, "allowed")
     apub, asec = zmq.auth.load_certificate(allowed_pub.replace(".key", ".key_secret"))
-    b = BrokerProcess(procs, impl, extra=("--curve-secret", secret_file,
-                                          "--curve-clients", clients))
     assert asec is not None
+    extra = ("--curve-secret", secret_file) + (("--curve-clients", clients) if restricted
+                                               else ())
+    b = BrokerProcess(procs, impl, extra=extra)
     c = Client(b.endpoint, timeout=3.0, curve=(keys.public, apub, asec))
     try:
         assert c.mmi("calc") == "404"
     finally:
         c.close()
     stranger_pub, stranger_sec = zmq.curve_keypair()
-    c = Client(b.endpoint, timeout=0.5, curve=(keys.public, stranger_pub, stranger_sec))
+    c = Client(b.endpoint, timeout=0.5 if restricted else 3.0,
+               curve=(keys.public, stranger_pub, stranger_sec))
     try:
-        with pytest.raises(Timeout):
-            c.mmi("calc")  # the ZAP handler refused its key: the handshake never completes
+        if restricted:
+            with pytest.raises(Timeout):
+                c.mmi("calc")  # the ZAP handler refused its key: no handshake, no answer
+        else:
+            assert c.mmi("calc") == "404"  # without a clients directory any key may connect
     finally:
         c.close()
+    plain = Client(b.endpoint, timeout=0.5)
+    try:
+        with pytest.raises(Timeout):
+            plain.mmi("calc")  # no CURVE at all: never served
+    finally:
+        plain.close()
 
 
 def test_curve_certificates_are_checked(workdir: str) -> None:

@@ -84,3 +84,13 @@ def test_the_native_broker_is_built_here() -> None:
     """CI builds it through scripts/bootstrap.sh; without it the native tests fail too."""
     assert os.access(plan.NATIVE_BROKER, os.X_OK), \
         f"{plan.NATIVE_BROKER} is missing: run `make setup`"
+
+
+def test_the_conformance_suite_fails_without_the_native_broker(
+        tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support import broker as support
+
+    monkeypatch.setattr(support, "NATIVE_BINARY", os.path.join(str(tmp_path), "missing"))
+    with pytest.raises(AssertionError, match="not built: run `make setup`"):
+        support.broker_argv("native", ["--bind", "tcp://127.0.0.1:*"])
+    assert support.broker_argv("python", ["-x"])[1:] == ["-m", "gateway.broker", "-x"]
