@@ -388,3 +388,30 @@ def test_a_message_over_the_size_limit_is_refused_at_the_transport(
     pending = client.submit("calc", "echo", "small")
     raw.answer(*raw.next_request(), "fine")
     assert pending.result() == "fine"
+
+
+def test_ready_twice_disconnects_the_worker(broker: BrokerProcess,
+                                            raw_workers: list[RawWorker]) -> None:
+    raw = RawWorker(broker.endpoint)
+    raw_workers.append(raw)
+    wait_until(lambda: live(broker, "calc"), timeout=5, what="worker")
+    raw.sock.send_multipart(mdp.worker_ready(b"calc"))
+    assert mdp.DISCONNECT in raw.commands_for(0.5)
+    wait_until(lambda: not live(broker, "calc"), timeout=5, what="the worker forgotten")
+
+
+@pytest.mark.parametrize("metadata, credit", [
+    ({"credit": 0}, 1), ({"credit": True}, 1), ({"credit": "3"}, 1), ({"credit": -7}, 1),
+    ({"credit": 3}, 3), ({"credit": 10**30}, 1000), ({"credit": 2.0}, 1)])
+def test_credit_is_read_and_clamped(broker: BrokerProcess, dealer: zmq.Socket[bytes],
+                                    raw_workers: list[RawWorker],
+                                    metadata: dict[str, object], credit: int) -> None:
+    raw = RawWorker(broker.endpoint, metadata=metadata)
+    raw_workers.append(raw)
+    wait_until(lambda: live(broker, "calc"), timeout=5, what="worker")
+    sent = min(credit + 1, 5)
+    for i in range(sent):
+        dealer.send_multipart(mdp.client_request(b"calc", call(f"c{i}")))
+    in_flight = min(credit, sent)
+    wait_until(lambda: inflight(broker) == in_flight and waiting(broker) == sent - in_flight,
+               timeout=5, what=f"{in_flight} in flight")
