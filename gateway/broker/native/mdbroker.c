@@ -9,8 +9,13 @@
  * The same command line, behaviour and exit statuses as `python -m gateway.broker`
  * (the reference implementation): prints "broker ready <endpoints>" once bound;
  * SIGTERM/SIGINT exit 0; a refused bind, or a non-loopback bind without CURVE keys,
- * exits 2 with a message on stderr. This file owns the command line, the sockets and
- * the poll loop; handlers.c owns what each message does.
+ * exits 2 with a message on stderr.
+ *
+ * Files, one concern each: mdbroker.c (command line, sockets, the poll loop), handlers.c
+ * (what each message does, expiry, heartbeats, probes), wire.c (sends and broker-made
+ * errors), registry.c (services, workers, requests), header.c (the header scanner),
+ * text.c (UTF-8 and JSON strings), security.c (loopback rule, CURVE, ZAP), events.c
+ * (the event proxy).
  */
 #include <errno.h>
 #include <limits.h>
