@@ -4,7 +4,10 @@ Paths (same payload everywhere; every peer is its own process):
 
 - raw REQ/REP echo, sync: the latency baseline;
 - raw DEALER/ROUTER echo with a window of requests in flight: the throughput baseline;
-- our brokered call, py3 client -> broker -> py3 worker, and -> py2 worker;
+- our brokered call, py3 client -> broker -> py3 worker, and -> py2 worker, through the
+  Python broker and through the compiled one (``build/gateway-broker``);
+- two floors: a bare RFC 7 relay in Python, and a compiled relay (libzmq's own
+  ``zmq_proxy`` between a ROUTER and a DEALER, driven from pyzmq);
 - zerorpc 0.6.3 (py3), sync and pipelined, when it is installed.
 
 Every loop is bounded in count and in time. Rounds are interleaved and the
@@ -80,6 +83,24 @@ while True:
     f = d.recv_multipart()  # ['', MDPW01, REQUEST, client, '', body...]
     d.send_multipart([b"", b"MDPW01", b"\\x03", f[3], b""] + f[5:])
 """
+# The compiled floor: libzmq's zmq_proxy() (C, no Python per message) between a ROUTER for
+# clients and a DEALER to one echo worker. The client's RFC 7 request comes back to it
+# unchanged, frame for frame, so it carries the brokered call's bytes and nothing else.
+C_RELAY = """
+import sys, zmq
+ctx = zmq.Context.instance()
+front = ctx.socket(zmq.ROUTER); front.bind("tcp://127.0.0.1:*")
+back = ctx.socket(zmq.DEALER); back.bind(sys.argv[1])
+print(front.getsockopt_string(zmq.LAST_ENDPOINT), flush=True)
+zmq.proxy(front, back)
+"""
+C_RELAY_WORKER = """
+import sys, zmq
+d = zmq.Context.instance().socket(zmq.DEALER); d.connect(sys.argv[1])
+while True:
+    d.send_multipart(d.recv_multipart())  # [client, '', MDPC01, service, body...]
+"""
+NATIVE_BROKER = os.path.join(REPO, "build", "gateway-broker")
 ZERORPC_SERVER = """
 import sys, zerorpc
 class Echo(object):
@@ -226,8 +247,34 @@ def _bare(counts: tuple[int, float]) -> dict[str, float]:
     return {"sync": sync, "pipe": pipe}
 
 
-def _brokered(worker_python: str, counts: tuple[int, float]) -> dict[str, float]:
-    broker = [sys.executable, "-m", "gateway.broker", "--bind", "tcp://127.0.0.1:*"]
+def _c_relay(counts: tuple[int, float]) -> dict[str, float]:
+    """The compiled floor: the brokered call's frames through zmq_proxy and an echo."""
+    body = codec.encode(codec.Envelope("call", method="echo", payload=PAYLOAD))
+    request = [b"", b"MDPC01", b"echo", *body]
+    back = f"tcp://127.0.0.1:{_port()}"
+    with _spawn([sys.executable, "-c", C_RELAY, back], announce=True) as (_, ep), \
+            _spawn([sys.executable, "-c", C_RELAY_WORKER, back]):
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.linger = 0
+        sock.rcvtimeo = 5000
+        sock.connect(ep)
+        try:
+            wait_bare(sock, request)
+            sync = _sync_p50(lambda: (sock.send_multipart(request), sock.recv_multipart()),
+                             *counts)
+            pipe = _pipelined(lambda: sock.send_multipart(request), sock.recv_multipart,
+                              counts[0] * 10, counts[1])
+        finally:
+            sock.close(linger=0)
+    return {"sync": sync, "pipe": pipe}
+
+
+def _brokered(worker_python: str, counts: tuple[int, float],
+              native: bool = False) -> dict[str, float] | None:
+    if native and not os.access(NATIVE_BROKER, os.X_OK):
+        return None  # not built: `make setup`
+    head = [NATIVE_BROKER] if native else [sys.executable, "-m", "gateway.broker"]
+    broker = [*head, "--bind", "tcp://127.0.0.1:*"]
     with _spawn(broker, announce=True) as (_, ep), _spawn([worker_python, "-c", WORKER, ep]):
         client = Client(ep, timeout=10.0)
         try:
@@ -290,8 +337,12 @@ def run(smoke: bool) -> list[Table]:
     paths: dict[str, Callable[[], dict[str, float] | None]] = {
         "raw": lambda: _raw(counts),
         "bare": lambda: _bare(counts),
+        "c-relay": lambda: _c_relay(counts),
         "py3->py3": lambda: _brokered(sys.executable, counts),
         "py3->py2": lambda: _brokered(PY2, counts) if os.path.exists(PY2) else None,
+        "native py3->py3": lambda: _brokered(sys.executable, counts, native=True),
+        "native py3->py2":
+            lambda: _brokered(PY2, counts, native=True) if os.path.exists(PY2) else None,
         "zerorpc": lambda: None if smoke else _zerorpc(counts),
     }
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
@@ -316,10 +367,26 @@ def run(smoke: bool) -> list[Table]:
     if "bare" in med:
         lat.add("bare MDP relay (floor)", med["bare"]["sync"])
         thr.add("bare MDP relay (floor)", med["bare"]["pipe"])
+    if "c-relay" in med:
+        lat.add("compiled relay, zmq_proxy (floor)", med["c-relay"]["sync"])
+        thr.add("compiled relay, zmq_proxy (floor)", med["c-relay"]["pipe"])
     for name in ("py3->py3", "py3->py2"):
         if name in med:
             lat.add(f"brokered {name}", med[name]["sync"], target="<= 2.5x")
             thr.add(f"brokered {name}", med[name]["pipe"], target=">= 0.25x")
+    for name in ("native py3->py3", "native py3->py2"):
+        if name in med:
+            lat.add(f"brokered {name} (compiled broker)", med[name]["sync"], target="<= 2.5x")
+            thr.add(f"brokered {name} (compiled broker)", med[name]["pipe"], target=">= 0.25x")
+    if "c-relay" in med and "native py3->py3" in med:
+        floor, ours = med["c-relay"], med["native py3->py3"]
+        lat.notes.append(f"compiled broker py3->py3 p50 = {ours['sync'] / floor['sync']:.2f}x "
+                         "the compiled relay's")
+        thr.notes.append(f"compiled broker py3->py3 = {ours['pipe'] / floor['pipe']:.2f}x the "
+                         "compiled relay's calls/s")
+    if not any(name.startswith("native") for name in med):
+        thr.notes.append("compiled broker: not measured (build/gateway-broker is not built; "
+                         "run `make setup`)")
     if "bare" in med and "py3->py3" in med:
         floor, ours = med["bare"], med["py3->py3"]
         lat.notes.append(f"brokered py3->py3 p50 = {ours['sync'] / floor['sync']:.2f}x the "
@@ -348,6 +415,9 @@ def run(smoke: bool) -> list[Table]:
     floor = ("bare MDP relay = the brokered call's RFC 7 frames relayed by a pyzmq ROUTER "
              "to a pyzmq DEALER echo, with no logic at all: the least any MDP broker, client "
              "and worker written with pyzmq can cost on this machine")
-    lat.notes.append(floor)
-    thr.notes.append(floor)
+    compiled = ("compiled relay = the same frames through libzmq's zmq_proxy (C) from a "
+                "ROUTER to a DEALER and back from a pyzmq echo: the floor of a compiled "
+                "broker with Python clients and workers")
+    for table in (lat, thr):
+        table.notes.extend([floor, compiled])
     return [lat, thr]

@@ -107,8 +107,9 @@ def cmd_front(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) ->
 def cmd_up(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
     """Run the estate in the foreground until Ctrl-C."""
     from gateway.arbiter import Arbiter, LogSink
+    from gateway.arbiter.plan import require_broker
     from gateway.arbiter.sockets import systemd_fds
-
+    require_broker(cfg)  # before any socket or process exists
     fmt = args.log_format or cfg.gateway.log_format
     color = fmt == "text" and not args.no_color and sys.stdout.isatty() and \
         "NO_COLOR" not in os.environ
@@ -219,7 +220,9 @@ def cmd_stop(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> 
 
 
 def cmd_check(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
-    """Validate the config beyond its schema: interpreters, the HTTP front, contracts."""
+    """Validate the config beyond its schema: interpreters, broker, HTTP front, contracts."""
+    from gateway.arbiter.plan import require_broker
+    require_broker(cfg)
     for svc in cfg.services:
         if svc.runtime == "py2" and not os.path.exists(cfg.runtimes.py2):
             raise ConfigError(f"runtimes.py2: {cfg.runtimes.py2} does not exist "

@@ -35,8 +35,13 @@ Schema (every table and key is optional; shown with its default)::
 
     [broker]
     enabled = true              # run the broker
+    implementation = "native"   # "native": the compiled broker, build/gateway-broker
+                                # (built by `make setup`); "python": python -m gateway.broker,
+                                # the reference implementation; same options, same behaviour
     endpoint = ""               # "" = ipc://<run_dir>/broker.ipc; tcp:// must be loopback
     heartbeat_ms = 1000
+    startup_grace_ms = 5000     # until up this long, a request for a service no worker has
+                                # served waits for one; after it, unknown_service at once
     events_pub = ""             # XSUB side (publishers connect); "" = ipc in run_dir
     events_sub = ""             # XPUB side (subscribers connect); "" = ipc in run_dir
 
@@ -139,13 +144,15 @@ class RuntimesConfig:
 
 @dataclass(frozen=True)
 class BrokerConfig:
-    """``[broker]``: where the MDP broker binds and how often it heartbeats."""
+    """``[broker]``: which broker runs, where it binds and how often it heartbeats."""
 
     endpoint: str = ""
     heartbeat_ms: int = 1000
     enabled: bool = True
     events_pub: str = ""
     events_sub: str = ""
+    implementation: str = "native"
+    startup_grace_ms: int = 5000
 
 
 @dataclass(frozen=True)
@@ -481,7 +488,8 @@ def _endpoint(value: str, where: str) -> str:
 
 def _broker(t: Mapping[str, Any], run_dir: str) -> BrokerConfig:
     p = "broker"
-    _keys(t, p, {"endpoint", "heartbeat_ms", "events_pub", "events_sub", "enabled"})
+    _keys(t, p, {"endpoint", "heartbeat_ms", "events_pub", "events_sub", "enabled",
+                 "implementation", "startup_grace_ms"})
 
     def ep(key: str, default_name: str) -> str:
         value = _str(t, p, key, "")
@@ -495,6 +503,9 @@ def _broker(t: Mapping[str, Any], run_dir: str) -> BrokerConfig:
         events_pub=ep("events_pub", "events-in.ipc"),
         events_sub=ep("events_sub", "events-out.ipc"),
         enabled=_bool(t, p, "enabled", True),
+        implementation=_choice(t, p, "implementation", BrokerConfig.implementation,
+                               ("native", "python")),
+        startup_grace_ms=_int(t, p, "startup_grace_ms", BrokerConfig.startup_grace_ms, 0),
     )
 
 

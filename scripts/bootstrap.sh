@@ -3,7 +3,9 @@
 #   .venv   Python 3 (gateway, tools, tox), pinned by constraints/py3.txt
 #   .venv2  Python 2.7 (protocol library, py2 services), pinned by constraints/py27.txt
 #   redis-server and jq (and with --test: wrk, chromium, chromedriver), through apt
-#   when missing
+#   when missing, and what the compiled broker is built with: gcc, make, pkg-config,
+#   libzmq3-dev
+#   build/gateway-broker  the compiled broker, rebuilt when a source is newer
 #   build/env.sh  the interpreter paths that tox and the tests use
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,13 +48,17 @@ find_python3() {
 # System packages from apt, installed only when missing: what `make up` needs, plus
 # (with --test) what the test suite drives: wrk (reload under load, benchmarks), nginx
 # (the benchmarks' baselines) and Chromium with chromedriver (the browser walkthrough).
-# jq is for examples/queue-consumer.sh.
+# jq is for examples/queue-consumer.sh. The compiled broker (gateway/broker/native) is
+# C against libzmq, built with make.
 ensure_packages() {
   local wanted="redis-server:redis-server redis-cli:redis-tools jq:jq" missing="" pair
+  wanted="$wanted cc:gcc make:make pkg-config:pkg-config"
   [ "$MODE" = test ] && wanted="$wanted wrk:wrk nginx:nginx chromium:chromium chromedriver:chromium-driver"
   for pair in $wanted; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
   done
+  { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists libzmq; } \
+    || missing="$missing libzmq3-dev"
   if [ -n "$missing" ]; then
     say "installing with apt:$missing"
     local sudo="" had_redis="" had_nginx=""
@@ -77,6 +83,15 @@ ensure_packages() {
 }
 
 stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+# The compiled broker: built when missing or older than any of its sources.
+build_broker() {
+  local bin=build/gateway-broker src=gateway/broker/native
+  if [ ! -x "$bin" ] || [ -n "$(find "$src" -type f -newer "$bin" | head -n 1)" ]; then
+    say "building $bin"
+    make -s -C "$src" OUT="$PWD/$bin" >&2 || die "could not build the compiled broker (make -C $src)"
+  fi
+}
 
 MODE=${1:-up}  # "up" or "test"
 
@@ -110,6 +125,7 @@ fi
 ensure_packages
 
 mkdir -p build
+build_broker
 {
   echo "# written by scripts/bootstrap.sh"
   echo "export PYTHON2='$PY2'"

@@ -21,9 +21,12 @@ import os
 from dataclasses import dataclass, field, replace
 
 from gateway.config import GatewayConfig, ServiceConfig
+from gateway.errors import ConfigError
 
 # The checkout holding gateway/ and protocol/: children import both from here.
 CODE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The compiled broker, built from gateway/broker/native by scripts/bootstrap.sh.
+NATIVE_BROKER = os.path.join(CODE_ROOT, "build", "gateway-broker")
 
 
 @dataclass(frozen=True)
@@ -67,14 +70,34 @@ def effective_config_path(config: GatewayConfig) -> str:
     return os.path.join(config.gateway.run_dir, "config.json")
 
 
-def broker_program(config: GatewayConfig, python3: str) -> Program:
-    """The MDP broker (``python -m gateway.broker``)."""
+def require_broker(config: GatewayConfig) -> None:
+    """Refuse a configuration whose broker cannot run: the compiled one is not built."""
     b = config.broker
-    argv = (python3, "-m", "gateway.broker", "--bind", b.endpoint,
-            "--heartbeat-ms", str(b.heartbeat_ms), "--events-pub", b.events_pub,
-            "--events-sub", b.events_sub)
-    return Program("broker", argv, python_env(config), config.base_dir, 1, "broker-up",
-                   "infra", python3, (), "", config.gateway.stop_grace_s, infra=True)
+    if b.enabled and b.implementation == "native" and not os.access(NATIVE_BROKER, os.X_OK):
+        raise ConfigError(
+            f"broker.implementation: the compiled broker {NATIVE_BROKER} is not built; "
+            "run `make setup` (scripts/bootstrap.sh) to build it, or set "
+            'implementation = "python" in [broker]')
+
+
+def broker_program(config: GatewayConfig, python3: str) -> Program:
+    """The MDP broker: ``build/gateway-broker``, or ``python -m gateway.broker``.
+
+    Both take the same arguments and behave the same (one conformance suite runs
+    against both); ``[broker] implementation`` chooses.
+    """
+    b = config.broker
+    require_broker(config)
+    args = ("--bind", b.endpoint, "--heartbeat-ms", str(b.heartbeat_ms),
+            "--events-pub", b.events_pub, "--events-sub", b.events_sub,
+            "--startup-grace-ms", str(b.startup_grace_ms))
+    if b.implementation == "native":
+        head: tuple[str, ...] = (NATIVE_BROKER,)
+        interpreter = ""
+    else:
+        head, interpreter = (python3, "-m", "gateway.broker"), python3
+    return Program("broker", head + args, python_env(config), config.base_dir, 1, "broker-up",
+                   "infra", interpreter, (), "", config.gateway.stop_grace_s, infra=True)
 
 
 def http_program(config: GatewayConfig, python3: str) -> Program:

@@ -10,8 +10,16 @@
     broker.stop()
 
 Modules, one concern each: ``broker`` (the loop), ``registry`` (services,
-workers, requests), ``events`` (XSUB/XPUB proxy), ``security`` (loopback rule
-and CURVE), ``__main__`` (the command line).
+workers, requests), ``header`` (the header fields it routes by), ``events``
+(XSUB/XPUB proxy), ``security`` (loopback rule and CURVE), ``__main__`` (the
+command line).
+
+This package is the reference implementation. ``native/`` holds the compiled
+broker (C against libzmq, ``build/gateway-broker``, built by ``make setup``):
+the same command line and the same behaviour on every path, with its hot path
+out of Python. ``[broker] implementation`` chooses which one ``gateway up``
+runs, and one conformance suite (``tests/gateway/test_broker*.py``,
+``tests/integration/rpc``) runs against both.
 """
 
 from gateway.broker.broker import Broker, BrokerConfig

@@ -40,16 +40,21 @@ def parse_args(argv: list[str] | None) -> BrokerConfig:
     parser.add_argument("--curve-secret", metavar="FILE", help="broker .key_secret certificate")
     parser.add_argument("--curve-clients", metavar="DIR", help="allowed client public keys")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--startup-grace-ms", type=int, default=BrokerConfig.startup_grace_ms,
+                        help="until up this long, requests for never-seen services wait")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.heartbeat_ms <= 0 or args.default_timeout_ms <= 0:
         parser.error("--heartbeat-ms and --default-timeout-ms must be positive")
+    if args.startup_grace_ms < 0:
+        parser.error("--startup-grace-ms must not be negative")
     keys = CurveKeys.load(args.curve_secret, args.curve_clients) if args.curve_secret else None
     return BrokerConfig(endpoints=tuple(args.bind), heartbeat_ms=args.heartbeat_ms,
                         default_timeout_ms=args.default_timeout_ms,
                         max_msg_size=args.max_msg_size, events_pub=args.events_pub,
-                        events_sub=args.events_sub, curve=keys)
+                        events_sub=args.events_sub, curve=keys,
+                        startup_grace_ms=args.startup_grace_ms)
 
 
 def main(argv: list[str] | None = None) -> int:

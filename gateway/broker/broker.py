@@ -19,13 +19,21 @@ forwards bodies untouched. Rules it enforces:
   another worker within their deadline; every other request gets
   ``worker_lost``: never a silent drop, never a second execution;
 - every drop (unroutable peer, full queue, malformed frames, unknown worker,
-  late reply) is counted in :meth:`Broker.stats` and logged.
+  late reply) is counted in :meth:`Broker.stats` and logged;
+- a worker is dead after 3 x max(broker interval, its READY ``heartbeat_ms``)
+  of silence, 2500 ms standing in for a worker that sent none (SPEC 2.4);
+- a request for a service no worker has ever served is answered
+  ``unknown_service`` at once once the broker is past its start-up window,
+  and waits as any other inside it (SPEC 2.5);
+- a cancel (header kind ``cancel``) removes a queued request, or is forwarded
+  to the worker holding it when that worker said ``"cancel": true`` (SPEC 2.11);
+- only queued requests expire: one in flight is bounded by its worker and
+  by the receiver's own timeouts, never by the broker.
 """
 
 from __future__ import annotations
 
 import errno
-import itertools
 import json
 import logging
 import math
@@ -39,11 +47,12 @@ from typing import Any
 import zmq
 
 from gateway.broker.events import EventProxy
+from gateway.broker.header import request_fields
 from gateway.broker.probes import ProbeSchedule, drain_disconnects
 from gateway.broker.registry import Registry, Request, Worker
 from gateway.broker.security import CurveKeys, apply_curve, check_bind, start_authenticator
 from gateway.errors import BrokerError
-from protocol import mdp
+from protocol import codec, mdp
 from protocol.errors import ProtocolError, Timeout, Unavailable, UnknownService, WorkerLost
 
 log = logging.getLogger("gateway.broker")
@@ -52,6 +61,9 @@ log = logging.getLogger("gateway.broker")
 # typed answer reaches the client before the client's own clock runs out.
 EXPIRY_MARGIN_MS = 50
 BATCH = 256
+# The customary RFC 7 heartbeat interval: what a worker that announced none is assumed
+# to use, so a plain MDP/0.1 worker beating every 2.5 s is not judged dead (SPEC 2.4).
+PLAIN_WORKER_HEARTBEAT_MS = 2500
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,9 @@ class BrokerConfig:
     events_pub: str | None = None
     events_sub: str | None = None
     curve: CurveKeys | None = None
+    # Until the broker has been up this long, workers may still be registering, so a
+    # request for a service never seen waits instead of failing unknown_service.
+    startup_grace_ms: int = 5000
 
 
 class Broker:
@@ -87,7 +102,7 @@ class Broker:
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
-        self._raw_ids = itertools.count()
+        self._started = time.monotonic()
         self._interval = config.heartbeat_ms / 1000.0
         self._sock: zmq.Socket[bytes] | None = None
         self._events: EventProxy | None = None
@@ -141,6 +156,7 @@ class Broker:
                 self._events.start()
             monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
             self._sock = sock
+            self._started = time.monotonic()
             self._ready.set()
             log.info("broker ready on %s", ", ".join(self.endpoints))
             if on_ready is not None:
@@ -255,21 +271,48 @@ class Broker:
             self._mmi(client, service, body)
             return
         now = mdp.now_ms()
-        fields = mdp.routing_fields(body[0]) if body else None
+        fields = request_fields(body[0]) if body else None
         if fields is not None:
-            rid, deadline, idem = fields
+            rid, deadline, idem, kind = fields
+            if kind == "cancel":
+                self._cancel(client, service, rid, body)
+                return
             deadline = deadline or now + self.config.default_timeout_ms
         else:
-            rid = f"raw-{next(self._raw_ids)}"
+            # SPEC 3.4: a broker-made error for a header-less request still has a proper id.
+            rid = codec.new_id()
             deadline, idem = now + self.config.default_timeout_ms, False
         request = Request(client, service, body, rid, deadline, idem)
         if deadline - EXPIRY_MARGIN_MS <= now:
             self.counters["expired"] += 1
             self._reply_error(request, Timeout("the deadline passed before the broker got it"))
             return
+        if not self.registry.known(service) and \
+                (time.monotonic() - self._started) * 1000 > self.config.startup_grace_ms:
+            self.counters["unknown_service"] += 1
+            name = service.decode("utf-8", "replace")
+            self._reply_error(request, UnknownService(f"no worker has ever served {name}"))
+            return
         self.registry.enqueue(request)
         self._dispatch(service)
         self.registry.arm(request)
+
+    def _cancel(self, client: bytes, service: bytes, rid: str, body: list[bytes]) -> None:
+        """SPEC 2.11: drop the request if queued, else tell its worker if it understands."""
+        queued = self.registry.find_queued(service, client, rid)
+        if queued is not None:
+            self.registry.drop_queued(queued)
+            self.counters["cancelled"] += 1
+            return
+        held = self.registry.find_inflight(service, client, rid)
+        if held is not None and held[0].cancel:
+            # Not a dispatch: the worker's credit is untouched, and its final reply
+            # (a "cancelled" error) releases the request as usual.
+            self.counters["cancels_forwarded"] += 1
+            self._send([held[0].identity, b"", mdp.WORKER, mdp.REQUEST, client, b"", *body],
+                       "worker gone")
+            return
+        self.counters["cancels_ignored"] += 1
 
     def _mmi(self, client: bytes, service: bytes, body: list[bytes]) -> None:
         if service == mdp.MMI_SERVICE:
@@ -289,7 +332,7 @@ class Broker:
     def _on_worker(self, sender: bytes, command: bytes, args: list[bytes]) -> None:
         worker = self.registry.workers.get(sender)
         if worker is not None:
-            worker.expiry = time.monotonic() + mdp.LIVENESS * self._interval
+            worker.expiry = time.monotonic() + worker.liveness
         if command == mdp.REPLY and worker is not None:
             self._on_reply(worker, args)
         elif command == mdp.HEARTBEAT and worker is not None:
@@ -322,8 +365,12 @@ class Broker:
         if not isinstance(credit, int) or isinstance(credit, bool):
             credit = 1
         credit = min(max(credit, 1), 1000)
-        self.registry.add_worker(sender, service, credit,
-                                 time.monotonic() + mdp.LIVENESS * self._interval, meta)
+        beat_ms = meta.get("heartbeat_ms")
+        if not isinstance(beat_ms, int) or isinstance(beat_ms, bool) or beat_ms <= 0:
+            beat_ms = PLAIN_WORKER_HEARTBEAT_MS
+        liveness = mdp.LIVENESS * max(self._interval, beat_ms / 1000.0)
+        self.registry.add_worker(sender, service, credit, time.monotonic() + liveness, meta,
+                                 liveness, meta.get("cancel") is True)
         self.counters["workers_ready"] += 1
         log.info("worker %s ready for %r (credit %d)", sender.hex(), service, credit)
         self._send([sender, *mdp.heartbeat(self.config.heartbeat_ms)], "worker gone")

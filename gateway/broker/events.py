@@ -20,6 +20,7 @@ import threading
 import zmq
 
 from gateway.broker.security import CurveKeys, apply_curve, check_bind
+from gateway.errors import BrokerError
 
 EVENT_HWM = 10_000
 
@@ -59,11 +60,14 @@ class EventProxy:
                 sock.sndhwm = sock.rcvhwm = EVENT_HWM
                 if self._keys is not None:
                     apply_curve(sock, self._keys)
-            xsub.bind(self.pub_endpoint)
-            xpub.bind(self.sub_endpoint)
-            control.bind(self._control)
-        except zmq.ZMQError as exc:
-            self._error = exc
+            for sock, endpoint in ((xsub, self.pub_endpoint), (xpub, self.sub_endpoint),
+                                   (control, self._control)):
+                try:
+                    sock.bind(endpoint)
+                except zmq.ZMQError as exc:
+                    raise BrokerError(f"cannot bind {endpoint}: {exc}") from exc
+        except (zmq.ZMQError, BrokerError) as exc:
+            self._error = exc if isinstance(exc, BrokerError) else BrokerError(str(exc))
             self._ready.set()
             for sock in (xsub, xpub, control):
                 sock.close(linger=0)

@@ -48,6 +48,10 @@ class Worker:
     credit: int
     expiry: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Seconds of silence after which the worker counts as dead (SPEC 2.4).
+    liveness: float = 3.0
+    # READY metadata said "cancel": true, so cancels are forwarded to it (SPEC 2.11).
+    cancel: bool = False
     # Keyed by (client, id): ids are chosen by clients, so two clients may pick the same one.
     inflight: OrderedDict[tuple[bytes, str], Request] = field(default_factory=OrderedDict)
 
@@ -114,9 +118,11 @@ class Registry:
 
     # ------------------------------------------------------------ workers --
     def add_worker(self, identity: bytes, service: bytes, credit: int, expiry: float,
-                   metadata: dict[str, Any] | None = None) -> Worker:
+                   metadata: dict[str, Any] | None = None, liveness: float = 3.0,
+                   cancel: bool = False) -> Worker:
         """Register a worker and put it at the back of its service's LRU line."""
-        worker = Worker(identity, service, max(1, credit), expiry, metadata or {})
+        worker = Worker(identity, service, max(1, credit), expiry, metadata or {}, liveness,
+                        cancel)
         self.workers[identity] = worker
         svc = self.service(service)
         svc.workers.add(identity)
@@ -195,6 +201,40 @@ class Registry:
             if worker.free > 0:
                 svc.idle[identity] = None
             yield worker, request
+
+    def find_queued(self, name: bytes, client: bytes, request_id: str) -> Request | None:
+        """The request ``client`` sent to ``name`` with ``request_id``, if it is still queued.
+
+        A linear scan: only a cancel asks, and the common path keeps no extra index.
+        """
+        svc = self.services.get(name)
+        if svc is None:
+            return None
+        for request in svc.waiting:
+            if not request.done and request.client == client and request.id == request_id:
+                return request
+        return None
+
+    def drop_queued(self, request: Request) -> None:
+        """Take a queued request out of its queue for good (it was cancelled)."""
+        request.done = True
+        svc = self.services.get(request.service)
+        if svc is not None:
+            svc.dead += 1
+            svc.sweep()
+
+    def find_inflight(self, name: bytes, client: bytes,
+                      request_id: str) -> tuple[Worker, Request] | None:
+        """The worker of ``name`` holding ``client``'s request ``request_id``, and the request."""
+        svc = self.services.get(name)
+        if svc is None:
+            return None
+        for identity in svc.workers:
+            worker = self.workers.get(identity)
+            request = worker.inflight.get((client, request_id)) if worker else None
+            if worker is not None and request is not None:
+                return worker, request
+        return None
 
     def match(self, worker: Worker, client: bytes, request_id: str | None) -> Request | None:
         """The in-flight request a reply answers.

@@ -1,9 +1,10 @@
 """Fixtures for the RPC end-to-end tests: a broker process and worker processes per interpreter.
 
-::
+Every test runs once per broker implementation (the Python reference and the
+compiled ``build/gateway-broker``)::
 
     def test_x(rpc):
-        broker = rpc.broker()                       # python3 -m gateway.broker
+        broker = rpc.broker()                       # rpc.impl: "python" or "native"
         rpc.worker("py2", "calc")                   # python2 -m protocol.worker ...
         rpc.wait_workers("calc", 1)
         with rpc.client() as c: ...
@@ -19,6 +20,7 @@ import zmq
 
 from protocol import mdp
 from protocol.client import Client
+from tests.support.broker import IMPLEMENTATIONS, broker_argv
 from tests.support.procs import ProcessGroup, free_port, python2, python3, wait_until
 
 TABLE = "tests.integration.rpc.services:TABLE"
@@ -27,7 +29,8 @@ TABLE = "tests.integration.rpc.services:TABLE"
 class Rpc:
     """Starts the broker and workers through a ProcessGroup (stopped by PID)."""
 
-    def __init__(self, procs: ProcessGroup, workdir: str) -> None:
+    def __init__(self, procs: ProcessGroup, workdir: str, impl: str = "python") -> None:
+        self.impl = impl
         self.procs = procs
         self.workdir = workdir
         self.port = free_port()
@@ -42,9 +45,9 @@ class Rpc:
         return python2() if which == "py2" else python3()
 
     def broker(self, heartbeat_ms: int = 250, extra: tuple[str, ...] = ()) -> subprocess.Popen:
-        """Start ``python3 -m gateway.broker`` on this harness's port and wait until it answers."""
-        argv = [python3(), "-m", "gateway.broker", "--bind", self.endpoint,
-                "--heartbeat-ms", str(heartbeat_ms), *extra]
+        """Start the broker on this harness's port and wait until it answers."""
+        argv = broker_argv(self.impl, ["--bind", self.endpoint,
+                                       "--heartbeat-ms", str(heartbeat_ms), *extra])
         self.broker_proc = self.procs.spawn(argv, stdout=subprocess.DEVNULL)
         wait_until(lambda: self.stats() is not None, timeout=15, what="broker answering")
         return self.broker_proc
@@ -99,10 +102,10 @@ class Rpc:
             c.close()
 
 
-@pytest.fixture
-def rpc(procs: ProcessGroup, workdir: str):
-    """An :class:`Rpc` harness; its processes are stopped by PID after the test."""
-    harness = Rpc(procs, workdir)
+@pytest.fixture(params=IMPLEMENTATIONS)
+def rpc(request: pytest.FixtureRequest, procs: ProcessGroup, workdir: str):
+    """An :class:`Rpc` harness per broker; its processes are stopped by PID after the test."""
+    harness = Rpc(procs, workdir, str(request.param))
     try:
         yield harness
     finally:

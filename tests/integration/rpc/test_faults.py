@@ -76,7 +76,9 @@ def test_sigstop_worker_then_sigcont_rejoins(rpc):
     rpc.wait_workers("work", 2)
     client = rpc.client()
     rpc.kill(frozen, signal.SIGSTOP)
-    rpc.wait_workers("work", 1, timeout=10)
+    # Silence for 3 x max(broker interval, the worker's heartbeat_ms) marks it dead; a
+    # worker that announced no heartbeat_ms is given 3 x 2500 ms (SPEC 2.4).
+    rpc.wait_workers("work", 1, timeout=20)
     started = time.time()
     results = [client.call("work", "work", {"tag": i}, timeout=5.0) for i in range(20)]
     assert [r["tag"] for r in results] == list(range(20))

@@ -1,0 +1,62 @@
+/* Shared declarations of the compiled Majordomo broker (mdbroker.c: command line and
+ * loop; handlers.c: what each message does). The Python twin is gateway/broker/. */
+#ifndef MDB_BROKER_H
+#define MDB_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "registry.h"
+
+#define MDPC "MDPC01"
+#define MDPW "MDPW01"
+#define CMD_READY 0x01
+#define CMD_REQUEST 0x02
+#define CMD_REPLY 0x03
+#define CMD_HEARTBEAT 0x04
+#define CMD_DISCONNECT 0x05
+
+/* SPEC 2.4: liveness is 3 intervals; a worker that announced no heartbeat_ms is taken to
+ * beat every 2500 ms, the customary RFC 7 interval. */
+#define LIVENESS 3
+#define PLAIN_WORKER_HEARTBEAT_MS 2500
+/* SPEC 2.5: queued requests expire this much before their deadline, so the broker's
+ * typed answer reaches the client before the client's own clock runs out. */
+#define EXPIRY_MARGIN_MS 50
+#define BATCH 256
+
+enum counter {
+    C_CANCELLED, C_CANCELS_FORWARDED, C_CANCELS_IGNORED, C_DISCONNECTS, C_DISPATCHED,
+    C_EXPIRED, C_REPLIES, C_REQUESTS, C_RETRIED, C_UNKNOWN_SERVICE, C_WORKER_LOST,
+    C_WORKERS_CLOSED, C_WORKERS_READY, N_COUNTERS
+};
+enum drop { D_HWM, D_LATE_REPLY, D_MALFORMED, D_UNKNOWN_WORKER, D_UNROUTABLE, N_DROPS };
+
+enum { LOG_DEBUG = 10, LOG_INFO = 20, LOG_WARNING = 30, LOG_ERROR = 40, LOG_CRITICAL = 50 };
+
+typedef struct {
+    void *sock; /* the ROUTER every client and worker talks to */
+    registry reg;
+    int64_t heartbeat_ms, default_timeout_ms, startup_grace_ms;
+    int64_t started_us; /* monotonic, when the endpoints were bound */
+    int64_t counters[N_COUNTERS];
+    int touched[N_COUNTERS]; /* a counter appears in mmi.stats once it was counted */
+    int64_t drops[N_DROPS];
+} broker;
+
+int64_t wall_ms(void);
+int64_t mono_us(void);
+void logf_(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+extern int log_level;
+
+void count(broker *b, enum counter c, int64_t n);
+void drop(broker *b, enum drop d, const char *detail);
+
+/* handlers.c */
+void handle_message(broker *b, zmq_msg_t *frames, int n);
+void expire_requests(broker *b);
+void beat(broker *b);
+void probe_workers(broker *b);
+
+#endif

@@ -1,0 +1,458 @@
+/* gateway-broker: the compiled Majordomo broker (MDP/0.1, ZeroMQ RFC 7 and RFC 8, with
+ * the extensions of protocol/SPEC.md section 2).
+ *
+ *   gateway-broker --bind tcp://127.0.0.1:5555 [--bind ipc://...] [--heartbeat-ms 1000]
+ *       [--default-timeout-ms 30000] [--max-msg-size N] [--events-pub EP --events-sub EP]
+ *       [--curve-secret FILE [--curve-clients DIR]] [--log-level LEVEL]
+ *       [--startup-grace-ms 5000]
+ *
+ * The same command line, behaviour and exit statuses as `python -m gateway.broker`
+ * (the reference implementation): prints "broker ready <endpoints>" once bound;
+ * SIGTERM/SIGINT exit 0; a refused bind, or a non-loopback bind without CURVE keys,
+ * exits 2 with a message on stderr.
+ *
+ * Files, one concern each: mdbroker.c (command line, sockets, the poll loop), handlers.c
+ * (what each message does, expiry, heartbeats, probes), wire.c (sends and broker-made
+ * errors), registry.c (services, workers, requests), header.c (the header scanner),
+ * text.c (UTF-8 and JSON strings), security.c (loopback rule, CURVE, ZAP), events.c
+ * (the event proxy).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "broker.h"
+#include "events.h"
+#include "security.h"
+#include "text.h"
+
+#define MAX_ENDPOINTS 64
+
+int log_level = LOG_WARNING;
+static volatile sig_atomic_t stopping;
+
+/* Seconds after a closed connection at which every worker is probed (probes.py): the
+ * ROUTER usually drops a dead peer's pipe within a millisecond or two of the monitor
+ * event; a loaded machine may take longer, hence the widening gaps. */
+static const int64_t PROBE_DELAYS_US[] = {0, 1000, 2000, 4000, 8000, 16000, 32000, 64000,
+                                          128000};
+#define N_PROBES ((int)(sizeof PROBE_DELAYS_US / sizeof PROBE_DELAYS_US[0]))
+
+int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void logf_(int level, const char *fmt, ...)
+{
+    if (level < log_level)
+        return;
+    static const char *names[] = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"};
+    char stamp[32];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    localtime_r(&ts.tv_sec, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
+    fprintf(stderr, "%s,%03ld gateway.broker %s ", stamp, ts.tv_nsec / 1000000,
+            names[level / 10 - 1 < 0 ? 0 : level / 10 - 1 > 4 ? 4 : level / 10 - 1]);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+void count(broker *b, enum counter c, int64_t n)
+{
+    b->counters[c] += n;
+    b->touched[c] = 1;
+}
+
+void drop(broker *b, enum drop d, const char *detail)
+{
+    static const char *const names[N_DROPS] = {"hwm", "late_reply", "malformed",
+                                               "unknown_worker", "unroutable"};
+    b->drops[d]++;
+    logf_(LOG_WARNING, "drop (%s): %s [total %lld]", names[d], detail, (long long)b->drops[d]);
+}
+
+/* ------------------------------------------------------------- command line -- */
+
+typedef struct {
+    const char *binds[MAX_ENDPOINTS];
+    int nbinds;
+    long long heartbeat_ms, default_timeout_ms, max_msg_size, startup_grace_ms;
+    const char *events_pub, *events_sub, *curve_secret, *curve_clients;
+} options;
+
+static void usage_error(const char *fmt, const char *arg)
+{
+    fputs("usage: gateway-broker --bind ENDPOINT [--bind ENDPOINT ...] [--heartbeat-ms MS]\n"
+          "       [--default-timeout-ms MS] [--max-msg-size BYTES] [--events-pub ENDPOINT]\n"
+          "       [--events-sub ENDPOINT] [--curve-secret FILE] [--curve-clients DIR]\n"
+          "       [--log-level LEVEL] [--startup-grace-ms MS]\n", stderr);
+    fputs("gateway-broker: error: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+    exit(2);
+}
+
+/* An integer option; beyond +-2^50 it is clamped, which means "never" for any time in
+ * ms and keeps every sum with a clock reading far from overflow. */
+static long long int_arg(const char *name, const char *value)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if ((errno && errno != ERANGE) || end == value || *end)
+        usage_error("argument %s: invalid int value", name);
+    const long long limit = 1LL << 50;
+    return v > limit ? limit : v < -limit ? -limit : v;
+}
+
+static void parse_args(int argc, char **argv, options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->heartbeat_ms = 1000;
+    o->default_timeout_ms = 30000;
+    o->max_msg_size = 64LL * 1024 * 1024 + 4096;
+    o->startup_grace_ms = 5000;
+    for (int i = 1; i < argc; i++) {
+        char *name = argv[i], *value = NULL;
+        char *eq = strncmp(name, "--", 2) == 0 ? strchr(name, '=') : NULL;
+        if (eq) { /* --name=value, as argparse allows */
+            *eq = '\0';
+            value = eq + 1;
+        } else if (i + 1 < argc) {
+            value = argv[i + 1];
+        }
+        int took = eq ? 0 : 1;
+        if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0) {
+            puts("usage: gateway-broker --bind ENDPOINT [...] (see python -m gateway.broker -h)");
+            exit(0);
+        }
+        if (value == NULL)
+            usage_error("argument %s: expected one argument", name);
+        if (strcmp(name, "--bind") == 0) {
+            if (o->nbinds == MAX_ENDPOINTS)
+                usage_error("too many %s endpoints", name);
+            o->binds[o->nbinds++] = value;
+        } else if (strcmp(name, "--heartbeat-ms") == 0) {
+            o->heartbeat_ms = int_arg(name, value);
+        } else if (strcmp(name, "--default-timeout-ms") == 0) {
+            o->default_timeout_ms = int_arg(name, value);
+        } else if (strcmp(name, "--max-msg-size") == 0) {
+            o->max_msg_size = int_arg(name, value);
+        } else if (strcmp(name, "--startup-grace-ms") == 0) {
+            o->startup_grace_ms = int_arg(name, value);
+        } else if (strcmp(name, "--events-pub") == 0) {
+            o->events_pub = value;
+        } else if (strcmp(name, "--events-sub") == 0) {
+            o->events_sub = value;
+        } else if (strcmp(name, "--curve-secret") == 0) {
+            o->curve_secret = value;
+        } else if (strcmp(name, "--curve-clients") == 0) {
+            o->curve_clients = value;
+        } else if (strcmp(name, "--log-level") == 0) {
+            static const char *const levels[] = {"DEBUG", "INFO", "WARNING", "ERROR",
+                                                 "CRITICAL"};
+            int found = 0;
+            for (int k = 0; k < 5; k++)
+                if (strcasecmp(value, levels[k]) == 0) {
+                    log_level = (k + 1) * 10;
+                    found = 1;
+                }
+            if (!found)
+                usage_error("argument --log-level: unknown level %s", value);
+        } else {
+            usage_error("unrecognized arguments: %s", name);
+        }
+        i += took;
+    }
+    if (o->nbinds == 0)
+        usage_error("the following arguments are required: %s", "--bind");
+    if (o->heartbeat_ms <= 0 || o->default_timeout_ms <= 0)
+        usage_error("%s", "--heartbeat-ms and --default-timeout-ms must be positive");
+    if (o->startup_grace_ms < 0)
+        usage_error("%s", "--startup-grace-ms must not be negative");
+}
+
+/* ---------------------------------------------------------------------- loop -- */
+
+static void on_signal(int signum)
+{
+    (void)signum;
+    stopping = 1;
+}
+
+/* Handle up to BATCH queued messages. After the first, ZMQ_EVENTS says whether more are
+ * queued: in the one-message case that is cheaper than the EAGAIN of an empty read. */
+static void read_batch(broker *b)
+{
+    static zmq_msg_t *frames;
+    static int cap;
+    for (int k = 0; k < BATCH; k++) {
+        int n = 0, more = 1;
+        while (more) {
+            if (n == cap) { /* messages are moved with zmq_msg_move, never memcpy'd */
+                int grown = cap ? cap * 2 : 16;
+                zmq_msg_t *more_frames = malloc((size_t)grown * sizeof(zmq_msg_t));
+                if (more_frames == NULL)
+                    abort();
+                for (int i = 0; i < n; i++) {
+                    zmq_msg_init(&more_frames[i]);
+                    zmq_msg_move(&more_frames[i], &frames[i]);
+                    zmq_msg_close(&frames[i]);
+                }
+                free(frames);
+                frames = more_frames;
+                cap = grown;
+            }
+            zmq_msg_init(&frames[n]);
+            if (zmq_msg_recv(&frames[n], b->sock, n ? 0 : ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&frames[n]);
+                if (n == 0)
+                    return; /* EAGAIN (nothing queued), EINTR or ETERM */
+                break;      /* a message is delivered whole or not at all */
+            }
+            more = zmq_msg_more(&frames[n]);
+            n++;
+        }
+        handle_message(b, frames, n);
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&frames[i]);
+        if (k == 0) {
+            int events = 0;
+            size_t len = sizeof events;
+            if (zmq_getsockopt(b->sock, ZMQ_EVENTS, &events, &len) < 0 || !(events & ZMQ_POLLIN))
+                return;
+        }
+    }
+}
+
+/* Every pending monitor event; how many there were (all are DISCONNECTED). */
+static int drain_disconnects(void *monitor)
+{
+    int count_ = 0;
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            return count_;
+        }
+        int more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+        if (!more)
+            count_++;
+    }
+}
+
+static void run(broker *b, void *monitor)
+{
+    int64_t interval_us = b->heartbeat_ms * 1000;
+    int64_t next_beat = mono_us() + interval_us;
+    int64_t probes[N_PROBES];
+    int nprobes = 0, probe_at = 0;
+    zmq_pollitem_t items[2] = {{b->sock, 0, ZMQ_POLLIN, 0}, {monitor, 0, ZMQ_POLLIN, 0}};
+    while (!stopping) {
+        int64_t now = mono_us();
+        int64_t wait_us = next_beat - now;
+        if (wait_us > 100000)
+            wait_us = 100000;
+        if (probe_at < nprobes) {
+            int64_t in = probes[probe_at] - now;
+            if (in < wait_us)
+                wait_us = in;
+        }
+        request *due = registry_next_deadline(&b->reg);
+        if (due) {
+            int64_t in_ms = due->deadline - EXPIRY_MARGIN_MS - wall_ms();
+            if (in_ms < wait_us / 1000)
+                wait_us = in_ms < 0 ? 0 : in_ms * 1000;
+        }
+        if (wait_us < 0)
+            wait_us = 0;
+        /* Round up: a zero-ms poll on a probe due in 0.4 ms would spin. */
+        int rc = zmq_poll(items, 2, (long)((wait_us + 999) / 1000));
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            logf_(LOG_CRITICAL, "poll failed: %s", zmq_strerror(errno));
+            return;
+        }
+        if (items[0].revents & ZMQ_POLLIN)
+            read_batch(b);
+        if (items[1].revents & ZMQ_POLLIN) {
+            int closed = drain_disconnects(monitor);
+            count(b, C_DISCONNECTS, closed);
+            if (closed && b->reg.nworkers) {
+                int64_t t = mono_us();
+                for (int i = 0; i < N_PROBES; i++)
+                    probes[i] = t + PROBE_DELAYS_US[i];
+                nprobes = N_PROBES;
+                probe_at = 0;
+            }
+        }
+        now = mono_us();
+        if (probe_at < nprobes && probes[probe_at] <= now) {
+            /* Rounds missed meanwhile collapse into this one. */
+            while (probe_at < nprobes && probes[probe_at] <= now)
+                probe_at++;
+            probe_workers(b);
+            if (b->reg.nworkers == 0)
+                nprobes = probe_at = 0;
+        }
+        if (registry_next_deadline(&b->reg))
+            expire_requests(b);
+        if (now >= next_beat) {
+            beat(b);
+            next_beat = mono_us() + interval_us;
+        }
+    }
+}
+
+static void close0(void *sock)
+{
+    int zero = 0;
+    if (sock) {
+        zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_close(sock);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    parse_args(argc, argv, &o);
+    static curve_keys keys;
+    int curve = 0;
+    char err[600];
+    if (o.curve_secret) {
+        if (curve_load(&keys, o.curve_secret, o.curve_clients, err, sizeof err) < 0) {
+            fprintf(stderr, "broker: %s\n", err);
+            return 2;
+        }
+        curve = 1;
+    }
+    /* SPEC 2.10: loopback is open; anything else needs CURVE keys. */
+    const char *all[MAX_ENDPOINTS + 2];
+    int nall = 0;
+    for (int i = 0; i < o.nbinds; i++)
+        all[nall++] = o.binds[i];
+    if (o.events_pub && o.events_sub) {
+        all[nall++] = o.events_pub;
+        all[nall++] = o.events_sub;
+    }
+    for (int i = 0; i < nall; i++)
+        if (!curve && !is_loopback(all[i])) {
+            fprintf(stderr, "broker: refusing to bind %s: it is not a loopback address and "
+                    "no CURVE keys are configured; pass a broker certificate (zmq.auth) or "
+                    "bind 127.0.0.1 / ipc://\n", all[i]);
+            return 2;
+        }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: zmq_poll returns EINTR */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    static broker b;
+    registry_init(&b.reg);
+    b.heartbeat_ms = o.heartbeat_ms;
+    b.default_timeout_ms = o.default_timeout_ms;
+    b.startup_grace_ms = o.startup_grace_ms;
+
+    void *ctx = zmq_ctx_new();
+    zap_handler zap = {0};
+    event_proxy ev = {0};
+    void *monitor = NULL;
+    int status = 0;
+    if (curve && zap_start(&zap, ctx, &keys) < 0) {
+        fprintf(stderr, "broker: cannot start the ZAP handler: %s\n", zmq_strerror(errno));
+        return 2;
+    }
+    b.sock = zmq_socket(ctx, ZMQ_ROUTER);
+    int one = 1, zero = 0, hwm = 100000;
+    int64_t maxmsg = o.max_msg_size;
+    zmq_setsockopt(b.sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(b.sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(b.sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(b.sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(b.sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (curve && curve_apply(b.sock, &keys) < 0) {
+        fprintf(stderr, "broker: cannot use the CURVE keys: %s\n", zmq_strerror(errno));
+        status = 2;
+        goto out;
+    }
+    sbuf ready = {0};
+    sb_puts(&ready, "broker ready");
+    for (int i = 0; i < o.nbinds; i++) {
+        if (zmq_bind(b.sock, o.binds[i]) < 0) {
+            fprintf(stderr, "broker: cannot bind %s: %s\n", o.binds[i], zmq_strerror(errno));
+            sb_free(&ready);
+            status = 2;
+            goto out;
+        }
+        char last[1024];
+        size_t len = sizeof last;
+        zmq_getsockopt(b.sock, ZMQ_LAST_ENDPOINT, last, &len);
+        sb_putc(&ready, ' ');
+        sb_puts(&ready, last);
+    }
+    if (o.events_pub && o.events_sub
+        && events_start(&ev, ctx, o.events_pub, o.events_sub, curve ? &keys : NULL, err,
+                        sizeof err) < 0) {
+        fprintf(stderr, "broker: %s\n", err);
+        sb_free(&ready);
+        status = 2;
+        goto out;
+    }
+    char monitor_ep[64];
+    snprintf(monitor_ep, sizeof monitor_ep, "inproc://broker-monitor-%p", (void *)&b);
+    if (zmq_socket_monitor(b.sock, monitor_ep, ZMQ_EVENT_DISCONNECTED) < 0) {
+        fprintf(stderr, "broker: cannot monitor the socket: %s\n", zmq_strerror(errno));
+        sb_free(&ready);
+        status = 1;
+        goto out;
+    }
+    monitor = zmq_socket(ctx, ZMQ_PAIR);
+    zmq_setsockopt(monitor, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_connect(monitor, monitor_ep);
+    b.started_us = mono_us();
+    logf_(LOG_INFO, "broker ready on %s", ready.p + strlen("broker ready "));
+    puts(ready.p);
+    fflush(stdout);
+    sb_free(&ready);
+    run(&b, monitor);
+out:
+    if (monitor) {
+        zmq_socket_monitor(b.sock, NULL, 0);
+        close0(monitor);
+    }
+    close0(b.sock);
+    events_stop(&ev);
+    /* Ends the ZAP handler's blocking read with ETERM; then the context can go. */
+    zmq_ctx_shutdown(ctx);
+    zap_join(&zap);
+    zmq_ctx_term(ctx);
+    return status;
+}
