@@ -188,8 +188,11 @@ class FrontServer:
 
     def __init__(self, config: GatewayHttpConfig, sock: socket.socket, workers: int = 2,
                  threads: int = 8, grace: float = 10.0, keepalive: int = 5,
-                 wrap: Any = None) -> None:
+                 wrap: Any = None, app_factory: Any = None) -> None:
         self.config = config
+        # app_factory() -> ASGI app: serve something other than the front (the
+        # benchmarks' floors run on exactly this server that way).
+        self.app_factory = app_factory
         self.sock = sock
         self.workers = max(1, workers)
         self.threads = max(1, threads)
@@ -263,9 +266,11 @@ class FrontServer:
 
     # -- one worker ----------------------------------------------------------------------------
 
-    def asgi_app(self) -> WsgiBridge:
+    def asgi_app(self) -> Any:
         """The ASGI app of one worker: the WSGI front (behind ``wrap``) in a thread pool,
         with plain ``wsgi`` routes served on the event loop (:mod:`gateway.http.fastpath`)."""
+        if self.app_factory is not None:
+            return self.app_factory()
         guard = build_app(self.config)
         app: Any = guard if self.wrap is None else self.wrap(guard)
         fast = None
