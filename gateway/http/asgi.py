@@ -234,11 +234,7 @@ class WsgiBridge:
     async def problem(self, problem: Problem, send: Send, rid: str = "") -> None:
         """Answer ``problem`` from the loop (errors found before the front runs)."""
         import uuid
-        status, headers, body = render(problem, rid or uuid.uuid4().hex)
-        await send({"type": "http.response.start", "status": int(status.split(" ", 1)[0]),
-                    "headers": [(k.encode("latin-1"), v.encode("latin-1"))
-                                for k, v in headers]})
-        await send({"type": "http.response.body", "body": body})
+        await serve_problem_page(send, problem, rid or uuid.uuid4().hex)
 
     async def run_wsgi(self, environ: dict[str, Any], receive: Receive, send: Send) -> None:
         """Run the WSGI front for one request, streaming both bodies."""
@@ -278,9 +274,7 @@ class WsgiBridge:
         try:
             status, headers = head
             head.insert(0, True)
-            await send({"type": "http.response.start", "status": int(status.split(" ", 1)[0]),
-                        "headers": [(k.encode("latin-1"), v.encode("latin-1"))
-                                    for k, v in headers]})
+            await send(response_start(status, headers))
             if done:
                 await send({"type": "http.response.body", "body": first or b""})
                 return
@@ -306,9 +300,14 @@ def _no_write(data: bytes) -> None:
     raise NotImplementedError("the front never uses the write() callable")
 
 
+def response_start(status: str, headers: list[tuple[str, str]]) -> Message:
+    """The ASGI ``http.response.start`` message of a WSGI status line and header pairs."""
+    return {"type": "http.response.start", "status": int(status.split(" ", 1)[0]),
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]}
+
+
 async def serve_problem_page(send: Send, problem: Problem, rid: str) -> None:
-    """Send ``problem`` as a complete response (used by the fast paths)."""
+    """Send ``problem`` as a complete response (errors found on the event loop)."""
     status, headers, body = render(problem, rid)
-    await send({"type": "http.response.start", "status": int(status.split(" ", 1)[0]),
-                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
+    await send(response_start(status, headers))
     await send({"type": "http.response.body", "body": body})

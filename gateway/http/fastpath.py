@@ -31,7 +31,7 @@ import zmq
 import zmq.asyncio
 
 from gateway.http.app import GatewayApp
-from gateway.http.asgi import Receive, Scope, Send, serve_problem_page
+from gateway.http.asgi import Receive, Scope, Send, response_start, serve_problem_page
 from gateway.http.bridge import BadReply, WsgiBackend, _head
 from gateway.http.problems import Problem, from_protocol
 from protocol import codec, mdp
@@ -188,18 +188,17 @@ class FastWsgi:
             except ClientLeft:
                 return
             headers = backend.forwarding.response_headers(pairs, rid)
-            await send({"type": "http.response.start", "status": int(status.split(" ", 1)[0]),
-                        "headers": [(k.encode("latin-1"), v.encode("latin-1"))
-                                    for k, v in headers]})
-            chunk = first.payload if isinstance(first.payload, bytes) else b""
-            if not first.more:
-                finished = True
-                await send({"type": "http.response.body", "body": chunk})
-                return
-            if chunk:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send(response_start(status, headers))
             idle = getattr(backend.route, "idle_timeout", None) or IDLE_DEFAULT
+            part = first
             while True:
+                data = part.payload if isinstance(part.payload, bytes) else b""
+                if not part.more:
+                    finished = True
+                    await send({"type": "http.response.body", "body": data})
+                    return
+                if data:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
                 try:
                     part = await self.part(queue, idle, head=False)
                 except ClientLeft:
@@ -208,13 +207,6 @@ class FastWsgi:
                     # Headers are out: all that is left is to cut the connection (SPEC 6.3).
                     finished = isinstance(exc, perrors.RemoteError)
                     raise ResponseAborted(f"the stream ended with {exc.code}") from None
-                data = part.payload if isinstance(part.payload, bytes) else b""
-                if not part.more:
-                    finished = True
-                    await send({"type": "http.response.body", "body": data})
-                    return
-                if data:
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
         finally:
             watcher.cancel()
             if finished:
