@@ -297,8 +297,12 @@ def _ratio(values: dict[str, float], a: str, b: str) -> float:
     return values[a] / values[b] if a in values and b in values and values[b] else float("nan")
 
 
-def rss_kib(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants, in KiB (from /proc)."""
+def pss_kib(pid: int) -> int:
+    """Memory of ``pid`` and all its descendants, in KiB: the sum of their PSS (/proc).
+
+    PSS, not RSS: forked workers share their master's pages, and RSS would count each
+    shared page once per process.
+    """
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -314,9 +318,9 @@ def rss_kib(pid: int) -> int:
         current = todo.pop()
         todo += children.get(current, [])
         try:
-            with open(f"/proc/{current}/status") as fh:
+            with open(f"/proc/{current}/smaps_rollup") as fh:
                 for line in fh:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith("Pss:"):
                         total += int(line.split()[1])
         except OSError:
             continue
@@ -344,8 +348,8 @@ def idle_memory(estate: Estate, count: int) -> tuple[float, float, int] | None:
                 raise RuntimeError("the gateway did not answer 200")
             held.append(sock)
         broker_port = int(estate.memory_broker.rsplit(":", 1)[1])
-        front = rss_kib(estate.pids[port]) / 1024
-        broker = rss_kib(estate.pids[-broker_port]) / 1024
+        front = pss_kib(estate.pids[port]) / 1024
+        broker = pss_kib(estate.pids[-broker_port]) / 1024
         return front, broker, len(held)
     finally:
         for sock in held:
@@ -455,8 +459,9 @@ def _tables(rate: dict[str, float], p50: dict[str, float], p50_one: dict[str, fl
                 target=f"<= 150 MiB: {'met' if total <= 150 else 'missed'}")
         mem.add("front (master + 2 workers)", front)
         mem.add("broker", broker)
-        mem.notes.append("RSS summed over each process tree (/proc), connections held open "
-                         "by the benchmark after one request each")
+        mem.notes.append("PSS summed over each process tree (/proc/PID/smaps_rollup: shared "
+                         "pages counted once), connections held open by the benchmark after "
+                         "one request each")
         tables.append(mem)
     return tables
 
