@@ -124,6 +124,8 @@ class WsgiHost(object):
     def handle(self, env):
         # type: (codec.Envelope) -> Iterator[codec.Envelope]
         """Yield the reply envelopes of one request: http-response, then http-body chunks."""
+        # Every part says itself whether more follow (``marks_more`` below), so the worker
+        # sends each chunk the moment the app yields it (SPEC 6.3).
         if env.kind != u"http" or not isinstance(env.http, dict):
             yield _error(env, EnvelopeError(u"kind: expected an http envelope"))
             return
@@ -161,6 +163,8 @@ class WsgiHost(object):
             close = getattr(result, "close", None)
             if close is not None:
                 close()
+
+    handle.marks_more = True  # type: ignore[attr-defined]
 
     def _replies(self, env, result, state, written, head):
         # type: (codec.Envelope, Any, Dict[str, Any], List[bytes], bool) -> Iterator[codec.Envelope]
