@@ -19,7 +19,10 @@ forwards bodies untouched. Rules it enforces:
   another worker within their deadline; every other request gets
   ``worker_lost``: never a silent drop, never a second execution;
 - every drop (unroutable peer, full queue, malformed frames, unknown worker,
-  late reply) is counted in :meth:`Broker.stats` and logged.
+  late reply) is counted in :meth:`Broker.stats` and logged;
+- a cancel (SPEC 2.11) removes its request while queued, is forwarded to a
+  worker that advertised ``"cancel": true`` while in flight there (without
+  using credit), and is otherwise ignored; it is never answered.
 """
 
 from __future__ import annotations
@@ -254,6 +257,8 @@ class Broker:
         if service.startswith(b"mmi."):
             self._mmi(client, service, body)
             return
+        if body and b'"cancel"' in body[0] and self._on_cancel(client, service, body):
+            return
         now = mdp.now_ms()
         fields = mdp.routing_fields(body[0]) if body else None
         if fields is not None:
@@ -270,6 +275,30 @@ class Broker:
         self.registry.enqueue(request)
         self._dispatch(service)
         self.registry.arm(request)
+
+    def _on_cancel(self, client: bytes, service: bytes, body: list[bytes]) -> bool:
+        """Act on a cancel (SPEC 2.11); False when the body is not one after all."""
+        try:
+            header = json.loads(body[0])
+        except (ValueError, RecursionError):
+            return False
+        if not isinstance(header, dict) or header.get("kind") != "cancel":
+            return False
+        request_id = header.get("id")
+        if not isinstance(request_id, str) or not request_id:
+            self._drop("malformed", "cancel without an id")
+            return True
+        if self.registry.drop_queued(client, service, request_id):
+            self.counters["cancelled"] += 1
+            return True
+        found = self.registry.find_inflight(client, service, request_id)
+        if found is not None and found[0].metadata.get("cancel") is True:
+            self.counters["cancels_forwarded"] += 1
+            self._send([found[0].identity, b"", mdp.WORKER, mdp.REQUEST, client, b"", *body],
+                       "worker gone")
+        else:
+            self.counters["cancels_ignored"] += 1
+        return True
 
     def _mmi(self, client: bytes, service: bytes, body: list[bytes]) -> None:
         if service == mdp.MMI_SERVICE:

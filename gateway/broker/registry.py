@@ -196,6 +196,30 @@ class Registry:
                 svc.idle[identity] = None
             yield worker, request
 
+    def drop_queued(self, client: bytes, service: bytes, request_id: str) -> bool:
+        """Cancel a request still waiting for a worker; True when there was one."""
+        svc = self.services.get(service)
+        if svc is None:
+            return False
+        for request in svc.waiting:
+            if request.id == request_id and request.client == client and not request.done:
+                request.done = True  # swept like an expired one: never dispatched
+                svc.dead += 1
+                svc.sweep()
+                return True
+        return False
+
+    def find_inflight(self, client: bytes, service: bytes,
+                      request_id: str) -> tuple[Worker, Request] | None:
+        """The worker holding the client's request ``request_id`` of ``service``, if any."""
+        svc = self.services.get(service)
+        for identity in svc.workers if svc is not None else ():
+            worker = self.workers.get(identity)
+            request = worker.inflight.get((client, request_id)) if worker else None
+            if worker is not None and request is not None:
+                return worker, request
+        return None
+
     def match(self, worker: Worker, client: bytes, request_id: str | None) -> Request | None:
         """The in-flight request a reply answers.
 
