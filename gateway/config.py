@@ -56,7 +56,10 @@ Schema (every table and key is optional; shown with its default)::
                                 # http: the supervised service behind target (optional),
                                 # so the route answers 503 at once while it is FATAL
     target = ""                 # http: base URL; static: directory
-    timeout_ms = 10000
+    timeout_ms = 10000          # wsgi / rpc: the deadline; for a streamed wsgi reply it
+                                # bounds the wait for the response head only
+    idle_timeout_ms = 60000     # wsgi: the longest gap between two parts of a streamed
+                                # reply (as nginx's proxy_read_timeout)
     strip_prefix = false        # http: forward the path below the mount
 
     [services.highlight]
@@ -159,6 +162,7 @@ class Route:
     target: str = ""
     timeout_ms: int = 10000
     strip_prefix: bool = False
+    idle_timeout_ms: int = 60000
 
 
 @dataclass(frozen=True)
@@ -550,7 +554,8 @@ def _route(i: int, r: Any, services: tuple[ServiceConfig, ...], base_dir: str) -
     p = f"routes[{i}]"
     if not isinstance(r, Mapping):
         raise ConfigError(f"{p}: must be a table")
-    _keys(r, p, {"prefix", "backend", "service", "target", "timeout_ms", "strip_prefix"})
+    _keys(r, p, {"prefix", "backend", "service", "target", "timeout_ms", "strip_prefix",
+                 "idle_timeout_ms"})
     prefix = _str(r, p, "prefix", "")
     if not prefix.startswith("/"):
         raise ConfigError(f"{p}.prefix: must start with '/'")
@@ -576,4 +581,5 @@ def _route(i: int, r: Any, services: tuple[ServiceConfig, ...], base_dir: str) -
         target = _abspath(target, base_dir)
     strip = _bool(r, p, "strip_prefix", False)
     return Route(prefix=prefix, backend=backend, service=service, target=target,
-                 timeout_ms=_int(r, p, "timeout_ms", 10000, 1), strip_prefix=strip)
+                 timeout_ms=_int(r, p, "timeout_ms", 10000, 1), strip_prefix=strip,
+                 idle_timeout_ms=_int(r, p, "idle_timeout_ms", 60000, 1))

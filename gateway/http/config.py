@@ -57,7 +57,9 @@ class Route:
     ``POST <prefix>/<service>/<method>``; ``static`` needs ``directory``.
     ``strip_prefix`` makes the http backend forward the path below the mount
     (and say so in ``X-Forwarded-Prefix``); by default it forwards the whole path.
-    ``timeout`` overrides the default backend timeout for this mount.
+    ``timeout`` overrides the default backend timeout for this mount; for a
+    streamed ``wsgi`` reply it bounds the wait for the response head, and
+    ``idle_timeout`` (seconds) bounds each gap between later parts (SPEC 2.7).
     """
 
     prefix: str
@@ -67,6 +69,7 @@ class Route:
     directory: str = ""
     strip_prefix: bool = False
     timeout: float | None = None
+    idle_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         where = f"http.routes[{self.prefix!r}]"
@@ -93,6 +96,9 @@ class Route:
             raise ConfigError(f"{where}.directory: the static backend needs a directory")
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigError(f"{where}.timeout: must be positive")
+        if isinstance(self.idle_timeout, bool) or not isinstance(self.idle_timeout, int | float) \
+                or self.idle_timeout <= 0:
+            raise ConfigError(f"{where}.idle_timeout: must be a positive number of seconds")
 
     @property
     def script_name(self) -> str:
