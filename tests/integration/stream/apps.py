@@ -12,6 +12,7 @@ event, appended, so a test can wait on it):
   ``start T`` when called and ``close T`` when its iterable is closed.
 - ``/ticks?n=N&gap=S&stall=K&pause=P``: N chunks ``tick<i>\\n`` S seconds
   apart, waiting P seconds before chunk K (a stall).
+- ``/bytes?n=N``: N one-byte chunks as fast as the server takes them.
 """
 from __future__ import absolute_import, division, print_function
 
@@ -86,6 +87,8 @@ def app(environ, start_response):
         tag = q.get("tag", "")
         _log("start %s" % tag)
         return Drip(int(q.get("n", "150")), float(q.get("gap", "0.2")), tag)
+    if path == "/bytes":
+        return (b"x" for _ in range(int(q.get("n", "102400"))))
     if path == "/ticks":
         return _ticks(int(q.get("n", "10")), float(q.get("gap", "0.1")),
                       int(q.get("stall", "-1")), float(q.get("pause", "0")))
