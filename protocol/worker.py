@@ -290,7 +290,7 @@ class Worker(object):
                 # Answer what was already received (at most the credit's worth), then leave.
                 self._leaving = True
                 for _ in range(self.credit):
-                    if not poller.poll(0):
+                    if not self._sock.poll(0, zmq.POLLIN):  # not the wake pipe: the socket
                         break
                     self._on_message(mdp.recv_frames(self._sock))
                 self._accepting = False
