@@ -178,9 +178,7 @@ class Worker(object):
         self._accepting = True
         self._abandoned = []  # type: list
         self._marks_more = bool(getattr(envelope_handler, "marks_more", False))
-        self._wake_r, self._wake_w = os.pipe()  # a stream's thread wakes the socket thread
-        for fd in (self._wake_r, self._wake_w):
-            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+        self._wake_r = self._wake_w = -1  # a stream's thread wakes the socket thread (run())
 
     # ---------------------------------------------------------- lifecycle --
     def install_signal_handlers(self):
@@ -200,6 +198,9 @@ class Worker(object):
     def run(self):
         # type: () -> None
         """Serve until :meth:`stop`, reconnecting with backoff when the broker goes away."""
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
         beat = threading.Thread(target=self._heartbeat_loop, name="worker-heartbeat")
         beat.daemon = True
         beat.start()
