@@ -15,7 +15,9 @@ thread of its own::
 A lone part goes out at once; parts queued while the socket thread was busy
 sending are joined into one (``http-body`` payloads, up to
 :data:`COALESCE_BYTES`), so an application that yields many tiny chunks
-costs few broker hops. Runs on Python 2.7 and 3.x.
+costs few broker hops. A handler that marks its parts may yield a middle
+body chunk as plain bytes (``protocol.wsgi`` does): the envelope is built
+here, once per part sent, not once per chunk. Runs on Python 2.7 and 3.x.
 """
 from __future__ import absolute_import, division, print_function
 
@@ -95,10 +97,11 @@ class ReplyStream(object):
         while queue:
             parts.append(queue.popleft())
         if self.cancelled:
-            parts = [p for p in parts if not p.more]
+            parts = [p for p in parts if not isinstance(p, bytes) and not p.more]
         for part in parts:
-            part.id = self.env.id
-        return coalesce(parts) if self._join else parts
+            if not isinstance(part, bytes):
+                part.id = self.env.id
+        return coalesce(parts, self.env, COALESCE_BYTES if self._join else 0)
 
     def finished(self):
         # type: () -> bool
@@ -160,7 +163,7 @@ class ReplyStream(object):
                 raise RemoteError(u"the handler ended its stream without a final part",
                                   type=u"RuntimeError")
             self._push(part)  # type: ignore[arg-type]
-            if not part.more:  # type: ignore[attr-defined]
+            if not isinstance(part, bytes) and not part.more:  # type: ignore[attr-defined]
                 return True
         return False
 
@@ -176,33 +179,39 @@ def _close(parts):
         log.exception("closing a stream's handler failed")
 
 
-def coalesce(parts, limit=COALESCE_BYTES):
-    # type: (List[codec.Envelope], int) -> List[codec.Envelope]
-    """Join each part that has ``more`` with the ``http-body`` parts after it (bytes payloads).
+def coalesce(parts, env, limit=COALESCE_BYTES):
+    # type: (List[Any], codec.Envelope, int) -> List[codec.Envelope]
+    """Join each part that has ``more`` with the ``http-body`` parts after it, up to ``limit``.
 
-    The result carries the same bytes in the same order in fewer parts; a
-    joined part takes the ``more`` of the last part it swallowed, so a
-    trailing empty final ``http-body`` ends the part before it.
+    ``parts`` are envelopes, or bytes standing for an ``http-body`` part
+    with ``more`` answering ``env``. The result carries the same bytes in
+    the same order in envelopes, as few as the bound allows; a joined part
+    takes the ``more`` of the last part it swallowed, so a trailing empty
+    final ``http-body`` ends the part before it.
     """
-    if len(parts) < 2:
-        return parts
     out = []  # type: List[codec.Envelope]
     pieces = []  # type: List[bytes]
     size = 0
     for part in parts:
-        payload = part.payload
-        if out and pieces and out[-1].more and part.kind == u"http-body" \
-                and isinstance(payload, bytes) and size + len(payload) <= limit:
+        if isinstance(part, bytes):
+            payload, kind, more = part, u"http-body", True
+        else:
+            payload, kind, more = part.payload, part.kind, part.more
+        if pieces and out[-1].more and kind == u"http-body" and isinstance(payload, bytes) \
+                and size + len(payload) <= limit:
             pieces.append(payload)
             size += len(payload)
-            out[-1].more = part.more
+            out[-1].more = more
             continue
         if len(pieces) > 1:
             out[-1].payload = codec.Bytes(b"".join(pieces))
+        if isinstance(part, bytes):
+            part = codec.Envelope(u"http-body", id=env.id, rid=env.rid, more=True,
+                                  payload=codec.Bytes(part))
         out.append(part)
-        pieces = [payload] if isinstance(payload, bytes) and part.kind in (
+        pieces = [payload] if isinstance(payload, bytes) and kind in (
             u"http-response", u"http-body") else []
-        size = len(pieces[0]) if pieces else 0
+        size = len(payload) if pieces else 0
     if len(pieces) > 1:
         out[-1].payload = codec.Bytes(b"".join(pieces))
     return out

@@ -21,6 +21,8 @@ from protocol.wsgi import WsgiHost
 from tests.protocol.test_mdp_worker import TABLE, FakeBroker, call
 from tests.support.procs import wait_until
 
+REQUEST = codec.Envelope(u"http", rid=u"r-1")
+
 
 def body(payload, more=True):
     return codec.Envelope(u"http-body", more=more, payload=codec.Bytes(payload))
@@ -29,18 +31,25 @@ def body(payload, more=True):
 def test_coalesce_joins_ready_body_parts_in_order_and_keeps_the_last_more():
     head = codec.Envelope(u"http-response", http={u"status": 200}, more=True,
                           payload=codec.Bytes(b"h"))
-    out = coalesce([head, body(b"a"), body(b"b"), body(b"", more=False)])
+    out = coalesce([head, body(b"a"), b"b", body(b"", more=False)], REQUEST)
     assert len(out) == 1
     assert (out[0].kind, out[0].payload, out[0].more) == (u"http-response", b"hab", False)
 
 
+def test_coalesce_makes_an_envelope_of_each_run_of_plain_chunks():
+    out = coalesce([b"a", b"b", b"c"], REQUEST)
+    assert [(p.kind, p.id, p.payload, p.more) for p in out] == [
+        (u"http-body", REQUEST.id, b"abc", True)]
+    assert coalesce([b"a", b"b"], REQUEST, limit=0)[1].payload == b"b"
+
+
 def test_coalesce_respects_its_bound_and_never_joins_past_a_final_part():
     parts = [body(b"x" * 4) for _ in range(5)] + [body(b"", more=False)]
-    out = coalesce(parts, limit=8)
+    out = coalesce(parts, REQUEST, limit=8)
     assert [p.payload for p in out] == [b"xxxxxxxx", b"xxxxxxxx", b"xxxx"]
     assert [p.more for p in out] == [True, True, False]
     error = codec.Envelope(u"error", error={u"code": u"cancelled", u"message": u""})
-    out = coalesce([body(b"a"), error])
+    out = coalesce([body(b"a"), error], REQUEST)
     assert [p.kind for p in out] == [u"http-body", u"error"]
 
 
@@ -122,7 +131,7 @@ def test_ready_says_the_worker_honours_cancels_and_its_heartbeat(start_worker):
 def test_a_chunk_is_sent_before_the_app_makes_the_next(broker, start_worker):
     gate = threading.Event()
     app = Drip(gate=gate)
-    start_worker(envelope_handler=WsgiHost(app).handle)
+    start_worker(envelope_handler=WsgiHost(app).parts)
     env = http()
     broker.request(env)
     _, head = broker.reply()
@@ -139,7 +148,7 @@ def test_a_chunk_is_sent_before_the_app_makes_the_next(broker, start_worker):
 
 def test_a_cancel_stops_a_stream_before_its_next_chunk(broker, start_worker):
     app = Drip()
-    start_worker(envelope_handler=WsgiHost(app).handle)
+    start_worker(envelope_handler=WsgiHost(app).parts)
     env = http()
     broker.request(env)
     assert broker.reply()[1].more
