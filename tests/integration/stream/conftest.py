@@ -33,8 +33,8 @@ RUNTIMES = ("py2", "py3")
 # prefix suffix -> (timeout s, idle_timeout s)
 MOUNTS = {
     "": (5.0, 5.0),         # everyday: a 5 s deadline for the head
-    "-short": (1.0, 3.0),   # a deadline far shorter than the streams it serves
-    "-idle": (5.0, 0.5),    # gaps longer than half a second end the stream
+    "-short": (2.0, 3.0),   # a deadline far shorter than the streams it serves
+    "-idle": (5.0, 1.0),    # gaps longer than a second end the stream
 }
 
 

@@ -53,17 +53,17 @@ def test_the_first_byte_arrives_before_the_app_makes_the_second(
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_a_stream_longer_than_the_timeout_is_delivered_whole(
         stream: Estate, runtime: str) -> None:
-    # /-short: a 1 s deadline for the head, 3 s of gaps allowed; the stream lasts ~3 s.
-    answer = fetch(stream.gateway.port, "GET", f"/{runtime}-short/ticks?n=13&gap=0.25",
+    # /-short: a 2 s deadline for the head, 3 s gaps allowed; the stream lasts ~4 s.
+    answer = fetch(stream.gateway.port, "GET", f"/{runtime}-short/ticks?n=17&gap=0.25",
                    timeout=20)
     assert answer.status == 200
-    assert answer.body == b"".join(b"tick%d\n" % i for i in range(13))
+    assert answer.body == b"".join(b"tick%d\n" % i for i in range(17))
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_an_idle_gap_longer_than_the_idle_timeout_cuts_the_connection(
         stream: Estate, runtime: str) -> None:
-    # /-idle: 0.5 s between parts at most; the app pauses 3 s before its third tick.
+    # /-idle: 1 s between parts at most; the app pauses 3 s before its third tick.
     s = Stream(stream.gateway.port, f"/{runtime}-idle/ticks?n=4&gap=0.05&stall=2&pause=3",
                timeout=20)
     try:
