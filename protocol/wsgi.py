@@ -11,6 +11,10 @@ when the body streams). Runs unchanged on Python 2.7 and 3.x::
     for reply in host.handle(request_envelope):   # what the worker sends back
         ...
 
+Each chunk goes out as soon as the app yields it (the worker runs the rest of
+a streamed body in a thread of its own and joins chunks that are ready
+together); a cancel closes the app's iterable before its next chunk.
+
 The app cannot tell it is not behind an ordinary WSGI server: SCRIPT_NAME
 is the mount, PATH_INFO the rest (bytes-as-latin-1 on 3.x, bytes on 2.7, as
 PEP 3333 says), headers become HTTP_* keys, the body is ``wsgi.input``.
