@@ -277,3 +277,11 @@ def test_a_gap_longer_than_idle_timeout_raises_timeout_and_cancels(peer):
         assert u"idle" in info.value.message
         _, cancel_env = peer.recv()
         assert (cancel_env.kind, cancel_env.id) == (u"cancel", env.id)
+
+
+def test_cancel_never_raises_on_a_closed_client_or_a_broker_that_is_not_there():
+    client = Client("tcp://127.0.0.1:1", timeout=0.2)  # nothing listens on port 1
+    client.cancel(u"web", u"0" * 32)
+    client.close()
+    client.cancel(u"web", u"0" * 32)
+    assert client.dropped == 0
