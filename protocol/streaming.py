@@ -37,6 +37,9 @@ log = logging.getLogger("protocol.worker")
 # Parts joined into one reply at most this big: large enough that per-part costs vanish,
 # small enough that a part never waits long behind the one before it.
 COALESCE_BYTES = 64 * 1024
+# Body bytes a producer may have queued and not yet taken before it waits: an app that
+# yields faster than the broker takes (a big file to a slow reader) must not fill memory.
+MAX_QUEUED = 1024 * 1024
 
 _END = object()
 
@@ -68,6 +71,10 @@ class ReplyStream(object):
         self._bind = bind
         self._join = join
         self._queue = collections.deque()  # type: collections.deque
+        # Each counter is written by one thread only, so no lock is needed to compare them.
+        self._pushed = 0  # body bytes queued, by the producer
+        self._taken = 0  # body bytes taken, by the socket thread
+        self._room = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="worker-stream")
         self._thread.daemon = True
 
@@ -96,6 +103,8 @@ class ReplyStream(object):
         queue = self._queue
         while queue:
             parts.append(queue.popleft())
+        self._taken += sum(_size(p) for p in parts)
+        self._room.set()
         if self.cancelled:
             parts = [p for p in parts if not isinstance(p, bytes) and not p.more]
         for part in parts:
@@ -112,9 +121,16 @@ class ReplyStream(object):
     def _push(self, part):
         # type: (codec.Envelope) -> None
         self._queue.append(part)
+        self._pushed += _size(part)
         if not self.woken:
             self.woken = True
             self._wake()
+        while self._pushed - self._taken > MAX_QUEUED and not self.cancelled:
+            self._room.clear()
+            if self._pushed - self._taken <= MAX_QUEUED:
+                break  # taken between the check and the clear
+            self._wake()
+            self._room.wait(0.05)
 
     def _produce(self):
         # type: () -> None
@@ -166,6 +182,13 @@ class ReplyStream(object):
             if not isinstance(part, bytes) and not part.more:  # type: ignore[attr-defined]
                 return True
         return False
+
+
+def _size(part):
+    # type: (Any) -> int
+    if isinstance(part, bytes):
+        return len(part)
+    return len(part.payload) if isinstance(part.payload, bytes) else 0
 
 
 def _close(parts):

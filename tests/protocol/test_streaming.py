@@ -285,3 +285,30 @@ def test_cancel_never_raises_on_a_closed_client_or_a_broker_that_is_not_there():
     client.close()
     client.cancel(u"web", u"0" * 32)
     assert client.dropped == 0
+
+
+def test_a_producer_faster_than_the_sender_waits_at_the_queue_bound():
+    from protocol.streaming import MAX_QUEUED, ReplyStream
+
+    chunk = 64 * 1024
+    produced = [0]
+
+    def endless():
+        while True:
+            produced[0] += 1
+            yield b"x" * chunk
+
+    stream = ReplyStream(b"client", REQUEST, endless(), lambda: None, marks_more=True)
+    stream.start()
+    try:
+        wait_until(lambda: stream._pushed - stream._taken > MAX_QUEUED, 5, what="a full queue")
+        # Nothing is taken, so the producer cannot yield again: it waits at the bound.
+        assert produced[0] == MAX_QUEUED // chunk + 1
+        parts = stream.take()
+        assert sum(len(p.payload) for p in parts) == produced[0] * chunk
+        wait_until(lambda: produced[0] > MAX_QUEUED // chunk + 1, 5, what="room again")
+    finally:
+        stream.cancel()
+        assert stream.join(5)
+    last = stream.take()[-1]
+    assert (last.kind, last.error[u"code"]) == (u"error", u"cancelled")
