@@ -39,8 +39,8 @@ connection. Inside a worker handler, calls without an explicit timeout take
 the remaining deadline and request id of the request being handled.
 
 Streams and cancels (SPEC 2.7, 2.11): the deadline of a :meth:`Client.request`
-bounds the wait for its first reply part; every later part must come within
-``idle_timeout`` of the one before. A caller that stops before the final part
+bounds the wait for its first reply part; after it, each wait for the next
+part is bounded by ``idle_timeout``. A caller that stops before the final part
 (it closes the generator, or a timeout ends it) cancels the request: the
 broker drops it if still queued or tells the worker to stop, and late parts
 are dropped here.
@@ -180,9 +180,9 @@ class Client(object):
 
         An error envelope is raised as its typed exception instead of yielded.
         The envelope's deadline is set from ``timeout`` when it has none; it
-        bounds the wait for the first part only. Each later part must arrive
-        within ``idle_timeout`` seconds of the previous one (default: as long
-        as the first part was given), or :class:`Timeout` is raised.
+        bounds the wait for the first part only. Each later wait for a part
+        lasts at most ``idle_timeout`` seconds (default: as long as the first
+        part was given), or :class:`Timeout` is raised.
         Leaving before the final part (closing the generator, a timeout)
         sends a cancel for the request (SPEC 2.11).
         """
