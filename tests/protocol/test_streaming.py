@@ -312,3 +312,20 @@ def test_a_producer_faster_than_the_sender_waits_at_the_queue_bound():
         assert stream.join(5)
     last = stream.take()[-1]
     assert (last.kind, last.error[u"code"]) == (u"error", u"cancelled")
+
+
+def test_a_worker_told_to_stop_finishes_its_stream_then_disconnects(broker, start_worker):
+    app = Drip(n=10)
+    worker, _ = start_worker(envelope_handler=WsgiHost(app).parts)
+    env = http()
+    broker.request(env)
+    assert broker.reply()[1].more
+    worker.stop()
+    parts = [broker.reply()[1]]
+    while parts[-1].more:
+        parts.append(broker.reply()[1])
+    assert b"".join(p.payload for p in parts) == b"." * 10
+    assert parts[-1].kind == u"http-body"
+    command, _ = mdp.split_worker(broker.recv())
+    assert command == mdp.DISCONNECT
+    assert app.closed.is_set()
