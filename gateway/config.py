@@ -61,7 +61,10 @@ Schema (every table and key is optional; shown with its default)::
                                 # http: the supervised service behind target (optional),
                                 # so the route answers 503 at once while it is FATAL
     target = ""                 # http: base URL; static: directory
-    timeout_ms = 10000
+    timeout_ms = 10000          # wsgi / rpc: the deadline; for a streamed wsgi reply it
+                                # bounds the wait for the response head only
+    idle_timeout_ms = 60000     # wsgi: the longest gap between two parts of a streamed
+                                # reply (as nginx's proxy_read_timeout)
     strip_prefix = false        # http: forward the path below the mount
     rewrite_redirects = false   # http (default: = strip_prefix): put the mount back into
                                 # the upstream's Location, Content-Location and Refresh
@@ -174,6 +177,7 @@ class Route:
     strip_prefix: bool = False
     rewrite_redirects: bool = False
     rewrite_cookie_path: bool = False
+    idle_timeout_ms: int = 60000
 
 
 @dataclass(frozen=True)
@@ -570,7 +574,7 @@ def _route(i: int, r: Any, services: tuple[ServiceConfig, ...], base_dir: str) -
     if not isinstance(r, Mapping):
         raise ConfigError(f"{p}: must be a table")
     _keys(r, p, {"prefix", "backend", "service", "target", "timeout_ms", "strip_prefix",
-                 "rewrite_redirects", "rewrite_cookie_path"})
+                 "rewrite_redirects", "rewrite_cookie_path", "idle_timeout_ms"})
     prefix = _str(r, p, "prefix", "")
     if not prefix.startswith("/"):
         raise ConfigError(f"{p}.prefix: must start with '/'")
@@ -600,4 +604,5 @@ def _route(i: int, r: Any, services: tuple[ServiceConfig, ...], base_dir: str) -
         if on and backend != "http":
             raise ConfigError(f"{p}.{key}: only the http backend rewrites upstream URLs")
     return Route(prefix=prefix, backend=backend, service=service, target=target,
-                 timeout_ms=_int(r, p, "timeout_ms", 10000, 1), strip_prefix=strip, **rewrites)
+                 timeout_ms=_int(r, p, "timeout_ms", 10000, 1), strip_prefix=strip,
+                 idle_timeout_ms=_int(r, p, "idle_timeout_ms", 60000, 1), **rewrites)

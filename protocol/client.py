@@ -7,8 +7,9 @@
         client.call(u"calc", u"add", {u"a": 1, u"b": 2})          # -> 3
         pending = [client.submit(u"calc", u"add", [i, i]) for i in range(100)]
         results = [p.result() for p in pending]                      # pipelined
-        for env in client.request(u"web", http_envelope):            # streamed replies
-            ...
+        for env in client.request(u"web", http_envelope, idle_timeout=60.0):  # a stream
+            ...                       # leaving the loop early cancels the request
+        client.cancel(u"web", request_id)                            # or by hand
 
 ``call`` returns the result or raises :class:`~protocol.errors.Timeout`,
 :class:`~protocol.errors.Unavailable` (and its ``UnknownService``),
@@ -36,6 +37,13 @@ opens a new one: idempotent calls are sent again, the others fail with
 ``Unavailable`` (they may or may not have run), and later calls use the new
 connection. Inside a worker handler, calls without an explicit timeout take
 the remaining deadline and request id of the request being handled.
+
+Streams and cancels (SPEC 2.7, 2.11): the deadline of a :meth:`Client.request`
+bounds the wait for its first reply part; after it, each wait for the next
+part is bounded by ``idle_timeout``. A caller that stops before the final part
+(it closes the generator, or a timeout ends it) cancels the request: the
+broker drops it if still queued or tells the worker to stop, and late parts
+are dropped here.
 """
 from __future__ import absolute_import, division, print_function
 
@@ -62,11 +70,12 @@ class Pending(object):
     Each reply is kept as (parsed header, body frames); the header is None for mmi.
     """
 
-    __slots__ = ("client", "deadline", "error", "event", "frames", "id", "idem", "probe",
-                 "replies", "sent_at", "service")
+    __slots__ = ("client", "deadline", "error", "event", "frames", "id", "idem", "oneway",
+                 "probe", "replies", "sent_at", "service")
 
-    def __init__(self, client, rid, service, frames, deadline, idem=False, probe=False):
-        # type: (Client, str, bytes, list, float, bool, bool) -> None
+    def __init__(self, client, rid, service, frames, deadline, idem=False, probe=False,
+                 oneway=False):
+        # type: (Client, str, bytes, list, float, bool, bool, bool) -> None
         self.client = client
         self.id = rid
         self.service = service
@@ -80,6 +89,7 @@ class Pending(object):
         self.error = None  # type: Exception
         self.sent_at = 0.0
         self.probe = probe
+        self.oneway = oneway  # a message nobody answers (a cancel): sent, never awaited
 
     def _wait_frames(self):
         # type: () -> tuple
@@ -177,27 +187,67 @@ class Client(object):
                              idem=idem, shadow=shadow, payload=params)
         return self._send(service, env, deadline, schema)
 
-    def request(self, service, envelope, timeout=None):
-        # type: (str, codec.Envelope, float) -> object
+    def request(self, service, envelope, timeout=None, idle_timeout=None):
+        # type: (str, codec.Envelope, float, float) -> object
         """Send any envelope and yield the reply envelopes until one has ``more=false``.
 
         An error envelope is raised as its typed exception instead of yielded.
-        The envelope's deadline is set from ``timeout`` when it has none.
+        The envelope's deadline is set from ``timeout`` when it has none; it
+        bounds the wait for the first part only. Each later wait for a part
+        lasts at most ``idle_timeout`` seconds (default: as long as the first
+        part was given), or :class:`Timeout` is raised.
+        Leaving before the final part (closing the generator, a timeout)
+        sends a cancel for the request (SPEC 2.11).
         """
         if envelope.deadline is None:
             deadline, rid = self._deadline(timeout, envelope.rid)
             envelope.deadline, envelope.rid = int(deadline * 1000), rid
         pending = self._send(service, envelope, envelope.deadline / 1000.0, None)
+        if idle_timeout is None:
+            idle_timeout = max(0.0, pending.deadline - time.time())
+        finished = started = False
         try:
             while True:
-                env = _decode(pending._wait_frames(), envelope.kind)
+                try:
+                    reply = pending._wait_frames()
+                except Timeout:
+                    if started:
+                        raise Timeout(u"no reply part within the idle timeout (%.3gs)"
+                                      % (idle_timeout,), id=pending.id)
+                    raise
+                env = _decode(reply, envelope.kind)
+                if not env.more:
+                    finished = True
                 if env.kind == u"error":
                     raise from_wire(env.error or {})
+                started = True
                 yield env
-                if not env.more:
+                if finished:
                     return
+                # From the head on, the stream is bounded by its gaps, not the deadline:
+                # the clock runs while we wait for a part, as nginx's proxy_read_timeout.
+                pending.deadline = time.time() + idle_timeout
         finally:
             self._pending.pop(pending.id, None)
+            if not finished:
+                self.cancel(service, pending.id, envelope.rid)
+
+    def cancel(self, service, request_id, rid=None):
+        # type: (str, str, str) -> None
+        """Ask the broker to cancel ``request_id`` (SPEC 2.11); never blocks, never raises.
+
+        Parts that still arrive for that id are dropped.
+        """
+        self._pending.pop(request_id, None)
+        if self._closed:
+            return
+        try:
+            name = service.encode("utf-8") if isinstance(service, text_type) else service
+            body = codec.encode(codec.Envelope(u"cancel", id=request_id, rid=rid))
+            self._enqueue(Pending(self, None, name, mdp.client_request(name, body), 0.0,
+                                  oneway=True))
+        except Exception:  # a cancel is advice: a closed socket or full queue loses nothing
+            pass
 
     def mmi(self, service, timeout=None):
         # type: (str, float) -> str
@@ -398,6 +448,12 @@ class Client(object):
 
     def _transmit(self, pending):
         # type: (Pending) -> None
+        if pending.oneway:
+            try:
+                mdp.send_frames(self._sock, pending.frames, mdp.NOBLOCK)
+            except zmq.ZMQError:
+                pass  # full or closed: a lost cancel leaves the request to run, nothing worse
+            return
         if pending.id is not None and pending.id not in self._pending:
             return  # the caller gave up before it was sent
         try:

@@ -38,7 +38,8 @@ if MYPY:  # pragma: no cover
     from typing import Callable, Sequence  # noqa: F401
 
 VERSION = 1
-KINDS = (u"call", u"result", u"error", u"http", u"http-response", u"http-body", u"event")
+KINDS = (u"call", u"result", u"error", u"http", u"http-response", u"http-body", u"event",
+         u"cancel")
 MAX_DEPTH = 128
 MAX_FRAME = 64 * 1024 * 1024
 MAX_FRAMES = 4096

@@ -9,6 +9,7 @@
      |    +-- UnknownService            unknown_service 404
      +-- WorkerLost                     worker_lost 502 the worker died mid-request
      +-- TooLarge                       too_large  413  a frame exceeds the size limit
+     +-- Cancelled                      cancelled  499  the client cancelled the request
      +-- RemoteError                    remote     500  the handler raised
           +-- UnknownMethod             unknown_method 404
           +-- InvalidParams (ValueError) invalid_params 422
@@ -83,6 +84,13 @@ class TooLarge(ProtocolError):
     status = 413
 
 
+class Cancelled(ProtocolError):
+    """The client cancelled the request (SPEC 2.11); 499, as nginx logs a client that left."""
+
+    code = "cancelled"
+    status = 499
+
+
 class RemoteError(ProtocolError):
     """The remote handler raised; carries its type, message and traceback text."""
 
@@ -125,7 +133,7 @@ ERRORS = dict(
     (cls.code, cls)
     for cls in (
         ProtocolError, EnvelopeError, Timeout, Unavailable, UnknownService,
-        WorkerLost, TooLarge, RemoteError, UnknownMethod, InvalidParams,
+        WorkerLost, TooLarge, Cancelled, RemoteError, UnknownMethod, InvalidParams,
     )
 )
 

@@ -29,11 +29,22 @@ result; an exception becomes an error envelope (a ProtocolError keeps its
 code, anything else is ``remote`` with type, message and traceback text).
 With ``envelope_handler`` (Envelope -> iterable of Envelopes) the worker
 sends each reply as it comes, all but the last with ``more=true``: this is
-how a WSGI host streams a response.
+how a WSGI host streams a response. A handler whose function has
+``marks_more = True`` sets ``more`` on its parts itself, so each part is sent
+the moment it is produced, without waiting for the next one to learn whether
+it was the last (:mod:`protocol.wsgi` does this).
+
+Cancels (SPEC 2.11): READY says ``"cancel": true``. A cancel for a request
+received but not started answers it ``cancelled`` at once; a stream stops
+before its next part (its iterator is closed) and ends with a ``cancelled``
+error; a call already running finishes as usual; an unknown id is ignored.
 
 Threads: the thread in :meth:`Worker.run` owns the socket and runs handlers
 one at a time. While a handler runs it hands the socket, under a lock, to a
-heartbeat thread, so a long handler is not declared dead. During a handler
+heartbeat thread, so a long handler is not declared dead. Once a stream's
+first part is sent, the rest is produced by a thread of its own
+(:mod:`protocol.streaming`) while this thread sends the parts, reads the
+socket and beats; requests that arrive meanwhile wait their turn. During a handler
 :func:`current` gives the request's deadline and request id, and
 ``protocol.client.Client.call`` uses them by default, so nested calls carry
 the remaining deadline on. A request whose deadline has passed is answered
@@ -41,6 +52,9 @@ with a ``timeout`` error and never started.
 """
 from __future__ import absolute_import, division, print_function
 
+import collections
+import errno
+import fcntl
 import logging
 import os
 import platform
@@ -55,7 +69,15 @@ import zmq
 
 from protocol import codec, mdp
 from protocol._compat import text_type
-from protocol.errors import EnvelopeError, ProtocolError, RemoteError, Timeout, UnknownMethod
+from protocol.errors import (
+    Cancelled,
+    EnvelopeError,
+    ProtocolError,
+    RemoteError,
+    Timeout,
+    UnknownMethod,
+)
+from protocol.streaming import ReplyStream
 
 MYPY = False
 if MYPY:  # pragma: no cover - type names for the type comments only
@@ -88,6 +110,12 @@ class CallContext(object):
         if self.deadline is None:
             return None
         return (self.deadline - mdp.now_ms()) / 1000.0
+
+
+def _bind_context(env):
+    # type: (codec.Envelope) -> None
+    """Make ``env`` the current request of this thread (None: no request)."""
+    _local.ctx = CallContext(env) if env is not None else None
 
 
 def current():
@@ -149,6 +177,14 @@ class Worker(object):
         self._in_handler = False
         self._last_sent = 0.0
         self._last_recv = 0.0
+        # Requests received and not started yet, oldest first: (client, envelope).
+        self._backlog = collections.deque()  # type: collections.deque
+        self._stream = None  # type: ReplyStream
+        self._leaving = False
+        self._accepting = True
+        self._abandoned = []  # type: list
+        self._marks_more = bool(getattr(envelope_handler, "marks_more", False))
+        self._wake_r = self._wake_w = -1  # a stream's thread wakes the socket thread (run())
 
     # ---------------------------------------------------------- lifecycle --
     def install_signal_handlers(self):
@@ -168,6 +204,9 @@ class Worker(object):
     def run(self):
         # type: () -> None
         """Serve until :meth:`stop`, reconnecting with backoff when the broker goes away."""
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
         beat = threading.Thread(target=self._heartbeat_loop, name="worker-heartbeat")
         beat.daemon = True
         beat.start()
@@ -192,6 +231,9 @@ class Worker(object):
         finally:
             self._stopping.set()
             beat.join(1.0)
+            if all(stream.join(1.0) for stream in self._abandoned):
+                os.close(self._wake_r)  # a stream thread still running may yet write
+                os.close(self._wake_w)
 
     # -------------------------------------------------------------- socket --
     def _connect(self):
@@ -208,13 +250,20 @@ class Worker(object):
         metadata = {u"runtime": u"%s-%s" % (platform.python_implementation().lower(),
                                             platform.python_version()),
                     u"pid": os.getpid(), u"credit": self.credit,
-                    u"methods": sorted(text_type(k) for k in self.table)}
+                    u"methods": sorted(text_type(k) for k in self.table),
+                    u"cancel": True, u"heartbeat_ms": int(self.interval * 1000)}
         self._send(mdp.worker_ready(self.service, metadata))
         self._last_recv = time.time()
 
     def _close(self):
         # type: () -> None
         self.connected.clear()
+        # What the old connection held is the broker's to requeue or fail now.
+        self._backlog.clear()
+        if self._stream is not None:
+            self._stream.cancel()
+            self._abandoned = [s for s in self._abandoned if not s.join(0)] + [self._stream]
+            self._stream = None
         if self._sock is not None:
             self._sock.close(linger=0)
             self._sock = None
@@ -240,11 +289,31 @@ class Worker(object):
         """Serve on the current socket; return why it ended: stopped, lost or disconnected."""
         poller = zmq.Poller()
         poller.register(self._sock, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        self._leaving = False
+        self._accepting = True
         while True:
-            if self._stopping.is_set():
-                return self._drain_and_leave(poller)
-            wait = self._last_sent + self.interval - time.time()
-            if poller.poll(max(0, min(int(wait * 1000), 100))):
+            if self._stopping.is_set() and not self._leaving:
+                # Answer what was already received (at most the credit's worth), then leave.
+                self._leaving = True
+                for _ in range(self.credit):
+                    if not self._sock.poll(0, zmq.POLLIN):  # not the wake pipe: the socket
+                        break
+                    self._on_message(mdp.recv_frames(self._sock))
+                self._accepting = False
+            if self._stream is None and self._backlog:
+                self._start(*self._backlog.popleft())
+                timeout = 0  # read the socket (cancels) before starting the next one
+            elif self._leaving and self._stream is None:
+                return self._leave()
+            else:
+                wait = self._last_sent + self.interval - time.time()
+                timeout = max(0, min(int(wait * 1000), 100))
+            events = dict(poller.poll(timeout))
+            if self._wake_r in events:
+                self._drain_wake()
+                self._send_stream()
+            if self._sock in events:
                 # Until ZMQ_EVENTS says the queue is empty: cheaper than ending on Again.
                 while True:
                     try:
@@ -262,18 +331,30 @@ class Worker(object):
             if now - self._last_recv > mdp.LIVENESS * self.interval:
                 return "lost"
 
-    def _drain_and_leave(self, poller):
-        # type: (zmq.Poller) -> str
-        for _ in range(self.credit):
-            if not poller.poll(0):
-                break
-            self._on_message(self._sock.recv_multipart())
+    def _leave(self):
+        # type: () -> str
         self._send(mdp.disconnect())
         # The last replies and the DISCONNECT must reach the broker, or what they answer
         # would be reported lost; linger briefly instead of discarding them at close.
         self._sock.close(linger=int(min(self.interval, 1.0) * 1000))
         self._sock = None
         return "stopped"
+
+    def _drain_wake(self):
+        # type: () -> None
+        try:
+            os.read(self._wake_r, 4096)
+        except OSError:
+            pass
+
+    def _wake(self):
+        # type: () -> None
+        """Wake the socket thread (called by a stream's thread)."""
+        try:
+            os.write(self._wake_w, b"\0")
+        except OSError as exc:  # a full pipe already means "wake up"; closed: we are gone
+            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBADF):
+                raise
 
     def _on_message(self, frames):
         # type: (list) -> str
@@ -295,7 +376,7 @@ class Worker(object):
             except EnvelopeError as exc:  # no client address, so nobody to answer
                 log.warning("dropping a malformed REQUEST from the broker: %s", exc)
                 return ""
-            self._handle(client, body)
+            self._receive(client, body)
         elif command == mdp.HEARTBEAT:
             interval = mdp.parse_interval(rest)
             if interval is not None:
@@ -320,12 +401,13 @@ class Worker(object):
             self._lock.acquire()
             self._in_handler = False
 
-    def _handle(self, client, body):
+    def _receive(self, client, body):
         # type: (bytes, list) -> None
-        self.handled += 1
+        """A REQUEST: a cancel acts at once; anything else waits its turn in the backlog."""
         try:
             env = codec.decode(body)
         except EnvelopeError as exc:
+            self.handled += 1
             # SPEC 3.4: the request's id whenever the header frame names one, as the
             # broker would; a fresh id (error_envelope's default) otherwise.
             self._reply(client, error_envelope(codec.header_id(body[0]) if body else None, exc))
@@ -334,6 +416,29 @@ class Worker(object):
                                          and env.kind == u"http"):
             self._reply(client, error_envelope(env.id, self._wrong_kind(env.kind)))
             return
+        if env.kind == u"cancel":
+            self._cancel(client, env.id)
+        elif self._accepting:
+            self._backlog.append((client, env))
+        # else: it came after we began to leave; the broker requeues it at our DISCONNECT
+
+    def _cancel(self, client, request_id):
+        # type: (bytes, str) -> None
+        """SPEC 2.11: not started -> answered cancelled; streaming -> stopped; else ignored."""
+        for item in self._backlog:
+            if item[0] == client and item[1].id == request_id:
+                self._backlog.remove(item)
+                self._reply(client, error_envelope(request_id, Cancelled(
+                    u"the client cancelled the request before it started")))
+                return
+        stream = self._stream
+        if stream is not None and stream.key == (client, request_id):
+            stream.cancel()
+            self._send_stream()  # parts queued but not sent are dropped now
+
+    def _start(self, client, env):
+        # type: (bytes, codec.Envelope) -> None
+        self.handled += 1
         if env.deadline is not None and env.deadline <= mdp.now_ms():
             self._reply(client, error_envelope(env.id, Timeout(
                 u"the deadline passed before the worker could start it")))
@@ -341,7 +446,7 @@ class Worker(object):
         _local.ctx = CallContext(env)
         try:
             if self.envelope_handler is not None:
-                self._stream(client, env)
+                self._begin_stream(client, env)
             else:
                 self._reply(client, self._unlocked(self._call, env))  # type: ignore[arg-type]
         finally:
@@ -375,24 +480,47 @@ class Worker(object):
         except Exception as exc:  # every handler failure becomes an error envelope
             return error_envelope(env.id, exc)
 
-    def _stream(self, client, env):
+    def _begin_stream(self, client, env):
         # type: (bytes, codec.Envelope) -> None
+        """Send the first part here; a reply that goes on is handed to a ReplyStream."""
         sentinel = object()
         try:
             it = iter(self._unlocked(self.envelope_handler, env))  # type: ignore[call-overload]
-            pending = self._unlocked(next, it, sentinel)
-            if pending is sentinel:
+            first = self._unlocked(next, it, sentinel)
+            if first is sentinel:
                 raise RemoteError(u"the handler produced no reply", type=u"RuntimeError")
-            while True:
+            following = None
+            if not self._marks_more:
                 following = self._unlocked(next, it, sentinel)
-                pending.id = env.id  # type: ignore[attr-defined]
-                pending.more = following is not sentinel  # type: ignore[attr-defined]
-                self._reply(client, pending)  # type: ignore[arg-type]
-                if following is sentinel:
-                    return
-                pending = following
+                first.more = following is not sentinel  # type: ignore[attr-defined]
+            first.id = env.id  # type: ignore[attr-defined]
+            self._reply(client, first)  # type: ignore[arg-type]
         except Exception as exc:  # a failing stream ends with an error envelope
             self._reply(client, error_envelope(env.id, exc))
+            return
+        if not first.more:  # type: ignore[attr-defined]
+            # Run the handler to its end, so it releases what it holds (PEP 3333 close()).
+            try:
+                self._unlocked(next, it, sentinel)
+            except Exception:  # the reply is complete; a failure now can only be logged
+                log.exception("finishing the handler of %s failed", env.id)
+            return
+        # Joining parts is for HTTP bodies (SPEC 6.3); a generic handler's parts are its own.
+        self._stream = ReplyStream(client, env, it, self._wake, self._marks_more,
+                                   lookahead=following, bind=_bind_context,
+                                   join=self._marks_more)
+        self._stream.start()
+
+    def _send_stream(self):
+        # type: () -> None
+        """Send what the stream's thread has queued; forget the stream once it has ended."""
+        stream = self._stream
+        if stream is None:
+            return
+        for part in stream.take():
+            self._reply(stream.client, part)
+        if stream.finished():
+            self._stream = None
 
     def _reply(self, client, env):
         # type: (bytes, codec.Envelope) -> None

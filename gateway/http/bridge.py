@@ -8,7 +8,10 @@
 ``wsgi``: the request becomes an envelope of kind ``http`` (SPEC "HTTP over
 ZeroMQ"); a worker running :mod:`protocol.wsgi` answers ``http-response``
 and, when the body streams, ``http-body`` chunks, which are passed on as
-they arrive. ``rpc``: ``POST <prefix>/<service>/<method>`` (or
+they arrive. The route's timeout bounds the wait for the head; after it,
+``idle_timeout`` bounds each gap (SPEC 2.7), and a stream that stalls or
+whose HTTP client goes away is cancelled (SPEC 2.11) and its connection cut.
+``rpc``: ``POST <prefix>/<service>/<method>`` (or
 ``<prefix>/<method>`` when the route names its service) with a JSON body in
 the JSON-only view; params are checked against the contract at the edge
 (422) and the result comes back as JSON. Protocol errors become problems by
@@ -82,7 +85,7 @@ class WsgiBackend:
 
     def __call__(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:
         replies = cast(Generator[codec.Envelope, None, None], self.client.request(
-            self.route.service, self.envelope(call), self.timeout))
+            self.route.service, self.envelope(call), self.timeout, self.route.idle_timeout))
         try:
             first = next(replies)
         except perrors.UnknownService:
@@ -106,7 +109,7 @@ class WsgiBackend:
         if not first.more:
             replies.close()
             return [chunk] if chunk else []
-        return _stream(chunk, replies)
+        return StreamedBody(chunk, replies)
 
 
 def _head(http: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
@@ -125,20 +128,36 @@ def _head(http: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
     return f"{status} {reason}".rstrip(), pairs
 
 
-def _stream(first: bytes, replies: Iterator[codec.Envelope]) -> Iterator[bytes]:
-    try:
-        if first:
-            yield first
+class StreamedBody:
+    """The body of a streamed reply: each part's bytes as it arrives.
+
+    A class, not a generator: the server closes the body when the HTTP
+    client goes away, possibly before iterating it, and closing the
+    ``request()`` generator is what cancels the request at the broker and
+    the worker (SPEC 2.11). A part that fails (an error part, a gap longer
+    than the idle timeout) raises, so the server cuts the connection rather
+    than end a truncated body as if it were complete.
+    """
+
+    def __init__(self, first: bytes, replies: Generator[codec.Envelope, None, None]) -> None:
+        self._first = first
+        self._replies = replies
+
+    def __iter__(self) -> Iterator[bytes]:
         try:
-            for env in replies:
+            if self._first:
+                yield self._first
+            for env in self._replies:
                 if isinstance(env.payload, bytes) and env.payload:
                     yield env.payload
         except perrors.EnvelopeError as exc:
             raise BadReply(f"the worker's reply is not a valid envelope: {exc.message}") from None
-    finally:
-        close = getattr(replies, "close", None)
-        if close is not None:
-            close()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop reading; a reply not yet complete is cancelled."""
+        self._replies.close()
 
 
 class RpcBackend:

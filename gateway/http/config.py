@@ -62,7 +62,9 @@ class Route:
     back under the mount, as nginx ``proxy_redirect default`` and
     ``proxy_cookie_path`` do (see :mod:`gateway.http.rewrite`); both default
     to ``strip_prefix``. ``timeout`` overrides the default backend timeout
-    for this mount.
+    for this mount; for a streamed ``wsgi`` reply it bounds the wait for the
+    response head, and ``idle_timeout`` (seconds) bounds each gap between
+    later parts (SPEC 2.7).
     """
 
     prefix: str
@@ -74,6 +76,7 @@ class Route:
     timeout: float | None = None
     rewrite_redirects: bool | None = None
     rewrite_cookie_path: bool | None = None
+    idle_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         where = f"http.routes[{self.prefix!r}]"
@@ -106,6 +109,9 @@ class Route:
                 object.__setattr__(self, name, self.strip_prefix)
             elif not isinstance(value, bool):
                 raise ConfigError(f"{where}.{name}: must be true or false")
+        if isinstance(self.idle_timeout, bool) or not isinstance(self.idle_timeout, int | float) \
+                or self.idle_timeout <= 0:
+            raise ConfigError(f"{where}.idle_timeout: must be a positive number of seconds")
 
     @property
     def script_name(self) -> str:

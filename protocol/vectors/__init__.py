@@ -293,13 +293,22 @@ def _bad():
     ]
 
 
+def _good_cancel():
+    # type: () -> List[Tuple[Any, ...]]
+    """The cancel vector (SPEC 2.11), kept apart from the others' definitions."""
+    return [
+        ("cancel", "A client cancels its request: the id is the request's, payload null.",
+         {u"kind": u"cancel", u"id": ID, u"rid": RID}, None, None, None),
+    ]
+
+
 # ------------------------------------------------------------ generation --
 
 def build():
     # type: () -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]
     """Compute (good, bad) vector dicts from the definitions with this codec."""
     good = []
-    for name, description, header, payload, schema, topic in _good():
+    for name, description, header, payload, schema, topic in _good() + _good_cancel():
         fields = dict((str(k), v) for k, v in header.items())
         env = codec.Envelope(**fields)
         env.payload = codec.from_json(codec.to_json(payload, schema))

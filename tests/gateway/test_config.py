@@ -125,3 +125,28 @@ def test_parse_listen():
 def test_a_config_that_is_not_a_table_is_a_config_error_naming_the_source(data):
     with pytest.raises(ConfigError, match=r"^/etc/gw\.json: the config must be a table"):
         from_dict(data, base_dir="/srv", source="/etc/gw.json")
+
+
+def test_a_route_idle_timeout_reaches_the_front_and_a_bad_one_is_named() -> None:
+    from gateway.cli import http_config
+
+    routes = """
+[[routes]]
+prefix = "/a"
+backend = "wsgi"
+service = "legacy"
+timeout_ms = 2000
+idle_timeout_ms = 1500
+
+[[routes]]
+prefix = "/b"
+backend = "wsgi"
+service = "legacy"
+"""
+    cfg = parse(routes)
+    assert [r.idle_timeout_ms for r in cfg.routes] == [1500, 60000]
+    front = {r.prefix: r for r in http_config(cfg).routes}
+    assert (front["/a"].timeout, front["/a"].idle_timeout) == (2.0, 1.5)
+    assert front["/b"].idle_timeout == 60.0
+    with pytest.raises(ConfigError, match=r"routes\[0\]\.idle_timeout_ms"):
+        parse(routes.replace("idle_timeout_ms = 1500", "idle_timeout_ms = 0"))

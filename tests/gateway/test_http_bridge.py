@@ -26,7 +26,8 @@ class FakeClient:
         self.closed = 0
 
     def request(self, service: str, envelope: codec.Envelope,
-                timeout: float | None = None) -> Iterator[codec.Envelope]:
+                timeout: float | None = None,
+                idle_timeout: float | None = None) -> Iterator[codec.Envelope]:
         self.sent.append(envelope)
         try:
             for reply in self.replies:
