@@ -201,6 +201,8 @@ class FastWsgi:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
                 try:
                     part = await self.part(queue, idle, head=False)
+                    if part.kind != "http-body":
+                        raise BadReply(f"a {part.kind} part in the middle of a stream")
                 except ClientLeft:
                     return
                 except perrors.ProtocolError as exc:
