@@ -35,7 +35,10 @@ class ScriptedBroker(object):
                 continue
             frames = self.sock.recv_multipart()
             client, service, body = frames[0], frames[3], frames[4:]
-            for reply in self.answer(codec.decode(body), body):
+            env = codec.decode(body)
+            if env.kind == u"cancel":
+                continue  # SPEC 2.11: a cancel is never answered
+            for reply in self.answer(env, body):
                 self.sock.send_multipart([client, b"", mdp.CLIENT, service] + reply)
         self.sock.close(linger=0)
 
