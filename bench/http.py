@@ -109,6 +109,9 @@ class Estate:
         self.dir = tempfile.mkdtemp(prefix="gw-bench-http-")
         self.paths: dict[str, int] = {}
         self.pids: dict[int, int] = {}   # port (brokers: -port) -> pid
+        self.workers: dict[str, list[int]] = {}   # service (or floor part) -> pids
+        # path -> {part: pids}: whose CPU is counted per request on that path
+        self.cpu: dict[str, dict[str, list[int]]] = {}
         self.notes: list[str] = []
         self.smoke = smoke
 
@@ -138,6 +141,7 @@ class Estate:
              "-b", f"127.0.0.1:{port}", *conf, "--log-level", "warning", app],
             env=env, stdout=log, stderr=log)
         self._wait(port, proc, app)
+        self.pids[port] = proc.pid
         return port
 
     def served(self, app: str, env: dict[str, str] | None = None, asgi: bool = False) -> int:
@@ -148,6 +152,7 @@ class Estate:
                                  *(["--asgi"] if asgi else []), app],
                                 env=env, stdout=log, stderr=log)
         self._wait(port, proc, app)
+        self.pids[port] = proc.pid
         return port
 
     def granian(self, app: str) -> int | None:
@@ -194,8 +199,9 @@ class Estate:
         """``count`` protocol.wsgi workers hosting the hello app, waited for via mmi."""
         from protocol.client import Client
         for _ in range(count):
-            self.procs.spawn([python, "-m", "protocol.wsgi", "--broker", endpoint,
-                              "--service", service, HELLO])
+            proc = self.procs.spawn([python, "-m", "protocol.wsgi", "--broker", endpoint,
+                                     "--service", service, HELLO])
+            self.workers.setdefault(service, []).append(proc.pid)
         client = Client(endpoint, timeout=1.0)
         try:
             wait_until(lambda: client.mmi(service, timeout=1.0) == "200", 30,
@@ -213,7 +219,9 @@ class Estate:
                                  text=True)
         assert relay.stdout is not None
         endpoint = relay.stdout.readline().strip()
-        self.procs.spawn([python3(), "-c", C_RELAY_WORKER, back])
+        echo = self.procs.spawn([python3(), "-c", C_RELAY_WORKER, back])
+        self.workers["c-relay"] = [relay.pid]
+        self.workers["c-echo"] = [echo.pid]
         sock = zmq.Context.instance().socket(zmq.DEALER)
         sock.linger = 0
         sock.connect(endpoint)
@@ -291,6 +299,20 @@ class Estate:
                 {"prefix": "/", "backend": "wsgi", "service": "hello3"}]}))
         self.memory_port = self.paths.get(WSGI3)
         self.memory_broker = endpoint
+        broker_pid = self.pids[-int(endpoint.rsplit(":", 1)[1])]
+        for name, service in ((WSGI3, "hello3"), (WSGI2, "hello2")):
+            if name in self.paths:
+                self.cpu[name] = {"front": [self.pids[self.paths[name]]],
+                                  "broker": [broker_pid],
+                                  "workers": self.workers.get(service, [])}
+        if HTTP in self.paths:
+            self.cpu[HTTP] = {"front": [self.pids[self.paths[HTTP]]],
+                              "upstream (gunicorn)": [self.pids[direct]]}
+        if FLOOR_WSGI in self.paths:
+            self.cpu[FLOOR_WSGI] = {"front": [self.pids[self.paths[FLOOR_WSGI]]],
+                                    "relay (zmq_proxy)": self.workers["c-relay"],
+                                    "echo": self.workers["c-echo"]}
+        self.cpu["gunicorn direct"] = {"app (gunicorn)": [self.pids[direct]]}
 
 
 def _ratio(values: dict[str, float], a: str, b: str) -> float:
@@ -325,6 +347,31 @@ def pss_kib(pid: int) -> int:
         except OSError:
             continue
     return total
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` and all their descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry)] = fields
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    ticks, todo, seen = 0, list(pids), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in stats:
+            continue
+        seen.add(pid)
+        ticks += int(stats[pid][11]) + int(stats[pid][12])  # utime, stime
+        todo += children.get(pid, [])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def idle_memory(estate: Estate, count: int) -> tuple[float, float, int] | None:
@@ -373,9 +420,16 @@ def run(smoke: bool) -> list[Table]:
         for port in estate.paths.values():
             wrk(port, 1.0)  # warm pools, sockets and caches
         single: dict[str, list[float]] = {}
+        cpu: dict[str, dict[str, list[float]]] = {}
         for _ in range(rounds):
             for name, port in estate.paths.items():
+                parts = estate.cpu.get(name, {})
+                before = {k: cpu_seconds(v) for k, v in parts.items()}
                 rate, p50 = wrk(port, seconds, errors=errors, label=name)
+                for part, pids in parts.items():
+                    used = cpu_seconds(pids) - before[part]
+                    cpu.setdefault(name, {}).setdefault(part, []).append(
+                        used / max(1.0, rate * seconds) * 1e6)
                 rates[name].append(rate)
                 p50s[name].append(p50)
                 if name in ONE_CONNECTION:
@@ -384,13 +438,31 @@ def run(smoke: bool) -> list[Table]:
         rate = {n: statistics.median(v) for n, v in rates.items()}
         p50 = {n: statistics.median(v) for n, v in p50s.items()}
         p50_one = {n: statistics.median(v) for n, v in single.items()}
+        cpu_us = {n: {k: statistics.median(v) for k, v in parts.items()}
+                  for n, parts in cpu.items()}
         estate.notes += [f"errors under load: {e}" for e in errors]
         with open("/proc/loadavg") as fh:
             estate.notes.append(f"load average at the end: {fh.read().split()[0]} on "
                                 f"{os.cpu_count()} CPUs (other load skews every figure)")
     finally:
         estate.close()
-    return _tables(rate, p50, p50_one, estate.notes, seconds, rounds, memory)
+    return [*_tables(rate, p50, p50_one, estate.notes, seconds, rounds, memory),
+            _cpu_table(cpu_us)]
+
+
+def _cpu_table(cpu_us: dict[str, dict[str, float]]) -> Table:
+    """CPU per request by process on each measured path (where the time goes)."""
+    table = Table("http: CPU per request by process, at 32 connections", "us",
+                  "gunicorn direct: app (gunicorn)", higher_is_better=False)
+    for path, parts in cpu_us.items():
+        total = sum(parts.values())
+        for part, value in parts.items():
+            table.add(f"{path}: {part}", value)
+        if len(parts) > 1:
+            table.add(f"{path}: total", total)
+    table.notes.append("user + system CPU of each process tree during the 32-connection "
+                       "runs (/proc), divided by the requests served; medians over rounds")
+    return table
 
 
 def _py2_baseline(rate: dict[str, float]) -> str | None:
