@@ -21,6 +21,7 @@ the broker (SPEC 2.11), and so does any failure after the request was sent.
 from __future__ import annotations
 
 import asyncio
+import collections
 import io
 import logging
 import time
@@ -28,7 +29,6 @@ from collections.abc import Callable
 from typing import Any
 
 import zmq
-import zmq.asyncio
 
 from gateway.http.app import GatewayApp
 from gateway.http.asgi import Receive, Scope, Send, response_start, serve_problem_page
@@ -44,53 +44,109 @@ IDLE_DEFAULT = 60.0   # nginx proxy_read_timeout
 _GONE = object()      # the client disconnected
 
 
+class Parts:
+    """The reply parts of one request, as they arrive; one waiter at a time."""
+
+    __slots__ = ("items", "waiter")
+
+    def __init__(self) -> None:
+        self.items: collections.deque[Any] = collections.deque()
+        self.waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: Any) -> None:
+        """A part (or ``_GONE``) arrived."""
+        self.items.append(item)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self, timeout: float) -> Any:
+        """The next item; TimeoutError after ``timeout`` seconds without one."""
+        if not self.items:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.waiter
+            finally:
+                self.waiter = None
+        return self.items.popleft()
+
+
 class AsyncBroker:
-    """An asyncio MDP client: one DEALER, replies routed to per-request queues by id."""
+    """An MDP client on the event loop: one DEALER, replies routed to per-request parts by id.
+
+    The socket is a plain ZeroMQ socket watched with ``loop.add_reader`` on its
+    ZMQ_FD: every wake-up reads all queued messages without blocking, and every
+    send is a non-blocking send (the high-water mark is far above what a front
+    worker keeps in flight). ZMQ_FD is edge-triggered, so ZMQ_EVENTS is checked
+    after each send too (libzmq's zmq_getsockopt(3)).
+    """
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
-        self.ctx = zmq.asyncio.Context.instance()
-        self.sock: zmq.asyncio.Socket | None = None
-        self.pending: dict[str, asyncio.Queue[Any]] = {}
-        self.reader: asyncio.Task[None] | None = None
+        self.sock: zmq.Socket[bytes] | None = None
+        self.pending: dict[str, Parts] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.dropped = 0
 
-    def _ensure(self) -> zmq.asyncio.Socket:
+    def _ensure(self) -> zmq.Socket[bytes]:
         if self.sock is None:
-            sock = self.ctx.socket(zmq.DEALER)
+            sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
             sock.linger = 0
             sock.sndhwm = sock.rcvhwm = 100_000
             sock.connect(self.endpoint)
             self.sock = sock
-            self.reader = asyncio.get_running_loop().create_task(self._read())
+            self.loop = asyncio.get_running_loop()
+            self.loop.add_reader(int(sock.getsockopt(zmq.FD)), self._drain)
         return self.sock
 
-    async def _read(self) -> None:
-        assert self.sock is not None
+    def _drain(self) -> None:
         sock = self.sock
-        while True:
-            frames = await sock.recv_multipart(copy=True)
-            if len(frames) < 4 or frames[1] != mdp.CLIENT:
-                self.dropped += 1
-                continue
+        if sock is None:
+            return
+        while int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
             try:
-                header = codec.decode_header(frames[3])
-            except perrors.EnvelopeError:
-                self.dropped += 1
-                continue
-            queue = self.pending.get(header["id"])
-            if queue is None:
-                self.dropped += 1  # a late part of a request that ended here
-                continue
-            queue.put_nowait((header, frames[3:]))
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._route(frames)
 
-    async def send(self, service: bytes, env: codec.Envelope) -> asyncio.Queue[Any]:
-        """Send ``env`` to ``service``; the queue its reply parts will arrive on."""
+    def _route(self, frames: list[bytes]) -> None:
+        if len(frames) < 4 or frames[1] != mdp.CLIENT:
+            self.dropped += 1
+            return
+        try:
+            header = codec.decode_header(frames[3])
+        except perrors.EnvelopeError:
+            self.dropped += 1
+            return
+        parts = self.pending.get(header["id"])
+        if parts is None:
+            self.dropped += 1  # a late part of a request that ended here
+            return
+        parts.put((header, frames[3:]))
+
+    def _send(self, frames: list[bytes]) -> None:
         sock = self._ensure()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.pending[env.id] = queue
-        await sock.send_multipart(mdp.client_request(service, codec.encode(env)), copy=False)
-        return queue
+        try:
+            sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            raise perrors.Unavailable("the broker connection is full") from None
+        finally:
+            # A send can consume the edge of ZMQ_FD: look for replies now.
+            if int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN and self.loop is not None:
+                self.loop.call_soon(self._drain)
+
+    def send(self, service: bytes, env: codec.Envelope) -> Parts:
+        """Send ``env`` to ``service``; the parts its replies will arrive on."""
+        parts = Parts()
+        self.pending[env.id] = parts
+        try:
+            self._send(mdp.client_request(service, codec.encode(env)))
+        except BaseException:
+            self.pending.pop(env.id, None)
+            raise
+        return parts
 
     def forget(self, request_id: str) -> None:
         """Stop routing parts of ``request_id`` (it ended)."""
@@ -103,16 +159,15 @@ class AsyncBroker:
             return
         env = codec.Envelope("cancel", id=request_id)
         try:
-            self.sock.send_multipart(mdp.client_request(service, codec.encode(env)),
-                                     flags=zmq.NOBLOCK)
+            self._send(mdp.client_request(service, codec.encode(env)))
         except (zmq.ZMQError, perrors.ProtocolError, ValueError) as exc:
             log.debug("cancel of %s not sent: %r", request_id, exc)
 
     def close(self) -> None:
-        """Close the socket and stop the reader."""
-        if self.reader is not None:
-            self.reader.cancel()
+        """Stop watching the socket and close it."""
         if self.sock is not None:
+            if self.loop is not None and not self.loop.is_closed():
+                self.loop.remove_reader(int(self.sock.getsockopt(zmq.FD)))
             self.sock.close(linger=0)
             self.sock = None
 
@@ -160,7 +215,7 @@ class FastWsgi:
         try:
             env = backend.envelope(call)
             env.deadline = int((time.time() + backend.timeout) * 1000)
-            queue = await self.broker.send(service, env)
+            queue = self.broker.send(service, env)
         except Problem as problem:
             await serve_problem_page(send, problem, rid)
             return
@@ -216,10 +271,10 @@ class FastWsgi:
             else:
                 self.broker.cancel(service, env.id)
 
-    async def part(self, queue: asyncio.Queue[Any], timeout: float, head: bool) -> codec.Envelope:
+    async def part(self, queue: Parts, timeout: float, head: bool) -> codec.Envelope:
         """The next reply part, or the typed error it carries; Timeout when it does not come."""
         try:
-            item = await asyncio.wait_for(queue.get(), max(0.001, timeout))
+            item = await queue.get(max(0.001, timeout))
         except TimeoutError:
             if head:
                 raise perrors.Timeout("the worker did not answer in time") from None
@@ -253,12 +308,12 @@ class ResponseAborted(Exception):
     """A streamed response failed after its head was sent: the connection is cut."""
 
 
-async def _watch(receive: Receive, queue: asyncio.Queue[Any]) -> None:
+async def _watch(receive: Receive, queue: Parts) -> None:
     """Wake the request's reader with ``_GONE`` when the client disconnects."""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            queue.put_nowait(_GONE)
+            queue.put(_GONE)
             return
 
 
