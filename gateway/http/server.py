@@ -140,6 +140,8 @@ class ProblemProtocol(HttpToolsProtocol):
         scope: dict[str, Any] = self.scope  # type: ignore[assignment]
         scope["extensions"] = {"gateway.target": bytes(self.url)}
         super().on_headers_complete()
+        if scope.get("http_version") == "1.0" and self.cycle is not None:
+            _close_delimited(self.cycle)
 
     def send_400_response(self, msg: str) -> None:
         """Answer a parser-level refusal as problem+json and close the connection."""
@@ -147,6 +149,30 @@ class ProblemProtocol(HttpToolsProtocol):
             400, "the request is not valid HTTP/1.1 (RFC 9112)", code="bad_request")
         self.transport.write(error_page(problem, uuid.uuid4().hex))
         self.transport.close()
+
+
+def _close_delimited(cycle: Any) -> None:
+    """Frame an HTTP/1.0 response without Content-Length by closing the connection.
+
+    uvicorn answers such a response with ``Transfer-Encoding: chunked``, which an
+    HTTP/1.0 client cannot read (RFC 9112 6.1: a server MUST NOT send
+    Transfer-Encoding unless the request is HTTP/1.1). The body is sent as it
+    comes and the connection closes after it (uvicorn closes HTTP/1.0 connections).
+    """
+    send = cycle.send
+
+    async def close_delimited_send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            names = {bytes(name).lower() for name, _ in message.get("headers", ())}
+            if b"content-length" not in names and b"transfer-encoding" not in names:
+                cycle.chunked_encoding = False
+                cycle.expected_content_length = 1 << 62
+        elif message["type"] == "http.response.body" and not message.get("more_body") \
+                and cycle.chunked_encoding is False and cycle.expected_content_length >= 1 << 61:
+            cycle.expected_content_length = len(message.get("body", b""))
+        await send(message)
+
+    cycle.send = close_delimited_send
 
 
 class _Server(uvicorn.Server):
