@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 import urllib.parse
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -132,6 +133,11 @@ class AsgiInput:
         self._buffer = bytearray(preloaded)
         self._more = more
         self.disconnected = False
+
+    @property
+    def more(self) -> bool:
+        """True while body messages may still come from the client."""
+        return self._more
 
     def _fill(self) -> bool:
         if not self._more:
@@ -271,6 +277,17 @@ class WsgiBridge:
             result, iterator, first, done = await loop.run_in_executor(self.pool, begin)
         except ClientGone:
             return
+        closed: list[bool] = []
+
+        def close_once() -> None:
+            # The body is closed once: by the stream when it stops early (to release a
+            # thread waiting on the backend), else here when the response is over.
+            if not closed:
+                closed.append(True)
+                closer = getattr(result, "close", None)
+                if closer is not None:
+                    _quiet_close(closer)
+
         try:
             status, headers = head
             head.insert(0, True)
@@ -280,20 +297,147 @@ class WsgiBridge:
                 return
             if first:
                 await send({"type": "http.response.body", "body": first, "more_body": True})
-            while True:
-                chunk = await loop.run_in_executor(self.pool, next, iterator, None)
-                if chunk is None:
-                    break
-                if chunk:
-                    await send({"type": "http.response.body", "body": chunk,
-                                "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-        except OSError as exc:  # the client went away mid-response (uvicorn raises on send)
-            log.debug("client gone mid-response: %r", exc)
+            await self.stream(loop, iterator, environ["wsgi.input"], receive, send, close_once)
         finally:
-            closer = getattr(result, "close", None)
-            if closer is not None:
-                await loop.run_in_executor(self.pool, closer)
+            await loop.run_in_executor(self.pool, close_once)
+
+    async def stream(self, loop: asyncio.AbstractEventLoop, iterator: Iterator[bytes],
+                     body_in: AsgiInput, receive: Receive, send: Send,
+                     release: Callable[[], None]) -> None:
+        """Send the rest of a streamed body: a pool thread iterates, the loop sends.
+
+        Chunks that are ready together go out as one write, and a lone chunk goes
+        at once; the thread waits once ``Pump.LIMIT`` bytes are queued and not
+        sent. A client that disconnects (seen by a watcher once the request body
+        is read) stops the stream at its next chunk; a thread still waiting on
+        the backend is released by closing the body from another thread.
+        """
+        pump = Pump(loop)
+        running = loop.run_in_executor(self.pool, pump.run, iterator)
+        watcher = None
+        if not body_in.more:
+            watcher = loop.create_task(_watch_disconnect(receive, pump))
+        try:
+            while True:
+                chunks, finished = await pump.take()
+                if pump.gone:
+                    return
+                if chunks:
+                    await send({"type": "http.response.body", "body": b"".join(chunks),
+                                "more_body": True})
+                if finished:
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            if not pump.finished:
+                pump.stop()
+                # The thread may be blocked on the backend: closing the body (a
+                # connection, a broker request) from another thread releases it. The
+                # thread is not waited for: it ends at its next chunk or error.
+                await loop.run_in_executor(self.pool, release)
+            running.add_done_callback(_consume)
+
+
+class Pump:
+    """Hands body chunks from one pool thread to the event loop, with backpressure."""
+
+    LIMIT = 1 << 20
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.cond = threading.Condition()
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.finished = False
+        self.error: BaseException | None = None
+        self.stopped = False
+        self.gone = False
+        self.waiter: asyncio.Future[None] | None = None
+
+    def run(self, iterator: Iterator[bytes]) -> None:
+        """The thread's side: iterate the body until it ends, fails or is stopped."""
+        try:
+            for chunk in iterator:
+                if not chunk:
+                    continue
+                with self.cond:
+                    while self.size >= self.LIMIT and not self.stopped:
+                        self.cond.wait(1.0)
+                    if self.stopped:
+                        return
+                    self.chunks.append(chunk)
+                    self.size += len(chunk)
+                    self._wake()
+        except BaseException as exc:  # handed to the loop, which cuts the connection
+            with self.cond:
+                self.error = exc
+        finally:
+            with self.cond:
+                self.finished = True
+                self._wake()
+
+    def _wake(self) -> None:
+        # Called with the lock held; one call_soon_threadsafe per wait, not per chunk.
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            self.loop.call_soon_threadsafe(_resolve, waiter)
+
+    async def take(self) -> tuple[list[bytes], bool]:
+        """(the chunks queued so far, whether the body ended); waits for at least one."""
+        while True:
+            with self.cond:
+                if self.chunks or self.finished or self.gone:
+                    chunks, self.chunks, self.size = self.chunks, [], 0
+                    self.cond.notify_all()
+                    if self.error is not None and not chunks:
+                        raise self.error
+                    return chunks, self.finished and self.error is None and not self.chunks
+                waiter = self.waiter = self.loop.create_future()
+            await waiter
+
+    def stop(self) -> None:
+        """Ask the thread to stop at its next chunk."""
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
+
+    def client_gone(self) -> None:
+        """The client disconnected (loop side)."""
+        self.gone = True
+        self.stop()
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            _resolve(waiter)
+
+
+def _consume(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _quiet_close(closer: Callable[[], Any]) -> None:
+    try:
+        closer()
+    except ValueError:  # a generator still running in the pump thread; it ends on its own
+        pass
+
+
+async def _watch_disconnect(receive: Receive, pump: Pump) -> None:
+    """Tell ``pump`` when the client disconnects (the request body was read already)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            pump.client_gone()
+            return
 
 
 def _no_write(data: bytes) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import collections
 import http.client
 import logging
+import socket
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -136,11 +137,22 @@ class ProxiedBody:
         self.close()
 
     def close(self) -> None:
-        """Give the connection back when the body was read to its end, else drop it."""
+        """Give the connection back when the body was read to its end, else drop it.
+
+        Dropping shuts the socket down first: the body may still be read by another
+        thread (the front's stream pump, blocked on the upstream), and only a
+        shutdown wakes a blocked recv; close alone would leave it waiting.
+        """
         if self._done and self._response.headers.get("Connection", "").lower() != "close":
             self._pool.put(self._conn)
-        else:
-            self._conn.close()
+            return
+        sock = self._conn.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._conn.close()
 
 
 def _buffered(response: urllib3.BaseHTTPResponse, conn: HTTPConnection) -> bytes | None:

@@ -9,6 +9,8 @@
          only after /release/<key> (or nothing more, and the connection closed,
          after 60 s)
     POST /release/<key>   lets the gated response with that key finish; 204
+    GET  /closed/<key>    "yes" once the client of /gated/<key>?watch=1 closed its
+                          connection while the response was held, else "no"
 
 The gate is what makes streaming testable without clocks: a proxy that waits
 for more of the body before passing the first byte on can never deliver it,
@@ -17,6 +19,7 @@ because the rest is only sent once the client has that byte.
 
 from __future__ import annotations
 
+import socket
 import sys
 import threading
 import urllib.parse
@@ -24,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 GATE_TIMEOUT = 60.0
 _GATES: dict[str, threading.Event] = {}
+_CLOSED: set[str] = set()
 _LOCK = threading.Lock()
 
 
@@ -57,6 +61,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         parts = urllib.parse.urlsplit(self.path)
+        if parts.path.startswith("/closed/"):
+            with _LOCK:
+                answer = b"yes" if parts.path[len("/closed/"):] in _CLOSED else b"no"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+            return
         if not parts.path.startswith("/gated/"):
             self.send_error(404)
             return
@@ -73,6 +85,8 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         held = 1 if query.get("first", "1") == "1" else 0
         self._piece(body[:held], chunked)
+        if query.get("watch") == "1":
+            self._watch(parts.path[len("/gated/"):])
         # Nothing more to hold back: a body of one byte is complete at once.
         if len(body) > held and not _gate(parts.path[len("/gated/"):]).wait(GATE_TIMEOUT):
             self.close_connection = True
@@ -81,6 +95,17 @@ class Handler(BaseHTTPRequestHandler):
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def _watch(self, key: str) -> None:
+        """Hold the response until the client closes the connection (or the gate timeout)."""
+        self.connection.settimeout(GATE_TIMEOUT)
+        try:
+            closed = self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            closed = True
+        if closed:
+            with _LOCK:
+                _CLOSED.add(key)
 
     def _piece(self, data: bytes, chunked: bool) -> None:
         if chunked and data:

@@ -98,3 +98,38 @@ def test_the_head_is_not_held_for_the_body(gateway: Server, gated: int, framing:
         assert response.read() == body_of(8)
     finally:
         conn.close()
+
+
+@pytest.fixture(scope="module")
+def front(module_procs: Any, module_workdir: str, gated: int) -> Server:
+    """The gateway on its production front server only (the dev server has no such duty)."""
+    return start_gateway(module_procs, module_workdir, {"routes": [
+        {"prefix": "/g", "backend": "http", "upstream": f"http://127.0.0.1:{gated}",
+         "strip_prefix": True}]})
+
+
+def test_a_client_that_hangs_up_closes_the_upstream_connection(front: Server,
+                                                               gated: int) -> None:
+    """The front sees the client leave mid-stream and lets go of the upstream at once.
+
+    The upstream holds its response after the first byte until its client (the
+    gateway) closes the connection, and says when that happened. A front that
+    only notices a gone client when it next writes would hold it for the whole
+    gate (60 s): the wait below would run into its deadline.
+    """
+    key = uuid.uuid4().hex
+    conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=DEADLINE)
+    conn.request("GET", f"/g/gated/{key}?framing=chunked&size=1000&watch=1")
+    response = conn.getresponse()
+    assert response.status == 200 and response.read1(1) == b"x"
+    conn.close()
+
+    def upstream_saw_close() -> bool:
+        check = http.client.HTTPConnection("127.0.0.1", gated, timeout=DEADLINE)
+        try:
+            check.request("GET", f"/closed/{key}")
+            return check.getresponse().read() == b"yes"
+        finally:
+            check.close()
+
+    wait_until(upstream_saw_close, DEADLINE, what="the upstream connection closed")
