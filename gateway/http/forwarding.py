@@ -21,8 +21,8 @@ through the gateway:
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -58,7 +58,7 @@ def request_id(environ: Mapping[str, Any]) -> str:
     given = environ.get("HTTP_X_REQUEST_ID")
     if given and _REQUEST_ID.fullmatch(given):
         return str(given)
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID
 
 
 def connection_tokens(value: str | None) -> set[str]:
