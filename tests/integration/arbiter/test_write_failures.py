@@ -1,0 +1,57 @@
+"""A run dir that refuses writes never stops the estate (issue 14, item 1).
+
+Root ignores permission bits, so the state file's write is made to fail the way a full or
+read-only disk fails it for anyone: its temp path is a directory, so ``open(tmp, "w")``
+raises ``IsADirectoryError`` (an ``OSError``, as ``ENOSPC`` and ``EROFS`` are).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+from tests.integration.arbiter.conftest import alive, fdhttp_service
+from tests.integration.arbiter.test_supervise import arbiter_lines, web_route
+from tests.support.procs import free_port, wait_until
+
+
+def test_unwritable_state_file_plus_a_replica_kill_keeps_the_estate_up(estate):
+    port = free_port()
+    e = estate(web_route(port) + fdhttp_service("web", port))
+    status = e.status()
+    arbiter_pid = status["arbiter"]["pid"]
+    state_file = status["arbiter"]["state_file"]
+    assert status["arbiter"].get("write_errors", {"total": 0})["total"] == 0
+    blocker = f"{state_file}.{arbiter_pid}.tmp"
+    os.mkdir(blocker)
+    try:
+        old = e.program("web")["replicas"][0]["pid"]
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: not alive(old), timeout=5, what="replica killed")
+
+        def serving_again() -> bool:
+            code, body, _ = e.get("/web/", timeout=2)
+            return code == 200 and json.loads(body)["pid"] != old
+        wait_until(serving_again, timeout=15, interval=0.05, what="served by a new replica")
+        assert e.proc is not None and e.proc.poll() is None, e.log()
+        web = e.program("web")
+        assert web["state"] == "READY" and web["replicas"][0]["restarts"] == 1
+        writes = e.status()["arbiter"]["write_errors"]
+        assert writes["total"] >= 1 and writes["failing"] == ["state"], writes
+        assert "IsADirectoryError" in writes["targets"]["state"]["last_error"]
+        assert len(arbiter_lines(e, "cannot write the state file")) == 1
+    finally:
+        os.rmdir(blocker)
+    # The write is retried: once the disk takes it, the file is current and status says so.
+
+    def recovered() -> bool:
+        return e.status()["arbiter"]["write_errors"]["failing"] == []
+    wait_until(recovered, timeout=10, what="state file written again")
+    with open(state_file, encoding="utf-8") as fh:
+        assert json.load(fh)["services"]["web"] == {"ready": 1, "replicas": 1,
+                                                    "state": "READY"}
+    assert arbiter_lines(e, "the state file")[-1].startswith(
+        f"the state file {state_file} is written again")
+    code, _, _ = e.get("/web/")
+    assert code == 200
