@@ -48,6 +48,15 @@ Schema (every table and key is optional; shown with its default)::
     [redis]
     url = ""                    # "" = a private redis-server on a unix socket in run_dir,
                                 # started only when some service declares queues
+    appendonly = true           # the private server keeps an append-only file in run_dir,
+                                # so a crash (kill -9) of it loses no acknowledged job
+                                # beyond what appendfsync allows; false = memory only
+    appendfsync = "everysec"    # "everysec": fsync once a second, a crash of the machine
+                                # can lose up to ~1 s of acknowledged writes; "always":
+                                # fsync every write, loses none, costs throughput; "no":
+                                # leave it to the kernel (~30 s on Linux). A kill -9 of
+                                # redis-server alone (the machine stays up) loses nothing
+                                # unless a slow disk made Redis postpone a write
 
     [http]                      # options of the HTTP front, checked by gateway.http:
                                 # limits = {max_body = ..., timeout = ...}, trusted_proxies,
@@ -157,9 +166,11 @@ class BrokerConfig:
 
 @dataclass(frozen=True)
 class RedisConfig:
-    """``[redis]``: an external Redis URL, or empty for a private server."""
+    """``[redis]``: an external Redis URL, or empty for a private server (and its AOF)."""
 
     url: str = ""
+    appendonly: bool = True
+    appendfsync: str = "everysec"
 
 
 @dataclass(frozen=True)
@@ -300,8 +311,11 @@ def from_dict(data: Mapping[str, Any], base_dir: str = "",
     runtimes = _runtimes(_table(data, "runtimes"), base_dir)
     broker = _broker(_table(data, "broker"), front.run_dir)
     redis_t = _table(data, "redis")
-    _keys(redis_t, "redis", {"url"})
-    redis = RedisConfig(url=_str(redis_t, "redis", "url", ""))
+    _keys(redis_t, "redis", {"url", "appendonly", "appendfsync"})
+    redis = RedisConfig(url=_str(redis_t, "redis", "url", ""),
+                        appendonly=_bool(redis_t, "redis", "appendonly", True),
+                        appendfsync=_choice(redis_t, "redis", "appendfsync", "everysec",
+                                            ("everysec", "always", "no")))
     services_t = _table(data, "services")
     services = tuple(_service(name, _table(services_t, name, "services"), base_dir)
                      for name in sorted(services_t))
