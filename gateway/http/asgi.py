@@ -184,9 +184,14 @@ class WsgiBridge:
     """An ASGI app that serves each request with a WSGI app in a thread pool."""
 
     def __init__(self, app: WsgiApp, threads: int = 8,
-                 fast: FastPath | None = None) -> None:
+                 fast: FastPath | None = None, chunked_cap: int = 0) -> None:
         self.app = app
         self.fast = fast
+        # A chunked request body is read whole (up to this many bytes) before any backend
+        # sees the request, as nginx's proxy_request_buffering does: a malformed chunk
+        # (size -1, a bad extension, a size past 2^64) is refused with 400 by the parser
+        # before a single byte went upstream. 0 streams it instead.
+        self.chunked_cap = chunked_cap
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="front")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -200,6 +205,11 @@ class WsgiBridge:
         if isinstance(environ, Problem):
             await self.problem(environ, send)
             return
+        if self.chunked_cap and "HTTP_TRANSFER_ENCODING" in environ:
+            buffered = await buffer_chunked(receive, self.chunked_cap)
+            if buffered is None:
+                return  # the parser refused the body (it answered 400) or the client left
+            receive = buffered
         if self.fast is not None and await self.fast(scope, environ, receive, send):
             return
         await self.run_wsgi(environ, receive, send)
@@ -300,6 +310,33 @@ class WsgiBridge:
             closer = getattr(result, "close", None)
             if closer is not None:
                 await loop.run_in_executor(self.pool, closer)
+
+
+async def buffer_chunked(receive: Receive, cap: int) -> Receive | None:
+    """Read a chunked body ahead, up to ``cap`` + 1 bytes; a ``receive`` that replays it.
+
+    None when the body never completed: llhttp refused a malformed chunk (and
+    :class:`~gateway.http.server.ProblemProtocol` answered 400 and closed), or
+    the client went away. Past ``cap`` the rest still streams, so the front
+    answers its usual 413 without holding more than ``cap`` bytes.
+    """
+    parts: list[bytes] = []
+    size = 0
+    more = True
+    while more and size <= cap:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        data = message.get("body", b"")
+        size += len(data)
+        parts.append(data)
+        more = bool(message.get("more_body", False))
+    replay: list[Message] = [{"type": "http.request", "body": b"".join(parts),
+                              "more_body": more}]
+
+    async def replaying() -> Message:
+        return replay.pop() if replay else await receive()
+    return replaying
 
 
 def _no_write(data: bytes) -> None:
