@@ -141,6 +141,10 @@ class Arbiter:
         self.write_effective_config(self.config)
         self.units = [Unit(p) for p in self.plan(self.config)]
         self.log(f"arbiter {os.getpid()} up; run dir {run_dir}; guard {self.guard.pid}")
+        insecure = self.config.broker.tcp_endpoints() if self.config.broker.enabled else []
+        if insecure:
+            self.log(f"WARNING: broker.allow_insecure_tcp: {', '.join(insecure)} without "
+                     f"CURVE: any local user can register as a worker for any service")
 
     def teardown(self) -> None:
         """Close what ``setup`` opened; say goodbye to the guard."""
