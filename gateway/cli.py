@@ -144,7 +144,12 @@ def render_status(status: dict[str, Any]) -> str:
     a = status["arbiter"]
     w = max([14] + [len(p["name"]) + 2 for p in status["programs"]])
     lines = [f"arbiter pid {a['pid']}  up {a['uptime_s']:.0f}s  guard {a['guard_pid']}  "
-             f"config {a['config']}", f"listen {a['listen']}  broker {a['broker']}", "",
+             f"config {a['config']}", f"listen {a['listen']}  broker {a['broker']}"]
+    writes = a.get("write_errors") or {}
+    if writes.get("total"):
+        failing = ", ".join(writes["failing"]) or "none now"
+        lines.append(f"write errors {writes['total']} (failing: {failing})")
+    lines += ["",
              f"{'PROGRAM':<{w}}{'STATE':<10}{'RUNTIME':<22}{'READY':<7}{'BROKER':<8}"
              f"{'REPLICA':<10}{'PID':<9}{'UPTIME':<10}RESTARTS"]
     regs = status.get("registrations", {})

@@ -39,6 +39,11 @@ Schema (every table and key is optional; shown with its default)::
                                 # (built by `make setup`); "python": python -m gateway.broker,
                                 # the reference implementation; same options, same behaviour
     endpoint = ""               # "" = ipc://<run_dir>/broker.ipc; tcp:// must be loopback
+                                # and needs allow_insecure_tcp (below)
+    allow_insecure_tcp = false  # a tcp:// endpoint (broker or events) has no CURVE here, so
+                                # any local user could register as a worker for any service
+                                # and get its traffic; only with this set to true (the
+                                # arbiter logs a warning) is loopback TCP accepted
     heartbeat_ms = 1000
     startup_grace_ms = 5000     # until up this long, a request for a service no worker has
                                 # served waits for one; after it, unknown_service at once
@@ -48,10 +53,23 @@ Schema (every table and key is optional; shown with its default)::
     [redis]
     url = ""                    # "" = a private redis-server on a unix socket in run_dir,
                                 # started only when some service declares queues
+    appendonly = true           # the private server keeps an append-only file in run_dir,
+                                # so a crash (kill -9) of it loses no acknowledged job
+                                # beyond what appendfsync allows; false = memory only
+    appendfsync = "everysec"    # "everysec": fsync once a second, a crash of the machine
+                                # can lose up to ~1 s of acknowledged writes; "always":
+                                # fsync every write, loses none, costs throughput; "no":
+                                # leave it to the kernel (~30 s on Linux). A kill -9 of
+                                # redis-server alone (the machine stays up) loses nothing
+                                # unless a slow disk made Redis postpone a write
 
     [http]                      # options of the HTTP front, checked by gateway.http:
                                 # limits = {max_body = ..., timeout = ...}, trusted_proxies,
                                 # via, preserve_host, contracts_dir, retry_after, pool_size
+    # allowed_hosts = ["example.com", "*.example.com"]   # Host names the front answers
+                                # (port ignored; "*." = any subdomain); others get 400
+                                # host_not_allowed on every route and /_gateway/ (but
+                                # /_gateway/health), against DNS rebinding; [] = any
 
     [[routes]]                  # matched by longest prefix
     prefix = "/api/highlight"
@@ -115,7 +133,7 @@ LOG_FORMATS = ("text", "json")
 RESERVED = {"broker", "http", "redis", "arbiter", "guard"}
 # Passed through to the HTTP front (gateway.http.config.GatewayHttpConfig), which checks them.
 HTTP_KEYS = {"limits", "trusted_proxies", "via", "preserve_host", "contracts_dir",
-             "retry_after", "pool_size"}
+             "retry_after", "pool_size", "allowed_hosts"}
 
 DEFAULT_TOML = """\
 # The embedded default: the HTTP front and the broker on this machine.
@@ -156,13 +174,21 @@ class BrokerConfig:
     events_sub: str = ""
     implementation: str = "native"
     startup_grace_ms: int = 5000
+    allow_insecure_tcp: bool = False
+
+    def tcp_endpoints(self) -> list[str]:
+        """The broker and events endpoints that are plain (CURVE-less) TCP."""
+        return [e for e in (self.endpoint, self.events_pub, self.events_sub)
+                if e.startswith("tcp://")]
 
 
 @dataclass(frozen=True)
 class RedisConfig:
-    """``[redis]``: an external Redis URL, or empty for a private server."""
+    """``[redis]``: an external Redis URL, or empty for a private server (and its AOF)."""
 
     url: str = ""
+    appendonly: bool = True
+    appendfsync: str = "everysec"
 
 
 @dataclass(frozen=True)
@@ -304,8 +330,11 @@ def from_dict(data: Mapping[str, Any], base_dir: str = "",
     runtimes = _runtimes(_table(data, "runtimes"), base_dir)
     broker = _broker(_table(data, "broker"), front.run_dir)
     redis_t = _table(data, "redis")
-    _keys(redis_t, "redis", {"url"})
-    redis = RedisConfig(url=_str(redis_t, "redis", "url", ""))
+    _keys(redis_t, "redis", {"url", "appendonly", "appendfsync"})
+    redis = RedisConfig(url=_str(redis_t, "redis", "url", ""),
+                        appendonly=_bool(redis_t, "redis", "appendonly", True),
+                        appendfsync=_choice(redis_t, "redis", "appendfsync", "everysec",
+                                            ("everysec", "always", "no")))
     services_t = _table(data, "services")
     services = tuple(_service(name, _table(services_t, name, "services"), base_dir)
                      for name in sorted(services_t))
@@ -478,7 +507,7 @@ def _runtimes(t: Mapping[str, Any], base_dir: str) -> RuntimesConfig:
     return RuntimesConfig(py2=_abspath(py2, base_dir), py3=_abspath(py3, base_dir))
 
 
-def _endpoint(value: str, where: str) -> str:
+def _endpoint(value: str, where: str, allow_tcp: bool = False) -> str:
     scheme, sep, rest = value.partition("://")
     if not sep or scheme not in ("ipc", "tcp", "inproc"):
         raise ConfigError(f"{where}: expected ipc://PATH or tcp://HOST:PORT, got {value!r}")
@@ -487,19 +516,28 @@ def _endpoint(value: str, where: str) -> str:
         if host not in ("127.0.0.1", "::1", "localhost"):
             # DESIGN: binding a non-loopback address needs CURVE keys, not supported here.
             raise ConfigError(f"{where}: tcp endpoints must be loopback, got {host!r}")
+        if not allow_tcp:
+            # Without CURVE a loopback port is open to every local user: a rogue READY
+            # would get a share of a service's traffic, cookies included. ipc:// in the
+            # run dir (0700) admits only the estate's own user.
+            raise ConfigError(
+                f"{where}: a tcp:// endpoint has no CURVE authentication, so any local "
+                f"user could register as a worker; use ipc:// (the default) or set "
+                f"broker.allow_insecure_tcp = true")
     return value
 
 
 def _broker(t: Mapping[str, Any], run_dir: str) -> BrokerConfig:
     p = "broker"
     _keys(t, p, {"endpoint", "heartbeat_ms", "events_pub", "events_sub", "enabled",
-                 "implementation", "startup_grace_ms"})
+                 "implementation", "startup_grace_ms", "allow_insecure_tcp"})
+    allow_tcp = _bool(t, p, "allow_insecure_tcp", False)
 
     def ep(key: str, default_name: str) -> str:
         value = _str(t, p, key, "")
         if not value:
             return "ipc://" + os.path.join(run_dir, default_name)
-        return _endpoint(value, f"{p}.{key}")
+        return _endpoint(value, f"{p}.{key}", allow_tcp)
 
     return BrokerConfig(
         endpoint=ep("endpoint", "broker.ipc"),
@@ -510,6 +548,7 @@ def _broker(t: Mapping[str, Any], run_dir: str) -> BrokerConfig:
         implementation=_choice(t, p, "implementation", BrokerConfig.implementation,
                                ("native", "python")),
         startup_grace_ms=_int(t, p, "startup_grace_ms", BrokerConfig.startup_grace_ms, 0),
+        allow_insecure_tcp=allow_tcp,
     )
 
 

@@ -101,7 +101,13 @@ def exponential_backoff(base=1.0, cap=300.0):
 
 def connect(url, timeout=5.0):
     # type: (str, float) -> object
-    """A redis-py client for ``url`` with socket and connect timeouts set."""
+    """A redis-py client for ``url`` with socket and connect timeouts set.
+
+    A ``unix://`` URL gets no connect timeout: a unix-socket connect does not wait
+    on the network, and redis-py 3.5 (the 2.7 line) refuses the argument there.
+    """
+    if url.startswith(u"unix:"):
+        return redis.Redis.from_url(url, socket_timeout=timeout)
     return redis.Redis.from_url(url, socket_timeout=timeout,
                                 socket_connect_timeout=min(timeout, 2.0))
 

@@ -45,6 +45,7 @@ from gateway.arbiter.sockets import SocketPool
 from gateway.arbiter.statefile import write_state
 from gateway.arbiter.states import State
 from gateway.arbiter.units import Replica, Unit
+from gateway.arbiter.writes import WriteLog
 from gateway.config import GatewayConfig
 from gateway.errors import GatewayError, SpawnError
 
@@ -80,6 +81,7 @@ class Arbiter:
         self.waiters: list[tuple[control.Connection, list[Unit], list[str]]] = []
         self.published = ""
         self.exit_code = 0
+        self.writes = WriteLog(log=self.log)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -135,11 +137,14 @@ class Arbiter:
             signal.signal(sig, self.signal)
         self.guard = Guard.start(self.python3, grace=2.0, cwd=self.config.base_dir,
                                  env=self.child_env({"PYTHONPATH": CODE_ROOT}))
-        with open(os.path.join(run_dir, "arbiter.pid"), "w", encoding="ascii") as fh:
-            fh.write(f"{os.getpid()}\n")
+        self.write_pid_file(os.path.join(run_dir, "arbiter.pid"))
         self.write_effective_config(self.config)
         self.units = [Unit(p) for p in self.plan(self.config)]
         self.log(f"arbiter {os.getpid()} up; run dir {run_dir}; guard {self.guard.pid}")
+        insecure = self.config.broker.tcp_endpoints() if self.config.broker.enabled else []
+        if insecure:
+            self.log(f"WARNING: broker.allow_insecure_tcp: {', '.join(insecure)} without "
+                     f"CURVE: any local user can register as a worker for any service")
 
     def teardown(self) -> None:
         """Close what ``setup`` opened; say goodbye to the guard."""
@@ -172,12 +177,33 @@ class Arbiter:
                 self.versions[p.interpreter] = _version(p.interpreter)
         return programs
 
-    def write_effective_config(self, config: GatewayConfig) -> None:
-        """The resolved config, as JSON, for children that read it (the HTTP front)."""
+    def write_pid_file(self, path: str) -> None:
+        """``arbiter.pid`` for tools that look for it; a failure is logged and reported."""
+        def write() -> None:
+            with open(path, "w", encoding="ascii") as fh:
+                fh.write(f"{os.getpid()}\n")
+        self.writes.attempt("pid", path, write)
+
+    def write_effective_config(self, config: GatewayConfig) -> bool:
+        """The resolved config, as JSON, for children that read it (the HTTP front).
+
+        False when it could not be written (logged and reported in the status): the
+        front then reads the last good copy, and the next reload writes it again.
+        """
         path = effective_config_path(config)
-        with open(path + ".tmp", "w", encoding="utf-8") as fh:
-            json.dump(config.to_dict(), fh, indent=1, sort_keys=True)
-        os.replace(path + ".tmp", path)
+
+        def write() -> None:
+            try:
+                with open(path + ".tmp", "w", encoding="utf-8") as fh:
+                    json.dump(config.to_dict(), fh, indent=1, sort_keys=True)
+                os.replace(path + ".tmp", path)
+            except OSError:
+                try:
+                    os.unlink(path + ".tmp")
+                except OSError:
+                    pass
+                raise
+        return self.writes.attempt("effective config", path, write)
 
     def log(self, line: str) -> None:
         """A line from the arbiter itself."""
@@ -490,9 +516,15 @@ class Arbiter:
                                      "replicas": u.program.replicas}
                     for u in self.units}
         key = json.dumps(services, sort_keys=True)
-        if key != self.published:
-            write_state(self.config.state_file, services, os.getpid())
-            self.published = key
+        # A failed write is retried on a due tick until one succeeds (even when the states
+        # came back to what the file last held); the estate goes on either way, and the
+        # front keeps its last good view of the file.
+        stale = key != self.published or self.writes.failing("state")
+        if stale and self.writes.due("state"):
+            path = self.config.state_file
+            if self.writes.attempt("state", path,
+                                   lambda: write_state(path, services, os.getpid())):
+                self.published = key
 
     # -- waiting for events --------------------------------------------------------------------
 
@@ -614,7 +646,9 @@ class Arbiter:
                         "config": self.config_source, "run_dir": self.config.gateway.run_dir,
                         "listen": self.config.gateway.listen,
                         "broker": self.config.broker.endpoint,
-                        "state_file": self.config.state_file, "stopping": self.stopping},
+                        "state_file": self.config.state_file, "stopping": self.stopping,
+                        "write_errors": self.writes.describe(),
+                        "log_lines_dropped": self.sink.dropped},
             "programs": [u.describe(now, self.versions) for u in self.units],
             "routes": routes,
         }

@@ -50,6 +50,7 @@ class LogSink:
         self.color = color
         self.colors: dict[str, int] = {}
         self.width = 12
+        self.dropped = 0
 
     def _colour(self, proc: str) -> int:
         base = proc.rsplit(".", 1)[0]
@@ -74,5 +75,7 @@ class LogSink:
         try:
             self.stream.write(out + "\n")
             self.stream.flush()
-        except (BrokenPipeError, ValueError):
-            pass  # nobody reads our output any more; supervision goes on
+        except (OSError, ValueError):
+            # Nobody reads our output any more (EPIPE), or the log file's disk is full
+            # (ENOSPC): the line is lost, supervision goes on, and the status counts it.
+            self.dropped += 1

@@ -115,10 +115,19 @@ def http_program(config: GatewayConfig, python3: str) -> Program:
 
 
 def redis_program(config: GatewayConfig) -> Program:
-    """A private redis-server on a unix socket in the run dir, no TCP port, no persistence."""
+    """A private redis-server on a unix socket in the run dir, no TCP port.
+
+    It persists with an append-only file in the run dir (``[redis] appendonly``,
+    ``appendfsync``; SPEC 8.7): the arbiter restarts a crashed server, which
+    reloads the AOF, so jobs that were acknowledged (queued, or finished with a
+    result) survive. No RDB snapshots: the AOF is the one source.
+    """
     run = config.gateway.run_dir
+    r = config.redis
+    aof = ("--appendonly", "yes", "--appendfsync", r.appendfsync,
+           "--appendfilename", "redis.aof") if r.appendonly else ("--appendonly", "no")
     argv = ("redis-server", "--port", "0", "--unixsocket", os.path.join(run, "redis.sock"),
-            "--unixsocketperm", "700", "--dir", run, "--save", "", "--appendonly", "no",
+            "--unixsocketperm", "700", "--dir", run, "--save", "", *aof,
             "--daemonize", "no", "--loglevel", "warning")
     return Program("redis", argv, {}, run, 1, "redis:" + os.path.join(run, "redis.sock"),
                    "infra", "", ("broker",), "", config.gateway.stop_grace_s, infra=True)

@@ -26,13 +26,21 @@ FATAL = "FATAL"
 
 
 def write_state(path: str, services: dict[str, dict[str, Any]], arbiter_pid: int) -> None:
-    """Atomically replace the state file with ``services``."""
+    """Atomically replace the state file with ``services`` (``OSError`` when it cannot)."""
     doc = {"v": 1, "arbiter_pid": arbiter_pid, "updated_ms": int(time.time() * 1000),
            "services": services}
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, sort_keys=True, separators=(",", ":"))
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, sort_keys=True, separators=(",", ":"))
+        os.replace(tmp, path)
+    except OSError:
+        # A full disk leaves a partial temp file behind: do not let it fill the rest.
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 class ServiceStates:

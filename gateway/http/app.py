@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 INTERNAL = "/_gateway/"
+HEALTH = "/_gateway/health"
 BAR_JS = (Path(__file__).with_name("bar.js")).read_bytes()
 
 
@@ -65,6 +66,7 @@ class GatewayApp:
         self.limits = config.limits
         self.table = RouteTable(config.routes)
         self.forwarding = Forwarding(config.trusted_proxies, config.via, config.preserve_host)
+        self.allowed_hosts = config.allowed_hosts
         builders: dict[str, BackendFactory] = {
             "http": lambda r: HttpBackend(r, self.limits, self.forwarding, config.pool_size),
             "static": StaticBackend,
@@ -117,6 +119,8 @@ class GatewayApp:
             target = parse_target(raw)
         except BadPath as exc:
             raise Problem(400, f"ambiguous or malformed path: {exc}", code="bad_path") from None
+        if self.allowed_hosts and target.path != HEALTH:
+            check_host(environ, self.allowed_hosts)
         if target.path.startswith(INTERNAL) or target.path == INTERNAL[:-1]:
             environ["gateway.path"] = target.path
             return None
@@ -163,6 +167,38 @@ class GatewayApp:
         start_response("200 OK", [("Content-Type", content_type),
                                   ("Content-Length", str(len(body))), ("X-Request-ID", rid)])
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+
+
+def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    """True when ``host`` (a Host field value, port and case ignored) is in ``allowed``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        name = host[:host.find("]") + 1] if "]" in host else host
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.rstrip(".")
+    if not name:
+        return False
+    for pattern in allowed:
+        if pattern.startswith("*."):
+            if name.endswith(pattern[1:]) and len(name) > len(pattern) - 1:
+                return True
+        elif name == pattern:
+            return True
+    return False
+
+
+def check_host(environ: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    """400 ``host_not_allowed`` unless the request's Host is in ``[http] allowed_hosts``.
+
+    A DNS-rebound page in a browser reaches the gateway with the attacker's
+    name in Host; only names the operator listed are answered (Django's
+    ALLOWED_HOSTS). An HTTP/1.0 request without Host has no name to vouch for.
+    """
+    host = environ.get("HTTP_HOST") or ""
+    if not host_allowed(host, allowed):
+        raise Problem(400, "the Host header names a host this gateway does not serve "
+                      "(http.allowed_hosts)", code="host_not_allowed")
 
 
 def _rebuild_uri(environ: dict[str, Any]) -> str:

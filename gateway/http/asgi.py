@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import tempfile
 import threading
 import urllib.parse
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, MutableMapping
@@ -48,6 +49,8 @@ Send = Callable[[Message], Awaitable[None]]
 FastPath = Callable[[Scope, dict[str, Any], Receive, Send], Awaitable[bool]]
 
 _ERRORS = sys.stderr
+SPOOL_MEMORY = 1 << 20   # a buffered chunked body past this goes to a temporary file
+SPOOL_PIECE = 1 << 16    # ... and is replayed to the front in pieces of this size
 
 
 class ClientGone(Exception):
@@ -190,9 +193,14 @@ class WsgiBridge:
     """An ASGI app that serves each request with a WSGI app in a thread pool."""
 
     def __init__(self, app: WsgiApp, threads: int = 8,
-                 fast: FastPath | None = None) -> None:
+                 fast: FastPath | None = None, chunked_cap: int = 0) -> None:
         self.app = app
         self.fast = fast
+        # A chunked request body is read whole (up to this many bytes) before any backend
+        # sees the request, as nginx's proxy_request_buffering does: a malformed chunk
+        # (size -1, a bad extension, a size past 2^64) is refused with 400 by the parser
+        # before a single byte went upstream. 0 streams it instead.
+        self.chunked_cap = chunked_cap
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="front")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -206,6 +214,14 @@ class WsgiBridge:
         if isinstance(environ, Problem):
             await self.problem(environ, send)
             return
+        if self.chunked_cap and "HTTP_TRANSFER_ENCODING" in environ:
+            buffered = await buffer_chunked(receive, self.chunked_cap)
+            if buffered is None:
+                return  # the parser refused the body (it answered 400) or the client left
+            if isinstance(buffered, Problem):
+                await self.problem(buffered, send)
+                return
+            receive = buffered
         if self.fast is not None and await self.fast(scope, environ, receive, send):
             return
         await self.run_wsgi(environ, receive, send)
@@ -438,6 +454,53 @@ async def _watch_disconnect(receive: Receive, pump: Pump) -> None:
         if message["type"] == "http.disconnect":
             pump.client_gone()
             return
+
+
+async def buffer_chunked(receive: Receive, cap: int) -> Receive | Problem | None:
+    """Read a chunked body ahead, up to ``cap`` + 1 bytes; a ``receive`` that replays it.
+
+    None when the body never completed: llhttp refused a malformed chunk (and
+    :class:`~gateway.http.server.ProblemProtocol` answered 400 and closed), or
+    the client went away. Past ``cap`` the rest still streams, so the front
+    answers its usual 413. The body is held in memory up to ``SPOOL_MEMORY``
+    bytes and in an unlinked temporary file beyond (nginx's
+    ``client_body_buffer_size`` and ``client_body_temp_path``), so a large
+    upload does not grow the worker; a temporary file that cannot be written
+    (a full disk) is a 503 problem, never a hang.
+    """
+    # Not a with-block: the replay below owns the file and closes it once read out; a front
+    # that answers without reading the body (404, 401) drops the replay, and the unlinked
+    # file goes with it when it is collected.
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
+    size = 0
+    more = True
+    try:
+        while more and size <= cap:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                spool.close()
+                return None
+            data = message.get("body", b"")
+            if data:
+                size += len(data)
+                spool.write(data)  # page-cache writes of one chunk: short enough for the loop
+            more = bool(message.get("more_body", False))
+        spool.seek(0)
+    except OSError as exc:
+        spool.close()
+        log.warning("cannot buffer a chunked request body: %s", exc)
+        return Problem(503, "the gateway cannot buffer the request body now",
+                       code="unavailable", headers=[("Retry-After", "1")])
+
+    async def replaying() -> Message:
+        if spool.closed:
+            return await receive()
+        piece = spool.read(SPOOL_PIECE)
+        if piece:
+            return {"type": "http.request", "body": piece, "more_body": True}
+        spool.close()
+        return {"type": "http.request", "body": b"", "more_body": more}
+    return replaying
 
 
 def _no_write(data: bytes) -> None:

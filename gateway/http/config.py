@@ -139,6 +139,9 @@ class GatewayHttpConfig:
     contracts_dir: str = ""
     retry_after: int = 1
     pool_size: int = 16
+    # Host names the front answers (DNS rebinding defence, like Django's ALLOWED_HOSTS):
+    # "example.com" exactly, "*.example.com" any subdomain of it; () answers any Host.
+    allowed_hosts: tuple[str, ...] = ()
     # gateway.migration.config.MigrationSettings: migrations, the admin API and the
     # dashboard; None serves neither.
     migration: Any = None
@@ -155,6 +158,16 @@ class GatewayHttpConfig:
             raise ConfigError(f"http.broker: required by the route {needs_broker[0]!r}")
         if not self.via or any(c in self.via for c in " ,\r\n"):
             raise ConfigError("http.via: one token, like 'gateway'")
+        hosts = self.allowed_hosts
+        if isinstance(hosts, str) or not all(isinstance(h, str) and h for h in hosts):
+            raise ConfigError("http.allowed_hosts: must be a list of host names")
+        for h in hosts:
+            name = h[2:] if h.startswith("*.") else h
+            bracketed = name.startswith("[") and name.endswith("]")
+            if not name or any(c in name for c in "*/@ \t") or (":" in name and not bracketed):
+                raise ConfigError(f"http.allowed_hosts: {h!r} is not a host name or "
+                                  "*.domain (no ports, paths or inner wildcards)")
+        object.__setattr__(self, "allowed_hosts", tuple(h.lower() for h in hosts))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GatewayHttpConfig:

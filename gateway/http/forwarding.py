@@ -105,6 +105,21 @@ class Forwarding:
             out.append(("X-Shadow", "1"))
         return out
 
+    def client_chain(self, environ: Mapping[str, Any]) -> list[str]:
+        """The addresses this request came through, client first, as ``forwarded`` sends them
+        upstream in X-Forwarded-For: the last ``trusted_proxies`` entries of the client's
+        X-Forwarded-For (what our own proxies appended) and the peer address."""
+        remote = environ.get("REMOTE_ADDR") or "unknown"
+        if not self.trusted:
+            return [remote]
+        chain = [p.strip() for p in environ.get("HTTP_X_FORWARDED_FOR", "").split(",")
+                 if p.strip()][-self.trusted:]
+        return [*chain, remote]
+
+    def client_address(self, environ: Mapping[str, Any]) -> str:
+        """The client's address under the trusted-proxy rule (the peer when none is trusted)."""
+        return self.client_chain(environ)[0]
+
     def public_origin(self, environ: Mapping[str, Any]) -> tuple[str, str]:
         """(scheme, host) the client addressed: what X-Forwarded-Proto and -Host say upstream."""
         scheme = environ.get("wsgi.url_scheme", "http")
@@ -121,9 +136,7 @@ class Forwarding:
         scheme = environ.get("wsgi.url_scheme", "http")
         out: list[tuple[str, str]] = []
         if self.trusted:
-            chain = [p.strip() for p in environ.get("HTTP_X_FORWARDED_FOR", "").split(",")
-                     if p.strip()][-self.trusted:]
-            out.append(("X-Forwarded-For", ", ".join([*chain, remote])))
+            out.append(("X-Forwarded-For", ", ".join(self.client_chain(environ))))
             proto = _last(environ.get("HTTP_X_FORWARDED_PROTO")) or scheme
             out.append(("X-Forwarded-Proto", proto))
             out.append(("X-Forwarded-Host", _last(environ.get("HTTP_X_FORWARDED_HOST")) or host))

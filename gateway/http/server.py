@@ -303,7 +303,8 @@ class FrontServer:
         if self.config.broker and any(r.backend == "wsgi" for r in self.config.routes):
             fast = FastWsgi(cast(GatewayApp, guard.app), self.config.broker,
                             self.config.retry_after, fatal=getattr(app, "fatal_path", None))
-        return WsgiBridge(app, threads=self.threads, fast=fast)
+        return WsgiBridge(app, threads=self.threads, fast=fast,
+                          chunked_cap=self.config.limits.max_body)
 
     def serve_worker(self, number: int) -> int:
         """Pin, build the app, serve the shared socket until told to stop."""

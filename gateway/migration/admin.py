@@ -13,8 +13,15 @@
 
 Every ``/_gateway/api/`` call needs ``Authorization: Bearer <token>`` (the
 token file of ``[migration]``, 0600), and answers loopback clients only
-unless ``allow_remote_admin`` is set. ``X-Gateway-Actor`` names who acts;
-the audit log records it with the client address. Errors are problem+json:
+unless ``allow_remote_admin`` is set. "Loopback" follows the forwarding rule
+(:meth:`gateway.http.forwarding.Forwarding.client_chain`): with
+``trusted_proxies = N`` the client is read from X-Forwarded-For as forwarding
+reads it, and the client and every hop after it must be loopback, so a
+same-host reverse proxy does not make every client "loopback". Every answer
+forbids framing (``frame-ancestors 'none'``, ``X-Frame-Options: DENY``):
+no other page can overlay the dashboard's buttons (clickjacking).
+``X-Gateway-Actor`` names who acts; the audit log records it with the client
+address. Errors are problem+json:
 401, 403, 404 (unknown migration), 409 (``gate_refused`` with the gate's
 ``reasons``, or ``illegal_transition``), 400 for a malformed body.
 """
@@ -30,6 +37,7 @@ from typing import Any
 
 from gateway.http.bodies import request_body
 from gateway.http.config import GatewayHttpConfig
+from gateway.http.forwarding import Forwarding
 from gateway.http.problems import Problem
 from gateway.migration.config import MigrationConfig
 from gateway.migration.router import Migrations
@@ -42,6 +50,9 @@ ASSETS = {"/_gateway/": ("dashboard.html", "text/html; charset=utf-8"),
           "/_gateway/dashboard.js": ("dashboard.js", "application/javascript; charset=utf-8")}
 ACTIONS = ("shadow", "canary", "promote", "rollback", "retire")
 MAX_BODY = 16 * 1024
+NO_FRAMING = [("X-Frame-Options", "DENY")]
+DASHBOARD_CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
 class AdminApi:
@@ -52,6 +63,7 @@ class AdminApi:
         self.settings = migrations.settings
         self.config = config
         self.py2_names = {r.prefix: (r.service or r.upstream) for r in config.routes}
+        self.forwarding = Forwarding(config.trusted_proxies, config.via, config.preserve_host)
 
     def close(self) -> None:
         """Stop the migrations' threads (the front is shutting down)."""
@@ -66,8 +78,7 @@ class AdminApi:
             name, ctype = ASSETS[path]
             body = (HERE / name).read_bytes()
             return self.answer(start_response, method, body, ctype, rid,
-                               [("Content-Security-Policy",
-                                 "default-src 'self'; style-src 'self' 'unsafe-inline'")])
+                               [("Content-Security-Policy", DASHBOARD_CSP)])
         if not path.startswith("/_gateway/api/"):
             raise Problem(404, "no such gateway endpoint", code="not_found")
         self.authorise(environ)
@@ -81,38 +92,33 @@ class AdminApi:
             raise Problem(404, "no such admin endpoint", code="not_found")
         data = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode()
         return self.answer(start_response, method, data, "application/json", rid,
-                           [("Cache-Control", "no-store")])
+                           [("Cache-Control", "no-store"), ("Content-Security-Policy", API_CSP)])
 
     @staticmethod
     def answer(start_response: StartResponse, method: str, body: bytes, ctype: str, rid: str,
                extra: list[tuple[str, str]]) -> list[bytes]:
         """A 200 with ``body``."""
         start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body))),
-                                  ("X-Request-ID", rid), *extra])
+                                  ("X-Request-ID", rid), *extra, *NO_FRAMING])
         return [] if method == "HEAD" else [body]
 
     def authorise(self, environ: dict[str, Any]) -> None:
         """401 without the token, 403 from a non-loopback client (unless allowed)."""
-        if not self.settings.allow_remote_admin:
-            try:
-                loopback = ipaddress.ip_address(environ.get("REMOTE_ADDR") or "").is_loopback
-            except ValueError:
-                loopback = False
-            if not loopback:
-                raise Problem(403, "the admin API answers loopback clients only "
-                              "(migration.allow_remote_admin)", code="forbidden")
+        chain = self.forwarding.client_chain(environ)
+        if not self.settings.allow_remote_admin and not all(_loopback(a) for a in chain):
+            raise Problem(403, "the admin API answers loopback clients only "
+                          "(migration.allow_remote_admin)", code="forbidden")
         auth = environ.get("HTTP_AUTHORIZATION", "")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not self.migrations.trusted(token.strip()):
             raise Problem(401, "the admin API needs Authorization: Bearer <admin token>",
                           code="unauthorized", headers=[("WWW-Authenticate", "Bearer")])
 
-    @staticmethod
-    def actor(environ: dict[str, Any]) -> str:
-        """Who acts, as the audit log records it."""
+    def actor(self, environ: dict[str, Any]) -> str:
+        """Who acts, as the audit log records it (the client address as forwarding reads it)."""
         who = (environ.get("HTTP_X_GATEWAY_ACTOR") or "api")[:64]
         who = "".join(c for c in who if c.isprintable())
-        return f"{who} ({environ.get('REMOTE_ADDR') or '?'})"
+        return f"{who} ({self.forwarding.client_address(environ)})"
 
     @staticmethod
     def read_json(environ: dict[str, Any]) -> dict[str, Any]:
@@ -224,3 +230,10 @@ class AdminApi:
                 return json.load(fh)
         except (OSError, ValueError):
             return None
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False

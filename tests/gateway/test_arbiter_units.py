@@ -7,6 +7,8 @@ import json
 import os
 import socket
 
+import pytest
+
 from gateway.arbiter.fatalgate import FatalGate
 from gateway.arbiter.logs import LineBuffer, LogSink
 from gateway.arbiter.plan import CODE_ROOT, build
@@ -204,3 +206,17 @@ def test_control_channel_round_trip_and_errors(tmp_path):
     server.close()
     with pytest.raises(control.ControlError, match="no arbiter at"):
         control.call(str(tmp_path / "missing.sock"), {"cmd": "status"}, timeout=1)
+
+
+@pytest.mark.parametrize("table, expect", [
+    ("", ("--appendonly", "yes", "--appendfsync", "everysec")),
+    ("[redis]\nappendfsync = \"always\"\n", ("--appendonly", "yes", "--appendfsync", "always")),
+    ("[redis]\nappendonly = false\n", ("--appendonly", "no")),
+])
+def test_private_redis_persists_with_aof_by_default(table, expect):
+    cfg = parse(table + "[services.cmd]\nruntime = \"command\"\ncommand = [\"x\"]\n"
+                "queues = [\"jobs\"]\n", base_dir="/srv/gw")
+    argv = next(p for p in build(cfg, python3="/usr/bin/python3") if p.name == "redis").argv
+    joined = " ".join(argv)
+    assert " ".join(expect) in joined and "--save " in joined
+    assert ("--appendfilename" in argv) == (expect[1] == "yes")

@@ -77,6 +77,9 @@ def test_to_dict_round_trips():
     ("[services.highlight]\nmodule = 'a:B'\nreplicas = 0",
      "services.highlight.replicas: must be >= 1"),
     ("[gateway]\nworkers = 0", "gateway.workers: must be >= 1"),
+    ("[redis]\nappendfsync = 'sometimes'",
+     "redis.appendfsync: must be one of everysec, always, no"),
+    ("[redis]\nappendonly = 'yes'", "redis.appendonly: must be true or false"),
     ("[gateway]\nworkers = 'two'", "gateway.workers: must be an integer"),
     ("[gateway]\nlisten = 'nowhere'", "gateway.listen: expected HOST:PORT"),
     ("[gateway]\nlog_format = 'xml'", "gateway.log_format: must be one of text, json"),
@@ -85,6 +88,12 @@ def test_to_dict_round_trips():
     ("[broker]\nendpoint = 'tcp://0.0.0.0:5555'",
      "broker.endpoint: tcp endpoints must be loopback"),
     ("[broker]\nendpoint = 'udp://x'", "broker.endpoint: expected ipc://PATH"),
+    ("[broker]\nendpoint = 'tcp://127.0.0.1:5555'",
+     "broker.endpoint: a tcp:// endpoint has no CURVE authentication"),
+    ("[broker]\nevents_sub = 'tcp://[::1]:5556'",
+     "broker.events_sub: a tcp:// endpoint has no CURVE authentication"),
+    ("[broker]\nallow_insecure_tcp = true\nendpoint = 'tcp://0.0.0.0:5555'",
+     "broker.endpoint: tcp endpoints must be loopback"),
     ("[services.x]\nruntime = 'py4'", "services.x.runtime: must be one of py2, py3, command"),
     ("[services.x]\nruntime = 'command'", "services.x.command: required"),
     ("[services.x]\nruntime = 'py3'", "services.x.module: give exactly one of module or app"),
@@ -150,3 +159,38 @@ service = "legacy"
     assert front["/b"].idle_timeout == 60.0
     with pytest.raises(ConfigError, match=r"routes\[0\]\.idle_timeout_ms"):
         parse(routes.replace("idle_timeout_ms = 1500", "idle_timeout_ms = 0"))
+
+
+def test_loopback_tcp_broker_is_an_explicit_opt_in():
+    cfg = parse("[broker]\nallow_insecure_tcp = true\nendpoint = 'tcp://127.0.0.1:5555'\n",
+                base_dir="/srv/gw")
+    assert cfg.broker.endpoint == "tcp://127.0.0.1:5555" and cfg.broker.allow_insecure_tcp
+    assert cfg.broker.tcp_endpoints() == ["tcp://127.0.0.1:5555"]
+    assert from_dict(cfg.to_dict()) == cfg
+    assert parse(DEFAULT_TOML, base_dir="/srv/gw").broker.tcp_endpoints() == []
+
+
+@pytest.mark.parametrize("hosts, message", [
+    ("example.com", "must be a list"),
+    (["example.com:8080"], "'example.com:8080' is not a host name"),
+    (["a.*.com"], "'a.*.com' is not a host name"),
+    ([""], "must be a list of host names"),
+])
+def test_allowed_hosts_are_checked(hosts, message):
+    from gateway.http.config import GatewayHttpConfig
+    with pytest.raises(ConfigError, match=message):
+        GatewayHttpConfig.from_dict({"allowed_hosts": hosts})
+    ok = GatewayHttpConfig.from_dict({"allowed_hosts": ["Example.com", "*.example.com",
+                                                        "[::1]", "127.0.0.1"]})
+    assert ok.allowed_hosts == ("example.com", "*.example.com", "[::1]", "127.0.0.1")
+
+
+@pytest.mark.parametrize("host, ok", [
+    ("example.com", True), ("EXAMPLE.com:8080", True), ("example.com.", True),
+    ("a.example.com", True), ("a.b.example.com:1", True), ("evil.com", False),
+    ("example.com.evil.com", False), ("notexample.com", False), (".example.com", False),
+    ("", False), ("[::1]:8080", True), ("[::2]", False), ("127.0.0.1:80", True),
+])
+def test_host_allow_list_matching(host, ok):
+    from gateway.http.app import host_allowed
+    assert host_allowed(host, ("example.com", "*.example.com", "[::1]", "127.0.0.1")) is ok
