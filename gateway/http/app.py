@@ -207,6 +207,10 @@ class ProblemGuard:
         """The problem response for ``exc``."""
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise exc
+        if getattr(environ.get("wsgi.input"), "disconnected", False):
+            # The client went away (or was cut off by the body timeout) while sending its
+            # body: there is nobody to answer, and nothing unexpected happened.
+            raise exc
         if isinstance(exc, Problem):
             problem = exc
         elif isinstance(exc, ProtocolError):

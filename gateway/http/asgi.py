@@ -366,7 +366,7 @@ class WsgiBridge:
                     await send({"type": "http.response.body", "body": chunk,
                                 "more_body": True})
             await send({"type": "http.response.body", "body": b""})
-        except OSError as exc:  # the client went away mid-response (uvicorn raises on send)
+        except (OSError, ClientGone) as exc:  # the client went away mid-response
             log.debug("client gone mid-response: %r", exc)
         finally:
             closer = getattr(result, "close", None)
