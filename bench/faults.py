@@ -253,9 +253,9 @@ def shed_tables(smoke: bool) -> list[Table]:
                 rounds[name].append(got.requests / window)
         target = f"/x?ms={work_ms}"
         results: dict[str, tuple[WrkResult, Probes]] = {}
-        for name, prefix in (("no admission control", "/free"),
-                             (f"max_concurrency={limit}, queue_timeout_ms={queue_ms}",
-                              "/shed")):
+        # Shedding first: the run without it leaves a backlog at the broker behind it.
+        for name, prefix in ((f"max_concurrency={limit}, queue_timeout_ms={queue_ms}",
+                              "/shed"), ("no admission control", "/free")):
             with Probes(port) as probes:
                 result = shed_wrk(port, prefix + target, connections, seconds)
             results[name] = (result, probes)
