@@ -71,7 +71,9 @@ def http_config(cfg: GatewayConfig) -> Any:
     for r in cfg.routes:
         route: dict[str, Any] = {"prefix": r.prefix, "backend": r.backend,
                                  "timeout": r.timeout_ms / 1000.0,
-                                 "idle_timeout": r.idle_timeout_ms / 1000.0}
+                                 "idle_timeout": r.idle_timeout_ms / 1000.0,
+                                 "max_concurrency": r.max_concurrency,
+                                 "queue_timeout": r.queue_timeout_ms / 1000.0}
         if r.backend == "http":
             route.update(upstream=r.target, strip_prefix=r.strip_prefix,
                          rewrite_redirects=r.rewrite_redirects,

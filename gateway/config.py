@@ -70,6 +70,10 @@ Schema (every table and key is optional; shown with its default)::
                                 # (port ignored; "*." = any subdomain); others get 400
                                 # host_not_allowed on every route and /_gateway/ (but
                                 # /_gateway/health), against DNS rebinding; [] = any
+    limits.client_header_timeout = 10.0   # s to send a whole request head: 408, close
+    limits.client_body_timeout = 30.0     # s between two body reads: 408 (or close)
+    limits.max_connections_per_client = 1024  # per client address, per front (0 = no cap);
+                                # each of the N workers allows ceil(cap / N): 429, close
 
     [[routes]]                  # matched by longest prefix
     prefix = "/api/highlight"
@@ -90,6 +94,11 @@ Schema (every table and key is optional; shown with its default)::
                                 # at the Host it was sent), like nginx proxy_redirect default
     rewrite_cookie_path = false # http (default: = strip_prefix): put the mount back into
                                 # Set-Cookie Path, like nginx proxy_cookie_path
+    max_concurrency = 0         # admission control (0 = none): requests in progress at
+                                # once per front worker, per service behind the route
+                                # (per route for http/static); beyond it a request waits
+    queue_timeout_ms = 0        # ... this long for a slot, then 503 + Retry-After, before
+                                # anything reaches the broker or the upstream
 
     [services.highlight]
     runtime = "py2"             # "py2" | "py3" | "command"
@@ -204,6 +213,8 @@ class Route:
     rewrite_redirects: bool = False
     rewrite_cookie_path: bool = False
     idle_timeout_ms: int = 60000
+    max_concurrency: int = 0
+    queue_timeout_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -613,7 +624,8 @@ def _route(i: int, r: Any, services: tuple[ServiceConfig, ...], base_dir: str) -
     if not isinstance(r, Mapping):
         raise ConfigError(f"{p}: must be a table")
     _keys(r, p, {"prefix", "backend", "service", "target", "timeout_ms", "strip_prefix",
-                 "rewrite_redirects", "rewrite_cookie_path", "idle_timeout_ms"})
+                 "rewrite_redirects", "rewrite_cookie_path", "idle_timeout_ms",
+                 "max_concurrency", "queue_timeout_ms"})
     prefix = _str(r, p, "prefix", "")
     if not prefix.startswith("/"):
         raise ConfigError(f"{p}.prefix: must start with '/'")
@@ -644,4 +656,6 @@ def _route(i: int, r: Any, services: tuple[ServiceConfig, ...], base_dir: str) -
             raise ConfigError(f"{p}.{key}: only the http backend rewrites upstream URLs")
     return Route(prefix=prefix, backend=backend, service=service, target=target,
                  timeout_ms=_int(r, p, "timeout_ms", 10000, 1), strip_prefix=strip,
-                 idle_timeout_ms=_int(r, p, "idle_timeout_ms", 60000, 1), **rewrites)
+                 idle_timeout_ms=_int(r, p, "idle_timeout_ms", 60000, 1),
+                 max_concurrency=_int(r, p, "max_concurrency", 0, 0),
+                 queue_timeout_ms=_int(r, p, "queue_timeout_ms", 0, 0), **rewrites)

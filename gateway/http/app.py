@@ -111,7 +111,9 @@ class GatewayApp:
         endpoints under ``/_gateway/`` (their path is ``environ["gateway.path"]``).
         Raises :class:`Problem` for a request that must be refused.
         """
-        rid = request_id(environ)
+        # Routed once on the event loop already (admission), then again in a front thread:
+        # one request, one id.
+        rid = environ.get("gateway.request_id") or request_id(environ)
         environ["gateway.request_id"] = rid
         raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or _rebuild_uri(environ)
         self.check_limits(environ, raw)
@@ -240,6 +242,10 @@ class ProblemGuard:
                exc_info: Any) -> list[bytes]:
         """The problem response for ``exc``."""
         if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise exc
+        if getattr(environ.get("wsgi.input"), "disconnected", False):
+            # The client went away (or was cut off by the body timeout) while sending its
+            # body: there is nobody to answer, and nothing unexpected happened.
             raise exc
         if isinstance(exc, Problem):
             problem = exc

@@ -22,6 +22,14 @@ environ the front has always read and runs the front in a thread pool::
 
 Backends that have an asyncio implementation (``fast`` below) are served on
 the event loop without the thread hop; everything else runs the WSGI front.
+
+Overload never reaches the gateway's own endpoints: ``/_gateway/health`` is
+answered on the event loop, before admission and the thread pool, and the
+rest of ``/_gateway/`` (the admin API, the dashboard) runs in a small pool of
+its own, so neither waits behind requests for saturated backends. Requests
+for routes pass admission control (:mod:`gateway.http.admission`) on the
+loop before any thread or broker work: beyond a route's concurrency limit
+and queue time they are answered 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, 
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from gateway.http.admission import Admission, Gate
+from gateway.http.forwarding import request_id
 from gateway.http.problems import Problem, render
 from gateway.http.wsgitypes import WsgiApp
 
@@ -47,6 +57,8 @@ Receive = Callable[[], Coroutine[Any, Any, Message]]
 Send = Callable[[Message], Awaitable[None]]
 # (scope, environ, receive, send) -> True when served, False to fall back to the WSGI front
 FastPath = Callable[[Scope, dict[str, Any], Receive, Send], Awaitable[bool]]
+HEALTH = b"/_gateway/health"
+HEALTH_BODY = b'{"status":"ok"}'
 
 _ERRORS = sys.stderr
 SPOOL_MEMORY = 1 << 20   # a buffered chunked body past this goes to a temporary file
@@ -190,18 +202,33 @@ class AsgiInput:
 
 
 class WsgiBridge:
-    """An ASGI app that serves each request with a WSGI app in a thread pool."""
+    """An ASGI app that serves each request with a WSGI app in a thread pool.
+
+    ``gateway`` (the :class:`gateway.http.app.GatewayApp` inside ``app``) lets
+    the bridge route a request on the loop, once, for ``admission`` and for
+    ``fast`` paths that take the prepared call (``fast.serve_call``).
+    """
 
     def __init__(self, app: WsgiApp, threads: int = 8,
-                 fast: FastPath | None = None, chunked_cap: int = 0) -> None:
+                 fast: FastPath | None = None, gateway: Any = None,
+                 admission: Admission | None = None, admin_threads: int = 2,
+                 chunked_cap: int = 0) -> None:
         self.app = app
         self.fast = fast
+        self.gateway = gateway
+        self.admission = admission if admission else None
         # A chunked request body is read whole (up to this many bytes) before any backend
         # sees the request, as nginx's proxy_request_buffering does: a malformed chunk
         # (size -1, a bad extension, a size past 2^64) is refused with 400 by the parser
         # before a single byte went upstream. 0 streams it instead.
         self.chunked_cap = chunked_cap
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="front")
+        # The admin API and dashboard: never queued behind requests for the backends.
+        self.admin_pool = ThreadPoolExecutor(max_workers=max(1, admin_threads),
+                                             thread_name_prefix="front-admin")
+        self._serve_call = getattr(fast, "serve_call", None)
+        self._route_on_loop = gateway is not None and (
+            self.admission is not None or self._serve_call is not None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -214,6 +241,9 @@ class WsgiBridge:
         if isinstance(environ, Problem):
             await self.problem(environ, send)
             return
+        if scope.get("raw_path") == HEALTH and environ["REQUEST_METHOD"] in ("GET", "HEAD"):
+            await self.health(environ, send)
+            return
         if self.chunked_cap and "HTTP_TRANSFER_ENCODING" in environ:
             buffered = await buffer_chunked(receive, self.chunked_cap)
             if buffered is None:
@@ -222,9 +252,49 @@ class WsgiBridge:
                 await self.problem(buffered, send)
                 return
             receive = buffered
-        if self.fast is not None and await self.fast(scope, environ, receive, send):
+        if not self._route_on_loop:
+            if self.fast is not None and await self.fast(scope, environ, receive, send):
+                return
+            await self.run_wsgi(environ, receive, send, self._pool_for(environ, None))
             return
-        await self.run_wsgi(environ, receive, send)
+        try:
+            call = self.gateway.prepare(environ)
+        except Problem:
+            call = None  # the WSGI front answers it, the same way as always
+        gate: Gate | None = None
+        if call is not None and self.admission is not None:
+            gate = self.admission.gate(call)
+            if gate is not None and not await gate.acquire():
+                await self.problem(gate.refusal(self.admission.retry_after), send,
+                                   call.request_id)
+                return
+        try:
+            if call is not None and self._serve_call is not None and \
+                    await self._serve_call(call, receive, send):
+                return
+            await self.run_wsgi(environ, receive, send, self._pool_for(environ, call))
+        finally:
+            if gate is not None:
+                gate.release()
+
+    def _pool_for(self, environ: dict[str, Any], call: Any) -> ThreadPoolExecutor:
+        """The admin pool for the gateway's own endpoints, the request pool for the rest."""
+        if call is not None:
+            return self.pool
+        # Routed on the loop: its strict path; else the raw target (the front still reads it
+        # strictly; a misread only picks the other pool).
+        path = environ.get("gateway.path") or environ["RAW_URI"]
+        return self.admin_pool if path.startswith("/_gateway/") else self.pool
+
+    async def health(self, environ: dict[str, Any], send: Send) -> None:
+        """``/_gateway/health`` on the loop: it answers while every thread is busy."""
+        head = environ["REQUEST_METHOD"] == "HEAD"
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(HEALTH_BODY)),
+            (b"cache-control", b"no-store"),
+            (b"x-request-id", request_id(environ).encode("ascii"))]})
+        await send({"type": "http.response.body", "body": b"" if head else HEALTH_BODY})
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         """Answer the server's startup and shutdown messages; close the front at shutdown."""
@@ -252,15 +322,18 @@ class WsgiBridge:
         if closer is not None:
             closer()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.admin_pool.shutdown(wait=False, cancel_futures=True)
 
     async def problem(self, problem: Problem, send: Send, rid: str = "") -> None:
         """Answer ``problem`` from the loop (errors found before the front runs)."""
         import uuid
         await serve_problem_page(send, problem, rid or uuid.uuid4().hex)
 
-    async def run_wsgi(self, environ: dict[str, Any], receive: Receive, send: Send) -> None:
-        """Run the WSGI front for one request, streaming both bodies."""
+    async def run_wsgi(self, environ: dict[str, Any], receive: Receive, send: Send,
+                       pool: ThreadPoolExecutor | None = None) -> None:
+        """Run the WSGI front for one request (in ``pool``), streaming both bodies."""
         loop = asyncio.get_running_loop()
+        pool = pool or self.pool
         # The body is read as the front asks for it, never ahead: the front answers
         # 413, 404 or 401 before a client sends a body it would refuse.
         has_body = bool(environ.get("HTTP_TRANSFER_ENCODING")) or \
@@ -290,7 +363,7 @@ class WsgiBridge:
             return result, iterator, b"", True
 
         try:
-            result, iterator, first, done = await loop.run_in_executor(self.pool, begin)
+            result, iterator, first, done = await loop.run_in_executor(pool, begin)
         except ClientGone:
             return
         closed: list[bool] = []
@@ -313,13 +386,16 @@ class WsgiBridge:
                 return
             if first:
                 await send({"type": "http.response.body", "body": first, "more_body": True})
-            await self.stream(loop, iterator, environ["wsgi.input"], receive, send, close_once)
+            await self.stream(loop, pool, iterator, environ["wsgi.input"], receive, send,
+                              close_once)
+        except ClientGone as exc:  # the client went away while its body was read
+            log.debug("client gone mid-request: %r", exc)
         finally:
-            await loop.run_in_executor(self.pool, close_once)
+            await loop.run_in_executor(pool, close_once)
 
-    async def stream(self, loop: asyncio.AbstractEventLoop, iterator: Iterator[bytes],
-                     body_in: AsgiInput, receive: Receive, send: Send,
-                     release: Callable[[], None]) -> None:
+    async def stream(self, loop: asyncio.AbstractEventLoop, pool: ThreadPoolExecutor,
+                     iterator: Iterator[bytes], body_in: AsgiInput, receive: Receive,
+                     send: Send, release: Callable[[], None]) -> None:
         """Send the rest of a streamed body: a pool thread iterates, the loop sends.
 
         Chunks that are ready together go out as one write, and a lone chunk goes
@@ -329,7 +405,7 @@ class WsgiBridge:
         the backend is released by closing the body from another thread.
         """
         pump = Pump(loop)
-        running = loop.run_in_executor(self.pool, pump.run, iterator)
+        running = loop.run_in_executor(pool, pump.run, iterator)
         watcher = None
         if not body_in.more:
             watcher = loop.create_task(_watch_disconnect(receive, pump))
@@ -352,7 +428,7 @@ class WsgiBridge:
                 # The thread may be blocked on the backend: closing the body (a
                 # connection, a broker request) from another thread releases it. The
                 # thread is not waited for: it ends at its next chunk or error.
-                await loop.run_in_executor(self.pool, release)
+                await loop.run_in_executor(pool, release)
             running.add_done_callback(_consume)
 
 

@@ -31,7 +31,24 @@ BACKENDS = ("http", "wsgi", "rpc", "static")
 
 @dataclass(frozen=True)
 class HttpLimits:
-    """Request size limits (413 body, 414 URI, 431 headers) and backend timeouts."""
+    """Request size limits (413 body, 414 URI, 431 headers), client and backend timeouts.
+
+    ``client_header_timeout`` is the time a client has to send a whole request
+    head, from its first byte (or from the connection's start): past it the
+    front answers 408 and closes, as nginx's ``client_header_timeout`` does.
+    ``client_body_timeout`` is the longest gap between two reads of a request
+    body (nginx ``client_body_timeout``): past it, 408 and close, or only
+    close once the response has started. Both are seconds, and smaller than
+    nginx's 60 s defaults: a slow client holds a connection, not a thread,
+    but it should not hold it for a minute.
+
+    ``max_connections_per_client`` caps the connections one client address
+    holds open at once on this front (0: no cap); extra ones are answered
+    429 and closed. Each front worker process counts its own connections and
+    allows ``ceil(cap / workers)`` of them, so a client that lands mostly on
+    one worker is refused a little before it holds ``cap`` in all. Behind a
+    trusted proxy the address is the proxy's: raise the cap or set 0.
+    """
 
     max_body: int = 64 * 1024 * 1024
     max_uri: int = 4094
@@ -40,12 +57,19 @@ class HttpLimits:
     max_header_total: int = 64 * 1024
     connect_timeout: float = 5.0
     timeout: float = 30.0
+    client_header_timeout: float = 10.0
+    client_body_timeout: float = 30.0
+    max_connections_per_client: int = 1024
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            floor_ok = f.name == "max_connections_per_client" and value == 0
+            if isinstance(value, bool) or not isinstance(value, int | float) or \
+                    (value <= 0 and not floor_ok):
                 raise ConfigError(f"http.limits.{f.name}: must be a positive number, got {value!r}")
+        if not isinstance(self.max_connections_per_client, int):
+            raise ConfigError("http.limits.max_connections_per_client: must be an integer")
 
 
 @dataclass(frozen=True)
@@ -65,6 +89,14 @@ class Route:
     for this mount; for a streamed ``wsgi`` reply it bounds the wait for the
     response head, and ``idle_timeout`` (seconds) bounds each gap between
     later parts (SPEC 2.7).
+
+    ``max_concurrency`` (0: no limit) and ``queue_timeout`` (seconds) are the
+    mount's admission control (:mod:`gateway.http.admission`): at most
+    ``max_concurrency`` requests are in progress at once, per front worker
+    process, for each service behind the mount (the mount itself for
+    ``http`` and ``static``); a request beyond it waits up to
+    ``queue_timeout`` for a slot and is then answered 503 with Retry-After,
+    before any work is sent to the backend.
     """
 
     prefix: str
@@ -77,6 +109,8 @@ class Route:
     rewrite_redirects: bool | None = None
     rewrite_cookie_path: bool | None = None
     idle_timeout: float = 60.0
+    max_concurrency: int = 0
+    queue_timeout: float = 0.0
 
     def __post_init__(self) -> None:
         where = f"http.routes[{self.prefix!r}]"
@@ -103,6 +137,12 @@ class Route:
             raise ConfigError(f"{where}.directory: the static backend needs a directory")
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigError(f"{where}.timeout: must be positive")
+        if isinstance(self.max_concurrency, bool) or not isinstance(self.max_concurrency, int) \
+                or self.max_concurrency < 0:
+            raise ConfigError(f"{where}.max_concurrency: must be an integer >= 0")
+        if isinstance(self.queue_timeout, bool) or \
+                not isinstance(self.queue_timeout, int | float) or self.queue_timeout < 0:
+            raise ConfigError(f"{where}.queue_timeout: must be a number of seconds >= 0")
         for name in ("rewrite_redirects", "rewrite_cookie_path"):
             value = getattr(self, name)
             if value is None:

@@ -192,6 +192,10 @@ class FastWsgi:
             return False  # the WSGI front answers it, the same way as always
         if call is None:
             return False
+        return await self.serve_call(call, receive, send)
+
+    async def serve_call(self, call: Any, receive: Receive, send: Send) -> bool:
+        """Serve an already prepared request; False when it is not the fast path's."""
         backend = self.app.backends[call.match.route.prefix]
         if type(backend) is not WsgiBackend:
             return False

@@ -262,6 +262,11 @@ class HttpBackend:
                 if attempt == 0 and stale and body is None and method in IDEMPOTENT:
                     continue
                 raise _translate(exc) from None
+            except BaseException:
+                # The client went away (or was cut off) mid-body: a connection left open
+                # would keep the upstream waiting for the rest of the body.
+                conn.close()
+                raise
         raise AssertionError("unreachable")
 
     def __call__(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:

@@ -21,14 +21,19 @@ answers malformed requests itself with plain-text pages; uvicorn keeps
   once it accepts, so the arbiter routes to a new front only when it serves.
 - :class:`ProblemProtocol` is uvicorn's httptools protocol with every
   parser-level refusal (CL+TE, bad chunking, a bad request line, a header
-  block past the cap) answered as problem+json with a request id.
+  block past the cap) answered as problem+json with a request id, and with
+  what uvicorn lacks against slow clients: nginx's ``client_header_timeout``
+  and ``client_body_timeout`` (408) and a cap on connections per client
+  address (429).
 - each worker builds its own app after the fork (ZeroMQ sockets, pools).
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
+import math
 import os
 import signal
 import socket
@@ -40,6 +45,7 @@ from typing import Any, cast
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gateway.http.admission import Admission
 from gateway.http.app import BackendFactory, GatewayApp, ProblemGuard, make_app
 from gateway.http.asgi import WsgiBridge
 from gateway.http.config import GatewayHttpConfig
@@ -102,22 +108,140 @@ def notify(message: str) -> None:
 
 
 class ProblemProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol; refusals are problem+json, the header block is capped.
+    """uvicorn's httptools protocol; refusals are problem+json, slow clients are cut off.
 
     llhttp refuses what a strict intermediary must (Content-Length with
     Transfer-Encoding, bad chunk sizes, obs-fold, bare CR, control
     characters); its refusals become 400 problems. A request line or header
     block that grows past ``header_cap`` bytes is refused with 414 or 431
     before it is buffered whole.
+
+    Slow clients (slowloris) hold a connection, never a thread, and not for
+    long (the settings are :class:`gateway.http.config.HttpLimits`):
+
+    - ``header_timeout``: from a connection's start, or from the first byte
+      of a request head on a kept-alive connection, the whole head must
+      arrive within it, else 408 and close (nginx ``client_header_timeout``);
+    - ``body_timeout``: the longest gap between two reads of a request body,
+      else 408 and close, or only close once the response has started (nginx
+      ``client_body_timeout``). A gap while the front itself does not read
+      (flow control, a request waiting for admission or ``100-continue``) is
+      not the client's and does not count;
+    - ``per_client``: the connections one client address may hold open in
+      this worker process (0: any); one more is answered 429 on its first
+      bytes and closed, without parsing it.
+
+    The timers are armed only for heads and bodies that do not arrive in one
+    read, so a request that comes whole costs no timer at all.
     """
 
     header_cap = 64 * 1024 + 8192
     uri_cap = 8192
+    header_timeout = 10.0
+    body_timeout = 30.0
+    per_client = 0
+    retry_after = 1
+    # client address -> open connections in this worker process (each worker counts its own)
+    clients: dict[str, int] = {}
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._in_head = False
+        self._in_body = False
+        self._body_seen = 0.0
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._counted: str | None = None
+        self._refused = False
+        host = self.client[0] if self.client else ""
+        if self.per_client and host:
+            held = self.clients.get(host, 0)
+            if held >= self.per_client:
+                self._refused = True
+            else:
+                self.clients[host] = held + 1
+                self._counted = host
+        # The first head is awaited from the connection's start: an idle connection counts.
+        self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(
+            self.header_timeout, self._head_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in (self._head_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._body_timer = None
+        host = self._counted
+        if host is not None:
+            self._counted = None
+            held = self.clients.get(host, 1) - 1
+            if held > 0:
+                self.clients[host] = held
+            else:
+                self.clients.pop(host, None)
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            self._refuse_connection()
+            return
+        super().data_received(data)
+        # Lazily: only a head or body left unfinished by this read needs a timer.
+        if self._in_head and self._head_timer is None and not self.transport.is_closing():
+            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+        if self._in_body and self._body_timer is None and not self.transport.is_closing():
+            self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)
+
+    def _refuse_connection(self) -> None:
+        """429 for a connection past the per-client cap, before anything is parsed."""
+        self._refused = False
+        problem = Problem(429, "too many connections from this client address",
+                          code="too_many_connections",
+                          headers=[("Retry-After", str(self.retry_after))])
+        self.transport.write(error_page(problem, uuid.uuid4().hex))
+        self.transport.close()
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or not (self._in_head or self.cycle is None):
+            return
+        busy = self.cycle is not None and not self.cycle.response_complete
+        if busy or self.flow.read_paused:
+            # A pipelined head waits on the front, not on the client: look again later.
+            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+            return
+        problem = Problem(408, f"the request head did not arrive within "
+                               f"{self.header_timeout:g} s", code="request_timeout")
+        self.transport.write(error_page(problem, uuid.uuid4().hex))
+        self.transport.close()
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        if not self._in_body or self.transport.is_closing():
+            return
+        now = self.loop.time()
+        cycle = self.cycle
+        if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
+            self._body_seen = now  # the front is not reading: the gap is not the client's
+        gap = now - self._body_seen
+        if gap < self.body_timeout:
+            self._body_timer = self.loop.call_later(self.body_timeout - gap,
+                                                    self._body_timed_out)
+            return
+        started = cycle is None or cycle.response_started
+        if cycle is not None and not cycle.response_complete:
+            # The app's next receive() sees a disconnect; anything it still sends is dropped.
+            cycle.disconnected = True
+            cycle.message_event.set()
+        if not started:
+            problem = Problem(408, f"the request body stalled for {self.body_timeout:g} s",
+                              code="request_timeout")
+            self.transport.write(error_page(problem, uuid.uuid4().hex))
+        self.transport.close()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes = 0
         self._refusal: Problem | None = None
+        self._in_head = True
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -135,6 +259,12 @@ class ProblemProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        self._in_body = True
+        self._body_seen = self.loop.time()
         # The request target exactly as sent (a bare "?" and absolute-form included), for
         # the front's one strict reading of it (gateway.http.asgi, RAW_URI).
         scope: dict[str, Any] = self.scope  # type: ignore[assignment]
@@ -142,6 +272,14 @@ class ProblemProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if scope.get("http_version") == "1.0" and self.cycle is not None:
             _close_delimited(self.cycle)
+
+    def on_body(self, body: bytes) -> None:
+        self._body_seen = self.loop.time()
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
         """Answer a parser-level refusal as problem+json and close the connection."""
@@ -300,11 +438,13 @@ class FrontServer:
         guard = build_app(self.config)
         app: Any = guard if self.wrap is None else self.wrap(guard)
         fast = None
+        gateway = cast(GatewayApp, guard.app)
         if self.config.broker and any(r.backend == "wsgi" for r in self.config.routes):
-            fast = FastWsgi(cast(GatewayApp, guard.app), self.config.broker,
+            fast = FastWsgi(gateway, self.config.broker,
                             self.config.retry_after, fatal=getattr(app, "fatal_path", None))
-        return WsgiBridge(app, threads=self.threads, fast=fast,
-                          chunked_cap=self.config.limits.max_body)
+        admission = Admission(self.config.routes, self.config.retry_after)
+        return WsgiBridge(app, threads=self.threads, fast=fast, gateway=gateway,
+                          admission=admission, chunked_cap=self.config.limits.max_body)
 
     def serve_worker(self, number: int) -> int:
         """Pin, build the app, serve the shared socket until told to stop."""
@@ -314,6 +454,13 @@ class FrontServer:
         limits = self.config.limits
         ProblemProtocol.header_cap = limits.max_header_total + limits.max_uri + 8192
         ProblemProtocol.uri_cap = max(limits.max_uri, 8190) + 16
+        ProblemProtocol.header_timeout = limits.client_header_timeout
+        ProblemProtocol.body_timeout = limits.client_body_timeout
+        # The cap is the front's: each worker process counts its own connections and takes
+        # an equal share of it, so one client holds at most about ``cap`` in all.
+        cap = limits.max_connections_per_client
+        ProblemProtocol.per_client = math.ceil(cap / self.workers) if cap else 0
+        ProblemProtocol.retry_after = self.config.retry_after
         config = uvicorn.Config(
             self.asgi_app(), http=ProblemProtocol, loop="uvloop", lifespan="on",
             access_log=False, log_level="warning", timeout_keep_alive=self.keepalive,

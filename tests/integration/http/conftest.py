@@ -66,7 +66,7 @@ def start_gateway(procs: ProcessGroup, workdir: str, http: dict[str, Any], worke
     """The gateway (gunicorn unless ``dev``) for the given ``http`` config values."""
     port = free_port()
     spec = {"http": http, "bind": f"127.0.0.1:{port}", "workers": workers, "dev": dev,
-            "gunicorn": gunicorn}
+            "gunicorn": gunicorn, "threads": gunicorn.get("threads", 8)}
     path = os.path.join(workdir, f"gateway-{port}.json")
     with open(path, "w") as fh:
         json.dump(spec, fh)
