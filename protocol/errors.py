@@ -7,6 +7,7 @@
      +-- Timeout                        timeout    504  the deadline passed first
      +-- Unavailable                    unavailable 503 no live worker / broker down
      |    +-- UnknownService            unknown_service 404
+     |    +-- TooBusy                   too_busy   503  the broker's queue is full
      +-- WorkerLost                     worker_lost 502 the worker died mid-request
      +-- TooLarge                       too_large  413  a frame exceeds the size limit
      +-- RemoteError                    remote     500  the handler raised
@@ -69,6 +70,13 @@ class UnknownService(Unavailable):
     status = 404
 
 
+class TooBusy(Unavailable):
+    """The broker's queue limits (count or bytes) are reached: retry later."""
+
+    code = "too_busy"
+    status = 503
+
+
 class WorkerLost(ProtocolError):
     """The worker died while handling a request that may not be retried."""
 
@@ -124,7 +132,7 @@ class InvalidParams(RemoteError, ValueError):
 ERRORS = dict(
     (cls.code, cls)
     for cls in (
-        ProtocolError, EnvelopeError, Timeout, Unavailable, UnknownService,
+        ProtocolError, EnvelopeError, Timeout, Unavailable, UnknownService, TooBusy,
         WorkerLost, TooLarge, RemoteError, UnknownMethod, InvalidParams,
     )
 )

@@ -1,0 +1,60 @@
+"""Giving memory back to the system after a burst of queued requests.
+
+::
+
+    trim = MemoryTrim()
+    trim.grew(len(body))     # a request's bytes entered the queue
+    if trim.due(queued_bytes=0):
+        trim.run()           # glibc malloc_trim(0): free pages go back to the kernel
+
+CPython frees a request's frames as soon as the broker drops them, but glibc keeps
+the freed pages: an 8 MiB frame is first served by mmap, and after its munmap glibc
+raises its mmap threshold to that size (mallopt(3), "dynamic mmap threshold"), so the
+next bursts come from the heap and its arenas, which shrink only from the top. Once
+the queue has drained, ``malloc_trim(0)`` returns every whole free page of every
+arena. Elsewhere (musl, macOS) there is nothing to call and :meth:`run` is a no-op.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from collections.abc import Callable
+
+# Trimming walks every arena: only worth it after a burst of at least this many bytes.
+TRIM_AFTER_BYTES = 4 * 1024 * 1024
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        func = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_size_t]
+    func.restype = ctypes.c_int
+    return func
+
+
+class MemoryTrim:
+    """Decides when a drained queue is worth a ``malloc_trim(0)``, and runs it."""
+
+    def __init__(self, threshold: int = TRIM_AFTER_BYTES) -> None:
+        self.threshold = threshold
+        self.pending = 0
+        self._trim = _malloc_trim()
+
+    def grew(self, size: int) -> None:
+        """Note that ``size`` bytes were queued since the last trim."""
+        self.pending += size
+
+    def due(self, queued_bytes: int) -> bool:
+        """True once the queue is empty after a burst of at least the threshold."""
+        return queued_bytes == 0 and self.pending >= self.threshold
+
+    def run(self) -> bool:
+        """Trim now; True when the C library could return memory to the kernel."""
+        self.pending = 0
+        return bool(self._trim is not None and self._trim(0))
