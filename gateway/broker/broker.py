@@ -252,7 +252,7 @@ class Broker:
             if now >= next_beat:
                 self._beat()
                 next_beat = monotonic() + self._interval
-            if self._trim.due(self.registry.queued_bytes):
+            if self._trim.due(self.registry.queued_bytes, now):
                 self.counters["memory_trims"] += 1
                 self._trim.run()
 

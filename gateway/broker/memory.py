@@ -3,16 +3,18 @@
 ::
 
     trim = MemoryTrim()
-    trim.grew(len(body))     # a request's bytes entered the queue
-    if trim.due(queued_bytes=0):
-        trim.run()           # glibc malloc_trim(0): free pages go back to the kernel
+    trim.grew(len(body))             # a request's bytes entered the queue
+    if trim.due(queued_bytes=0, now=time.monotonic()):
+        trim.run()                   # glibc malloc_trim(0): free pages go back to the kernel
 
 CPython frees a request's frames as soon as the broker drops them, but glibc keeps
 the freed pages: an 8 MiB frame is first served by mmap, and after its munmap glibc
 raises its mmap threshold to that size (mallopt(3), "dynamic mmap threshold"), so the
 next bursts come from the heap and its arenas, which shrink only from the top. Once
 the queue has drained, ``malloc_trim(0)`` returns every whole free page of every
-arena. Elsewhere (musl, macOS) there is nothing to call and :meth:`run` is a no-op.
+arena. Buffers libzmq's I/O thread still held at the drain are freed a moment later,
+so a second trim follows one second on. Elsewhere (musl, macOS) there is nothing to
+call and :meth:`run` is a no-op.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Callable
 
 # Trimming walks every arena: only worth it after a burst of at least this many bytes.
 TRIM_AFTER_BYTES = 4 * 1024 * 1024
+FOLLOW_UP_S = 1.0
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -44,17 +47,27 @@ class MemoryTrim:
     def __init__(self, threshold: int = TRIM_AFTER_BYTES) -> None:
         self.threshold = threshold
         self.pending = 0
+        self.again: float | None = None
         self._trim = _malloc_trim()
 
     def grew(self, size: int) -> None:
         """Note that ``size`` bytes were queued since the last trim."""
         self.pending += size
 
-    def due(self, queued_bytes: int) -> bool:
-        """True once the queue is empty after a burst of at least the threshold."""
-        return queued_bytes == 0 and self.pending >= self.threshold
+    def due(self, queued_bytes: int, now: float) -> bool:
+        """True once the queue is empty after a burst of at least the threshold,
+        and once more :data:`FOLLOW_UP_S` later."""
+        if queued_bytes != 0:
+            return False
+        if self.pending >= self.threshold:
+            self.pending = 0
+            self.again = now + FOLLOW_UP_S
+            return True
+        if self.again is not None and now >= self.again:
+            self.again = None
+            return True
+        return False
 
     def run(self) -> bool:
         """Trim now; True when the C library could return memory to the kernel."""
-        self.pending = 0
         return bool(self._trim is not None and self._trim(0))

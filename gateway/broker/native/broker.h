@@ -46,6 +46,7 @@ typedef struct {
     int64_t max_deadline_ms, max_queued, max_queued_total, max_queued_bytes,
         max_queued_bytes_total;
     int64_t trim_pending; /* bytes queued since the last malloc_trim */
+    int64_t trim_again_us; /* monotonic time of the follow-up trim, or 0 */
     int64_t started_us; /* monotonic, when the endpoints were bound */
     int64_t counters[N_COUNTERS];
     int touched[N_COUNTERS]; /* a counter appears in mmi.stats once it was counted */

@@ -539,9 +539,19 @@ void probe_workers(broker *b)
  * bookkeeping come from glibc arenas that otherwise shrink only from the top. */
 void trim_memory(broker *b)
 {
-    if (b->reg.queued_bytes != 0 || b->trim_pending < TRIM_AFTER_BYTES)
+    if (b->reg.queued_bytes != 0)
         return;
-    b->trim_pending = 0;
+    int64_t now = mono_us();
+    if (b->trim_pending >= TRIM_AFTER_BYTES) {
+        /* Buffers libzmq's I/O thread still held at the drain are freed a moment
+         * later: a second trim, one second on, catches them. */
+        b->trim_pending = 0;
+        b->trim_again_us = now + 1000000;
+    } else if (b->trim_again_us == 0 || now < b->trim_again_us) {
+        return;
+    } else {
+        b->trim_again_us = 0;
+    }
     count(b, C_MEMORY_TRIMS, 1);
     malloc_trim(0);
 }
