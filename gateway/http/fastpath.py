@@ -16,6 +16,9 @@ Timeouts follow SPEC 3.5: the request's deadline bounds the wait for the
 response head; after it, the route's idle timeout bounds each gap between
 parts. A client that goes away (``http.disconnect``) cancels the request at
 the broker (SPEC 2.11), and so does any failure after the request was sent.
+When the connection to the broker closes (it died; SPEC 2.1), requests with
+no reply part yet are sent again if idempotent (GET, HEAD, ...) and answered
+503 ``unavailable`` at once otherwise.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
 
 from gateway.http.app import GatewayApp
 from gateway.http.asgi import Receive, Scope, Send, serve_problem_page
@@ -44,6 +48,19 @@ IDLE_DEFAULT = 60.0   # nginx proxy_read_timeout
 _GONE = object()      # the client disconnected
 
 
+class InFlight:
+    """One request sent to the broker: where its parts go, and what a resend needs."""
+
+    __slots__ = ("answered", "deadline", "frames", "idem", "queue")
+
+    def __init__(self, frames: list[bytes], idem: bool, deadline: float) -> None:
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.frames = frames
+        self.idem = idem
+        self.deadline = deadline  # time.time() seconds
+        self.answered = False     # a reply part arrived: it can no longer be resent
+
+
 class AsyncBroker:
     """An asyncio MDP client: one DEALER, replies routed to per-request queues by id."""
 
@@ -51,46 +68,96 @@ class AsyncBroker:
         self.endpoint = endpoint
         self.ctx = zmq.asyncio.Context.instance()
         self.sock: zmq.asyncio.Socket | None = None
-        self.pending: dict[str, asyncio.Queue[Any]] = {}
+        self.pending: dict[str, InFlight] = {}
         self.reader: asyncio.Task[None] | None = None
+        self.watcher: asyncio.Task[None] | None = None
+        self.monitor: zmq.asyncio.Socket | None = None
         self.dropped = 0
+        self.broker_losses = 0
+        self.resent = 0
 
     def _ensure(self) -> zmq.asyncio.Socket:
         if self.sock is None:
             sock = self.ctx.socket(zmq.DEALER)
             sock.linger = 0
             sock.sndhwm = sock.rcvhwm = 100_000
+            self.monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
             sock.connect(self.endpoint)
             self.sock = sock
-            self.reader = asyncio.get_running_loop().create_task(self._read())
+            loop = asyncio.get_running_loop()
+            self.reader = loop.create_task(self._read())
+            self.watcher = loop.create_task(self._watch_connection())
         return self.sock
+
+    async def _watch_connection(self) -> None:
+        """SPEC 2.1: the broker's connection closed, so it died with what it held."""
+        assert self.monitor is not None and self.sock is not None
+        monitor, sock = self.monitor, self.sock
+        while True:
+            event = parse_monitor_message(await monitor.recv_multipart())
+            if event["event"] != zmq.EVENT_DISCONNECTED:
+                continue
+            # Replies the broker sent before it went are answers: route them first.
+            while True:
+                try:
+                    frames = await sock.recv_multipart(flags=zmq.NOBLOCK, copy=True)
+                except zmq.Again:
+                    break
+                self._route(frames)
+            self.broker_losses += 1
+            self._recover(sock)
+
+    def _recover(self, sock: zmq.asyncio.Socket) -> None:
+        """Resend idempotent requests without a reply part; fail the others at once."""
+        now = time.time()
+        lost = perrors.Unavailable("the connection to the broker closed while the request "
+                                   "was in flight")
+        for rid, held in list(self.pending.items()):
+            if held.idem and not held.answered and held.deadline > now:
+                try:
+                    sock.send_multipart(held.frames, flags=zmq.NOBLOCK, copy=False)
+                    self.resent += 1
+                    continue
+                except zmq.ZMQError:
+                    pass
+            del self.pending[rid]
+            held.queue.put_nowait(lost)
 
     async def _read(self) -> None:
         assert self.sock is not None
         sock = self.sock
         while True:
-            frames = await sock.recv_multipart(copy=True)
-            if len(frames) < 4 or frames[1] != mdp.CLIENT:
-                self.dropped += 1
-                continue
-            try:
-                header = codec.decode_header(frames[3])
-            except perrors.EnvelopeError:
-                self.dropped += 1
-                continue
-            queue = self.pending.get(header["id"])
-            if queue is None:
-                self.dropped += 1  # a late part of a request that ended here
-                continue
-            queue.put_nowait((header, frames[3:]))
+            self._route(await sock.recv_multipart(copy=True))
+
+    def _route(self, frames: list[bytes]) -> None:
+        if len(frames) < 4 or frames[1] != mdp.CLIENT:
+            self.dropped += 1
+            return
+        try:
+            header = codec.decode_header(frames[3])
+        except perrors.EnvelopeError:
+            self.dropped += 1
+            return
+        held = self.pending.get(header["id"])
+        if held is None:
+            self.dropped += 1  # a late part of a request that ended here
+            return
+        held.answered = True
+        held.queue.put_nowait((header, frames[3:]))
 
     async def send(self, service: bytes, env: codec.Envelope) -> asyncio.Queue[Any]:
-        """Send ``env`` to ``service``; the queue its reply parts will arrive on."""
+        """Send ``env`` to ``service``; the queue its reply parts will arrive on.
+
+        A :class:`~protocol.errors.Unavailable` on the queue says the broker died
+        with the request (SPEC 2.1).
+        """
         sock = self._ensure()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.pending[env.id] = queue
-        await sock.send_multipart(mdp.client_request(service, codec.encode(env)), copy=False)
-        return queue
+        frames = mdp.client_request(service, codec.encode(env))
+        deadline = (env.deadline or 0) / 1000.0
+        held = InFlight(frames, bool(env.idem), deadline)
+        self.pending[env.id] = held
+        await sock.send_multipart(frames, copy=False)
+        return held.queue
 
     def forget(self, request_id: str) -> None:
         """Stop routing parts of ``request_id`` (it ended)."""
@@ -112,6 +179,12 @@ class AsyncBroker:
         """Close the socket and stop the reader."""
         if self.reader is not None:
             self.reader.cancel()
+        if self.watcher is not None:
+            self.watcher.cancel()
+        if self.monitor is not None and self.sock is not None:
+            self.sock.disable_monitor()
+            self.monitor.close(linger=0)
+            self.monitor = None
         if self.sock is not None:
             self.sock.close(linger=0)
             self.sock = None
@@ -232,6 +305,8 @@ class FastWsgi:
             raise perrors.Timeout("the stream was idle for too long") from None
         if item is _GONE:
             raise ClientLeft()
+        if isinstance(item, perrors.ProtocolError):
+            raise item
         header, body = item
         try:
             env = codec.decode(body, header=header)

@@ -1,0 +1,50 @@
+"""A broker killed with -9 and restarted on the same endpoint, behind a real gateway front
+(``wsgi`` route, py2 and py3 workers), against both brokers: a POST in flight gets 503
+with Retry-After while the broker is still down, and a GET in flight completes on the
+restarted broker (SPEC 2.1)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.integration.http.client import fetch
+from tests.integration.http.conftest import start_gateway, start_wsgi_worker
+from tests.support.broker import IMPLEMENTATIONS, BrokerProcess
+from tests.support.procs import ProcessGroup, wait_until
+
+APP = "tests.integration.http.hold_app:app"
+
+
+def inflight(broker: BrokerProcess) -> int:
+    return int(broker.stats()["services"].get("hold", {}).get("inflight", 0))
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_get_survives_a_broker_restart_and_post_fails_fast(
+        procs: ProcessGroup, workdir: str, py2: str, impl: str) -> None:
+    broker = BrokerProcess(procs, impl, heartbeat_ms=250)
+    for python in (py2, sys.executable):
+        start_wsgi_worker(procs, broker.endpoint, "hold", APP, python=python)
+    wait_until(lambda: broker.workers("hold") == 2, timeout=20, what="2 hold workers")
+    gateway = start_gateway(procs, workdir, {"broker": broker.endpoint, "routes": [
+        {"prefix": "/hold", "backend": "wsgi", "service": "hold", "timeout": 30}]})
+    with ThreadPoolExecutor(2) as pool:
+        get = pool.submit(fetch, gateway.port, "GET", "/hold/x?s=1.5")
+        post: Any = pool.submit(fetch, gateway.port, "POST", "/hold/x?s=1.5", body=b"once")
+        wait_until(lambda: inflight(broker) == 2, timeout=15, what="both requests at workers")
+        procs.signal(broker.proc, signal.SIGKILL)
+        broker.proc.wait(timeout=10)
+        # Answered while no broker runs at all: long before the route's 30 s timeout.
+        refused = post.result(timeout=20)
+        assert refused.status == 503
+        assert refused.header("Retry-After") is not None
+        assert b'"unavailable"' in refused.body
+        assert not get.done()
+        BrokerProcess(procs, impl, endpoint=broker.endpoint, heartbeat_ms=250)
+        served = get.result(timeout=25)
+    assert (served.status, served.body) == (200, b"GET")
