@@ -11,6 +11,11 @@
     w.install_signal_handlers()   # SIGTERM/SIGINT: finish in-flight work, then DISCONNECT
     w.run()                       # blocks until stop(); reconnects when the broker restarts
 
+Broker restarts (SPEC 2.2): a socket monitor reports the connection to the
+broker closing. The worker then finishes the handler in hand, drops the
+requests it has not started (the broker that sent them is gone, and their
+clients were answered or sent them again) and registers again at once.
+
 or from a shell (both interpreters; the arbiter uses this)::
 
     python -m protocol.worker --broker tcp://127.0.0.1:5555 --service calc mymod:TABLE
@@ -52,6 +57,7 @@ import time
 import traceback
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from protocol import codec, mdp
 from protocol._compat import text_type
@@ -146,6 +152,7 @@ class Worker(object):
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._sock = None  # type: zmq.Socket
+        self._monitor = None  # type: zmq.Socket
         self._in_handler = False
         self._last_sent = 0.0
         self._last_recv = 0.0
@@ -203,6 +210,7 @@ class Worker(object):
             server_public, public, secret = self.curve
             sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = \
                 server_public, public, secret
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         sock.connect(self.endpoint)
         self._sock = sock
         metadata = {u"runtime": u"%s-%s" % (platform.python_implementation().lower(),
@@ -215,6 +223,11 @@ class Worker(object):
     def _close(self):
         # type: () -> None
         self.connected.clear()
+        if self._monitor is not None:
+            if self._sock is not None:
+                self._sock.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
         if self._sock is not None:
             self._sock.close(linger=0)
             self._sock = None
@@ -240,11 +253,16 @@ class Worker(object):
         """Serve on the current socket; return why it ended: stopped, lost or disconnected."""
         poller = zmq.Poller()
         poller.register(self._sock, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
         while True:
             if self._stopping.is_set():
                 return self._drain_and_leave(poller)
             wait = self._last_sent + self.interval - time.time()
-            if poller.poll(max(0, min(int(wait * 1000), 100))):
+            events = dict(poller.poll(max(0, min(int(wait * 1000), 100))))
+            if self._monitor in events and self._broker_gone():
+                # Whatever is still queued came from a broker that no longer exists.
+                return "disconnected"
+            if self._sock in events:
                 # Until ZMQ_EVENTS says the queue is empty: cheaper than ending on Again.
                 while True:
                     try:
@@ -254,6 +272,9 @@ class Worker(object):
                     outcome = self._on_message(frames)
                     if outcome:
                         return outcome
+                    # A handler may have run long: the broker may have died meanwhile.
+                    if self._monitor.poll(0) and self._broker_gone():
+                        return "disconnected"
                     if not mdp.readable(self._sock):
                         break
             now = time.time()
@@ -262,15 +283,27 @@ class Worker(object):
             if now - self._last_recv > mdp.LIVENESS * self.interval:
                 return "lost"
 
+    def _broker_gone(self):
+        # type: () -> bool
+        """True when the monitor reports the connection to the broker closed."""
+        gone = False
+        while True:
+            try:
+                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return gone
+            gone = gone or event[u"event"] == zmq.EVENT_DISCONNECTED
+
     def _drain_and_leave(self, poller):
         # type: (zmq.Poller) -> str
         for _ in range(self.credit):
-            if not poller.poll(0):
+            if not self._sock.poll(0):
                 break
             self._on_message(self._sock.recv_multipart())
         self._send(mdp.disconnect())
         # The last replies and the DISCONNECT must reach the broker, or what they answer
         # would be reported lost; linger briefly instead of discarding them at close.
+        self._sock.disable_monitor()
         self._sock.close(linger=int(min(self.interval, 1.0) * 1000))
         self._sock = None
         return "stopped"

@@ -20,6 +20,7 @@ import sys
 from types import FrameType
 
 from gateway.broker.broker import Broker, BrokerConfig
+from gateway.broker.memory import fixed_mmap_threshold
 from gateway.broker.security import CurveKeys
 from gateway.errors import BrokerError
 
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     Exit status: 0 after a signal, 2 when the configuration or a bind is
     refused, 1 when the loop dies of anything else (logged with its traceback).
     """
+    fixed_mmap_threshold()  # large frames go back to the kernel when freed (SPEC 2.5)
     try:
         broker = Broker(parse_args(argv))
     except BrokerError as exc:

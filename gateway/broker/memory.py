@@ -23,6 +23,9 @@ import ctypes
 import ctypes.util
 from collections.abc import Callable
 
+# From this size up, an allocation is its own mapping (see fixed_mmap_threshold).
+MMAP_THRESHOLD = 1024 * 1024
+M_MMAP_THRESHOLD = -3  # glibc <malloc.h>
 # Trimming walks every arena: only worth it after a burst of at least this many bytes.
 TRIM_AFTER_BYTES = 4 * 1024 * 1024
 FOLLOW_UP_S = 1.0
@@ -39,6 +42,25 @@ def _malloc_trim() -> Callable[[int], int] | None:
     func.argtypes = [ctypes.c_size_t]
     func.restype = ctypes.c_int
     return func
+
+
+def fixed_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
+    """Serve every allocation of ``size`` bytes or more by its own mmap (glibc only).
+
+    A fixed threshold turns off glibc's dynamic one, so a large frame goes back to
+    the kernel when it is freed instead of staying in an arena. The whole process is
+    affected: call it from a broker's own process, as the CLI does. True when set.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, size))
 
 
 class MemoryTrim:

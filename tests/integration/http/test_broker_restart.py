@@ -5,6 +5,7 @@ restarted broker (SPEC 2.1)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,10 @@ def inflight(broker: BrokerProcess) -> int:
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 def test_get_survives_a_broker_restart_and_post_fails_fast(
         procs: ProcessGroup, workdir: str, py2: str, impl: str) -> None:
-    broker = BrokerProcess(procs, impl, heartbeat_ms=250)
+    # ipc: a TCP port left free while the broker is down may be taken by another process,
+    # or by a reconnecting peer's own ephemeral port (a loopback self-connect).
+    endpoint = "ipc://" + os.path.join(workdir, "broker.ipc")
+    broker = BrokerProcess(procs, impl, endpoint=endpoint, heartbeat_ms=250)
     for python in (py2, sys.executable):
         start_wsgi_worker(procs, broker.endpoint, "hold", APP, python=python)
     wait_until(lambda: broker.workers("hold") == 2, timeout=20, what="2 hold workers")

@@ -3,6 +3,7 @@ py2 and py3 workers: the client notices the connection closing (SPEC 2.1), so ca
 must not run twice fail with Unavailable at once, and idempotent ones complete on the
 restarted broker within their deadline."""
 
+import os
 import signal
 import time
 
@@ -19,7 +20,10 @@ def inflight(rpc, service):
     return 0 if stats is None else stats["services"].get(service, {}).get("inflight", 0)
 
 
-def test_calls_in_flight_across_a_broker_restart(rpc):
+def test_calls_in_flight_across_a_broker_restart(rpc, workdir):
+    # ipc: a TCP port left free while the broker is down may be taken by another process,
+    # or by a reconnecting peer's own ephemeral port (a loopback self-connect).
+    rpc.endpoint = "ipc://" + os.path.join(workdir, "broker.ipc")
     broker = rpc.broker(heartbeat_ms=250)
     rpc.worker("py3", "work", credit=2)
     rpc.worker("py2", "work", credit=2)
