@@ -1,7 +1,10 @@
-"""A broker killed with -9 and restarted on the same endpoint, behind a real gateway front
-(``wsgi`` route, py2 and py3 workers), against both brokers: a POST in flight gets 503
-with Retry-After while the broker is still down, and a GET in flight completes on the
-restarted broker (SPEC 2.1)."""
+"""The broker's bad days behind a real gateway front (``wsgi`` route), against both brokers.
+
+- Killed with -9 and restarted on the same endpoint, with py2 and py3 workers: a POST in
+  flight gets 503 with Retry-After while the broker is still down, and a GET in flight
+  completes on the restarted broker (SPEC 2.1).
+- Its queue full (SPEC 2.5): a request beyond the cap is 503 ``too_busy`` with Retry-After.
+"""
 
 from __future__ import annotations
 
@@ -52,3 +55,26 @@ def test_get_survives_a_broker_restart_and_post_fails_fast(
         BrokerProcess(procs, impl, endpoint=broker.endpoint, heartbeat_ms=250)
         served = get.result(timeout=25)
     assert (served.status, served.body) == (200, b"GET")
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_a_full_broker_queue_is_503_too_busy(procs: ProcessGroup, workdir: str,
+                                              impl: str) -> None:
+    endpoint = "ipc://" + os.path.join(workdir, "broker.ipc")
+    broker = BrokerProcess(procs, impl, endpoint=endpoint, extra=("--max-queued", "1"))
+    start_wsgi_worker(procs, broker.endpoint, "hold", APP)
+    wait_until(lambda: broker.workers("hold") == 1, timeout=20, what="the hold worker")
+    gateway = start_gateway(procs, workdir, {"broker": broker.endpoint, "routes": [
+        {"prefix": "/hold", "backend": "wsgi", "service": "hold", "timeout": 30}]})
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(fetch, gateway.port, "GET", "/hold/x?s=1")
+        wait_until(lambda: inflight(broker) == 1, timeout=15, what="one request at the worker")
+        queued = pool.submit(fetch, gateway.port, "GET", "/hold/x?s=0")
+        wait_until(lambda: broker.stats()["services"]["hold"]["waiting"] == 1, timeout=15,
+                   what="one request queued")
+        refused = fetch(gateway.port, "GET", "/hold/x?s=0")
+        assert refused.status == 503 and refused.header("Retry-After") is not None
+        assert b'"too_busy"' in refused.body
+        assert running.result(timeout=20).status == 200
+        assert queued.result(timeout=20).status == 200
+    assert broker.counter("too_busy") == 1
