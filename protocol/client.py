@@ -160,6 +160,7 @@ class Client(object):
             _set_nonblocking(fd)
         self._woken = False
         self._closed = False
+        self._linked = False  # a handshake with the broker succeeded on this socket
         self._poller = zmq.Poller()
         self._poller.register(self._wake_r, zmq.POLLIN)
         self._sock, self._monitor = self._open()
@@ -349,7 +350,9 @@ class Client(object):
         sock.sndhwm = sock.rcvhwm = 100000
         if self.curve is not None:
             sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = self.curve
-        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        # A close counts only after a handshake: a refused one (CURVE) is no broker loss.
+        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self._linked = False
         sock.connect(self.endpoint)
         self._poller.register(sock, zmq.POLLIN)
         self._poller.register(monitor, zmq.POLLIN)
@@ -413,10 +416,13 @@ class Client(object):
         lost = False
         while True:
             try:
-                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)[u"event"]
             except zmq.Again:
                 break
-            lost = lost or event[u"event"] == zmq.EVENT_DISCONNECTED
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._linked = True
+            elif event == zmq.EVENT_DISCONNECTED and self._linked:
+                self._linked, lost = False, True
         if not lost:
             return
         # Replies the broker sent before it went are answers: route them first.

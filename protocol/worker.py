@@ -153,6 +153,7 @@ class Worker(object):
         self._lock = threading.Lock()
         self._sock = None  # type: zmq.Socket
         self._monitor = None  # type: zmq.Socket
+        self._linked = False  # a handshake with the broker succeeded on this socket
         self._in_handler = False
         self._last_sent = 0.0
         self._last_recv = 0.0
@@ -210,7 +211,10 @@ class Worker(object):
             server_public, public, secret = self.curve
             sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = \
                 server_public, public, secret
-        self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        # A close counts only after a handshake: a refused one (CURVE) is no broker loss.
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED
+                                                | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self._linked = False
         sock.connect(self.endpoint)
         self._sock = sock
         metadata = {u"runtime": u"%s-%s" % (platform.python_implementation().lower(),
@@ -289,10 +293,13 @@ class Worker(object):
         gone = False
         while True:
             try:
-                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)[u"event"]
             except zmq.Again:
                 return gone
-            gone = gone or event[u"event"] == zmq.EVENT_DISCONNECTED
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._linked = True
+            elif event == zmq.EVENT_DISCONNECTED and self._linked:
+                self._linked, gone = False, True
 
     def _drain_and_leave(self, poller):
         # type: (zmq.Poller) -> str

@@ -81,7 +81,9 @@ class AsyncBroker:
             sock = self.ctx.socket(zmq.DEALER)
             sock.linger = 0
             sock.sndhwm = sock.rcvhwm = 100_000
-            self.monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            # A close counts only after a handshake: a refused one is no broker loss.
+            self.monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED
+                                                   | zmq.EVENT_HANDSHAKE_SUCCEEDED)
             sock.connect(self.endpoint)
             self.sock = sock
             loop = asyncio.get_running_loop()
@@ -93,10 +95,14 @@ class AsyncBroker:
         """SPEC 2.1: the broker's connection closed, so it died with what it held."""
         assert self.monitor is not None and self.sock is not None
         monitor, sock = self.monitor, self.sock
+        linked = False
         while True:
-            event = parse_monitor_message(await monitor.recv_multipart())
-            if event["event"] != zmq.EVENT_DISCONNECTED:
+            event = parse_monitor_message(await monitor.recv_multipart())["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                linked = True
+            if event != zmq.EVENT_DISCONNECTED or not linked:
                 continue
+            linked = False
             # Replies the broker sent before it went are answers: route them first.
             while True:
                 try:
