@@ -5,4 +5,5 @@ markdown table per benchmark; ``--smoke`` runs each for a moment, only to
 prove it still works (CI does this, with no thresholds).
 """
 
-BENCHES = ["codec", "rpc", "http", "migration", "arbiter", "stream", "interop", "faults"]
+BENCHES = ["codec", "rpc", "http", "migration", "arbiter", "stream", "interop", "faults",
+           "brokerfaults"]

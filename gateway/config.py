@@ -47,6 +47,11 @@ Schema (every table and key is optional; shown with its default)::
     heartbeat_ms = 1000
     startup_grace_ms = 5000     # until up this long, a request for a service no worker has
                                 # served waits for one; after it, unknown_service at once
+    max_deadline_ms = 300000    # a request deadline further out counts as now + this
+    max_queued = 10000          # waiting requests per service; beyond: too_busy (503)
+    max_queued_total = 50000    # waiting requests over all services
+    max_queued_bytes = 134217728        # body bytes waiting per service (128 MiB)
+    max_queued_bytes_total = 536870912  # body bytes waiting over all services (512 MiB)
     events_pub = ""             # XSUB side (publishers connect); "" = ipc in run_dir
     events_sub = ""             # XPUB side (subscribers connect); "" = ipc in run_dir
 
@@ -183,6 +188,12 @@ class BrokerConfig:
     events_sub: str = ""
     implementation: str = "native"
     startup_grace_ms: int = 5000
+    # Memory bounds (SPEC 2.5); the broker's own defaults.
+    max_deadline_ms: int = 300_000
+    max_queued: int = 10_000
+    max_queued_total: int = 50_000
+    max_queued_bytes: int = 128 * 1024 * 1024
+    max_queued_bytes_total: int = 512 * 1024 * 1024
     allow_insecure_tcp: bool = False
 
     def tcp_endpoints(self) -> list[str]:
@@ -538,10 +549,15 @@ def _endpoint(value: str, where: str, allow_tcp: bool = False) -> str:
     return value
 
 
+# [broker] keys that bound the broker's memory; each is a --max-* flag of both brokers.
+LIMITS = ("max_deadline_ms", "max_queued", "max_queued_total", "max_queued_bytes",
+          "max_queued_bytes_total")
+
+
 def _broker(t: Mapping[str, Any], run_dir: str) -> BrokerConfig:
     p = "broker"
     _keys(t, p, {"endpoint", "heartbeat_ms", "events_pub", "events_sub", "enabled",
-                 "implementation", "startup_grace_ms", "allow_insecure_tcp"})
+                 "implementation", "startup_grace_ms", "allow_insecure_tcp", *LIMITS})
     allow_tcp = _bool(t, p, "allow_insecure_tcp", False)
 
     def ep(key: str, default_name: str) -> str:
@@ -560,6 +576,7 @@ def _broker(t: Mapping[str, Any], run_dir: str) -> BrokerConfig:
                                ("native", "python")),
         startup_grace_ms=_int(t, p, "startup_grace_ms", BrokerConfig.startup_grace_ms, 0),
         allow_insecure_tcp=allow_tcp,
+        **{key: _int(t, p, key, getattr(BrokerConfig, key), 1) for key in LIMITS},
     )
 
 

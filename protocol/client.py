@@ -30,6 +30,14 @@ event with its own deadline. A leader that is done hands the lead to a
 waiting caller, so replies for others are always being read. Do not use a
 Client across ``fork()``; make one per process.
 
+Broker restarts (SPEC 2.1): a socket monitor on the DEALER reports when the
+connection to the broker closes. On loopback that means the broker process
+died, and every request it held died with it, so the client acts at once
+rather than waiting for its deadlines: idempotent calls that got no reply
+part yet are sent again (ZeroMQ delivers them when the connection to the
+restarted broker is up), and the others fail with ``Unavailable``.
+``broker_losses`` counts these events.
+
 Reconnects (Lazy Pirate, zguide chapter 4): while calls are waiting and the
 broker has been silent for ``probe_interval``, the I/O thread sends an
 ``mmi.service`` probe. If that too goes unanswered, it drops the socket and
@@ -54,6 +62,7 @@ import threading
 import time
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from protocol import codec, mdp
 from protocol._compat import text_type
@@ -148,6 +157,8 @@ class Client(object):
         self.curve = curve
         self.probe_interval = probe_interval
         self.reconnects = 0
+        self.broker_losses = 0
+        self.resent = 0
         self.dropped = 0
         self._pending = {}  # type: dict
         self._outbox = collections.deque()  # type: collections.deque
@@ -159,10 +170,10 @@ class Client(object):
             _set_nonblocking(fd)
         self._woken = False
         self._closed = False
-        self._sock = self._socket()
+        self._linked = False  # a handshake with the broker succeeded on this socket
         self._poller = zmq.Poller()
-        self._poller.register(self._sock, zmq.POLLIN)
         self._poller.register(self._wake_r, zmq.POLLIN)
+        self._sock, self._monitor = self._open()
         self._last_recv = time.time()
         self._probe_at = None  # type: float
 
@@ -269,7 +280,7 @@ class Client(object):
         self._wake()
         with self._io:
             self._fail_all(Unavailable(u"the client was closed"))
-            self._sock.close(linger=0)
+            self._shut()
             os.close(self._wake_r)
             os.close(self._wake_w)
 
@@ -381,15 +392,30 @@ class Client(object):
                 raise
 
     # ------------------------------------------------ leader (holds self._io) --
-    def _socket(self):
-        # type: () -> zmq.Socket
+    def _open(self):
+        # type: () -> tuple
+        """A connected DEALER and the monitor that reports its connection closing."""
         sock = self.ctx.socket(zmq.DEALER)
         sock.linger = 0
         sock.sndhwm = sock.rcvhwm = 100000
         if self.curve is not None:
             sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = self.curve
+        # A close counts only after a handshake: a refused one (CURVE) is no broker loss.
+        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self._linked = False
         sock.connect(self.endpoint)
-        return sock
+        self._poller.register(sock, zmq.POLLIN)
+        self._poller.register(monitor, zmq.POLLIN)
+        return sock, monitor
+
+    def _shut(self):
+        # type: () -> None
+        """Close the DEALER and its monitor."""
+        self._poller.unregister(self._sock)
+        self._poller.unregister(self._monitor)
+        self._sock.disable_monitor()
+        self._monitor.close(linger=0)
+        self._sock.close(linger=0)
 
     def _lead(self, me):
         # type: (Pending) -> None
@@ -431,6 +457,35 @@ class Client(object):
                 self._route(frames)
                 if me is not None and me.done() and not mdp.readable(self._sock):
                     break
+        if self._monitor in events:
+            self._check_monitor()
+
+    def _check_monitor(self):
+        # type: () -> None
+        """Act on the connection closing: the broker died with what it held."""
+        lost = False
+        while True:
+            try:
+                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)[u"event"]
+            except zmq.Again:
+                break
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._linked = True
+            elif event == zmq.EVENT_DISCONNECTED and self._linked:
+                self._linked, lost = False, True
+        if not lost:
+            return
+        # Replies the broker sent before it went are answers: route them first.
+        while True:
+            try:
+                frames = mdp.recv_frames(self._sock, mdp.NOBLOCK)
+            except zmq.Again:
+                break
+            self._route(frames)
+        self.broker_losses += 1
+        self._last_recv, self._probe_at = time.time(), None
+        self._recover(Unavailable(u"the connection to the broker closed while the request "
+                                  u"was in flight; it may or may not have run"))
 
     def _check_broker(self):
         # type: () -> None
@@ -497,18 +552,31 @@ class Client(object):
         # type: () -> None
         """New socket; resend idempotent calls, fail the rest (they may have run)."""
         self.reconnects += 1
-        self._poller.unregister(self._sock)
-        self._sock.close(linger=0)
-        self._sock = self._socket()
-        self._poller.register(self._sock, zmq.POLLIN)
+        self._shut()
+        self._sock, self._monitor = self._open()
         self._last_recv, self._probe_at = time.time(), None
-        lost = Unavailable(u"lost the connection to the broker; the request may or may "
-                           u"not have run")
         while self._mmi:
-            self._fail(self._mmi.popleft(), lost)
+            self._fail(self._mmi.popleft(), Unavailable(u"lost the connection to the broker"))
+        self._recover(Unavailable(u"lost the connection to the broker; the request may or "
+                                  u"may not have run"))
+
+    def _recover(self, lost):
+        # type: (Unavailable) -> None
+        """The broker lost what it held: resend idempotent calls, fail the others.
+
+        Only calls with no reply part yet are sent again, within their deadline;
+        a streamed reply cut in the middle cannot be resumed.
+        """
+        waiting = [p for p in self._mmi if not p.probe]
+        self._mmi.clear()
+        for pending in waiting:  # discovery questions are always safe to ask again
+            self._transmit(pending)
         now = time.time()
         for pending in list(self._pending.values()):
+            if not pending.sent_at:
+                continue  # still in the outbox: it was never sent to the old broker
             if pending.idem and not pending.replies and pending.deadline > now:
+                self.resent += 1
                 self._transmit(pending)
             else:
                 self._pending.pop(pending.id, None)

@@ -7,6 +7,7 @@
      +-- Timeout                        timeout    504  the deadline passed first
      +-- Unavailable                    unavailable 503 no live worker / broker down
      |    +-- UnknownService            unknown_service 404
+     |    +-- TooBusy                   too_busy   503  the broker's queue is full
      +-- WorkerLost                     worker_lost 502 the worker died mid-request
      +-- TooLarge                       too_large  413  a frame exceeds the size limit
      +-- Cancelled                      cancelled  499  the client cancelled the request
@@ -68,6 +69,13 @@ class UnknownService(Unavailable):
 
     code = "unknown_service"
     status = 404
+
+
+class TooBusy(Unavailable):
+    """The broker's queue limits (count or bytes) are reached: retry later."""
+
+    code = "too_busy"
+    status = 503
 
 
 class WorkerLost(ProtocolError):
@@ -132,7 +140,7 @@ class InvalidParams(RemoteError, ValueError):
 ERRORS = dict(
     (cls.code, cls)
     for cls in (
-        ProtocolError, EnvelopeError, Timeout, Unavailable, UnknownService,
+        ProtocolError, EnvelopeError, Timeout, Unavailable, UnknownService, TooBusy,
         WorkerLost, TooLarge, Cancelled, RemoteError, UnknownMethod, InvalidParams,
     )
 )

@@ -11,6 +11,11 @@
     w.install_signal_handlers()   # SIGTERM/SIGINT: finish in-flight work, then DISCONNECT
     w.run()                       # blocks until stop(); reconnects when the broker restarts
 
+Broker restarts (SPEC 2.2): a socket monitor reports the connection to the
+broker closing. The worker then finishes the handler in hand, drops the
+requests it has not started (the broker that sent them is gone, and their
+clients were answered or sent them again) and registers again at once.
+
 or from a shell (both interpreters; the arbiter uses this)::
 
     python -m protocol.worker --broker tcp://127.0.0.1:5555 --service calc mymod:TABLE
@@ -66,6 +71,7 @@ import time
 import traceback
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from protocol import codec, mdp
 from protocol._compat import text_type
@@ -174,6 +180,8 @@ class Worker(object):
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._sock = None  # type: zmq.Socket
+        self._monitor = None  # type: zmq.Socket
+        self._linked = False  # a handshake with the broker succeeded on this socket
         self._in_handler = False
         self._last_sent = 0.0
         self._last_recv = 0.0
@@ -245,6 +253,10 @@ class Worker(object):
             server_public, public, secret = self.curve
             sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = \
                 server_public, public, secret
+        # A close counts only after a handshake: a refused one (CURVE) is no broker loss.
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED
+                                                | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self._linked = False
         sock.connect(self.endpoint)
         self._sock = sock
         metadata = {u"runtime": u"%s-%s" % (platform.python_implementation().lower(),
@@ -264,6 +276,11 @@ class Worker(object):
             self._stream.cancel()
             self._abandoned = [s for s in self._abandoned if not s.join(0)] + [self._stream]
             self._stream = None
+        if self._monitor is not None:
+            if self._sock is not None:
+                self._sock.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
         if self._sock is not None:
             self._sock.close(linger=0)
             self._sock = None
@@ -290,6 +307,7 @@ class Worker(object):
         poller = zmq.Poller()
         poller.register(self._sock, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
         self._leaving = False
         self._accepting = True
         while True:
@@ -310,6 +328,9 @@ class Worker(object):
                 wait = self._last_sent + self.interval - time.time()
                 timeout = max(0, min(int(wait * 1000), 100))
             events = dict(poller.poll(timeout))
+            if self._monitor in events and self._broker_gone():
+                # Whatever is still queued came from a broker that no longer exists.
+                return "disconnected"
             if self._wake_r in events:
                 self._drain_wake()
                 self._send_stream()
@@ -323,6 +344,9 @@ class Worker(object):
                     outcome = self._on_message(frames)
                     if outcome:
                         return outcome
+                    # A handler may have run long: the broker may have died meanwhile.
+                    if self._monitor.poll(0) and self._broker_gone():
+                        return "disconnected"
                     if not mdp.readable(self._sock):
                         break
             now = time.time()
@@ -331,11 +355,26 @@ class Worker(object):
             if now - self._last_recv > mdp.LIVENESS * self.interval:
                 return "lost"
 
+    def _broker_gone(self):
+        # type: () -> bool
+        """True when the monitor reports the connection to the broker closed."""
+        gone = False
+        while True:
+            try:
+                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)[u"event"]
+            except zmq.Again:
+                return gone
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._linked = True
+            elif event == zmq.EVENT_DISCONNECTED and self._linked:
+                self._linked, gone = False, True
+
     def _leave(self):
         # type: () -> str
         self._send(mdp.disconnect())
         # The last replies and the DISCONNECT must reach the broker, or what they answer
         # would be reported lost; linger briefly instead of discarding them at close.
+        self._sock.disable_monitor()
         self._sock.close(linger=int(min(self.interval, 1.0) * 1000))
         self._sock = None
         return "stopped"

@@ -90,7 +90,11 @@ def broker_program(config: GatewayConfig, python3: str) -> Program:
     require_broker(config)
     args = ("--bind", b.endpoint, "--heartbeat-ms", str(b.heartbeat_ms),
             "--events-pub", b.events_pub, "--events-sub", b.events_sub,
-            "--startup-grace-ms", str(b.startup_grace_ms))
+            "--startup-grace-ms", str(b.startup_grace_ms),
+            "--max-deadline-ms", str(b.max_deadline_ms), "--max-queued", str(b.max_queued),
+            "--max-queued-total", str(b.max_queued_total),
+            "--max-queued-bytes", str(b.max_queued_bytes),
+            "--max-queued-bytes-total", str(b.max_queued_bytes_total))
     if b.implementation == "native":
         head: tuple[str, ...] = (NATIVE_BROKER,)
         interpreter = ""

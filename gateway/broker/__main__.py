@@ -20,6 +20,7 @@ import sys
 from types import FrameType
 
 from gateway.broker.broker import Broker, BrokerConfig
+from gateway.broker.memory import fixed_mmap_threshold
 from gateway.broker.security import CurveKeys
 from gateway.errors import BrokerError
 
@@ -42,6 +43,18 @@ def parse_args(argv: list[str] | None) -> BrokerConfig:
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument("--startup-grace-ms", type=int, default=BrokerConfig.startup_grace_ms,
                         help="until up this long, requests for never-seen services wait")
+    limits = parser.add_argument_group("memory bounds (SPEC 2.5)")
+    limits.add_argument("--max-deadline-ms", type=int, default=BrokerConfig.max_deadline_ms,
+                        help="a deadline further out is taken as now + this")
+    limits.add_argument("--max-queued", type=int, default=BrokerConfig.max_queued,
+                        help="waiting requests per service; beyond it: too_busy")
+    limits.add_argument("--max-queued-total", type=int, default=BrokerConfig.max_queued_total,
+                        help="waiting requests over all services")
+    limits.add_argument("--max-queued-bytes", type=int, default=BrokerConfig.max_queued_bytes,
+                        help="body bytes of the waiting requests per service")
+    limits.add_argument("--max-queued-bytes-total", type=int,
+                        default=BrokerConfig.max_queued_bytes_total,
+                        help="body bytes of the waiting requests over all services")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -49,12 +62,19 @@ def parse_args(argv: list[str] | None) -> BrokerConfig:
         parser.error("--heartbeat-ms and --default-timeout-ms must be positive")
     if args.startup_grace_ms < 0:
         parser.error("--startup-grace-ms must not be negative")
+    if min(args.max_deadline_ms, args.max_queued, args.max_queued_total,
+           args.max_queued_bytes, args.max_queued_bytes_total) <= 0:
+        parser.error("--max-deadline-ms and the --max-queued* limits must be positive")
     keys = CurveKeys.load(args.curve_secret, args.curve_clients) if args.curve_secret else None
     return BrokerConfig(endpoints=tuple(args.bind), heartbeat_ms=args.heartbeat_ms,
                         default_timeout_ms=args.default_timeout_ms,
                         max_msg_size=args.max_msg_size, events_pub=args.events_pub,
                         events_sub=args.events_sub, curve=keys,
-                        startup_grace_ms=args.startup_grace_ms)
+                        startup_grace_ms=args.startup_grace_ms,
+                        max_deadline_ms=args.max_deadline_ms, max_queued=args.max_queued,
+                        max_queued_total=args.max_queued_total,
+                        max_queued_bytes=args.max_queued_bytes,
+                        max_queued_bytes_total=args.max_queued_bytes_total)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     Exit status: 0 after a signal, 2 when the configuration or a bind is
     refused, 1 when the loop dies of anything else (logged with its traceback).
     """
+    fixed_mmap_threshold()  # large frames go back to the kernel when freed (SPEC 2.5)
     try:
         broker = Broker(parse_args(argv))
     except BrokerError as exc:

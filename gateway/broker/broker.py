@@ -28,7 +28,12 @@ forwards bodies untouched. Rules it enforces:
 - a cancel (header kind ``cancel``) removes a queued request, or is forwarded
   to the worker holding it when that worker said ``"cancel": true`` (SPEC 2.11);
 - only queued requests expire: one in flight is bounded by its worker and
-  by the receiver's own timeouts, never by the broker.
+  by the receiver's own timeouts, never by the broker;
+- memory is bounded (SPEC 2.5): a deadline further out than ``max_deadline_ms``
+  counts as now + that; a request that would take its service's queue, or all
+  queues together, past a cap on count or body bytes is answered ``too_busy``;
+  once a burst has drained, freed memory goes back to the system
+  (:mod:`gateway.broker.memory`).
 """
 
 from __future__ import annotations
@@ -48,12 +53,20 @@ import zmq
 
 from gateway.broker.events import EventProxy
 from gateway.broker.header import request_fields
+from gateway.broker.memory import MemoryTrim
 from gateway.broker.probes import ProbeSchedule, drain_disconnects
 from gateway.broker.registry import Registry, Request, Worker
 from gateway.broker.security import CurveKeys, apply_curve, check_bind, start_authenticator
 from gateway.errors import BrokerError
 from protocol import codec, mdp
-from protocol.errors import ProtocolError, Timeout, Unavailable, UnknownService, WorkerLost
+from protocol.errors import (
+    ProtocolError,
+    Timeout,
+    TooBusy,
+    Unavailable,
+    UnknownService,
+    WorkerLost,
+)
 
 log = logging.getLogger("gateway.broker")
 
@@ -81,6 +94,14 @@ class BrokerConfig:
     # Until the broker has been up this long, workers may still be registering, so a
     # request for a service never seen waits instead of failing unknown_service.
     startup_grace_ms: int = 5000
+    # Memory bounds (SPEC 2.5). A client's deadline is believed up to this far out.
+    max_deadline_ms: int = 300_000
+    # Waiting requests, per service and over all services; sized for a small host:
+    # the byte caps together stay well under a gigabyte.
+    max_queued: int = 10_000
+    max_queued_total: int = 50_000
+    max_queued_bytes: int = 128 * 1024 * 1024
+    max_queued_bytes_total: int = 512 * 1024 * 1024
 
 
 class Broker:
@@ -107,6 +128,7 @@ class Broker:
         self._sock: zmq.Socket[bytes] | None = None
         self._events: EventProxy | None = None
         self._probes = ProbeSchedule()
+        self._trim = MemoryTrim()
 
     # ---------------------------------------------------------- lifecycle --
     def start(self, timeout: float = 10.0) -> None:
@@ -189,10 +211,12 @@ class Broker:
                 "inflight": sum(len(worker.inflight) for worker in
                                 (workers.get(w) for w in list(svc.workers))
                                 if worker is not None),
+                "queued_bytes": svc.queued_bytes,
             } for svc in list(self.registry.services.values())}
         return {"counters": dict(self.counters), "drops": dict(self.drops),
                 "dropped": sum(self.drops.values()), "workers": len(self.registry.workers),
-                "services": services, "heartbeat_ms": self.config.heartbeat_ms}
+                "services": services, "heartbeat_ms": self.config.heartbeat_ms,
+                "queued": self.registry.queued, "queued_bytes": self.registry.queued_bytes}
 
     # --------------------------------------------------------------- loop --
     def _loop(self, sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes]) -> None:
@@ -228,6 +252,9 @@ class Broker:
             if now >= next_beat:
                 self._beat()
                 next_beat = monotonic() + self._interval
+            if self._trim.due(self.registry.queued_bytes, now):
+                self.counters["memory_trims"] += 1
+                self._trim.run()
 
     def _read(self, sock: zmq.Socket[bytes]) -> None:
         """Handle up to BATCH queued messages.
@@ -278,6 +305,10 @@ class Broker:
                 self._cancel(client, service, rid, body)
                 return
             deadline = deadline or now + self.config.default_timeout_ms
+            if deadline > now + self.config.max_deadline_ms:
+                # A client may not pin memory for longer than the broker allows.
+                self.counters["deadlines_clamped"] += 1
+                deadline = now + self.config.max_deadline_ms
         else:
             # SPEC 3.4: a broker-made error for a header-less request still has a proper id.
             rid = codec.new_id()
@@ -293,9 +324,32 @@ class Broker:
             name = service.decode("utf-8", "replace")
             self._reply_error(request, UnknownService(f"no worker has ever served {name}"))
             return
+        request.size = sum(map(len, body))
+        full = self._queue_full(service, request.size)
+        if full is not None:
+            self.counters["too_busy"] += 1
+            self._reply_error(request, TooBusy(full))
+            return
         self.registry.enqueue(request)
+        self._trim.grew(request.size)
         self._dispatch(service)
         self.registry.arm(request)
+
+    def _queue_full(self, service: bytes, size: int) -> str | None:
+        """Why queueing ``size`` more bytes for ``service`` would pass a cap, or None."""
+        config, registry = self.config, self.registry
+        svc = registry.services.get(service)
+        queued, queued_bytes = (svc.queued, svc.queued_bytes) if svc else (0, 0)
+        name = service.decode("utf-8", "replace")
+        if queued + 1 > config.max_queued:
+            return f"{queued} requests for {name} are already waiting"
+        if queued_bytes + size > config.max_queued_bytes:
+            return f"the queue of {name} is full ({queued_bytes} bytes waiting)"
+        if registry.queued + 1 > config.max_queued_total:
+            return f"the broker is full ({registry.queued} requests waiting)"
+        if registry.queued_bytes + size > config.max_queued_bytes_total:
+            return f"the broker is full ({registry.queued_bytes} bytes waiting)"
+        return None
 
     def _cancel(self, client: bytes, service: bytes, rid: str, body: list[bytes]) -> None:
         """SPEC 2.11: drop the request if queued, else tell its worker if it understands."""

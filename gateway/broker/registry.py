@@ -37,6 +37,8 @@ class Request:
     done: bool = False
     armed: bool = False
     replied: bool = False
+    # Bytes of the body frames: what the request costs the broker while it is queued.
+    size: int = 0
 
 
 @dataclass(eq=False, slots=True)
@@ -73,6 +75,8 @@ class Service:
     # skips them: removing each from the middle of the deque would cost O(n).
     dead: int = 0
     ever_served: bool = False
+    # Body bytes of the requests really waiting (for the queue caps, SPEC 2.5).
+    queued_bytes: int = 0
 
     @property
     def queued(self) -> int:
@@ -97,6 +101,9 @@ class Registry:
         self.workers: dict[bytes, Worker] = {}
         self._deadlines: list[tuple[int, int, Request]] = []
         self._seq = itertools.count()
+        # Every service's waiting requests together, for the total caps (SPEC 2.5).
+        self.queued = 0
+        self.queued_bytes = 0
 
     # ----------------------------------------------------------- services --
     def service(self, name: bytes) -> Service:
@@ -157,6 +164,21 @@ class Registry:
             svc.waiting.appendleft(request)
         else:
             svc.waiting.append(request)
+        svc.queued_bytes += request.size
+        self.queued += 1
+        self.queued_bytes += request.size
+
+    def _unqueued(self, svc: Service, request: Request, keep_body: bool) -> None:
+        """Account for a request leaving the queue; drop its body unless it goes to a worker.
+
+        A done request may sit in ``waiting`` until a sweep: its body is released
+        now, so a burst of expired requests gives its memory back at once.
+        """
+        svc.queued_bytes -= request.size
+        self.queued -= 1
+        self.queued_bytes -= request.size
+        if not keep_body:
+            request.body = []
 
     def arm(self, request: Request) -> None:
         """Watch the deadline of a request that is still waiting after a dispatch round.
@@ -190,8 +212,10 @@ class Registry:
                 continue
             if request.deadline <= now_ms:
                 request.done = True
+                self._unqueued(svc, request, keep_body=False)
                 expired.append(request)
                 continue
+            self._unqueued(svc, request, keep_body=True)
             identity = next(iter(svc.idle))
             worker = self.workers[identity]
             del svc.idle[identity]
@@ -220,6 +244,7 @@ class Registry:
         request.done = True
         svc = self.services.get(request.service)
         if svc is not None:
+            self._unqueued(svc, request, keep_body=False)
             svc.dead += 1
             svc.sweep()
 
@@ -272,6 +297,7 @@ class Registry:
             out.append(request)
             svc = self.services.get(request.service)
             if svc is not None:
+                self._unqueued(svc, request, keep_body=False)
                 svc.dead += 1
                 swept.add(svc)
         for svc in swept:

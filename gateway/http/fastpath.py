@@ -16,6 +16,9 @@ Timeouts follow SPEC 3.5: the request's deadline bounds the wait for the
 response head; after it, the route's idle timeout bounds each gap between
 parts. A client that goes away (``http.disconnect``) cancels the request at
 the broker (SPEC 2.11), and so does any failure after the request was sent.
+When the connection to the broker closes (it died; SPEC 2.1), requests with
+no reply part yet are sent again if idempotent (GET, HEAD, ...) and answered
+503 ``unavailable`` at once otherwise.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from gateway.http.app import GatewayApp
 from gateway.http.asgi import Receive, Scope, Send, response_start, serve_problem_page
@@ -45,16 +49,21 @@ _GONE = object()      # the client disconnected
 
 
 class Parts:
-    """The reply parts of one request, as they arrive; one waiter at a time."""
+    """One request in flight: its reply parts as they arrive (one waiter at a time), and
+    what a resend after a broker loss needs (its frames, idempotency, deadline)."""
 
-    __slots__ = ("items", "waiter")
+    __slots__ = ("answered", "deadline", "frames", "idem", "items", "waiter")
 
-    def __init__(self) -> None:
+    def __init__(self, frames: list[bytes], idem: bool, deadline: float) -> None:
         self.items: collections.deque[Any] = collections.deque()
         self.waiter: asyncio.Future[None] | None = None
+        self.frames = frames
+        self.idem = idem
+        self.deadline = deadline
+        self.answered = False
 
     def put(self, item: Any) -> None:
-        """A part (or ``_GONE``) arrived."""
+        """A part, ``_GONE`` or a protocol error arrived."""
         self.items.append(item)
         waiter = self.waiter
         if waiter is not None and not waiter.done():
@@ -80,24 +89,38 @@ class AsyncBroker:
     send is a non-blocking send (the high-water mark is far above what a front
     worker keeps in flight). ZMQ_FD is edge-triggered, so ZMQ_EVENTS is checked
     after each send too (libzmq's zmq_getsockopt(3)).
+
+    A socket monitor watches the connection (SPEC 2.1): when it closes after a
+    handshake, the broker died with what it held, so the replies that arrived
+    are routed first, then idempotent requests with no reply part yet are sent
+    again (the DEALER reconnects by itself) and the others fail at once with
+    ``unavailable``.
     """
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
         self.sock: zmq.Socket[bytes] | None = None
+        self.monitor: zmq.Socket[bytes] | None = None
         self.pending: dict[str, Parts] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.linked = False
         self.dropped = 0
+        self.broker_losses = 0
+        self.resent = 0
 
     def _ensure(self) -> zmq.Socket[bytes]:
         if self.sock is None:
             sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
             sock.linger = 0
             sock.sndhwm = sock.rcvhwm = 100_000
+            # A close counts only after a handshake: a refused one is no broker loss.
+            monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED
+                                              | zmq.EVENT_HANDSHAKE_SUCCEEDED)
             sock.connect(self.endpoint)
-            self.sock = sock
+            self.sock, self.monitor = sock, monitor
             self.loop = asyncio.get_running_loop()
             self.loop.add_reader(int(sock.getsockopt(zmq.FD)), self._drain)
+            self.loop.add_reader(int(monitor.getsockopt(zmq.FD)), self._watch_connection)
         return self.sock
 
     def _drain(self) -> None:
@@ -110,6 +133,39 @@ class AsyncBroker:
             except zmq.Again:
                 return
             self._route(frames)
+
+    def _watch_connection(self) -> None:
+        monitor, sock = self.monitor, self.sock
+        if monitor is None or sock is None:
+            return
+        while int(monitor.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+            try:
+                event = parse_monitor_message(monitor.recv_multipart(zmq.NOBLOCK))["event"]
+            except zmq.Again:
+                return
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.linked = True
+            elif event == zmq.EVENT_DISCONNECTED and self.linked:
+                self.linked = False
+                self._drain()  # replies the broker sent before it went are answers
+                self.broker_losses += 1
+                self._recover(sock)
+
+    def _recover(self, sock: zmq.Socket[bytes]) -> None:
+        """Resend idempotent requests without a reply part; fail the others at once."""
+        now = time.time()
+        lost = perrors.Unavailable("the connection to the broker closed while the request "
+                                   "was in flight")
+        for rid, held in list(self.pending.items()):
+            if held.idem and not held.answered and held.deadline > now:
+                try:
+                    sock.send_multipart(held.frames, zmq.NOBLOCK)
+                    self.resent += 1
+                    continue
+                except zmq.ZMQError:
+                    pass
+            del self.pending[rid]
+            held.put(lost)
 
     def _route(self, frames: list[bytes]) -> None:
         if len(frames) < 4 or frames[1] != mdp.CLIENT:
@@ -124,6 +180,7 @@ class AsyncBroker:
         if parts is None:
             self.dropped += 1  # a late part of a request that ended here
             return
+        parts.answered = True
         parts.put((header, frames[3:]))
 
     def _send(self, frames: list[bytes]) -> None:
@@ -139,11 +196,16 @@ class AsyncBroker:
                 self.loop.call_soon(self._drain)
 
     def send(self, service: bytes, env: codec.Envelope) -> Parts:
-        """Send ``env`` to ``service``; the parts its replies will arrive on."""
-        parts = Parts()
+        """Send ``env`` to ``service``; the parts its replies will arrive on.
+
+        A :class:`~protocol.errors.Unavailable` among the parts says the broker
+        died with the request (SPEC 2.1).
+        """
+        frames = mdp.client_request(service, codec.encode(env))
+        parts = Parts(frames, bool(env.idem), (env.deadline or 0) / 1000.0)
         self.pending[env.id] = parts
         try:
-            self._send(mdp.client_request(service, codec.encode(env)))
+            self._send(frames)
         except BaseException:
             self.pending.pop(env.id, None)
             raise
@@ -165,9 +227,19 @@ class AsyncBroker:
             log.debug("cancel of %s not sent: %r", request_id, exc)
 
     def close(self) -> None:
-        """Stop watching the socket and close it."""
+        """Stop watching the sockets and close them."""
+        open_loop = self.loop is not None and not self.loop.is_closed()
+        if self.monitor is not None:
+            if open_loop:
+                assert self.loop is not None
+                self.loop.remove_reader(int(self.monitor.getsockopt(zmq.FD)))
+            if self.sock is not None:
+                self.sock.disable_monitor()
+            self.monitor.close(linger=0)
+            self.monitor = None
         if self.sock is not None:
-            if self.loop is not None and not self.loop.is_closed():
+            if open_loop:
+                assert self.loop is not None
                 self.loop.remove_reader(int(self.sock.getsockopt(zmq.FD)))
             self.sock.close(linger=0)
             self.sock = None
@@ -286,6 +358,8 @@ class FastWsgi:
             raise perrors.Timeout("the stream was idle for too long") from None
         if item is _GONE:
             raise ClientLeft()
+        if isinstance(item, perrors.ProtocolError):
+            raise item
         header, body = item
         try:
             env = codec.decode(body, header=header)

@@ -35,6 +35,8 @@ def test_native_is_the_default_and_python_can_be_chosen(tmp_path: object) -> Non
     ('implementation = "rust"', "broker.implementation: must be one of native, python"),
     ("startup_grace_ms = -1", "broker.startup_grace_ms: must be >= 0"),
     ('startup_grace_ms = "5s"', "broker.startup_grace_ms: must be an integer"),
+    ("max_queued = 0", "broker.max_queued: must be >= 1"),
+    ("max_deadline_ms = -5", "broker.max_deadline_ms: must be >= 1"),
 ])
 def test_bad_broker_keys_are_named(tmp_path: object, line: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -44,7 +46,8 @@ def test_bad_broker_keys_are_named(tmp_path: object, line: str, message: str) ->
 @pytest.mark.parametrize("implementation", ["native", "python"])
 def test_both_brokers_get_the_same_arguments(tmp_path: object, implementation: str) -> None:
     cfg = parse(config_text(tmp_path, f'implementation = "{implementation}"\n'
-                                      "heartbeat_ms = 250\nstartup_grace_ms = 1500"))
+                                      "heartbeat_ms = 250\nstartup_grace_ms = 1500\n"
+                                      "max_deadline_ms = 60000\nmax_queued_bytes = 4096"))
     program = plan.broker_program(cfg, "/usr/bin/python3")
     if implementation == "native":
         head, args = program.argv[:1], program.argv[1:]
@@ -54,7 +57,10 @@ def test_both_brokers_get_the_same_arguments(tmp_path: object, implementation: s
         assert head == ("/usr/bin/python3", "-m", "gateway.broker")
     assert args == ("--bind", cfg.broker.endpoint, "--heartbeat-ms", "250",
                     "--events-pub", cfg.broker.events_pub, "--events-sub",
-                    cfg.broker.events_sub, "--startup-grace-ms", "1500")
+                    cfg.broker.events_sub, "--startup-grace-ms", "1500",
+                    "--max-deadline-ms", "60000", "--max-queued", "10000",
+                    "--max-queued-total", "50000", "--max-queued-bytes", "4096",
+                    "--max-queued-bytes-total", str(512 * 1024 * 1024))
 
 
 def test_a_missing_native_broker_is_refused_with_how_to_build_it(

@@ -195,6 +195,8 @@ def test_protocol_errors_answer_their_own_status() -> None:
 
     assert from_protocol(Odd("x"), 1).status == 502
     assert from_protocol(perrors.Unavailable("x"), 1).status == 503
+    busy = from_protocol(perrors.TooBusy("x"), 3)
+    assert (busy.status, busy.code, busy.headers) == (503, "too_busy", [("Retry-After", "3")])
 
 
 @pytest.mark.parametrize("value", ["\u00b2", "\u0663", "1\u00b2", " 1", "+1", ""])

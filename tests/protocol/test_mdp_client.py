@@ -10,6 +10,7 @@ import zmq
 from protocol import codec, mdp
 from protocol.client import Client
 from protocol.errors import RemoteError, Timeout, Unavailable, UnknownService, WorkerLost
+from tests.support.procs import wait_until
 
 
 class FakeBroker(object):
@@ -24,6 +25,9 @@ class FakeBroker(object):
         self.muted = set()  # client identities the broker ignores (a dead connection)
         self.last_client = None
         self.seen = []
+        self.generation = 1
+        self._restart = threading.Event()
+        self.restarted = threading.Event()
         self._stop = threading.Event()
         self._delayed = []
         self._thread = threading.Thread(target=self._run)
@@ -32,6 +36,8 @@ class FakeBroker(object):
 
     def _run(self):
         while not self._stop.is_set():
+            if self._restart.is_set():
+                self._rebind()
             if self.sock.poll(10):
                 frames = self.sock.recv_multipart()
                 self.last_client = frames[0]
@@ -42,6 +48,29 @@ class FakeBroker(object):
                 self._delayed.remove(item)
                 self.sock.send_multipart(item[1])
         self.sock.close(linger=0)
+
+    def restart(self):
+        """Die with every request held and come back on the same endpoint, as kill -9 and
+        a supervisor's restart would; returns once the new socket is bound."""
+        self._restart.set()
+        assert self.restarted.wait(5)
+
+    def _rebind(self):
+        self.sock.close(linger=0)
+        self._delayed = []
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.linger = 0
+        wait_until(self._bind, timeout=5, what="the endpoint free again")
+        self.generation += 1
+        self._restart.clear()
+        self.restarted.set()
+
+    def _bind(self):
+        try:
+            self.sock.bind(self.endpoint)
+        except zmq.ZMQError:
+            return False
+        return True
 
     def _answer(self, frames):
         client, service, body = frames[0], frames[3], frames[4:]
@@ -64,6 +93,10 @@ class FakeBroker(object):
                    u"traceback": u"Traceback ..."}
             reply = codec.Envelope(u"error", id=env.id, error=err)
             self.sock.send_multipart(prefix + codec.encode(reply))
+        elif env.method == u"hold":  # held for ever by the first broker, answered after
+            if self.generation > 1:
+                reply = codec.Envelope(u"result", id=env.id, payload=env.payload)
+                self.sock.send_multipart(prefix + codec.encode(reply))
         elif env.method == u"lost":
             self.sock.send_multipart(prefix + mdp.error_body(env.id, WorkerLost(u"died")))
         elif env.kind == u"http":
@@ -168,6 +201,26 @@ def test_silent_broker_reconnect_resends_only_idempotent_calls(broker, client):
     assert client.reconnects == 1
     assert idem.result() == 2  # sent again on the new connection
     assert client.call(u"calc", u"add", [4]) == 4
+
+
+def test_a_broker_restart_resends_idempotent_calls_and_fails_the_rest_at_once(broker):
+    # Lazy Pirate probes are out of the way: the socket monitor alone must notice.
+    c = Client(broker.endpoint, timeout=30.0, probe_interval=60.0)
+    try:
+        idem = c.submit(u"calc", u"hold", 7, idem=True)
+        plain = c.submit(u"calc", u"hold", 8)
+        wait_until(lambda: len(broker.seen) == 2, timeout=5, what="both calls at the broker")
+        broker.restart()
+        with pytest.raises(Unavailable):
+            plain.result()
+        # Failed on the connection closing, not when its 30 s deadline ran out.
+        assert time.time() < plain.deadline
+        assert idem.result() == 7  # sent again, and answered by the new broker
+        assert (c.broker_losses, c.resent, c.reconnects) == (1, 1, 0)
+        assert [e.id for e in broker.seen] == [idem.id, plain.id, idem.id]
+        assert c.call(u"calc", u"add", [4]) == 4
+    finally:
+        c.close()
 
 
 def test_closed_client_refuses_calls(broker):

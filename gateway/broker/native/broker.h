@@ -26,11 +26,14 @@
 #define EXPIRY_MARGIN_MS 50
 #define BATCH 256
 
+/* In the order of their names: mmi.stats lists them as json.dumps(sort_keys=True) does. */
 enum counter {
-    C_CANCELLED, C_CANCELS_FORWARDED, C_CANCELS_IGNORED, C_DISCONNECTS, C_DISPATCHED,
-    C_EXPIRED, C_REPLIES, C_REQUESTS, C_RETRIED, C_UNKNOWN_SERVICE, C_WORKER_LOST,
-    C_WORKERS_CLOSED, C_WORKERS_READY, N_COUNTERS
+    C_CANCELLED, C_CANCELS_FORWARDED, C_CANCELS_IGNORED, C_DEADLINES_CLAMPED, C_DISCONNECTS,
+    C_DISPATCHED, C_EXPIRED, C_MEMORY_TRIMS, C_REPLIES, C_REQUESTS, C_RETRIED, C_TOO_BUSY,
+    C_UNKNOWN_SERVICE, C_WORKER_LOST, C_WORKERS_CLOSED, C_WORKERS_READY, N_COUNTERS
 };
+/* Trimming walks every arena: only worth it after a burst of at least this many bytes. */
+#define TRIM_AFTER_BYTES (4LL * 1024 * 1024)
 enum drop { D_HWM, D_LATE_REPLY, D_MALFORMED, D_UNKNOWN_WORKER, D_UNROUTABLE, N_DROPS };
 
 enum { LOG_DEBUG = 10, LOG_INFO = 20, LOG_WARNING = 30, LOG_ERROR = 40, LOG_CRITICAL = 50 };
@@ -39,6 +42,11 @@ typedef struct {
     void *sock; /* the ROUTER every client and worker talks to */
     registry reg;
     int64_t heartbeat_ms, default_timeout_ms, startup_grace_ms;
+    /* SPEC 2.5 memory bounds: the furthest deadline believed, and the queue caps. */
+    int64_t max_deadline_ms, max_queued, max_queued_total, max_queued_bytes,
+        max_queued_bytes_total;
+    int64_t trim_pending; /* bytes queued since the last malloc_trim */
+    int64_t trim_again_us; /* monotonic time of the follow-up trim, or 0 */
     int64_t started_us; /* monotonic, when the endpoints were bound */
     int64_t counters[N_COUNTERS];
     int touched[N_COUNTERS]; /* a counter appears in mmi.stats once it was counted */
@@ -58,5 +66,6 @@ void handle_message(broker *b, zmq_msg_t *frames, int n);
 void expire_requests(broker *b);
 void beat(broker *b);
 void probe_workers(broker *b);
+void trim_memory(broker *b);
 
 #endif

@@ -3,6 +3,7 @@
  * gateway/broker/broker.py so that one conformance suite passes against both. */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,9 +118,10 @@ static void mmi_stats(broker *b, sbuf *out)
 {
     /* The shape and bytes of json.dumps(Broker.stats(), sort_keys=True). */
     static const char *const counter_names[N_COUNTERS] = {
-        "cancelled", "cancels_forwarded", "cancels_ignored", "disconnects", "dispatched",
-        "expired", "replies", "requests", "retried", "unknown_service", "worker_lost",
-        "workers_closed", "workers_ready"};
+        "cancelled", "cancels_forwarded", "cancels_ignored", "deadlines_clamped",
+        "disconnects", "dispatched", "expired", "memory_trims", "replies", "requests",
+        "retried", "too_busy", "unknown_service", "worker_lost", "workers_closed",
+        "workers_ready"};
     static const char *const drop_names[N_DROPS] = {"hwm", "late_reply", "malformed",
                                                     "unknown_worker", "unroutable"};
     int64_t dropped = 0;
@@ -138,8 +140,10 @@ static void mmi_stats(broker *b, sbuf *out)
             sep = ", ";
             dropped += b->drops[i];
         }
-    sb_printf(out, "}, \"dropped\": %lld, \"heartbeat_ms\": %lld, \"services\": {",
-              (long long)dropped, (long long)b->heartbeat_ms);
+    sb_printf(out, "}, \"dropped\": %lld, \"heartbeat_ms\": %lld, \"queued\": %lld, "
+              "\"queued_bytes\": %lld, \"services\": {", (long long)dropped,
+              (long long)b->heartbeat_ms, (long long)b->reg.queued,
+              (long long)b->reg.queued_bytes);
     /* Sorted by name: UTF-8 byte order is code point order. */
     size_t ns = b->reg.nservices;
     service **sorted = malloc((ns ? ns : 1) * sizeof(service *));
@@ -163,8 +167,9 @@ static void mmi_stats(broker *b, sbuf *out)
         if (i)
             sb_puts(out, ", ");
         json_ascii(out, name.p ? name.p : "", name.len);
-        sb_printf(out, ": {\"inflight\": %d, \"waiting\": %d, \"workers\": %d}",
-                  sorted[i]->inflight, sorted[i]->queued, sorted[i]->workers);
+        sb_printf(out, ": {\"inflight\": %d, \"queued_bytes\": %lld, \"waiting\": %d, "
+                  "\"workers\": %d}", sorted[i]->inflight, (long long)sorted[i]->queued_bytes,
+                  sorted[i]->queued, sorted[i]->workers);
         sb_free(&name);
     }
     free(sorted);
@@ -218,6 +223,32 @@ static void cancel(broker *b, zmq_msg_t *sender, zmq_msg_t *svcname, const heade
     count(b, C_CANCELS_IGNORED, 1);
 }
 
+/* SPEC 2.5: answer too_busy (and return 1) when queueing size more bytes for q's
+ * service would pass a cap on waiting requests or bytes, per service or in total. */
+static int queue_full(broker *b, request *q, service *svc, int64_t size)
+{
+    int64_t queued = svc ? svc->queued : 0, queued_bytes = svc ? svc->queued_bytes : 0;
+    char num[64];
+    if (queued + 1 > b->max_queued) {
+        snprintf(num, sizeof num, "%lld requests for ", (long long)queued);
+        reply_error_named(b, q, "too_busy", num, " are already waiting");
+    } else if (queued_bytes + size > b->max_queued_bytes) {
+        snprintf(num, sizeof num, " is full (%lld bytes waiting)", (long long)queued_bytes);
+        reply_error_named(b, q, "too_busy", "the queue of ", num);
+    } else if (b->reg.queued + 1 > b->max_queued_total) {
+        snprintf(num, sizeof num, "the broker is full (%lld requests waiting)",
+                 (long long)b->reg.queued);
+        reply_error(b, q, "too_busy", num, strlen(num));
+    } else if (b->reg.queued_bytes + size > b->max_queued_bytes_total) {
+        snprintf(num, sizeof num, "the broker is full (%lld bytes waiting)",
+                 (long long)b->reg.queued_bytes);
+        reply_error(b, q, "too_busy", num, strlen(num));
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 static void on_client(broker *b, zmq_msg_t *sender, zmq_msg_t *svcname, zmq_msg_t *body,
                       int nbody)
 {
@@ -245,6 +276,11 @@ static void on_client(broker *b, zmq_msg_t *sender, zmq_msg_t *svcname, zmq_msg_
         id_len = h.id.len;
         /* Python: deadline or now + default (a deadline of 0 means none). */
         deadline = h.has_deadline && h.deadline != 0 ? h.deadline : now + b->default_timeout_ms;
+        if (deadline > now + b->max_deadline_ms) {
+            /* A client may not pin memory for longer than the broker allows. */
+            count(b, C_DEADLINES_CLAMPED, 1);
+            deadline = now + b->max_deadline_ms;
+        }
         idem = h.idem;
     } else {
         /* SPEC 3.4: a broker-made error for a header-less request still has a proper id. */
@@ -276,6 +312,16 @@ static void on_client(broker *b, zmq_msg_t *sender, zmq_msg_t *svcname, zmq_msg_
         request_free(q);
         return;
     }
+    int64_t size = 0;
+    for (int i = 0; i < nbody; i++)
+        size += (int64_t)MSGN(&body[i]);
+    if (queue_full(b, q, known, size)) {
+        count(b, C_TOO_BUSY, 1);
+        request_free(q);
+        return;
+    }
+    q->size = size;
+    b->trim_pending += size;
     q->svc = registry_service(&b->reg, MSGP(svcname), MSGN(svcname));
     q->body = malloc((size_t)(nbody ? nbody : 1) * sizeof(zmq_msg_t));
     if (q->body == NULL)
@@ -487,4 +533,25 @@ void probe_workers(broker *b)
         }
     }
     free_snapshot(ids, n);
+}
+
+/* Once a burst has drained, give freed pages back: libzmq's message buffers and our
+ * bookkeeping come from glibc arenas that otherwise shrink only from the top. */
+void trim_memory(broker *b)
+{
+    if (b->reg.queued_bytes != 0)
+        return;
+    int64_t now = mono_us();
+    if (b->trim_pending >= TRIM_AFTER_BYTES) {
+        /* Buffers libzmq's I/O thread still held at the drain are freed a moment
+         * later: a second trim, one second on, catches them. */
+        b->trim_pending = 0;
+        b->trim_again_us = now + 1000000;
+    } else if (b->trim_again_us == 0 || now < b->trim_again_us) {
+        return;
+    } else {
+        b->trim_again_us = 0;
+    }
+    count(b, C_MEMORY_TRIMS, 1);
+    malloc_trim(0);
 }

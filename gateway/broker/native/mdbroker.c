@@ -4,7 +4,8 @@
  *   gateway-broker --bind tcp://127.0.0.1:5555 [--bind ipc://...] [--heartbeat-ms 1000]
  *       [--default-timeout-ms 30000] [--max-msg-size N] [--events-pub EP --events-sub EP]
  *       [--curve-secret FILE [--curve-clients DIR]] [--log-level LEVEL]
- *       [--startup-grace-ms 5000]
+ *       [--startup-grace-ms 5000] [--max-deadline-ms 300000] [--max-queued 10000]
+ *       [--max-queued-total 50000] [--max-queued-bytes N] [--max-queued-bytes-total N]
  *
  * The same command line, behaviour and exit statuses as `python -m gateway.broker`
  * (the reference implementation): prints "broker ready <endpoints>" once bound;
@@ -19,6 +20,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -98,6 +100,8 @@ typedef struct {
     const char *binds[MAX_ENDPOINTS];
     int nbinds;
     long long heartbeat_ms, default_timeout_ms, max_msg_size, startup_grace_ms;
+    long long max_deadline_ms, max_queued, max_queued_total, max_queued_bytes,
+        max_queued_bytes_total;
     const char *events_pub, *events_sub, *curve_secret, *curve_clients;
 } options;
 
@@ -106,7 +110,9 @@ static void usage_error(const char *fmt, const char *arg)
     fputs("usage: gateway-broker --bind ENDPOINT [--bind ENDPOINT ...] [--heartbeat-ms MS]\n"
           "       [--default-timeout-ms MS] [--max-msg-size BYTES] [--events-pub ENDPOINT]\n"
           "       [--events-sub ENDPOINT] [--curve-secret FILE] [--curve-clients DIR]\n"
-          "       [--log-level LEVEL] [--startup-grace-ms MS]\n", stderr);
+          "       [--log-level LEVEL] [--startup-grace-ms MS] [--max-deadline-ms MS]\n"
+          "       [--max-queued N] [--max-queued-total N] [--max-queued-bytes BYTES]\n"
+          "       [--max-queued-bytes-total BYTES]\n", stderr);
     fputs("gateway-broker: error: ", stderr);
     fprintf(stderr, fmt, arg);
     fputc('\n', stderr);
@@ -133,6 +139,12 @@ static void parse_args(int argc, char **argv, options *o)
     o->default_timeout_ms = 30000;
     o->max_msg_size = 64LL * 1024 * 1024 + 4096;
     o->startup_grace_ms = 5000;
+    /* The defaults of gateway/broker/broker.py BrokerConfig. */
+    o->max_deadline_ms = 300000;
+    o->max_queued = 10000;
+    o->max_queued_total = 50000;
+    o->max_queued_bytes = 128LL * 1024 * 1024;
+    o->max_queued_bytes_total = 512LL * 1024 * 1024;
     for (int i = 1; i < argc; i++) {
         char *name = argv[i], *value = NULL;
         char *eq = strncmp(name, "--", 2) == 0 ? strchr(name, '=') : NULL;
@@ -161,6 +173,16 @@ static void parse_args(int argc, char **argv, options *o)
             o->max_msg_size = int_arg(name, value);
         } else if (strcmp(name, "--startup-grace-ms") == 0) {
             o->startup_grace_ms = int_arg(name, value);
+        } else if (strcmp(name, "--max-deadline-ms") == 0) {
+            o->max_deadline_ms = int_arg(name, value);
+        } else if (strcmp(name, "--max-queued") == 0) {
+            o->max_queued = int_arg(name, value);
+        } else if (strcmp(name, "--max-queued-total") == 0) {
+            o->max_queued_total = int_arg(name, value);
+        } else if (strcmp(name, "--max-queued-bytes") == 0) {
+            o->max_queued_bytes = int_arg(name, value);
+        } else if (strcmp(name, "--max-queued-bytes-total") == 0) {
+            o->max_queued_bytes_total = int_arg(name, value);
         } else if (strcmp(name, "--events-pub") == 0) {
             o->events_pub = value;
         } else if (strcmp(name, "--events-sub") == 0) {
@@ -191,6 +213,9 @@ static void parse_args(int argc, char **argv, options *o)
         usage_error("%s", "--heartbeat-ms and --default-timeout-ms must be positive");
     if (o->startup_grace_ms < 0)
         usage_error("%s", "--startup-grace-ms must not be negative");
+    if (o->max_deadline_ms <= 0 || o->max_queued <= 0 || o->max_queued_total <= 0
+        || o->max_queued_bytes <= 0 || o->max_queued_bytes_total <= 0)
+        usage_error("%s", "--max-deadline-ms and the --max-queued* limits must be positive");
 }
 
 /* ---------------------------------------------------------------------- loop -- */
@@ -325,6 +350,7 @@ static void run(broker *b, void *monitor)
             beat(b);
             next_beat = mono_us() + interval_us;
         }
+        trim_memory(b);
     }
 }
 
@@ -375,11 +401,21 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* SPEC 2.5: memory comes back after a burst. A fixed mmap threshold turns off glibc's
+     * dynamic one, which after the first large frame is freed would serve every later
+     * one from the arenas (where a straggler pins it); from 1 MiB up, a frame is its own
+     * mapping and goes back to the kernel when it is freed. */
+    mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
     static broker b;
     registry_init(&b.reg);
     b.heartbeat_ms = o.heartbeat_ms;
     b.default_timeout_ms = o.default_timeout_ms;
     b.startup_grace_ms = o.startup_grace_ms;
+    b.max_deadline_ms = o.max_deadline_ms;
+    b.max_queued = o.max_queued;
+    b.max_queued_total = o.max_queued_total;
+    b.max_queued_bytes = o.max_queued_bytes;
+    b.max_queued_bytes_total = o.max_queued_bytes_total;
 
     void *ctx = zmq_ctx_new();
     zap_handler zap = {0};

@@ -325,7 +325,6 @@ request *registry_next_deadline(registry *r)
 
 void registry_enqueue(registry *r, request *q, int front)
 {
-    (void)r;
     service *s = q->svc;
     q->w = NULL;
     if (front) {
@@ -346,6 +345,9 @@ void registry_enqueue(registry *r, request *q, int front)
         s->queue_tail = q;
     }
     s->queued++;
+    s->queued_bytes += q->size;
+    r->queued++;
+    r->queued_bytes += q->size;
 }
 
 void registry_unqueue(registry *r, request *q)
@@ -361,6 +363,9 @@ void registry_unqueue(registry *r, request *q)
         s->queue_tail = q->prev;
     q->prev = q->next = NULL;
     s->queued--;
+    s->queued_bytes -= q->size;
+    r->queued--;
+    r->queued_bytes -= q->size;
     heap_remove(r, q);
 }
 

@@ -31,6 +31,7 @@ struct request {
     worker *w;              /* the worker holding it, NULL while queued */
     request *prev, *next;   /* in its service's queue, or its worker's in-flight list */
     size_t heap_at;         /* index in the deadline heap, or NOT_ARMED */
+    int64_t size;           /* bytes of the body frames, counted while queued */
     uint64_t seq;           /* FIFO order among equal deadlines */
 };
 
@@ -52,6 +53,7 @@ struct service {
     unsigned char *name;
     size_t name_len;
     int workers, ever_served, queued, inflight;
+    int64_t queued_bytes; /* body bytes of the queued requests (SPEC 2.5 caps) */
     worker *idle_head, *idle_tail;
     request *queue_head, *queue_tail;
     service *hash_next;
@@ -70,6 +72,7 @@ typedef struct {
     request **heap;
     size_t heap_len, heap_cap;
     uint64_t seq;
+    int64_t queued, queued_bytes; /* over every service, for the total caps */
 } registry;
 
 void registry_init(registry *r);
