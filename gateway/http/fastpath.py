@@ -121,6 +121,10 @@ class AsyncBroker:
             self.loop = asyncio.get_running_loop()
             self.loop.add_reader(int(sock.getsockopt(zmq.FD)), self._drain)
             self.loop.add_reader(int(monitor.getsockopt(zmq.FD)), self._watch_connection)
+            # ZMQ_FD signals only a change seen since ZMQ_EVENTS was last read: read both
+            # once now, or messages already queued (the monitor's first events) never wake us.
+            self.loop.call_soon(self._drain)
+            self.loop.call_soon(self._watch_connection)
         return self.sock
 
     def _drain(self) -> None:
