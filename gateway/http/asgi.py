@@ -338,7 +338,9 @@ class WsgiBridge:
         # 413, 404 or 401 before a client sends a body it would refuse.
         has_body = bool(environ.get("HTTP_TRANSFER_ENCODING")) or \
             environ.get("CONTENT_LENGTH", "0") not in ("", "0")
-        environ["wsgi.input"] = AsgiInput(loop, receive, b"", has_body)
+        # Kept here: a front layer may replace wsgi.input (a migrated route reads the body
+        # ahead to replay it to the candidate), and the stream asks this one.
+        body_in = environ["wsgi.input"] = AsgiInput(loop, receive, b"", has_body)
         head: list[Any] = []
 
         def start_response(status: str, headers: list[tuple[str, str]],
@@ -386,7 +388,7 @@ class WsgiBridge:
                 return
             if first:
                 await send({"type": "http.response.body", "body": first, "more_body": True})
-            await self.stream(loop, pool, iterator, environ["wsgi.input"], receive, send,
+            await self.stream(loop, pool, iterator, body_in, receive, send,
                               close_once)
         except ClientGone as exc:  # the client went away while its body was read
             log.debug("client gone mid-request: %r", exc)
