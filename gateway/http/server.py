@@ -107,6 +107,10 @@ def notify(message: str) -> None:
         sock.close()
 
 
+# How long a draining front keeps an idle keep-alive connection open for one last request.
+DRAIN_IDLE = 1.0
+
+
 class ProblemProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol; refusals are problem+json, slow clients are cut off.
 
@@ -270,6 +274,8 @@ class ProblemProtocol(HttpToolsProtocol):
         scope: dict[str, Any] = self.scope  # type: ignore[assignment]
         scope["extensions"] = {"gateway.target": bytes(self.url)}
         super().on_headers_complete()
+        if getattr(self, "_draining", False) and self.cycle is not None:
+            self.cycle.keep_alive = False  # the last answer on this connection
         if scope.get("http_version") == "1.0" and self.cycle is not None:
             _close_delimited(self.cycle)
 
@@ -280,6 +286,26 @@ class ProblemProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._in_body = False
         super().on_message_complete()
+
+    def shutdown(self) -> None:
+        """Graceful stop (the front drains): an idle keep-alive connection is not cut at once.
+
+        uvicorn closes it on the spot, which resets a request the client sent a
+        moment before (it sits unread in the socket). Here the connection answers
+        whatever comes within ``DRAIN_IDLE`` seconds with ``Connection: close``,
+        and is closed after that if nothing came; a busy one closes after its
+        current answer, as uvicorn does.
+        """
+        self._draining = True
+        if self.cycle is None or self.cycle.response_complete:
+            self.loop.call_later(DRAIN_IDLE, self._close_if_idle)
+        else:
+            self.cycle.keep_alive = False
+
+    def _close_if_idle(self) -> None:
+        if (self.cycle is None or self.cycle.response_complete) \
+                and not self.transport.is_closing():
+            self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
         """Answer a parser-level refusal as problem+json and close the connection."""
