@@ -27,6 +27,9 @@ from typing import Any
 
 from gateway import config as gwconfig
 from gateway.arbiter import control
+from gateway.commands.check import check_contracts
+from gateway.commands.frontcfg import http_config
+from gateway.commands.status import migration_states, registrations, render_status
 from gateway.config import GatewayConfig
 from gateway.errors import ConfigError, GatewayError
 
@@ -63,31 +66,6 @@ def load_config(path: str | None) -> GatewayConfig:
 # -- the HTTP front (run by the arbiter in its own process) --------------------------------------
 
 
-def http_config(cfg: GatewayConfig) -> Any:
-    """The HTTP front's own config (gateway.http.config.GatewayHttpConfig) from ours."""
-    from gateway.http.config import GatewayHttpConfig
-
-    routes = []
-    for r in cfg.routes:
-        route: dict[str, Any] = {"prefix": r.prefix, "backend": r.backend,
-                                 "timeout": r.timeout_ms / 1000.0,
-                                 "idle_timeout": r.idle_timeout_ms / 1000.0,
-                                 "max_concurrency": r.max_concurrency,
-                                 "queue_timeout": r.queue_timeout_ms / 1000.0}
-        if r.backend == "http":
-            route.update(upstream=r.target, strip_prefix=r.strip_prefix,
-                         rewrite_redirects=r.rewrite_redirects,
-                         rewrite_cookie_path=r.rewrite_cookie_path)
-        elif r.backend == "static":
-            route["directory"] = r.target
-        elif r.backend == "wsgi":
-            route["service"] = r.service
-        routes.append(route)
-    return GatewayHttpConfig.from_dict(
-        {"routes": routes, "broker": cfg.broker.endpoint, **dict(cfg.http),
-         "migration": cfg.migration_settings})
-
-
 def cmd_front(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
     """Run the HTTP front on an inherited socket; the arbiter starts this."""
     from gateway.arbiter.front import SupervisedFront
@@ -122,82 +100,6 @@ def cmd_up(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> in
                       sink=sink, inherited_fds=systemd_fds(os.environ, os.getpid()),
                       env=env, config_source=path or "<default>")
     return arbiter.run()
-
-
-def registrations(status: dict[str, Any], timeout: float = 0.3) -> dict[str, str | None]:
-    """mmi.service answers for every broker service in ``status`` (asked from here)."""
-    import zmq
-
-    from gateway.arbiter.ready import mmi_service
-
-    out: dict[str, str | None] = {}
-    endpoint = status["arbiter"]["broker"]
-    for prog in status["programs"]:
-        if prog["service"] and prog["runtime"] in ("py2", "py3"):
-            try:
-                out[prog["service"]] = mmi_service(endpoint, prog["service"], timeout)
-            except zmq.ZMQError:
-                out[prog["service"]] = None
-    return out
-
-
-def render_status(status: dict[str, Any]) -> str:
-    """The human status table."""
-    a = status["arbiter"]
-    w = max([14] + [len(p["name"]) + 2 for p in status["programs"]])
-    lines = [f"arbiter pid {a['pid']}  up {a['uptime_s']:.0f}s  guard {a['guard_pid']}  "
-             f"config {a['config']}", f"listen {a['listen']}  broker {a['broker']}"]
-    writes = a.get("write_errors") or {}
-    if writes.get("total"):
-        failing = ", ".join(writes["failing"]) or "none now"
-        lines.append(f"write errors {writes['total']} (failing: {failing})")
-    lines += ["",
-             f"{'PROGRAM':<{w}}{'STATE':<10}{'RUNTIME':<22}{'READY':<7}{'BROKER':<8}"
-             f"{'REPLICA':<10}{'PID':<9}{'UPTIME':<10}RESTARTS"]
-    regs = status.get("registrations", {})
-    for p in status["programs"]:
-        runtime = p["runtime"] + (f" {p['version']}" if p["version"] else "")
-        reg = regs.get(p["service"]) or "-"
-        head = (f"{p['name']:<{w}}{p['state']:<10}{runtime:<22}"
-                f"{p['ready']}/{p['replicas_wanted']:<5}{reg:<8}")
-        reps = p["replicas"] or [None]
-        for i, r in enumerate(reps):
-            prefix = head if i == 0 else " " * len(head)
-            if r is None:
-                lines.append(prefix)
-                continue
-            up = f"{r['uptime_s']:.1f}s" if r["uptime_s"] is not None else "-"
-            name = f".{r['index']}" + (f"@{r['generation']}" if r["generation"] else "")
-            lines.append(f"{prefix}{name:<10}{r['pid'] or '-'!s:<9}{up:<10}{r['restarts']}"
-                         f"  {r['state']}")
-    if status["routes"]:
-        lines += ["", f"{'ROUTE':<24}{'BACKEND':<9}{'SERVICE/TARGET':<32}STATE"]
-        for r in status["routes"]:
-            lines.append(f"{r['prefix']:<24}{r['backend']:<9}"
-                         f"{(r['service'] or r['target']):<32}{r['state']}")
-    if status.get("migrations"):
-        lines += ["", f"{'MIGRATION':<24}{'TARGET':<24}STATE"]
-        for name, m in sorted(status["migrations"].items()):
-            lines.append(f"{name:<24}{m['target']:<24}{m['label']}")
-    return "\n".join(lines)
-
-
-def migration_states(cfg: GatewayConfig) -> dict[str, Any]:
-    """Each configured migration's target and state, read from the store ({} before it exists)."""
-    settings = cfg.migration_settings
-    if not settings.migrations or not os.path.exists(settings.db):
-        return {}
-    from gateway.migration.store import MigrationStore, StoreError
-    store = MigrationStore(settings.db)
-    try:
-        states = store.all()
-    except StoreError:
-        return {}
-    finally:
-        store.close()
-    return {m.name: {"target": m.target, "label": states[m.name].to_json()["label"],
-                     "mode": states[m.name].mode, "percent": states[m.name].percent}
-            for m in settings.migrations if m.name in states}
 
 
 def cmd_status(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
@@ -247,19 +149,6 @@ def cmd_check(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) ->
     print(f"ok: {path or '<default>'}: {len(cfg.services)} services, {len(cfg.routes)} routes, "
           f"{len(cfg.migration_settings.migrations)} migrations")
     return 0
-
-
-def check_contracts(directory: str) -> None:
-    """Every service contract in ``directory`` must load (protocol.contract checks it)."""
-    from protocol import contract
-
-    if not os.path.isdir(directory):
-        raise ConfigError(f"http.contracts_dir: {directory} is not a directory")
-    for name in contract.available(directory):
-        try:
-            contract.load(name, directory=directory)
-        except contract.ContractError as exc:
-            raise ConfigError(f"http.contracts_dir: {exc}") from None
 
 
 def cmd_export(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
