@@ -28,9 +28,11 @@ def http_config(cfg: GatewayConfig) -> Any:
                          rewrite_cookie_path=r.rewrite_cookie_path)
         elif r.backend == "static":
             route["directory"] = r.target
-        elif r.backend == "wsgi":
+        elif r.backend in ("wsgi", "rpc"):
+            # An rpc route with a service serves POST <prefix>/<method> of that one.
             route["service"] = r.service
         routes.append(route)
     return GatewayHttpConfig.from_dict(
         {"routes": routes, "broker": cfg.broker.endpoint, **dict(cfg.http),
-         "migration": cfg.migration_settings})
+         "migration": cfg.migration_settings,
+         "rpc_services": tuple(s.name for s in cfg.services if s.kind == "rpc")})

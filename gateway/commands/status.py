@@ -25,7 +25,7 @@ def registrations(status: dict[str, Any], timeout: float = 0.3) -> dict[str, str
     out: dict[str, str | None] = {}
     endpoint = status["arbiter"]["broker"]
     for prog in status["programs"]:
-        if prog["service"] and prog["runtime"] in ("py2", "py3"):
+        if prog["service"] and prog["runtime"] not in ("command", "infra"):
             try:
                 out[prog["service"]] = mmi_service(endpoint, prog["service"], timeout)
             except zmq.ZMQError:

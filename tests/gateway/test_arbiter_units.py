@@ -65,9 +65,9 @@ queues = ["jobs"]
     assert [p.name for p in programs] == ["broker", "http", "redis", "cmd", "hl", "legacy"]
     by = {p.name: p for p in programs}
     ep = cfg.broker.endpoint
-    assert by["hl"].argv == ("/opt/py2/bin/python", "-m", "protocol.worker", "--broker", ep,
+    assert by["hl"].argv == ("/opt/py2/bin/python", "-m", "protocol", "worker", "--broker", ep,
                              "--service", "hl", "py2_services.highlight:TABLE")
-    assert by["legacy"].argv[:3] == ("/usr/bin/python3", "-m", "protocol.wsgi")
+    assert by["legacy"].argv[:4] == ("/usr/bin/python3", "-m", "protocol", "wsgi")
     assert by["hl"].replicas == 3 and by["hl"].needs == ("broker", "http", "redis")
     assert by["http"].needs == ("broker",) and by["http"].ready == "notify"
     assert by["redis"].argv[:3] == ("redis-server", "--port", "0")
