@@ -156,7 +156,7 @@ def cmd_stop(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> 
     grace = max([cfg.gateway.stop_grace_s] + [s.stop_grace_s for s in cfg.services])
     limit = args.timeout if args.timeout is not None else grace + 15.0
     deadline = time.monotonic() + limit
-    while process_alive(pid) and os.path.exists(cfg.control_socket):
+    while process_alive(pid):  # it exits last, once every program is down
         if time.monotonic() > deadline:
             raise GatewayError(f"the estate is still stopping after {limit:g}s "
                                f"(arbiter pid {pid})")
