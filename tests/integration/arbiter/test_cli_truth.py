@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from tests.integration.arbiter.conftest import alive
-from tests.support.procs import REPO, child_env, free_port
+from tests.support.procs import REPO, child_env, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -112,3 +112,18 @@ def test_a_free_port_is_not_refused(workdir):
                  f'run_dir = "{workdir}/run"\n[broker]\nimplementation = "python"\n')
     out = gateway(path, "check")
     assert out.returncode == 0 and "ok:" in out.stdout, out.stderr
+
+
+def test_a_service_ready_timeout_is_honoured(estate):
+    port = free_port()
+    e = estate(f"""
+[services.mute]
+runtime = "command"
+command = ["sleep", "60"]
+ready = "tcp:127.0.0.1:{port}"
+ready_timeout_s = 1
+""", front=False, start=False)
+    e.launch()
+    wait_until(lambda: "mute.0: not ready after 1s, killing it" in e.log(), timeout=30,
+               what="the 1 s readiness timeout")
+    assert e.proc is not None and e.proc.poll() is None, e.log()
