@@ -261,6 +261,12 @@ def bridge_factories(config: GatewayHttpConfig, client: Client | None = None,
     shared = client or Client(config.broker, timeout=config.limits.timeout)
     forwarding = Forwarding(config.trusted_proxies, config.via, config.preserve_host)
     contracts = load_contracts(config.contracts_dir or SPEC_DIR)
+    settings = config.migration
+    for m in settings.migrations if settings is not None else ():
+        # The py3 port of an rpc migration answers to its py2 service's contract,
+        # also when a client names the port itself.
+        if m.kind == "rpc" and m.rpc_service in contracts:
+            contracts.setdefault(m.py3, contracts[m.rpc_service])
     methods: dict[tuple[str, str], Any] = {}
     if migrations is not None:
         from gateway.migration.wiring import migrated_methods
