@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     from gateway.arbiter.arbiter import Arbiter
 
 
-
 @dataclass
 class ReloadWaiter:
     """A ``gateway reload`` waiting for its rollouts and new programs to settle."""
