@@ -91,7 +91,7 @@ def test_tracestate_that_is_too_long_or_not_printable_ascii_is_not_passed_on(sta
 
 
 def test_fresh_ids_are_distinct_and_never_zero():
-    ids = set(trace.new_trace_id() for _ in range(200))
+    ids = {trace.new_trace_id() for _ in range(200)}
     assert len(ids) == 200 and all(HEX32.match(i) for i in ids)
     assert u"0" * 32 not in ids
 
