@@ -6,7 +6,9 @@ Context level 1, section 3.2 (traceparent) and 3.3 (tracestate).
 from __future__ import absolute_import, division, print_function
 
 import logging
+import os
 import re
+import time
 
 import pytest
 
@@ -187,3 +189,34 @@ def test_log_lines_name_the_request_and_its_trace(no_context):
     finally:
         logger.removeHandler(handler)
     assert records == [u"- - outside", u"r-9 %s inside" % TRACE]
+
+
+def test_an_event_published_inside_a_handler_carries_its_trace(no_context, workdir):
+    import zmq
+
+    from protocol.events import Publisher
+    endpoint = "ipc://" + os.path.join(workdir, "events")
+    sink = zmq.Context.instance().socket(zmq.SUB)
+    sink.linger = 0
+    sink.setsockopt(zmq.SUBSCRIBE, b"")
+    sink.bind(endpoint)
+    pub = Publisher(endpoint)
+    try:
+        _bind_context(codec.Envelope(u"call", id=u"in", method=u"m", rid=u"r-5",
+                                     traceparent=GOOD))
+        span = current().trace
+        got = None
+        deadline = time.time() + 10.0
+        # PUB drops what it sends before the connection is up (the slow joiner): resend.
+        while got is None and time.time() < deadline:
+            pub.publish(u"t.x", {u"n": 1})
+            if sink.poll(100):
+                got = sink.recv_multipart()
+        assert got is not None, "no event within 10 s"
+        env = codec.decode(got[1:])
+        assert env.rid == u"r-5"
+        assert env.traceparent == span.traceparent
+        assert trace.parse(env.traceparent)[:2] == (TRACE, span.span_id)
+    finally:
+        pub.close()
+        sink.close(linger=0)
