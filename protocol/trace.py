@@ -23,8 +23,7 @@ anything but printable ASCII (the spec's size limit and character set).
 """
 from __future__ import absolute_import, division, print_function
 
-import binascii
-import os
+import random
 import re
 
 from protocol._compat import binary_type, text_type
@@ -42,27 +41,24 @@ MAX_TRACESTATE = 512
 FLAG_SAMPLED = 0x01
 
 
-def _hex(nbytes):
-    # type: (int) -> str
-    return binascii.hexlify(os.urandom(nbytes)).decode("ascii")
+# Ids come from the random module, not os.urandom: W3C asks for random ids, not secret
+# ones, and a getrandom() system call per id cost more than the rest of a span here.
+# Python 3 reseeds the generator in a forked child (random's register_at_fork), so front
+# processes forked from one parent do not repeat each other's ids.
+_bits = random.getrandbits
+_MASK64 = (1 << 64) - 1
 
 
 def new_trace_id():
     # type: () -> str
     """A fresh trace id: 32 lowercase hex digits (never all zero)."""
-    while True:
-        out = _hex(16)
-        if out != _ZERO_TRACE:
-            return out
+    return u"%032x" % (_bits(128) or 1)
 
 
 def new_span_id():
     # type: () -> str
     """A fresh span id: 16 lowercase hex digits (never all zero)."""
-    while True:
-        out = _hex(8)
-        if out != _ZERO_SPAN:
-            return out
+    return u"%016x" % (_bits(64) or 1)
 
 
 def _as_text(value):
@@ -153,7 +149,8 @@ class TraceContext(object):
 def new_trace():
     # type: () -> TraceContext
     """The root span of a fresh trace (not sampled: nothing records it unless asked)."""
-    return TraceContext(new_trace_id(), new_span_id())
+    bits = _bits(192)  # one draw for both ids
+    return TraceContext(u"%032x" % (bits >> 64 or 1), u"%016x" % (bits & _MASK64 or 1))
 
 
 def continue_from(traceparent, tracestate=None):

@@ -12,8 +12,8 @@ trace; it is never an error. ``environ["HTTP_TRACEPARENT"]`` is then rewritten
 to name the gateway's span, so every backend (HTTP, and WSGI or RPC over
 ZeroMQ) sees the gateway as its parent. The response does not carry
 ``traceparent``: level 1 defines no response header (``traceresponse`` is a
-level 2 draft), and the response's ``X-Request-ID`` plus the access log's
-trace id already tie a client's request to its trace.
+level 2 draft); the response's ``X-Request-ID`` ties a client's request to
+the log lines that name both ids.
 
 :class:`LogContext` puts ``rid`` and ``trace_id`` on every log record the
 front writes while it serves that request (a context variable: each asyncio
@@ -24,12 +24,16 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import random
 from collections.abc import MutableMapping
 from typing import Any
 
 from protocol import trace
 
 FORMAT = "%(asctime)s %(name)s %(levelname)s rid=%(rid)s trace_id=%(trace_id)s %(message)s"
+
+_bits = random.getrandbits  # see protocol.trace: random ids, reseeded in forked workers
+_MASK64 = (1 << 64) - 1
 
 _REQUEST: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
     "gateway_request", default=("-", "-"))
@@ -38,24 +42,35 @@ _REQUEST: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
 def begin(environ: MutableMapping[str, Any]) -> str:
     """Continue or start the request's trace in ``environ``; return its trace id.
 
-    Sets ``gateway.trace`` (the gateway's :class:`protocol.trace.TraceContext`),
-    ``gateway.trace_id``, and ``HTTP_TRACEPARENT``/``HTTP_TRACESTATE`` as the
-    backends get them. A second call for the same request (routed on the loop,
-    then again in a front thread) keeps the first span.
+    Sets ``gateway.trace_id``, ``gateway.span_id`` (the gateway's own span) and
+    ``HTTP_TRACEPARENT``/``HTTP_TRACESTATE`` as the backends get them. A second
+    call for the same request (routed on the loop, then again in a front
+    thread) keeps the first span.
     """
-    span = environ.get("gateway.trace")
-    if span is None:
-        span = trace.continue_from(environ.get("HTTP_TRACEPARENT"),
-                                   environ.get("HTTP_TRACESTATE"))
-        environ["gateway.trace"] = span
-        environ["gateway.trace_id"] = span.trace_id
-        environ["HTTP_TRACEPARENT"] = span.traceparent
-        if span.tracestate:
-            environ["HTTP_TRACESTATE"] = span.tracestate
-        else:
+    trace_id = environ.get("gateway.trace_id")
+    if trace_id is None:
+        # On every request's path: one random draw and one format, no span object.
+        bits = _bits(192)
+        span = "%016x" % (bits & _MASK64 or 1)
+        given = environ.get("HTTP_TRACEPARENT")
+        parsed = trace.parse(given) if given else None
+        if parsed is None:
+            trace_id, flags = "%032x" % (bits >> 64 or 1), 0
             environ.pop("HTTP_TRACESTATE", None)  # W3C: no tracestate without its traceparent
-    _REQUEST.set((environ.get("gateway.request_id") or "-", span.trace_id))
-    return str(span.trace_id)
+        else:
+            trace_id, flags = parsed[0], parsed[2] & trace.FLAG_SAMPLED
+            state = environ.get("HTTP_TRACESTATE")
+            if state is not None:
+                state = trace.clean_tracestate(state)
+                if state is None:
+                    del environ["HTTP_TRACESTATE"]
+                else:
+                    environ["HTTP_TRACESTATE"] = state
+        environ["HTTP_TRACEPARENT"] = f"00-{trace_id}-{span}-{flags:02x}"
+        environ["gateway.trace_id"] = trace_id
+        environ["gateway.span_id"] = span
+    _REQUEST.set((environ.get("gateway.request_id") or "-", trace_id))
+    return str(trace_id)
 
 
 def current_ids() -> tuple[str, str]:

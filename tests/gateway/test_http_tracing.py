@@ -24,11 +24,19 @@ GOOD = f"00-{TRACE}-{PARENT}-01"
 def test_a_valid_client_traceparent_is_continued_under_the_gateways_span() -> None:
     environ: dict[str, Any] = {"HTTP_TRACEPARENT": GOOD, "HTTP_TRACESTATE": "congo=t61"}
     assert tracing.begin(environ) == TRACE
-    span = environ["gateway.trace"]
+    span = environ["gateway.span_id"]
     assert environ["gateway.trace_id"] == TRACE
-    assert span.parent_id == PARENT and span.span_id != PARENT
-    assert environ["HTTP_TRACEPARENT"] == f"00-{TRACE}-{span.span_id}-01"
+    assert len(span) == 16 and span != PARENT
+    assert environ["HTTP_TRACEPARENT"] == f"00-{TRACE}-{span}-01"
     assert environ["HTTP_TRACESTATE"] == "congo=t61"
+
+
+def test_a_tracestate_too_long_is_dropped_and_only_the_sampled_flag_passes() -> None:
+    environ: dict[str, Any] = {"HTTP_TRACEPARENT": f"00-{TRACE}-{PARENT}-ff",
+                               "HTTP_TRACESTATE": "a=" + "b" * 600}
+    tracing.begin(environ)
+    assert environ["HTTP_TRACEPARENT"].endswith("-01")
+    assert "HTTP_TRACESTATE" not in environ
 
 
 def test_an_invalid_traceparent_starts_a_new_trace_and_its_tracestate_goes() -> None:
