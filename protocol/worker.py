@@ -50,10 +50,11 @@ heartbeat thread, so a long handler is not declared dead. Once a stream's
 first part is sent, the rest is produced by a thread of its own
 (:mod:`protocol.streaming`) while this thread sends the parts, reads the
 socket and beats; requests that arrive meanwhile wait their turn. During a handler
-:func:`current` gives the request's deadline and request id, and
-``protocol.client.Client.call`` uses them by default, so nested calls carry
-the remaining deadline on. A request whose deadline has passed is answered
-with a ``timeout`` error and never started.
+:func:`current` gives the request's deadline, request id and W3C trace span
+(``current().trace``, SPEC 3.9), and ``protocol.client.Client.call``,
+``Queue.enqueue`` and ``Publisher.publish`` use them by default, so nested
+work carries the remaining deadline and the trace on. A request whose
+deadline has passed is answered with a ``timeout`` error and never started.
 """
 from __future__ import absolute_import, division, print_function
 
