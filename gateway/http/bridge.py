@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, cast
 
+from gateway.http import tracing
 from gateway.http.app import Backend, BackendFactory
 from gateway.http.bodies import request_body
 from gateway.http.config import GatewayHttpConfig, HttpLimits, Route
@@ -223,7 +224,8 @@ class RpcBackend:
                                    schema=schema)
         else:
             result = self.client.call(service, method, params, timeout=self.timeout, idem=idem,
-                                      rid=call.request_id, schema=schema)
+                                      rid=call.request_id, schema=schema,
+                                      **tracing.rpc_fields(environ))
         try:
             view = codec.to_json(result, result_schema if isinstance(result_schema, dict) else None)
         except perrors.EnvelopeError:
