@@ -454,11 +454,12 @@ class Broker:
             self._drop("late_reply", "reply for a request the broker no longer holds")
             return
         self.counters["replies"] += 1
+        if not request.replied:  # the first part tells whether the worker kept the deadline
+            self._outliers.replied(worker, request, head)
         request.replied = True
         # The address the broker recorded, not the one the worker echoed back.
         self._send([request.client, b"", mdp.CLIENT, worker.service, *body], "client gone")
         if not more:
-            self._outliers.replied(worker, request, head)
             self.registry.release(worker, request)
             if self.registry.waiting(worker.service):
                 self._dispatch(worker.service)

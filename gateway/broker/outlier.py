@@ -4,13 +4,14 @@ Modelled on Envoy's outlier detection (``consecutive_gateway_failure`` with
 ``base_ejection_time``, ``max_ejection_time`` and ``max_ejection_percent``)::
 
     outliers = Outliers(OutlierPolicy(consecutive=5), registry, counters)
-    outliers.replied(worker, request, head)    # on each final reply
+    outliers.replied(worker, request, head)    # on a request's first reply part
     for service in outliers.sweep(): ...       # once per heartbeat; dispatch those
 
 A worker *fails* a request when the request's deadline passes while that worker
-holds it (the sweep notices) or when its final reply comes after the deadline;
-with ``count_errors`` an ``internal`` error reply is a failure too (Envoy's
-``consecutive_5xx``). A final reply in time resets the count. After
+holds it with no reply part sent (the sweep notices) or when its first reply part
+comes after the deadline; with ``count_errors`` an ``internal`` error reply is a
+failure too (Envoy's ``consecutive_5xx``). A first part in time resets the count:
+a stream may outlive its deadline (SPEC 2.7). After
 ``consecutive`` failures in a row the worker is ejected: it stays registered and
 heartbeated, keeps what it holds, and gets no new request until
 ``base_ejection_ms`` x (times ejected) has passed (at most ``max_ejection_ms``).
@@ -60,7 +61,8 @@ class Outliers:
         self.counters = counters
 
     def replied(self, worker: Worker, request: Request, head: bytes) -> None:
-        """A final reply came from ``worker``: a failure when late (or an error), else a reset."""
+        """The first reply part came from ``worker``: a failure when late (or an error),
+        else a reset."""
         if not self.policy.enabled or request.failed:
             return
         if mdp.now_ms() > request.deadline or (
@@ -86,7 +88,7 @@ class Outliers:
                 back.add(worker.service)
         for worker in list(self.registry.workers.values()):
             for request in list(worker.inflight.values()):
-                if not request.failed and request.deadline <= now_ms:
+                if not (request.failed or request.replied) and request.deadline <= now_ms:
                     request.failed = True
                     self._failed(worker, now)
         return back
