@@ -33,7 +33,10 @@ forwards bodies untouched. Rules it enforces:
   counts as now + that; a request that would take its service's queue, or all
   queues together, past a cap on count or body bytes is answered ``too_busy``;
   once a burst has drained, freed memory goes back to the system
-  (:mod:`gateway.broker.memory`).
+  (:mod:`gateway.broker.memory`);
+- a worker that keeps missing deadlines is left out of dispatch for a while,
+  longer each time, never the last of its service (SPEC 2.13,
+  :mod:`gateway.broker.outlier`).
 """
 
 from __future__ import annotations
