@@ -65,7 +65,7 @@ class Outliers:
         else a reset."""
         if not self.policy.enabled or request.failed:
             return
-        if mdp.now_ms() > request.deadline or (
+        if request.deadline <= mdp.now_ms() or (
                 self.policy.count_errors and head.startswith(INTERNAL_ERROR)):
             request.failed = True
             self._failed(worker, time.monotonic())

@@ -65,7 +65,7 @@ void outlier_replied(broker *b, worker *w, request *q, const void *head, size_t 
     if (b->outlier_consecutive <= 0 || q->failed)
         return;
     size_t m = sizeof INTERNAL_ERROR - 1;
-    if (wall_ms() > q->deadline
+    if (q->deadline <= wall_ms() /* SPEC 3.5: passed when deadline <= now */
         || (b->outlier_count_errors && n >= m && memcmp(head, INTERNAL_ERROR, m) == 0)) {
         q->failed = 1;
         failed(b, w, mono_us());
