@@ -249,3 +249,18 @@ def test_internal_errors_count_when_asked(
         failing[0].sock.send_multipart(mdp.worker_reply(client, codec.encode(error)))
     wait_until(lambda: traffic.stat("ejected") == 1, timeout=10, what="the ejection")
     assert traffic.counter("worker_failures") == 2
+
+
+@pytest.mark.parametrize("broker_extra", [policy(1, 60_000)], indirect=True)
+def test_an_ejected_worker_that_dies_leaves_the_counts(
+        broker: BrokerProcess, traffic: Traffic, table_worker: Worker,
+        raw_workers: list[RawWorker]) -> None:
+    bad = [hung(broker, raw_workers)]
+    calc_workers(broker, 2)
+    traffic.until(bad, 0)
+    wait_until(lambda: traffic.stat("ejected") == 1, timeout=10, what="the ejection")
+    bad[0].close()  # its connection closes: the broker forgets it (SPEC 2.6)
+    wait_until(lambda: broker.workers("calc") == 1, timeout=10, what="the worker gone")
+    stats = broker.stats()
+    assert stats["ejected"] == 0 and stats["services"]["calc"]["ejected"] == 0
+    assert traffic.round(bad[:0])[0] == -1  # the healthy worker serves on
