@@ -8,6 +8,10 @@
   inside the start-up window, with a 36 MiB per-service byte cap; the broker's RSS
   idle, at the peak, and once the queued requests have expired (target: within 2x of
   idle).
+- ``broker_outlier_*``: a service with two replicas, one of them hung (it takes
+  requests and never answers); sequential calls with a short deadline. Counted: the
+  share of calls that time out before the broker ejects the hung replica (SPEC 2.13)
+  and after it (target 0).
 
 ::
 
@@ -31,7 +35,7 @@ import zmq
 from bench.report import Table
 from protocol import codec, mdp
 from protocol.client import Client, Pending
-from protocol.errors import ProtocolError, Unavailable
+from protocol.errors import ProtocolError, Timeout, Unavailable
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NATIVE = os.path.join(REPO, "build", "gateway-broker")
@@ -185,6 +189,44 @@ def broker_memory_attack(impl: str, frames: int = 11, size: int = 8 * MIB) -> di
             "too_busy": float(codes.count("too_busy"))}
 
 
+def broker_outlier_share(impl: str, calls: int, consecutive: int = 5) -> dict[str, float]:
+    """Timeouts per call with one hung replica of two, before and after its ejection."""
+    with tempfile.TemporaryDirectory(prefix="bench-faults-") as run, _processes() as procs:
+        endpoint = "ipc://" + os.path.join(run, "broker.ipc")
+        procs.append(_broker(impl, endpoint, "--outlier-consecutive", str(consecutive)))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "protocol.worker", "--broker", endpoint, "--service",
+             "work", "tests.integration.rpc.services:TABLE"],
+            cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO)))
+        # The hung replica: room for every call, a long heartbeat, and never an answer.
+        hung = zmq.Context.instance().socket(zmq.DEALER)
+        hung.linger = 0
+        hung.connect(endpoint)
+        hung.send_multipart(mdp.worker_ready(b"work", {"credit": 10 * calls,
+                                                       "heartbeat_ms": 600_000}))
+        client = Client(endpoint, timeout=0.2, probe_interval=60.0)
+        try:
+            _wait(lambda: (_stats(endpoint) or {}).get("services", {}).get("work", {})
+                  .get("workers") == 2, 20, "two replicas")
+            phases = {"before": [0, 0], "after": [0, 0]}
+            for _ in range(calls * 10):
+                ejected = (_stats(endpoint) or {}).get("ejected", 0)
+                phase = phases["after" if ejected else "before"]
+                if ejected and phase[0] >= calls:
+                    break
+                phase[0] += 1
+                try:
+                    client.call("work", "work", {"ms": 0})
+                except Timeout:
+                    phase[1] += 1
+        finally:
+            client.close()
+            hung.close(linger=0)
+    (before, before_errors), (after, after_errors) = phases["before"], phases["after"]
+    return {"before": float(before), "before_share": before_errors / max(before, 1),
+            "after": float(after), "after_share": after_errors / max(after, 1)}
+
+
 def run(smoke: bool) -> list[Table]:
     """Both figures on both brokers (``smoke``: fewer calls in flight)."""
     restart = Table("broker restart: calls in flight at kill -9, broker back at once",
@@ -192,6 +234,9 @@ def run(smoke: bool) -> list[Table]:
                     higher_is_better=False)
     memory = Table("broker memory: 11 x 8 MiB frames to an unknown service",
                    unit="KiB RSS", baseline="python: idle", higher_is_better=False)
+    outlier = Table("broker outlier ejection: one hung replica of two, 200 ms calls",
+                    unit="% timed out", baseline="python: before ejection",
+                    higher_is_better=False)
     calls = 8 if smoke else 40
     for impl in IMPLEMENTATIONS:
         r = broker_restart_recovery(impl, calls)
@@ -205,11 +250,17 @@ def run(smoke: bool) -> list[Table]:
         memory.add(f"{impl}: peak", m["peak_kib"], "", f"{m['too_busy']:.0f} too_busy")
         ok = "met" if m["after_kib"] <= 2 * m["idle_kib"] else "missed"
         memory.add(f"{impl}: after expiry", m["after_kib"], "<= 2x idle", ok)
+        o = broker_outlier_share(impl, calls)
+        outlier.add(f"{impl}: before ejection", 100 * o["before_share"], "",
+                    f"{o['before']:.0f} calls")
+        outlier.add(f"{impl}: after ejection", 100 * o["after_share"], "0",
+                    f"{o['after']:.0f} calls")
     restart.notes.append(f"two py3 workers, each call {WORK_MS} ms of work; the workers drop "
                          "what the dead broker sent and register again at once")
     restart.notes.append(f"load average at the end: {os.getloadavg()[0]:.2f}")
     memory.notes.append(f"load average at the end: {os.getloadavg()[0]:.2f}")
-    return [restart, memory]
+    outlier.notes.append("default policy: ejected after 5 timeouts in a row, for 30 s")
+    return [restart, memory, outlier]
 
 
 if __name__ == "__main__":

@@ -58,6 +58,13 @@ Schema (every table and key is optional; shown with its default)::
     max_queued_total = 50000    # waiting requests over all services
     max_queued_bytes = 134217728        # body bytes waiting per service (128 MiB)
     max_queued_bytes_total = 536870912  # body bytes waiting over all services (512 MiB)
+    outlier_consecutive = 5     # a worker that misses this many deadlines in a row gets no
+                                # new requests for a while (ejected); 0 = never eject
+    outlier_base_ejection_ms = 30000    # an ejection lasts this x times ejected so far
+    outlier_max_ejection_ms = 300000    # ... but never longer than this
+    outlier_max_ejection_percent = 50   # at most this share of a service's workers out at
+                                # once (one of two or more always may be; never the last)
+    outlier_count_errors = false        # an "internal" error reply is a failure too
     events_pub = ""             # XSUB side (publishers connect); "" = ipc in run_dir
     events_sub = ""             # XPUB side (subscribers connect); "" = ipc in run_dir
 
@@ -221,6 +228,12 @@ class BrokerConfig:
     max_queued_bytes: int = 128 * 1024 * 1024
     max_queued_bytes_total: int = 512 * 1024 * 1024
     allow_insecure_tcp: bool = False
+    # Outlier ejection (SPEC 2.13); the broker's own defaults.
+    outlier_consecutive: int = 5
+    outlier_base_ejection_ms: int = 30_000
+    outlier_max_ejection_ms: int = 300_000
+    outlier_max_ejection_percent: int = 50
+    outlier_count_errors: bool = False
 
     def tcp_endpoints(self) -> list[str]:
         """The broker and events endpoints that are plain (CURVE-less) TCP."""
@@ -602,7 +615,8 @@ LIMITS = ("max_deadline_ms", "max_queued", "max_queued_total", "max_queued_bytes
 def _broker(t: Mapping[str, Any], run_dir: str) -> BrokerConfig:
     p = "broker"
     _keys(t, p, {"endpoint", "heartbeat_ms", "events_pub", "events_sub", "enabled",
-                 "implementation", "startup_grace_ms", "allow_insecure_tcp", *LIMITS})
+                 "implementation", "startup_grace_ms", "allow_insecure_tcp", *LIMITS,
+                 *OUTLIER})
     allow_tcp = _bool(t, p, "allow_insecure_tcp", False)
 
     def ep(key: str, default_name: str) -> str:
@@ -611,7 +625,9 @@ def _broker(t: Mapping[str, Any], run_dir: str) -> BrokerConfig:
             return "ipc://" + os.path.join(run_dir, default_name)
         return _endpoint(value, f"{p}.{key}", allow_tcp)
 
-    return BrokerConfig(
+    limits: dict[str, Any] = {key: _int(t, p, key, getattr(BrokerConfig, key), 1)
+                              for key in LIMITS}
+    broker = BrokerConfig(
         endpoint=ep("endpoint", "broker.ipc"),
         heartbeat_ms=_int(t, p, "heartbeat_ms", BrokerConfig.heartbeat_ms, 10),
         events_pub=ep("events_pub", "events-in.ipc"),
@@ -621,8 +637,30 @@ def _broker(t: Mapping[str, Any], run_dir: str) -> BrokerConfig:
                                ("native", "python")),
         startup_grace_ms=_int(t, p, "startup_grace_ms", BrokerConfig.startup_grace_ms, 0),
         allow_insecure_tcp=allow_tcp,
-        **{key: _int(t, p, key, getattr(BrokerConfig, key), 1) for key in LIMITS},
+        **limits,
+        **_outlier(t, p),
     )
+    return broker
+
+
+# [broker] keys of outlier ejection; each is an --outlier-* flag of both brokers.
+OUTLIER = ("outlier_consecutive", "outlier_base_ejection_ms", "outlier_max_ejection_ms",
+           "outlier_max_ejection_percent", "outlier_count_errors")
+
+
+def _outlier(t: Mapping[str, Any], p: str) -> dict[str, Any]:
+    percent = _int(t, p, "outlier_max_ejection_percent",
+                   BrokerConfig.outlier_max_ejection_percent, 0)
+    if percent > 100:
+        raise ConfigError(f"{p}.outlier_max_ejection_percent: must be <= 100")
+    return {"outlier_consecutive": _int(t, p, "outlier_consecutive",
+                                        BrokerConfig.outlier_consecutive, 0),
+            "outlier_base_ejection_ms": _int(t, p, "outlier_base_ejection_ms",
+                                             BrokerConfig.outlier_base_ejection_ms, 1),
+            "outlier_max_ejection_ms": _int(t, p, "outlier_max_ejection_ms",
+                                            BrokerConfig.outlier_max_ejection_ms, 1),
+            "outlier_max_ejection_percent": percent,
+            "outlier_count_errors": _bool(t, p, "outlier_count_errors", False)}
 
 
 def _service(name: str, t: Mapping[str, Any], base_dir: str,

@@ -112,7 +112,12 @@ def broker_program(config: GatewayConfig, python3: str) -> Program:
             "--max-deadline-ms", str(b.max_deadline_ms), "--max-queued", str(b.max_queued),
             "--max-queued-total", str(b.max_queued_total),
             "--max-queued-bytes", str(b.max_queued_bytes),
-            "--max-queued-bytes-total", str(b.max_queued_bytes_total))
+            "--max-queued-bytes-total", str(b.max_queued_bytes_total),
+            "--outlier-consecutive", str(b.outlier_consecutive),
+            "--outlier-base-ejection-ms", str(b.outlier_base_ejection_ms),
+            "--outlier-max-ejection-ms", str(b.outlier_max_ejection_ms),
+            "--outlier-max-ejection-percent", str(b.outlier_max_ejection_percent),
+            *(("--outlier-count-errors",) if b.outlier_count_errors else ()))
     if b.implementation == "native":
         head: tuple[str, ...] = (NATIVE_BROKER,)
         interpreter = ""

@@ -10,7 +10,8 @@
     broker.stop()
 
 Modules, one concern each: ``broker`` (the loop), ``registry`` (services,
-workers, requests), ``header`` (the header fields it routes by), ``events``
+workers, requests), ``outlier`` (ejecting workers that keep missing deadlines),
+``header`` (the header fields it routes by), ``events``
 (XSUB/XPUB proxy), ``security`` (loopback rule and CURVE), ``__main__`` (the
 command line).
 

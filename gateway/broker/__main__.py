@@ -21,6 +21,7 @@ from types import FrameType
 
 from gateway.broker.broker import Broker, BrokerConfig
 from gateway.broker.memory import fixed_mmap_threshold
+from gateway.broker.outlier import OutlierPolicy
 from gateway.broker.security import CurveKeys
 from gateway.errors import BrokerError
 
@@ -55,6 +56,20 @@ def parse_args(argv: list[str] | None) -> BrokerConfig:
     limits.add_argument("--max-queued-bytes-total", type=int,
                         default=BrokerConfig.max_queued_bytes_total,
                         help="body bytes of the waiting requests over all services")
+    default = OutlierPolicy()
+    outlier = parser.add_argument_group("outlier ejection (SPEC 2.13)")
+    outlier.add_argument("--outlier-consecutive", type=int, default=default.consecutive,
+                         help="failures in a row that eject a worker; 0 disables")
+    outlier.add_argument("--outlier-base-ejection-ms", type=int,
+                         default=default.base_ejection_ms,
+                         help="an ejection lasts this x the times the worker was ejected")
+    outlier.add_argument("--outlier-max-ejection-ms", type=int,
+                         default=default.max_ejection_ms, help="the longest ejection")
+    outlier.add_argument("--outlier-max-ejection-percent", type=int,
+                         default=default.max_ejection_percent,
+                         help="share of a service's workers that may be ejected at once")
+    outlier.add_argument("--outlier-count-errors", action="store_true",
+                         help="an 'internal' error reply is a failure too")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -65,6 +80,11 @@ def parse_args(argv: list[str] | None) -> BrokerConfig:
     if min(args.max_deadline_ms, args.max_queued, args.max_queued_total,
            args.max_queued_bytes, args.max_queued_bytes_total) <= 0:
         parser.error("--max-deadline-ms and the --max-queued* limits must be positive")
+    if args.outlier_consecutive < 0 or not 0 <= args.outlier_max_ejection_percent <= 100:
+        parser.error("--outlier-consecutive must not be negative and "
+                     "--outlier-max-ejection-percent must be within 0..100")
+    if args.outlier_base_ejection_ms <= 0 or args.outlier_max_ejection_ms <= 0:
+        parser.error("--outlier-base-ejection-ms and --outlier-max-ejection-ms must be positive")
     keys = CurveKeys.load(args.curve_secret, args.curve_clients) if args.curve_secret else None
     return BrokerConfig(endpoints=tuple(args.bind), heartbeat_ms=args.heartbeat_ms,
                         default_timeout_ms=args.default_timeout_ms,
@@ -74,7 +94,12 @@ def parse_args(argv: list[str] | None) -> BrokerConfig:
                         max_deadline_ms=args.max_deadline_ms, max_queued=args.max_queued,
                         max_queued_total=args.max_queued_total,
                         max_queued_bytes=args.max_queued_bytes,
-                        max_queued_bytes_total=args.max_queued_bytes_total)
+                        max_queued_bytes_total=args.max_queued_bytes_total,
+                        outliers=OutlierPolicy(args.outlier_consecutive,
+                                               args.outlier_base_ejection_ms,
+                                               args.outlier_max_ejection_ms,
+                                               args.outlier_max_ejection_percent,
+                                               args.outlier_count_errors))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,10 @@ forwards bodies untouched. Rules it enforces:
   counts as now + that; a request that would take its service's queue, or all
   queues together, past a cap on count or body bytes is answered ``too_busy``;
   once a burst has drained, freed memory goes back to the system
-  (:mod:`gateway.broker.memory`).
+  (:mod:`gateway.broker.memory`);
+- a worker that keeps missing deadlines is left out of dispatch for a while,
+  longer each time, never the last of its service (SPEC 2.13,
+  :mod:`gateway.broker.outlier`).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
@@ -54,6 +57,7 @@ import zmq
 from gateway.broker.events import EventProxy
 from gateway.broker.header import request_fields
 from gateway.broker.memory import MemoryTrim
+from gateway.broker.outlier import OutlierPolicy, Outliers
 from gateway.broker.probes import ProbeSchedule, drain_disconnects
 from gateway.broker.registry import Registry, Request, Worker
 from gateway.broker.security import CurveKeys, apply_curve, check_bind, start_authenticator
@@ -102,6 +106,8 @@ class BrokerConfig:
     max_queued_total: int = 50_000
     max_queued_bytes: int = 128 * 1024 * 1024
     max_queued_bytes_total: int = 512 * 1024 * 1024
+    # Outlier ejection (SPEC 2.13, gateway.broker.outlier).
+    outliers: OutlierPolicy = field(default_factory=OutlierPolicy)
 
 
 class Broker:
@@ -129,6 +135,7 @@ class Broker:
         self._events: EventProxy | None = None
         self._probes = ProbeSchedule()
         self._trim = MemoryTrim()
+        self._outliers = Outliers(config.outliers, self.registry, self.counters)
 
     # ---------------------------------------------------------- lifecycle --
     def start(self, timeout: float = 10.0) -> None:
@@ -211,10 +218,11 @@ class Broker:
                 "inflight": sum(len(worker.inflight) for worker in
                                 (workers.get(w) for w in list(svc.workers))
                                 if worker is not None),
-                "queued_bytes": svc.queued_bytes,
+                "queued_bytes": svc.queued_bytes, "ejected": svc.ejected,
             } for svc in list(self.registry.services.values())}
         return {"counters": dict(self.counters), "drops": dict(self.drops),
                 "dropped": sum(self.drops.values()), "workers": len(self.registry.workers),
+                "ejected": self._outliers.ejected(),
                 "services": services, "heartbeat_ms": self.config.heartbeat_ms,
                 "queued": self.registry.queued, "queued_bytes": self.registry.queued_bytes}
 
@@ -449,6 +457,8 @@ class Broker:
             self._drop("late_reply", "reply for a request the broker no longer holds")
             return
         self.counters["replies"] += 1
+        if not request.replied:  # the first part tells whether the worker kept the deadline
+            self._outliers.replied(worker, request, head)
         request.replied = True
         # The address the broker recorded, not the one the worker echoed back.
         self._send([request.client, b"", mdp.CLIENT, worker.service, *body], "client gone")
@@ -540,6 +550,8 @@ class Broker:
         for identity in self.registry.expired_workers(now):
             self.counters["workers_expired"] += 1
             self._lose_worker(identity, "missed heartbeats")
+        for service in self._outliers.sweep():
+            self._dispatch(service)
         for identity in list(self.registry.workers):
             if not self._send([identity, *mdp.heartbeat()], "heartbeat"):
                 self._lose_worker(identity, "unroutable")

@@ -39,6 +39,8 @@ class Request:
     replied: bool = False
     # Bytes of the body frames: what the request costs the broker while it is queued.
     size: int = 0
+    # Counted against its worker as a failure already (outlier ejection, SPEC 2.13).
+    failed: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -56,6 +58,12 @@ class Worker:
     cancel: bool = False
     # Keyed by (client, id): ids are chosen by clients, so two clients may pick the same one.
     inflight: OrderedDict[tuple[bytes, str], Request] = field(default_factory=OrderedDict)
+    # Outlier ejection (SPEC 2.13): failures in a row, times ejected, and until when
+    # (monotonic seconds; 0 while routable) it gets no new requests.
+    failures: int = 0
+    ejections: int = 0
+    ejected_until: float = 0.0
+    returned_at: float = 0.0
 
     @property
     def free(self) -> int:
@@ -77,6 +85,8 @@ class Service:
     ever_served: bool = False
     # Body bytes of the requests really waiting (for the queue caps, SPEC 2.5).
     queued_bytes: int = 0
+    # Workers registered but ejected as outliers (SPEC 2.13): out of the LRU line.
+    ejected: int = 0
 
     @property
     def queued(self) -> int:
@@ -146,6 +156,8 @@ class Registry:
         if svc is not None:
             svc.workers.discard(identity)
             svc.idle.pop(identity, None)
+            if worker.ejected_until:
+                svc.ejected -= 1
         held = list(worker.inflight.values())
         worker.inflight.clear()
         for request in held:
@@ -281,7 +293,7 @@ class Registry:
         request.worker = None
         svc = self.services.get(worker.service)
         if svc is not None and worker.identity in svc.workers \
-                and worker.identity not in svc.idle:
+                and worker.identity not in svc.idle and not worker.ejected_until:
             svc.idle[worker.identity] = None
 
     def pop_expired(self, now_ms: int) -> list[Request]:

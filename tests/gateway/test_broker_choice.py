@@ -37,6 +37,10 @@ def test_native_is_the_default_and_python_can_be_chosen(tmp_path: object) -> Non
     ('startup_grace_ms = "5s"', "broker.startup_grace_ms: must be an integer"),
     ("max_queued = 0", "broker.max_queued: must be >= 1"),
     ("max_deadline_ms = -5", "broker.max_deadline_ms: must be >= 1"),
+    ("outlier_consecutive = -1", "broker.outlier_consecutive: must be >= 0"),
+    ("outlier_max_ejection_percent = 101", "broker.outlier_max_ejection_percent: must be <= 100"),
+    ("outlier_base_ejection_ms = 0", "broker.outlier_base_ejection_ms: must be >= 1"),
+    ('outlier_count_errors = "yes"', "broker.outlier_count_errors"),
 ])
 def test_bad_broker_keys_are_named(tmp_path: object, line: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -47,7 +51,8 @@ def test_bad_broker_keys_are_named(tmp_path: object, line: str, message: str) ->
 def test_both_brokers_get_the_same_arguments(tmp_path: object, implementation: str) -> None:
     cfg = parse(config_text(tmp_path, f'implementation = "{implementation}"\n'
                                       "heartbeat_ms = 250\nstartup_grace_ms = 1500\n"
-                                      "max_deadline_ms = 60000\nmax_queued_bytes = 4096"))
+                                      "max_deadline_ms = 60000\nmax_queued_bytes = 4096\n"
+                                      "outlier_consecutive = 3\noutlier_count_errors = true"))
     program = plan.broker_program(cfg, "/usr/bin/python3")
     if implementation == "native":
         head, args = program.argv[:1], program.argv[1:]
@@ -60,7 +65,10 @@ def test_both_brokers_get_the_same_arguments(tmp_path: object, implementation: s
                     cfg.broker.events_sub, "--startup-grace-ms", "1500",
                     "--max-deadline-ms", "60000", "--max-queued", "10000",
                     "--max-queued-total", "50000", "--max-queued-bytes", "4096",
-                    "--max-queued-bytes-total", str(512 * 1024 * 1024))
+                    "--max-queued-bytes-total", str(512 * 1024 * 1024),
+                    "--outlier-consecutive", "3", "--outlier-base-ejection-ms", "30000",
+                    "--outlier-max-ejection-ms", "300000", "--outlier-max-ejection-percent",
+                    "50", "--outlier-count-errors")
 
 
 def test_a_missing_native_broker_is_refused_with_how_to_build_it(

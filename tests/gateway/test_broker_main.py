@@ -50,6 +50,11 @@ def test_signal_exits_0_after_ready(procs: ProcessGroup, impl: str, sig: int) ->
 @pytest.mark.parametrize("args", [[], ["--bind", "tcp://127.0.0.1:*", "--heartbeat-ms", "0"],
                                   ["--bind", "tcp://127.0.0.1:*", "--heartbeat-ms", "x"],
                                   ["--bind", "tcp://127.0.0.1:*", "--startup-grace-ms", "-1"],
+                                  ["--bind", "tcp://127.0.0.1:*", "--outlier-consecutive", "-1"],
+                                  ["--bind", "tcp://127.0.0.1:*",
+                                   "--outlier-max-ejection-percent", "101"],
+                                  ["--bind", "tcp://127.0.0.1:*",
+                                   "--outlier-base-ejection-ms", "0"],
                                   ["--bind", "tcp://127.0.0.1:*", "--no-such-flag", "1"]])
 def test_bad_command_line_exits_2(procs: ProcessGroup, impl: str, args: list[str]) -> None:
     proc = procs.spawn(broker_argv(impl, args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -29,9 +29,9 @@
 /* In the order of their names: mmi.stats lists them as json.dumps(sort_keys=True) does. */
 enum counter {
     C_CANCELLED, C_CANCELS_FORWARDED, C_CANCELS_IGNORED, C_DEADLINES_CLAMPED, C_DISCONNECTS,
-    C_DISPATCHED, C_EXPIRED, C_MEMORY_TRIMS, C_REPLIES, C_REQUESTS, C_RETRIED, C_TOO_BUSY,
-    C_UNKNOWN_SERVICE, C_WORKER_LOST, C_WORKERS_CLOSED, C_WORKERS_EXPIRED, C_WORKERS_READY,
-    N_COUNTERS
+    C_DISPATCHED, C_EJECTIONS, C_EXPIRED, C_MEMORY_TRIMS, C_REPLIES, C_REQUESTS, C_RETRIED,
+    C_TOO_BUSY, C_UNKNOWN_SERVICE, C_WORKER_FAILURES, C_WORKER_LOST, C_WORKERS_CLOSED,
+    C_WORKERS_EXPIRED, C_WORKERS_READY, N_COUNTERS
 };
 /* Trimming walks every arena: only worth it after a burst of at least this many bytes. */
 #define TRIM_AFTER_BYTES (4LL * 1024 * 1024)
@@ -46,6 +46,10 @@ typedef struct {
     /* SPEC 2.5 memory bounds: the furthest deadline believed, and the queue caps. */
     int64_t max_deadline_ms, max_queued, max_queued_total, max_queued_bytes,
         max_queued_bytes_total;
+    /* SPEC 2.13 outlier ejection; consecutive 0 turns it off. */
+    int64_t outlier_consecutive, outlier_base_ejection_ms, outlier_max_ejection_ms,
+        outlier_max_ejection_percent;
+    int outlier_count_errors;
     int64_t trim_pending; /* bytes queued since the last malloc_trim */
     int64_t trim_again_us; /* monotonic time of the follow-up trim, or 0 */
     int64_t started_us; /* monotonic, when the endpoints were bound */
@@ -68,5 +72,10 @@ void expire_requests(broker *b);
 void beat(broker *b);
 void probe_workers(broker *b);
 void trim_memory(broker *b);
+
+/* outlier.c */
+void outlier_replied(broker *b, worker *w, request *q, const void *head, size_t n);
+void outlier_sweep(broker *b);
+int outlier_ejected(broker *b);
 
 #endif

@@ -119,9 +119,9 @@ static void mmi_stats(broker *b, sbuf *out)
     /* The shape and bytes of json.dumps(Broker.stats(), sort_keys=True). */
     static const char *const counter_names[N_COUNTERS] = {
         "cancelled", "cancels_forwarded", "cancels_ignored", "deadlines_clamped",
-        "disconnects", "dispatched", "expired", "memory_trims", "replies", "requests",
-        "retried", "too_busy", "unknown_service", "worker_lost", "workers_closed",
-        "workers_expired", "workers_ready"};
+        "disconnects", "dispatched", "ejections", "expired", "memory_trims", "replies",
+        "requests", "retried", "too_busy", "unknown_service", "worker_failures",
+        "worker_lost", "workers_closed", "workers_expired", "workers_ready"};
     static const char *const drop_names[N_DROPS] = {"hwm", "late_reply", "malformed",
                                                     "unknown_worker", "unroutable"};
     int64_t dropped = 0;
@@ -140,9 +140,9 @@ static void mmi_stats(broker *b, sbuf *out)
             sep = ", ";
             dropped += b->drops[i];
         }
-    sb_printf(out, "}, \"dropped\": %lld, \"heartbeat_ms\": %lld, \"queued\": %lld, "
-              "\"queued_bytes\": %lld, \"services\": {", (long long)dropped,
-              (long long)b->heartbeat_ms, (long long)b->reg.queued,
+    sb_printf(out, "}, \"dropped\": %lld, \"ejected\": %d, \"heartbeat_ms\": %lld, "
+              "\"queued\": %lld, \"queued_bytes\": %lld, \"services\": {",
+              (long long)dropped, outlier_ejected(b), (long long)b->heartbeat_ms, (long long)b->reg.queued,
               (long long)b->reg.queued_bytes);
     /* Sorted by name: UTF-8 byte order is code point order. */
     size_t ns = b->reg.nservices;
@@ -167,9 +167,10 @@ static void mmi_stats(broker *b, sbuf *out)
         if (i)
             sb_puts(out, ", ");
         json_ascii(out, name.p ? name.p : "", name.len);
-        sb_printf(out, ": {\"inflight\": %d, \"queued_bytes\": %lld, \"waiting\": %d, "
-                  "\"workers\": %d}", sorted[i]->inflight, (long long)sorted[i]->queued_bytes,
-                  sorted[i]->queued, sorted[i]->workers);
+        sb_printf(out, ": {\"ejected\": %d, \"inflight\": %d, \"queued_bytes\": %lld, "
+                  "\"waiting\": %d, \"workers\": %d}", sorted[i]->ejected,
+                  sorted[i]->inflight, (long long)sorted[i]->queued_bytes, sorted[i]->queued,
+                  sorted[i]->workers);
         sb_free(&name);
     }
     free(sorted);
@@ -392,6 +393,9 @@ static void on_reply(broker *b, worker *w, zmq_msg_t *args, int nargs)
         return;
     }
     count(b, C_REPLIES, 1);
+    if (!q->replied) /* the first part tells whether the worker kept the deadline */
+        outlier_replied(b, w, q, nbody ? (const void *)MSGP(&body[0]) : "",
+                        nbody ? MSGN(&body[0]) : 0);
     q->replied = 1;
     /* The address the broker recorded, not the one the worker echoed back. */
     part parts[4] = {{q->client, q->client_len}, {"", 0}, {MDPC, 6},
@@ -504,6 +508,11 @@ void beat(broker *b)
         }
     }
     free_snapshot(ids, n);
+    /* SPEC 2.13: a worker back from ejection may take what waits for its service. */
+    outlier_sweep(b);
+    for (size_t i = 0; i < b->reg.nservices; i++)
+        if (b->reg.services[i]->queue_head && b->reg.services[i]->idle_head)
+            dispatch(b, b->reg.services[i]);
     ids = snapshot(b, &n);
     for (size_t i = 0; i < n; i++) {
         worker *w = registry_worker(&b->reg, ids[i].p, ids[i].len);

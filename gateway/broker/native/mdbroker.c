@@ -6,6 +6,9 @@
  *       [--curve-secret FILE [--curve-clients DIR]] [--log-level LEVEL]
  *       [--startup-grace-ms 5000] [--max-deadline-ms 300000] [--max-queued 10000]
  *       [--max-queued-total 50000] [--max-queued-bytes N] [--max-queued-bytes-total N]
+ *       [--outlier-consecutive 5] [--outlier-base-ejection-ms 30000]
+ *       [--outlier-max-ejection-ms 300000] [--outlier-max-ejection-percent 50]
+ *       [--outlier-count-errors]
  *
  * The same command line, behaviour and exit statuses as `python -m gateway.broker`
  * (the reference implementation): prints "broker ready <endpoints>" once bound;
@@ -14,7 +17,7 @@
  *
  * Files, one concern each: mdbroker.c (command line, sockets, the poll loop), handlers.c
  * (what each message does, expiry, heartbeats, probes), wire.c (sends and broker-made
- * errors), registry.c (services, workers, requests), header.c (the header scanner),
+ * errors), registry.c (services, workers, requests), outlier.c (outlier ejection), header.c (the header scanner),
  * text.c (UTF-8 and JSON strings), security.c (loopback rule, CURVE, ZAP), events.c
  * (the event proxy).
  */
@@ -102,6 +105,9 @@ typedef struct {
     long long heartbeat_ms, default_timeout_ms, max_msg_size, startup_grace_ms;
     long long max_deadline_ms, max_queued, max_queued_total, max_queued_bytes,
         max_queued_bytes_total;
+    long long outlier_consecutive, outlier_base_ejection_ms, outlier_max_ejection_ms,
+        outlier_max_ejection_percent;
+    int outlier_count_errors;
     const char *events_pub, *events_sub, *curve_secret, *curve_clients;
 } options;
 
@@ -112,7 +118,9 @@ static void usage_error(const char *fmt, const char *arg)
           "       [--events-sub ENDPOINT] [--curve-secret FILE] [--curve-clients DIR]\n"
           "       [--log-level LEVEL] [--startup-grace-ms MS] [--max-deadline-ms MS]\n"
           "       [--max-queued N] [--max-queued-total N] [--max-queued-bytes BYTES]\n"
-          "       [--max-queued-bytes-total BYTES]\n", stderr);
+          "       [--max-queued-bytes-total BYTES] [--outlier-consecutive N]\n"
+          "       [--outlier-base-ejection-ms MS] [--outlier-max-ejection-ms MS]\n"
+          "       [--outlier-max-ejection-percent N] [--outlier-count-errors]\n", stderr);
     fputs("gateway-broker: error: ", stderr);
     fprintf(stderr, fmt, arg);
     fputc('\n', stderr);
@@ -145,6 +153,11 @@ static void parse_args(int argc, char **argv, options *o)
     o->max_queued_total = 50000;
     o->max_queued_bytes = 128LL * 1024 * 1024;
     o->max_queued_bytes_total = 512LL * 1024 * 1024;
+    /* The defaults of gateway/broker/outlier.py OutlierPolicy. */
+    o->outlier_consecutive = 5;
+    o->outlier_base_ejection_ms = 30000;
+    o->outlier_max_ejection_ms = 300000;
+    o->outlier_max_ejection_percent = 50;
     for (int i = 1; i < argc; i++) {
         char *name = argv[i], *value = NULL;
         char *eq = strncmp(name, "--", 2) == 0 ? strchr(name, '=') : NULL;
@@ -158,6 +171,10 @@ static void parse_args(int argc, char **argv, options *o)
         if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0) {
             puts("usage: gateway-broker --bind ENDPOINT [...] (see python -m gateway.broker -h)");
             exit(0);
+        }
+        if (strcmp(name, "--outlier-count-errors") == 0 && !eq) { /* a flag, as argparse's */
+            o->outlier_count_errors = 1;
+            continue;
         }
         if (value == NULL)
             usage_error("argument %s: expected one argument", name);
@@ -183,6 +200,14 @@ static void parse_args(int argc, char **argv, options *o)
             o->max_queued_bytes = int_arg(name, value);
         } else if (strcmp(name, "--max-queued-bytes-total") == 0) {
             o->max_queued_bytes_total = int_arg(name, value);
+        } else if (strcmp(name, "--outlier-consecutive") == 0) {
+            o->outlier_consecutive = int_arg(name, value);
+        } else if (strcmp(name, "--outlier-base-ejection-ms") == 0) {
+            o->outlier_base_ejection_ms = int_arg(name, value);
+        } else if (strcmp(name, "--outlier-max-ejection-ms") == 0) {
+            o->outlier_max_ejection_ms = int_arg(name, value);
+        } else if (strcmp(name, "--outlier-max-ejection-percent") == 0) {
+            o->outlier_max_ejection_percent = int_arg(name, value);
         } else if (strcmp(name, "--events-pub") == 0) {
             o->events_pub = value;
         } else if (strcmp(name, "--events-sub") == 0) {
@@ -216,6 +241,13 @@ static void parse_args(int argc, char **argv, options *o)
     if (o->max_deadline_ms <= 0 || o->max_queued <= 0 || o->max_queued_total <= 0
         || o->max_queued_bytes <= 0 || o->max_queued_bytes_total <= 0)
         usage_error("%s", "--max-deadline-ms and the --max-queued* limits must be positive");
+    if (o->outlier_consecutive < 0 || o->outlier_max_ejection_percent < 0
+        || o->outlier_max_ejection_percent > 100)
+        usage_error("%s", "--outlier-consecutive must not be negative and "
+                    "--outlier-max-ejection-percent must be within 0..100");
+    if (o->outlier_base_ejection_ms <= 0 || o->outlier_max_ejection_ms <= 0)
+        usage_error("%s", "--outlier-base-ejection-ms and --outlier-max-ejection-ms must be "
+                    "positive");
 }
 
 /* ---------------------------------------------------------------------- loop -- */
@@ -416,6 +448,11 @@ int main(int argc, char **argv)
     b.max_queued_total = o.max_queued_total;
     b.max_queued_bytes = o.max_queued_bytes;
     b.max_queued_bytes_total = o.max_queued_bytes_total;
+    b.outlier_consecutive = o.outlier_consecutive;
+    b.outlier_base_ejection_ms = o.outlier_base_ejection_ms;
+    b.outlier_max_ejection_ms = o.outlier_max_ejection_ms;
+    b.outlier_max_ejection_percent = o.outlier_max_ejection_percent;
+    b.outlier_count_errors = o.outlier_count_errors;
 
     void *ctx = zmq_ctx_new();
     zap_handler zap = {0};

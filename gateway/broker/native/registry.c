@@ -211,6 +211,8 @@ void registry_remove_worker(registry *r, worker *w, request **held)
         r->all_tail = w->all_prev;
     r->nworkers--;
     idle_remove(w->svc, w);
+    if (w->ejected_until_us)
+        w->svc->ejected--;
     w->svc->workers--;
     w->svc->inflight -= w->inflight;
     for (request *q = w->held_head; q; q = q->next)
@@ -412,7 +414,25 @@ void registry_release(registry *r, worker *w, request *q)
     q->w = NULL;
     w->inflight--;
     w->svc->inflight--;
-    if (!w->idle)
+    if (!w->idle && !w->ejected_until_us)
+        idle_push(w->svc, w);
+}
+
+void registry_eject(worker *w, int64_t until_us)
+{
+    w->ejected_until_us = until_us;
+    w->failures = 0;
+    idle_remove(w->svc, w);
+    w->svc->ejected++;
+}
+
+void registry_return(worker *w, int64_t now_us)
+{
+    w->ejected_until_us = 0;
+    w->returned_at_us = now_us;
+    w->failures = 0;
+    w->svc->ejected--;
+    if (w->inflight < w->credit)
         idle_push(w->svc, w);
 }
 

@@ -33,6 +33,7 @@ struct request {
     size_t heap_at;         /* index in the deadline heap, or NOT_ARMED */
     int64_t size;           /* bytes of the body frames, counted while queued */
     uint64_t seq;           /* FIFO order among equal deadlines */
+    int failed;             /* counted against its worker already (SPEC 2.13) */
 };
 
 struct worker {
@@ -47,6 +48,10 @@ struct worker {
     int idle;
     worker *all_prev, *all_next; /* registration order, for heartbeats and probes */
     worker *hash_next;
+    /* Outlier ejection (SPEC 2.13): failures in a row, times ejected, and until when
+     * (monotonic; 0 while routable) it gets no new requests. */
+    int failures, ejections;
+    int64_t ejected_until_us, returned_at_us;
 };
 
 struct service {
@@ -54,6 +59,7 @@ struct service {
     size_t name_len;
     int workers, ever_served, queued, inflight;
     int64_t queued_bytes; /* body bytes of the queued requests (SPEC 2.5 caps) */
+    int ejected;          /* registered workers left out of the LRU line (SPEC 2.13) */
     worker *idle_head, *idle_tail;
     request *queue_head, *queue_tail;
     service *hash_next;
@@ -103,6 +109,9 @@ int registry_pair(service *svc, request **q, worker **w);
 void registry_assign(registry *r, request *q, worker *w);
 /* The final reply came: free the worker's credit (the caller frees the request). */
 void registry_release(registry *r, worker *w, request *q);
+/* Outlier ejection (SPEC 2.13): out of its service's LRU line until `until_us`, and back. */
+void registry_eject(worker *w, int64_t until_us);
+void registry_return(worker *w, int64_t now_us);
 
 request *registry_match(worker *w, const void *client, size_t client_len, const char *id,
                         size_t id_len, int by_id);

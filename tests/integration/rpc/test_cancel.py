@@ -72,7 +72,7 @@ def test_cancel_in_flight_and_queued(rpc, which):
         stats = rpc.stats()
         assert stats["counters"]["cancels_forwarded"] == 1
         assert stats["services"]["held"] == {"workers": 1, "waiting": 0, "inflight": 0,
-                                             "queued_bytes": 0}
+                                             "queued_bytes": 0, "ejected": 0}
         # The worker's credit is free again: the next call reaches it, "second" never does.
         sock.send_multipart(mdp.client_request(b"held", call("third")))
         lines.wait_for("request third")
