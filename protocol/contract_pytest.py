@@ -219,8 +219,8 @@ class ContractPlugin(object):
                 if name not in by_name:
                     raise ValueError(u"--impl %s: no contract for service %r" % (text, name))
                 self.impls[name] = contract_run.resolve(text, by_name[name], timeout)
-        except (ValueError, ImportError, AttributeError) as exc:
-            raise pytest.UsageError(u"contract cases: %s" % (exc,))
+        except Exception as exc:  # an implementation that cannot load is a usage error
+            raise pytest.UsageError(u"contract cases: %s: %s" % (type(exc).__name__, exc))
         self.by_path = dict((os.path.realpath(s.source), s) for s in self.specs)
         missing = [s.service for s in self.specs if s.service not in self.impls]
         if missing:
@@ -253,9 +253,8 @@ class ContractPlugin(object):
     def _collect(self, path, parent):
         # type: (str, Any) -> Any
         spec = self.by_path.get(os.path.realpath(path))
-        if spec is None or spec.service in self.collected:
+        if spec is None:
             return None
-        self.collected.add(spec.service)
         return ContractFile.make(parent, path, self, spec)
 
     if _PYTEST_MAJOR >= 7:

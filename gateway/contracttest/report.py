@@ -24,6 +24,7 @@ from gateway.migration.compare import Difference, Rules, compare_values
 from protocol import contract_run
 
 MAX_LISTED = 50
+FIELDS_LISTED = 8
 
 
 class ResultsError(GatewayError):
@@ -166,10 +167,13 @@ def format_report(report: Report, limit: int = MAX_LISTED) -> str:
             if listed > limit:
                 break
             lines.append(f"  {diff.case}  params {json.dumps(diff.params, ensure_ascii=False)}")
-            for d in diff.differences:
+            for d in diff.differences[:FIELDS_LISTED]:
                 lines.append(f"    {d.path}  {d.kind}  {a}: "
                              f"{json.dumps(d.left, ensure_ascii=False)}  {b}: "
                              f"{json.dumps(d.right, ensure_ascii=False)}")
+            if len(diff.differences) > FIELDS_LISTED:
+                more = len(diff.differences) - FIELDS_LISTED
+                lines.append(f"    ... {more} more fields (--json lists them)")
     if listed > limit:
         lines.append(f"  ... {report.differences - limit} more different cases")
     lines.extend(f"note: {n}" for n in report.notes)
