@@ -60,6 +60,9 @@ def pytest_addoption(parser):
                     help="this implementation's name in results and parity (py2 or py3)")
     group.addoption("--contract-seed", dest="contract_seed", type=int, metavar="N",
                     help="seed of the generated cases (default 0)")
+    group.addoption("--contract-call-timeout", dest="contract_call_timeout", type=float,
+                    default=10.0, metavar="SECONDS",
+                    help="deadline of each call through a broker (default 10)")
     group.addoption("--contract-count", dest="contract_count", type=int, metavar="N",
                     help="generated cases per method (default %d; 0: examples only)"
                     % DEFAULT_COUNT)
@@ -93,7 +96,8 @@ def pytest_configure(config):
         count = int(config.getini("contract_count") or DEFAULT_COUNT)
     plugin = ContractPlugin(files, opt("contract_impls"), label,
                             results=opt("contract_results"), parity=opt("contract_parity"),
-                            seed=config.getoption("contract_seed") or 0, count=count)
+                            seed=config.getoption("contract_seed") or 0, count=count,
+                            timeout=config.getoption("contract_call_timeout"))
     config.pluginmanager.register(plugin, "contract-cases")
 
 

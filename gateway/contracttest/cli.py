@@ -62,6 +62,7 @@ def add_parsers(sub: Any) -> None:
     t.add_argument("--ignore", action="append", default=[], metavar="POINTER",
                    help="a JSON pointer under the result to leave out of the comparison")
     t.add_argument("--timeout", type=float, default=600.0, help="seconds per leg")
+    t.add_argument("--call-timeout", type=float, help="with --broker: seconds per call")
     t.add_argument("--json", action="store_true")
     t.set_defaults(local_command=cmd_contract)
 
@@ -117,7 +118,7 @@ def cmd_contract(args: argparse.Namespace) -> int:
             os.makedirs(results, exist_ok=True)
             for leg in legs:
                 run = runner.run_leg(leg, folder, results, contracts, args.seed, args.count,
-                                     args.timeout)
+                                     args.timeout, args.call_timeout)
                 if not os.path.exists(run.results):
                     print(f"gateway: the {leg.label} leg ({leg.python}) wrote no results:\n"
                           f"{run.output}", file=sys.stderr)

@@ -62,16 +62,21 @@ def protocol_lib(results_dir: str) -> str:
 
 
 def leg_env(folder: str, lib: str, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a leg: the folder and the protocol library first on PYTHONPATH."""
+    """The environment of a leg: PYTHONPATH is the folder and the protocol library only.
+
+    The gateway's own PYTHONPATH is not passed on: it may name Python 3 packages,
+    and everything else a leg needs comes from its interpreter's own site-packages.
+    """
     env = dict(os.environ if base is None else base)
-    extra = env.get("PYTHONPATH", "")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (folder, lib, extra) if p)
+    env["PYTHONPATH"] = os.pathsep.join((folder, lib))
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.pop("PYTHONHOME", None)
     return env
 
 
 def pytest_args(label: str, results: str, contracts: list[str], impls: list[str],
-                seed: int | None, count: int | None) -> list[str]:
+                seed: int | None, count: int | None,
+                call_timeout: float | None = None) -> list[str]:
     """The plugin's arguments for one leg (contract files go last, as the paths to collect)."""
     args = ["-m", "pytest", "-p", "protocol.contract_pytest", "-p", "no:cacheprovider",
             "-q", "-rf", "--contract-label", label, "--contract-results", results]
@@ -81,18 +86,21 @@ def pytest_args(label: str, results: str, contracts: list[str], impls: list[str]
         args += ["--contract-seed", str(seed)]
     if count is not None:
         args += ["--contract-count", str(count)]
+    if call_timeout is not None:
+        args += ["--contract-call-timeout", str(call_timeout)]
     return [*args, *[a for c in contracts for a in ("--contract", c)], *contracts]
 
 
 def run_leg(leg: Leg, folder: str, results_dir: str, contracts: list[str],
             seed: int | None = None, count: int | None = None,
-            timeout: float = 300.0) -> LegRun:
+            timeout: float = 300.0, call_timeout: float | None = None) -> LegRun:
     """Run the plugin under ``leg.python`` in ``folder``; the results file is removed first."""
     results = os.path.join(results_dir, f"{leg.label}.json")
     if os.path.exists(results):
         os.unlink(results)
     lib = protocol_lib(results_dir)
-    cmd = [leg.python, *pytest_args(leg.label, results, contracts, leg.impls, seed, count)]
+    cmd = [leg.python, *pytest_args(leg.label, results, contracts, leg.impls, seed, count,
+                                    call_timeout)]
     try:
         done = subprocess.run(cmd, cwd=folder, env=leg_env(folder, lib), timeout=timeout,
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
