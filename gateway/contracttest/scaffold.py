@@ -29,8 +29,8 @@ from gateway.contracttest import runner, templates
 
 SKIP_DIRS = {".git", ".tox", ".contract", "build", "var", "node_modules", "__pycache__"}
 MAX_DEPTH = 3
-_TABLE = re.compile(r"^TABLE\s*=", re.M)
-_APP = re.compile(r"^app\s*=", re.M)
+_TABLE = re.compile(r"^TABLE\s*(:[^=\n]*)?=", re.M)
+_APP = re.compile(r"^app\s*(:[^=\n]*)?=", re.M)
 _PY2_HINT = re.compile(r"(^|[/_.-])(py2\w*|python2\w*|legacy|old)([/_.-]|$)")
 _PY3_HINT = re.compile(r"(^|[/_.-])(py3\w*|python3\w*|port|new)([/_.-]|$)")
 

@@ -164,7 +164,7 @@ def test_contract_run_through_a_broker(folder, procs):
 def test_unreachable_broker_is_a_typed_error_per_case(folder):
     """No broker: each case records a protocol error quickly instead of hanging."""
     status, out, err = gateway(folder, "contract", "test", "--json", "--count", "0",
-                               "--broker", "tcp://127.0.0.1:%d" % free_port(),
+                               "--broker", f"tcp://127.0.0.1:{free_port()}",
                                "--py2-service", "a", "--py3-service", "b",
                                "--call-timeout", "0.5")
     assert status == 1, out + err
