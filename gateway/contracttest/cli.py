@@ -109,8 +109,12 @@ def cmd_contract(args: argparse.Namespace) -> int:
             legs = broker_legs(args, contracts, folder)
         if args.tox:
             run = runner.run_tox(folder, args.tox_envs.split(","), timeout=args.timeout * 2)
-            if run.status not in (0, 1):
-                print(run.output, file=sys.stderr)
+            missing = [p for p in ("py2.json", "py3.json")
+                       if not os.path.exists(os.path.join(results, p))]
+            if missing:
+                print(f"gateway: tox left no {', '.join(missing)} in {results}:\n{run.output}",
+                      file=sys.stderr)
+                return 2
         elif not args.ingest:
             if not contracts:
                 raise GatewayError(f"{folder}: no contracts (tox.ini [pytest] contract_files, "

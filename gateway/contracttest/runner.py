@@ -16,7 +16,9 @@ gateway is installed in: a Python 2 interpreter must not see Python 3 packages.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import protocol
@@ -113,8 +115,16 @@ def run_leg(leg: Leg, folder: str, results_dir: str, contracts: list[str],
     return LegRun(leg.label, done.returncode, text[-OUTPUT_TAIL:], results)
 
 
-def run_tox(folder: str, envs: list[str], tox: str = "tox", timeout: float = 900.0) -> LegRun:
+def find_tox() -> str:
+    """tox on PATH, else the one installed beside this gateway's Python."""
+    beside = os.path.join(os.path.dirname(sys.executable), "tox")
+    return shutil.which("tox") or (beside if os.access(beside, os.X_OK) else "tox")
+
+
+def run_tox(folder: str, envs: list[str], tox: str | None = None,
+            timeout: float = 900.0) -> LegRun:
     """Run the folder's tox legs (each writes its own results file, see the generated tox.ini)."""
+    tox = tox or find_tox()
     cmd = [tox, "run", "-c", os.path.join(folder, "tox.ini"), "-e", ",".join(envs)]
     try:
         done = subprocess.run(cmd, cwd=folder, timeout=timeout, stdin=subprocess.DEVNULL,
