@@ -5,15 +5,18 @@ The port is faithful except for one thing the interpreter changed under it:
 ``"SS"``, ``"ﬁ"`` becomes ``"FI"``), where Python 2's ``unicode.upper()`` kept one
 character per character. :data:`FIXED_PORT` is the port with that fixed::
 
-    root = make_folder(tmpdir)      # legacy/textsvc.py, port/textsvc.py, contracts/textsvc.json
+    root = make_folder(tmpdir)      # legacy/textsvc.py, port/textsvc.py, contracts/textsvc.json,
+                                    # requirements-py2.txt (six), requirements-py3.txt (attrs)
 """
 
 import json
 import os
 
 LEGACY = '''\
-# The original, Python 2.7 only.
+# The original, Python 2.7 only; six is its own dependency (requirements-py2.txt).
 from __future__ import division
+
+import six
 
 
 def upper(text):
@@ -21,7 +24,7 @@ def upper(text):
 
 
 def words(text):
-    return sorted(set(text.split()))
+    return sorted(set(six.text_type(text).split()))
 
 
 def checksum(data):
@@ -41,7 +44,15 @@ TABLE = {u"upper": upper, u"words": words, u"checksum": checksum, u"mean": mean}
 '''
 
 PORT = '''\
-"""The Python 3 port of legacy/textsvc.py."""
+"""The Python 3 port of legacy/textsvc.py; attrs is its own dependency (requirements-py3.txt)."""
+
+import attrs
+
+
+@attrs.frozen
+class Sum:
+    size: int
+    sum: int
 
 
 def upper(text: str) -> str:
@@ -56,7 +67,7 @@ def checksum(data: bytes) -> dict[str, int]:
     total = 0
     for byte in data:
         total = (total * 31 + byte) % 65521
-    return {"size": len(data), "sum": total}
+    return attrs.asdict(Sum(len(data), total))
 
 
 def mean(values: list[int]) -> float | None:
@@ -138,6 +149,6 @@ def make_folder(root):
     write(os.path.join(folder, "port", "textsvc.py"), PORT)
     write(os.path.join(folder, "contracts", "textsvc.json"),
           json.dumps(CONTRACT, indent=1, ensure_ascii=False))
-    write(os.path.join(folder, "requirements-py2.txt"), "# the legacy app's own pins\n")
-    write(os.path.join(folder, "requirements-py3.txt"), "# the port's own pins\n")
+    write(os.path.join(folder, "requirements-py2.txt"), "six==1.17.0\n")
+    write(os.path.join(folder, "requirements-py3.txt"), "attrs\n")
     return folder

@@ -72,6 +72,9 @@ def test_init_writes_config_and_tox_for_the_folder(folder):
     assert "py2: textsvc=legacy.textsvc:TABLE" in tox_ini
     assert "py3: textsvc=port.textsvc:TABLE" in tox_ini
     assert "-r {toxinidir}/requirements-py2.txt" in tox_ini
+    status, out, err = gateway(folder, "check")
+    assert status == 0, out + err
+    assert "2 services" in out
 
     write(os.path.join(folder, "tox.ini"), "# mine\n")
     status, out, _err = gateway(folder, "init")
@@ -128,8 +131,10 @@ def test_contract_run_through_tox(folder):
     status, out, err = gateway(folder, "contract", "test", "--tox", "--json", timeout=600)
     assert status == 1, out + err
     only_the_sharp_s(json.loads(out))
-    for leg in ("py27", "py3"):
+    for leg, dep in (("py27", "six"), ("py3", "attrs")):
         assert os.path.isdir(os.path.join(folder, ".tox", leg))
+        python = os.path.join(folder, ".tox", leg, "bin", "python")
+        subprocess.run([python, "-c", f"import {dep}"], check=True, timeout=60)
 
 
 def test_a_broken_example_fails_on_both_interpreters(folder):
