@@ -14,8 +14,8 @@ from ``--contract`` and ``--py2-impl``/``--py3-impl``. The interpreters are
 ``--py2``/``--py3``, else ``[runtimes]`` of ``DIR/gateway.toml``, else
 ``$GATEWAY_PY2``/``python2.7`` and this gateway's own Python. Exit status: 0
 when every case agrees and keeps its contract, 1 when not, 2 when a leg could
-not run. The parity table goes to ``DIR/build/parity.json`` (``--parity``),
-where the dashboard reads it.
+not run. The parity table goes where the dashboard reads it: ``--parity``, else
+``[migration].parity_file`` of DIR/gateway.toml, else ``DIR/build/parity.json``.
 """
 
 from __future__ import annotations
@@ -78,8 +78,12 @@ def ini_contracts(folder: str) -> list[str]:
                   for p in glob.glob(os.path.join(folder, "contracts", "*.json")))
 
 
-def runtimes(folder: str) -> dict[str, str]:
-    """``[runtimes]`` of DIR/gateway.toml, paths made absolute against DIR."""
+def folder_config(folder: str) -> dict[str, str]:
+    """``[runtimes]`` and ``[migration].parity_file`` of DIR/gateway.toml, against DIR.
+
+    Only these keys are read, so a half-written gateway.toml does not stop a contract
+    run; ``gateway check`` is what validates the whole file.
+    """
     path = os.path.join(folder, "gateway.toml")
     try:
         with open(path, "rb") as fh:
@@ -90,6 +94,9 @@ def runtimes(folder: str) -> dict[str, str]:
     for name, value in (data.get("runtimes") or {}).items():
         if isinstance(value, str):
             out[name] = os.path.join(folder, value) if os.sep in value else value
+    parity = (data.get("migration") or {}).get("parity_file")
+    if isinstance(parity, str) and parity:
+        out["parity_file"] = os.path.join(folder, parity)
     return out
 
 
@@ -97,9 +104,10 @@ def cmd_contract(args: argparse.Namespace) -> int:
     """Run (or ingest) both legs, print the verdict, write the parity table."""
     folder = os.path.abspath(args.folder)
     results = os.path.abspath(args.results or os.path.join(folder, ".contract"))
-    parity = os.path.abspath(args.parity or os.path.join(folder, "build", "parity.json"))
+    known = folder_config(folder)
+    parity = os.path.abspath(args.parity or known.get("parity_file")
+                             or os.path.join(folder, "build", "parity.json"))
     contracts = args.contract or ini_contracts(folder)
-    known = runtimes(folder)
     py2 = args.py2 or known.get("py2") or os.environ.get("GATEWAY_PY2") or "python2.7"
     py3 = args.py3 or known.get("py3") or sys.executable
     legs = [runner.Leg("py2", py2, list(args.py2_impl)),

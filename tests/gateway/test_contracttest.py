@@ -5,7 +5,7 @@ import os
 
 from gateway.contracttest import report as rep
 from gateway.contracttest import scaffold, templates
-from gateway.contracttest.cli import ini_contracts
+from gateway.contracttest.cli import folder_config, ini_contracts
 from gateway.migration.compare import Rules
 
 
@@ -138,3 +138,14 @@ def test_templates_leave_placeholders_for_what_was_not_found(workdir):
     assert ini_contracts(workdir) == ["contracts/calc.json"]
     empty = templates.gateway_toml(scaffold.Found())
     assert "No contracts found" in empty
+
+
+def test_folder_config_reads_runtimes_and_the_parity_file(workdir):
+    write(os.path.join(workdir, "gateway.toml"),
+          '[runtimes]\npy2 = "venv2/bin/python"\npy3 = "python3"\n'
+          '[migration]\nparity_file = "reports/parity.json"\n')
+    assert folder_config(workdir) == {
+        "py2": os.path.join(workdir, "venv2/bin/python"), "py3": "python3",
+        "parity_file": os.path.join(workdir, "reports/parity.json")}
+    write(os.path.join(workdir, "gateway.toml"), "[runtimes\n")
+    assert folder_config(workdir) == {}
