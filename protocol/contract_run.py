@@ -26,13 +26,22 @@ import tempfile
 import time
 
 from protocol import casegen, codec
-from protocol.errors import InvalidParams, ProtocolError, UnknownMethod
+from protocol.errors import (
+    InvalidParams,
+    ProtocolError,
+    Timeout,
+    Unavailable,
+    UnknownMethod,
+    WorkerLost,
+)
 
 MYPY = False
 if MYPY:  # pragma: no cover - read by the type checker only
     from typing import Any, Dict, List, Optional  # noqa: F401
 
 RESULTS_VERSION = 1
+# Errors that mean the call never reached an answer (SPEC 5): the run failed, not the case.
+_NOT_ANSWERED = (Timeout, Unavailable, WorkerLost)
 
 
 class InProcess(object):
@@ -153,6 +162,12 @@ def run_case(spec, impl, case):
     except Exception as exc:  # a case's failure is its outcome, never the run's
         record[u"outcome"] = u"error"
         record[u"error"] = error_of(exc)
+        if isinstance(exc, _NOT_ANSWERED):
+            # No implementation answered: a broken run, whatever the case expected.
+            record[u"problems"] = [u"no answer: %s %s" % (record[u"error"][u"type"],
+                                                         record[u"error"][u"message"])]
+            record[u"ms"] = round((time.time() - started) * 1000.0, 3)
+            return record
         if not isinstance(exc, ProtocolError) and case.expect is None:
             problems.append(u"raised %s: %s" % (record[u"error"][u"type"],
                                                 record[u"error"][u"message"]))

@@ -55,6 +55,7 @@ class ServiceParity:
     diffs: list[CaseDiff] = field(default_factory=list)
     problems: dict[str, list[str]] = field(default_factory=dict)  # label -> "case: why"
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # label -> counts
+    skipped: dict[str, str] = field(default_factory=dict)  # method -> why no generated cases
 
 
 @dataclass
@@ -132,6 +133,9 @@ def compare_runs(left: dict[str, Any], right: dict[str, Any], rules: Rules) -> R
         parity = report.services.setdefault(service, ServiceParity(service))
         for label, run, cases in ((labels[0], left, lcases), (labels[1], right, rcases)):
             parity.counts[label] = _counts(cases)
+            block = run["contracts"].get(service) or {}
+            for method, why in sorted((block.get("skipped") or {}).items()):
+                parity.skipped.setdefault(method, str(why))
             if service not in run["contracts"]:
                 report.notes.append(f"{service}: no results from {label}")
             for cid, case in sorted(cases.items()):
@@ -159,6 +163,8 @@ def format_report(report: Report, limit: int = MAX_LISTED) -> str:
     for name, svc in sorted(report.services.items()):
         lines.append(f"{name}: {svc.cases} cases, {svc.same} the same, "
                      f"{len(svc.diffs)} different")
+        for method, why in sorted(svc.skipped.items()):
+            lines.append(f"  {method}: examples only ({why})")
         for label, items in sorted(svc.problems.items()):
             for item in items[:limit]:
                 lines.append(f"  {label} broke the contract: {item}")
@@ -189,6 +195,7 @@ def report_json(report: Report) -> dict[str, Any]:
             "notes": report.notes, "differences": report.differences,
             "problems": report.problems,
             "services": {n: {"cases": s.cases, "same": s.same, "problems": s.problems,
+                             "skipped": s.skipped,
                              "diffs": [d.to_json() for d in s.diffs], "counts": s.counts}
                          for n, s in sorted(report.services.items())}}
 

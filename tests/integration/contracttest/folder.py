@@ -40,7 +40,16 @@ def mean(values):
     return sum(values) / len(values)
 
 
-TABLE = {u"upper": upper, u"words": words, u"checksum": checksum, u"mean": mean}
+NOTES = []
+
+
+def note(text):
+    NOTES.append(text)
+    return len(NOTES)
+
+
+TABLE = {u"upper": upper, u"words": words, u"checksum": checksum, u"mean": mean,
+         u"note": note}
 '''
 
 PORT = '''\
@@ -76,7 +85,15 @@ def mean(values: list[int]) -> float | None:
     return sum(values) / len(values)
 
 
-TABLE = {"upper": upper, "words": words, "checksum": checksum, "mean": mean}
+NOTES: list[str] = []
+
+
+def note(text: str) -> int:
+    NOTES.append(text)
+    return len(NOTES)
+
+
+TABLE = {"upper": upper, "words": words, "checksum": checksum, "mean": mean, "note": note}
 '''
 
 # One character at a time, as Python 2 did: the port now answers like the original.
@@ -126,6 +143,14 @@ CONTRACT = {
             "result": {"type": ["number", "null"]},
             "examples": [{"name": "halves", "params": {"values": [1, 2]}, "result": 1.5},
                          {"name": "empty", "params": {"values": []}, "result": None}],
+        },
+        "note": {
+            "description": "Keeps a note: a write, so never called with made-up params "
+                           "on a running estate.",
+            "params": {"type": "object", "properties": {"text": {"type": "string"}},
+                       "required": ["text"], "additionalProperties": False},
+            "result": {"type": "integer", "minimum": 1},
+            "examples": [{"name": "first", "params": {"text": "hello"}}],
         },
     },
 }
