@@ -13,6 +13,8 @@
     gateway check                             # interpreters, imports, migrations, contracts
     gateway export systemd|supervisord [-o DIR]        # production configs
     gateway migrate status|shadow|canary|promote|rollback|report|... (gateway.migration.cli)
+    gateway init [DIR] [--force]                       # gateway.toml + tox.ini for a folder
+    gateway contract test [DIR] [--tox|--ingest|--broker EP]  # py2/py3 parity verdict
 
 Every command takes ``-c FILE``, before or after its name (``gateway up -c x.toml``);
 options of a command group likewise (``gateway migrate report --json``). ``-c``
@@ -249,6 +251,8 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--user", default="", help="run the services as this user")
     from gateway.migration.cli import add_parser as add_migrate
     add_migrate(sub)
+    from gateway.contracttest.cli import add_parsers as add_contract
+    add_contract(sub)  # init, contract test: they work on a folder, not on a running config
     fr = sub.add_parser("front", help="(internal) run the HTTP front on an inherited socket")
     fr.add_argument("--fd", type=int)
     st.add_argument("--timeout", type=float, default=10.0)
@@ -289,6 +293,8 @@ def inherit_options(parser: argparse.ArgumentParser,
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gateway`` console script."""
     args = parser().parse_args(argv)
+    if getattr(args, "local_command", None) is not None:
+        return int(args.local_command(args))
     try:
         path = config_path(args.config)
         cfg = load_config(path)

@@ -150,6 +150,7 @@ class Method(object):
         self.idempotent = bool(data.get(u"idempotent", False))
         self.shadow_safe = bool(data.get(u"shadow_safe", self.idempotent))
         self.stream = bool(data.get(u"stream", False))
+        self.examples = list(data.get(u"examples", []))  # type: List[Dict[str, Any]]
         self.params = self._attach(data[u"params"], definitions)
         self.result = self._attach(data[u"result"], definitions)
 
@@ -183,6 +184,7 @@ class Contract(object):
             (name, Method(name, spec, definitions))
             for name, spec in data[u"methods"].items())  # type: Dict[str, Method]
         self._validators = {}  # type: Dict[Any, Any]
+        self._check_examples()
 
     def _fail(self, where, message):
         # type: (str, str) -> ContractError
@@ -210,6 +212,26 @@ class Contract(object):
                 if not ref.startswith(u"#/definitions/") or \
                         (name not in definitions and name not in local):
                     raise self._fail(at, u"$ref %r must name an entry of definitions" % (ref,))
+
+    def _check_examples(self):
+        # type: () -> None
+        """Each example's params and result must follow the method's own schemas."""
+        for name, method in sorted(self.methods.items()):
+            names = set()
+            for i, example in enumerate(method.examples):
+                where = u"methods.%s.examples[%d]" % (name, i)
+                label = example.get(u"name", u"%d" % (i,))
+                if label in names:
+                    raise self._fail(where + u".name", u"duplicate example name %r" % (label,))
+                names.add(label)
+                for part in (u"params", u"result"):
+                    if part not in example:
+                        continue
+                    try:
+                        value = codec.from_json(example[part])
+                        self._validate(name, part, value)
+                    except (InvalidParams, EnvelopeError) as exc:
+                        raise self._fail(u"%s.%s" % (where, part), exc.message)
 
     # ---------------------------------------------------------------- query --
 

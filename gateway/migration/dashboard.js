@@ -372,13 +372,22 @@
     if (!items.length && !placeholder) { box.appendChild(el("p", { "class": "muted" }, [empty])); }
   }
 
+  // `gateway contract test` adds the case-by-case verdict; the suite's counts alone do not.
+  function parityCell(p) {
+    if (!p) { return el("td", { "class": "muted", "data-parity": "" }, ["–"]); }
+    var same = p.status === "same";
+    return el("td", { "class": same ? "ok" : "bad", "data-parity": p.status },
+              [same ? "same: " + num(p.cases) + " cases"
+                    : "different: " + num(p.different) + " of " + num(p.cases) + " cases"]);
+  }
+
   function renderParity(parity) {
     var box = document.getElementById("parity");
     if (!parity) { replace(box, [el("p", { "class": "muted" }, ["no tox parity report yet"])]); return; }
     var impl = parity.implementations || {};
     var head = ["service"].concat(["py2", "py3"].map(function (rt) {
       return rt + (impl[rt] ? " (Python " + num(impl[rt].python) + ")" : "");
-    }));
+    })).concat(["py2 = py3"]);
     var names = Object.keys(parity.services || {}).sort();
     replace(box, [table(head, names.map(function (n) {
       return el("tr", { "data-service": n }, [el("td", null, [n])].concat(["py2", "py3"].map(function (rt) {
@@ -386,7 +395,7 @@
         if (!c) { return el("td", { "class": "muted" }, ["–"]); }
         return el("td", { "class": c.status === "pass" ? "ok" : "bad", "data-runtime": rt },
                   [num(c.status) + ": " + num(c.passed) + " passed, " + num(c.failed) + " failed"]);
-      })));
+      })).concat([parityCell(parity.services[n].parity)]));
     }))]);
   }
 

@@ -15,6 +15,7 @@ import re
 import struct
 import zlib
 
+from protocol import contract
 from protocol.codec import Bytes
 
 HIGHLIGHT = [
@@ -29,22 +30,10 @@ HIGHLIGHT_LEXERS = {u"python-by-name": u"Python", u"ruby-by-filename": u"Ruby",
                     u"text-non-ascii": u"Text only", u"options": u"Python",
                     u"linenos": u"Text only"}
 
-# (name, old, new, expected html): identical on every implementation.
-HTMLDIFF = [
-    (u"word", u"<p>one two</p>", u"<p>one three</p>",
-     u"<p>one <del>two</del><ins>three</ins></p>"),
-    (u"same", u"<p class=a>x</p>", u"<p class=a>x</p>", u"<p class=a>x</p>"),
-    (u"non-ascii", u"<p>caf\u00e9 na\u00efve \u2603</p>", u"<p>caf\u00e9 \u00fcber \u2603</p>",
-     u"<p>caf\u00e9 <del>na\u00efve</del><ins>\u00fcber</ins> \u2603</p>"),
-    (u"markup-kept", u"<p>a b</p>", u"<p>a <b>bold</b> b</p>",
-     u"<p>a <b><ins>bold</ins></b> b</p>"),
-    (u"deleted-markup-dropped", u"<p>a <i>gone</i> b</p>", u"<p>a b</p>",
-     u"<p>a <del>gone</del> b</p>"),
-    (u"malformed", u"<div><p>x < y", u"<div><p>x <= y</span><a href=\"",
-     u"<div><p>x &lt;<ins>=</ins> y</span><ins>&lt;a href=\"</ins>"),
-    (u"unclosed-comment", u"<!-- c", u"<!-- c --> t", u"<!-- c --> <ins>t</ins>"),
-    (u"empty", u"", u"", u""),
-]
+# (name, old, new, expected html): identical on every implementation. They are the
+# examples written in the htmldiff contract, so the contract file is the one source.
+HTMLDIFF = [(ex[u"name"], ex[u"params"][u"old"], ex[u"params"][u"new"], ex[u"result"][u"html"])
+            for ex in contract.load("htmldiff").method(u"diff").examples]
 
 WHOAMI_NAMES = [u"ada", u"\u00e4da \u2603"]
 

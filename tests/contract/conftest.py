@@ -16,22 +16,21 @@ implementation's name, so the two interpreters' runs fill one table::
 from __future__ import absolute_import, division, print_function
 
 import importlib
-import io
-import json
 import os
-import platform
-import tempfile
-import time
 
 import pytest
 
 from protocol import contract
 from protocol._compat import PY2
+from protocol.contract_pytest import ContractPlugin
+from protocol.contract_run import merge_parity  # noqa: F401 - the suite tests it
 from tests.support.procs import REPO
 
 IMPL = "py2" if PY2 else "py3"
 SERVICES = ("highlight", "htmldiff", "thumbnails", "whoami")
-_outcomes = {}  # type: dict
+# The services whose tables run without a database or a queue: their contracts'
+# examples and generated cases run through protocol.contract_pytest.
+PLUGIN_SERVICES = ("highlight", "htmldiff")
 
 
 def implementation(name=IMPL):
@@ -83,61 +82,25 @@ def _service_of(nodeid):
     return None
 
 
-def pytest_runtest_logreport(report):
-    # type: (object) -> None
-    """Count each contract test's outcome under its service (test_<service>_...)."""
-    service = _service_of(report.nodeid)  # type: ignore[attr-defined]
-    if service is None:
-        return
-    slot = _outcomes.setdefault(service, {"passed": 0, "failed": 0, "skipped": 0})
-    if report.failed:  # type: ignore[attr-defined]
-        slot["failed"] += 1
-    elif report.when == "call":  # type: ignore[attr-defined]
-        slot["passed" if report.passed else "skipped"] += 1  # type: ignore[attr-defined]
-    elif report.skipped:  # type: ignore[attr-defined]
-        slot["skipped"] += 1
-
-
 def parity_path():
     # type: () -> str
     """Where the parity table lives."""
     return os.environ.get("GATEWAY_PARITY_JSON") or os.path.join(REPO, "build", "parity.json")
 
 
-def merge_parity(table, impl_name, outcomes, python):
-    # type: (dict, str, dict, str) -> dict
-    """``table`` with this run's outcomes written under ``impl_name``."""
-    table = dict(table or {})
-    impls = dict(table.get("implementations") or {})
-    impls[impl_name] = {"python": python, "updated": int(time.time())}
-    services = dict(table.get("services") or {})
-    for service, counts in sorted(outcomes.items()):
-        row = dict(services.get(service) or {})
-        status = "fail" if counts["failed"] else ("pass" if counts["passed"] else "skip")
-        row[impl_name] = dict(counts, status=status)
-        services[service] = row
-    table["implementations"] = impls
-    table["services"] = services
-    return table
+def pytest_configure(config):
+    # type: (object) -> None
+    """Run the contracts' own cases through the public plugin, as a team's estate would.
 
-
-def pytest_sessionfinish(session, exitstatus):
-    # type: (object, int) -> None
-    """Merge this run's outcomes into the parity table (atomically replaced)."""
-    if not _outcomes:
-        return
-    path = parity_path()
-    try:
-        with io.open(path, "r", encoding="utf-8") as fh:
-            old = json.load(fh)
-    except (IOError, OSError, ValueError):
-        old = {}
-    table = merge_parity(old if isinstance(old, dict) else {}, IMPL, _outcomes,
-                         platform.python_version())
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".parity-")
-    with io.open(fd, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(table, indent=1, sort_keys=True) + u"\n")
-    os.rename(tmp, path)
+    The plugin also counts this directory's ``test_<service>_...`` tests, and at
+    the end merges the counts into the parity table and writes every case's
+    outcome to ``build/contract/<impl>.json``, which ``gateway contract test
+    --ingest --results build/contract`` compares across the two interpreters.
+    """
+    plugin = ContractPlugin(
+        [os.path.join(contract.SPEC_DIR, "%s.json" % s) for s in PLUGIN_SERVICES],
+        ["%s=%s_services.%s:TABLE" % (s, IMPL, s) for s in PLUGIN_SERVICES], IMPL,
+        results=os.path.join(REPO, "build", "contract", "%s.json" % IMPL),
+        parity=parity_path(), anchor=os.path.dirname(os.path.abspath(__file__)),
+        service_of=_service_of)
+    config.pluginmanager.register(plugin, "contract-estate")  # type: ignore[attr-defined]

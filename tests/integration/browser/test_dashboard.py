@@ -89,7 +89,9 @@ def write_parity(workdir: str) -> dict[str, Any]:
     parity = {"implementations": {"py2": {"python": "2.7.18", "updated": 1},
                                   "py3": {"python": "3.11.9", "updated": 1}},
               "services": {"highlight": {"py2": {"passed": 12, "failed": 0, "status": "pass"},
-                                         "py3": {"passed": 11, "failed": 1, "status": "fail"}}}}
+                                         "py3": {"passed": 11, "failed": 1, "status": "fail"},
+                                         "parity": {"cases": 30, "same": 28, "different": 2,
+                                                    "status": "different", "diffs": []}}}}
     os.makedirs(os.path.join(workdir, "build"))
     with open(os.path.join(workdir, "build", "parity.json"), "w", encoding="utf-8") as fh:
         json.dump(parity, fh)
@@ -206,6 +208,9 @@ def test_dashboard_shows_diffs_and_gates_promotion(estate: Estate, browser: Any)
     parity = {c.get_attribute("data-runtime"): c.text for c in browser.find_elements(
         By.CSS_SELECTOR, '#parity tr[data-service="highlight"] td[data-runtime]')}
     assert parity == {"py2": "pass: 12 passed, 0 failed", "py3": "fail: 11 passed, 1 failed"}
+    verdict = browser.find_element(
+        By.CSS_SELECTOR, '#parity tr[data-service="highlight"] td[data-parity]')
+    assert verdict.text == "different: 2 of 30 cases"
 
     # Shadow restarts the evidence, so the counts below are this test's traffic.
     assert NAME in press(browser, card, "shadow")
