@@ -83,8 +83,9 @@ def http_config(cfg: GatewayConfig) -> Any:
         elif r.backend == "wsgi":
             route["service"] = r.service
         routes.append(route)
+    http = {k: v for k, v in cfg.http.items() if k not in gwconfig.FRONT_ONLY_HTTP_KEYS}
     return GatewayHttpConfig.from_dict(
-        {"routes": routes, "broker": cfg.broker.endpoint, **dict(cfg.http),
+        {"routes": routes, "broker": cfg.broker.endpoint, **http,
          "migration": cfg.migration_settings})
 
 
