@@ -41,9 +41,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def prepare_metrics_dir(parent: str, pid: int | None = None) -> str:
+def prepare_metrics_dir(parent: str) -> str:
     """Make this master's empty directory, remove dead masters' ones, export ``ENV``."""
-    pid = os.getpid() if pid is None else pid
+    path = fresh_dir(parent, os.getpid())
+    # Read by prometheus_client when a worker first imports it (after the fork).
+    os.environ[ENV] = path
+    _use_multiprocess_values()
+    return path
+
+
+def fresh_dir(parent: str, pid: int) -> str:
+    """``<parent>/front-<pid>``, empty; the directories of masters that are gone removed."""
     os.makedirs(parent, mode=0o700, exist_ok=True)
     for name in os.listdir(parent):
         if not name.startswith(PREFIX):
@@ -56,9 +64,6 @@ def prepare_metrics_dir(parent: str, pid: int | None = None) -> str:
             shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
     path = os.path.join(parent, f"{PREFIX}{pid}")
     os.makedirs(path, mode=0o700)
-    # Read by prometheus_client when a worker first imports it (after the fork).
-    os.environ[ENV] = path
-    _use_multiprocess_values()
     return path
 
 

@@ -136,6 +136,8 @@ class Observed:
             body = message.get("body")
             if body:
                 state.bytes_in += len(body)
+            elif message["type"] == "http.disconnect":
+                state.gone = True   # 499 unless the whole answer was handed over already
             return message
 
         async def counting_send(message: Message) -> None:
@@ -143,6 +145,8 @@ class Observed:
             if kind == "http.response.body":
                 body = message.get("body", b"")
                 state.bytes_out += len(body)
+                if not message.get("more_body", False) and not state.gone:
+                    state.done = True
                 if state.problem and not state.code and body:
                     state.code = _problem_code(body)
             elif kind == "http.response.start":
@@ -166,7 +170,7 @@ class Observed:
         try:
             environ: dict[str, Any] = scope.get("gateway.environ") or {}
             route, backend, service, runtime, upstream = self.labels(environ)
-            status = state.status or CLIENT_CLOSED
+            status = state.status if state.done and state.status else CLIENT_CLOSED
             method = scope.get("method", "")
             if self.metrics is not None:
                 self.metrics.request(
@@ -302,10 +306,12 @@ def build_registry(estate_config: Any) -> Any:
 
 
 class _State:
-    __slots__ = ("bytes_in", "bytes_out", "code", "problem", "status", "ttfb")
+    __slots__ = ("bytes_in", "bytes_out", "code", "done", "gone", "problem", "status", "ttfb")
 
     def __init__(self) -> None:
         self.status = 0
+        self.done = False       # the last body message was handed to the server
+        self.gone = False       # the client disconnected before that
         self.ttfb = 0.0
         self.bytes_in = 0
         self.bytes_out = 0
