@@ -56,3 +56,26 @@ def access_lines(e: Estate) -> list[str]:
         return []
     with open(path, encoding="utf-8") as fh:
         return fh.read().splitlines()
+
+
+def scrape(e: Estate) -> str:
+    """The estate's ``/_gateway/metrics`` text (from loopback)."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{e.port}/_gateway/metrics",
+                                timeout=5.0) as resp:
+        text: str = resp.read().decode("utf-8")
+        return text
+
+
+def total(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels`` (0 if none)."""
+    out = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and line.split(" ")[0] != name:
+            continue
+        series, value = line.rsplit(" ", 1)
+        inner = series[len(name) + 1:-1] if "{" in series else ""
+        got = {k: v.strip('"') for k, v in (kv.split("=", 1) for kv in inner.split(",") if kv)}
+        if all(got.get(k) == v for k, v in labels.items()):
+            out += float(value)
+    return out
