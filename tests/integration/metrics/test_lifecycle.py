@@ -111,3 +111,44 @@ def test_a_migrated_route_is_labelled_with_the_runtime_that_answered(
     served = [ln for ln in access_lines(e) if " route=/two " in ln]
     assert sum("runtime=py3 upstream=broker:three migration=shadow" in ln for ln in served) == 4
     assert sum("runtime=py2 upstream=broker:two migration=shadow" in ln for ln in served) == 6
+
+
+STREAMS = """
+[[routes]]
+prefix = "/s2"
+backend = "wsgi"
+service = "s2"
+
+[[routes]]
+prefix = "/s3"
+backend = "wsgi"
+service = "s3"
+
+[services.s2]
+runtime = "py2"
+app = "tests.integration.stream.apps:app"
+
+[services.s3]
+runtime = "py3"
+app = "tests.integration.stream.apps:app"
+"""
+
+
+def test_streamed_answers_are_counted_whole(metrics_estate: Callable[..., Estate]) -> None:
+    e = metrics_estate(extra=STREAMS)
+    got = {}
+    for route in ("/s2", "/s3"):
+        status, body, _ = e.get(f"{route}/ticks?n=40&gap=0.001")
+        assert status == 200 and body.count(b"tick") == 40
+        got[route] = len(body)
+
+    def counted() -> bool:
+        text = scrape(e)
+        return all(total(text, "gateway_http_response_bytes_total", route=r) == n
+                   and total(text, "gateway_http_request_duration_seconds_count", route=r) == 1
+                   for r, n in got.items())
+    wait_until(counted, timeout=10.0, interval=0.1, what="the streamed bytes counted")
+    wait_until(lambda: len(access_lines(e)) >= 2, timeout=10.0, what="two access-log lines")
+    for line in access_lines(e):
+        route = line.split(" route=")[1].split(" ")[0]
+        assert f'HTTP/1.1" 200 {got[route]} ' in line
