@@ -147,14 +147,16 @@ class ProblemProtocol(HttpToolsProtocol):
     retry_after = 1
     # client address -> open connections in this worker process (each worker counts its own)
     clients: dict[str, int] = {}
-    # Called with each refusal made here (gateway.metrics counts them); None: not counted.
+    # Called with each refusal made here, the client's (host, port) and the request id
+    # answered (gateway.metrics counts and logs them); None: neither.
     on_refusal: Any = None
 
     def _refuse(self, problem: Problem) -> None:
         """Answer ``problem`` and close: the request never reaches the app."""
+        rid = uuid.uuid4().hex
         if self.on_refusal is not None:
-            self.on_refusal(problem)
-        self.transport.write(error_page(problem, uuid.uuid4().hex))
+            self.on_refusal(problem, self.client, rid)
+        self.transport.write(error_page(problem, rid))
         self.transport.close()
 
     def connection_made(self, transport: Any) -> None:

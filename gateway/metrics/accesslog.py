@@ -114,7 +114,7 @@ _clock = _Clock()
 
 def combined(e: Entry) -> str:
     """The nginx combined line of ``e``, then the gateway's fields."""
-    request = escape(f"{e.method} {e.target} {e.protocol}")
+    request = escape(f"{e.method} {e.target} {e.protocol}") if e.method else "-"
     return (f'{e.remote or "-"} - {escape(e.user) or "-"} [{_clock.local(e.when)}] '
             f'"{request}" {e.status} {e.bytes_out} "{escape(e.referer) or "-"}" '
             f'"{escape(e.agent) or "-"}" rid={e.request_id or "-"} route={e.route or "-"} '
@@ -143,7 +143,7 @@ def as_json(e: Entry) -> str:
             f'"remote_addr":{_quote(e.remote)},"remote_user":{_q(e.user)},'
             f'"request_id":{_quote(e.request_id)},"route":{_q(e.route)},'
             f'"runtime":{_q(e.runtime)},"service":{_q(e.service)},"status":{e.status},'
-            f'"target":{_quote(e.target)},"time":"{stamp}","trace_id":{_q(e.trace_id)},'
+            f'"target":{_q(e.target)},"time":"{stamp}","trace_id":{_q(e.trace_id)},'
             f'"ttfb":{e.ttfb:.6f},"upstream":{_q(e.upstream)},'
             f'"user_agent":{_q(e.agent)}}}\n')
 

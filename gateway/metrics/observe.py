@@ -227,10 +227,24 @@ class Observed:
             ttfb=state.ttfb, bytes_in=state.bytes_in,
             trace_id=environ.get("gateway.trace_id", ""))
 
-    def refused(self, problem: Problem) -> None:
-        """Count a refusal made by the HTTP parser layer (it never reaches the app)."""
-        if self.metrics is not None:
-            self.metrics.rejection(problem.code, str(problem.status))
+    def refused(self, problem: Problem, client: Any = None, rid: str = "") -> None:
+        """Count and log a refusal made by the HTTP parser layer (it never reaches the app).
+
+        The line has no request (``"-"``, as nginx logs a request it could not
+        read) and no route; ``rid`` is the request id of the problem answered.
+        """
+        try:
+            if self.metrics is not None:
+                self.metrics.rejection(problem.code, str(problem.status))
+            if self.log is not None:
+                self.log.write(Entry(
+                    remote=str(client[0]) if client else "", user="", when=time.time(),
+                    method="", target="", protocol="", status=problem.status, bytes_out=0,
+                    referer="", agent="", request_id=rid, route="",
+                    backend="", service="", runtime="", upstream="", migration="",
+                    duration=0.0, ttfb=0.0, bytes_in=0, trace_id=""))
+        except Exception:
+            log.exception("recording a refusal failed")
 
     # -- the endpoint ----------------------------------------------------------------------
 

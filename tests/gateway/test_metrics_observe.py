@@ -96,8 +96,11 @@ def test_refusals_by_the_front_are_rejections(front: Observed) -> None:
     assert front.metrics is not None
     assert front.metrics.rejections == {("uri_too_long", "414"): 1}   # a 404 is no refusal
     assert ("GET", "404", "", "", "", "") in front.metrics.requests
-    front.refused(Problem(400, "bad", code="bad_framing"))
+    front.refused(Problem(400, "bad", code="bad_framing"), ("192.0.2.1", 4000), "f" * 32)
     assert front.metrics.rejections[("bad_framing", "400")] == 1
+    refusal = lines(front)[-1]
+    assert refusal.startswith('192.0.2.1 - - [') and '] "-" 400 0 "-" "-" rid=' + "f" * 32 \
+        in refusal
 
 
 async def _half_answer(sc: dict[str, Any], receive: Any, send: Any) -> None:

@@ -101,6 +101,34 @@ def test_access_log_off_and_a_path(metrics_estate: Callable[..., Estate], workdi
         assert fields(fh.readline())["route"] == "/two"
 
 
+def test_access_log_to_stdout_and_parser_refusals(metrics_estate: Callable[..., Estate]) -> None:
+    import socket
+    e = metrics_estate(http='access_log = "-"')
+    status, headers, _ = fetch(e, "/two/out")
+    assert status == 200
+    # A request llhttp refuses (Content-Length with Transfer-Encoding) never reaches the app.
+    with socket.create_connection(("127.0.0.1", e.port), timeout=5.0) as sock:
+        sock.sendall(b"POST /two/x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    rid = json.loads(answer.split(b"\r\n\r\n", 1)[1])["request_id"]
+    wait_until(lambda: headers["x-request-id"] in e.log() and f"rid={rid}" in e.log(),
+               timeout=10.0, what="both lines in the arbiter's output")
+    assert access_lines(e) == []
+    served = next(ln for ln in e.log().splitlines() if headers["x-request-id"] in ln)
+    assert "route=/two" in served and "runtime=py2" in served
+    refused = next(ln for ln in e.log().splitlines() if f"rid={rid}" in ln)
+    assert '\\"-\\" 400 0 ' in refused   # the arbiter's JSON log escapes the quotes
+
+    def counted() -> bool:
+        text = fetch(e, "/_gateway/metrics")[2].decode()
+        return 'gateway_http_rejections_total{code="400",reason="bad_request"} 1.0' in text
+    wait_until(counted, timeout=10.0, interval=0.1, what="the parser refusal counted")
+
+
 def test_metrics_endpoint_loopback_token_and_refusal(
         metrics_estate: Callable[..., Estate]) -> None:
     e = metrics_estate()
