@@ -69,7 +69,8 @@ def sample(text: str, name: str, **labels: str) -> float:
 @pytest.fixture(scope="module")
 def scraped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     parent = str(tmp_path_factory.mktemp("metrics"))
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": root}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     out = subprocess.run([sys.executable, "-c", SCRIPT, parent], capture_output=True,
                          timeout=60, env=env, check=True)
