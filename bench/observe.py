@@ -170,11 +170,12 @@ def bookkeeping(count: int = 50_000) -> Table:
         # Metrics are counted, not flushed: flushing is once per 0.5 s, not per request.
         variants: dict[str, Any] = {
             "no observing layer": _trivial,
-            "metrics only": ObservabilityConfig(access_log=""),
+            "metrics only": ObservabilityConfig(access_log="", metrics_dir=tmp),
             "metrics + combined access log": ObservabilityConfig(
-                access_log=os.path.join(tmp, "a.log")),
+                access_log=os.path.join(tmp, "a.log"), metrics_dir=tmp),
             "metrics + JSON access log": ObservabilityConfig(
-                access_log=os.path.join(tmp, "b.log"), access_log_format="json"),
+                access_log=os.path.join(tmp, "b.log"), access_log_format="json",
+                metrics_dir=tmp),
         }
         for name, variant in variants.items():
             app = variant if callable(variant) else Observed(_trivial, variant, config)

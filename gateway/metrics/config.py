@@ -49,6 +49,14 @@ class ObservabilityConfig:
     runtimes: Mapping[str, str] = field(default_factory=dict)
     token_file: str = ""
 
+    def __post_init__(self) -> None:
+        if self.metrics and not self.metrics_dir:
+            # Without the shared directory each front worker would count for itself and a
+            # scrape would see one worker's numbers.
+            raise ConfigError("metrics: a metrics directory is required when metrics are on")
+        if self.access_log_format not in ACCESS_LOG_FORMATS:
+            raise ConfigError(f"http.access_log_format: one of {ACCESS_LOG_FORMATS}")
+
     @property
     def enabled(self) -> bool:
         """True when the front measures anything at all."""

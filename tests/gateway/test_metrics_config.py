@@ -54,3 +54,10 @@ def test_round_trip_through_the_arbiters_json() -> None:
     from gateway.config import from_dict
     cfg = parse(BASE + "[metrics]\nenabled = false\n")
     assert from_dict(cfg.to_dict()).metrics == {"enabled": False}
+
+
+def test_metrics_need_their_directory() -> None:
+    from gateway.metrics.config import ObservabilityConfig
+    with pytest.raises(ConfigError, match="metrics directory"):
+        ObservabilityConfig(access_log="-")
+    assert not ObservabilityConfig(metrics=False).enabled

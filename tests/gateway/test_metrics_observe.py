@@ -65,6 +65,7 @@ def front(tmp_path: Any) -> Observed:
     gateway = GatewayApp(config)
     bridge = WsgiBridge(ProblemGuard(gateway), threads=2, gateway=gateway)
     obs = ObservabilityConfig(access_log=str(tmp_path / "logs" / "access.log"),
+                              metrics_dir=str(tmp_path / "metrics"),
                               token_file=str(tmp_path / "token"))
     (tmp_path / "token").write_text("s3cret\n")
     app = Observed(bridge, obs, config)
@@ -112,7 +113,8 @@ async def _half_answer(sc: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def test_a_client_that_leaves_is_logged_499(tmp_path: Any) -> None:
-    app = Observed(_half_answer, ObservabilityConfig(access_log=str(tmp_path / "a.log")),
+    app = Observed(_half_answer, ObservabilityConfig(access_log=str(tmp_path / "a.log"),
+                                                       metrics_dir=str(tmp_path)),
                    GatewayHttpConfig())
     status, body = run(app, scope("/files/big.bin"), leave=True)
     assert (status, body) == (200, b"part")   # what the server was handed before the client left
