@@ -25,6 +25,11 @@ Why batched: every front worker appends to the same file with
 from two workers never interleave, and the request path only appends to a
 list. The batch is written every ``FLUSH_S`` by the worker's loop, when it
 passes ``MAX_BUFFER`` bytes, and at shutdown.
+
+Rotation needs no signal: before each batch the path is looked up again, and
+when the file there is not the one held open (logrotate moved it away), the
+new path is opened, as nginx does on ``USR1``; the moved file got every line
+written before.
 """
 
 from __future__ import annotations
@@ -161,15 +166,27 @@ class AccessLog:
         self.size = 0
         self.dropped = 0
         self.fd = -1
+        self.inode = (0, 0)
 
     def _open(self) -> int:
-        if self.fd < 0:
-            if self.path == "-":
-                self.fd = 1
-            else:
-                os.makedirs(os.path.dirname(self.path) or ".", mode=0o750, exist_ok=True)
-                self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
-                                  | os.O_CLOEXEC, 0o640)
+        if self.path == "-":
+            self.fd = 1
+            return self.fd
+        if self.fd >= 0:
+            try:
+                st = os.stat(self.path)
+                moved = (st.st_dev, st.st_ino) != self.inode
+            except FileNotFoundError:
+                moved = True
+            if not moved:
+                return self.fd
+            os.close(self.fd)   # rotated: the lines so far are in the moved file
+            self.fd = -1
+        os.makedirs(os.path.dirname(self.path) or ".", mode=0o750, exist_ok=True)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                          0o640)
+        st = os.fstat(self.fd)
+        self.inode = (st.st_dev, st.st_ino)
         return self.fd
 
     def write(self, entry: Entry) -> None:

@@ -189,3 +189,23 @@ def test_escape() -> None:
     assert escape("plain/path") == "plain/path"
     assert escape('a"b\\c') == "a\\x22b\\x5Cc"
     assert escape("\u00e9\u2603") == "\\xE9\\xE2\\x98\\x83"
+
+
+def test_the_log_follows_a_rotation_and_survives_a_failing_disk(tmp_path: Any) -> None:
+    from gateway.metrics.accesslog import AccessLog
+    path = tmp_path / "access.log"
+    log = AccessLog(str(path))
+    log.write(ENTRY)
+    log.flush()
+    path.rename(tmp_path / "access.log.1")        # logrotate without copytruncate
+    log.write(ENTRY)
+    log.write(ENTRY)
+    log.flush()
+    assert len((tmp_path / "access.log.1").read_text().splitlines()) == 1
+    assert len(path.read_text().splitlines()) == 2
+    log.close()
+    full = AccessLog("/dev/full")                  # every write fails with ENOSPC
+    full.write(ENTRY)
+    full.flush()
+    assert full.dropped == 1 and full.lines == []
+    full.close()
