@@ -152,3 +152,25 @@ def test_streamed_answers_are_counted_whole(metrics_estate: Callable[..., Estate
     for line in access_lines(e):
         route = line.split(" route=")[1].split(" ")[0]
         assert f'HTTP/1.1" 200 {got[route]} ' in line
+
+
+def test_in_flight_counts_requests_held_open(
+        metrics_estate: Callable[..., Estate], workdir: str) -> None:
+    import threading
+    e = metrics_estate(extra=STREAMS)
+    gate = os.path.join(workdir, "gate")
+    results: list[int] = []
+    clients = [threading.Thread(target=lambda: results.append(
+        e.get(f"/s3/gated?gate={gate}", timeout=30.0)[0])) for _ in range(4)]
+    for client in clients:
+        client.start()
+    try:
+        wait_until(lambda: total(scrape(e), "gateway_http_requests_in_flight") == 4,
+                   timeout=15.0, interval=0.1, what="4 requests in flight")
+    finally:
+        open(gate, "w").close()
+        for client in clients:
+            client.join(timeout=30.0)
+    assert results == [200] * 4
+    wait_until(lambda: total(scrape(e), "gateway_http_requests_in_flight") == 0,
+               timeout=10.0, interval=0.1, what="none in flight")
