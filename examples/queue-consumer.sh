@@ -9,7 +9,8 @@
 # non-zero exit fails the attempt: it is retried with exponential backoff until the
 # job's max_attempts, then dead-lettered with the handler's stderr as the message.
 # Exit 75 (EX_TEMPFAIL) is retried too; exit 65 (EX_DATAERR) dead-letters at once.
-# The handler sees QUEUE_JOB_ID, QUEUE_ATTEMPTS, QUEUE_RID and QUEUE_DEADLINE. It runs
+# The handler sees QUEUE_JOB_ID, QUEUE_ATTEMPTS, QUEUE_RID, QUEUE_DEADLINE,
+# QUEUE_TRACEPARENT and QUEUE_TRACESTATE (empty when the job has none). It runs
 # under timeout(1): until the job's deadline and at most --handler-timeout seconds; a
 # handler that runs out of time fails the attempt (code "timeout"). A job whose JSON
 # does not parse is dead-lettered at once (code "envelope"), as the Python consumer does.
@@ -260,21 +261,24 @@ while [ "$STOP" = 0 ] && { [ "$MAX_JOBS" = 0 ] || [ "$handled" -lt "$MAX_JOBS" ]
     gone) continue ;;
     *) [ "$STOP" = 1 ] && break; die "unexpected reply to START: $CALL_OUT" ;;
   esac
-  if ! meta=$(jq -r '[.attempts, (.rid // ""), (.deadline // "" | tostring)] | @tsv' \
+  if ! meta=$(jq -r '[.attempts, (.rid // ""), .deadline // "", .traceparent // "",
+      .tracestate // ""] | map(tostring) | join("\u001f")' \
       <<<"$body" 2>/dev/null) || [ -z "$meta" ]; then
     err=$(jq -cnS '{code: "envelope", message: "job JSON does not parse"}')
     fail_job "$id" 1 "$err" 1
     handled=$((handled + 1))
     continue
   fi
-  IFS=$'\t' read -r attempts rid deadline <<<"$meta"
+  # A unit separator, not a tab: IFS whitespace would merge an empty field into the next.
+  IFS=$'\x1f' read -r attempts rid deadline traceparent tracestate <<<"$meta"
   limit=$(awk -v d="$deadline" -v n="$(now_ms)" -v h="$HANDLER_TIMEOUT" 'BEGIN {
     t = 0; if (d != "") { t = (d - n) / 1000; if (t < 0.1) t = 0.1 }
     if (h > 0 && (t == 0 || h < t)) t = h
     printf "%.3f", t }')
   errfile=$(mktemp)
   result=$(jq -c .payload <<<"$body" | QUEUE_JOB_ID=$id QUEUE_ATTEMPTS=$attempts \
-    QUEUE_RID=$rid QUEUE_DEADLINE=$deadline timeout --foreground -k 5 "$limit" "${HANDLER[@]}" 2>"$errfile")
+    QUEUE_RID=$rid QUEUE_DEADLINE=$deadline QUEUE_TRACEPARENT=$traceparent \
+    QUEUE_TRACESTATE=$tracestate timeout --foreground -k 5 "$limit" "${HANDLER[@]}" 2>"$errfile")
   status=$?
   errtext=$(head -c 2000 "$errfile"); rm -f "$errfile"
   if [ "$status" = 124 ] && [ "$limit" != "0.000" ]; then

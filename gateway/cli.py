@@ -2,16 +2,23 @@
 
 ::
 
-    gateway up [-c gateway.toml] [--log-format json]   # run the estate in the foreground
-    gateway status [--json]                            # ask the running arbiter
-    gateway reload [SERVICE]                           # apply the changed config, no downtime
-    gateway stop                                       # graceful stop
-    gateway check                                      # validate the config; exit 1 on error
+    gateway up [--log-format json]            # run the estate in the foreground; exit 1
+                                              # at once if the listen address is taken
+    gateway status [--json]                   # ask the running arbiter
+    gateway reload [SERVICE]                  # apply the changed config (services, routes,
+                                              # migrations), no downtime; print what it did;
+                                              # exit 1 if a reload failed or a new service
+                                              # went FATAL
+    gateway stop [--no-wait] [--timeout S]    # graceful stop; waits until the estate is down
+    gateway check                             # interpreters, imports, migrations, contracts
     gateway export systemd|supervisord [-o DIR]        # production configs
     gateway migrate status|shadow|canary|promote|rollback|report|... (gateway.migration.cli)
 
-``-c`` defaults to ``./gateway.toml`` when it exists, else the embedded default
+Every command takes ``-c FILE``, before or after its name (``gateway up -c x.toml``);
+options of a command group likewise (``gateway migrate report --json``). ``-c``
+defaults to ``./gateway.toml`` when it exists, else the embedded default
 (:data:`gateway.config.DEFAULT_TOML`). ``python -m gateway ...`` is the same.
+Output piped into ``head`` ends quietly when the reader goes away.
 ``gateway front --fd N`` is what the arbiter runs for the HTTP front; it reads
 the arbiter's resolved config from ``$GATEWAY_CONFIG``.
 """
@@ -19,14 +26,18 @@ the arbiter's resolved config from ``$GATEWAY_CONFIG``.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from gateway import config as gwconfig
 from gateway.arbiter import control
+from gateway.commands.frontcfg import http_config
+from gateway.commands.status import migration_states, registrations, render_status
 from gateway.config import GatewayConfig
 from gateway.errors import ConfigError, GatewayError
 
@@ -61,32 +72,6 @@ def load_config(path: str | None) -> GatewayConfig:
 
 
 # -- the HTTP front (run by the arbiter in its own process) --------------------------------------
-
-
-def http_config(cfg: GatewayConfig) -> Any:
-    """The HTTP front's own config (gateway.http.config.GatewayHttpConfig) from ours."""
-    from gateway.http.config import GatewayHttpConfig
-
-    routes = []
-    for r in cfg.routes:
-        route: dict[str, Any] = {"prefix": r.prefix, "backend": r.backend,
-                                 "timeout": r.timeout_ms / 1000.0,
-                                 "idle_timeout": r.idle_timeout_ms / 1000.0,
-                                 "max_concurrency": r.max_concurrency,
-                                 "queue_timeout": r.queue_timeout_ms / 1000.0}
-        if r.backend == "http":
-            route.update(upstream=r.target, strip_prefix=r.strip_prefix,
-                         rewrite_redirects=r.rewrite_redirects,
-                         rewrite_cookie_path=r.rewrite_cookie_path)
-        elif r.backend == "static":
-            route["directory"] = r.target
-        elif r.backend == "wsgi":
-            route["service"] = r.service
-        routes.append(route)
-    http = {k: v for k, v in cfg.http.items() if k not in gwconfig.FRONT_ONLY_HTTP_KEYS}
-    return GatewayHttpConfig.from_dict(
-        {"routes": routes, "broker": cfg.broker.endpoint, **http,
-         "migration": cfg.migration_settings})
 
 
 def cmd_front(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
@@ -125,82 +110,6 @@ def cmd_up(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> in
     return arbiter.run()
 
 
-def registrations(status: dict[str, Any], timeout: float = 0.3) -> dict[str, str | None]:
-    """mmi.service answers for every broker service in ``status`` (asked from here)."""
-    import zmq
-
-    from gateway.arbiter.ready import mmi_service
-
-    out: dict[str, str | None] = {}
-    endpoint = status["arbiter"]["broker"]
-    for prog in status["programs"]:
-        if prog["service"] and prog["runtime"] in ("py2", "py3"):
-            try:
-                out[prog["service"]] = mmi_service(endpoint, prog["service"], timeout)
-            except zmq.ZMQError:
-                out[prog["service"]] = None
-    return out
-
-
-def render_status(status: dict[str, Any]) -> str:
-    """The human status table."""
-    a = status["arbiter"]
-    w = max([14] + [len(p["name"]) + 2 for p in status["programs"]])
-    lines = [f"arbiter pid {a['pid']}  up {a['uptime_s']:.0f}s  guard {a['guard_pid']}  "
-             f"config {a['config']}", f"listen {a['listen']}  broker {a['broker']}"]
-    writes = a.get("write_errors") or {}
-    if writes.get("total"):
-        failing = ", ".join(writes["failing"]) or "none now"
-        lines.append(f"write errors {writes['total']} (failing: {failing})")
-    lines += ["",
-             f"{'PROGRAM':<{w}}{'STATE':<10}{'RUNTIME':<22}{'READY':<7}{'BROKER':<8}"
-             f"{'REPLICA':<10}{'PID':<9}{'UPTIME':<10}RESTARTS"]
-    regs = status.get("registrations", {})
-    for p in status["programs"]:
-        runtime = p["runtime"] + (f" {p['version']}" if p["version"] else "")
-        reg = regs.get(p["service"]) or "-"
-        head = (f"{p['name']:<{w}}{p['state']:<10}{runtime:<22}"
-                f"{p['ready']}/{p['replicas_wanted']:<5}{reg:<8}")
-        reps = p["replicas"] or [None]
-        for i, r in enumerate(reps):
-            prefix = head if i == 0 else " " * len(head)
-            if r is None:
-                lines.append(prefix)
-                continue
-            up = f"{r['uptime_s']:.1f}s" if r["uptime_s"] is not None else "-"
-            name = f".{r['index']}" + (f"@{r['generation']}" if r["generation"] else "")
-            lines.append(f"{prefix}{name:<10}{r['pid'] or '-'!s:<9}{up:<10}{r['restarts']}"
-                         f"  {r['state']}")
-    if status["routes"]:
-        lines += ["", f"{'ROUTE':<24}{'BACKEND':<9}{'SERVICE/TARGET':<32}STATE"]
-        for r in status["routes"]:
-            lines.append(f"{r['prefix']:<24}{r['backend']:<9}"
-                         f"{(r['service'] or r['target']):<32}{r['state']}")
-    if status.get("migrations"):
-        lines += ["", f"{'MIGRATION':<24}{'TARGET':<24}STATE"]
-        for name, m in sorted(status["migrations"].items()):
-            lines.append(f"{name:<24}{m['target']:<24}{m['label']}")
-    return "\n".join(lines)
-
-
-def migration_states(cfg: GatewayConfig) -> dict[str, Any]:
-    """Each configured migration's target and state, read from the store ({} before it exists)."""
-    settings = cfg.migration_settings
-    if not settings.migrations or not os.path.exists(settings.db):
-        return {}
-    from gateway.migration.store import MigrationStore, StoreError
-    store = MigrationStore(settings.db)
-    try:
-        states = store.all()
-    except StoreError:
-        return {}
-    finally:
-        store.close()
-    return {m.name: {"target": m.target, "label": states[m.name].to_json()["label"],
-                     "mode": states[m.name].mode, "percent": states[m.name].percent}
-            for m in settings.migrations if m.name in states}
-
-
 def cmd_status(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
     """Ask the running arbiter for its status."""
     status = control.call(cfg.control_socket, {"cmd": "status"}, timeout=args.timeout)
@@ -216,51 +125,76 @@ def cmd_reload(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -
     if args.service:
         request["service"] = args.service
     result = control.call(cfg.control_socket, request, timeout=args.timeout)
-    changed = ", ".join(result.get("changed", [])) or "nothing changed"
-    print(f"reloaded: {changed}")
+    print(render_reload(result))
     return 0
+
+
+def render_reload(result: dict[str, Any]) -> str:
+    """What a reload did, one line per kind of change."""
+    reread = result.get("reread") or {}
+    lines = [f"re-read: {reread.get('config') or 'the config'}"
+             + (f" ({', '.join(reread['migrations'])} changed)"
+                if reread.get("migrations") else "")]
+    for key in ("added", "removed", "restarted", "updated"):
+        names = result.get(key, result.get("changed", []) if key == "restarted" else [])
+        if names:
+            lines.append(f"{key}: {', '.join(names)}")
+    if len(lines) == 1:
+        lines.append("nothing else changed")
+    return "\n".join(lines)
 
 
 def cmd_stop(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
     """Ask the running arbiter to stop gracefully."""
+    status = control.call(cfg.control_socket, {"cmd": "status"}, timeout=args.timeout)
     control.call(cfg.control_socket, {"cmd": "stop"}, timeout=args.timeout)
-    print("stopping")
+    pid = int(status["arbiter"]["pid"])
+    if args.no_wait:
+        print(f"stopping (arbiter pid {pid})")
+        return 0
+    # Every replica gets its grace, and the slowest drains last; then a margin.
+    grace = max([cfg.gateway.stop_grace_s] + [s.stop_grace_s for s in cfg.services])
+    limit = args.timeout if args.timeout is not None else grace + 15.0
+    deadline = time.monotonic() + limit
+    while process_alive(pid):  # it exits last, once every program is down
+        if time.monotonic() > deadline:
+            raise GatewayError(f"the estate is still stopping after {limit:g}s "
+                               f"(arbiter pid {pid})")
+        time.sleep(0.05)
+    print("stopped")
     return 0
 
 
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def cmd_check(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
-    """Validate the config beyond its schema: interpreters, broker, HTTP front, contracts."""
+    """Validate the config beyond its schema: interpreters, imports, migrations, contracts."""
     from gateway.arbiter.plan import require_broker
+    from gateway.commands.check import check_estate
     require_broker(cfg)
-    for svc in cfg.services:
-        if svc.runtime == "py2" and not os.path.exists(cfg.runtimes.py2):
-            raise ConfigError(f"runtimes.py2: {cfg.runtimes.py2} does not exist "
-                              f"(needed by services.{svc.name})")
     try:
         import gateway.http.config  # noqa: F401
     except ImportError:
         pass  # the front is not installed here; our own schema was checked
     else:
         http_config(cfg)
-    contracts = str(cfg.http.get("contracts_dir", ""))
-    if contracts:
-        check_contracts(os.path.join(cfg.base_dir, contracts))
+    errors, warnings = check_estate(cfg, python3=sys.executable)
+    for line in warnings:
+        print(f"gateway: warning: {line}", file=sys.stderr)
+    if errors:
+        for line in errors[:-1]:
+            print(f"gateway: config error: {line}", file=sys.stderr)
+        raise ConfigError(errors[-1])
     print(f"ok: {path or '<default>'}: {len(cfg.services)} services, {len(cfg.routes)} routes, "
           f"{len(cfg.migration_settings.migrations)} migrations")
     return 0
-
-
-def check_contracts(directory: str) -> None:
-    """Every service contract in ``directory`` must load (protocol.contract checks it)."""
-    from protocol import contract
-
-    if not os.path.isdir(directory):
-        raise ConfigError(f"http.contracts_dir: {directory} is not a directory")
-    for name in contract.available(directory):
-        try:
-            contract.load(name, directory=directory)
-        except contract.ContractError as exc:
-            raise ConfigError(f"http.contracts_dir: {exc}") from None
 
 
 def cmd_export(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
@@ -305,7 +239,9 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true")
     rl = sub.add_parser("reload", help="apply the changed config without downtime")
     rl.add_argument("service", nargs="?")
-    sub.add_parser("stop", help="stop the running estate gracefully")
+    sp = sub.add_parser("stop", help="stop the running estate gracefully")
+    sp.add_argument("--no-wait", action="store_true",
+                    help="return once the arbiter has the request, do not wait")
     sub.add_parser("check", help="validate the config")
     ex = sub.add_parser("export", help="write production configs")
     ex.add_argument("kind", choices=("systemd", "supervisord"))
@@ -315,9 +251,39 @@ def parser() -> argparse.ArgumentParser:
     add_migrate(sub)
     fr = sub.add_parser("front", help="(internal) run the HTTP front on an inherited socket")
     fr.add_argument("--fd", type=int)
-    for s in (st, rl, sub.choices["stop"]):
-        s.add_argument("--timeout", type=float, default=120.0 if s is rl else 10.0)
+    st.add_argument("--timeout", type=float, default=10.0)
+    rl.add_argument("--timeout", type=float, default=120.0)
+    sp.add_argument("--timeout", type=float, default=None,
+                    help="seconds to wait for the estate to stop (default: grace + 15)")
+    inherit_options(p)
     return p
+
+
+def inherit_options(parser: argparse.ArgumentParser,
+                    inherited: Sequence[argparse.Action] = ()) -> None:
+    """Accept a parser's options after its subcommands too: ``gateway up -c x.toml``.
+
+    Each subcommand gets a copy of every option of the parsers above it, with
+    the default suppressed, so a value given before the subcommand is kept
+    unless it is given again after it.
+    """
+    passed = list(inherited)
+    for opt in parser._actions:
+        seen = {s for a in passed for s in a.option_strings}
+        if opt.option_strings and opt.dest != "help" and not seen & set(opt.option_strings):
+            passed.append(opt)
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in dict.fromkeys(action.choices.values()):
+            taken = {s for a in child._actions for s in a.option_strings}
+            for opt in passed:
+                if not taken & set(opt.option_strings):
+                    clone = copy.copy(opt)
+                    clone.default = argparse.SUPPRESS
+                    clone.required = False
+                    child._add_action(clone)
+            inherit_options(child, passed)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -327,6 +293,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = config_path(args.config)
         cfg = load_config(path)
         return COMMANDS[args.command](args, cfg, path)
+    except BrokenPipeError:
+        # The reader went away (`gateway status | head`): stop quietly, like other CLIs.
+        # Python would report the pipe again when it flushes stdout at exit: point
+        # stdout at /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141  # 128 + SIGPIPE, the status of a CLI that SIGPIPE ended
     except ConfigError as exc:
         print(f"gateway: config error: {exc}", file=sys.stderr)
         return 1

@@ -28,10 +28,16 @@ Schema (every table and key is optional; shown with its default)::
     log_format = "text"         # "text" (colour-prefixed, foreman style) or "json"
     stop_grace_s = 10.0         # SIGTERM -> SIGKILL grace for every process
     front = true                # run the HTTP front (false: supervise services only)
+    ready_timeout_s = 60.0      # a replica not ready this long after its start is killed
+                                # (like systemd's TimeoutStartSec); a reload whose new
+                                # replicas are not all ready by then is abandoned
 
-    [runtimes]
+    [runtimes]                  # interpreters that services pick with runtime = "<name>"
     py2 = ".venv2/bin/python"   # interpreter of runtime = "py2"
     py3 = ""                    # interpreter of runtime = "py3"; "" = the gateway's own
+    # legacy = "/srv/legacy/venv/bin/python"   # any other name: a service's own virtualenv
+                                # (the broker and the HTTP front always run on the
+                                # gateway's own interpreter, whatever py3 says)
 
     [broker]
     enabled = true              # run the broker
@@ -109,7 +115,7 @@ Schema (every table and key is optional; shown with its default)::
                                 # anything reaches the broker or the upstream
 
     [services.highlight]
-    runtime = "py2"             # "py2" | "py3" | "command"
+    runtime = "py2"             # "py2" | "py3" | a [runtimes] name | "command"
     module = "py2_services.highlight:TABLE"   # py2/py3: hosted by protocol.worker
     app = ""                    # py2/py3: a WSGI app hosted by protocol.wsgi
     command = []                # runtime = "command": argv (list) or a shell-split string;
@@ -120,11 +126,16 @@ Schema (every table and key is optional; shown with its default)::
                                 # module/app services, "none" for commands
     listen = ""                 # optional arbiter-owned socket passed to every replica
     queues = []                 # Redis queues it consumes (turns on the private redis)
-    env = {}                    # extra environment
+    env = {}                    # extra environment; env.PYTHONPATH is put in front of
+                                # what the gateway sets (the protocol library, the
+                                # config's dir), it does not replace it
     cwd = ""                    # working directory ("" = the config file's dir)
+    untyped = false             # rpc: no contract on purpose; /rpc passes its JSON as is
+                                # and `gateway check` does not warn about it
     stop_grace_s = 0.0          # 0 = [gateway].stop_grace_s
     start_limit_burst = 5       # this many starts within start_limit_interval_s -> FATAL
     start_limit_interval_s = 10.0
+    ready_timeout_s = 0.0       # 0 = [gateway].ready_timeout_s
 
     [metrics]
     enabled = true              # count requests; serve /_gateway/metrics (README)
@@ -176,14 +187,29 @@ class FrontConfig:
     log_format: str = "text"
     stop_grace_s: float = 10.0
     front: bool = True
+    ready_timeout_s: float = 60.0
 
 
 @dataclass(frozen=True)
 class RuntimesConfig:
-    """``[runtimes]``: the interpreter behind each Python runtime."""
+    """``[runtimes]``: the interpreter behind each Python runtime, by name."""
 
     py2: str = ".venv2/bin/python"
     py3: str = ""
+    # Any further names (a team's own virtualenvs): name -> absolute interpreter path.
+    named: Mapping[str, str] = field(default_factory=dict)
+
+    def names(self) -> tuple[str, ...]:
+        """Every runtime name a service may pick, but ``command``."""
+        return ("py2", "py3", *sorted(self.named))
+
+    def interpreter(self, name: str, own: str) -> str:
+        """The interpreter of runtime ``name``; ``own`` (the gateway's) for an empty py3."""
+        if name == "py2":
+            return self.py2
+        if name == "py3":
+            return self.py3 or own
+        return self.named[name]
 
 
 @dataclass(frozen=True)
@@ -255,6 +281,8 @@ class ServiceConfig:
     stop_grace_s: float = 0.0
     start_limit_burst: int = 5
     start_limit_interval_s: float = 10.0
+    untyped: bool = False
+    ready_timeout_s: float = 0.0
 
     @property
     def kind(self) -> str:
@@ -319,7 +347,8 @@ class GatewayConfig:
         """A JSON/TOML-shaped dict that :func:`from_dict` turns back into an equal config."""
         out: dict[str, Any] = {
             "gateway": asdict(self.gateway),
-            "runtimes": asdict(self.runtimes),
+            "runtimes": {"py2": self.runtimes.py2, "py3": self.runtimes.py3,
+                         **self.runtimes.named},
             "broker": asdict(self.broker),
             "redis": asdict(self.redis),
             "routes": [asdict(r) for r in self.routes],
@@ -369,7 +398,8 @@ def from_dict(data: Mapping[str, Any], base_dir: str = "",
                         appendfsync=_choice(redis_t, "redis", "appendfsync", "everysec",
                                             ("everysec", "always", "no")))
     services_t = _table(data, "services")
-    services = tuple(_service(name, _table(services_t, name, "services"), base_dir)
+    services = tuple(_service(name, _table(services_t, name, "services"), base_dir,
+                              runtimes.names())
                      for name in sorted(services_t))
     raw_routes = data.get("routes", [])
     if not isinstance(raw_routes, list):
@@ -516,7 +546,7 @@ def _abspath(path: str, base_dir: str) -> str:
 def _front(t: Mapping[str, Any], base_dir: str) -> FrontConfig:
     p = "gateway"
     _keys(t, p, {"listen", "workers", "threads", "run_dir", "log_format", "stop_grace_s",
-                 "front"})
+                 "front", "ready_timeout_s"})
     listen = _str(t, p, "listen", FrontConfig.listen)
     parse_listen(listen, "gateway.listen")
     run_dir = _str(t, p, "run_dir", FrontConfig.run_dir)
@@ -530,16 +560,31 @@ def _front(t: Mapping[str, Any], base_dir: str) -> FrontConfig:
         log_format=_choice(t, p, "log_format", FrontConfig.log_format, LOG_FORMATS),
         stop_grace_s=_float(t, p, "stop_grace_s", FrontConfig.stop_grace_s, 0.0),
         front=_bool(t, p, "front", True),
+        ready_timeout_s=_float(t, p, "ready_timeout_s", FrontConfig.ready_timeout_s, 0.1),
     )
 
 
 def _runtimes(t: Mapping[str, Any], base_dir: str) -> RuntimesConfig:
-    _keys(t, "runtimes", {"py2", "py3"})
     py2 = _str(t, "runtimes", "py2", RuntimesConfig.py2)
     py3 = _str(t, "runtimes", "py3", RuntimesConfig.py3)
     if not py2:
         raise ConfigError("runtimes.py2: must not be empty")
-    return RuntimesConfig(py2=_abspath(py2, base_dir), py3=_abspath(py3, base_dir))
+    named: dict[str, str] = {}
+    for name in t:
+        if name in ("py2", "py3"):
+            continue
+        p = f"runtimes.{name}"
+        if name == "command" or not name or not all(c.isalnum() or c in "-_." for c in name):
+            raise ConfigError(f"{p}: runtime names use letters, digits, '-', '_', '.' "
+                              f"and are not 'command'")
+        value = _str(t, "runtimes", name, "")
+        if not value:
+            raise ConfigError(f"{p}: must be the path of a Python interpreter")
+        # A bare name ("python3.12") is looked up on PATH when spawned; a path with a
+        # slash is relative to the config file.
+        named[name] = _abspath(value, base_dir) if "/" in value else value
+    return RuntimesConfig(py2=_abspath(py2, base_dir), py3=_abspath(py3, base_dir),
+                          named=named)
 
 
 def _endpoint(value: str, where: str, allow_tcp: bool = False) -> str:
@@ -593,7 +638,8 @@ def _broker(t: Mapping[str, Any], run_dir: str) -> BrokerConfig:
     )
 
 
-def _service(name: str, t: Mapping[str, Any], base_dir: str) -> ServiceConfig:
+def _service(name: str, t: Mapping[str, Any], base_dir: str,
+             runtimes: tuple[str, ...] = ("py2", "py3")) -> ServiceConfig:
     p = f"services.{name}"
     if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("mmi."):
         raise ConfigError(f"{p}: service names use letters, digits, '-', '_', '.'")
@@ -601,8 +647,8 @@ def _service(name: str, t: Mapping[str, Any], base_dir: str) -> ServiceConfig:
         raise ConfigError(f"{p}: {name!r} is reserved for the gateway's own processes")
     _keys(t, p, {"runtime", "module", "app", "command", "replicas", "ready", "listen",
                  "queues", "env", "cwd", "stop_grace_s", "start_limit_burst",
-                 "start_limit_interval_s"})
-    runtime = _choice(t, p, "runtime", "py3", RUNTIMES)
+                 "start_limit_interval_s", "untyped", "ready_timeout_s"})
+    runtime = _choice(t, p, "runtime", "py3", (*runtimes, "command"))
     module = _str(t, p, "module", "")
     app = _str(t, p, "app", "")
     raw_cmd = t.get("command", [])
@@ -614,7 +660,7 @@ def _service(name: str, t: Mapping[str, Any], base_dir: str) -> ServiceConfig:
         if not command:
             raise ConfigError(f"{p}.command: required when runtime = \"command\"")
         if module or app:
-            raise ConfigError(f"{p}.module: only for runtime py2 / py3")
+            raise ConfigError(f"{p}.module: only for Python runtimes, not command")
     else:
         if command:
             raise ConfigError(f"{p}.command: only for runtime = \"command\"")
@@ -639,6 +685,9 @@ def _service(name: str, t: Mapping[str, Any], base_dir: str) -> ServiceConfig:
         if not isinstance(value, str):
             raise ConfigError(f"{p}.env.{key}: must be a string")
     cwd = _abspath(_str(t, p, "cwd", ""), base_dir) or base_dir
+    untyped = _bool(t, p, "untyped", False)
+    if untyped and not module:
+        raise ConfigError(f"{p}.untyped: only an rpc service (module = ...) has a contract")
     return ServiceConfig(
         name=name, runtime=runtime, module=module, app=app, command=command,
         replicas=_int(t, p, "replicas", 1, 1), ready=ready, listen=listen,
@@ -646,6 +695,8 @@ def _service(name: str, t: Mapping[str, Any], base_dir: str) -> ServiceConfig:
         stop_grace_s=_float(t, p, "stop_grace_s", 0.0, 0.0),
         start_limit_burst=_int(t, p, "start_limit_burst", 5, 1),
         start_limit_interval_s=_float(t, p, "start_limit_interval_s", 10.0, 0.0),
+        untyped=untyped,
+        ready_timeout_s=_float(t, p, "ready_timeout_s", 0.0, 0.0),
     )
 
 

@@ -179,23 +179,27 @@ class Client(object):
 
     # ------------------------------------------------------------- public --
     def call(self, service, method, params=None, timeout=None, idem=False, shadow=False,
-             rid=None, schema=None):
-        # type: (str, str, object, float, bool, bool, str, dict) -> object
+             rid=None, schema=None, traceparent=None, tracestate=None):
+        # type: (str, str, object, float, bool, bool, str, dict, str, str) -> object
         """Call ``method`` of ``service`` and return its result (or raise a typed error)."""
         return self.submit(service, method, params, timeout, idem, shadow, rid,
-                           schema).result()
+                           schema, traceparent, tracestate).result()
 
     def submit(self, service, method, params=None, timeout=None, idem=False, shadow=False,
-               rid=None, schema=None):
-        # type: (str, str, object, float, bool, bool, str, dict) -> Pending
+               rid=None, schema=None, traceparent=None, tracestate=None):
+        # type: (str, str, object, float, bool, bool, str, dict, str, str) -> Pending
         """Send a call without waiting for it; ``.result()`` on the returned object waits.
 
         Replies are read by whichever thread is waiting, so call ``result()``
-        (on this or any pending call) to make progress.
+        (on this or any pending call) to make progress. Inside a handler the
+        deadline, request id and trace context default to the request's own
+        (:func:`protocol.worker.current`), so nested calls carry them on.
         """
         deadline, rid = self._deadline(timeout, rid)
         env = codec.Envelope(u"call", method=method, deadline=int(deadline * 1000), rid=rid,
-                             idem=idem, shadow=shadow, payload=params)
+                             idem=idem, shadow=shadow, payload=params,
+                             traceparent=traceparent, tracestate=tracestate)
+        _inherit_trace(env)
         return self._send(service, env, deadline, schema)
 
     def request(self, service, envelope, timeout=None, idle_timeout=None):
@@ -213,6 +217,7 @@ class Client(object):
         if envelope.deadline is None:
             deadline, rid = self._deadline(timeout, envelope.rid)
             envelope.deadline, envelope.rid = int(deadline * 1000), rid
+        _inherit_trace(envelope)
         pending = self._send(service, envelope, envelope.deadline / 1000.0, None)
         if idle_timeout is None:
             idle_timeout = max(0.0, pending.deadline - time.time())
@@ -594,6 +599,16 @@ class Client(object):
         self._pending.clear()
         self._mmi.clear()
         self._outbox.clear()
+
+
+def _inherit_trace(env):
+    # type: (codec.Envelope) -> None
+    """Give a request made inside a handler the handler's span as its parent (SPEC 3.9)."""
+    if env.traceparent is None and env.kind != u"http":
+        ctx = current()
+        if ctx is not None:
+            span = ctx.trace
+            env.traceparent, env.tracestate = span.traceparent, span.tracestate
 
 
 def _set_nonblocking(fd):

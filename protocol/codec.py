@@ -59,12 +59,12 @@ class Envelope(object):
     """One message body: a header plus a payload value (SPEC section 3)."""
 
     __slots__ = ("deadline", "error", "http", "id", "idem", "kind", "method", "more",
-                 "payload", "rid", "shadow")
+                 "payload", "rid", "shadow", "traceparent", "tracestate")
 
     def __init__(self, kind, id=None, method=None, deadline=None, rid=None,  # noqa: A002
                  shadow=False, idem=False, more=False, error=None, http=None,
-                 payload=None):
-        # type: (str, str, str, int, str, bool, bool, bool, dict, dict, object) -> None
+                 payload=None, traceparent=None, tracestate=None):
+        # type: (str, str, str, int, str, bool, bool, bool, dict, dict, object, str, str) -> None
         self.kind = kind
         self.id = id if id is not None else new_id()
         self.method = method
@@ -76,12 +76,15 @@ class Envelope(object):
         self.error = error
         self.http = http
         self.payload = payload
+        self.traceparent = traceparent
+        self.tracestate = tracestate
 
     def header(self):
         # type: () -> dict
         """The header as a JSON-ready dict; optional fields at their defaults are left out."""
         out = {u"v": VERSION, u"kind": self.kind, u"id": self.id}
-        for name in ("method", "deadline", "rid", "error", "http"):
+        for name in ("method", "deadline", "rid", "error", "http", "traceparent",
+                     "tracestate"):
             value = getattr(self, name)
             if value is not None:
                 out[text_type(name)] = value
@@ -394,6 +397,11 @@ def _fast_header(env):
         parts.append(u'"rid":' + _ENCODE_STRING(env.rid))
     if env.shadow:
         parts.append(u'"shadow":true')
+    for field, text in ((u"traceparent", env.traceparent), (u"tracestate", env.tracestate)):
+        if text is not None:
+            if type(text) is not text_type:
+                return None
+            parts.append(u'"%s":' % (field,) + _ENCODE_STRING(text))
     parts.append(u'"v":%d' % VERSION)
     return _utf8(u"{" + u",".join(parts) + u"}")
 
@@ -576,6 +584,7 @@ _HEADER_TYPES = {
     u"id": (text_type,), u"method": (text_type,), u"rid": (text_type,),
     u"deadline": integer_types, u"shadow": (bool,), u"idem": (bool,),
     u"more": (bool,), u"error": (dict,), u"http": (dict,), u"kind": (text_type,),
+    u"traceparent": (text_type,), u"tracestate": (text_type,),
 }
 
 
@@ -639,7 +648,8 @@ def decode(frames, max_frame=MAX_FRAME, header=None):
         deadline=header.get(u"deadline"), rid=header.get(u"rid"),
         shadow=bool(header.get(u"shadow")), idem=bool(header.get(u"idem")),
         more=bool(header.get(u"more")), error=header.get(u"error"),
-        http=header.get(u"http"), payload=payload)
+        http=header.get(u"http"), payload=payload,
+        traceparent=header.get(u"traceparent"), tracestate=header.get(u"tracestate"))
 
 
 # -------------------------------------------------------------- JSON view --

@@ -29,6 +29,7 @@ import zmq
 from protocol import codec
 from protocol._compat import text_type, to_bytes
 from protocol.errors import EnvelopeError
+from protocol.worker import current
 
 MYPY = False  # mypy treats this name as True; 2.7 never imports typing here
 if MYPY:  # pragma: no cover
@@ -80,11 +81,21 @@ class Publisher(object):
                 self._sock.curve_secretkey = curve
         self._sock.connect(endpoint)
 
-    def publish(self, topic, payload=None, rid=None):
-        # type: (str, object, str) -> None
-        """Send one event; never blocks (a full queue drops it: at most once)."""
+    def publish(self, topic, payload=None, rid=None, traceparent=None, tracestate=None):
+        # type: (str, object, str, str, str) -> None
+        """Send one event; never blocks (a full queue drops it: at most once).
+
+        Inside a handler ``rid`` and the trace context default to the request's.
+        """
         topic = _topic_text(topic)
-        env = codec.Envelope(u"event", method=topic, rid=rid, payload=payload)
+        ctx = current()
+        if ctx is not None:
+            if rid is None:
+                rid = ctx.rid
+            if traceparent is None:
+                traceparent, tracestate = ctx.trace.traceparent, ctx.trace.tracestate
+        env = codec.Envelope(u"event", method=topic, rid=rid, payload=payload,
+                             traceparent=traceparent, tracestate=tracestate)
         frames = [topic.encode("utf-8")] + codec.encode(env)
         with self._lock:
             try:

@@ -37,6 +37,7 @@ from protocol import codec
 from protocol._compat import binary_type, integer_types, text_type, to_bytes, to_text
 from protocol.errors import EnvelopeError, ProtocolError, Timeout, Unavailable, from_wire
 from protocol.queue_lua import SCRIPTS
+from protocol.worker import current
 
 MYPY = False
 if MYPY:  # typing is not importable on every 2.7 install; only the checker reads this
@@ -112,6 +113,11 @@ def connect(url, timeout=5.0):
                                 socket_connect_timeout=min(timeout, 2.0))
 
 
+def _text_or_none(value):
+    # type: (object) -> str
+    return value if isinstance(value, text_type) else None
+
+
 class Job(object):
     """One job as a consumer's handler sees it (the job JSON of SPEC 8.2)."""
 
@@ -126,6 +132,8 @@ class Job(object):
         "queue",
         "raw",
         "rid",
+        "traceparent",
+        "tracestate",
     )
 
     def __init__(self, fields, raw=b""):
@@ -139,6 +147,9 @@ class Job(object):
         self.deadline = fields.get(u"deadline")
         self.rid = fields.get(u"rid")
         self.idem_key = fields.get(u"idem_key")
+        # Trace context (SPEC 8.2) is advice: a wrong type is dropped, never a reason to fail.
+        self.traceparent = _text_or_none(fields.get(u"traceparent"))
+        self.tracestate = _text_or_none(fields.get(u"tracestate"))
         self.raw = raw
 
     @classmethod
@@ -302,26 +313,41 @@ class Queue(object):
 
     # ------------------------------------------------------------- producer --
 
-    def enqueue(self, payload, idem_key=None, deadline=None, rid=None, max_attempts=None):
-        # type: (object, str, int, str, int) -> str
+    def enqueue(self, payload, idem_key=None, deadline=None, rid=None, max_attempts=None,
+                traceparent=None, tracestate=None):
+        # type: (object, str, int, str, int, str, str) -> str
         """Store a job and make it ready; return its id.
 
         With ``idem_key`` a second enqueue returns the first job's id and adds
         nothing (while the key lives, ``idem_ttl``). ``deadline`` is absolute,
-        ms since the epoch; ``rid`` is the request id to carry along.
+        ms since the epoch; ``rid`` is the request id to carry along. Inside a
+        handler ``rid`` and the W3C trace context default to the request's
+        (:func:`protocol.worker.current`), so the job joins the request's trace.
         """
         if deadline is not None and (not isinstance(deadline, integer_types)
                                      or isinstance(deadline, bool)):
             raise EnvelopeError(u"deadline: expected int milliseconds since the epoch")
+        ctx = current()
+        if ctx is not None:
+            if rid is None:
+                rid = ctx.rid
+            if traceparent is None:
+                traceparent, tracestate = ctx.trace.traceparent, ctx.trace.tracestate
         job_id = codec.new_id()
-        body = codec.dumps({
+        fields = {
             u"v": JOB_VERSION, u"id": job_id, u"queue": self.name,
             u"payload": codec.to_json(payload), u"enqueued": now_ms(), u"attempts": 0,
             u"max_attempts": int(max_attempts or self.max_attempts),
             u"deadline": deadline,
             u"rid": None if rid is None else to_text(rid, u"rid"),
             u"idem_key": None if idem_key is None else to_text(idem_key, u"idem_key"),
-        })
+        }
+        # Omitted when absent, so a job without a trace is byte for byte what it was.
+        if traceparent is not None:
+            fields[u"traceparent"] = to_text(traceparent, u"traceparent")
+            if tracestate is not None:
+                fields[u"tracestate"] = to_text(tracestate, u"tracestate")
+        body = codec.dumps(fields)
         keys = [self.keys.ready, self.keys.job(job_id)]
         if idem_key is not None:
             keys.append(self.keys.idem(to_text(idem_key, u"idem_key")))

@@ -27,6 +27,7 @@ from protocol import codec
 from protocol._compat import to_bytes, to_text
 from protocol.errors import EnvelopeError, ProtocolError, RemoteError
 from protocol.queue import Job, QueueError, QueueUnavailable, Reject, now_ms
+from protocol.worker import _bind_context, _restore_context, current
 
 MYPY = False
 if MYPY:  # typing is not importable on every 2.7 install; only the checker reads this
@@ -208,6 +209,12 @@ class Consumer(object):
         except EnvelopeError as exc:
             self._fail(job_id, exc.to_wire(), final=True, attempts=1, max_attempts=1)
             return job_id
+        # The job runs as its request would: current() gives its deadline, rid and trace,
+        # so calls, jobs and log lines it makes join the request's trace (SPEC 8.6).
+        outer = current()
+        _bind_context(codec.Envelope(
+            u"call", id=job.id, method=u"queue:" + job.queue, deadline=job.deadline,
+            rid=job.rid, traceparent=job.traceparent, tracestate=job.tracestate))
         try:
             result = self.handler(job)
             body = codec.dumps(codec.to_json(result))
@@ -225,6 +232,8 @@ class Consumer(object):
         else:
             q.script("ack", [self.proc_key, q.keys.job(job_id), q.keys.ready, q.keys.dead],
                      [job_id, now_ms(), body, int(q.result_ttl * 1000), self.name])
+        finally:
+            _restore_context(outer)
         self.processed += 1
         return job_id
 

@@ -50,10 +50,11 @@ heartbeat thread, so a long handler is not declared dead. Once a stream's
 first part is sent, the rest is produced by a thread of its own
 (:mod:`protocol.streaming`) while this thread sends the parts, reads the
 socket and beats; requests that arrive meanwhile wait their turn. During a handler
-:func:`current` gives the request's deadline and request id, and
-``protocol.client.Client.call`` uses them by default, so nested calls carry
-the remaining deadline on. A request whose deadline has passed is answered
-with a ``timeout`` error and never started.
+:func:`current` gives the request's deadline, request id and W3C trace span
+(``current().trace``, SPEC 3.9), and ``protocol.client.Client.call``,
+``Queue.enqueue`` and ``Publisher.publish`` use them by default, so nested
+work carries the remaining deadline and the trace on. A request whose
+deadline has passed is answered with a ``timeout`` error and never started.
 """
 from __future__ import absolute_import, division, print_function
 
@@ -73,7 +74,7 @@ import traceback
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from protocol import codec, mdp
+from protocol import codec, mdp, trace
 from protocol._compat import text_type
 from protocol.errors import (
     Cancelled,
@@ -98,9 +99,10 @@ _local = threading.local()
 
 
 class CallContext(object):
-    """The request being handled on this thread: id, request id, deadline (ms), method."""
+    """The request being handled on this thread: id, request id, deadline (ms), method,
+    and ``trace``, this worker's span of the request's W3C trace (SPEC 3.9)."""
 
-    __slots__ = ("deadline", "id", "method", "rid", "shadow")
+    __slots__ = ("_env", "_trace", "deadline", "id", "method", "rid", "shadow")
 
     def __init__(self, env):
         # type: (codec.Envelope) -> None
@@ -109,6 +111,16 @@ class CallContext(object):
         self.deadline = env.deadline
         self.method = env.method
         self.shadow = env.shadow
+        self._env = env
+        self._trace = None  # type: trace.TraceContext
+
+    @property
+    def trace(self):
+        # type: () -> trace.TraceContext
+        """This hop's span: made on first use, so a request that never asks costs nothing."""
+        if self._trace is None:
+            self._trace = trace.from_envelope(self._env)
+        return self._trace
 
     def remaining(self):
         # type: () -> float
@@ -122,6 +134,12 @@ def _bind_context(env):
     # type: (codec.Envelope) -> None
     """Make ``env`` the current request of this thread (None: no request)."""
     _local.ctx = CallContext(env) if env is not None else None
+
+
+def _restore_context(ctx):
+    # type: (CallContext) -> None
+    """Make ``ctx`` (from :func:`current`, or None) the current request of this thread again."""
+    _local.ctx = ctx
 
 
 def current():
@@ -627,8 +645,9 @@ def main(argv=None):
     parser.add_argument("target", help="module:TABLE (a dict of callables) or "
                                        "module:HANDLER (an envelope handler)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=args.log_level.upper())
+    from protocol import logcontext
+    logcontext.install()  # every line about a request names its rid and trace id
     target = load_target(args.target)
     notify = notify_from(os.environ)
     if isinstance(target, dict):

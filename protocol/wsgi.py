@@ -289,6 +289,7 @@ def load_app(spec):
 def main(argv=None):
     # type: (Optional[List[str]]) -> int
     """``python -m protocol.wsgi --broker ENDPOINT --service NAME module:app``."""
+    from protocol import logcontext
     from protocol.mdp import now_ms
     from protocol.worker import Worker, notify_from
 
@@ -298,6 +299,7 @@ def main(argv=None):
     parser.add_argument("app", help="module:attribute of the WSGI app")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    logcontext.install()  # each line about a request names its rid and trace id
     host = WsgiHost(load_app(args.app), now_ms=now_ms)
     worker = Worker(args.broker, args.service, envelope_handler=host.parts,
                     on_registered=notify_from(os.environ))

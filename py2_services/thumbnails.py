@@ -31,6 +31,7 @@ import threading
 from PIL import Image
 from werkzeug.wrappers import Request, Response
 
+from protocol import logcontext
 from protocol._compat import binary_type, to_text
 from protocol.codec import Bytes
 from protocol.errors import InvalidParams, ProtocolError, TooLarge
@@ -246,6 +247,7 @@ def main(argv=None):
     if not args.redis:
         parser.error("--redis or $%s is required" % REDIS_ENV)
     logging.basicConfig(level=logging.WARNING)
+    logcontext.install()  # each line about a request names its rid and trace id
     thumbs = Thumbnailer(Queue(connect_url(args.redis), to_text(args.queue), max_attempts=3))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

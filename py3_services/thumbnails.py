@@ -30,6 +30,7 @@ import threading
 from PIL import Image
 from werkzeug.wrappers import Request, Response
 
+from protocol import logcontext
 from protocol._compat import to_text
 from protocol.errors import InvalidParams, ProtocolError, TooLarge
 from protocol.queue import DEAD, Consumer, Job, Queue, Reject, connect
@@ -227,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.redis:
         parser.error(f"--redis or ${REDIS_ENV} is required")
     logging.basicConfig(level=logging.WARNING)
+    logcontext.install()  # each line about a request names its rid and trace id
     thumbs = Thumbnailer(Queue(connect_url(args.redis), to_text(args.queue), max_attempts=3))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

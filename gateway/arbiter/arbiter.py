@@ -50,7 +50,6 @@ from gateway.config import GatewayConfig
 from gateway.errors import GatewayError, SpawnError
 
 TICK = 0.05
-READY_TIMEOUT = 60.0
 
 
 class Arbiter:
@@ -78,7 +77,7 @@ class Arbiter:
         self.notices: dict[int, int] = {}
         self.versions: dict[str, str] = {}
         self.guard: Guard | None = None
-        self.waiters: list[tuple[control.Connection, list[Unit], list[str]]] = []
+        self.waiters: list[rollout.ReloadWaiter] = []
         self.published = ""
         self.exit_code = 0
         self.writes = WriteLog(log=self.log)
@@ -117,6 +116,16 @@ class Arbiter:
     def setup(self) -> None:
         """Run dir, sockets, guard, control channel, signal handling, the first plan."""
         run_dir = self.config.gateway.run_dir
+        if self.config.gateway.front:
+            # First, before anything exists: an estate whose front cannot listen would
+            # run headless (the front FATAL), and `gateway up` must say so and exit.
+            listen = self.config.gateway.listen
+            try:
+                self.sockets.get(listen)
+            except SpawnError as exc:
+                raise SpawnError(f"{exc}; another process (another gateway?) holds it: "
+                                 f"stop that one, or set [gateway] listen to a free "
+                                 f"address") from None
         os.makedirs(run_dir, mode=0o700, exist_ok=True)
         self.control = control.listen(self.config.control_socket)
         self.selector.register(self.control, selectors.EVENT_READ, ("control", None))
@@ -151,8 +160,8 @@ class Arbiter:
         signal.set_wakeup_fd(-1)
         for sig in self.SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
-        for conn, _, _ in self.waiters:
-            conn.reply(False, "the arbiter is stopping")
+        for waiter in self.waiters:
+            waiter.conn.reply(False, "the arbiter is stopping")
         self.pool.shutdown(wait=False, cancel_futures=True)
         if self.guard is not None:
             self.guard.close()
@@ -419,9 +428,10 @@ class Arbiter:
                     r.probing = None  # a count probe still running is moot now
                     self.mark_ready(unit, r, now)
                     continue
-                if now - r.started_at > READY_TIMEOUT and r.child is not None:
+                limit = r.program.ready_timeout
+                if now - r.started_at > limit and r.child is not None:
                     # Like systemd's TimeoutStartSec: a start that never gets ready failed.
-                    self.log(f"{r.label}: not ready after {READY_TIMEOUT:g}s, killing it")
+                    self.log(f"{r.label}: not ready after {limit:g}s, killing it")
                     r.child.kill_group()
                     continue
                 if r.probing is not None:

@@ -39,7 +39,7 @@ class Program:
     cwd: str = "/"
     replicas: int = 1
     ready: str = "none"  # see gateway.arbiter.ready.make_check, plus "notify", "broker-up"
-    runtime: str = "command"  # "py2" | "py3" | "command" | "infra"
+    runtime: str = "command"  # "py2" | "py3" | a [runtimes] name | "command" | "infra"
     interpreter: str = ""  # the Python that runs it, for status
     needs: tuple[str, ...] = ()
     listen: str = ""  # an arbiter-owned socket handed to every replica
@@ -49,6 +49,7 @@ class Program:
     infra: bool = False
     service: str = ""  # the broker service it serves, if any
     workers: int = 0  # front workers to wait for ("notify" readiness)
+    ready_timeout: float = 60.0  # killed if not ready this long after its start
 
     @property
     def signature(self) -> str:
@@ -63,6 +64,23 @@ def python_env(config: GatewayConfig) -> dict[str, str]:
     path = CODE_ROOT if config.base_dir == CODE_ROOT else f"{CODE_ROOT}:{config.base_dir}"
     return {"PYTHONPATH": path, "PYTHONUNBUFFERED": "1",
             "GATEWAY_BROKER": config.broker.endpoint, "GATEWAY_REDIS_URL": config.redis_url}
+
+
+def service_env(config: GatewayConfig, svc: ServiceConfig) -> dict[str, str]:
+    """A service's environment: :func:`python_env`, then its own ``env``.
+
+    Its ``env.PYTHONPATH`` goes in front of the gateway's entries instead of
+    replacing them: a service that brings its own packages still finds the
+    ``protocol`` library its worker host needs. Relative entries are relative to
+    the config file's directory, like every other path in the config.
+    """
+    env = python_env(config) | {"GATEWAY_SERVICE": svc.name} | dict(svc.env)
+    own = svc.env.get("PYTHONPATH", "")
+    if own:
+        entries = [e if os.path.isabs(e) else os.path.normpath(os.path.join(config.base_dir, e))
+                   for e in own.split(":") if e]
+        env["PYTHONPATH"] = ":".join([*entries, python_env(config)["PYTHONPATH"]])
+    return env
 
 
 def effective_config_path(config: GatewayConfig) -> str:
@@ -101,7 +119,8 @@ def broker_program(config: GatewayConfig, python3: str) -> Program:
     else:
         head, interpreter = (python3, "-m", "gateway.broker"), python3
     return Program("broker", head + args, python_env(config), config.base_dir, 1, "broker-up",
-                   "infra", interpreter, (), "", config.gateway.stop_grace_s, infra=True)
+                   "infra", interpreter, (), "", config.gateway.stop_grace_s, infra=True,
+                   ready_timeout=config.gateway.ready_timeout_s)
 
 
 def http_program(config: GatewayConfig, python3: str) -> Program:
@@ -110,12 +129,16 @@ def http_program(config: GatewayConfig, python3: str) -> Program:
     argv = (python3, "-m", "gateway", "front", "--fd", "{fd}")
     # Routes and [http] reach the front through the config file, not argv: the digest makes
     # a change of them a change of the program, so a reload rolls the front.
-    front_doc = {k: v for k, v in config.to_dict().items() if k in ("gateway", "routes", "http")}
+    # [migration] and [migrations.*] too: the front reads them when it starts, so a reload
+    # that changes a migration (a new one, its thresholds, ignore_pointers) rolls it.
+    front_doc = {k: v for k, v in config.to_dict().items()
+                 if k in ("gateway", "routes", "http", "migration", "migrations")}
     digest = hashlib.sha256(json.dumps(front_doc, sort_keys=True).encode()).hexdigest()[:16]
     env = python_env(config) | {"GATEWAY_CONFIG": effective_config_path(config),
                                 "GATEWAY_FRONT_DIGEST": digest}
     return Program("http", argv, env, config.base_dir, 1, "notify", "infra", python3,
-                   ("broker",), g.listen, g.stop_grace_s, infra=True, workers=g.workers)
+                   ("broker",), g.listen, g.stop_grace_s, infra=True, workers=g.workers,
+                   ready_timeout=g.ready_timeout_s)
 
 
 def redis_program(config: GatewayConfig) -> Program:
@@ -134,37 +157,45 @@ def redis_program(config: GatewayConfig) -> Program:
             "--unixsocketperm", "700", "--dir", run, "--save", "", *aof,
             "--daemonize", "no", "--loglevel", "warning")
     return Program("redis", argv, {}, run, 1, "redis:" + os.path.join(run, "redis.sock"),
-                   "infra", "", ("broker",), "", config.gateway.stop_grace_s, infra=True)
+                   "infra", "", ("broker",), "", config.gateway.stop_grace_s, infra=True,
+                   ready_timeout=config.gateway.ready_timeout_s)
 
 
 def service_program(config: GatewayConfig, svc: ServiceConfig, python3: str) -> Program:
     """One ``[services.<name>]``: a protocol worker host, or any command."""
     needs = ("broker", "http") + (("redis",) if config.wants_private_redis else ())
-    env = python_env(config) | {"GATEWAY_SERVICE": svc.name} | dict(svc.env)
+    env = service_env(config, svc)
     if svc.runtime == "command":
         argv, interpreter = svc.command, ""
     else:
-        interpreter = config.runtimes.py2 if svc.runtime == "py2" else python3
-        host = "protocol.worker" if svc.kind == "rpc" else "protocol.wsgi"
-        argv = (interpreter, "-m", host, "--broker", config.broker.endpoint,
+        interpreter = config.runtimes.interpreter(svc.runtime, python3)
+        # `-m protocol <host>` imports the host module once (`-m protocol.worker` would
+        # run a second copy of it beside the one the package import loaded).
+        host = "worker" if svc.kind == "rpc" else "wsgi"
+        argv = (interpreter, "-m", "protocol", host, "--broker", config.broker.endpoint,
                 "--service", svc.name, svc.module or svc.app)
     return Program(svc.name, tuple(argv), env, svc.cwd or config.base_dir, svc.replicas,
                    svc.ready, svc.runtime, interpreter, needs, svc.listen,
                    svc.stop_grace_s or config.gateway.stop_grace_s, svc.start_limit_burst,
-                   svc.start_limit_interval_s, service=svc.name)
+                   svc.start_limit_interval_s, service=svc.name,
+                   ready_timeout=svc.ready_timeout_s or config.gateway.ready_timeout_s)
 
 
 def build(config: GatewayConfig, python3: str) -> list[Program]:
-    """Every program of the estate, in start order."""
-    py3 = config.runtimes.py3 or python3
+    """Every program of the estate, in start order.
+
+    ``python3`` is the gateway's own interpreter (the arbiter's ``sys.executable``).
+    The broker and the HTTP front always run on it: ``[runtimes] py3`` may name a
+    team's virtualenv that has none of the gateway's dependencies.
+    """
     programs: list[Program] = []
     if config.broker.enabled:
-        programs.append(broker_program(config, py3))
+        programs.append(broker_program(config, python3))
     if config.gateway.front:
-        programs.append(http_program(config, py3))
+        programs.append(http_program(config, python3))
     if config.wants_private_redis:
         programs.append(redis_program(config))
-    programs += [service_program(config, s, py3) for s in config.services]
+    programs += [service_program(config, s, python3) for s in config.services]
     names = {p.name for p in programs}
     return [p if all(n in names for n in p.needs) else
             replace(p, needs=tuple(n for n in p.needs if n in names))

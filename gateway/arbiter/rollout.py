@@ -8,7 +8,14 @@ share the arbiter-owned listening socket, or register the same broker
 service. Once every new replica is ready the old ones get SIGTERM and drain
 (an MDP worker finishes in flight work and sends DISCONNECT; gunicorn stops
 accepting and finishes its requests). If the new generation flaps or is not
-ready within ``ROLLOUT_TIMEOUT`` the reload fails and the old one stays.
+ready within its ``ready_timeout_s`` the reload fails and the old one stays.
+
+The answer says what the reload did: programs ``added`` (it waits until each
+is ready, and fails if one goes FATAL), ``removed``, ``restarted`` (new
+generation; also under the old name ``changed``), ``updated`` in place, and
+what was ``reread`` (the config file, and the migrations whose table changed:
+a changed ``[migration]`` or ``[migrations.*]`` rolls the HTTP front, which
+reads them when it starts).
 
 This is also how a service moves from its py2 implementation to its py3 port:
 change ``runtime`` and ``module`` and reload. A reload also retries every FATAL
@@ -22,7 +29,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from gateway.arbiter import control
 from gateway.arbiter.plan import Program
@@ -33,7 +41,23 @@ from gateway.errors import GatewayError
 if TYPE_CHECKING:
     from gateway.arbiter.arbiter import Arbiter
 
-ROLLOUT_TIMEOUT = 60.0
+
+@dataclass
+class ReloadWaiter:
+    """A ``gateway reload`` waiting for its rollouts and new programs to settle."""
+
+    conn: control.Connection
+    rolled: list[Unit]
+    added: list[Unit] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def settled(self) -> bool:
+        """Every rollout finished and every added program READY (or FATAL)."""
+        return all(u.rollout is None for u in self.rolled) and all(
+            u.fatal or u.ready_count >= u.program.replicas for u in self.added)
+
+
 FIXED = (("gateway", "run_dir"), ("broker", "endpoint"), ("broker", "events_pub"),
          ("broker", "events_sub"), ("redis", "url"))
 
@@ -65,10 +89,14 @@ def reload(arb: Arbiter, conn: control.Connection | None, service: str | None) -
     arb.write_effective_config(new)
     units = {u.program.name: u for u in arb.units}
     rolled: list[Unit] = []
+    added: list[Unit] = []
+    updated: list[str] = []
+    removed: list[str] = []
     for program in programs:
         unit = units.get(program.name)
         if unit is None:
-            arb.units.append(Unit(program))
+            added.append(Unit(program))
+            arb.units.append(added[-1])
             arb.log(f"{program.name}: added")
             continue
         forced = service == program.name
@@ -78,14 +106,29 @@ def reload(arb: Arbiter, conn: control.Connection | None, service: str | None) -
             rolled.append(unit)
         elif program != unit.program:
             update_in_place(arb, unit, program)
+            updated.append(program.name)
     for unit in arb.units:
         if unit.program.name not in names and not unit.stopping:
             arb.log(f"{unit.program.name}: removed from the config, stopping")
             unit.stopping = True
+            removed.append(unit.program.name)
             for r in unit.all_replicas():
                 arb.stop_replica(r)
+    reread = {"config": arb.config_source, "migrations": changed_migrations(old_d, new_d)}
+    if reread["migrations"]:
+        arb.log(f"migrations re-read: {', '.join(reread['migrations'])}")
     if conn is not None:
-        arb.waiters.append((conn, rolled, []))
+        arb.waiters.append(ReloadWaiter(conn, rolled, added, [], {
+            "added": [u.program.name for u in added], "removed": removed,
+            "updated": updated, "reread": reread}))
+
+
+def changed_migrations(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``migrations.NAME`` for each migration added, removed or changed; ``migration``."""
+    out = ["migration"] if old["migration"] != new["migration"] else []
+    a, b = old["migrations"], new["migrations"]
+    return out + [f"migrations.{name}" for name in sorted(set(a) | set(b))
+                  if a.get(name) != b.get(name)]
 
 def update_in_place(arb: Arbiter, unit: Unit, program: Program) -> None:
     """Apply a change that needs no new processes (grace, start limits) to the running ones."""
@@ -108,7 +151,7 @@ def start_rollout(arb: Arbiter, unit: Unit, program: Program, reason: str) -> No
         fail_rollout(arb, unit, "superseded by a newer reload")
     unit.fatal = False
     replicas = unit.new_generation(program, unit.generation + 1)
-    unit.rollout = Rollout(program, replicas, time.monotonic() + ROLLOUT_TIMEOUT, reason)
+    unit.rollout = Rollout(program, replicas, time.monotonic() + program.ready_timeout, reason)
     arb.log(f"{program.name}: rolling out generation {unit.generation + 1} ({reason})")
 
 def fail_rollout(arb: Arbiter, unit: Unit, reason: str) -> None:
@@ -123,9 +166,9 @@ def fail_rollout(arb: Arbiter, unit: Unit, reason: str) -> None:
             unit.draining.append(r)
         arb.stop_replica(r)
     arb.log(f"{unit.program.name}: reload failed: {reason}")
-    for _, units, failed in arb.waiters:
-        if unit in units:
-            failed.append(f"{unit.program.name}: {reason}")
+    for waiter in arb.waiters:
+        if unit in waiter.rolled:
+            waiter.failed.append(f"{unit.program.name}: {reason}")
 
 def advance_rollouts(arb: Arbiter) -> None:
     """Finish rollouts whose replicas are all ready; time out the others; answer waiters."""
@@ -152,17 +195,25 @@ def advance_rollouts(arb: Arbiter) -> None:
                      f"draining {sum(1 for r in old if r.state.alive)} old")
             unit.evidence_stale = True
         elif now > rollout.deadline:
-            fail_rollout(arb, unit, f"not ready within {ROLLOUT_TIMEOUT:g}s")
+            fail_rollout(arb, unit, f"not ready within {rollout.program.ready_timeout:g}s")
     arb.units = [u for u in arb.units if not (u.stopping and not u.alive()
                                                 and not arb.stopping)]
-    still: list[tuple[control.Connection, list[Unit], list[str]]] = []
-    for conn, units, failed in arb.waiters:
-        if any(u.rollout is not None for u in units):
-            still.append((conn, units, failed))
-        elif failed:
-            conn.reply(False, "; ".join(failed))
+    still: list[ReloadWaiter] = []
+    for waiter in arb.waiters:
+        if not waiter.settled():
+            still.append(waiter)
+            continue
+        failed = waiter.failed + [f"{u.program.name}: added, but FATAL (it kept crashing)"
+                                  for u in waiter.added if u.fatal]
+        restarted = [u.program.name for u in waiter.rolled]
+        if failed:
+            done = ", ".join(f"{k} {', '.join(v)}" for k, v in (
+                ("added", waiter.report["added"]), ("removed", waiter.report["removed"]),
+                ("restarted", restarted)) if v)
+            waiter.conn.reply(False, "; ".join(failed) + (f" ({done})" if done else ""))
         else:
-            conn.reply(True, {"changed": [u.program.name for u in units], "failed": []})
+            waiter.conn.reply(True, {"changed": restarted, "restarted": restarted,
+                                     "failed": [], **waiter.report})
     arb.waiters = still
 
 

@@ -538,6 +538,7 @@ class Broker:
     def _beat(self) -> None:
         now = time.monotonic()
         for identity in self.registry.expired_workers(now):
+            self.counters["workers_expired"] += 1
             self._lose_worker(identity, "missed heartbeats")
         for identity in list(self.registry.workers):
             if not self._send([identity, *mdp.heartbeat()], "heartbeat"):

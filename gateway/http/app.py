@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from werkzeug.exceptions import HTTPException
 
+from gateway.http import tracing
 from gateway.http.bodies import check_framing
 from gateway.http.config import GatewayHttpConfig, Route
 from gateway.http.context import Call
@@ -117,6 +118,7 @@ class GatewayApp:
         environ["gateway.request_id"] = rid
         raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or _rebuild_uri(environ)
         self.check_limits(environ, raw)
+        tracing.begin(environ)
         try:
             target = parse_target(raw)
         except BadPath as exc:

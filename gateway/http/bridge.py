@@ -14,8 +14,10 @@ whose HTTP client goes away is cancelled (SPEC 2.11) and its connection cut.
 ``rpc``: ``POST <prefix>/<service>/<method>`` (or
 ``<prefix>/<method>`` when the route names its service) with a JSON body in
 the JSON-only view; params are checked against the contract at the edge
-(422) and the result comes back as JSON. Protocol errors become problems by
-their code; a configured wsgi service that has no worker is 503, not 404.
+(422) and the result comes back as JSON. A configured rpc service without a
+contract is called untyped: its JSON goes through as it is (SPEC 7.3).
+Protocol errors become problems by their code; a configured wsgi service
+that has no worker is 503, not 404.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, cast
 
+from gateway.http import tracing
 from gateway.http.app import Backend, BackendFactory
 from gateway.http.bodies import request_body
 from gateway.http.config import GatewayHttpConfig, HttpLimits, Route
@@ -165,8 +168,10 @@ class RpcBackend:
 
     def __init__(self, route: Route, client: Client, limits: HttpLimits,
                  contracts: dict[str, Contract],
-                 methods: dict[tuple[str, str], Any] | None = None) -> None:
+                 methods: dict[tuple[str, str], Any] | None = None,
+                 untyped: tuple[str, ...] = ()) -> None:
         self.route = route
+        self.untyped = frozenset(untyped)
         self.client = client
         self.limits = limits
         self.contracts = contracts
@@ -200,9 +205,11 @@ class RpcBackend:
             raise Problem(400, f"the body is not a valid payload: {exc.message}"[:300],
                           code="envelope") from None
         contract = self.contracts.get(service)
-        if contract is None and not self.route.service:
-            # Services reachable by URL come from the contracts, never from the client.
-            raise Problem(404, f"no rpc service {service!r}", code="unknown_service")
+        if contract is None and not self.route.service and service not in self.untyped:
+            # Services reachable by URL come from the contracts and the config, never
+            # from the client.
+            raise Problem(404, f"no rpc service {service!r}: no contract describes it and "
+                          f"no configured rpc service has that name", code="unknown_service")
         schema: Any = None
         idem = False
         result_schema: Any = None
@@ -217,7 +224,8 @@ class RpcBackend:
                                    schema=schema)
         else:
             result = self.client.call(service, method, params, timeout=self.timeout, idem=idem,
-                                      rid=call.request_id, schema=schema)
+                                      rid=call.request_id, schema=schema,
+                                      **tracing.rpc_fields(environ))
         try:
             view = codec.to_json(result, result_schema if isinstance(result_schema, dict) else None)
         except perrors.EnvelopeError:
@@ -255,6 +263,12 @@ def bridge_factories(config: GatewayHttpConfig, client: Client | None = None,
     shared = client or Client(config.broker, timeout=config.limits.timeout)
     forwarding = Forwarding(config.trusted_proxies, config.via, config.preserve_host)
     contracts = load_contracts(config.contracts_dir or SPEC_DIR)
+    settings = config.migration
+    for m in settings.migrations if settings is not None else ():
+        # The py3 port of an rpc migration answers to its py2 service's contract,
+        # also when a client names the port itself.
+        if m.kind == "rpc" and m.rpc_service in contracts:
+            contracts.setdefault(m.py3, contracts[m.rpc_service])
     methods: dict[tuple[str, str], Any] = {}
     if migrations is not None:
         from gateway.migration.wiring import migrated_methods
@@ -264,6 +278,7 @@ def bridge_factories(config: GatewayHttpConfig, client: Client | None = None,
         return WsgiBackend(route, shared, config.limits, forwarding)
 
     def rpc(route: Route) -> Backend:
-        return RpcBackend(route, shared, config.limits, contracts, methods)
+        return RpcBackend(route, shared, config.limits, contracts, methods,
+                          config.rpc_services)
 
     return {"wsgi": wsgi, "rpc": rpc}

@@ -185,6 +185,9 @@ class GatewayHttpConfig:
     # gateway.migration.config.MigrationSettings: migrations, the admin API and the
     # dashboard; None serves neither.
     migration: Any = None
+    # Configured rpc services (``module = ...``) that ``POST <prefix>/<service>/<method>``
+    # may name although no contract describes them: their calls go through untyped.
+    rpc_services: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         prefixes = [r.prefix for r in self.routes]

@@ -52,6 +52,7 @@ from gateway.http.config import GatewayHttpConfig
 from gateway.http.fastpath import FastWsgi
 from gateway.http.openapi import build_openapi
 from gateway.http.problems import Problem, error_page
+from gateway.http.tracing import install_log_context
 
 log = logging.getLogger(__name__)
 
@@ -510,6 +511,7 @@ class FrontServer:
 
     def serve_worker(self, number: int) -> int:
         """Pin, build the app, serve the shared socket until told to stop."""
+        install_log_context()  # the front's log lines name the request's ids
         cpu = pin_worker(number)
         if cpu is not None:
             log.info("front worker %d pinned to CPU %d", os.getpid(), cpu)

@@ -1,4 +1,4 @@
-"""Front-side observability: Prometheus metrics, the access log, the metrics endpoint.
+"""Observability: Prometheus metrics of the front and the estate, the access log, the endpoint.
 
 ::
 
@@ -17,8 +17,10 @@ Modules:
   plus the gateway's fields, or JSON, written in batches;
 - :mod:`~gateway.metrics.observe`: the ASGI layer that measures every request
   and serves ``/_gateway/metrics``;
-- ``gateway.metrics.estate`` (when present): the broker, arbiter, migration and
-  queue collector, registered by the endpoint.
+- :mod:`~gateway.metrics.estate`: the estate's collector (the broker, the
+  arbiter, migrations and queues, from :mod:`~gateway.metrics.broker_stats`,
+  :mod:`~gateway.metrics.arbiter_stats`, :mod:`~gateway.metrics.migration_stats`
+  and :mod:`~gateway.metrics.queue_stats`), registered by the endpoint.
 
 Nothing here imports ``prometheus_client`` at import time: its value class is
 chosen from ``PROMETHEUS_MULTIPROC_DIR`` when it is first imported, and the

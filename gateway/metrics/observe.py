@@ -305,16 +305,14 @@ class Observed:
 
 
 def build_registry(estate_config: Any) -> Any:
-    """A registry over the multi-process files, plus the estate collector if it exists."""
+    """A registry over the multi-process files, plus the estate's collector for a
+    :class:`~gateway.config.GatewayConfig` (the arbiter's front has one; a bare front not)."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
     registry = CollectorRegistry()
     MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    try:
-        from gateway.metrics.estate import EstateCollector
-    except ImportError:
-        return registry
     if estate_config is not None:
+        from gateway.metrics.estate import EstateCollector
         registry.register(EstateCollector(estate_config))
     return registry
 

@@ -21,6 +21,7 @@ import json
 import time
 from typing import Any
 
+from gateway.http import tracing
 from gateway.http.context import Call
 from gateway.migration import compare
 from gateway.migration.config import MigrationConfig
@@ -58,7 +59,8 @@ class MigratedMethod:
         started = time.monotonic()
         try:
             result = client.call(self.service(primary), cfg.rpc_method, params, timeout=timeout,
-                                 idem=idem, rid=call.request_id, schema=schema)
+                                 idem=idem, rid=call.request_id, schema=schema,
+                                 **tracing.rpc_fields(call.environ))
         except perrors.ProtocolError as exc:
             owner.observe(cfg, primary, "serve", started, int(exc.status), True)
             if shadow:
@@ -89,7 +91,8 @@ class MigratedMethod:
         try:
             value = client.call(self.service(runtime), self.cfg.rpc_method, params,
                                 timeout=self.cfg.shadow_timeout_ms / 1000.0, idem=idem,
-                                shadow=True, rid=f"{call.request_id}.{role}", schema=schema)
+                                shadow=True, rid=f"{call.request_id}.{role}", schema=schema,
+                                **tracing.rpc_fields(call.environ))
         except perrors.ProtocolError as exc:
             self.owner.observe(self.cfg, runtime, role, started, int(exc.status), True)
             return _outcome_error(exc)

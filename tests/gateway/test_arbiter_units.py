@@ -65,9 +65,9 @@ queues = ["jobs"]
     assert [p.name for p in programs] == ["broker", "http", "redis", "cmd", "hl", "legacy"]
     by = {p.name: p for p in programs}
     ep = cfg.broker.endpoint
-    assert by["hl"].argv == ("/opt/py2/bin/python", "-m", "protocol.worker", "--broker", ep,
+    assert by["hl"].argv == ("/opt/py2/bin/python", "-m", "protocol", "worker", "--broker", ep,
                              "--service", "hl", "py2_services.highlight:TABLE")
-    assert by["legacy"].argv[:3] == ("/usr/bin/python3", "-m", "protocol.wsgi")
+    assert by["legacy"].argv[:4] == ("/usr/bin/python3", "-m", "protocol", "wsgi")
     assert by["hl"].replicas == 3 and by["hl"].needs == ("broker", "http", "redis")
     assert by["http"].needs == ("broker",) and by["http"].ready == "notify"
     assert by["redis"].argv[:3] == ("redis-server", "--port", "0")
@@ -220,3 +220,50 @@ def test_private_redis_persists_with_aof_by_default(table, expect):
     joined = " ".join(argv)
     assert " ".join(expect) in joined and "--save " in joined
     assert ("--appendfilename" in argv) == (expect[1] == "yes")
+
+
+def test_named_runtimes_own_pythonpath_and_the_gateways_own_interpreter():
+    cfg = parse("""
+[runtimes]
+py3 = "/srv/team/py3venv/bin/python"
+legacy = "/srv/legacy/venv/bin/python"
+[broker]
+implementation = "python"
+[services.old]
+runtime = "legacy"
+module = "oldsvc:TABLE"
+env = { PYTHONPATH = "lib:/opt/shared" }
+[services.new]
+runtime = "py3"
+app = "newsvc:app"
+ready_timeout_s = 5
+""", base_dir="/srv/gw")
+    by = {p.name: p for p in build(cfg, python3="/usr/bin/python3")}
+    # The broker and the front never run on a service runtime.
+    assert by["broker"].argv[0] == "/usr/bin/python3"
+    assert by["http"].argv[0] == "/usr/bin/python3" and by["http"].interpreter == "/usr/bin/python3"
+    assert by["old"].argv[:4] == ("/srv/legacy/venv/bin/python", "-m", "protocol", "worker")
+    assert by["new"].argv[0] == "/srv/team/py3venv/bin/python"
+    # The service's PYTHONPATH comes first; the gateway's entries are still there.
+    assert by["old"].env["PYTHONPATH"].split(":") == ["/srv/gw/lib", "/opt/shared", CODE_ROOT,
+                                                      "/srv/gw"]
+    assert by["new"].env["PYTHONPATH"].split(":") == [CODE_ROOT, "/srv/gw"]
+    assert by["new"].ready_timeout == 5.0 and by["old"].ready_timeout == 60.0
+
+
+def test_a_migration_change_rolls_the_front():
+    base = """
+[[routes]]
+prefix = "/app"
+backend = "wsgi"
+service = "app"
+[services.app]
+app = "a:app"
+[services.app3]
+app = "b:app"
+"""
+    mig = '[migrations.app]\nroute = "/app"\npy3 = "app3"\nignore_pointers = [{}]\n'
+    sigs = [{p.name: p.signature for p in build(parse(text, base_dir="/srv"), "/usr/bin/python3")}
+            for text in (base, base + mig.format(""), base + mig.format('"/id"'))]
+    assert sigs[0]["http"] != sigs[1]["http"] != sigs[2]["http"]
+    assert sigs[0]["app"] == sigs[1]["app"] == sigs[2]["app"]

@@ -95,3 +95,69 @@ def test_python_m_gateway_and_the_console_script(tmp_path):
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert "ok:" in out.stdout
+
+
+def test_check_verifies_named_runtimes_imports_and_migrations(tmp_path, capsys):
+    team = GOOD + '\n[services.team]\nruntime = "team"\nmodule = "teammod:TABLE"\n'
+    path = write(tmp_path, team.replace('[runtimes]\n', '[runtimes]\nteam = "/nonexistent/py"\n'))
+    assert cli.main(["-c", path, "check"]) == 1
+    err = capsys.readouterr().err
+    assert "runtimes.team: /nonexistent/py does not exist (needed by services.team)" in err
+
+    path = write(tmp_path, team.replace('[runtimes]\n', f'[runtimes]\nteam = "{sys.executable}"\n'))
+    assert cli.main(["-c", path, "check"]) == 1
+    err = capsys.readouterr().err
+    assert "services.team.module: 'teammod:TABLE' does not import in runtime team" in err
+    assert "No module named 'teammod'" in err
+    (tmp_path / "teammod.py").write_text("TABLE = {'ping': lambda: 'pong'}\n")
+    assert cli.main(["-c", path, "check"]) == 0  # the config's dir is importable
+
+    ghost = GOOD + '\n[migrations.hl]\nrpc = "hl/highlight"\npy3 = "ghost"\n'
+    assert cli.main(["-c", write(tmp_path, ghost), "check"]) == 1
+    assert "migrations.hl.py3: 'ghost' is not a [services.*] entry" in capsys.readouterr().err
+
+
+def test_check_warns_about_an_rpc_service_without_a_contract(tmp_path, capsys):
+    (tmp_path / "contracts").mkdir()
+    path = write(tmp_path, GOOD + '\n[http]\ncontracts_dir = "contracts"\n')
+    assert cli.main(["-c", path, "check"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: services.hl: no contract in" in err and "untyped = true" in err
+    path = write(tmp_path, GOOD.replace('runtime = "py2"', 'runtime = "py2"\nuntyped = true')
+                 + '\n[http]\ncontracts_dir = "contracts"\n')
+    assert cli.main(["-c", path, "check"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_options_work_after_the_subcommand(tmp_path, capsys):
+    path = write(tmp_path, GOOD)
+    assert cli.main(["check", "-c", path]) == 0
+    assert f"ok: {path}" in capsys.readouterr().out
+    args = cli.parser().parse_args(["migrate", "report", "x", "--json", "-c", path])
+    assert (args.json, args.config, args.name) == (True, path, "x")
+    args = cli.parser().parse_args(["-c", path, "migrate", "--json", "status"])
+    assert (args.json, args.config) == (True, path)
+
+
+def test_a_closed_stdout_ends_quietly(tmp_path):
+    """`gateway export systemd | head -1`: the reader is gone, no traceback."""
+    r, w = os.pipe()
+    os.close(r)  # no reader at all: the first write fails with EPIPE
+    try:
+        out = subprocess.run([sys.executable, "-m", "gateway", "-c", write(tmp_path, GOOD),
+                              "export", "systemd"], cwd=REPO, stdout=w,
+                             stderr=subprocess.PIPE, text=True, timeout=30)
+    finally:
+        os.close(w)
+    assert out.returncode == 141, out.stderr
+    assert out.stderr == "", out.stderr
+
+
+def test_reload_report_names_every_kind_of_change():
+    text = cli.render_reload({"changed": ["web"], "restarted": ["web", "http"],
+                              "added": ["new"], "removed": ["old"], "updated": [],
+                              "reread": {"config": "/srv/gw.toml",
+                                         "migrations": ["migrations.notes"]}})
+    assert text.splitlines() == ["re-read: /srv/gw.toml (migrations.notes changed)",
+                                 "added: new", "removed: old", "restarted: web, http"]
+    assert cli.render_reload({"changed": []}).splitlines()[-1] == "nothing else changed"

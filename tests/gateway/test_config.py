@@ -194,3 +194,24 @@ def test_allowed_hosts_are_checked(hosts, message):
 def test_host_allow_list_matching(host, ok):
     from gateway.http.app import host_allowed
     assert host_allowed(host, ("example.com", "*.example.com", "[::1]", "127.0.0.1")) is ok
+
+
+def test_named_runtimes_parse_round_trip_and_are_checked():
+    cfg = parse('[runtimes]\nlegacy = "venvs/legacy/bin/python"\nsys = "python3.11"\n'
+                '[services.a]\nruntime = "legacy"\nmodule = "a:T"\nuntyped = true\n',
+                base_dir="/srv/gw")
+    assert cfg.runtimes.named == {"legacy": "/srv/gw/venvs/legacy/bin/python",
+                                  "sys": "python3.11"}
+    assert cfg.runtimes.interpreter("legacy", "/x") == "/srv/gw/venvs/legacy/bin/python"
+    assert cfg.runtimes.interpreter("py3", "/own/python") == "/own/python"
+    assert cfg.service("a").untyped
+    assert from_dict(cfg.to_dict()) == cfg
+    for text, message in (
+        ('[services.a]\nruntime = "nope"\nmodule = "a:T"', "services.a.runtime: must be one of"),
+        ('[runtimes]\ncommand = "/usr/bin/python3"', "runtimes.command: runtime names"),
+        ('[runtimes]\nx = ""', "runtimes.x: must be the path of a Python interpreter"),
+        ('[services.a]\napp = "a:app"\nuntyped = true', "services.a.untyped: only an rpc"),
+        ('[gateway]\nready_timeout_s = 0', "gateway.ready_timeout_s: must be >= 0.1"),
+    ):
+        with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+            parse(text)

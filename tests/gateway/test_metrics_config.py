@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import cli
+from gateway.commands.frontcfg import http_config
 from gateway.config import parse
 from gateway.errors import ConfigError
 from gateway.metrics import observability
@@ -31,7 +31,7 @@ def test_access_log_values(value: str, want: str) -> None:
     obs = observability(cfg)
     assert obs.access_log == want and obs.access_log_format == "json"
     # The front's own keys never reach gateway.http, which would refuse them.
-    assert cli.http_config(cfg).routes == ()
+    assert http_config(cfg).routes == ()
 
 
 def test_everything_off() -> None:

@@ -121,7 +121,7 @@ static void mmi_stats(broker *b, sbuf *out)
         "cancelled", "cancels_forwarded", "cancels_ignored", "deadlines_clamped",
         "disconnects", "dispatched", "expired", "memory_trims", "replies", "requests",
         "retried", "too_busy", "unknown_service", "worker_lost", "workers_closed",
-        "workers_ready"};
+        "workers_expired", "workers_ready"};
     static const char *const drop_names[N_DROPS] = {"hwm", "late_reply", "malformed",
                                                     "unknown_worker", "unroutable"};
     int64_t dropped = 0;
@@ -498,8 +498,10 @@ void beat(broker *b)
     sbuf *ids = snapshot(b, &n);
     for (size_t i = 0; i < n; i++) {
         worker *w = registry_worker(&b->reg, ids[i].p, ids[i].len);
-        if (w && w->expiry_us < now)
+        if (w && w->expiry_us < now) {
+            count(b, C_WORKERS_EXPIRED, 1);
             lose_worker(b, w, "missed heartbeats", 0);
+        }
     }
     free_snapshot(ids, n);
     ids = snapshot(b, &n);

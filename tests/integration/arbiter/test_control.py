@@ -42,7 +42,7 @@ app = "tests.integration.arbiter.wsgiapp:app"
         text = fh.read()
     e.write(text[text.index("\n[services.web]"):].replace("replicas = 1", "replicas = 2"))
     out = gateway(e, "reload")
-    assert out.returncode == 0 and "reloaded: web" in out.stdout, out.stdout + out.stderr
+    assert out.returncode == 0 and "restarted: web" in out.stdout, out.stdout + out.stderr
     assert e.program("web")["generation"] == 1
     wait_until(lambda: len(e.program("web")["replicas"]) == 2, timeout=10,
                what="the old generation drained")

@@ -58,7 +58,9 @@ def lines_for(e: Estate, count: int) -> list[str]:
 def test_combined_lines_name_route_service_and_runtime(
         metrics_estate: Callable[..., Estate]) -> None:
     e = metrics_estate()
-    s2, h2, _ = fetch(e, "/two/a?q=1", {"User-Agent": 'probe "1"', "Referer": "http://r/"})
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    s2, h2, _ = fetch(e, "/two/a?q=1", {"User-Agent": 'probe "1"', "Referer": "http://r/",
+                                         "traceparent": f"00-{trace}-00f067aa0ba902b7-01"})
     s3, h3, _ = fetch(e, "/three/b", method="POST", data=b"abc")
     s4, _, _ = fetch(e, "/nowhere")
     assert (s2, s3, s4) == (200, 200, 404)
@@ -72,6 +74,7 @@ def test_combined_lines_name_route_service_and_runtime(
         ("/two", "wsgi", "two", "py2")
     assert two["upstream"] == "broker:two" and two["remote"] == "127.0.0.1"
     assert float(two["duration"]) >= float(two["ttfb"]) > 0
+    assert two["trace"] == trace   # the client's trace, continued by the gateway
     three = by_rid[h3["x-request-id"]]
     assert (three["route"], three["runtime"], three["in"]) == ("/three", "py3", "3")
     missing = [f for f in by_rid.values() if f["status"] == "404"]
@@ -87,7 +90,8 @@ def test_json_lines(metrics_estate: Callable[..., Estate]) -> None:
     assert doc["method"] == "GET" and doc["target"] == "/three/j" and doc["status"] == 200
     assert (doc["route"], doc["service"], doc["runtime"]) == ("/three", "three", "py3")
     assert doc["bytes_sent"] > 0 and doc["duration"] >= doc["ttfb"] > 0
-    assert doc["time"].endswith("Z") and doc["trace_id"] is None
+    assert doc["time"].endswith("Z")
+    assert re.fullmatch(r"[0-9a-f]{32}", doc["trace_id"])   # a trace the gateway started
 
 
 def test_access_log_off_and_a_path(metrics_estate: Callable[..., Estate], workdir: str) -> None:
@@ -135,6 +139,8 @@ def test_metrics_endpoint_loopback_token_and_refusal(
     assert fetch(e, "/two/x")[0] == 200
     status, headers, body = fetch(e, "/_gateway/metrics")
     assert status == 200 and headers["content-type"].startswith("text/plain")
+    # The estate's collector is registered beside the front's own series.
+    assert b"\ngateway_broker_up 1.0\n" in body and b"\ngateway_arbiter_up 1.0\n" in body
     # The worker that served /two/x writes its counts out within FLUSH_S.
     wait_until(lambda: b'gateway_http_requests_total{backend="wsgi",code="200",method="GET",'
                b'route="/two",runtime="py2",service="two"} 1.0'

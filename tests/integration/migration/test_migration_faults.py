@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from http.cookies import SimpleCookie
 from typing import Any
@@ -155,6 +156,18 @@ def test_an_rpc_method_migrates_on_the_same_evidence(notes_estate):
         assert json.loads(resp.read()) == results[1]
     wait_until(lambda: e.report("htmldiff-diff")["traffic"].get("py3", 0) > before,
                timeout=10, what="the py3 port serving")
+    # Named directly, the port answers to its py2 service's contract, not untyped.
+    for params, status in (({"old": "<p>a</p>", "new": "<p>b</p>"}, 200), ({"old": 1}, 422)):
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{e.port}/rpc/htmldiff3/diff", data=json.dumps(params).encode(),
+            method="POST", headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                got = resp.status
+        except urllib.error.HTTPError as exc:
+            got = exc.code
+            exc.close()
+        assert got == status, params
 
 
 @pytest.mark.timeout(120)

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from protocol.queue import DEAD, DONE, Reaper
+from protocol.queue import DEAD, DONE, Reaper, now_ms
 from tests.support.procs import free_port, wait_until
 
 # CI installs both (scripts/bootstrap.sh): there a missing one fails the tests (the
@@ -43,6 +43,23 @@ def test_bash_consumes_a_python2_job_and_python3_reads_the_result(redis_server, 
                   b'"text":"H\xc3\xa9LLO W\xc3\xb6RLD"}'
     assert q.counts() == {"ready": 0, "delayed": 0, "dead": 0, "processing": 0,
                           "consumers": 0}
+
+
+def test_bash_hands_the_job_trace_to_its_handler(redis_server, queue_procs, queue_of):
+    q = queue_of(redis_server.url, "traced")
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    # No rid but a deadline and a trace: empty fields must not shift the others.
+    job_id = q.enqueue({"n": 1}, traceparent=parent, tracestate="k=v",
+                       deadline=now_ms() + 60000)
+    handler = ["jq", "-c", "{rid: env.QUEUE_RID, tp: env.QUEUE_TRACEPARENT, "
+               "ts: env.QUEUE_TRACESTATE, deadline: env.QUEUE_DEADLINE}"]
+    proc = queue_procs.bash_consumer(redis_server.url, "traced", ["--once"], handler)
+    wait_until(lambda: proc.poll() is not None, timeout=20, what="bash consumer exit")
+    assert proc.returncode == 0, queue_procs.log_text("bash-consumer")
+    st = q.wait(job_id, timeout=5)
+    assert st.state == DONE
+    assert st.result == {"rid": "", "tp": parent, "ts": "k=v",
+                         "deadline": str(st.job.deadline)}
 
 
 def test_bash_retries_a_failing_job_then_dead_letters_it(redis_server, queue_procs, queue_of):
