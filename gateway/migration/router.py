@@ -239,6 +239,8 @@ class MigratedRoute:
         environ["gateway.service"] = self.services.get(primary, "")
         environ["gateway.migration"] = state.mode if state.mode != "canary" else \
             f"canary{state.percent}"
+        if primary == "py3" and cfg.py3.startswith(("http://", "https://")):
+            environ["gateway.upstream"] = cfg.py3   # an http route's port
         owner.check_fatal(self.services.get(primary, ""))
         method = environ["REQUEST_METHOD"]
         body: bytes | None = None

@@ -209,3 +209,23 @@ def test_the_log_follows_a_rotation_and_survives_a_failing_disk(tmp_path: Any) -
     full.flush()
     assert full.dropped == 1 and full.lines == []
     full.close()
+
+
+def test_labels_of_migrated_and_rpc_routes(front: Observed) -> None:
+    front.runtimes.update({"notes": "py2", "notes3": "py3", "highlight": "py2"})
+    http = Route("/api", "http", upstream="http://127.0.0.1:9000")
+    assert front.labels({"gateway.route": http}) == \
+        ("/api", "http", "", "http", "http://127.0.0.1:9000")
+    assert front.labels({"gateway.route": http, "gateway.runtime": "py3",
+                         "gateway.upstream": "http://127.0.0.1:9001"}) == \
+        ("/api", "http", "", "py3", "http://127.0.0.1:9001")
+    wsgi = Route("/notes", "wsgi", service="notes")
+    assert front.labels({"gateway.route": wsgi, "gateway.runtime": "py3",
+                         "gateway.service": "notes3"}) == \
+        ("/notes", "wsgi", "notes3", "py3", "broker:notes3")
+    rpc = Route("/rpc", "rpc")
+    assert front.labels({"gateway.route": rpc, "PATH_INFO": "/rpc/highlight/run"}) == \
+        ("/rpc", "rpc", "highlight", "py2", "broker:highlight")
+    assert front.labels({"gateway.route": rpc, "PATH_INFO": "/rpc/made-up/x"})[2] == "other"
+    assert front.labels({"gateway.path": "/_gateway/health"}) == \
+        ("/_gateway", "gateway", "", "gateway", "")
