@@ -92,6 +92,9 @@ Schema (every table and key is optional; shown with its default)::
     limits.client_body_timeout = 30.0     # s between two body reads: 408 (or close)
     limits.max_connections_per_client = 1024  # per client address, per front (0 = no cap);
                                 # each of the N workers allows ceil(cap / N): 429, close
+    access_log = ""             # "" = <run_dir>/logs/access.log, "-" = the front's stdout,
+                                # "off", or a path (relative to the config file's dir)
+    access_log_format = "combined"  # nginx combined + the gateway's fields, or "json"
 
     [[routes]]                  # matched by longest prefix
     prefix = "/api/highlight"
@@ -141,6 +144,9 @@ Schema (every table and key is optional; shown with its default)::
     start_limit_interval_s = 10.0
     ready_timeout_s = 0.0       # 0 = [gateway].ready_timeout_s
 
+    [metrics]
+    enabled = true              # count requests; serve /_gateway/metrics (README)
+
     [migration]                 # the admin API and the migration store; and one
     [migrations.legacy]         # table per migrated route or RPC method: see
                                 # gateway.migration.config for every key
@@ -157,6 +163,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gateway.errors import ConfigError
+from gateway.metrics.config import check_keys as check_observability
 from gateway.migration.config import MigrationSettings, parse_settings
 
 RUNTIMES = ("py2", "py3", "command")
@@ -165,7 +172,9 @@ LOG_FORMATS = ("text", "json")
 RESERVED = {"broker", "http", "redis", "arbiter", "guard"}
 # Passed through to the HTTP front (gateway.http.config.GatewayHttpConfig), which checks them.
 HTTP_KEYS = {"limits", "trusted_proxies", "via", "preserve_host", "contracts_dir",
-             "retry_after", "pool_size", "allowed_hosts"}
+             "retry_after", "pool_size", "allowed_hosts", "access_log", "access_log_format"}
+# Read by the front itself (gateway.metrics), not passed to gateway.http.
+FRONT_ONLY_HTTP_KEYS = ("access_log", "access_log_format")
 
 DEFAULT_TOML = """\
 # The embedded default: the HTTP front and the broker on this machine.
@@ -310,6 +319,7 @@ class GatewayConfig:
     http: Mapping[str, Any] = field(default_factory=dict)
     migration: Mapping[str, Any] = field(default_factory=dict)
     migrations: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
 
     def service(self, name: str) -> ServiceConfig:
         """The service called ``name``; ``KeyError`` if there is none."""
@@ -359,6 +369,7 @@ class GatewayConfig:
             "http": dict(self.http),
             "migration": dict(self.migration),
             "migrations": {k: dict(v) for k, v in self.migrations.items()},
+            "metrics": dict(self.metrics),
             "base_dir": self.base_dir,
         }
         for svc in self.services:
@@ -389,7 +400,7 @@ def from_dict(data: Mapping[str, Any], base_dir: str = "",
     # The arbiter's resolved config carries its base_dir; a TOML file's is its directory.
     base_dir = os.path.abspath(str(data.get("base_dir") or base_dir or os.getcwd()))
     _keys(data, "", {"gateway", "runtimes", "broker", "redis", "routes", "services", "http",
-                     "base_dir", "migration", "migrations"})
+                     "base_dir", "migration", "migrations", "metrics"})
     front = _front(_table(data, "gateway"), base_dir)
     runtimes = _runtimes(_table(data, "runtimes"), base_dir)
     broker = _broker(_table(data, "broker"), front.run_dir)
@@ -418,8 +429,10 @@ def from_dict(data: Mapping[str, Any], base_dir: str = "",
     migrations = _table(data, "migrations")
     cfg = GatewayConfig(front, runtimes, broker, redis, routes, services, base_dir, dict(http),
                         dict(migration), {k: dict(v) if isinstance(v, Mapping) else v
-                                          for k, v in migrations.items()})
+                                          for k, v in migrations.items()},
+                        dict(_table(data, "metrics")))
     _check_migrations(cfg)
+    check_observability(cfg.http, cfg.metrics)
     return cfg
 
 

@@ -7,7 +7,9 @@ workers, pinned, problem+json parser errors) with two additions:
   inherited as a descriptor, so a reload starts a new front on the same
   socket before the old one drains: no connection is refused meanwhile;
 * the app is wrapped in :class:`~gateway.arbiter.fatalgate.FatalGate`, so routes of
-  a FATAL service answer 503 at once.
+  a FATAL service answer 503 at once;
+* it measures requests and writes the access log (:mod:`gateway.metrics`) as
+  ``[metrics]`` and ``[http] access_log`` say.
 
 Readiness notices (``READY=1`` from the master, ``WORKER_READY=1`` from each
 worker once it accepts) go to ``NOTIFY_SOCKET``::
@@ -23,6 +25,7 @@ from gateway.arbiter.fatalgate import FatalGate
 from gateway.arbiter.statefile import ServiceStates
 from gateway.config import GatewayConfig
 from gateway.http.server import FrontServer, socket_from_fd
+from gateway.metrics.config import observability
 
 
 class SupervisedFront(FrontServer):
@@ -39,3 +42,4 @@ class SupervisedFront(FrontServer):
 
         super().__init__(http_config, socket_from_fd(fd), workers=g.workers, threads=g.threads,
                          grace=max(1.0, g.stop_grace_s), wrap=gate)
+        self.observability = observability(config)

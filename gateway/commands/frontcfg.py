@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.config import GatewayConfig
+from gateway.config import FRONT_ONLY_HTTP_KEYS, GatewayConfig
 
 
 def http_config(cfg: GatewayConfig) -> Any:
@@ -32,7 +32,9 @@ def http_config(cfg: GatewayConfig) -> Any:
             # An rpc route with a service serves POST <prefix>/<method> of that one.
             route["service"] = r.service
         routes.append(route)
+    # The access-log keys are the front's own (gateway.metrics), not gateway.http's.
+    http = {k: v for k, v in cfg.http.items() if k not in FRONT_ONLY_HTTP_KEYS}
     return GatewayHttpConfig.from_dict(
-        {"routes": routes, "broker": cfg.broker.endpoint, **dict(cfg.http),
+        {"routes": routes, "broker": cfg.broker.endpoint, **http,
          "migration": cfg.migration_settings,
          "rpc_services": tuple(s.name for s in cfg.services if s.kind == "rpc")})

@@ -135,6 +135,7 @@ class GatewayApp:
         match = self.table.match(target.path)
         if match is None:
             raise Problem(404, "no route matches this path", code="no_route")
+        environ["gateway.route"] = match.route  # the metrics' and access log's labels
         return Call(environ, rid, target, match)
 
     def check_limits(self, environ: dict[str, Any], raw: str) -> None:

@@ -241,6 +241,7 @@ class WsgiBridge:
         if isinstance(environ, Problem):
             await self.problem(environ, send)
             return
+        scope["gateway.environ"] = environ  # what gateway.metrics labels the request with
         if scope.get("raw_path") == HEALTH and environ["REQUEST_METHOD"] in ("GET", "HEAD"):
             await self.health(environ, send)
             return

@@ -148,6 +148,17 @@ class ProblemProtocol(HttpToolsProtocol):
     retry_after = 1
     # client address -> open connections in this worker process (each worker counts its own)
     clients: dict[str, int] = {}
+    # Called with each refusal made here, the client's (host, port) and the request id
+    # answered (gateway.metrics counts and logs them); None: neither.
+    on_refusal: Any = None
+
+    def _refuse(self, problem: Problem) -> None:
+        """Answer ``problem`` and close: the request never reaches the app."""
+        rid = uuid.uuid4().hex
+        if self.on_refusal is not None:
+            self.on_refusal(problem, self.client, rid)
+        self.transport.write(error_page(problem, rid))
+        self.transport.close()
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -201,8 +212,7 @@ class ProblemProtocol(HttpToolsProtocol):
         problem = Problem(429, "too many connections from this client address",
                           code="too_many_connections",
                           headers=[("Retry-After", str(self.retry_after))])
-        self.transport.write(error_page(problem, uuid.uuid4().hex))
-        self.transport.close()
+        self._refuse(problem)
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
@@ -215,8 +225,7 @@ class ProblemProtocol(HttpToolsProtocol):
             return
         problem = Problem(408, f"the request head did not arrive within "
                                f"{self.header_timeout:g} s", code="request_timeout")
-        self.transport.write(error_page(problem, uuid.uuid4().hex))
-        self.transport.close()
+        self._refuse(problem)
 
     def _body_timed_out(self) -> None:
         self._body_timer = None
@@ -239,7 +248,8 @@ class ProblemProtocol(HttpToolsProtocol):
         if not started:
             problem = Problem(408, f"the request body stalled for {self.body_timeout:g} s",
                               code="request_timeout")
-            self.transport.write(error_page(problem, uuid.uuid4().hex))
+            self._refuse(problem)
+            return
         self.transport.close()
 
     def on_message_begin(self) -> None:
@@ -312,8 +322,7 @@ class ProblemProtocol(HttpToolsProtocol):
         """Answer a parser-level refusal as problem+json and close the connection."""
         problem = getattr(self, "_refusal", None) or Problem(
             400, "the request is not valid HTTP/1.1 (RFC 9112)", code="bad_request")
-        self.transport.write(error_page(problem, uuid.uuid4().hex))
-        self.transport.close()
+        self._refuse(problem)
 
 
 def _close_delimited(cycle: Any) -> None:
@@ -393,6 +402,9 @@ class FrontServer:
         self.wrap = wrap
         self.children: dict[int, int] = {}   # pid -> worker number (1-based)
         self.stopping = False
+        # gateway.metrics.config.ObservabilityConfig: metrics and access log (None: neither)
+        self.observability: Any = None
+        self.metrics_path = ""
 
     # -- the master ----------------------------------------------------------------------------
 
@@ -401,6 +413,19 @@ class FrontServer:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGQUIT, self._on_stop)
+        obs = self.observability
+        if obs is not None and obs.metrics:
+            from gateway.metrics.multiproc import prepare_metrics_dir
+            self.metrics_path = prepare_metrics_dir(obs.metrics_dir)
+        try:
+            return self.supervise()
+        finally:
+            if self.metrics_path:
+                from gateway.metrics.multiproc import remove_metrics_dir
+                remove_metrics_dir(self.metrics_path)
+
+    def supervise(self) -> int:
+        """Fork the workers, restart those that die, until stopped; the exit code."""
         for number in range(1, self.workers + 1):
             self.spawn(number)
         notify(f"READY=1\nMAINPID={os.getpid()}")
@@ -422,6 +447,9 @@ class FrontServer:
                 time.sleep(0.05)
                 continue
             number = self.children.pop(pid, 0)
+            if self.metrics_path:
+                from gateway.metrics.multiproc import process_dead
+                process_dead(self.metrics_path, pid)
             if self.stopping:
                 continue
             code = os.waitstatus_to_exitcode(status)
@@ -470,8 +498,16 @@ class FrontServer:
             fast = FastWsgi(gateway, self.config.broker,
                             self.config.retry_after, fatal=getattr(app, "fatal_path", None))
         admission = Admission(self.config.routes, self.config.retry_after)
-        return WsgiBridge(app, threads=self.threads, fast=fast, gateway=gateway,
-                          admission=admission, chunked_cap=self.config.limits.max_body)
+        bridge = WsgiBridge(app, threads=self.threads, fast=fast, gateway=gateway,
+                            admission=admission, chunked_cap=self.config.limits.max_body)
+        obs = self.observability
+        if obs is None or not obs.enabled:
+            return bridge
+        from gateway.metrics.observe import Observed
+        observed = Observed(bridge, obs, self.config,
+                            estate=getattr(self, "gateway_config", None))
+        ProblemProtocol.on_refusal = observed.refused
+        return observed
 
     def serve_worker(self, number: int) -> int:
         """Pin, build the app, serve the shared socket until told to stop."""

@@ -234,6 +234,13 @@ class MigratedRoute:
         owner, cfg, environ = self.owner, self.cfg, call.environ
         state = owner.state(cfg.name)      # read once: choice and shadowing agree
         primary, new_cookie = owner.choose(cfg, environ, state)
+        # For the access log and the metrics (gateway.metrics): who answers, in which state.
+        environ["gateway.runtime"] = primary
+        environ["gateway.service"] = self.services.get(primary, "")
+        environ["gateway.migration"] = state.mode if state.mode != "canary" else \
+            f"canary{state.percent}"
+        if primary == "py3" and cfg.py3.startswith(("http://", "https://")):
+            environ["gateway.upstream"] = cfg.py3   # an http route's port
         owner.check_fatal(self.services.get(primary, ""))
         method = environ["REQUEST_METHOD"]
         body: bytes | None = None

@@ -4,7 +4,8 @@
 
     python -m tests.integration.http.launch config.json
     # {"http": {...GatewayHttpConfig.from_dict...}, "bind": "127.0.0.1:8080",
-    #  "workers": 2, "threads": 8, "dev": false}
+    #  "workers": 2, "threads": 8, "dev": false,
+    #  "observability": {...gateway.metrics.config.ObservabilityConfig...}}   # optional
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ def main(argv: list[str]) -> int:
         serve_dev(config, host, int(port))
         return 0
     sock = listen_socket((host.strip("[]"), int(port)))
-    return FrontServer(config, sock, workers=spec.get("workers", 1),
-                       threads=spec.get("threads", 8)).run()
+    server = FrontServer(config, sock, workers=spec.get("workers", 1),
+                         threads=spec.get("threads", 8))
+    if spec.get("observability"):
+        from gateway.metrics.config import ObservabilityConfig
+        server.observability = ObservabilityConfig(**spec["observability"])
+    return server.run()
 
 
 if __name__ == "__main__":

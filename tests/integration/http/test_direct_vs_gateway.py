@@ -18,8 +18,11 @@ from tests.integration.http.conftest import UPSTREAM, Server, rss_kib, start_gat
 from tests.support.procs import wait_until
 
 RESPONSE_NOISE = {"date", "server", "via", "connection", "keep-alive", "transfer-encoding"}
+# What an intermediary adds on purpose: forwarding fields, and the W3C trace context
+# naming its own span (a direct request has none).
 REQUEST_NOISE = {"via", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-                 "x-forwarded-prefix", "connection", "keep-alive", "te"}
+                 "x-forwarded-prefix", "connection", "keep-alive", "te", "traceparent",
+                 "tracestate"}
 RID = {"X-Request-ID": "req-0123456789"}
 
 CASES: list[tuple[str, str, dict[str, str], bytes | None]] = [
