@@ -350,3 +350,24 @@ void metadata_read(const unsigned char *frame, size_t n, ready_metadata *out)
         out->heartbeat_ms = vals[1].i;
     out->cancel = vals[2].type == J_TRUE;
 }
+
+int header_sticky(const unsigned char *frame, size_t n, sbuf *out)
+{
+    static const char *const keys[] = {"sticky", "rid", "id"};
+    sbuf text[3] = {{0}, {0}, {0}};
+    jvalue vals[3] = {{J_BAD, 0, &text[0]}, {J_BAD, 0, &text[1]}, {J_BAD, 0, &text[2]}};
+    int found = 0;
+    out->len = 0;
+    if (n && frame[0] == '{' && utf8_valid(frame, n)) {
+        scanner s = {frame, frame + n, HEADER_MAX_DEPTH, 0};
+        if (scan_object(&s, keys, vals, 3))
+            for (int k = 0; k < 3 && !found; k++)
+                if (vals[k].type == J_STR && text[k].len) {
+                    sb_put(out, text[k].p, text[k].len);
+                    found = 1;
+                }
+    }
+    for (int k = 0; k < 3; k++)
+        sb_free(&text[k]);
+    return found;
+}

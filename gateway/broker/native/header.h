@@ -39,6 +39,9 @@ typedef struct {
 
 void header_read(const unsigned char *frame, size_t n, header_fields *out);
 void header_free(header_fields *h);
+/* The split key of a request (SPEC 2.14): its "sticky", else "rid", else "id" text,
+ * the first that is non-empty; 0 when there is none. */
+int header_sticky(const unsigned char *frame, size_t n, sbuf *out);
 void metadata_read(const unsigned char *frame, size_t n, ready_metadata *out);
 
 #endif
