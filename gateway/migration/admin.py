@@ -178,6 +178,7 @@ class AdminApi:
             raise Problem(409, str(exc), code="illegal_transition") from None
         except StoreError as exc:
             raise Problem(503, f"the migration store failed: {exc}", code="store") from None
+        self.migrations.sync_splits()  # a service migration's rollback is immediate
         return {"state": state.to_json()}
 
     def read(self, what: str, query: dict[str, list[str]]) -> dict[str, Any]:
@@ -211,7 +212,8 @@ class AdminApi:
         for m in self.settings.migrations:
             report = store.report(m.name, m.thresholds)
             report.update(m.to_json())
-            report["py2"] = m.rpc_service if m.kind == "rpc" else self.py2_names.get(m.route, "")
+            report["py2"] = (m.rpc_service if m.kind == "rpc" else m.service
+                             if m.kind == "service" else self.py2_names.get(m.route, ""))
             report["series"] = store.series(m.name)
             out.append(report)
         return out

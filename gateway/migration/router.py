@@ -47,6 +47,7 @@ from gateway.http.context import Call
 from gateway.http.problems import Problem
 from gateway.migration import compare, samples
 from gateway.migration.background import Recorder, ShadowPool, ensure_token
+from gateway.migration.brokersplits import BrokerSplits
 from gateway.migration.config import MigrationConfig, MigrationSettings
 from gateway.migration.store import Comparison, MigrationState, MigrationStore, Observation
 from protocol import errors as perrors
@@ -77,14 +78,19 @@ def status_of(exc: BaseException) -> int:
 class Migrations:
     """Everything migration-related in one front process."""
 
-    def __init__(self, settings: MigrationSettings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: MigrationSettings, clock: Callable[[], float] = time.time,
+                 broker: str = "") -> None:
         self.settings = settings
         self.clock = clock
         self.store = MigrationStore(settings.db)
         for m in settings.migrations:
             self.store.ensure(m.name, m.state, m.percent)
         self.token = ensure_token(settings.token_file)
-        self.recorder = Recorder(self.store, settings.migrations)
+        self.splits = BrokerSplits(settings.splits_file, broker) \
+            if settings.splits_file and any(m.kind == "service" for m in settings.migrations) \
+            else None
+        self.sync_splits()
+        self.recorder = Recorder(self.store, settings.migrations, self.sync_splits)
         self.pools = {m.name: ShadowPool(m.name, m.shadow_concurrency)
                       for m in settings.migrations}
         self._states = self.store.all()
@@ -98,6 +104,15 @@ class Migrations:
             pool.close()
         self.recorder.close()
         self.store.close()
+
+    def sync_splits(self) -> None:
+        """Bring the broker's splits in line with the service migrations' states."""
+        if self.splits is None:
+            return
+        try:
+            self.splits.sync(self.settings.migrations, self.store.all())
+        except Exception:
+            log.exception("the broker's split file could not be written")
 
     def state(self, name: str) -> MigrationState:
         """The current state of ``name`` (re-read only when the store changed)."""
