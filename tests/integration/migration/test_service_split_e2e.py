@@ -1,0 +1,114 @@
+"""A service migration carried out by the broker, end to end (SPEC 2.14).
+
+``gateway up`` runs ``shop`` (py2, or py3), which calls ``tax`` (py2) through the
+broker, and ``tax3``, the port of ``tax`` on Python 3. ``[migrations.tax]
+service = "tax"`` is moved with ``gateway migrate``: a canary of 30% sends
+exactly the keys whose bucket is below 30 to the port, the same keys every time,
+and a rollback puts every key back on py2 before the command returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from typing import Any
+
+import pytest
+
+from protocol.client import Client
+from tests.integration.migration.conftest import MigrationEstate
+from tests.support.broker import wait_for_service
+
+pytestmark = pytest.mark.slow
+
+MODULE = "tests.integration.migration.chain_services"
+KEYS = [f"user-{i}" for i in range(200)]
+
+
+def body(caller: str) -> str:
+    return f"""
+[[routes]]
+prefix = "/rpc"
+backend = "rpc"
+
+[services.shop]
+runtime = "{caller}"
+module = "{MODULE}:SHOP"
+
+[services.tax]
+runtime = "py2"
+module = "{MODULE}:TAX"
+
+[services.tax3]
+runtime = "py3"
+module = "{MODULE}:TAX"
+
+[migrations.tax]
+service = "tax"
+py3 = "tax3"
+"""
+
+
+def side(key: str, percent: int) -> str:
+    """Where SPEC 2.14 puts ``key``'s calls of ``tax`` at ``percent``."""
+    return "py3" if zlib.crc32(f"tax:{key}".encode()) % 100 < percent else "py2"
+
+
+def sides(client: Client, caller: str) -> list[str]:
+    """Quote once per key (its request id); the runtime that computed each tax."""
+    out = []
+    for key in KEYS:
+        answer: Any = client.call("shop", "quote", {"amount": 1000}, rid=key)
+        assert answer["caller"] == caller and answer["tax"]["tax"] == 200
+        out.append(answer["tax"]["runtime"])
+    return out
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("caller", ["py2", "py3"])
+def test_canary_in_the_broker_is_sticky_and_rolls_back_at_once(
+        procs: Any, workdir: str, caller: str) -> None:
+    e = MigrationEstate(procs, workdir, body(caller))
+    try:
+        e.start(timeout=90)
+        endpoint = "ipc://" + os.path.join(e.run_dir, "broker.ipc")
+        for service in ("shop", "tax", "tax3"):
+            wait_for_service(endpoint, service)
+        client = Client(endpoint, timeout=10.0)
+        try:
+            assert sides(client, caller) == ["py2"] * len(KEYS)
+            assert e.migrate("shadow", "tax")[0] == 0
+            code, doc = e.migrate("canary", "tax", "30")
+            assert code == 0 and doc["state"]["mode"] == "canary", doc
+            expected = [side(key, 30) for key in KEYS]
+            assert 30 < expected.count("py3") < 90
+            assert sides(client, caller) == expected
+            assert sides(client, caller) == expected  # sticky: the same keys again
+            code, doc = e.migrate("rollback", "tax")
+            assert code == 0 and doc["state"]["mode"] == "py2", doc
+            assert sides(client, caller) == ["py2"] * len(KEYS)
+        finally:
+            client.close()
+        stats = json.loads(_mmi_stats(endpoint))
+        assert stats["splits"]["tax"]["candidate"] == "tax3"
+        assert stats["splits"]["tax"]["percent"] == 0
+        report = e.report("tax")
+        assert (report["kind"], report["target"], report["py2"]) == ("service", "tax", "tax")
+        assert [a["to"] for a in e.api("GET", "/_gateway/api/audit?name=tax")[1]["audit"]][:3] \
+            == ["py2", "canary 30%", "shadow"]
+    finally:
+        e.close()
+
+
+def _mmi_stats(endpoint: str) -> str:
+    import zmq
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    try:
+        sock.connect(endpoint)
+        sock.send_multipart([b"", b"MDPC01", b"mmi.stats"])
+        assert sock.poll(5000), "no mmi.stats answer"
+        return str(sock.recv_multipart()[3].decode())
+    finally:
+        sock.close(linger=0)
