@@ -193,3 +193,11 @@ def test_a_changed_file_is_read_without_a_poke_and_bad_lines_are_refused(
     finally:
         set_split_missing.close(linger=0)
     assert broker.stats()["splits"] == {}
+
+
+def test_the_client_sets_the_sticky_key(broker: BrokerProcess, client: Client,
+                                        split_file: str, both_sides: None) -> None:
+    set_split(broker, split_file, "tax tax.py3 50\n")
+    for user in [f"u{i}" for i in range(30)]:
+        got = {client.call("tax", "side", rid=f"{user}-{n}", sticky=user) for n in range(3)}
+        assert got == {side("tax", user, 50)}

@@ -210,3 +210,14 @@ def test_tuple_items_declare_text_and_bytes_by_position():
 
 
 BYTES = {u"type": u"string", u"contentEncoding": u"base64"}
+
+
+def test_sticky_travels_as_text_and_is_type_checked():
+    env = codec.Envelope(u"call", id=u"a1", method=u"m", sticky=u"user-7", payload=None)
+    frames = codec.encode(env)
+    assert b'"sticky":"user-7"' in frames[0]
+    assert codec.decode(frames).sticky == u"user-7"
+    # the shortcut writes what the general path writes
+    assert frames[0] == codec.dumps(codec.check_header(env.header()))
+    with pytest.raises(EnvelopeError):
+        codec.decode([b'{"id":"a","kind":"call","method":"m","sticky":7,"v":1}', b"null"])
