@@ -209,12 +209,15 @@ class AdminApi:
         """Every migration's report (state, evidence, gate, traffic, latency) and series."""
         store = self.migrations.store
         out = []
+        splits = self.migrations.broker_splits()
         for m in self.settings.migrations:
             report = store.report(m.name, m.thresholds)
             report.update(m.to_json())
             report["py2"] = (m.rpc_service if m.kind == "rpc" else m.service
                              if m.kind == "service" else self.py2_names.get(m.route, ""))
             report["series"] = store.series(m.name)
+            if m.kind == "service":  # what the broker routes by now (SPEC 2.14)
+                report["split"] = splits.get(m.service)
             out.append(report)
         return out
 

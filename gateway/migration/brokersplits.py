@@ -18,10 +18,12 @@ also re-reads the file when its mtime moves). A state maps to a share::
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import zmq
 
@@ -65,6 +67,25 @@ def poke(endpoint: str, timeout_s: float = POKE_TIMEOUT_S) -> str | None:
         return frames[3].decode("ascii", "replace") if len(frames) > 3 else None
     except zmq.ZMQError as exc:
         log.warning("mmi.split to %s failed: %s", endpoint, exc)
+        return None
+    finally:
+        sock.close(linger=0)
+
+
+def broker_splits(endpoint: str, timeout_s: float = 0.5) -> dict[str, Any] | None:
+    """The broker's ``mmi.stats`` ``splits`` (what it routes by now), None without an answer."""
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    try:
+        sock.connect(endpoint)
+        sock.send_multipart([b"", mdp.CLIENT, mdp.MMI_STATS], zmq.NOBLOCK)
+        if not sock.poll(int(timeout_s * 1000)):
+            return None
+        frames = sock.recv_multipart()
+        splits = json.loads(frames[3]).get("splits") if len(frames) > 3 else None
+        return splits if isinstance(splits, dict) else None
+    except (zmq.ZMQError, ValueError, AttributeError) as exc:
+        log.warning("mmi.stats from %s failed: %s", endpoint, exc)
         return None
     finally:
         sock.close(linger=0)

@@ -47,7 +47,7 @@ from gateway.http.context import Call
 from gateway.http.problems import Problem
 from gateway.migration import compare, samples
 from gateway.migration.background import Recorder, ShadowPool, ensure_token
-from gateway.migration.brokersplits import BrokerSplits
+from gateway.migration.brokersplits import BrokerSplits, broker_splits
 from gateway.migration.config import MigrationConfig, MigrationSettings
 from gateway.migration.store import Comparison, MigrationState, MigrationStore, Observation
 from protocol import errors as perrors
@@ -113,6 +113,12 @@ class Migrations:
             self.splits.sync(self.settings.migrations, self.store.all())
         except Exception:
             log.exception("the broker's split file could not be written")
+
+    def broker_splits(self) -> dict[str, Any]:
+        """The broker's splits by service ({} without service migrations or an answer)."""
+        if self.splits is None or not self.splits.endpoint:
+            return {}
+        return broker_splits(self.splits.endpoint) or {}
 
     def state(self, name: str) -> MigrationState:
         """The current state of ``name`` (re-read only when the store changed)."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import zlib
 from typing import Any
 
@@ -19,6 +21,7 @@ import pytest
 from protocol.client import Client
 from tests.integration.migration.conftest import MigrationEstate
 from tests.support.broker import wait_for_service
+from tests.support.procs import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -85,6 +88,14 @@ def test_canary_in_the_broker_is_sticky_and_rolls_back_at_once(
             assert 30 < expected.count("py3") < 90
             assert sides(client, caller) == expected
             assert sides(client, caller) == expected  # sticky: the same keys again
+            sent = 2 * expected.count("py3")
+            assert e.report("tax")["split"] == {"candidate": "tax3", "percent": 30,
+                                                "sent": sent, "kept": 2 * len(KEYS) - sent}
+            status = subprocess.run(
+                [sys.executable, "-m", "gateway", "-c", e.path, "migrate", "status"],
+                capture_output=True, text=True, timeout=30, cwd=REPO, check=True).stdout
+            line = next(row for row in status.splitlines() if row.startswith("tax "))
+            assert "canary 30%" in line and "broker: 30% to tax3" in line, status
             code, doc = e.migrate("rollback", "tax")
             assert code == 0 and doc["state"]["mode"] == "py2", doc
             assert sides(client, caller) == ["py2"] * len(KEYS)
