@@ -113,7 +113,9 @@ class BrokerSplits:
                     if fh.read() == text:
                         return False
             except FileNotFoundError:
-                pass
+                if text == HEADER:
+                    return False  # no splits, and none to take back
+
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
             tmp = f"{self.path}.{os.getpid()}.{threading.get_ident()}.tmp"
             with open(tmp, "w", encoding="utf-8") as fh:

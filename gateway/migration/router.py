@@ -86,8 +86,8 @@ class Migrations:
         for m in settings.migrations:
             self.store.ensure(m.name, m.state, m.percent)
         self.token = ensure_token(settings.token_file)
-        self.splits = BrokerSplits(settings.splits_file, broker) \
-            if settings.splits_file and any(m.kind == "service" for m in settings.migrations) \
+        # Also without service migrations: one removed by a reload must leave the file.
+        self.splits = BrokerSplits(settings.splits_file, broker) if settings.splits_file \
             else None
         self.sync_splits()
         self.recorder = Recorder(self.store, settings.migrations, self.sync_splits)
@@ -116,7 +116,8 @@ class Migrations:
 
     def broker_splits(self) -> dict[str, Any]:
         """The broker's splits by service ({} without service migrations or an answer)."""
-        if self.splits is None or not self.splits.endpoint:
+        if self.splits is None or not self.splits.endpoint or \
+                not any(m.kind == "service" for m in self.settings.migrations):
             return {}
         return broker_splits(self.splits.endpoint) or {}
 

@@ -201,3 +201,28 @@ def test_the_client_sets_the_sticky_key(broker: BrokerProcess, client: Client,
     for user in [f"u{i}" for i in range(30)]:
         got = {client.call("tax", "side", rid=f"{user}-{n}", sticky=user) for n in range(3)}
         assert got == {side("tax", user, 50)}
+
+
+def test_a_cancel_reaches_a_call_that_was_split_off(
+        broker: BrokerProcess, dealer: zmq.Socket[bytes], split_file: str,
+        raw_workers: list[RawWorker]) -> None:
+    port = RawWorker(broker.endpoint, b"tax.py3")  # credit 1: the second call queues
+    raw_workers.append(port)
+    wait_until(lambda: broker.workers("tax.py3") == 1, timeout=5, what="the port")
+    set_split(broker, split_file, "tax tax.py3 100\n")
+    for rid in ("first", "second"):
+        head = {"v": 1, "kind": "call", "method": "side", "id": rid}
+        dealer.send_multipart([b"", mdp.CLIENT, b"tax", json.dumps(head).encode(), b"null"])
+    caller, body = port.next_request()
+    assert codec.decode(body).id == "first"
+    wait_until(lambda: broker.stats()["services"]["tax.py3"]["waiting"] == 1, timeout=5,
+               what="the second call queued on the port")
+    # The cancel names the service the client asked for, as any MDP client would.
+    cancel = {"v": 1, "kind": "cancel", "id": "second"}
+    dealer.send_multipart([b"", mdp.CLIENT, b"tax", json.dumps(cancel).encode(), b"null"])
+    wait_until(lambda: broker.counter("cancelled") == 1, timeout=5, what="the cancel")
+    assert broker.stats()["services"]["tax.py3"]["waiting"] == 0
+    port.answer(caller, body, "done")
+    assert dealer.poll(5000)
+    assert codec.decode(dealer.recv_multipart()[3:]).id == "first"
+    assert port.commands_for(0.3).count(mdp.REQUEST) == 0  # the cancelled one never came

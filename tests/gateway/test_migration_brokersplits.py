@@ -64,3 +64,16 @@ def test_sync_writes_the_file_once_and_the_broker_follows(
     store.rollback("tax", actor="t")
     assert splits.sync([TAX], store.all()) is True
     assert broker.stats()["splits"]["tax"]["percent"] == 0
+
+
+def test_no_service_migration_writes_nothing_but_a_removed_one_is_taken_back(
+        tmp_path: object, store: MigrationStore) -> None:
+    path = os.path.join(str(tmp_path), "broker-splits")
+    splits = BrokerSplits(path, "")
+    assert splits.sync([NOTES], store.all()) is False and not os.path.exists(path)
+    store.transition("tax", "shadow", actor="t")
+    store.transition("tax", "canary", 10, actor="t")
+    assert splits.sync([NOTES, TAX], store.all()) is True
+    assert splits.sync([NOTES], store.all()) is True  # [migrations.tax] gone after a reload
+    with open(path, encoding="utf-8") as fh:
+        assert [line for line in fh.read().splitlines() if not line.startswith("#")] == []
