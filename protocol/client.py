@@ -191,7 +191,8 @@ class Client(object):
         """Send a call without waiting for it; ``.result()`` on the returned object waits.
 
         ``sticky`` is the key a broker's traffic split keeps on one side (SPEC 2.14);
-        without it the request id decides.
+        without it the request id decides. Inside a handler it defaults to the
+        request's own, as the request id does.
 
         Replies are read by whichever thread is waiting, so call ``result()``
         (on this or any pending call) to make progress. Inside a handler the
@@ -199,6 +200,9 @@ class Client(object):
         (:func:`protocol.worker.current`), so nested calls carry them on.
         """
         deadline, rid = self._deadline(timeout, rid)
+        if sticky is None:
+            ctx = current()
+            sticky = ctx.sticky if ctx is not None else None
         env = codec.Envelope(u"call", method=method, deadline=int(deadline * 1000), rid=rid,
                              idem=idem, shadow=shadow, payload=params,
                              traceparent=traceparent, tracestate=tracestate, sticky=sticky)

@@ -226,3 +226,23 @@ def test_a_cancel_reaches_a_call_that_was_split_off(
     assert dealer.poll(5000)
     assert codec.decode(dealer.recv_multipart()[3:]).id == "first"
     assert port.commands_for(0.3).count(mdp.REQUEST) == 0  # the cancelled one never came
+
+
+def test_nested_calls_carry_the_sticky_key_on(broker: BrokerProcess, client: Client,
+                                              split_file: str, both_sides: None) -> None:
+    nested = Client(broker.endpoint, timeout=5.0)
+    relay = Worker(broker.endpoint, "relay", {"side": lambda: nested.call("tax", "side")})
+    thread = threading.Thread(target=relay.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(relay.connected.is_set, timeout=5, what="relay registered")
+        set_split(broker, split_file, "tax tax.py3 50\n")
+        for user in [f"u{i}" for i in range(30)]:
+            # A fresh rid on every call: only the inherited sticky key can keep the side.
+            got = {client.call("relay", "side", rid=f"{user}-{n}", sticky=user)
+                   for n in range(3)}
+            assert got == {side("tax", user, 50)}
+    finally:
+        relay.stop()
+        thread.join(5)
+        nested.close()
