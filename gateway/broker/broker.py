@@ -486,6 +486,9 @@ class Broker:
         self._send([request.client, b"", mdp.CLIENT, request.asked or worker.service, *body],
                    "client gone")
         if not more:
+            if self.splits.table:
+                self.splits.replied(request.asked or request.service, request.asked is not None,
+                                    head)
             self.registry.release(worker, request)
             if self.registry.waiting(worker.service):
                 self._dispatch(worker.service)

@@ -42,6 +42,8 @@ class Split:
     percent: int
     sent: int = 0      # calls routed to the candidate
     kept: int = 0      # calls that stayed on the service
+    sent_errors: int = 0   # of those, answered with an error envelope by a worker
+    kept_errors: int = 0
 
 
 def bucket(service: bytes, key: bytes) -> int:
@@ -66,6 +68,17 @@ def parse(text: str) -> tuple[dict[bytes, tuple[bytes, int]], list[str]]:
             continue
         table[words[0].encode()] = (words[1].encode(), int(words[2]))
     return table, errors
+
+
+def is_error(head: bytes) -> bool:
+    """True when a reply header frame is an ``error`` envelope (SPEC 5.1)."""
+    if b'"error"' not in head:  # cheap: a result never has the word as a key or kind
+        return False
+    try:
+        header = json.loads(head.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RuntimeError):
+        return False
+    return isinstance(header, dict) and header.get("kind") == "error"
 
 
 def sticky_key(frame: bytes) -> bytes | None:
@@ -150,8 +163,19 @@ class Splits:
         split.sent += 1
         return split.candidate
 
+    def replied(self, service: bytes, moved: bool, head: bytes) -> None:
+        """Count a final reply to a call of split ``service`` that failed (``moved``: the
+        candidate answered); the control plane's error budget reads these."""
+        split = self.table.get(service)
+        if split is not None and is_error(head):
+            if moved:
+                split.sent_errors += 1
+            else:
+                split.kept_errors += 1
+
     def to_json(self) -> dict[str, dict[str, object]]:
-        """``{SERVICE: {"candidate", "percent", "sent", "kept"}}`` for mmi.stats."""
+        """``{SERVICE: {"candidate", "percent", "sent", "kept", ...errors}}`` for mmi.stats."""
         return {svc.decode("utf-8", "replace"): {
             "candidate": s.candidate.decode("utf-8", "replace"), "percent": s.percent,
-            "sent": s.sent, "kept": s.kept} for svc, s in self.table.items()}
+            "sent": s.sent, "kept": s.kept, "sent_errors": s.sent_errors,
+            "kept_errors": s.kept_errors} for svc, s in self.table.items()}

@@ -22,6 +22,7 @@ import zmq
 
 from protocol import codec, mdp
 from protocol.client import Client
+from protocol.errors import RemoteError
 from protocol.worker import Worker
 from tests.gateway.test_broker import (  # noqa: F401 (fixtures)
     HB_MS,
@@ -59,7 +60,10 @@ def client(broker: BrokerProcess) -> Iterator[Client]:
 
 
 def serve(endpoint: str, service: str, answer: str) -> tuple[Worker, threading.Thread]:
-    w = Worker(endpoint, service, {"side": lambda key=None: answer}, credit=10)
+    def boom() -> None:
+        raise ValueError(f"{answer} fails")
+
+    w = Worker(endpoint, service, {"side": lambda key=None: answer, "boom": boom}, credit=10)
     t = threading.Thread(target=w.run, daemon=True)
     t.start()
     wait_until(w.connected.is_set, timeout=5, what=f"{service} registered")
@@ -113,7 +117,8 @@ def test_share_is_exact_over_1000_keys(broker: BrokerProcess, client: Client,
     sent = expected.count("py3")
     assert 250 < sent < 350  # the hash spreads keys; the exact list is checked above
     assert broker.stats()["splits"] == {
-        "tax": {"candidate": "tax.py3", "percent": 30, "sent": sent, "kept": KEYS - sent}}
+        "tax": {"candidate": "tax.py3", "percent": 30, "sent": sent, "kept": KEYS - sent,
+                "sent_errors": 0, "kept_errors": 0}}
 
 
 def test_sticky_field_wins_and_the_reply_names_the_asked_service(
@@ -246,3 +251,18 @@ def test_nested_calls_carry_the_sticky_key_on(broker: BrokerProcess, client: Cli
         relay.stop()
         thread.join(5)
         nested.close()
+
+
+def test_failed_replies_are_counted_per_side(broker: BrokerProcess, client: Client,
+                                             split_file: str, both_sides: None) -> None:
+    set_split(broker, split_file, "tax tax.py3 50\n")
+    keys = [f"k{i}" for i in range(40)]
+    for key in keys:
+        with pytest.raises(RemoteError, match="fails"):
+            client.call("tax", "boom", rid=key)
+    for key in keys[:10]:
+        client.call("tax", "side", rid=key)  # results are not errors
+    moved = sum(side("tax", k, 50) == "py3" for k in keys)
+    split = broker.stats()["splits"]["tax"]
+    assert (split["sent_errors"], split["kept_errors"]) == (moved, len(keys) - moved)
+    assert split["sent"] + split["kept"] == 50

@@ -60,7 +60,8 @@ def test_sync_writes_the_file_once_and_the_broker_follows(
     assert splits.sync([TAX], store.all()) is True
     # The heartbeat is a minute: only the poke can have made the broker read it.
     assert broker.stats()["splits"]["tax"] == {"candidate": "tax.py3", "percent": 30,
-                                               "sent": 0, "kept": 0}
+                                               "sent": 0, "kept": 0, "sent_errors": 0,
+                                               "kept_errors": 0}
     store.rollback("tax", actor="t")
     assert splits.sync([TAX], store.all()) is True
     assert broker.stats()["splits"]["tax"]["percent"] == 0

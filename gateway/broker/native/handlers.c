@@ -432,6 +432,12 @@ static void on_reply(broker *b, worker *w, zmq_msg_t *args, int nargs)
     send_or_drop(b, parts, 4, body, nbody, "client gone");
     if (!more) {
         service *svc = w->svc;
+        if (b->splits.n) {
+            service *named = q->asked ? q->asked : q->svc;
+            splits_replied(&b->splits, named->name, named->name_len, q->asked != NULL,
+                           nbody ? (const unsigned char *)MSGP(&body[0]) : NULL,
+                           nbody ? MSGN(&body[0]) : 0);
+        }
         registry_release(&b->reg, w, q);
         request_free(q);
         if (svc->queue_head)

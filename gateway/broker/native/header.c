@@ -301,7 +301,7 @@ void header_read(const unsigned char *frame, size_t n, header_fields *out)
     sbuf kind = {0};
     jvalue vals[5] = {{J_BAD, 0, &out->id}, {J_BAD, 0, NULL}, {J_BAD, 0, NULL},
                       {J_BAD, 0, NULL}, {J_BAD, 0, &kind}};
-    out->ok = out->has_deadline = out->idem = out->more = out->cancel = 0;
+    out->ok = out->has_deadline = out->idem = out->more = out->cancel = out->error = 0;
     out->id.len = 0;
     out->deadline = 0;
     /* Only frames that start with '{' can be ours; anything else is a raw MDP body. */
@@ -314,6 +314,7 @@ void header_read(const unsigned char *frame, size_t n, header_fields *out)
     }
     /* A reply's "more" counts even when its id does not (protocol.mdp.reply_fields). */
     out->more = vals[3].type == J_TRUE;
+    out->error = vals[4].type == J_STR && kind.len == 5 && memcmp(kind.p, "error", 5) == 0;
     if (vals[0].type != J_STR || out->id.len == 0) {
         sb_free(&kind);
         return;

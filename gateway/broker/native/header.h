@@ -26,6 +26,7 @@ typedef struct {
     int idem;          /* "idem" is exactly true */
     int more;          /* "more" is exactly true (read even when "id" is not valid) */
     int cancel;        /* "kind" is the text "cancel" */
+    int error;         /* "kind" is the text "error" (read even when "id" is not valid) */
 } header_fields;
 
 /* The READY metadata keys the broker acts on. */

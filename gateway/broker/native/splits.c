@@ -1,4 +1,5 @@
 /* Traffic splits of migrated services (see splits.h). */
+#define _GNU_SOURCE /* memmem */
 #include "splits.h"
 
 #include <errno.h>
@@ -78,7 +79,7 @@ static int parse_line(const char *p, const char *end, split_entry *e)
     e->candidate = dup_n(word[1], len[1]);
     e->candidate_len = len[1];
     e->percent = pct;
-    e->sent = e->kept = 0;
+    e->sent = e->kept = e->sent_errors = e->kept_errors = 0;
     return 1;
 }
 
@@ -178,6 +179,8 @@ int splits_reload(split_table *t)
                         fresh[i].candidate_len) == 0) {
             fresh[i].sent = old->sent;
             fresh[i].kept = old->kept;
+            fresh[i].sent_errors = old->sent_errors;
+            fresh[i].kept_errors = old->kept_errors;
         }
     }
     free_entries(t->entries, t->n);
@@ -229,6 +232,25 @@ int splits_pick(const split_entry *e, const unsigned char *frame, size_t n)
     return pick;
 }
 
+void splits_replied(split_table *t, const void *service, size_t n, int moved,
+                    const unsigned char *head, size_t head_len)
+{
+    split_entry *e = splits_find(t, service, n);
+    /* cheap: a result never has the word as a key or kind */
+    if (e == NULL || head_len == 0 || !memmem(head, head_len, "\"error\"", 7))
+        return;
+    header_fields h = {0};
+    header_read(head, head_len, &h);
+    /* Python's header.get("kind") == "error" holds without a valid id too. */
+    if (h.error) {
+        if (moved)
+            e->sent_errors++;
+        else
+            e->kept_errors++;
+    }
+    header_free(&h);
+}
+
 void splits_json(const split_table *t, sbuf *out)
 {
     sb_puts(out, ", \"splits\": {");
@@ -239,8 +261,10 @@ void splits_json(const split_table *t, sbuf *out)
         json_ascii(out, e->service, e->service_len);
         sb_puts(out, ": {\"candidate\": ");
         json_ascii(out, e->candidate, e->candidate_len);
-        sb_printf(out, ", \"kept\": %lld, \"percent\": %d, \"sent\": %lld}",
-                  (long long)e->kept, e->percent, (long long)e->sent);
+        sb_printf(out, ", \"kept\": %lld, \"kept_errors\": %lld, \"percent\": %d, "
+                  "\"sent\": %lld, \"sent_errors\": %lld}", (long long)e->kept,
+                  (long long)e->kept_errors, e->percent, (long long)e->sent,
+                  (long long)e->sent_errors);
     }
     sb_puts(out, "}");
 }

@@ -18,6 +18,7 @@ typedef struct {
     size_t service_len, candidate_len;
     int percent;
     int64_t sent, kept;
+    int64_t sent_errors, kept_errors; /* final replies that were error envelopes */
 } split_entry;
 
 typedef struct {
@@ -37,6 +38,10 @@ void splits_changed(split_table *t);
 split_entry *splits_find(split_table *t, const void *service, size_t n);
 /* 1 when this call (its header frame) falls in the candidate's share. */
 int splits_pick(const split_entry *e, const unsigned char *frame, size_t n);
+/* Count a final reply to a call of a split service that failed (moved: the candidate
+ * answered it); the control plane's error budget reads these. */
+void splits_replied(split_table *t, const void *service, size_t n, int moved,
+                    const unsigned char *head, size_t head_len);
 /* ", \"splits\": {...}" in the bytes of json.dumps(sort_keys=True). */
 void splits_json(const split_table *t, sbuf *out);
 

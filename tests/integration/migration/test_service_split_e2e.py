@@ -90,7 +90,8 @@ def test_canary_in_the_broker_is_sticky_and_rolls_back_at_once(
             assert sides(client, caller) == expected  # sticky: the same keys again
             sent = 2 * expected.count("py3")
             assert e.report("tax")["split"] == {"candidate": "tax3", "percent": 30,
-                                                "sent": sent, "kept": 2 * len(KEYS) - sent}
+                                                "sent": sent, "kept": 2 * len(KEYS) - sent,
+                                                "sent_errors": 0, "kept_errors": 0}
             status = subprocess.run(
                 [sys.executable, "-m", "gateway", "-c", e.path, "migrate", "status"],
                 capture_output=True, text=True, timeout=30, cwd=REPO, check=True).stdout
