@@ -178,7 +178,7 @@ class AdminApi:
             raise Problem(409, str(exc), code="illegal_transition") from None
         except StoreError as exc:
             raise Problem(503, f"the migration store failed: {exc}", code="store") from None
-        self.migrations.sync_splits()  # a service migration's rollback is immediate
+        self.migrations.broker.sync()  # a service migration's rollback is immediate
         return {"state": state.to_json()}
 
     def read(self, what: str, query: dict[str, list[str]]) -> dict[str, Any]:
@@ -209,7 +209,7 @@ class AdminApi:
         """Every migration's report (state, evidence, gate, traffic, latency) and series."""
         store = self.migrations.store
         out = []
-        splits = self.migrations.broker_splits()
+        splits = self.migrations.broker.live_splits()
         for m in self.settings.migrations:
             report = store.report(m.name, m.thresholds)
             report.update(m.to_json())

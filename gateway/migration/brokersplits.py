@@ -9,11 +9,18 @@ broker to read it again::
     splits = BrokerSplits("/srv/gw/var/run/broker-splits", "ipc:///srv/gw/var/run/broker.ipc")
     splits.sync(settings.migrations, store.all())   # True when the file changed
 
+    services = ServiceMigrations(settings, store, endpoint)   # what a front process holds
+    services.sync()        # after every admin action
+    services.tend()        # every second: the port's error budget, then sync()
+
 The file is the single source of truth, so the broker keeps its splits across
 its own restarts, and a poke that is lost costs at most one broker beat (it
 also re-reads the file when its mtime moves). A state maps to a share::
 
     py2, shadow -> 0      canary N% -> N      py3, retired -> 100
+
+The front never sees these calls, so the automatic rollback judges the port by
+the broker's counters of calls sent to it and failed (:class:`ErrorBudget`).
 """
 
 from __future__ import annotations
@@ -22,13 +29,15 @@ import json
 import logging
 import os
 import threading
+import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import zmq
 
-from gateway.migration.config import MigrationConfig
-from gateway.migration.store import MigrationState
+from gateway.migration.config import MigrationConfig, MigrationSettings
+from gateway.migration.store import MigrationState, MigrationStore, TransitionError
 from protocol import mdp
 
 log = logging.getLogger(__name__)
@@ -91,6 +100,44 @@ def broker_splits(endpoint: str, timeout_s: float = 0.5) -> dict[str, Any] | Non
         sock.close(linger=0)
 
 
+class ErrorBudget:
+    """The port's error budget of service migrations, judged from the broker's counters.
+
+    The broker counts calls ``sent`` to the port and ``sent_errors`` since the split
+    took its current percent (SPEC 2.14). Each look is kept for ``window_s``; the
+    budget is spent when, between the oldest look in the window (none yet: the
+    split's start) and now, at least ``min_error_samples`` calls went to the port and
+    more than ``error_budget`` of them failed, as for routes.
+    """
+
+    def __init__(self) -> None:
+        self._looks: dict[str, deque[tuple[float, int, int]]] = {}
+
+    def spent(self, m: MigrationConfig, split: Mapping[str, Any] | None,
+              now: float) -> str | None:
+        """Why the port of ``m`` has spent its budget, or None; records this look."""
+        if not split:
+            return None
+        sent, errors = int(split.get("sent", 0)), int(split.get("sent_errors", 0))
+        looks = self._looks.setdefault(m.name, deque())
+        if looks and (sent < looks[-1][1] or errors < looks[-1][2]):
+            looks.clear()  # new counters: the broker restarted or the split changed
+        base = (now, 0, 0) if not looks else looks[0]
+        looks.append((now, sent, errors))
+        while len(looks) > 1 and looks[0][0] < now - m.thresholds.window_s:
+            looks.popleft()
+        count, failed = sent - base[1], errors - base[2]
+        t = m.thresholds
+        if count < t.min_error_samples or failed / count <= t.error_budget:
+            return None
+        return (f"py3 failed {failed} of {count} calls in the broker "
+                f"({failed / count:.1%} > {t.error_budget:.1%})")
+
+    def forget(self, name: str) -> None:
+        """Start afresh (after a rollback)."""
+        self._looks.pop(name, None)
+
+
 class BrokerSplits:
     """Keeps the broker's split file equal to the service migrations' states."""
 
@@ -128,3 +175,62 @@ class BrokerSplits:
                 log.warning("the broker at %s answered mmi.split with %r", self.endpoint,
                             answer)
         return True
+
+
+class ServiceMigrations:
+    """The service migrations of one front process: the split file, the error budget."""
+
+    def __init__(self, settings: MigrationSettings, store: MigrationStore,
+                 endpoint: str) -> None:
+        self.settings = settings
+        self.store = store
+        self.endpoint = endpoint
+        self.services = [m for m in settings.migrations if m.kind == "service"]
+        # Also without service migrations: one removed by a reload must leave the file.
+        self.splits = BrokerSplits(settings.splits_file, endpoint) if settings.splits_file \
+            else None
+        self._budget = ErrorBudget()
+
+    def sync(self) -> None:
+        """Bring the broker's splits in line with the service migrations' states."""
+        if self.splits is None:
+            return
+        try:
+            self.splits.sync(self.settings.migrations, self.store.all())
+        except Exception:
+            log.exception("the broker's split file could not be written")
+
+    def tend(self) -> None:
+        """Roll back service migrations whose port spent its error budget in the broker
+        (exactly once across front processes: a compare-and-set), then :meth:`sync`."""
+        try:
+            self._judge()
+        except Exception:
+            log.exception("the error budget of service migrations could not be judged")
+        self.sync()
+
+    def _judge(self) -> None:
+        if not self.services:
+            return
+        states = self.store.all()
+        judged = [m for m in self.services if states[m.name].mode in ("canary", "py3")]
+        if not judged:
+            return
+        splits, now = self.live_splits(), time.monotonic()
+        for m in judged:
+            reason = self._budget.spent(m, splits.get(m.service), now)
+            if reason is None:
+                continue
+            self._budget.forget(m.name)
+            try:
+                self.store.transition(m.name, "py2", actor="gateway:auto", reason=reason,
+                                      expect_version=states[m.name].version)
+            except TransitionError:
+                continue  # another front process moved it first and audited it
+            log.warning("migration %s rolled back to py2: %s", m.name, reason)
+
+    def live_splits(self) -> dict[str, Any]:
+        """The broker's splits by service ({} without service migrations or an answer)."""
+        if not self.endpoint or not self.services:
+            return {}
+        return broker_splits(self.endpoint) or {}

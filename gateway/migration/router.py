@@ -47,7 +47,7 @@ from gateway.http.context import Call
 from gateway.http.problems import Problem
 from gateway.migration import compare, samples
 from gateway.migration.background import Recorder, ShadowPool, ensure_token
-from gateway.migration.brokersplits import BrokerSplits, broker_splits
+from gateway.migration.brokersplits import ServiceMigrations
 from gateway.migration.config import MigrationConfig, MigrationSettings
 from gateway.migration.store import Comparison, MigrationState, MigrationStore, Observation
 from protocol import errors as perrors
@@ -86,11 +86,9 @@ class Migrations:
         for m in settings.migrations:
             self.store.ensure(m.name, m.state, m.percent)
         self.token = ensure_token(settings.token_file)
-        # Also without service migrations: one removed by a reload must leave the file.
-        self.splits = BrokerSplits(settings.splits_file, broker) if settings.splits_file \
-            else None
-        self.sync_splits()
-        self.recorder = Recorder(self.store, settings.migrations, self.sync_splits)
+        self.broker = ServiceMigrations(settings, self.store, broker)
+        self.broker.sync()
+        self.recorder = Recorder(self.store, settings.migrations, self.broker.tend)
         self.pools = {m.name: ShadowPool(m.name, m.shadow_concurrency)
                       for m in settings.migrations}
         self._states = self.store.all()
@@ -104,22 +102,6 @@ class Migrations:
             pool.close()
         self.recorder.close()
         self.store.close()
-
-    def sync_splits(self) -> None:
-        """Bring the broker's splits in line with the service migrations' states."""
-        if self.splits is None:
-            return
-        try:
-            self.splits.sync(self.settings.migrations, self.store.all())
-        except Exception:
-            log.exception("the broker's split file could not be written")
-
-    def broker_splits(self) -> dict[str, Any]:
-        """The broker's splits by service ({} without service migrations or an answer)."""
-        if self.splits is None or not self.splits.endpoint or \
-                not any(m.kind == "service" for m in self.settings.migrations):
-            return {}
-        return broker_splits(self.splits.endpoint) or {}
 
     def state(self, name: str) -> MigrationState:
         """The current state of ``name`` (re-read only when the store changed)."""

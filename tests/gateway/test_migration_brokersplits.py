@@ -78,3 +78,23 @@ def test_no_service_migration_writes_nothing_but_a_removed_one_is_taken_back(
     assert splits.sync([NOTES], store.all()) is True  # [migrations.tax] gone after a reload
     with open(path, encoding="utf-8") as fh:
         assert [line for line in fh.read().splitlines() if not line.startswith("#")] == []
+
+
+def test_the_error_budget_counts_the_port_calls_within_the_window() -> None:
+    from gateway.migration.brokersplits import ErrorBudget
+    m = MigrationConfig(name="tax", py3="tax.py3", service="tax",
+                        thresholds=Thresholds(error_budget=0.1, min_error_samples=10,
+                                              window_s=60.0))
+    budget = ErrorBudget()
+    assert budget.spent(m, None, 0.0) is None
+    assert budget.spent(m, {"sent": 9, "sent_errors": 9}, 1.0) is None   # too few calls
+    reason = budget.spent(m, {"sent": 20, "sent_errors": 3}, 2.0)        # 3 of 20 > 10%
+    assert reason is not None and "3 of 20" in reason
+    budget.forget("tax")
+    # A split set afresh restarts the counters; old failures outside the window drop out.
+    assert budget.spent(m, {"sent": 100, "sent_errors": 5}, 10.0) is None  # 5% <= 10%
+    assert budget.spent(m, {"sent": 200, "sent_errors": 5}, 100.0) is None
+    # The look at 10 s left the window: judged on the last 10 calls only.
+    assert budget.spent(m, {"sent": 210, "sent_errors": 6}, 110.0) is None  # 1 of 10
+    assert "2 of 10" in (budget.spent(m, {"sent": 210, "sent_errors": 7}, 111.0) or "")
+    assert budget.spent(m, {"sent": 4, "sent_errors": 4}, 112.0) is None    # reset: 4 calls

@@ -26,7 +26,9 @@ def _client():
 
 def compute(amount):
     # type: (int) -> dict
-    """The tax on ``amount`` cents, and who computed it."""
+    """The tax on ``amount`` cents, and who computed it (``TAX_FAIL`` set: a broken port)."""
+    if os.environ.get("TAX_FAIL"):
+        raise RuntimeError("the tax port is broken")
     return {u"tax": amount * 20 // 100, u"runtime": RUNTIME}
 
 

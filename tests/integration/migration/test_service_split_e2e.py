@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from protocol.client import Client
+from protocol.errors import RemoteError
 from tests.integration.migration.conftest import MigrationEstate
 from tests.support.broker import wait_for_service
 from tests.support.procs import REPO
@@ -29,7 +30,7 @@ MODULE = "tests.integration.migration.chain_services"
 KEYS = [f"user-{i}" for i in range(200)]
 
 
-def body(caller: str) -> str:
+def body(caller: str, port_env: str = "{}", thresholds: str = "") -> str:
     return f"""
 [[routes]]
 prefix = "/rpc"
@@ -46,10 +47,12 @@ module = "{MODULE}:TAX"
 [services.tax3]
 runtime = "py3"
 module = "{MODULE}:TAX"
+env = {port_env}
 
 [migrations.tax]
 service = "tax"
 py3 = "tax3"
+{thresholds}
 """
 
 
@@ -109,6 +112,43 @@ def test_canary_in_the_broker_is_sticky_and_rolls_back_at_once(
         assert (report["kind"], report["target"], report["py2"]) == ("service", "tax", "tax")
         assert [a["to"] for a in e.api("GET", "/_gateway/api/audit?name=tax")[1]["audit"]][:3] \
             == ["py2", "canary 30%", "shadow"]
+    finally:
+        e.close()
+
+
+@pytest.mark.timeout(240)
+def test_a_failing_port_is_rolled_back_once_by_its_error_budget_in_the_broker(
+        procs: Any, workdir: str) -> None:
+    e = MigrationEstate(procs, workdir, body("py2", '{ TAX_FAIL = "1" }',
+                                             "min_error_samples = 5\nerror_budget = 0.05"))
+    try:
+        e.start(timeout=90)
+        endpoint = "ipc://" + os.path.join(e.run_dir, "broker.ipc")
+        for service in ("shop", "tax", "tax3"):
+            wait_for_service(endpoint, service)
+        assert e.migrate("shadow", "tax")[0] == 0
+        assert e.migrate("canary", "tax", "30")[0] == 0
+        client = Client(endpoint, timeout=10.0)
+        failed = 0
+        try:
+            for key in KEYS:  # bounded: 200 calls at most
+                try:
+                    client.call("shop", "quote", {"amount": 1000}, rid=key)
+                except RemoteError:
+                    failed += 1
+                    assert side(key, 30) == "py3"  # only the port fails
+                if e.report("tax")["state"]["mode"] == "py2":
+                    break
+            assert e.report("tax")["state"]["mode"] == "py2", "no automatic rollback"
+            assert failed >= 5
+            # Rolled back: every key is served by py2 again.
+            assert sides(client, "py2") == ["py2"] * len(KEYS)
+        finally:
+            client.close()
+        audit = e.api("GET", "/_gateway/api/audit?name=tax")[1]["audit"]
+        autos = [a for a in audit if a["actor"] == "gateway:auto"]
+        assert len(autos) == 1 and "in the broker" in autos[0]["reason"], audit
+        assert json.loads(_mmi_stats(endpoint))["splits"]["tax"]["percent"] == 0
     finally:
         e.close()
 
