@@ -7,10 +7,10 @@ hosting the hello app, and a gateway front per runtime, sends a fixed number
 of keep-alive requests over a few connections, and divides each process's
 user + system CPU (``bench.http.cpu_seconds``) by the requests::
 
-    python -m bench.cpu [--smoke] [--requests 6000] [--rounds 3] [--hold]
+    python -m bench.cpu [--smoke] [--requests 6000] [--rounds 3] [--pids]
 
-``--hold`` keeps the estate up after printing its PIDs (for a profiler) until
-Enter is pressed. Every load is bounded in count and in time.
+``--pids`` prints each process's PID before the load starts, for a profiler
+to attach to (``py-spy record --pid``). Every load is bounded in count and in time.
 """
 
 from __future__ import annotations
@@ -108,17 +108,16 @@ def measure(estate: Estate, paths: dict[str, dict[str, list[int]]], requests: in
             for n, parts in samples.items()}
 
 
-def run(smoke: bool, requests: int = 6000, rounds: int = 3, hold: bool = False) -> list[Table]:
+def run(smoke: bool, requests: int = 6000, rounds: int = 3, pids: bool = False) -> list[Table]:
     """Start the estate, measure, stop it; one table."""
     if smoke:
         requests, rounds = 400, 1
     estate = Estate(smoke)
     try:
         paths = start(estate)
-        if hold:
+        if pids:
             for name, parts in paths.items():
                 print(f"{name}: port {estate.paths[name]} {parts}", flush=True)
-            input("estate up; Enter stops it\n")
         cpu = measure(estate, paths, requests, rounds)
     finally:
         estate.close()
@@ -141,9 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--requests", type=int, default=6000)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--hold", action="store_true", help="wait for Enter before measuring")
+    p.add_argument("--pids", action="store_true",
+                   help="print the PIDs (for a profiler) before measuring")
     args = p.parse_args(argv)
-    for table in run(args.smoke, args.requests, args.rounds, args.hold):
+    for table in run(args.smoke, args.requests, args.rounds, args.pids):
         print(table.markdown())
     return 0
 
