@@ -210,3 +210,19 @@ def test_tuple_items_declare_text_and_bytes_by_position():
 
 
 BYTES = {u"type": u"string", u"contentEncoding": u"base64"}
+
+
+@pytest.mark.parametrize("payload", [b'{"$b":0}', b'{ "$b" : 0 }'])
+def test_a_body_that_is_one_raw_frame_decodes_alike_whichever_its_spelling(payload):
+    # The exact frame an HTTP body travels as has a shortcut; any other spelling of it
+    # goes through the JSON parser: both give the same explicitly-bytes value.
+    for body in (b"", b"Hello", b'{"$b":0}'):
+        value = codec.decode([HEADER, payload, body]).payload
+        assert value == body and type(value) is Bytes
+
+
+def test_a_body_reference_without_its_frame_or_in_a_header_is_still_refused():
+    with pytest.raises(EnvelopeError, match="has no frame"):
+        codec.decode([HEADER, b'{"$b":0}'])
+    with pytest.raises(EnvelopeError, match="header"):
+        codec.decode([b'{"$b":0}', b'{"$b":0}', b"x"])
