@@ -346,11 +346,25 @@ def _chunks(value, out):
 def _dumps_plain(value):
     # type: (object) -> bytes
     """:func:`dumps` of a value that passed :func:`_plain`."""
+    return _utf8(_plain_text(value))
+
+
+def _plain_text(value):
+    # type: (object) -> str
+    """The canonical JSON text (not yet UTF-8) of a value that passed :func:`_plain`."""
     if not PY2:
-        return dumps(value)
+        try:
+            return _ENCODER.encode(value)
+        except (TypeError, ValueError) as exc:
+            raise EnvelopeError(u"cannot encode as JSON: %s" % (exc,))
     out = []  # type: list
     _chunks(value, out)
-    return _utf8(u"".join(out))
+    return u"".join(out)
+
+
+_FIRST_FRAME = b'{"$b":0}'  # the payload frame of a value that is one raw frame
+# Values that pack() always sends as one raw frame (a 2.7 str may be text instead).
+_RAW = frozenset((Bytes, bytearray) if PY2 else (Bytes, binary_type, bytearray))
 
 
 def _fast_header(env):
@@ -379,7 +393,8 @@ def _fast_header(env):
         if value is not None:
             if type(value) is not dict or not _plain(value, 1):
                 return None
-            parts.append(u'"%s":' % (name,) + _dumps_plain(value).decode("utf-8"))
+            # Text, not bytes: the whole header is encoded (and checked) once, below.
+            parts.append(u'"%s":' % (name,) + _plain_text(value))
     parts.append(u'"id":' + _ENCODE_STRING(rid))
     if env.idem:
         parts.append(u'"idem":true')
@@ -404,6 +419,9 @@ def encode(env, schema=None):
     head = _fast_header(env)
     if head is not None:
         value = env.payload
+        if schema is None and type(value) in _RAW:
+            # An HTTP body: what pack() makes of it, without packing a dict to JSON.
+            return [head, _FIRST_FRAME, bytes(value)]
         if schema is None and (type(value) in _SCALARS or _plain(value, 0)):
             return [head, _dumps_plain(value)]
         payload, frames = pack(value, schema)
@@ -505,9 +523,6 @@ def _check_text(value, where):
     elif isinstance(value, list):
         for item in value:
             _check_text(item, where)
-
-
-_FIRST_FRAME = b'{"$b":0}'
 
 
 def loads(data, frames=(), where=u"payload"):
