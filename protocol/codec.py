@@ -421,7 +421,7 @@ def encode(env, schema=None):
         value = env.payload
         if schema is None and type(value) in _RAW:
             # An HTTP body: what pack() makes of it, without packing a dict to JSON.
-            return [head, _FIRST_FRAME, bytes(value)]
+            return [head, _FIRST_FRAME, bytes(value)]  # type: ignore[call-overload]
         if schema is None and (type(value) in _SCALARS or _plain(value, 0)):
             return [head, _dumps_plain(value)]
         payload, frames = pack(value, schema)
