@@ -143,6 +143,9 @@ def families(stats: dict[str, Any]) -> Iterator[Metric]:
         "queued_bytes": GaugeMetricFamily("gateway_broker_queued_bytes",
                                           "Body bytes of waiting requests, per service.",
                                           labels=["service"]),
+        "ejected": GaugeMetricFamily("gateway_broker_workers_ejected",
+                                     "Registered workers ejected as outliers (SPEC 2.13), "
+                                     "per service.", labels=["service"]),
     }
     by_outcome = CounterMetricFamily(
         "gateway_broker_requests", "Requests per service, by how the broker saw them end "
