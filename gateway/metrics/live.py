@@ -119,9 +119,17 @@ class LiveNumbers:
         self._seen: dict[str, deque[tuple[float, dict[str, float]]]] = {}
         self._lock = threading.Lock()   # the admin API answers from several request threads
 
-    def runtimes(self, route: str) -> dict[str, dict[str, Any]]:
-        """``{"py2": {...}, "py3": {...}}`` for the requests the front counted on ``route``."""
-        per = summarise(self._collect(), lambda labels: labels.get("route") == route)
+    def read(self) -> list[Any]:
+        """One reading of every sample (:class:`MetricsOff` when there are no metrics)."""
+        return list(self._collect())
+
+    def runtimes(self, route: str, samples: list[Any] | None = None
+                 ) -> dict[str, dict[str, Any]]:
+        """``{"py2": {...}, "py3": {...}}`` for the requests the front counted on ``route``
+        (from ``samples`` of one :meth:`read`, so several routes cost one read)."""
+        if samples is None:
+            samples = self.read()
+        per = summarise(samples, lambda labels: labels.get("route") == route)
 
         with self._lock:
             return self._numbers(route, per)

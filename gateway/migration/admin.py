@@ -217,16 +217,19 @@ class AdminApi:
         stand in (``"source": "store"``).
         """
         store = self.migrations.store
+        samples = None
+        if self.live is not None and any(m.route for m in self.settings.migrations):
+            try:
+                samples = self.live.read()
+            except MetricsOff:
+                self.live = None
         out = []
         for m in self.settings.migrations:
             report = store.report(m.name, m.thresholds)
             for numbers in report["runtimes"].values():
                 numbers["source"] = "store"
-            if m.route and self.live is not None:
-                try:
-                    report["runtimes"] = self.live.runtimes(m.route)
-                except MetricsOff:
-                    self.live = None
+            if m.route and self.live is not None and samples is not None:
+                report["runtimes"] = self.live.runtimes(m.route, samples)
             report.update(m.to_json())
             report["py2"] = m.rpc_service if m.kind == "rpc" else self.py2_names.get(m.route, "")
             report["series"] = store.series(m.name)
