@@ -36,21 +36,12 @@ from tests.support.procs import (
     python3,
     wait_until,
 )
+from tests.support.walkthrough import steps
 
 # Measured about 90 s on a shared 2-core box: pip and tox build four virtualenvs.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-BLOCK = re.compile(r"<!-- estate: (\w+)(?: (\S+))? -->\n```[a-z]*\n(.*?)```\n", re.S)
 TIMEOUTS = {"venvs": 150.0, "contract": 200.0}
-
-
-def steps() -> list[tuple[str, str, str]]:
-    """(kind, argument, text) of every tagged block of the README, in order."""
-    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as fh:
-        readme = fh.read()
-    section = readme[readme.index("## Bring your own estate"):]
-    section = section[:section.index("\n## ", 1)]
-    return [(kind, arg or "", text) for kind, arg, text in BLOCK.findall(section)]
 
 
 class Walk:
