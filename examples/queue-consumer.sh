@@ -17,7 +17,8 @@
 # The default handler is `jq -c .` (the result is the payload).
 #
 # Options:
-#   -u URL            redis:// URL (default redis://127.0.0.1:6379/0)
+#   -u URL            redis:// URL (default redis://127.0.0.1:6379/0), or unix:///path/redis.sock
+#                     with an optional ?db=N (the gateway's private Redis: $GATEWAY_REDIS_URL)
 #   -q NAME           queue name (required)
 #   --once            process one job, then exit (gives up after --idle-exit s, default 10)
 #   --max-jobs N      exit after N jobs
@@ -64,6 +65,25 @@ done
 [ -n "$QUEUE" ] || die "-q QUEUE is required"
 case "$QUEUE" in *:*) die "queue names cannot contain ':'" ;; esac
 command -v redis-cli >/dev/null || die "redis-cli not found"
+# redis-cli -u takes only redis:// URLs; a unix socket is -s PATH and its database -n N.
+case "$URL" in
+  redis://*|rediss://*) TARGET=(-u "$URL") ;;
+  unix://*)
+    SOCK=${URL#unix://} QUERY=""
+    case "$SOCK" in *\?*) QUERY=${SOCK#*\?}; SOCK=${SOCK%%\?*} ;; esac
+    [ -n "$SOCK" ] || die "no socket path in $URL"
+    TARGET=(-s "$SOCK")
+    IFS='&' read -r -a PARAMS <<< "$QUERY"
+    for kv in "${PARAMS[@]}"; do
+      case "$kv" in
+        db=*) [[ ${kv#db=} =~ ^[0-9]+$ ]] || die "bad db in $URL"; TARGET+=(-n "${kv#db=}") ;;
+        password=*) TARGET+=(-a "${kv#password=}") ;;
+        "") ;;
+        *) die "unsupported parameter in $URL: $kv" ;;
+      esac
+    done ;;
+  *) die "unsupported URL $URL (redis://, rediss:// or unix://)" ;;
+esac
 command -v jq >/dev/null || die "jq not found"
 command -v timeout >/dev/null || die "timeout (coreutils) not found"
 
@@ -177,7 +197,7 @@ call() {
   local limit=$(( ${BLOCK%.*} + 5 )) give_up=$(( $(date +%s) + RETRY_FOR )) delay=0.05 out
   CALL_OUT=""
   while :; do
-    if out=$(timeout "$limit" redis-cli -u "$URL" --no-auth-warning "$@" 2>/dev/null); then
+    if out=$(timeout "$limit" redis-cli "${TARGET[@]}" --no-auth-warning "$@" 2>/dev/null); then
       case "$out" in
         LOADING*|BUSY*|TRYAGAIN*) ;;              # restarting: retry below
         ERR\ *|WRONGTYPE*|NOSCRIPT*|MISCONF*|READONLY*|NOPERM*) die "redis error: $out" ;;

@@ -293,12 +293,16 @@ def inherit_options(parser: argparse.ArgumentParser,
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gateway`` console script."""
     args = parser().parse_args(argv)
-    if getattr(args, "local_command", None) is not None:
-        return int(args.local_command(args))
     try:
-        path = config_path(args.config)
-        cfg = load_config(path)
-        return COMMANDS[args.command](args, cfg, path)
+        if getattr(args, "local_command", None) is not None:
+            status = int(args.local_command(args))
+        else:
+            path = config_path(args.config)
+            status = COMMANDS[args.command](args, load_config(path), path)
+        # Output to a pipe is buffered: a reader that is gone shows at this flush,
+        # which must happen here and not in the interpreter's exit.
+        sys.stdout.flush()
+        return status
     except BrokenPipeError:
         # The reader went away (`gateway status | head`): stop quietly, like other CLIs.
         # Python would report the pipe again when it flushes stdout at exit: point

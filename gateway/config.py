@@ -147,6 +147,9 @@ Schema (every table and key is optional; shown with its default)::
     [metrics]
     enabled = true              # count requests; serve /_gateway/metrics (README)
 
+    [tracing]
+    otlp_endpoint = ""          # an OTLP/HTTP traces URL: one span per request (README)
+
     [migration]                 # the admin API and the migration store; and one
     [migrations.legacy]         # table per migrated route or RPC method: see
                                 # gateway.migration.config for every key
@@ -320,6 +323,7 @@ class GatewayConfig:
     migration: Mapping[str, Any] = field(default_factory=dict)
     migrations: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    tracing: Mapping[str, Any] = field(default_factory=dict)
 
     def service(self, name: str) -> ServiceConfig:
         """The service called ``name``; ``KeyError`` if there is none."""
@@ -370,6 +374,7 @@ class GatewayConfig:
             "migration": dict(self.migration),
             "migrations": {k: dict(v) for k, v in self.migrations.items()},
             "metrics": dict(self.metrics),
+            "tracing": dict(self.tracing),
             "base_dir": self.base_dir,
         }
         for svc in self.services:
@@ -400,7 +405,7 @@ def from_dict(data: Mapping[str, Any], base_dir: str = "",
     # The arbiter's resolved config carries its base_dir; a TOML file's is its directory.
     base_dir = os.path.abspath(str(data.get("base_dir") or base_dir or os.getcwd()))
     _keys(data, "", {"gateway", "runtimes", "broker", "redis", "routes", "services", "http",
-                     "base_dir", "migration", "migrations", "metrics"})
+                     "base_dir", "migration", "migrations", "metrics", "tracing"})
     front = _front(_table(data, "gateway"), base_dir)
     runtimes = _runtimes(_table(data, "runtimes"), base_dir)
     broker = _broker(_table(data, "broker"), front.run_dir)
@@ -430,9 +435,9 @@ def from_dict(data: Mapping[str, Any], base_dir: str = "",
     cfg = GatewayConfig(front, runtimes, broker, redis, routes, services, base_dir, dict(http),
                         dict(migration), {k: dict(v) if isinstance(v, Mapping) else v
                                           for k, v in migrations.items()},
-                        dict(_table(data, "metrics")))
+                        dict(_table(data, "metrics")), dict(_table(data, "tracing")))
     _check_migrations(cfg)
-    check_observability(cfg.http, cfg.metrics)
+    check_observability(cfg.http, cfg.metrics, cfg.tracing)
     return cfg
 
 

@@ -345,6 +345,7 @@ class Worker(object):
                 self._accepting = False
             if self._stream is None and self._backlog:
                 self._start(*self._backlog.popleft())
+            if self._stream is None and self._backlog:
                 timeout = 0  # read the socket (cancels) before starting the next one
             elif self._leaving and self._stream is None:
                 return self._leave()
@@ -369,7 +370,8 @@ class Worker(object):
                     if outcome:
                         return outcome
                     # A handler may have run long: the broker may have died meanwhile.
-                    if self._monitor.poll(0) and self._broker_gone():
+                    # (ZMQ_EVENTS, not Socket.poll: that builds a Poller per call.)
+                    if mdp.readable(self._monitor) and self._broker_gone():
                         return "disconnected"
                     if not mdp.readable(self._sock):
                         break

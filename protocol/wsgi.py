@@ -69,6 +69,23 @@ def _wire_text(value):
     return text_type(value)
 
 
+_KEYS = {}  # type: Dict[str, Optional[str]]
+_UNSEEN = object()  # type: Any
+
+
+def _environ_key(name):
+    # type: (str) -> Optional[str]
+    """The environ key of a header name (None: not carried), remembered for the next request."""
+    upper = name.upper()
+    if u"_" in upper:
+        key = None  # HTTP_X_A would be ambiguous between X-A and X_A
+    else:
+        key = _SPECIAL.get(upper, "HTTP_" + str(upper.replace(u"-", u"_")))
+    if len(_KEYS) < 1024:  # bounded: names are the client's choice
+        _KEYS[name] = key
+    return key
+
+
 def build_environ(http, body, errors=None):
     # type: (Dict[str, Any], bytes, Any) -> Dict[str, Any]
     """The WSGI environ of one shipped request (``http`` is the header's http object)."""
@@ -97,12 +114,11 @@ def build_environ(http, body, errors=None):
             "wsgi.input_terminated": True,
         }  # type: Dict[str, Any]
         environ["REQUEST_URI"] = environ["RAW_URI"]
+        keys = _KEYS
         for pair in http.get(u"headers", ()):
             name, value = pair
-            upper = name.upper()
-            if u"_" in upper:
-                continue  # HTTP_X_A would be ambiguous between X-A and X_A
-            key = _SPECIAL.get(upper, "HTTP_" + str(upper.replace(u"-", u"_")))
+            found = keys.get(name, _UNSEEN) if type(name) is text_type else _UNSEEN
+            key = _environ_key(name) if found is _UNSEEN else found  # type: Optional[str]
             if key is None:
                 continue
             value = _native(value)

@@ -48,13 +48,14 @@ find_python3() {
 # System packages from apt, installed only when missing: what `make up` needs, plus
 # (with --test) what the test suite drives: wrk (reload under load, benchmarks), nginx
 # (the benchmarks' baselines), Chromium with chromedriver (the browser walkthrough) and
-# Prometheus (the metrics test scrapes a running estate with a real server).
+# Prometheus (the metrics test scrapes a running estate with a real server), and curl
+# (the README's own-estate walkthrough, which a test runs as written).
 # jq is for examples/queue-consumer.sh. The compiled broker (gateway/broker/native) is
 # C against libzmq, built with make.
 ensure_packages() {
   local wanted="redis-server:redis-server redis-cli:redis-tools jq:jq" missing="" pair
   wanted="$wanted cc:gcc make:make pkg-config:pkg-config"
-  [ "$MODE" = test ] && wanted="$wanted wrk:wrk nginx:nginx chromium:chromium chromedriver:chromium-driver prometheus:prometheus"
+  [ "$MODE" = test ] && wanted="$wanted curl:curl wrk:wrk nginx:nginx chromium:chromium chromedriver:chromium-driver prometheus:prometheus"
   for pair in $wanted; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
   done

@@ -656,6 +656,9 @@ class Arbiter:
                         "config": self.config_source, "run_dir": self.config.gateway.run_dir,
                         "listen": self.config.gateway.listen,
                         "broker": self.config.broker.endpoint,
+                        # What services get as GATEWAY_REDIS_URL ("" when no Redis is used).
+                        "redis": self.config.redis_url if (
+                            self.config.redis.url or self.config.wants_private_redis) else "",
                         "state_file": self.config.state_file, "stopping": self.stopping,
                         "write_errors": self.writes.describe(),
                         "log_lines_dropped": self.sink.dropped},

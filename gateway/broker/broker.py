@@ -59,7 +59,7 @@ from gateway.broker.header import request_fields
 from gateway.broker.memory import MemoryTrim
 from gateway.broker.outlier import OutlierPolicy, Outliers
 from gateway.broker.probes import ProbeSchedule, drain_disconnects
-from gateway.broker.registry import Registry, Request, Worker
+from gateway.broker.registry import Registry, Request, Service, Worker
 from gateway.broker.security import CurveKeys, apply_curve, check_bind, start_authenticator
 from gateway.broker.splits import Splits
 from gateway.errors import BrokerError
@@ -225,6 +225,7 @@ class Broker:
                                 (workers.get(w) for w in list(svc.workers))
                                 if worker is not None),
                 "queued_bytes": svc.queued_bytes, "ejected": svc.ejected,
+                "outcomes": dict(svc.outcomes),
             } for svc in list(self.registry.services.values())}
         return {"counters": dict(self.counters), "drops": dict(self.drops),
                 "dropped": sum(self.drops.values()), "workers": len(self.registry.workers),
@@ -336,13 +337,19 @@ class Broker:
                 # leaves this call where it started.
                 request.asked, request.service = service, candidate
                 service = candidate
+        # Counted per service only under a name the broker holds already: a client naming
+        # services no worker serves must not grow mmi.stats (they count in unknown_service).
+        # A split call counts under the side that takes it.
+        svc = self.registry.services.get(service)
         if deadline - EXPIRY_MARGIN_MS <= now:
             self.counters["expired"] += 1
+            _outcome(svc, "timeout", received=True)
             self._reply_error(request, Timeout("the deadline passed before the broker got it"))
             return
         if not self.registry.known(service) and \
                 (time.monotonic() - self._started) * 1000 > self.config.startup_grace_ms:
             self.counters["unknown_service"] += 1
+            _outcome(svc, "unavailable", received=True)
             name = service.decode("utf-8", "replace")
             self._reply_error(request, UnknownService(f"no worker has ever served {name}"))
             return
@@ -350,9 +357,11 @@ class Broker:
         full = self._queue_full(service, request.size)
         if full is not None:
             self.counters["too_busy"] += 1
+            _outcome(svc, "too_busy", received=True)
             self._reply_error(request, TooBusy(full))
             return
         self.registry.enqueue(request)
+        self.registry.services[service].outcomes["requests"] += 1
         self._trim.grew(request.size)
         self._dispatch(service)
         self.registry.arm(request)
@@ -490,6 +499,7 @@ class Broker:
                 self.splits.replied(request.asked or request.service, request.asked is not None,
                                     head)
             self.registry.release(worker, request)
+            self.registry.service(worker.service).outcomes["ok"] += 1
             if self.registry.waiting(worker.service):
                 self._dispatch(worker.service)
 
@@ -517,7 +527,9 @@ class Broker:
 
     def _unavailable(self, request: Request) -> None:
         self.counters["expired"] += 1
-        if self.registry.live(request.service):
+        live = self.registry.live(request.service)
+        _outcome(self.registry.services.get(request.service), "timeout" if live else "unavailable")
+        if live:
             self._reply_error(request, Timeout("the deadline passed while every worker was busy"))
         elif self.registry.known(request.service):
             name = request.service.decode("utf-8", "replace")
@@ -542,6 +554,7 @@ class Broker:
             elif request.idem and request.attempts < 2 and not request.replied \
                     and request.deadline - EXPIRY_MARGIN_MS > now:
                 self.counters["retried"] += 1
+                _outcome(self.registry.services.get(service), "retried")
                 self.registry.enqueue(request, front=True)
                 self.registry.arm(request)
             elif request.attempts < 1:
@@ -549,6 +562,7 @@ class Broker:
                 self.registry.arm(request)
             else:
                 self.counters["worker_lost"] += 1
+                _outcome(self.registry.services.get(service), "worker_lost")
                 request.done = True
                 self._reply_error(request, WorkerLost(
                     f"the worker died while handling it ({why})"))
@@ -600,3 +614,12 @@ class Broker:
     def _drop(self, reason: str, detail: str) -> None:
         self.drops[reason] += 1
         log.warning("drop (%s): %s [total %d]", reason, detail, self.drops[reason])
+
+
+def _outcome(svc: Service | None, outcome: str, received: bool = False) -> None:
+    """Count ``outcome`` for ``svc`` when it has a record (and the request, if ``received``:
+    one the broker answers at once, never queued)."""
+    if svc is not None:
+        if received:
+            svc.outcomes["requests"] += 1
+        svc.outcomes[outcome] += 1

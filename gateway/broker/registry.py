@@ -74,6 +74,10 @@ class Worker:
         return self.credit - len(self.inflight)
 
 
+# Per-service request counts in mmi.stats (SPEC 2.9), in the order json.dumps sorts them.
+OUTCOMES = ("ok", "requests", "retried", "timeout", "too_busy", "unavailable", "worker_lost")
+
+
 @dataclass(eq=False)
 class Service:
     """A named service: its LRU line of workers with free credit and its waiting requests."""
@@ -90,6 +94,8 @@ class Service:
     queued_bytes: int = 0
     # Workers registered but ejected as outliers (SPEC 2.13): out of the LRU line.
     ejected: int = 0
+    # How this service's requests ended (SPEC 2.9 ``outcomes``), keys as in OUTCOMES.
+    outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
 
     @property
     def queued(self) -> int:

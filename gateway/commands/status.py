@@ -38,7 +38,8 @@ def render_status(status: dict[str, Any]) -> str:
     a = status["arbiter"]
     w = max([14] + [len(p["name"]) + 2 for p in status["programs"]])
     lines = [f"arbiter pid {a['pid']}  up {a['uptime_s']:.0f}s  guard {a['guard_pid']}  "
-             f"config {a['config']}", f"listen {a['listen']}  broker {a['broker']}"]
+             f"config {a['config']}",
+             f"listen {a['listen']}  broker {a['broker']}  redis {a.get('redis') or '-'}"]
     writes = a.get("write_errors") or {}
     if writes.get("total"):
         failing = ", ".join(writes["failing"]) or "none now"

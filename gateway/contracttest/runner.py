@@ -126,8 +126,12 @@ def run_tox(folder: str, envs: list[str], tox: str | None = None,
     """Run the folder's tox legs (each writes its own results file, see the generated tox.ini)."""
     tox = tox or find_tox()
     cmd = [tox, "run", "-c", os.path.join(folder, "tox.ini"), "-e", ",".join(envs)]
+    # tox 4 reads any TOX_<key> variable as configuration, and a tox run sets some
+    # (TOX_WORK_DIR, TOX_ENV_DIR...) in its environments: inherited, they would put the
+    # folder's legs into the calling tox's work dir.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TOX_")}
     try:
-        done = subprocess.run(cmd, cwd=folder, timeout=timeout, stdin=subprocess.DEVNULL,
+        done = subprocess.run(cmd, cwd=folder, env=env, timeout=timeout, stdin=subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
     except FileNotFoundError:
         raise RunError(f"no tox at {tox}") from None

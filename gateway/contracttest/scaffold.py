@@ -2,7 +2,7 @@
 
 It looks for what it can find without guessing: contracts (``contracts/*.json``
 or ``spec/*.json`` holding ``service`` and ``methods``), modules with a
-top-level ``TABLE =`` (RPC tables) or ``app =`` (WSGI apps), virtualenvs
+top-level ``TABLE =`` (RPC tables) or ``app`` (WSGI apps), virtualenvs
 (a directory with ``pyvenv.cfg`` or ``bin/activate`` and ``bin/python``) and
 requirements files. A module is Python 2 when its path or its virtualenv says
 so (``py2``, ``legacy``) or when it does not compile as Python 3; a table and
@@ -30,7 +30,8 @@ from gateway.contracttest import runner, templates
 SKIP_DIRS = {".git", ".tox", ".contract", "build", "var", "node_modules", "__pycache__"}
 MAX_DEPTH = 3
 _TABLE = re.compile(r"^TABLE\s*(:[^=\n]*)?=", re.M)
-_APP = re.compile(r"^app\s*(:[^=\n]*)?=", re.M)
+# A WSGI app: `app = Flask(...)`, or a plain function `def app(environ, start_response)`.
+_APP = re.compile(r"^(app\s*(:[^=\n]*)?=|def app\s*\()", re.M)
 _PY2_HINT = re.compile(r"(^|[/_.-])(py2\w*|python2\w*|legacy|old)([/_.-]|$)")
 _PY3_HINT = re.compile(r"(^|[/_.-])(py3\w*|python3\w*|port|new)([/_.-]|$)")
 

@@ -71,14 +71,33 @@ def gateway_toml(found: Found) -> str:
         if old and new:
             migrations += [f"# [migrations.{service}]", f'# rpc = "{service}/METHOD"',
                            f'# py3 = "{service}3"', '# state = "shadow"', ""]
-    for major in ("py2", "py3"):
-        for name, target in sorted(found.apps.get(major, {}).items()):
-            lines += [f"# [services.{name}-web]   # a WSGI app; mount it with a wsgi route",
-                      f'# runtime = "{major}"', f'# app = "{target}"', ""]
+    lines += _apps(found)
     if not found.contracts:
         lines += ["# No contracts found: put one per service in contracts/<service>.json",
                   "# (protocol/SPEC.md section 10), then run `gateway init --force`.", ""]
     return "\n".join(lines + migrations).rstrip("\n") + "\n"
+
+
+def _apps(found: Found) -> list[str]:
+    """Commented services for the WSGI apps; an app and its port get a route and migration.
+
+    The port of an app is named like a table's (``web`` -> ``web3``), so uncommenting
+    both never gives two tables the same name.
+    """
+    py2, py3 = found.apps.get("py2", {}), found.apps.get("py3", {})
+    lines = []
+    for major, apps in (("py2", py2), ("py3", py3)):
+        for name, target in sorted(apps.items()):
+            service = f"{name}3-web" if major == "py3" and name in py2 else f"{name}-web"
+            lines += [f"# [services.{service}]   # a WSGI app; mount it with a wsgi route",
+                      f'# runtime = "{major}"', f'# app = "{target}"', ""]
+    for name in sorted(set(py2) & set(py3)):
+        lines += [f"# [[routes]]   # SCRIPT_NAME /{name}, PATH_INFO the rest",
+                  f'# prefix = "/{name}"',
+                  '# backend = "wsgi"', f'# service = "{name}-web"', "",
+                  f"# [migrations.{name}]", f'# route = "/{name}"', f'# py3 = "{name}3-web"',
+                  '# state = "shadow"', ""]
+    return lines
 
 
 def _deps(found: Found, major: str) -> list[str]:

@@ -72,12 +72,18 @@ class Parts:
     async def get(self, timeout: float) -> Any:
         """The next item; TimeoutError after ``timeout`` seconds without one."""
         if not self.items:
-            self.waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter = self.waiter = loop.create_future()
+            # A bare timer, not asyncio.timeout(): that context manager costs about as
+            # much again as the wait itself, once per reply part.
+            timer = loop.call_later(timeout, _wake, waiter)
             try:
-                async with asyncio.timeout(timeout):
-                    await self.waiter
+                await waiter
             finally:
+                timer.cancel()
                 self.waiter = None
+            if not self.items:
+                raise TimeoutError()
         return self.items.popleft()
 
 
@@ -389,6 +395,12 @@ class ClientLeft(Exception):
 
 class ResponseAborted(Exception):
     """A streamed response failed after its head was sent: the connection is cut."""
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    """A part's wait timed out: wake its reader, which finds nothing queued."""
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 async def _watch(receive: Receive, queue: Parts) -> None:

@@ -59,6 +59,7 @@ def begin(environ: MutableMapping[str, Any]) -> str:
             environ.pop("HTTP_TRACESTATE", None)  # W3C: no tracestate without its traceparent
         else:
             trace_id, flags = parsed[0], parsed[2] & trace.FLAG_SAMPLED
+            environ["gateway.parent_span_id"] = parsed[1]   # the client's span, for export
             state = environ.get("HTTP_TRACESTATE")
             if state is not None:
                 state = trace.clean_tracestate(state)

@@ -8,7 +8,8 @@
 
 Modules:
 
-- :mod:`~gateway.metrics.config`: ``[metrics]`` and ``[http] access_log*``, validated;
+- :mod:`~gateway.metrics.config`: ``[metrics]``, ``[tracing]`` and ``[http]
+  access_log*``, validated;
 - :mod:`~gateway.metrics.multiproc`: prometheus_client's multi-process directory
   (one per front master, cleaned when it starts and stops; dead workers marked);
 - :mod:`~gateway.metrics.http`: the HTTP metrics, aggregated per process and
@@ -20,7 +21,11 @@ Modules:
 - :mod:`~gateway.metrics.estate`: the estate's collector (the broker, the
   arbiter, migrations and queues, from :mod:`~gateway.metrics.broker_stats`,
   :mod:`~gateway.metrics.arbiter_stats`, :mod:`~gateway.metrics.migration_stats`
-  and :mod:`~gateway.metrics.queue_stats`), registered by the endpoint.
+  and :mod:`~gateway.metrics.queue_stats`), registered by the endpoint;
+- :mod:`~gateway.metrics.live`: a route's per-runtime numbers from the same files,
+  for the migration dashboard (quantiles as PromQL's ``histogram_quantile``);
+- :mod:`~gateway.metrics.otlp`: the optional OpenTelemetry export, one span per
+  request over OTLP/HTTP.
 
 Nothing here imports ``prometheus_client`` at import time: its value class is
 chosen from ``PROMETHEUS_MULTIPROC_DIR`` when it is first imported, and the

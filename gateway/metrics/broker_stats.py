@@ -25,9 +25,14 @@ OUTCOMES = {
     "expired": "timeout", "worker_lost": "worker_lost", "retried": "retried",
     "too_busy": "too_busy", "unknown_service": "unknown_service", "cancelled": "cancelled",
 }
+# Per-service ``outcomes`` in mmi.stats (SPEC 2.9) -> the ``outcome`` label; ``requests``
+# (what arrived) has a family of its own, so that summing the outcomes never counts twice.
+SERVICE_OUTCOMES = {"ok": "ok", "timeout": "timeout", "unavailable": "unavailable",
+                    "worker_lost": "worker_lost", "retried": "retried", "too_busy": "too_busy"}
 # Counters with a family of their own: name in mmi.stats -> (metric name, help).
 NAMED = {
-    "requests": ("gateway_broker_requests", "Requests the broker received from clients."),
+    "requests": ("gateway_broker_client_requests",
+                 "Requests the broker received from clients (mmi.* included)."),
     "dispatched": ("gateway_broker_dispatched", "Requests handed to a worker."),
     "replies": ("gateway_broker_replies", "Reply parts forwarded from workers to clients."),
     "workers_expired": ("gateway_broker_heartbeat_expiries",
@@ -138,12 +143,28 @@ def families(stats: dict[str, Any]) -> Iterator[Metric]:
         "queued_bytes": GaugeMetricFamily("gateway_broker_queued_bytes",
                                           "Body bytes of waiting requests, per service.",
                                           labels=["service"]),
+        "ejected": GaugeMetricFamily("gateway_broker_workers_ejected",
+                                     "Registered workers ejected as outliers (SPEC 2.13), "
+                                     "per service.", labels=["service"]),
     }
+    by_outcome = CounterMetricFamily(
+        "gateway_broker_requests", "Requests per service, by how the broker saw them end "
+        "(retried: extra attempts).", labels=["service", "outcome"])
+    received = CounterMetricFamily("gateway_broker_service_requests",
+                                   "Requests the broker received per service.",
+                                   labels=["service"])
     services = stats.get("services") or {}
     for service, entry in sorted(services.items()):
         if isinstance(entry, dict):
             for key, family in per_service.items():
                 family.add_metric([str(service)], _num(entry.get(key)))
+            counts = entry.get("outcomes")
+            if isinstance(counts, dict):   # a broker older than SPEC 2.9's outcomes has none
+                received.add_metric([str(service)], _num(counts.get("requests")))
+                for key, label in SERVICE_OUTCOMES.items():
+                    by_outcome.add_metric([str(service), label], _num(counts.get(key)))
     yield from per_service.values()
+    yield by_outcome
+    yield received
     yield GaugeMetricFamily("gateway_broker_queued", "Requests waiting over all services.",
                             value=_num(stats.get("queued")))

@@ -1,9 +1,13 @@
-"""``[metrics]`` and the access-log keys of ``[http]``: parsed and checked once.
+"""``[metrics]``, ``[tracing]`` and the access-log keys of ``[http]``: parsed and checked once.
 
 ::
 
     [metrics]
     enabled = true                 # count requests; serve /_gateway/metrics
+
+    [tracing]
+    otlp_endpoint = ""             # "" = off; http://127.0.0.1:4318/v1/traces = one
+                                   # span per request, to an OTLP/HTTP collector
 
     [http]
     access_log = ""                # "" = <run_dir>/logs/access.log; "-" = the front's
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
 
 ACCESS_LOG_FORMATS = ("combined", "json")
 METRICS_KEYS = {"enabled"}
+TRACING_KEYS = {"otlp_endpoint"}
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,10 @@ class ObservabilityConfig:
     metrics_dir: str = ""
     runtimes: Mapping[str, str] = field(default_factory=dict)
     token_file: str = ""
+    otlp_endpoint: str = ""
 
     def __post_init__(self) -> None:
+        check_otlp(self.otlp_endpoint)
         if self.metrics and not self.metrics_dir:
             # Without the shared directory each front worker would count for itself and a
             # scrape would see one worker's numbers.
@@ -60,11 +67,25 @@ class ObservabilityConfig:
     @property
     def enabled(self) -> bool:
         """True when the front measures anything at all."""
-        return self.metrics or bool(self.access_log)
+        return self.metrics or bool(self.access_log) or bool(self.otlp_endpoint)
 
 
-def check_keys(http: Mapping[str, Any], metrics: Mapping[str, Any]) -> None:
-    """Raise :class:`ConfigError` for a bad ``[metrics]`` or ``[http] access_log*`` value."""
+def check_otlp(endpoint: Any) -> None:
+    """Raise :class:`ConfigError` unless ``endpoint`` is "" or an http(s) URL."""
+    if not isinstance(endpoint, str) or (
+            endpoint and not endpoint.startswith(("http://", "https://"))):
+        raise ConfigError("tracing.otlp_endpoint: an OTLP/HTTP URL such as "
+                          f"http://127.0.0.1:4318/v1/traces, got {endpoint!r}")
+
+
+def check_keys(http: Mapping[str, Any], metrics: Mapping[str, Any],
+               tracing: Mapping[str, Any] | None = None) -> None:
+    """Raise :class:`ConfigError` for a bad ``[metrics]``, ``[tracing]`` or ``[http]
+    access_log*`` value."""
+    for key in tracing or {}:
+        if key not in TRACING_KEYS:
+            raise ConfigError(f"tracing.{key}: unknown key (known: otlp_endpoint)")
+    check_otlp((tracing or {}).get("otlp_endpoint", ""))
     for key in metrics:
         if key not in METRICS_KEYS:
             raise ConfigError(f"metrics.{key}: unknown key (known: enabled)")
@@ -81,7 +102,7 @@ def check_keys(http: Mapping[str, Any], metrics: Mapping[str, Any]) -> None:
 def observability(cfg: GatewayConfig) -> ObservabilityConfig:
     """The front's :class:`ObservabilityConfig` from a parsed gateway config."""
     http, metrics = cfg.http, cfg.metrics
-    check_keys(http, metrics)
+    check_keys(http, metrics, cfg.tracing)
     run_dir = cfg.gateway.run_dir
     log = str(http.get("access_log", ""))
     if log == "":
@@ -96,4 +117,5 @@ def observability(cfg: GatewayConfig) -> ObservabilityConfig:
         access_log_format=str(http.get("access_log_format", "combined")),
         metrics_dir=os.path.join(run_dir, "metrics"),
         runtimes={s.name: s.runtime for s in cfg.services},
-        token_file=cfg.migration_settings.token_file)
+        token_file=cfg.migration_settings.token_file,
+        otlp_endpoint=str(cfg.tracing.get("otlp_endpoint", "")))

@@ -42,6 +42,7 @@ from gateway.http.problems import PROBLEM_TYPE, Problem
 from gateway.metrics.accesslog import AccessLog, Entry
 from gateway.metrics.config import ObservabilityConfig
 from gateway.metrics.http import FLUSH_S, METHODS, HttpMetrics
+from gateway.metrics.otlp import SpanExporter
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class Observed:
         self.obs = obs
         self.metrics = HttpMetrics() if obs.metrics else None
         self.log = AccessLog(obs.access_log, obs.access_log_format) if obs.access_log else None
+        self.spans = SpanExporter(obs.otlp_endpoint) if obs.otlp_endpoint else None
         self.runtimes = dict(obs.runtimes)
         self.forwarding = Forwarding(config.trusted_proxies, config.via, config.preserve_host)
         self.allowed_hosts = config.allowed_hosts
@@ -121,6 +123,8 @@ class Observed:
         self.flush()
         if self.log is not None:
             self.log.close()
+        if self.spans is not None:
+            self.spans.close()
 
     async def measure(self, scope: Scope, receive: Any, send: Any) -> None:
         """Serve one request through ``app``, counting what passes."""
@@ -181,8 +185,27 @@ class Observed:
             if self.log is not None:
                 self.log.write(self.entry(scope, environ, state, when, duration, status,
                                           (route, backend, service, runtime, upstream)))
+            if self.spans is not None and "gateway.span_id" in environ:
+                self.span(environ, method, status, when, duration,
+                          (route, backend, service, runtime, upstream))
         except Exception:
             log.exception("recording a request failed")
+
+    def span(self, environ: dict[str, Any], method: str, status: int, when: float,
+             duration: float, labels: tuple[str, str, str, str, str]) -> None:
+        """Queue the gateway's span of a request (OpenTelemetry HTTP server conventions)."""
+        assert self.spans is not None
+        route, backend, service, runtime, upstream = labels
+        self.spans.add(
+            environ["gateway.trace_id"], environ["gateway.span_id"],
+            environ.get("gateway.parent_span_id", ""),
+            f"{method} {route}" if route else method, when, when + duration, status,
+            {"http.request.method": method, "http.response.status_code": status,
+             "http.route": route, "url.path": environ.get("PATH_INFO", ""),
+             "gateway.request_id": environ.get("gateway.request_id", ""),
+             "gateway.backend": backend, "gateway.service": service,
+             "gateway.runtime": runtime, "gateway.upstream": upstream,
+             "gateway.migration": environ.get("gateway.migration", "")})
 
     def labels(self, environ: dict[str, Any]) -> tuple[str, str, str, str, str]:
         """(route, backend, service, runtime, upstream) of a request."""

@@ -39,6 +39,7 @@ from gateway.http.bodies import request_body
 from gateway.http.config import GatewayHttpConfig
 from gateway.http.forwarding import Forwarding
 from gateway.http.problems import Problem
+from gateway.metrics.live import LiveNumbers, MetricsOff
 from gateway.migration.config import MigrationConfig
 from gateway.migration.router import Migrations
 from gateway.migration.store import GateRefused, StoreError, TransitionError
@@ -64,6 +65,7 @@ class AdminApi:
         self.config = config
         self.py2_names = {r.prefix: (r.service or r.upstream) for r in config.routes}
         self.forwarding = Forwarding(config.trusted_proxies, config.via, config.preserve_host)
+        self.live: LiveNumbers | None = LiveNumbers()
 
     def close(self) -> None:
         """Stop the migrations' threads (the front is shutting down)."""
@@ -206,12 +208,30 @@ class AdminApi:
         raise Problem(404, "no such admin endpoint", code="not_found")
 
     def reports(self) -> list[dict[str, Any]]:
-        """Every migration's report (state, evidence, gate, traffic, latency) and series."""
+        """Every migration's report (state, evidence, gate, traffic, latency) and series.
+
+        A route migration's per-runtime requests, errors, p50/p99 and rate come
+        from the front's metrics (:mod:`gateway.metrics.live`), the numbers
+        ``/_gateway/metrics`` serves; the evidence (comparisons, regressions),
+        shared by every gateway, comes from the store. Without metrics, and for
+        RPC migrations (the front counts no RPC method), the store's samples
+        stand in (``"source": "store"``).
+        """
         store = self.migrations.store
+        samples = None
+        if self.live is not None and any(m.route for m in self.settings.migrations):
+            try:
+                samples = self.live.read()
+            except MetricsOff:
+                self.live = None
         out = []
         splits = self.migrations.broker.live_splits()
         for m in self.settings.migrations:
             report = store.report(m.name, m.thresholds)
+            for numbers in report["runtimes"].values():
+                numbers["source"] = "store"
+            if m.route and self.live is not None and samples is not None:
+                report["runtimes"] = self.live.runtimes(m.route, samples)
             report.update(m.to_json())
             report["py2"] = (m.rpc_service if m.kind == "rpc" else m.service
                              if m.kind == "service" else self.py2_names.get(m.route, ""))

@@ -186,7 +186,7 @@
         "epoch started", field("epoch", "epoch"),
         "last change", field("changed", "changed")]),
       el("table", { "class": "runtimes" }, [el("thead", null, [el("tr", null,
-        ["runtime", "requests", "errors", "error rate", "p50", "p99"].map(function (h, i) {
+        ["runtime", "requests", "req/s", "errors", "error rate", "p50", "p99"].map(function (h, i) {
           return el("th", { "class": i ? "num" : null }, [h]);
         }))]), f.runtimes]),
       f.gate, f.chart,
@@ -218,9 +218,13 @@
     f.changed.textContent = when(st.updated_at) + " by " + num(st.updated_by);
     replace(f.runtimes, ["py2", "py3"].map(function (rt) {
       var r = (m.runtimes || {})[rt] || {};
-      return el("tr", { "data-runtime": rt }, [el("td", null, [rt]), el("td", { "class": "num" }, [num(r.requests)]),
-        el("td", { "class": "num" }, [num(r.errors)]), el("td", { "class": "num error-rate" }, [pct(r.error_rate)]),
-        el("td", { "class": "num" }, [ms(r.p50_ms)]), el("td", { "class": "num" }, [ms(r.p99_ms)])]);
+      // From the front's metrics ("source": "metrics"), the counters /_gateway/metrics serves.
+      return el("tr", { "data-runtime": rt, "data-source": r.source || null,
+                        title: r.source === "store" ? "sampled observations" : "the front's metrics" }, [
+        el("td", null, [rt]), el("td", { "class": "num requests" }, [num(r.requests)]),
+        el("td", { "class": "num rate" }, [r.rate === null || r.rate === undefined ? "–" : Number(r.rate).toFixed(2)]),
+        el("td", { "class": "num errors" }, [num(r.errors)]), el("td", { "class": "num error-rate" }, [pct(r.error_rate)]),
+        el("td", { "class": "num p50" }, [ms(r.p50_ms)]), el("td", { "class": "num p99" }, [ms(r.p99_ms)])]);
     }));
     var gate = m.gate || { ok: false, reasons: [] };
     replace(f.gate, [el("span", { "class": "gate-verdict " + (gate.ok ? "ok" : "warn") },

@@ -287,8 +287,10 @@ def test_mmi_stats_has_the_reference_shape(broker: BrokerProcess,
     assert set(stats) == {"counters", "drops", "dropped", "workers", "services",
                           "heartbeat_ms", "queued", "queued_bytes", "ejected", "splits"}
     assert stats["splits"] == {}  # no split file: nothing is split (SPEC 2.14)
-    assert stats["services"] == {"calc": {"workers": 1, "waiting": 0, "inflight": 0,
-                                          "queued_bytes": 0, "ejected": 0}}
+    assert stats["services"] == {"calc": {
+        "workers": 1, "waiting": 0, "inflight": 0, "queued_bytes": 0, "ejected": 0,
+        "outcomes": {"requests": 0, "ok": 0, "timeout": 0, "unavailable": 0,
+                     "worker_lost": 0, "retried": 0, "too_busy": 0}}}
     assert stats["workers"] == 1 and stats["dropped"] == 0
     assert stats["counters"]["workers_ready"] == 1
 

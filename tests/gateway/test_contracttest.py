@@ -2,7 +2,9 @@
 
 import json
 import os
+import re
 
+from gateway import config as gwconfig
 from gateway.contracttest import report as rep
 from gateway.contracttest import scaffold, templates
 from gateway.contracttest.cli import folder_config, ini_contracts
@@ -138,6 +140,23 @@ def test_templates_leave_placeholders_for_what_was_not_found(workdir):
     assert ini_contracts(workdir) == ["contracts/calc.json"]
     empty = templates.gateway_toml(scaffold.Found())
     assert "No contracts found" in empty
+
+
+def test_an_app_and_its_port_get_distinct_names_a_route_and_a_migration(workdir):
+    write(os.path.join(workdir, "legacy", "web.py"), "def app(environ, start_response):\n"
+          "    return []\n")
+    write(os.path.join(workdir, "port", "web.py"), "from flask import Flask\napp = Flask('x')\n")
+    found = scaffold.scan(workdir)
+    assert found.apps == {"py2": {"web": "legacy.web:app"}, "py3": {"web": "port.web:app"}}
+    toml = templates.gateway_toml(found)
+    assert '# [services.web-web]' in toml and '# app = "legacy.web:app"' in toml
+    assert '# [services.web3-web]' in toml and '# app = "port.web:app"' in toml
+    assert '# prefix = "/web"' in toml and '# py3 = "web3-web"' in toml
+    # Uncommented, it is a valid config: no table is defined twice.
+    text = re.sub(r"^# (\[|\w+ = )", r"\1", toml, flags=re.M)
+    cfg = gwconfig.parse(text, base_dir=workdir, source="gateway.toml")
+    assert {s.name for s in cfg.services} >= {"web-web", "web3-web"}
+    assert [m.name for m in cfg.migration_settings.migrations] == ["web"]
 
 
 def test_folder_config_reads_runtimes_and_the_parity_file(workdir):

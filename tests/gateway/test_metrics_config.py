@@ -44,6 +44,9 @@ def test_everything_off() -> None:
     ("[http]\naccess_log = 1\n", "http.access_log"),
     ('[metrics]\nenabled = "yes"\n', "metrics.enabled"),
     ("[metrics]\nport = 9100\n", "metrics.port"),
+    ('[tracing]\notlp_endpoint = "127.0.0.1:4318"\n', "tracing.otlp_endpoint"),
+    ("[tracing]\notlp_endpoint = 4318\n", "tracing.otlp_endpoint"),
+    ('[tracing]\nsampler = "always"\n', "tracing.sampler"),
 ])
 def test_bad_values_name_the_key(text: str, key: str) -> None:
     with pytest.raises(ConfigError, match=f"^{key}"):
@@ -54,6 +57,17 @@ def test_round_trip_through_the_arbiters_json() -> None:
     from gateway.config import from_dict
     cfg = parse(BASE + "[metrics]\nenabled = false\n")
     assert from_dict(cfg.to_dict()).metrics == {"enabled": False}
+
+
+def test_otlp_export_is_off_by_default_and_turns_the_front_on() -> None:
+    from gateway.config import from_dict
+    assert observability(parse(BASE)).otlp_endpoint == ""
+    text = BASE + ('[http]\naccess_log = "off"\n[metrics]\nenabled = false\n'
+                   '[tracing]\notlp_endpoint = "http://127.0.0.1:4318/v1/traces"\n')
+    cfg = parse(text)
+    obs = observability(cfg)
+    assert obs.otlp_endpoint == "http://127.0.0.1:4318/v1/traces" and obs.enabled
+    assert from_dict(cfg.to_dict()).tracing == {"otlp_endpoint": obs.otlp_endpoint}
 
 
 def test_metrics_need_their_directory() -> None:

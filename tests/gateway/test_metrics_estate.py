@@ -61,7 +61,7 @@ def test_broker_metrics_follow_a_real_broker(procs: ProcessGroup, impl: str) -> 
         worker.close(linger=0)
     assert sample(stats, "gateway_broker_workers", service="svc") in (None, 0.0)
 
-    before = sample(stats, "gateway_broker_requests_total") or 0.0
+    before = sample(stats, "gateway_broker_client_requests_total") or 0.0
     client = zmq.Context.instance().socket(zmq.DEALER)
     client.linger = 0
     try:
@@ -72,8 +72,15 @@ def test_broker_metrics_follow_a_real_broker(procs: ProcessGroup, impl: str) -> 
     finally:
         client.close(linger=0)
     assert sample(stats, "gateway_broker_request_outcomes_total", outcome="timeout") == 1.0
+    # Per service: svc was served once, so its expired request ends "unavailable" there.
+    assert sample(stats, "gateway_broker_service_requests_total", service="svc") == 1.0
+    per_outcome = {o: sample(stats, "gateway_broker_requests_total", service="svc", outcome=o)
+                   for o in ("ok", "timeout", "unavailable", "worker_lost", "retried",
+                             "too_busy")}
+    assert per_outcome == {"ok": 0.0, "timeout": 0.0, "unavailable": 1.0, "worker_lost": 0.0,
+                           "retried": 0.0, "too_busy": 0.0}
     # Each scrape is a request too (mmi.stats), so the client's shows as at least one more.
-    assert (sample(stats, "gateway_broker_requests_total") or 0.0) >= before + 1.0
+    assert (sample(stats, "gateway_broker_client_requests_total") or 0.0) >= before + 1.0
 
 
 def test_a_broker_that_does_not_answer_is_up_0_and_nothing_else() -> None:

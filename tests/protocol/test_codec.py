@@ -212,6 +212,39 @@ def test_tuple_items_declare_text_and_bytes_by_position():
 BYTES = {u"type": u"string", u"contentEncoding": u"base64"}
 
 
+@pytest.mark.parametrize("payload", [b'{"$b":0}', b'{ "$b" : 0 }'])
+def test_a_body_that_is_one_raw_frame_decodes_alike_whichever_its_spelling(payload):
+    # The exact frame an HTTP body travels as has a shortcut; any other spelling of it
+    # goes through the JSON parser: both give the same explicitly-bytes value.
+    for body in (b"", b"Hello", b'{"$b":0}'):
+        value = codec.decode([HEADER, payload, body]).payload
+        assert value == body and type(value) is Bytes
+
+
+def test_a_body_reference_without_its_frame_or_in_a_header_is_still_refused():
+    with pytest.raises(EnvelopeError, match="has no frame"):
+        codec.decode([HEADER, b'{"$b":0}'])
+    with pytest.raises(EnvelopeError, match="header"):
+        codec.decode([b'{"$b":0}', b'{"$b":0}', b"x"])
+
+
+@pytest.mark.parametrize("body", [Bytes(b""), Bytes(b"Hello"), bytearray(b"\x00\xff")])
+def test_a_raw_body_encodes_as_the_general_packer_writes_it(body):
+    env = Envelope(u"http-response", id=u"a", http={u"status": 200, u"headers": []},
+                   payload=body)
+    frames = codec.encode(env)
+    assert frames[1:] == list(codec.pack(body)[0:1]) + codec.pack(body)[1]
+    assert type(frames[2]) is bytes
+    assert codec.decode(frames).payload == bytes(body)
+
+
+def test_a_lone_surrogate_in_the_http_object_is_refused_by_the_header_encoder():
+    env = Envelope(u"http-response", id=u"a",
+                   http={u"status": 200, u"headers": [[u"X", u"\udc00"]]}, payload=Bytes(b""))
+    with pytest.raises(EnvelopeError, match="lone surrogate"):
+        codec.encode(env)
+
+
 def test_sticky_travels_as_text_and_is_type_checked():
     env = codec.Envelope(u"call", id=u"a1", method=u"m", sticky=u"user-7", payload=None)
     frames = codec.encode(env)

@@ -4,6 +4,7 @@
 
     server = RedisServer(tmpdir)      # starts and waits until PING answers
     server.url                        # "redis://127.0.0.1:PORT/0"
+    server.unix_url                   # the same server on its unix socket, as a default estate's
     server.restart()                  # same port, same data directory
     server.stop()
 """
@@ -49,12 +50,20 @@ class RedisServer(object):
         """The redis:// URL of this server, database 0."""
         return "redis://127.0.0.1:%d/0" % self.port
 
+    @property
+    def unix_url(self):
+        # type: () -> str
+        """The same server on its unix socket (how a default estate's private Redis listens)."""
+        return "unix://%s?db=0" % os.path.join(self.directory, "redis-%d.sock" % self.port)
+
     def start(self):
         # type: () -> None
         """Start the server and wait until it answers PING."""
         argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", self.directory, "--save", "", "--daemonize", "no",
-                "--protected-mode", "yes", "--loglevel", "warning"]
+                "--protected-mode", "yes", "--loglevel", "warning",
+                "--unixsocket", os.path.join(self.directory, "redis-%d.sock" % self.port),
+                "--unixsocketperm", "700"]
         if self.appendfsync:
             argv += ["--appendonly", "yes", "--appendfsync", self.appendfsync]
         log = open(os.path.join(self.directory, "redis-%d.log" % self.port), "ab")

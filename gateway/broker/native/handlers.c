@@ -17,9 +17,22 @@
 
 static void lose_worker(broker *b, worker *w, const char *why, int unstarted);
 
+/* Count an outcome for svc when the broker holds it (``received``: a request answered at
+ * once, never queued, so it is counted as received too). Unknown names are not recorded:
+ * a client naming services no worker serves must not grow mmi.stats. */
+static void outcome(service *svc, enum outcome o, int received)
+{
+    if (svc == NULL)
+        return;
+    if (received)
+        svc->outcomes[O_REQUESTS]++;
+    svc->outcomes[o]++;
+}
+
 static void unavailable(broker *b, request *q)
 {
     count(b, C_EXPIRED, 1);
+    outcome(q->svc, q->svc->workers > 0 ? O_TIMEOUT : O_UNAVAILABLE, 0);
     if (q->svc->workers > 0) {
         const char *m = "the deadline passed while every worker was busy";
         reply_error(b, q, "timeout", m, strlen(m));
@@ -95,6 +108,7 @@ static void lose_worker(broker *b, worker *w, const char *why, int unstarted)
         } else if (q->idem && q->attempts < 2 && !q->replied
                    && q->deadline - EXPIRY_MARGIN_MS > now) {
             count(b, C_RETRIED, 1);
+            outcome(svc, O_RETRIED, 0);
             registry_enqueue(&b->reg, q, 1);
             registry_arm(&b->reg, q);
         } else if (q->attempts < 1) {
@@ -102,6 +116,7 @@ static void lose_worker(broker *b, worker *w, const char *why, int unstarted)
             registry_arm(&b->reg, q);
         } else {
             count(b, C_WORKER_LOST, 1);
+            outcome(svc, O_WORKER_LOST, 0);
             char msg[200];
             snprintf(msg, sizeof msg, "the worker died while handling it (%s)", why);
             reply_error(b, q, "worker_lost", msg, strlen(msg));
@@ -167,10 +182,16 @@ static void mmi_stats(broker *b, sbuf *out)
         if (i)
             sb_puts(out, ", ");
         json_ascii(out, name.p ? name.p : "", name.len);
-        sb_printf(out, ": {\"ejected\": %d, \"inflight\": %d, \"queued_bytes\": %lld, "
-                  "\"waiting\": %d, \"workers\": %d}", sorted[i]->ejected,
-                  sorted[i]->inflight, (long long)sorted[i]->queued_bytes, sorted[i]->queued,
-                  sorted[i]->workers);
+        const int64_t *o = sorted[i]->outcomes;
+        sb_printf(out, ": {\"ejected\": %d, \"inflight\": %d, \"outcomes\": {\"ok\": %lld, "
+                  "\"requests\": %lld, \"retried\": %lld, \"timeout\": %lld, "
+                  "\"too_busy\": %lld, \"unavailable\": %lld, \"worker_lost\": %lld}, "
+                  "\"queued_bytes\": %lld, \"waiting\": %d, \"workers\": %d}",
+                  sorted[i]->ejected, sorted[i]->inflight, (long long)o[O_OK],
+                  (long long)o[O_REQUESTS], (long long)o[O_RETRIED], (long long)o[O_TIMEOUT],
+                  (long long)o[O_TOO_BUSY], (long long)o[O_UNAVAILABLE],
+                  (long long)o[O_WORKER_LOST], (long long)sorted[i]->queued_bytes,
+                  sorted[i]->queued, sorted[i]->workers);
         sb_free(&name);
     }
     free(sorted);
@@ -329,6 +350,7 @@ static void on_client(broker *b, zmq_msg_t *sender, zmq_msg_t *svcname, zmq_msg_
     header_free(&h);
     if (deadline - EXPIRY_MARGIN_MS <= now) {
         count(b, C_EXPIRED, 1);
+        outcome(known, O_TIMEOUT, 1);
         const char *m = "the deadline passed before the broker got it";
         reply_error(b, q, "timeout", m, strlen(m));
         request_free(q);
@@ -337,6 +359,7 @@ static void on_client(broker *b, zmq_msg_t *sender, zmq_msg_t *svcname, zmq_msg_
     if (!(known && known->ever_served)
         && (mono_us() - b->started_us) / 1000 > b->startup_grace_ms) {
         count(b, C_UNKNOWN_SERVICE, 1);
+        outcome(known, O_UNAVAILABLE, 1);
         reply_error_named(b, q, "unknown_service", "no worker has ever served ", "");
         request_free(q);
         return;
@@ -346,6 +369,7 @@ static void on_client(broker *b, zmq_msg_t *sender, zmq_msg_t *svcname, zmq_msg_
         size += (int64_t)MSGN(&body[i]);
     if (queue_full(b, q, known, size)) {
         count(b, C_TOO_BUSY, 1);
+        outcome(known, O_TOO_BUSY, 1);
         request_free(q);
         return;
     }
@@ -361,6 +385,7 @@ static void on_client(broker *b, zmq_msg_t *sender, zmq_msg_t *svcname, zmq_msg_
     }
     q->nbody = nbody;
     registry_enqueue(&b->reg, q, 0);
+    q->svc->outcomes[O_REQUESTS]++;
     /* Watched from the start: leaving the queue takes it out of the heap in O(log n). */
     registry_arm(&b->reg, q);
     dispatch(b, q->svc);
@@ -432,9 +457,10 @@ static void on_reply(broker *b, worker *w, zmq_msg_t *args, int nargs)
     send_or_drop(b, parts, 4, body, nbody, "client gone");
     if (!more) {
         service *svc = w->svc;
+        svc->outcomes[O_OK]++;
         if (b->splits.n) {
-            service *named = q->asked ? q->asked : q->svc;
-            splits_replied(&b->splits, named->name, named->name_len, q->asked != NULL,
+            service *side = q->asked ? q->asked : q->svc;
+            splits_replied(&b->splits, side->name, side->name_len, q->asked != NULL,
                            nbody ? (const unsigned char *)MSGP(&body[0]) : NULL,
                            nbody ? MSGN(&body[0]) : 0);
         }

@@ -14,6 +14,10 @@
 #include <stdint.h>
 #include <zmq.h>
 
+/* Per-service request counts in mmi.stats, in the order of their names (json.dumps sorts). */
+enum outcome { O_OK, O_REQUESTS, O_RETRIED, O_TIMEOUT, O_TOO_BUSY, O_UNAVAILABLE, O_WORKER_LOST,
+               N_OUTCOMES };
+
 typedef struct service service;
 typedef struct worker worker;
 typedef struct request request;
@@ -61,6 +65,7 @@ struct service {
     int workers, ever_served, queued, inflight;
     int64_t queued_bytes; /* body bytes of the queued requests (SPEC 2.5 caps) */
     int ejected;          /* registered workers left out of the LRU line (SPEC 2.13) */
+    int64_t outcomes[N_OUTCOMES]; /* how its requests ended (SPEC 2.9 "outcomes") */
     worker *idle_head, *idle_tail;
     request *queue_head, *queue_tail;
     service *hash_next;

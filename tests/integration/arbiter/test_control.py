@@ -37,6 +37,7 @@ app = "tests.integration.arbiter.wsgiapp:app"
                for p in doc["programs"] for r in p["replicas"])
     human = gateway(e, "status").stdout
     assert "worker" in human and "py2 cpython-2.7" in human and "READY" in human
+    assert doc["arbiter"]["redis"] == "" and "redis -" in human  # no service uses queues
 
     with open(e.path, encoding="utf-8") as fh:
         text = fh.read()
@@ -114,3 +115,7 @@ queues = ["jobs"]
     s.close()
     names = [p["name"] for p in e.status()["programs"]]
     assert names.index("redis") < names.index("consumer")
+    # The URL a user points a producer or the bash consumer at, as the services get it.
+    out = gateway(e, "status", "--json")
+    assert json.loads(out.stdout)["arbiter"]["redis"] == "unix://" + path
+    assert f"redis unix://{path}" in gateway(e, "status").stdout

@@ -32,6 +32,7 @@ from tests.integration.browser.test_walkthrough import (
     _missing_browser,
     estate_config,
 )
+from tests.integration.metrics.conftest import total
 from tests.integration.migration.conftest import add_notes
 from tests.support.procs import REPO, ProcessGroup, free_port, wait_until
 
@@ -39,6 +40,7 @@ pytestmark = pytest.mark.slow
 
 NAME = "notes"                  # [migrations.notes] in gateway.toml
 TRAFFIC = "/api/notes?limit=2"  # the migrated route, over the two notes seeded below
+ROUTE = "/api/notes"            # its prefix, the route label of its metrics
 TRAFFIC_LIMIT = 300             # GETs before giving up on a regression
 # Services echo what clients send; the page must show it as text, never run it.
 HOSTILE = "<img src=x onerror=document.title='pwned'><script>document.title='pwned'</script>"
@@ -56,6 +58,13 @@ class Estate:
         """The admin token the front wrote into the run directory."""
         with open(os.path.join(self.run_dir, "admin.token"), encoding="utf-8") as fh:
             return fh.read().strip()
+
+
+def _metrics(base: str) -> str:
+    """The text of ``/_gateway/metrics`` (from loopback)."""
+    with urllib.request.urlopen(base + "/_gateway/metrics", timeout=5.0) as resp:
+        text: str = resp.read().decode("utf-8")
+        return text
 
 
 def _status(url: str, headers: dict[str, str] | None = None) -> int:
@@ -232,6 +241,28 @@ def test_dashboard_shows_diffs_and_gates_promotion(estate: Estate, browser: Any)
     samples = int(card.find_element(By.CSS_SELECTOR, ".sample-count").text)
     print(f"regressions shown after {sent[0]} GETs ({samples} samples on the card)")
     assert 0 < samples <= sent[0]
+    # The runtime rows show what /_gateway/metrics counts for the route (one set of
+    # counters); the traffic has stopped, so both settle on the same figures.
+    shown: dict[str, str] = {}
+    scraped: dict[str, str] = {}
+
+    def rows_are_the_metrics(d: Any) -> bool:
+        text = _metrics(estate.base)
+        scraped.update({rt: str(int(total(text, "gateway_http_requests_total", route=ROUTE,
+                                          runtime=rt))) for rt in ("py2", "py3")})
+        shown.update({rt: card.find_element(
+            By.CSS_SELECTOR, f'tr[data-runtime="{rt}"] td.requests').text
+            for rt in ("py2", "py3")})
+        return shown == scraped
+    try:
+        WebDriverWait(browser, 15, poll_frequency=0.2,
+                      ignored_exceptions=(StaleElementReferenceException,)).until(
+            rows_are_the_metrics)
+    except Exception:
+        raise AssertionError(f"the card shows {shown}, the metrics say {scraped}") from None
+    assert int(shown["py2"]) >= sent[0]   # the route served at least this test's GETs
+    row = card.find_element(By.CSS_SELECTOR, 'tr[data-runtime="py2"]')
+    assert row.get_attribute("data-source") == "metrics"
     diff = WebDriverWait(browser, 15).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, "#diffs .diff"))[0]
     assert HOSTILE in diff.find_element(By.CSS_SELECTOR, "details pre").get_attribute(

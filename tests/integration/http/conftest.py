@@ -62,11 +62,17 @@ def start_gunicorn(procs: ProcessGroup, app: str, workers: int = 1, threads: int
 
 
 def start_gateway(procs: ProcessGroup, workdir: str, http: dict[str, Any], workers: int = 1,
-                  dev: bool = False, **gunicorn: Any) -> Server:
-    """The gateway (gunicorn unless ``dev``) for the given ``http`` config values."""
+                  dev: bool = False, observability: dict[str, Any] | None = None,
+                  **gunicorn: Any) -> Server:
+    """The gateway (gunicorn unless ``dev``) for the given ``http`` config values.
+
+    ``observability`` holds ObservabilityConfig's fields (an access log, metrics).
+    """
     port = free_port()
     spec = {"http": http, "bind": f"127.0.0.1:{port}", "workers": workers, "dev": dev,
             "gunicorn": gunicorn, "threads": gunicorn.get("threads", 8)}
+    if observability:
+        spec["observability"] = observability
     path = os.path.join(workdir, f"gateway-{port}.json")
     with open(path, "w") as fh:
         json.dump(spec, fh)

@@ -5,8 +5,9 @@ Every part is a real process over loopback: the compiled broker, the front, a
 Python 2.7 worker, a Python 3 worker, a Python 3 queue consumer, a private
 redis-server. The same trace id must show up in the py2 worker's environ,
 the envelope the py3 peer received, the job and the consumer's context, and
-the py2 worker's log line; each hop must name the previous hop's span as its
-parent.
+the py2 worker's log line, and the front's access-log line for the request;
+each hop must name the previous hop's span as its parent. A request the front
+refuses before it reads the trace context logs ``trace=-``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tests.integration.http.conftest import (
     start_gateway,
     wait_for_service,
 )
+from tests.integration.metrics.test_access_log import fields
 from tests.support.procs import wait_until
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -43,6 +45,20 @@ def get(port: int, path: str, headers: dict[str, str], method: str = "GET",
         conn.close()
 
 
+def logged_line(path: str, rid: str) -> dict[str, str]:
+    """The access-log fields of request ``rid``, once the front has flushed its line."""
+    found: list[dict[str, str]] = []
+
+    def written() -> bool:
+        if os.path.exists(path):
+            with open(path) as fh:
+                found[:] = [f for f in map(fields, fh.read().splitlines()) if f["rid"] == rid]
+        return bool(found)
+    wait_until(written, TIMEOUT, what=f"the access-log line of {rid}")
+    assert len(found) == 1, found
+    return found[0]
+
+
 def test_one_trace_id_from_the_client_to_the_py3_consumer(
         procs: Any, workdir: str, redis_server: Any, py2: str) -> None:
     endpoint = start_broker(procs)
@@ -58,9 +74,11 @@ def test_one_trace_id_from_the_client_to_the_py3_consumer(
                             redis_server.url, queue_name])
     wait_for_service(endpoint, "traced")
     wait_for_service(endpoint, "tracepeer")
+    access_log = os.path.join(workdir, "access.log")
     gateway = start_gateway(procs, workdir, {"broker": endpoint, "routes": [
         {"prefix": "/t", "backend": "wsgi", "service": "traced"},
-        {"prefix": "/rpc", "backend": "rpc", "service": "tracepeer"}]})
+        {"prefix": "/rpc", "backend": "rpc", "service": "tracepeer"}]},
+        observability={"metrics": False, "access_log": access_log})
 
     status, headers, seen = get(gateway.port, "/t/hello", {
         "traceparent": f"00-{TRACE}-{CLIENT_SPAN}-01", "tracestate": "congo=t61rcWkgMzE",
@@ -103,6 +121,13 @@ def test_one_trace_id_from_the_client_to_the_py3_consumer(
         line = next(x for x in fh if "handled /hello" in x)
     assert f"rid=e2e-trace-1 trace_id={TRACE}" in line
 
+    # The front's access-log line about it: the same request id and trace id.
+    front = logged_line(access_log, "e2e-trace-1")
+    assert front["trace"] == TRACE
+    assert (front["request"], front["status"]) == ("GET /t/hello HTTP/1.1", "200")
+    assert (front["route"], front["service"], front["upstream"]) == ("/t", "traced",
+                                                                     "broker:traced")
+
     # RPC over HTTP: the call envelope carries the gateway's span under the client's trace.
     status, _, peer = get(gateway.port, "/rpc/whoami", {
         "traceparent": f"00-{TRACE}-{CLIENT_SPAN}-00", "Content-Type": "application/json"},
@@ -117,3 +142,14 @@ def test_one_trace_id_from_the_client_to_the_py3_consumer(
     assert status == 200, fresh
     assert fresh["trace_id"] != TRACE and len(fresh["trace_id"]) == 32
     assert fresh["parent_id"] is not None
+    # ...and that trace id, the gateway's own, is the one its access log names.
+    fresh_rid = fresh["rid"]
+    assert logged_line(access_log, fresh_rid)["trace"] == fresh["trace_id"]
+
+    # Refused before the front reads any trace context (414, here): the line says "-",
+    # even though the client sent a traceparent.
+    status, headers, problem = get(gateway.port, "/t/" + "x" * 5000, {
+        "traceparent": f"00-{TRACE}-{CLIENT_SPAN}-01"})
+    assert status == 414, problem
+    refused = logged_line(access_log, headers["x-request-id"])
+    assert (refused["status"], refused["trace"]) == ("414", "-")

@@ -144,6 +144,35 @@ def test_prometheus_counts_match_the_load(metrics_estate: Callable[..., Estate],
     assert set(sent) == set(expected) and all(v > 0 for v in sent.values())
     up = query(prom, 'up{job="gateway"}')
     assert list(up.values()) == [1.0]
+    # Behind the front, the broker saw each service's requests end "ok" (the estate may
+    # send requests of its own, e.g. readiness checks, so at least the load).
+    services = {"two": LOAD["/two"], "three": LOAD["/three"]}
+
+    def by_service() -> dict[str, tuple[float, float]]:
+        got: dict[str, tuple[float, float]] = {}
+        for svc in services:
+            ok = query_raw(prom, f'gateway_broker_requests_total{{service="{svc}",'
+                                 f'outcome="ok"}}')
+            received = query_raw(prom, f'gateway_broker_service_requests_total{{service="{svc}"}}')
+            if ok and received:
+                got[svc] = (float(ok[0]["value"][1]), float(received[0]["value"][1]))
+        return got
+    seen: dict[str, tuple[float, float]] = {}
+
+    def answered() -> bool:
+        # Every request the broker got was answered (a scrape may fall between the two).
+        seen.clear()
+        seen.update(by_service())
+        return len(seen) == 2 and all(ok >= services[svc] and ok == received
+                                      for svc, (ok, received) in seen.items())
+    try:
+        wait_until(answered, timeout=30.0, interval=0.5,
+                   what="the broker's per-service outcomes scraped")
+    except Exception:
+        raise AssertionError(f"(ok, received) per service: {seen}, load {services}") from None
+    bad = query_raw(prom, 'sum(gateway_broker_requests_total{service=~"two|three",'
+                          'outcome!~"ok"})')
+    assert float(bad[0]["value"][1]) == 0.0
 
 
 def test_the_shipped_queries_run_against_real_data(metrics_estate: Callable[..., Estate],

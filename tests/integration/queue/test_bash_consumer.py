@@ -45,6 +45,34 @@ def test_bash_consumes_a_python2_job_and_python3_reads_the_result(redis_server, 
                           "consumers": 0}
 
 
+def test_the_unix_socket_url_of_a_default_estate_works_on_2_7_bash_and_3(redis_server,
+                                                                        queue_procs, queue_of):
+    """A default estate's private Redis listens on a unix socket only (GATEWAY_REDIS_URL).
+
+    protocol.queue.connect on 2.7 (redis-py 3.5, which refuses a connect timeout there)
+    produces, the bash consumer (redis-cli wants -s, not a URL) works the job, and 3.x
+    reads the result, all through ``unix://...?db=0``.
+    """
+    url = redis_server.unix_url
+    job_id = produce_py2(queue_procs, url, "sock")
+    handler = ["jq", "-c", "{text: (.text | ascii_upcase)}"]
+    proc = queue_procs.bash_consumer(url, "sock", ["--once"], handler)
+    wait_until(lambda: proc.poll() is not None, timeout=20, what="bash consumer exit")
+    assert proc.returncode == 0, queue_procs.log_text("bash-consumer")
+    st = queue_of(url, "sock").wait(job_id, timeout=5)
+    assert st.state == DONE and st.consumer.startswith("bash:")
+    assert st.result == {"text": "HéLLO WöRLD"}
+
+
+def test_the_bash_consumer_refuses_a_url_it_cannot_use(queue_procs):
+    """An unknown scheme or a bad database is a usage error (exit 2) naming the URL."""
+    for url in ("http://127.0.0.1:1/", "unix:///tmp/x.sock?db=one"):
+        proc = queue_procs.bash_consumer(url, "q", ["--once"], ["jq", "-c", "."])
+        wait_until(lambda p=proc: p.poll() is not None, timeout=10, what="bash consumer exit")
+        assert proc.returncode == 2
+        assert url in queue_procs.log_text("bash-consumer")
+
+
 def test_bash_hands_the_job_trace_to_its_handler(redis_server, queue_procs, queue_of):
     q = queue_of(redis_server.url, "traced")
     parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
