@@ -460,6 +460,12 @@ def _check_migrations(cfg: GatewayConfig) -> None:
             svc = names.get(m.py3)
             if route.backend == "wsgi" and svc is not None and svc.kind != "wsgi":
                 raise ConfigError(f"{p}.py3: service {m.py3!r} is not a wsgi service")
+        elif m.kind == "service":
+            # The broker splits calls by name: both sides must speak the same kind.
+            old, new = names.get(m.service), names.get(m.py3)
+            if old is not None and new is not None and old.kind != new.kind:
+                raise ConfigError(f"{p}.py3: service {m.py3!r} is a {new.kind} service, "
+                                  f"{m.service!r} a {old.kind} one")
         else:
             if not any(r.backend == "rpc" for r in cfg.routes):
                 raise ConfigError(f"{p}.rpc: there is no rpc route to migrate behind")

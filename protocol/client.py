@@ -179,16 +179,20 @@ class Client(object):
 
     # ------------------------------------------------------------- public --
     def call(self, service, method, params=None, timeout=None, idem=False, shadow=False,
-             rid=None, schema=None, traceparent=None, tracestate=None):
-        # type: (str, str, object, float, bool, bool, str, dict, str, str) -> object
+             rid=None, schema=None, traceparent=None, tracestate=None, sticky=None):
+        # type: (str, str, object, float, bool, bool, str, dict, str, str, str) -> object
         """Call ``method`` of ``service`` and return its result (or raise a typed error)."""
         return self.submit(service, method, params, timeout, idem, shadow, rid,
-                           schema, traceparent, tracestate).result()
+                           schema, traceparent, tracestate, sticky).result()
 
     def submit(self, service, method, params=None, timeout=None, idem=False, shadow=False,
-               rid=None, schema=None, traceparent=None, tracestate=None):
-        # type: (str, str, object, float, bool, bool, str, dict, str, str) -> Pending
+               rid=None, schema=None, traceparent=None, tracestate=None, sticky=None):
+        # type: (str, str, object, float, bool, bool, str, dict, str, str, str) -> Pending
         """Send a call without waiting for it; ``.result()`` on the returned object waits.
+
+        ``sticky`` is the key a broker's traffic split keeps on one side (SPEC 2.14);
+        without it the request id decides. Inside a handler it defaults to the
+        request's own, as the request id does.
 
         Replies are read by whichever thread is waiting, so call ``result()``
         (on this or any pending call) to make progress. Inside a handler the
@@ -196,9 +200,12 @@ class Client(object):
         (:func:`protocol.worker.current`), so nested calls carry them on.
         """
         deadline, rid = self._deadline(timeout, rid)
+        if sticky is None:
+            ctx = current()
+            sticky = ctx.sticky if ctx is not None else None
         env = codec.Envelope(u"call", method=method, deadline=int(deadline * 1000), rid=rid,
                              idem=idem, shadow=shadow, payload=params,
-                             traceparent=traceparent, tracestate=tracestate)
+                             traceparent=traceparent, tracestate=tracestate, sticky=sticky)
         _inherit_trace(env)
         return self._send(service, env, deadline, schema)
 

@@ -59,12 +59,12 @@ class Envelope(object):
     """One message body: a header plus a payload value (SPEC section 3)."""
 
     __slots__ = ("deadline", "error", "http", "id", "idem", "kind", "method", "more",
-                 "payload", "rid", "shadow", "traceparent", "tracestate")
+                 "payload", "rid", "shadow", "sticky", "traceparent", "tracestate")
 
     def __init__(self, kind, id=None, method=None, deadline=None, rid=None,  # noqa: A002
                  shadow=False, idem=False, more=False, error=None, http=None,
-                 payload=None, traceparent=None, tracestate=None):
-        # type: (str, str, str, int, str, bool, bool, bool, dict, dict, object, str, str) -> None
+                 payload=None, traceparent=None, tracestate=None, sticky=None):
+        # type: (str, str, str, int, str, bool, bool, bool, dict, dict, object, str, str, str) -> None
         self.kind = kind
         self.id = id if id is not None else new_id()
         self.method = method
@@ -78,13 +78,14 @@ class Envelope(object):
         self.payload = payload
         self.traceparent = traceparent
         self.tracestate = tracestate
+        self.sticky = sticky
 
     def header(self):
         # type: () -> dict
         """The header as a JSON-ready dict; optional fields at their defaults are left out."""
         out = {u"v": VERSION, u"kind": self.kind, u"id": self.id}
         for name in ("method", "deadline", "rid", "error", "http", "traceparent",
-                     "tracestate"):
+                     "tracestate", "sticky"):
             value = getattr(self, name)
             if value is not None:
                 out[text_type(name)] = value
@@ -421,6 +422,10 @@ def _fast_header(env):
         parts.append(u'"rid":' + _ENCODE_STRING(env.rid))
     if env.shadow:
         parts.append(u'"shadow":true')
+    if env.sticky is not None:
+        if type(env.sticky) is not text_type:
+            return None
+        parts.append(u'"sticky":' + _ENCODE_STRING(env.sticky))
     for field, text in ((u"traceparent", env.traceparent), (u"tracestate", env.tracestate)):
         if text is not None:
             if type(text) is not text_type:
@@ -615,7 +620,7 @@ _HEADER_TYPES = {
     u"id": (text_type,), u"method": (text_type,), u"rid": (text_type,),
     u"deadline": integer_types, u"shadow": (bool,), u"idem": (bool,),
     u"more": (bool,), u"error": (dict,), u"http": (dict,), u"kind": (text_type,),
-    u"traceparent": (text_type,), u"tracestate": (text_type,),
+    u"traceparent": (text_type,), u"tracestate": (text_type,), u"sticky": (text_type,),
 }
 
 
@@ -680,7 +685,8 @@ def decode(frames, max_frame=MAX_FRAME, header=None):
         shadow=bool(header.get(u"shadow")), idem=bool(header.get(u"idem")),
         more=bool(header.get(u"more")), error=header.get(u"error"),
         http=header.get(u"http"), payload=payload,
-        traceparent=header.get(u"traceparent"), tracestate=header.get(u"tracestate"))
+        traceparent=header.get(u"traceparent"), tracestate=header.get(u"tracestate"),
+        sticky=header.get(u"sticky"))
 
 
 # -------------------------------------------------------------- JSON view --

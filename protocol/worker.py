@@ -122,6 +122,12 @@ class CallContext(object):
             self._trace = trace.from_envelope(self._env)
         return self._trace
 
+    @property
+    def sticky(self):
+        # type: () -> str
+        """The request's traffic-split key (SPEC 2.14), or None; nested calls carry it on."""
+        return self._env.sticky
+
     def remaining(self):
         # type: () -> float
         """Seconds left before the deadline (None when the request has none)."""

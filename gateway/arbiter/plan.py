@@ -117,6 +117,8 @@ def broker_program(config: GatewayConfig, python3: str) -> Program:
             "--outlier-base-ejection-ms", str(b.outlier_base_ejection_ms),
             "--outlier-max-ejection-ms", str(b.outlier_max_ejection_ms),
             "--outlier-max-ejection-percent", str(b.outlier_max_ejection_percent),
+            # Service migrations: the front writes this file and pokes mmi.split (SPEC 2.14).
+            "--splits", config.migration_settings.splits_file,
             *(("--outlier-count-errors",) if b.outlier_count_errors else ()))
     if b.implementation == "native":
         head: tuple[str, ...] = (NATIVE_BROKER,)

@@ -42,6 +42,8 @@ def parse_args(argv: list[str] | None) -> BrokerConfig:
     parser.add_argument("--curve-secret", metavar="FILE", help="broker .key_secret certificate")
     parser.add_argument("--curve-clients", metavar="DIR", help="allowed client public keys")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--splits", metavar="FILE",
+                        help="split file of migrated services, re-read on mmi.split (SPEC 2.14)")
     parser.add_argument("--startup-grace-ms", type=int, default=BrokerConfig.startup_grace_ms,
                         help="until up this long, requests for never-seen services wait")
     limits = parser.add_argument_group("memory bounds (SPEC 2.5)")
@@ -99,7 +101,8 @@ def parse_args(argv: list[str] | None) -> BrokerConfig:
                                                args.outlier_base_ejection_ms,
                                                args.outlier_max_ejection_ms,
                                                args.outlier_max_ejection_percent,
-                                               args.outlier_count_errors))
+                                               args.outlier_count_errors),
+                        splits_file=args.splits)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,6 +61,7 @@ from gateway.broker.outlier import OutlierPolicy, Outliers
 from gateway.broker.probes import ProbeSchedule, drain_disconnects
 from gateway.broker.registry import Registry, Request, Service, Worker
 from gateway.broker.security import CurveKeys, apply_curve, check_bind, start_authenticator
+from gateway.broker.splits import Splits
 from gateway.errors import BrokerError
 from protocol import codec, mdp
 from protocol.errors import (
@@ -81,6 +82,7 @@ BATCH = 256
 # The customary RFC 7 heartbeat interval: what a worker that announced none is assumed
 # to use, so a plain MDP/0.1 worker beating every 2.5 s is not judged dead (SPEC 2.4).
 PLAIN_WORKER_HEARTBEAT_MS = 2500
+MMI_SPLIT = b"mmi.split"
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,8 @@ class BrokerConfig:
     max_queued_bytes_total: int = 512 * 1024 * 1024
     # Outlier ejection (SPEC 2.13, gateway.broker.outlier).
     outliers: OutlierPolicy = field(default_factory=OutlierPolicy)
+    # The split file of migrated services (SPEC 2.14, gateway.broker.splits); None: no splits.
+    splits_file: str | None = None
 
 
 class Broker:
@@ -136,6 +140,8 @@ class Broker:
         self._probes = ProbeSchedule()
         self._trim = MemoryTrim()
         self._outliers = Outliers(config.outliers, self.registry, self.counters)
+        self.splits = Splits(config.splits_file)
+        self.splits.reload()
 
     # ---------------------------------------------------------- lifecycle --
     def start(self, timeout: float = 10.0) -> None:
@@ -225,7 +231,8 @@ class Broker:
                 "dropped": sum(self.drops.values()), "workers": len(self.registry.workers),
                 "ejected": self._outliers.ejected(),
                 "services": services, "heartbeat_ms": self.config.heartbeat_ms,
-                "queued": self.registry.queued, "queued_bytes": self.registry.queued_bytes}
+                "queued": self.registry.queued, "queued_bytes": self.registry.queued_bytes,
+                "splits": self.splits.to_json()}
 
     # --------------------------------------------------------------- loop --
     def _loop(self, sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes]) -> None:
@@ -323,8 +330,16 @@ class Broker:
             rid = codec.new_id()
             deadline, idem = now + self.config.default_timeout_ms, False
         request = Request(client, service, body, rid, deadline, idem)
+        if self.splits.table and body:
+            candidate = self.splits.route(service, body[0], self.registry.live)
+            if candidate is not None:
+                # Decided once, on arrival: a later change of the split (a rollback)
+                # leaves this call where it started.
+                request.asked, request.service = service, candidate
+                service = candidate
         # Counted per service only under a name the broker holds already: a client naming
         # services no worker serves must not grow mmi.stats (they count in unknown_service).
+        # A split call counts under the side that takes it.
         svc = self.registry.services.get(service)
         if deadline - EXPIRY_MARGIN_MS <= now:
             self.counters["expired"] += 1
@@ -369,6 +384,10 @@ class Broker:
 
     def _cancel(self, client: bytes, service: bytes, rid: str, body: list[bytes]) -> None:
         """SPEC 2.11: drop the request if queued, else tell its worker if it understands."""
+        split = self.splits.table.get(service)
+        if split is not None and self.registry.find_queued(service, client, rid) is None \
+                and self.registry.find_inflight(service, client, rid) is None:
+            service = split.candidate  # the call was split off to the port (SPEC 2.14)
         queued = self.registry.find_queued(service, client, rid)
         if queued is not None:
             self.registry.drop_queued(queued)
@@ -390,13 +409,17 @@ class Broker:
             answer = [b"200" if self.registry.live(name) else b"404"]
         elif service == mdp.MMI_STATS:
             answer = [json.dumps(self.stats(), sort_keys=True).encode()]
+        elif service == MMI_SPLIT:
+            # Only a re-read of the file the broker was started with (SPEC 2.14).
+            answer = [b"200" if self.splits.reload() and not self.splits.errors else b"400"]
         else:
             answer = [b"501"]
         self._send([client, b"", mdp.CLIENT, service, *answer], "client gone")
 
     def _reply_error(self, request: Request, error: ProtocolError) -> None:
         body = mdp.error_body(request.id, error)
-        self._send([request.client, b"", mdp.CLIENT, request.service, *body], "client gone")
+        self._send([request.client, b"", mdp.CLIENT, request.asked or request.service, *body],
+                   "client gone")
 
     # ------------------------------------------------------------ workers --
     def _on_worker(self, sender: bytes, command: bytes, args: list[bytes]) -> None:
@@ -469,8 +492,12 @@ class Broker:
             self._outliers.replied(worker, request, head)
         request.replied = True
         # The address the broker recorded, not the one the worker echoed back.
-        self._send([request.client, b"", mdp.CLIENT, worker.service, *body], "client gone")
+        self._send([request.client, b"", mdp.CLIENT, request.asked or worker.service, *body],
+                   "client gone")
         if not more:
+            if self.splits.table:
+                self.splits.replied(request.asked or request.service, request.asked is not None,
+                                    head)
             self.registry.release(worker, request)
             self.registry.service(worker.service).outcomes["ok"] += 1
             if self.registry.waiting(worker.service):
@@ -560,6 +587,7 @@ class Broker:
 
     def _beat(self) -> None:
         now = time.monotonic()
+        self.splits.changed()  # a missed mmi.split still takes effect within a beat
         for identity in self.registry.expired_workers(now):
             self.counters["workers_expired"] += 1
             self._lose_worker(identity, "missed heartbeats")

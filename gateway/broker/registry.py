@@ -41,6 +41,9 @@ class Request:
     size: int = 0
     # Counted against its worker as a failure already (outlier ejection, SPEC 2.13).
     failed: bool = False
+    # The service the client asked for, when a split sent it to a candidate (SPEC 2.14):
+    # replies carry this name, so the client never sees the candidate's.
+    asked: bytes | None = None
 
 
 @dataclass(eq=False, slots=True)

@@ -180,6 +180,7 @@ class AdminApi:
             raise Problem(409, str(exc), code="illegal_transition") from None
         except StoreError as exc:
             raise Problem(503, f"the migration store failed: {exc}", code="store") from None
+        self.migrations.broker.sync()  # a service migration's rollback is immediate
         return {"state": state.to_json()}
 
     def read(self, what: str, query: dict[str, list[str]]) -> dict[str, Any]:
@@ -224,6 +225,7 @@ class AdminApi:
             except MetricsOff:
                 self.live = None
         out = []
+        splits = self.migrations.broker.live_splits()
         for m in self.settings.migrations:
             report = store.report(m.name, m.thresholds)
             for numbers in report["runtimes"].values():
@@ -231,8 +233,11 @@ class AdminApi:
             if m.route and self.live is not None and samples is not None:
                 report["runtimes"] = self.live.runtimes(m.route, samples)
             report.update(m.to_json())
-            report["py2"] = m.rpc_service if m.kind == "rpc" else self.py2_names.get(m.route, "")
+            report["py2"] = (m.rpc_service if m.kind == "rpc" else m.service
+                             if m.kind == "service" else self.py2_names.get(m.route, ""))
             report["series"] = store.series(m.name)
+            if m.kind == "service":  # what the broker routes by now (SPEC 2.14)
+                report["split"] = splits.get(m.service)
             out.append(report)
         return out
 

@@ -66,9 +66,13 @@ class Recorder:
     failures (which, at hundreds of requests a second, was every request).
     """
 
-    def __init__(self, store: MigrationStore, migrations: Iterable[MigrationConfig]) -> None:
+    def __init__(self, store: MigrationStore, migrations: Iterable[MigrationConfig],
+                 after_judge: Callable[[], None] | None = None) -> None:
         self.store = store
         self.migrations = list(migrations)
+        # Runs after every judgement: pushes a rollback (or another process's change)
+        # to the broker's splits.
+        self._after_judge = after_judge
         self._queue: queue.SimpleQueue[Observation | Comparison] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._urgent = threading.Event()
@@ -114,6 +118,8 @@ class Recorder:
                 continue
             if state is not None:
                 log.warning("migration %s rolled back to py2: error budget spent", m.name)
+        if self._after_judge is not None:
+            self._after_judge()
 
     def _run(self) -> None:
         next_judge = time.monotonic() + BUDGET_CHECK_S

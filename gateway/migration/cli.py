@@ -200,6 +200,10 @@ def render_status(reports: list[dict[str, Any]]) -> str:
     for r in reports:
         ev, gate = r["evidence"], r["gate"]
         verdict = "ok" if gate["ok"] else "; ".join(gate["reasons"])
+        split = r.get("split")
+        if split:
+            verdict += (f"  [broker: {split['percent']}% to {split['candidate']}, "
+                        f"{split['sent']} sent, {split['kept']} kept]")
         lines.append(f"{r['name']:<16}{r['target']:<18}{mode(r['state']):<13}"
                      f"{ev['samples']:>8}{ev['regressions']:>7}{_pct(ev['diff_rate']):>8}"
                      f"{_pct(ev['noise_rate']):>8}  {verdict}")

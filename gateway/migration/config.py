@@ -17,6 +17,8 @@ Schema (every key optional except a migration's target and ``py3``)::
     [migrations.legacy]
     route = "/"                 # a wsgi or http route: its service (or target) is the py2 side
     # rpc = "htmldiff/diff"     # or one RPC method behind the rpc routes: SERVICE/METHOD
+    # service = "tax"           # or every call of a broker service, from the gateway or
+                                # from other services: the broker splits them (canary)
     py3 = "legacy3"             # the port: a broker service (wsgi, rpc) or a URL (http)
     state = "py2"               # the state a new migration starts in
     percent = 0                 # with state = "canary"
@@ -48,10 +50,10 @@ from typing import Any
 from gateway.errors import ConfigError
 from gateway.migration.store import MODES, Thresholds
 
-ROUTE_KEYS = {"route", "rpc", "py3", "state", "percent", "sample", "noise", "shadow_safe",
-              "shadow_timeout_ms", "shadow_concurrency", "capture_bytes", "ignore_headers",
-              "ignore_pointers", "sticky", "min_samples", "max_diff_rate", "error_budget",
-              "min_error_samples", "window_s"}
+ROUTE_KEYS = {"route", "rpc", "service", "py3", "state", "percent", "sample", "noise",
+              "shadow_safe", "shadow_timeout_ms", "shadow_concurrency", "capture_bytes",
+              "ignore_headers", "ignore_pointers", "sticky", "min_samples", "max_diff_rate",
+              "error_budget", "min_error_samples", "window_s"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class MigrationConfig:
     py3: str
     route: str = ""
     rpc: str = ""
+    service: str = ""
     state: str = "py2"
     percent: int = 0
     sample: float = 1.0
@@ -77,13 +80,13 @@ class MigrationConfig:
 
     @property
     def kind(self) -> str:
-        """``"route"`` or ``"rpc"``."""
-        return "route" if self.route else "rpc"
+        """``"route"``, ``"rpc"`` or ``"service"`` (split inside the broker)."""
+        return "route" if self.route else "rpc" if self.rpc else "service"
 
     @property
     def target(self) -> str:
-        """The route prefix or ``SERVICE/METHOD``."""
-        return self.route or self.rpc
+        """The route prefix, ``SERVICE/METHOD`` or the broker service."""
+        return self.route or self.rpc or self.service
 
     @property
     def rpc_service(self) -> str:
@@ -110,6 +113,8 @@ class MigrationSettings:
     allow_remote_admin: bool = False
     state_file: str = ""
     migrations: tuple[MigrationConfig, ...] = ()
+    # The broker's split file of service migrations (gateway.migration.brokersplits).
+    splits_file: str = ""
 
     def get(self, name: str) -> MigrationConfig:
         """The migration called ``name``; ``KeyError`` if there is none."""
@@ -170,7 +175,8 @@ def parse_settings(table: Mapping[str, Any], migrations: Mapping[str, Any], run_
         db=path("db", os.path.join(run_dir, "migrations.sqlite3")),
         token_file=path("token_file", os.path.join(run_dir, "admin.token")),
         parity_file=path("parity_file", "build/parity.json"),
-        allow_remote_admin=allow, state_file=state_file, migrations=parsed)
+        allow_remote_admin=allow, state_file=state_file, migrations=parsed,
+        splits_file=os.path.join(run_dir, "broker-splits"))
 
 
 def _migration(name: str, t: Any) -> MigrationConfig:
@@ -194,9 +200,10 @@ def _migration(name: str, t: Any) -> MigrationConfig:
 
     route = get("route", str, "", "a route prefix")
     rpc = get("rpc", str, "", "SERVICE/METHOD")
-    if bool(route) == bool(rpc):
-        raise ConfigError(f"{p}.route: give exactly one of route (a prefix) or rpc "
-                          "(SERVICE/METHOD)")
+    service = get("service", str, "", "a broker service name")
+    if [bool(route), bool(rpc), bool(service)].count(True) != 1:
+        raise ConfigError(f"{p}.route: give exactly one of route (a prefix), rpc "
+                          "(SERVICE/METHOD) or service (a broker service)")
     if route and not route.startswith("/"):
         raise ConfigError(f"{p}.route: must be a route prefix starting with '/'")
     if rpc and (rpc.count("/") != 1 or not all(rpc.split("/"))):
@@ -205,6 +212,14 @@ def _migration(name: str, t: Any) -> MigrationConfig:
     if not py3:
         raise ConfigError(f"{p}.py3: required: the port's broker service (or URL for an "
                           "http route)")
+    if service:
+        # Both names go into the broker's split file, one line of words (SPEC 2.14).
+        for key, word in (("service", service), ("py3", py3)):
+            if any(c.isspace() or c == "#" for c in word) or word.startswith("mmi."):
+                raise ConfigError(f"{p}.{key}: a broker service name without spaces or '#' "
+                                  "that does not start with 'mmi.'")
+        if service == py3:
+            raise ConfigError(f"{p}.py3: the port must be another service than {service!r}")
     state = get("state", str, "py2", "a state")
     if state not in MODES:
         raise ConfigError(f"{p}.state: must be one of {', '.join(MODES)}")
@@ -251,6 +266,7 @@ def _migration(name: str, t: Any) -> MigrationConfig:
     )
     return MigrationConfig(
         name=name, py3=py3, route=(route.rstrip("/") or "/") if route else "", rpc=rpc,
+        service=service,
         state=state,
         percent=percent, sample=sample, noise=get("noise", bool, True, "true or false"),
         shadow_safe=get("shadow_safe", bool, None, "true or false"),

@@ -47,6 +47,7 @@ from gateway.http.context import Call
 from gateway.http.problems import Problem
 from gateway.migration import compare, samples
 from gateway.migration.background import Recorder, ShadowPool, ensure_token
+from gateway.migration.brokersplits import ServiceMigrations
 from gateway.migration.config import MigrationConfig, MigrationSettings
 from gateway.migration.store import Comparison, MigrationState, MigrationStore, Observation
 from protocol import errors as perrors
@@ -77,14 +78,17 @@ def status_of(exc: BaseException) -> int:
 class Migrations:
     """Everything migration-related in one front process."""
 
-    def __init__(self, settings: MigrationSettings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: MigrationSettings, clock: Callable[[], float] = time.time,
+                 broker: str = "") -> None:
         self.settings = settings
         self.clock = clock
         self.store = MigrationStore(settings.db)
         for m in settings.migrations:
             self.store.ensure(m.name, m.state, m.percent)
         self.token = ensure_token(settings.token_file)
-        self.recorder = Recorder(self.store, settings.migrations)
+        self.broker = ServiceMigrations(settings, self.store, broker)
+        self.broker.sync()
+        self.recorder = Recorder(self.store, settings.migrations, self.broker.tend)
         self.pools = {m.name: ShadowPool(m.name, m.shadow_concurrency)
                       for m in settings.migrations}
         self._states = self.store.all()

@@ -68,7 +68,10 @@ def test_both_brokers_get_the_same_arguments(tmp_path: object, implementation: s
                     "--max-queued-bytes-total", str(512 * 1024 * 1024),
                     "--outlier-consecutive", "3", "--outlier-base-ejection-ms", "30000",
                     "--outlier-max-ejection-ms", "300000", "--outlier-max-ejection-percent",
-                    "50", "--outlier-count-errors")
+                    "50", "--splits", cfg.migration_settings.splits_file,
+                    "--outlier-count-errors")
+    assert cfg.migration_settings.splits_file == os.path.join(cfg.gateway.run_dir,
+                                                              "broker-splits")
 
 
 def test_a_missing_native_broker_is_refused_with_how_to_build_it(

@@ -285,7 +285,8 @@ def test_mmi_stats_has_the_reference_shape(broker: BrokerProcess,
     wait_until(lambda: live(broker, "calc"), timeout=5, what="worker")
     stats = broker.stats()
     assert set(stats) == {"counters", "drops", "dropped", "workers", "services",
-                          "heartbeat_ms", "queued", "queued_bytes", "ejected"}
+                          "heartbeat_ms", "queued", "queued_bytes", "ejected", "splits"}
+    assert stats["splits"] == {}  # no split file: nothing is split (SPEC 2.14)
     assert stats["services"] == {"calc": {
         "workers": 1, "waiting": 0, "inflight": 0, "queued_bytes": 0, "ejected": 0,
         "outcomes": {"requests": 0, "ok": 0, "timeout": 0, "unavailable": 0,

@@ -74,6 +74,11 @@ def test_a_migration_parses_with_its_defaults(tmp_path):
     ('route = "/api/notes"\npy3 = "notes3"\nshadow_concurrency = 0', "positive"),
     ('route = "/api/notes"\npy3 = "notes3"\nnoise = "yes"', "migrations.m.noise"),
     ('route = "/api/notes"\npy3 = "notes3"\ncolour = 1', "migrations.m.colour: unknown key"),
+    ('service = "notes"\nrpc = "a/b"\npy3 = "x"', "give exactly one"),
+    ('service = "tax"\npy3 = "tax"', "migrations.m.py3: the port must be another service"),
+    ('service = "tax now"\npy3 = "tax3"', "migrations.m.service: a broker service name"),
+    ('service = "tax"\npy3 = "mmi.tax"', "migrations.m.py3: a broker service name"),
+    ('service = "notes"\npy3 = "hd3"', "'hd3' is a rpc service, 'notes' a wsgi one"),
 ])
 def test_bad_migrations_name_the_offending_key(table, message):
     with pytest.raises(ConfigError) as info:
@@ -234,3 +239,14 @@ def test_reloading_the_port_restarts_evidence_only_in_shadow(tmp_path):
         assert lines == ["migration notes: notes3 reloaded, evidence restarts"]
     finally:
         store.close()
+
+
+def test_a_service_migration_is_split_in_the_broker(tmp_path):
+    cfg = parse(BASE + '[migrations.tax]\nservice = "tax"\npy3 = "tax.py3"\n',
+                base_dir=str(tmp_path))
+    m = cfg.migration_settings.get("tax")
+    assert (m.kind, m.target, m.service, m.py3) == ("service", "tax", "tax", "tax.py3")
+    assert m.to_json() == {"name": "tax", "kind": "service", "target": "tax", "py3": "tax.py3"}
+    settings = cfg.migration_settings
+    assert settings.splits_file == os.path.join(cfg.gateway.run_dir, "broker-splits")
+    assert type(settings).from_dict(settings.to_dict()) == settings

@@ -243,3 +243,14 @@ def test_a_lone_surrogate_in_the_http_object_is_refused_by_the_header_encoder():
                    http={u"status": 200, u"headers": [[u"X", u"\udc00"]]}, payload=Bytes(b""))
     with pytest.raises(EnvelopeError, match="lone surrogate"):
         codec.encode(env)
+
+
+def test_sticky_travels_as_text_and_is_type_checked():
+    env = codec.Envelope(u"call", id=u"a1", method=u"m", sticky=u"user-7", payload=None)
+    frames = codec.encode(env)
+    assert b'"sticky":"user-7"' in frames[0]
+    assert codec.decode(frames).sticky == u"user-7"
+    # the shortcut writes what the general path writes
+    assert frames[0] == codec.dumps(codec.check_header(env.header()))
+    with pytest.raises(EnvelopeError):
+        codec.decode([b'{"id":"a","kind":"call","method":"m","sticky":7,"v":1}', b"null"])

@@ -8,6 +8,7 @@
 #include <zmq.h>
 
 #include "registry.h"
+#include "splits.h"
 
 #define MDPC "MDPC01"
 #define MDPW "MDPW01"
@@ -56,6 +57,7 @@ typedef struct {
     int64_t counters[N_COUNTERS];
     int touched[N_COUNTERS]; /* a counter appears in mmi.stats once it was counted */
     int64_t drops[N_DROPS];
+    split_table splits; /* SPEC 2.14 */
 } broker;
 
 int64_t wall_ms(void);

@@ -195,7 +195,9 @@ static void mmi_stats(broker *b, sbuf *out)
         sb_free(&name);
     }
     free(sorted);
-    sb_printf(out, "}, \"workers\": %zu}", b->reg.nworkers);
+    sb_puts(out, "}");
+    splits_json(&b->splits, out);
+    sb_printf(out, ", \"workers\": %zu}", b->reg.nworkers);
 }
 
 /* RFC 8 and SPEC 2.9: mmi.service, mmi.stats; any other mmi.* is 501. */
@@ -208,6 +210,9 @@ static void mmi(broker *b, zmq_msg_t *sender, zmq_msg_t *svcname, zmq_msg_t *bod
         sb_puts(&answer, live ? "200" : "404");
     } else if (MSGN(svcname) == 9 && memcmp(MSGP(svcname), "mmi.stats", 9) == 0) {
         mmi_stats(b, &answer);
+    } else if (MSGN(svcname) == 9 && memcmp(MSGP(svcname), "mmi.split", 9) == 0) {
+        /* Only a re-read of the file the broker was started with (SPEC 2.14). */
+        sb_puts(&answer, splits_reload(&b->splits) && !b->splits.errors ? "200" : "400");
     } else {
         sb_puts(&answer, "501");
     }
@@ -223,6 +228,11 @@ static void cancel(broker *b, zmq_msg_t *sender, zmq_msg_t *svcname, const heade
                    zmq_msg_t *body, int nbody)
 {
     service *svc = registry_find_service(&b->reg, MSGP(svcname), MSGN(svcname));
+    split_entry *se = splits_find(&b->splits, MSGP(svcname), MSGN(svcname));
+    if (se && !registry_find_queued(svc, MSGP(sender), MSGN(sender), h->id.p, h->id.len)
+        && !(svc && registry_find_inflight(&b->reg, svc, MSGP(sender), MSGN(sender), h->id.p,
+                                           h->id.len)))
+        svc = registry_find_service(&b->reg, se->candidate, se->candidate_len); /* split off */
     request *q = registry_find_queued(svc, MSGP(sender), MSGN(sender), h->id.p, h->id.len);
     if (q) {
         registry_unqueue(&b->reg, q);
@@ -311,14 +321,32 @@ static void on_client(broker *b, zmq_msg_t *sender, zmq_msg_t *svcname, zmq_msg_
         id_len = 32;
         deadline = now + b->default_timeout_ms;
     }
-    service *known = registry_find_service(&b->reg, MSGP(svcname), MSGN(svcname));
+    const void *sname = MSGP(svcname);
+    size_t slen = MSGN(svcname);
+    service *asked = NULL;
+    split_entry *se = b->splits.n && nbody ? splits_find(&b->splits, sname, slen) : NULL;
+    if (se) {
+        /* SPEC 2.14: decided once, on arrival, so a later rollback leaves this call where
+         * it started; a candidate with no live worker takes nothing. */
+        if (splits_pick(se, MSGP(&body[0]), MSGN(&body[0]))
+            && registry_live(&b->reg, se->candidate, se->candidate_len)) {
+            se->sent++;
+            asked = registry_service(&b->reg, sname, slen);
+            sname = se->candidate;
+            slen = se->candidate_len;
+        } else {
+            se->kept++;
+        }
+    }
+    service *known = registry_find_service(&b->reg, sname, slen);
     /* A request object needs a service; a throwaway one answers the early errors without
      * registering a name no worker has served (as the Python registry does). */
     service scratch = {0};
-    scratch.name = (unsigned char *)MSGP(svcname);
-    scratch.name_len = MSGN(svcname);
+    scratch.name = (unsigned char *)sname;
+    scratch.name_len = slen;
     request *q = request_new(MSGP(sender), MSGN(sender), known ? known : &scratch, id, id_len,
                              deadline, idem);
+    q->asked = asked;
     header_free(&h);
     if (deadline - EXPIRY_MARGIN_MS <= now) {
         count(b, C_EXPIRED, 1);
@@ -347,7 +375,7 @@ static void on_client(broker *b, zmq_msg_t *sender, zmq_msg_t *svcname, zmq_msg_
     }
     q->size = size;
     b->trim_pending += size;
-    q->svc = registry_service(&b->reg, MSGP(svcname), MSGN(svcname));
+    q->svc = registry_service(&b->reg, sname, slen);
     q->body = malloc((size_t)(nbody ? nbody : 1) * sizeof(zmq_msg_t));
     if (q->body == NULL)
         abort();
@@ -423,12 +451,19 @@ static void on_reply(broker *b, worker *w, zmq_msg_t *args, int nargs)
                         nbody ? MSGN(&body[0]) : 0);
     q->replied = 1;
     /* The address the broker recorded, not the one the worker echoed back. */
+    service *named = q->asked ? q->asked : w->svc; /* the client never sees a split */
     part parts[4] = {{q->client, q->client_len}, {"", 0}, {MDPC, 6},
-                     {w->svc->name, w->svc->name_len}};
+                     {named->name, named->name_len}};
     send_or_drop(b, parts, 4, body, nbody, "client gone");
     if (!more) {
         service *svc = w->svc;
         svc->outcomes[O_OK]++;
+        if (b->splits.n) {
+            service *side = q->asked ? q->asked : q->svc;
+            splits_replied(&b->splits, side->name, side->name_len, q->asked != NULL,
+                           nbody ? (const unsigned char *)MSGP(&body[0]) : NULL,
+                           nbody ? MSGN(&body[0]) : 0);
+        }
         registry_release(&b->reg, w, q);
         request_free(q);
         if (svc->queue_head)
@@ -523,6 +558,7 @@ static void free_snapshot(sbuf *ids, size_t n)
 /* SPEC 2.4: forget the silent workers, then a HEARTBEAT to every other one. */
 void beat(broker *b)
 {
+    splits_changed(&b->splits); /* a missed mmi.split still takes effect within a beat */
     size_t n;
     int64_t now = mono_us();
     sbuf *ids = snapshot(b, &n);

@@ -301,7 +301,7 @@ void header_read(const unsigned char *frame, size_t n, header_fields *out)
     sbuf kind = {0};
     jvalue vals[5] = {{J_BAD, 0, &out->id}, {J_BAD, 0, NULL}, {J_BAD, 0, NULL},
                       {J_BAD, 0, NULL}, {J_BAD, 0, &kind}};
-    out->ok = out->has_deadline = out->idem = out->more = out->cancel = 0;
+    out->ok = out->has_deadline = out->idem = out->more = out->cancel = out->error = 0;
     out->id.len = 0;
     out->deadline = 0;
     /* Only frames that start with '{' can be ours; anything else is a raw MDP body. */
@@ -314,6 +314,7 @@ void header_read(const unsigned char *frame, size_t n, header_fields *out)
     }
     /* A reply's "more" counts even when its id does not (protocol.mdp.reply_fields). */
     out->more = vals[3].type == J_TRUE;
+    out->error = vals[4].type == J_STR && kind.len == 5 && memcmp(kind.p, "error", 5) == 0;
     if (vals[0].type != J_STR || out->id.len == 0) {
         sb_free(&kind);
         return;
@@ -349,4 +350,25 @@ void metadata_read(const unsigned char *frame, size_t n, ready_metadata *out)
     if (vals[1].type == J_INT && vals[1].i > 0)
         out->heartbeat_ms = vals[1].i;
     out->cancel = vals[2].type == J_TRUE;
+}
+
+int header_sticky(const unsigned char *frame, size_t n, sbuf *out)
+{
+    static const char *const keys[] = {"sticky", "rid", "id"};
+    sbuf text[3] = {{0}, {0}, {0}};
+    jvalue vals[3] = {{J_BAD, 0, &text[0]}, {J_BAD, 0, &text[1]}, {J_BAD, 0, &text[2]}};
+    int found = 0;
+    out->len = 0;
+    if (n && frame[0] == '{' && utf8_valid(frame, n)) {
+        scanner s = {frame, frame + n, HEADER_MAX_DEPTH, 0};
+        if (scan_object(&s, keys, vals, 3))
+            for (int k = 0; k < 3 && !found; k++)
+                if (vals[k].type == J_STR && text[k].len) {
+                    sb_put(out, text[k].p, text[k].len);
+                    found = 1;
+                }
+    }
+    for (int k = 0; k < 3; k++)
+        sb_free(&text[k]);
+    return found;
 }

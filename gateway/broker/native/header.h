@@ -26,6 +26,7 @@ typedef struct {
     int idem;          /* "idem" is exactly true */
     int more;          /* "more" is exactly true (read even when "id" is not valid) */
     int cancel;        /* "kind" is the text "cancel" */
+    int error;         /* "kind" is the text "error" (read even when "id" is not valid) */
 } header_fields;
 
 /* The READY metadata keys the broker acts on. */
@@ -39,6 +40,9 @@ typedef struct {
 
 void header_read(const unsigned char *frame, size_t n, header_fields *out);
 void header_free(header_fields *h);
+/* The split key of a request (SPEC 2.14): its "sticky", else "rid", else "id" text,
+ * the first that is non-empty; 0 when there is none. */
+int header_sticky(const unsigned char *frame, size_t n, sbuf *out);
 void metadata_read(const unsigned char *frame, size_t n, ready_metadata *out);
 
 #endif

@@ -8,7 +8,7 @@
  *       [--max-queued-total 50000] [--max-queued-bytes N] [--max-queued-bytes-total N]
  *       [--outlier-consecutive 5] [--outlier-base-ejection-ms 30000]
  *       [--outlier-max-ejection-ms 300000] [--outlier-max-ejection-percent 50]
- *       [--outlier-count-errors]
+ *       [--outlier-count-errors] [--splits FILE]
  *
  * The same command line, behaviour and exit statuses as `python -m gateway.broker`
  * (the reference implementation): prints "broker ready <endpoints>" once bound;
@@ -108,7 +108,7 @@ typedef struct {
     long long outlier_consecutive, outlier_base_ejection_ms, outlier_max_ejection_ms,
         outlier_max_ejection_percent;
     int outlier_count_errors;
-    const char *events_pub, *events_sub, *curve_secret, *curve_clients;
+    const char *events_pub, *events_sub, *curve_secret, *curve_clients, *splits;
 } options;
 
 static void usage_error(const char *fmt, const char *arg)
@@ -120,7 +120,7 @@ static void usage_error(const char *fmt, const char *arg)
           "       [--max-queued N] [--max-queued-total N] [--max-queued-bytes BYTES]\n"
           "       [--max-queued-bytes-total BYTES] [--outlier-consecutive N]\n"
           "       [--outlier-base-ejection-ms MS] [--outlier-max-ejection-ms MS]\n"
-          "       [--outlier-max-ejection-percent N] [--outlier-count-errors]\n", stderr);
+          "       [--outlier-max-ejection-percent N] [--outlier-count-errors] [--splits FILE]\n", stderr);
     fputs("gateway-broker: error: ", stderr);
     fprintf(stderr, fmt, arg);
     fputc('\n', stderr);
@@ -214,6 +214,8 @@ static void parse_args(int argc, char **argv, options *o)
             o->events_sub = value;
         } else if (strcmp(name, "--curve-secret") == 0) {
             o->curve_secret = value;
+        } else if (strcmp(name, "--splits") == 0) {
+            o->splits = value;
         } else if (strcmp(name, "--curve-clients") == 0) {
             o->curve_clients = value;
         } else if (strcmp(name, "--log-level") == 0) {
@@ -453,6 +455,8 @@ int main(int argc, char **argv)
     b.outlier_max_ejection_ms = o.outlier_max_ejection_ms;
     b.outlier_max_ejection_percent = o.outlier_max_ejection_percent;
     b.outlier_count_errors = o.outlier_count_errors;
+    b.splits.path = o.splits;
+    splits_reload(&b.splits);
 
     void *ctx = zmq_ctx_new();
     zap_handler zap = {0};

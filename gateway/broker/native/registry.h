@@ -38,6 +38,7 @@ struct request {
     int64_t size;           /* bytes of the body frames, counted while queued */
     uint64_t seq;           /* FIFO order among equal deadlines */
     int failed;             /* counted against its worker already (SPEC 2.13) */
+    service *asked;         /* the service the client named, when a split moved it (2.14) */
 };
 
 struct worker {

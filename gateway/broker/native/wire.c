@@ -101,8 +101,9 @@ void reply_error(broker *b, request *q, const char *code, const char *message,
     sb_puts(&head, "},\"id\":");
     json_canonical(&head, q->id, q->id_len);
     sb_puts(&head, ",\"kind\":\"error\",\"v\":1}");
+    service *named = q->asked ? q->asked : q->svc; /* the client never sees a split */
     part parts[6] = {{q->client, q->client_len}, {"", 0}, {MDPC, 6},
-                     {q->svc->name, q->svc->name_len}, {head.p, head.len}, {"null", 4}};
+                     {named->name, named->name_len}, {head.p, head.len}, {"null", 4}};
     send_or_drop(b, parts, 6, NULL, 0, "client gone");
     sb_free(&head);
 }
