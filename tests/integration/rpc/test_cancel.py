@@ -71,8 +71,12 @@ def test_cancel_in_flight_and_queued(rpc, which):
         assert head["id"] == "first" and head["error"]["code"] == "cancelled"
         stats = rpc.stats()
         assert stats["counters"]["cancels_forwarded"] == 1
-        assert stats["services"]["held"] == {"workers": 1, "waiting": 0, "inflight": 0,
-                                             "queued_bytes": 0, "ejected": 0}
+        held = stats["services"]["held"]
+        assert {key: held[key] for key in ("workers", "waiting", "inflight", "queued_bytes",
+                                           "ejected")} == {"workers": 1, "waiting": 0,
+                                                           "inflight": 0, "queued_bytes": 0,
+                                                           "ejected": 0}
+        assert held["outcomes"]["requests"] == 2
         # The worker's credit is free again: the next call reaches it, "second" never does.
         sock.send_multipart(mdp.client_request(b"held", call("third")))
         lines.wait_for("request third")
