@@ -390,7 +390,7 @@ class WsgiBridge:
             if first:
                 await send({"type": "http.response.body", "body": first, "more_body": True})
             await self.stream(loop, pool, iterator, body_in, receive, send,
-                              close_once)
+                              close_once, declared_length(headers) - len(first or b""))
         except ClientGone as exc:  # the client went away while its body was read
             log.debug("client gone mid-request: %r", exc)
         finally:
@@ -398,27 +398,35 @@ class WsgiBridge:
 
     async def stream(self, loop: asyncio.AbstractEventLoop, pool: ThreadPoolExecutor,
                      iterator: Iterator[bytes], body_in: AsgiInput, receive: Receive,
-                     send: Send, release: Callable[[], None]) -> None:
+                     send: Send, release: Callable[[], None], left: int = -1) -> None:
         """Send the rest of a streamed body: a pool thread iterates, the loop sends.
 
         Chunks that are ready together go out as one write, and a lone chunk goes
         at once; the thread waits once ``Pump.LIMIT`` bytes are queued and not
         sent. A client that disconnects (seen by a watcher once the request body
         is read) stops the stream at its next chunk; a thread still waiting on
-        the backend is released by closing the body from another thread.
+        the backend is released by closing the body from another thread. A
+        client that leaves once it has every byte of a declared ``Content-Length``
+        (``left`` bytes still to send at the start; -1 when none was declared)
+        has not abandoned anything: the body is read to its end and closed as
+        usual, which is what a migration waits for before it sends its shadow copy.
         """
         pump = Pump(loop)
         running = loop.run_in_executor(pool, pump.run, iterator)
         watcher = None
+        sent = [0]
         if not body_in.more:
-            watcher = loop.create_task(_watch_disconnect(receive, pump))
+            watcher = loop.create_task(_watch_disconnect(
+                receive, pump, lambda: 0 <= left <= sent[0]))
         try:
             while True:
                 chunks, finished = await pump.take()
                 if pump.gone:
                     return
                 if chunks:
-                    await send({"type": "http.response.body", "body": b"".join(chunks),
+                    data = b"".join(chunks)
+                    sent[0] += len(data)
+                    await send({"type": "http.response.body", "body": data,
                                 "more_body": True})
                 if finished:
                     await send({"type": "http.response.body", "body": b""})
@@ -526,13 +534,25 @@ def _quiet_close(closer: Callable[[], Any]) -> None:
         pass
 
 
-async def _watch_disconnect(receive: Receive, pump: Pump) -> None:
-    """Tell ``pump`` when the client disconnects (the request body was read already)."""
+async def _watch_disconnect(receive: Receive, pump: Pump,
+                            delivered: Callable[[], bool]) -> None:
+    """Tell ``pump`` when the client disconnects before ``delivered()`` (the request body
+    was read already)."""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            pump.client_gone()
+            if not delivered():
+                pump.client_gone()
             return
+
+
+def declared_length(headers: list[tuple[str, str]]) -> int:
+    """The response's ``Content-Length`` as a number, or -1 when it has none (or a bad one)."""
+    for name, value in headers:
+        if name.lower() == "content-length":
+            value = value.strip()
+            return int(value) if value.isdigit() and value.isascii() else -1
+    return -1
 
 
 async def buffer_chunked(receive: Receive, cap: int) -> Receive | Problem | None:

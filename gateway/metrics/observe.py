@@ -140,8 +140,10 @@ class Observed:
             body = message.get("body")
             if body:
                 state.bytes_in += len(body)
-            elif message["type"] == "http.disconnect":
-                state.gone = True   # 499 unless the whole answer was handed over already
+            elif message["type"] == "http.disconnect" and not (
+                    0 <= state.length <= state.bytes_out):
+                # 499 unless the whole answer (every declared byte) was handed over already
+                state.gone = True
             return message
 
         async def counting_send(message: Message) -> None:
@@ -156,10 +158,12 @@ class Observed:
             elif kind == "http.response.start":
                 state.status = int(message["status"])
                 state.ttfb = time.perf_counter() - started
-                if state.status >= 400:
-                    for name, value in message.get("headers", ()):
-                        if bytes(name).lower() == b"content-type":
-                            state.problem = bytes(value).startswith(PROBLEM_TYPE.encode())
+                for name, value in message.get("headers", ()):
+                    lowered = bytes(name).lower()
+                    if lowered == b"content-length" and bytes(value).isdigit():
+                        state.length = int(value)
+                    elif lowered == b"content-type" and state.status >= 400:
+                        state.problem = bytes(value).startswith(PROBLEM_TYPE.encode())
             await send(message)
 
         try:
@@ -341,7 +345,8 @@ def build_registry(estate_config: Any) -> Any:
 
 
 class _State:
-    __slots__ = ("bytes_in", "bytes_out", "code", "done", "gone", "problem", "status", "ttfb")
+    __slots__ = ("bytes_in", "bytes_out", "code", "done", "gone", "length", "problem",
+                 "status", "ttfb")
 
     def __init__(self) -> None:
         self.status = 0
@@ -350,6 +355,7 @@ class _State:
         self.ttfb = 0.0
         self.bytes_in = 0
         self.bytes_out = 0
+        self.length = -1        # the declared Content-Length, -1 when none
         self.problem = False
         self.code = ""
 

@@ -229,3 +229,74 @@ def test_labels_of_migrated_and_rpc_routes(front: Observed) -> None:
     assert front.labels({"gateway.route": rpc, "PATH_INFO": "/rpc/made-up/x"})[2] == "other"
     assert front.labels({"gateway.path": "/_gateway/health"}) == \
         ("/_gateway", "gateway", "", "gateway", "")
+
+
+async def _whole_answer(sc: dict[str, Any], receive: Any, send: Any) -> None:
+    """Hands over every declared byte, then sees the client leave before its last message."""
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"4")]})
+    await send({"type": "http.response.body", "body": b"part", "more_body": True})
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    await send({"type": "http.response.body", "body": b""})
+
+
+def test_a_client_that_leaves_after_every_declared_byte_is_no_499(tmp_path: Any) -> None:
+    app = Observed(_whole_answer, ObservabilityConfig(access_log=str(tmp_path / "a.log"),
+                                                        metrics_dir=str(tmp_path)),
+                   GatewayHttpConfig())
+    assert run(app, scope("/x"), leave=True) == (200, b"part")
+    assert app.metrics is not None
+    assert app.metrics.requests == {("GET", "200", "", "", "", ""): 1}
+    assert " 200 4 " in lines(app)[0]
+
+
+class _HeldBody:
+    """A WSGI body that yields every declared byte, then waits before it ends."""
+
+    def __init__(self, release: Any) -> None:
+        self.release = release
+        self.events: list[str] = []
+
+    def __iter__(self) -> Any:
+        yield b"hello"
+        assert self.release.wait(10), "the test never released the body"
+        self.events.append("ended")
+
+    def close(self) -> None:
+        self.events.append("closed")
+
+
+def test_a_client_that_leaves_with_the_whole_body_does_not_cut_the_response_short() -> None:
+    """The body is read to its end and closed after it (a migration sends its shadow
+    copy then); only a client that leaves early has the body closed under it."""
+    import threading
+    release = threading.Event()
+    held = _HeldBody(release)
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Length", "5")])
+        return held
+
+    bridge = WsgiBridge(wsgi, threads=2)
+    sent: list[dict[str, Any]] = []
+    parts = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if parts:
+            return parts.pop(0)
+        while not any(m.get("body") == b"hello" for m in sent):
+            await asyncio.sleep(0.001)   # polls what the server was handed, not a clock
+        # Runs after the front has seen the disconnect (the same loop step).
+        asyncio.get_running_loop().call_soon(release.set)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    try:
+        asyncio.run(asyncio.wait_for(bridge(scope("/x"), receive, send), 20))
+    finally:
+        bridge.close()
+    assert held.events == ["ended", "closed"]
+    assert sent[-1] == {"type": "http.response.body", "body": b""}
