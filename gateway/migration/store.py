@@ -253,6 +253,28 @@ class _Local:
         self.wrote = False
 
 
+def _use_wal(conn: sqlite3.Connection, patience: float = 5.0) -> str:
+    """Switch ``conn``'s database to WAL; the journal mode it is in afterwards.
+
+    The switch needs the database to itself, and SQLite answers "database is
+    locked" at once (the busy timeout does not apply to it) while another
+    process opens the same new store: the front's workers start together.
+    """
+    deadline = time.monotonic() + patience
+    pause = 0.005
+    while True:
+        try:
+            mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+            if mode.lower() == "wal":
+                return mode
+            return str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)   # a backoff against another process, not a synchronisation
+        pause = min(pause * 2, 0.1)
+
+
 def _explain(path: str, action: str, exc: sqlite3.Error) -> str:
     msg = str(exc)
     low = msg.lower()
@@ -351,7 +373,7 @@ class MigrationStore:
                     f"migration store {self.path}: schema version {found} is newer than "
                     f"{SCHEMA_VERSION}; upgrade the gateway"
                 )
-            journal = str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+            journal = _use_wal(conn)
             if journal.lower() != "wal":
                 raise StoreError(f"migration store {self.path}: cannot use WAL ({journal})")
         if found == SCHEMA_VERSION:

@@ -628,3 +628,32 @@ def test_three_processes_record_into_one_file_without_loss(tmp_path: Path, db: s
     assert rows(db, "SELECT count(*), count(DISTINCT rid) FROM comparison") == [(300, 300)]
     assert sorted(rows(db, "SELECT kind, n FROM tally")) == [("comparison", 300),
                                                              ("observation", 1500)]
+
+
+def _open_at_the_barrier(path: str, barrier: Any, results: Any) -> None:
+    barrier.wait(30)
+    try:
+        MigrationStore(path).close()
+        results.put("ok")
+    except StoreError as exc:
+        results.put(str(exc))
+
+
+def test_processes_opening_a_new_store_together_all_succeed(tmp_path: Path) -> None:
+    """The front's workers open a new store at the same moment; none may fail on the lock
+    the switch to WAL takes."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("spawn")   # fork from a threaded test run warns on 3.12+
+    for round_ in range(8):
+        path = str(tmp_path / f"race-{round_}.sqlite3")
+        barrier, results = ctx.Barrier(4), ctx.Queue()
+        workers = [ctx.Process(target=_open_at_the_barrier, args=(path, barrier, results))
+                   for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        try:
+            outcomes = [results.get(timeout=30) for _ in workers]
+        finally:
+            for worker in workers:
+                worker.join(30)
+        assert outcomes == ["ok"] * 4, outcomes
