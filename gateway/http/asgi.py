@@ -73,7 +73,8 @@ def environ_from_scope(scope: Scope) -> dict[str, Any] | Problem:
     """The WSGI environ of an ASGI http scope (no ``wsgi.input`` yet), or a 400 problem."""
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
     query: bytes = scope.get("query_string") or b""
-    target: bytes | None = (scope.get("extensions") or {}).get("gateway.target")
+    extensions = scope.get("extensions") or {}
+    target: bytes | None = extensions.get("gateway.target")
     try:
         raw = raw_path.decode("ascii")
         qs = query.decode("ascii")
@@ -102,6 +103,8 @@ def environ_from_scope(scope: Scope) -> dict[str, Any] | Problem:
         "wsgi.run_once": False,
         "wsgi.input_terminated": True,
     }
+    if "gateway.disconnect" in extensions:  # the fast path's disconnect callback
+        environ["gateway.disconnect"] = extensions["gateway.disconnect"]
     hosts = 0
     headers = scope["headers"]
     # Repeated fields are joined below; the limit on header fields counts them as sent.

@@ -339,7 +339,14 @@ class FastWsgi:
             await serve_problem_page(send, problem, rid)
             return
         finished = False
-        watcher = asyncio.get_running_loop().create_task(_watch(receive, queue))
+        # Under the front's own server a disconnect is a callback; elsewhere a task waits
+        # on receive() for it.
+        hook = call.environ.get("gateway.disconnect")
+        watcher = None
+        if hook is not None:
+            hook.watch(lambda: queue.put(_GONE))
+        else:
+            watcher = asyncio.get_running_loop().create_task(_watch(receive, queue))
         try:
             try:
                 first = await self.part(queue, env.deadline / 1000.0 - time.time() + GRACE,
@@ -384,7 +391,10 @@ class FastWsgi:
                     finished = isinstance(exc, perrors.RemoteError)
                     raise ResponseAborted(f"the stream ended with {exc.code}") from None
         finally:
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
+            else:
+                hook.unwatch()
             if finished:
                 self.broker.forget(env.id)
             else:
