@@ -45,6 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gateway.http.admission import Admission, Gate
+from gateway.http.bodies import header_sizes
 from gateway.http.forwarding import request_id
 from gateway.http.problems import Problem, render
 from gateway.http.wsgitypes import WsgiApp
@@ -109,6 +110,7 @@ def environ_from_scope(scope: Scope) -> dict[str, Any] | Problem:
     headers = scope["headers"]
     # Repeated fields are joined below; the limit on header fields counts them as sent.
     environ["gateway.header_fields"] = len(headers)
+    fields: list[str] = []   # the HTTP_* keys, for the header limits (header_sizes)
     for name_b, value_b in headers:
         name = name_b.decode("latin-1")
         value = value_b.decode("latin-1")
@@ -123,7 +125,13 @@ def environ_from_scope(scope: Scope) -> dict[str, Any] | Problem:
             if key == "HTTP_HOST":
                 hosts += 1
         old = environ.get(key)
-        environ[key] = value if old is None else f"{old},{value}"
+        if old is None:
+            environ[key] = value
+            if key[0] == "H":
+                fields.append(key)
+        else:
+            environ[key] = f"{old},{value}"
+    environ["gateway.header_sizes"] = header_sizes(environ, fields)
     if hosts > 1:
         return Problem(400, "more than one Host header field (RFC 9112 3.2)", code="bad_request")
     if not hosts and environ["SERVER_PROTOCOL"] == "HTTP/1.1":
