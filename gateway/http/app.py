@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from werkzeug.exceptions import HTTPException
 
 from gateway.http import tracing
-from gateway.http.bodies import check_framing
+from gateway.http.bodies import check_framing, header_sizes
 from gateway.http.config import GatewayHttpConfig, Route
 from gateway.http.context import Call
 from gateway.http.forwarding import Forwarding, request_id
@@ -144,15 +144,11 @@ class GatewayApp:
         if len(raw) > limits.max_uri:
             raise Problem(414, f"the request target exceeds {limits.max_uri} bytes",
                           code="uri_too_long")
-        count = total = 0
-        for key, value in environ.items():
-            if key.startswith("HTTP_"):
-                count += 1
-                size = len(key) + len(value) - 1
-                total += size
-                if size > limits.max_header_line:
-                    raise Problem(431, f"a header field exceeds {limits.max_header_line} bytes",
-                                  code="header_too_large")
+        # Measured once, as the client sent them (the ASGI bridge), or here by a walk.
+        count, total, longest = environ.get("gateway.header_sizes") or header_sizes(environ)
+        if longest > limits.max_header_line:
+            raise Problem(431, f"a header field exceeds {limits.max_header_line} bytes",
+                          code="header_too_large")
         count = max(count, environ.get("gateway.header_fields", 0))
         if count > limits.max_header_count or total > limits.max_header_total:
             raise Problem(431, "too many or too large header fields", code="headers_too_large")

@@ -45,6 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gateway.http.admission import Admission, Gate
+from gateway.http.bodies import header_sizes
 from gateway.http.forwarding import request_id
 from gateway.http.problems import Problem, render
 from gateway.http.wsgitypes import WsgiApp
@@ -73,7 +74,8 @@ def environ_from_scope(scope: Scope) -> dict[str, Any] | Problem:
     """The WSGI environ of an ASGI http scope (no ``wsgi.input`` yet), or a 400 problem."""
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
     query: bytes = scope.get("query_string") or b""
-    target: bytes | None = (scope.get("extensions") or {}).get("gateway.target")
+    extensions = scope.get("extensions") or {}
+    target: bytes | None = extensions.get("gateway.target")
     try:
         raw = raw_path.decode("ascii")
         qs = query.decode("ascii")
@@ -102,10 +104,13 @@ def environ_from_scope(scope: Scope) -> dict[str, Any] | Problem:
         "wsgi.run_once": False,
         "wsgi.input_terminated": True,
     }
+    if "gateway.disconnect" in extensions:  # the fast path's disconnect callback
+        environ["gateway.disconnect"] = extensions["gateway.disconnect"]
     hosts = 0
     headers = scope["headers"]
     # Repeated fields are joined below; the limit on header fields counts them as sent.
     environ["gateway.header_fields"] = len(headers)
+    fields: list[str] = []   # the HTTP_* keys, for the header limits (header_sizes)
     for name_b, value_b in headers:
         name = name_b.decode("latin-1")
         value = value_b.decode("latin-1")
@@ -120,7 +125,13 @@ def environ_from_scope(scope: Scope) -> dict[str, Any] | Problem:
             if key == "HTTP_HOST":
                 hosts += 1
         old = environ.get(key)
-        environ[key] = value if old is None else f"{old},{value}"
+        if old is None:
+            environ[key] = value
+            if key[0] == "H":
+                fields.append(key)
+        else:
+            environ[key] = f"{old},{value}"
+    environ["gateway.header_sizes"] = header_sizes(environ, fields)
     if hosts > 1:
         return Problem(400, "more than one Host header field (RFC 9112 3.2)", code="bad_request")
     if not hosts and environ["SERVER_PROTOCOL"] == "HTTP/1.1":

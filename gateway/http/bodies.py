@@ -10,12 +10,13 @@
 request; :func:`request_body` again, as backends may be used alone):
 Content-Length together with Transfer-Encoding is refused (400) for servers
 that let both through; gunicorn already refuses it while parsing.
+:func:`header_sizes` measures the header block for the 431 limits.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, BinaryIO
 
 from gateway.http.problems import Problem
@@ -112,3 +113,24 @@ def request_body(environ: Mapping[str, Any], max_body: int) -> BoundedBody | Non
     if length == 0:
         return None
     return BoundedBody(environ["wsgi.input"], length, max_body)
+
+
+def header_sizes(environ: Mapping[str, Any],
+                 keys: Iterable[str] | None = None) -> tuple[int, int, int]:
+    """(fields, total bytes, longest field) of the ``HTTP_*`` entries, as the limits count them.
+
+    A field's size is its name, ": " and value less the "HTTP_" prefix: an
+    environ key is five longer than its header name. ``keys`` lists the
+    ``HTTP_*`` keys when the caller knows them (the ASGI bridge, which builds
+    the environ), saving a walk over every key of the environ.
+    """
+    if keys is None:
+        keys = [key for key in environ if key.startswith("HTTP_")]
+    count = total = longest = 0
+    for key in keys:
+        size = len(key) + len(environ[key]) - 1
+        count += 1
+        total += size
+        if size > longest:
+            longest = size
+    return count, total, longest

@@ -47,6 +47,38 @@ GRACE = 0.25          # past the deadline, how long the broker's typed answer is
 IDLE_DEFAULT = 60.0   # nginx proxy_read_timeout
 _GONE = object()      # the client disconnected
 
+# pyzmq's constants are enum members: every `&`/`|` on them and every flags argument built
+# from them goes through enum.Flag in Python, several times per request. The hot path uses
+# plain ints and the compiled socket methods, past the sugar layer that would rebuild them.
+_EVENTS = int(zmq.EVENTS)
+_RCVMORE = int(zmq.RCVMORE)
+_POLLIN = int(zmq.POLLIN)
+_NOBLOCK = int(zmq.NOBLOCK)
+_MORE_NOBLOCK = int(zmq.SNDMORE) | _NOBLOCK
+_get: Callable[[Any, int], int] = zmq.backend.Socket.get  # type: ignore[assignment]
+_send = zmq.backend.Socket.send
+_recv = zmq.backend.Socket.recv
+
+
+def send_frames(sock: zmq.Socket[bytes], frames: list[bytes]) -> None:
+    """``sock.send_multipart(frames, NOBLOCK)`` with int flags; zmq.Again when full.
+
+    libzmq checks the high-water mark on a message's first part only, so a
+    multipart message is either refused whole or queued whole.
+    """
+    last = len(frames) - 1
+    for i in range(last):
+        _send(sock, frames[i], _MORE_NOBLOCK)
+    _send(sock, frames[last], _NOBLOCK)
+
+
+def recv_frames(sock: zmq.Socket[bytes]) -> list[bytes]:
+    """``sock.recv_multipart(NOBLOCK)`` with int flags; zmq.Again when nothing is queued."""
+    frames = [_recv(sock, _NOBLOCK)]
+    while _get(sock, _RCVMORE):
+        frames.append(_recv(sock, _NOBLOCK))
+    return frames
+
 
 class Parts:
     """One request in flight: its reply parts as they arrive (one waiter at a time), and
@@ -137,9 +169,9 @@ class AsyncBroker:
         sock = self.sock
         if sock is None:
             return
-        while int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+        while _get(sock, _EVENTS) & _POLLIN:
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                frames = recv_frames(sock)
             except zmq.Again:
                 return
             self._route(frames)
@@ -197,12 +229,12 @@ class AsyncBroker:
         sock = self._ensure()
         try:
             # copy=True: for frames this small a zmq.Frame per frame costs more than a memcpy.
-            sock.send_multipart(frames, zmq.NOBLOCK)
+            send_frames(sock, frames)
         except zmq.Again:
             raise perrors.Unavailable("the broker connection is full") from None
         finally:
             # A send can consume the edge of ZMQ_FD: look for replies now.
-            if int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN and self.loop is not None:
+            if _get(sock, _EVENTS) & _POLLIN and self.loop is not None:
                 self.loop.call_soon(self._drain)
 
     def send(self, service: bytes, env: codec.Envelope) -> Parts:
@@ -307,7 +339,14 @@ class FastWsgi:
             await serve_problem_page(send, problem, rid)
             return
         finished = False
-        watcher = asyncio.get_running_loop().create_task(_watch(receive, queue))
+        # Under the front's own server a disconnect is a callback; elsewhere a task waits
+        # on receive() for it.
+        hook = call.environ.get("gateway.disconnect")
+        watcher = None
+        if hook is not None:
+            hook.watch(lambda: queue.put(_GONE))
+        else:
+            watcher = asyncio.get_running_loop().create_task(_watch(receive, queue))
         try:
             try:
                 first = await self.part(queue, env.deadline / 1000.0 - time.time() + GRACE,
@@ -352,7 +391,10 @@ class FastWsgi:
                     finished = isinstance(exc, perrors.RemoteError)
                     raise ResponseAborted(f"the stream ended with {exc.code}") from None
         finally:
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
+            else:
+                hook.unwatch()
             if finished:
                 self.broker.forget(env.id)
             else:

@@ -49,6 +49,8 @@ from gateway.http.admission import Admission
 from gateway.http.app import BackendFactory, GatewayApp, ProblemGuard, make_app
 from gateway.http.asgi import WsgiBridge
 from gateway.http.config import GatewayHttpConfig
+from gateway.http.disconnect import KEY as DISCONNECT
+from gateway.http.disconnect import Disconnect
 from gateway.http.fastpath import FastWsgi
 from gateway.http.openapi import build_openapi
 from gateway.http.problems import Problem, error_page
@@ -185,6 +187,11 @@ class ProblemProtocol(HttpToolsProtocol):
             if timer is not None:
                 timer.cancel()
         self._head_timer = self._body_timer = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            # The request being served hears of it by callback (gateway.http.disconnect).
+            hook = self.cycle.scope["extensions"].get(DISCONNECT)
+            if isinstance(hook, Disconnect):
+                hook.fire()
         host = self._counted
         if host is not None:
             self._counted = None
@@ -283,7 +290,7 @@ class ProblemProtocol(HttpToolsProtocol):
         # The request target exactly as sent (a bare "?" and absolute-form included), for
         # the front's one strict reading of it (gateway.http.asgi, RAW_URI).
         scope: dict[str, Any] = self.scope  # type: ignore[assignment]
-        scope["extensions"] = {"gateway.target": bytes(self.url)}
+        scope["extensions"] = {"gateway.target": bytes(self.url), DISCONNECT: Disconnect()}
         super().on_headers_complete()
         if getattr(self, "_draining", False) and self.cycle is not None:
             self.cycle.keep_alive = False  # the last answer on this connection
