@@ -7,6 +7,7 @@ implementation as a process.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -21,11 +22,12 @@ NOTES = MigrationConfig(name="notes", py3="notes3", route="/notes")
 
 
 @pytest.fixture
-def store(tmp_path: object) -> MigrationStore:
+def store(tmp_path: object) -> Iterator[MigrationStore]:
     s = MigrationStore(os.path.join(str(tmp_path), "m.sqlite3"))
     s.ensure("tax")
     s.ensure("notes")
-    return s
+    yield s
+    s.close()
 
 
 def test_states_map_to_shares_and_only_service_migrations_are_written(
