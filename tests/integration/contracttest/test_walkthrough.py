@@ -56,7 +56,10 @@ class Walk:
         bindir = os.path.join(root, "bin")
         os.makedirs(bindir)
         os.symlink(os.environ.get("PYTHON2") or python2(), os.path.join(bindir, "python2.7"))
-        path = os.pathsep.join((os.path.dirname(python3()), bindir, os.environ["PATH"]))
+        # The README's `export PATH="$GW/.venv/bin:$PATH"`: the clone's venv, whatever
+        # interpreter runs this test (a tox env has no `gateway` script).
+        path = os.pathsep.join((os.path.join(REPO, ".venv", "bin"),
+                                os.path.dirname(python3()), bindir, os.environ["PATH"]))
         self.env = {"PATH": path, "GW": REPO, "B": f"http://127.0.0.1:{self.port}"}
         self.up: subprocess.Popen[bytes] | None = None
         self.pgids: set[int] = set()
