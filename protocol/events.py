@@ -29,7 +29,7 @@ import zmq
 from protocol import codec
 from protocol._compat import text_type, to_bytes
 from protocol.errors import EnvelopeError
-from protocol.worker import current
+from protocol.worker import inherited
 
 MYPY = False  # mypy treats this name as True; 2.7 never imports typing here
 if MYPY:  # pragma: no cover
@@ -88,12 +88,7 @@ class Publisher(object):
         Inside a handler ``rid`` and the trace context default to the request's.
         """
         topic = _topic_text(topic)
-        ctx = current()
-        if ctx is not None:
-            if rid is None:
-                rid = ctx.rid
-            if traceparent is None:
-                traceparent, tracestate = ctx.trace.traceparent, ctx.trace.tracestate
+        rid, traceparent, tracestate = inherited(rid, traceparent, tracestate)
         env = codec.Envelope(u"event", method=topic, rid=rid, payload=payload,
                              traceparent=traceparent, tracestate=tracestate)
         frames = [topic.encode("utf-8")] + codec.encode(env)

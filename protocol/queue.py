@@ -37,7 +37,7 @@ from protocol import codec
 from protocol._compat import binary_type, integer_types, text_type, to_bytes, to_text
 from protocol.errors import EnvelopeError, ProtocolError, Timeout, Unavailable, from_wire
 from protocol.queue_lua import SCRIPTS
-from protocol.worker import current
+from protocol.worker import inherited
 
 MYPY = False
 if MYPY:  # typing is not importable on every 2.7 install; only the checker reads this
@@ -327,12 +327,7 @@ class Queue(object):
         if deadline is not None and (not isinstance(deadline, integer_types)
                                      or isinstance(deadline, bool)):
             raise EnvelopeError(u"deadline: expected int milliseconds since the epoch")
-        ctx = current()
-        if ctx is not None:
-            if rid is None:
-                rid = ctx.rid
-            if traceparent is None:
-                traceparent, tracestate = ctx.trace.traceparent, ctx.trace.tracestate
+        rid, traceparent, tracestate = inherited(rid, traceparent, tracestate)
         job_id = codec.new_id()
         fields = {
             u"v": JOB_VERSION, u"id": job_id, u"queue": self.name,

@@ -154,6 +154,19 @@ def current():
     return getattr(_local, "ctx", None)
 
 
+def inherited(rid, traceparent, tracestate):
+    # type: (str, str, str) -> tuple
+    """``(rid, traceparent, tracestate)``: what the caller gave, else the current request's
+    id and this worker's span (a job or an event sent inside a handler joins its trace)."""
+    ctx = current()
+    if ctx is not None:
+        if rid is None:
+            rid = ctx.rid
+        if traceparent is None:
+            traceparent, tracestate = ctx.trace.traceparent, ctx.trace.tracestate
+    return rid, traceparent, tracestate
+
+
 def _text(exc):
     # type: (BaseException) -> str
     try:
