@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import math
 import os
@@ -537,6 +538,12 @@ class FrontServer:
             access_log=False, log_level="warning", timeout_keep_alive=self.keepalive,
             timeout_graceful_shutdown=max(1, int(self.grace)), proxy_headers=False,
             server_header=False, date_header=True)
+        config.load()
+        # Everything made so far (modules, the app, its routes) lives as long as the worker:
+        # out of the collector's reach, a full collection no longer walks it, and the first
+        # generation fills with the request path's short-lived objects only.
+        gc.collect()
+        gc.freeze()
         _Server(config).run(sockets=[self.sock])
         return 0
 
