@@ -360,11 +360,12 @@ class _State:
         self.status = status = int(message["status"])
         self.ttfb = time.perf_counter() - self.started
         for name, value in message.get("headers", ()):
-            lowered = bytes(name).lower()
-            if lowered == b"content-length" and bytes(value).isdigit():
+            # Only two names matter; their lengths rule out most fields before a lower().
+            size = len(name)
+            if size == 14 and name.lower() == b"content-length" and value.isdigit():
                 self.length = int(value)
-            elif lowered == b"content-type" and status >= 400:
-                self.problem = bytes(value).startswith(_PROBLEM)
+            elif size == 12 and status >= 400 and name.lower() == b"content-type":
+                self.problem = value.startswith(_PROBLEM)
 
 
 _PROBLEM = PROBLEM_TYPE.encode()
