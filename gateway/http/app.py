@@ -34,11 +34,11 @@ from gateway.http.problems import Problem, from_protocol, reason, render
 from gateway.http.proxy import HttpBackend
 from gateway.http.routing import RouteTable
 from gateway.http.static import StaticBackend
+from gateway.http.wsgitypes import StartResponse
 from protocol.errors import ProtocolError
 
 log = logging.getLogger(__name__)
 
-StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 INTERNAL = "/_gateway/"
 HEALTH = "/_gateway/health"

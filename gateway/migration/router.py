@@ -45,6 +45,7 @@ from gateway.arbiter.statefile import ServiceStates
 from gateway.http.bodies import parse_length, request_body
 from gateway.http.context import Call
 from gateway.http.problems import Problem
+from gateway.http.wsgitypes import StartResponse
 from gateway.migration import compare, samples
 from gateway.migration.background import Recorder, ShadowPool, ensure_token
 from gateway.migration.brokersplits import ServiceMigrations
@@ -54,7 +55,6 @@ from protocol import errors as perrors
 
 log = logging.getLogger(__name__)
 
-StartResponse = Callable[..., Any]
 Backend = Callable[[Call, StartResponse], Iterable[bytes]]
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 COOKIE = "gw_canary"
