@@ -79,7 +79,7 @@ class GatewayApp:
                 raise ValueError(f"no factory for backend {route.backend!r} "
                                  f"(route {route.prefix!r})")
             self.backends[route.prefix] = builders[route.backend](route)
-        # The user bar (ORIGIN: "a small script that any page includes") is the
+        # The user bar (a small script that any page includes) is the
         # gateway's own asset; it reads /api/whoami, which a service answers.
         self._internal = {
             "/_gateway/openapi.json": (json.dumps(openapi or {}, sort_keys=True).encode("utf-8"),

@@ -7,7 +7,7 @@ turns a route's two backends (the py2 original and the py3 port) into one::
     migrations = Migrations(settings)                     # after the fork, in the worker
     backend = migrations.wrap_route(cfg, py2_backend, py3_backend, py2_shadow, py3_shadow)
     backend(call, start_response)                          # a Backend like any other
-    result = migrations.rpc(cfg).call(client, call, params, ...)   # an rpc method
+    # an rpc method: gateway.migration.rpc.MigratedMethod(migrations, cfg, shadow_safe=...)
 
 Per request: the state (cached, re-read when the store changed) decides the
 primary: py2 in ``py2`` and ``shadow``, py3 in ``py3`` and ``retired``, and in
