@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from gateway.migration.config import MigrationConfig
-from gateway.migration.store import Comparison, MigrationStore, Observation
+from gateway.migration.store import Comparison, Observation
+from gateway.migration.stores import Store
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class Recorder:
     failures (which, at hundreds of requests a second, was every request).
     """
 
-    def __init__(self, store: MigrationStore, migrations: Iterable[MigrationConfig],
+    def __init__(self, store: Store, migrations: Iterable[MigrationConfig],
                  after_judge: Callable[[], None] | None = None) -> None:
         self.store = store
         self.migrations = list(migrations)
