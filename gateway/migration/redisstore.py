@@ -68,6 +68,7 @@ log = logging.getLogger(__name__)
 
 SOCKET_TIMEOUT_S = 1.0
 POLL_S = 0.5
+WAKE_S = 0.2  # how often the watcher looks at its stop flag between notices
 LOG_EVERY_S = 30.0
 AUDIT_PAGE = 500
 
@@ -127,7 +128,7 @@ class RedisStore:
         self._closed = True
         self._stop.set()
         if self._watcher is not None:
-            self._watcher.join(POLL_S + 2 * self._timeout)
+            self._watcher.join(WAKE_S + 2 * self._timeout)
         self._client.close()
 
     @staticmethod
@@ -239,6 +240,7 @@ class RedisStore:
         known: int | None = None
         pubsub = None
         down_since: float | None = None
+        next_poll = 0.0
         while not self._stop.is_set():
             try:
                 if pubsub is None:
@@ -246,12 +248,15 @@ class RedisStore:
                         ignore_subscribe_messages=True)
                     pubsub.subscribe(self.channel)
                     known = None  # notices may have been missed while unsubscribed
-                pubsub.get_message(timeout=POLL_S)
+                notice = pubsub.get_message(timeout=min(WAKE_S, POLL_S))
+                if notice is None and time.monotonic() < next_poll:
+                    continue
+                next_poll = time.monotonic() + POLL_S
                 known = self._refresh(known)
                 if down_since is not None:
                     log.warning("migration store %s answers again", self.url)
                     down_since = None
-            except (redis.RedisError, StoreError) as exc:
+            except Exception as exc:  # the watcher must outlive any failure; it logs them
                 if down_since is None:
                     down_since = time.monotonic()
                     log.warning("migration store %s unreachable, serving the last known "
