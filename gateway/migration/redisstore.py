@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -101,6 +102,7 @@ class RedisStore:
         self._snapshot: dict[str, tuple[MigrationState, float]] | None = None
         self._generation = 0
         self._watcher: threading.Thread | None = None
+        self._watcher_pid = 0
         self._stop = threading.Event()
         self.dropped = 0
         self._last_log = 0.0
@@ -127,7 +129,7 @@ class RedisStore:
         """Stop the watcher and drop the connections; the store is unusable afterwards."""
         self._closed = True
         self._stop.set()
-        if self._watcher is not None:
+        if self._watcher is not None and self._watcher_pid == os.getpid():
             self._watcher.join(WAKE_S + 2 * self._timeout)
         self._client.close()
 
@@ -204,7 +206,7 @@ class RedisStore:
         No round trip: it compares the watcher's generation, which moves when the
         watcher (or this process's own write) brought a new copy of the states.
         """
-        if self._watcher is None:
+        if self._watcher_pid != os.getpid():  # none yet, or the parent's (a thread never forks)
             self._start_watcher()
         seen = getattr(self._tls, "seen", None)
         self._tls.seen = self._generation
@@ -212,8 +214,11 @@ class RedisStore:
 
     def _start_watcher(self) -> None:
         with self._lock:
-            if self._watcher is not None or self._closed:
+            if self._watcher_pid == os.getpid() or self._closed:
                 return
+            self._watcher_pid = os.getpid()
+            self._stop = threading.Event()
+            self._snapshot, self._generation = None, self._generation + 1
             self._watcher = threading.Thread(target=self._watch, name="migration-watcher",
                                              daemon=True)
         try:
