@@ -114,7 +114,9 @@ class Migrations:
                 log.warning("migration states not refreshed: %s", exc)
             else:
                 with self._lock:
-                    self._states = states
+                    # A state missing from the store (a Redis that restarted empty) keeps
+                    # serving as last known until the recorder recreates it.
+                    self._states = {**self._states, **states}
         return self._states[name]
 
     def fatal(self, service: str) -> bool:

@@ -178,3 +178,24 @@ def test_the_prefix_separates_two_estates_on_one_redis(redis_server: RedisServer
     a.transition("m", "shadow", actor="ops")
     assert (a.get("m").version, b.get("m").version) == (2, 1)
     assert len(a.audit()) == 2 and len(b.audit()) == 1
+
+
+def test_a_redis_restarted_empty_gets_the_configured_states_back(redis_server: RedisServer,
+                                                                 stores: list[RedisStore]) -> None:
+    from gateway.migration.background import Recorder
+    from gateway.migration.config import MigrationConfig
+    a = RedisStore(redis_server.url)
+    stores.append(a)
+    a.ensure("m", "canary", 10)
+    a.transition("m", "py2", actor="ops")
+    assert a.changed() is True
+    recorder = Recorder(a, [MigrationConfig(name="m", py3="m3", route="/m", state="canary",
+                                            percent=10)])
+    try:
+        redis_server.restart()  # no append-only file: it comes back empty
+        entries = wait_until(lambda: within(lambda: a.audit("m")).get("value"), timeout=15,
+                             what="the state recreated")
+    finally:
+        recorder.close()
+    assert [(e.actor, e.to_json()["to"]) for e in entries] == [("config", "canary 10%")]
+    assert a.get("m").percent == 10
