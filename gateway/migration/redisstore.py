@@ -20,11 +20,11 @@ A change is one Lua script (:mod:`gateway.migration.redis_lua`): a transition
 that raced with another gateway's fails with :class:`TransitionError`, as it
 does in SQLite, and an automatic rollback therefore happens once. The request
 path never waits on Redis: once :meth:`RedisStore.changed` has been called, a
-watcher thread keeps a copy of every state, refreshed on a pub/sub notice and
-by polling the change counter every ``POLL_S`` (a lost notice costs at most
-that), and :meth:`all` answers from it. While Redis is down that copy is the
-last known state, evidence is dropped and counted (:attr:`RedisStore.dropped`,
-logged once per ``LOG_EVERY_S``), and every other call raises
+:class:`~gateway.migration.rediswatch.StateCopy` keeps every state in memory,
+refreshed on a pub/sub notice and by polling the change counter (a lost
+notice costs at most one poll), and :meth:`all` answers from it. While Redis is
+down that copy is the last known state, evidence is dropped and counted
+(:attr:`RedisStore.dropped`, logged once per ``LOG_EVERY_S``), and every other call raises
 :class:`StoreUnavailable` within about two socket timeouts.
 """
 
@@ -33,8 +33,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -45,6 +43,7 @@ from redis.retry import Retry
 
 from gateway.migration import redis_lua
 from gateway.migration import redisevidence as ev
+from gateway.migration.rediswatch import WAKE_S, StateCopy
 from gateway.migration.store import (
     MODES,
     NOISE_MEMORY_S,
@@ -68,8 +67,6 @@ from gateway.migration.store import (
 log = logging.getLogger(__name__)
 
 SOCKET_TIMEOUT_S = 1.0
-POLL_S = 0.5
-WAKE_S = 0.2  # how often the watcher looks at its stop flag between notices
 LOG_EVERY_S = 30.0
 AUDIT_PAGE = 500
 
@@ -97,13 +94,8 @@ class RedisStore:
         self._state_keys = [prefix + k for k in ("states", "versions", "version", "audit",
                                                  "audit:seq")]
         self.channel = prefix + "changes"
-        self._lock = threading.Lock()
-        self._tls = threading.local()
-        self._snapshot: dict[str, tuple[MigrationState, float]] | None = None
-        self._generation = 0
-        self._watcher: threading.Thread | None = None
-        self._watcher_pid = 0
-        self._stop = threading.Event()
+        self._copy = StateCopy(self._client, self.channel, self._state_keys[2],
+                               self._read_all, url)
         self.dropped = 0
         self._last_log = 0.0
         self._closed = False
@@ -128,9 +120,7 @@ class RedisStore:
     def close(self) -> None:
         """Stop the watcher and drop the connections; the store is unusable afterwards."""
         self._closed = True
-        self._stop.set()
-        if self._watcher is not None and self._watcher_pid == os.getpid():
-            self._watcher.join(WAKE_S + 2 * self._timeout)
+        self._copy.close(WAKE_S + 2 * self._timeout)
         self._client.close()
 
     @staticmethod
@@ -159,16 +149,6 @@ class RedisStore:
         return {(k.decode() if isinstance(k, bytes) else k): self._parse(
             k.decode() if isinstance(k, bytes) else k, v) for k, v in rows.items()}
 
-    def _remember(self, state: MigrationState, entered: float) -> None:
-        """Put this process's own write into the copy at once (the others get a notice)."""
-        with self._lock:
-            if self._snapshot is None:
-                return
-            old = self._snapshot.get(state.name)
-            if old is None or old[0].version < state.version:
-                self._snapshot = dict(self._snapshot, **{state.name: (state, entered)})
-                self._generation += 1
-
     # -- states ---------------------------------------------------------------------------
 
     def ensure(self, name: str, mode: str = "py2", percent: int = 0) -> MigrationState:
@@ -185,7 +165,7 @@ class RedisStore:
             redis_lua.ENSURE, 5, *self._state_keys, name, self.channel,
             self._dump(state, now), *audit))
         if created:
-            self._remember(state, now)
+            self._copy.remember(state, now)
         return self.get(name)
 
     def get(self, name: str) -> MigrationState:
@@ -193,9 +173,8 @@ class RedisStore:
         return self._load(name)[0]
 
     def all(self) -> dict[str, MigrationState]:
-        """Every state, by name: the watcher's copy once :meth:`changed` started it."""
-        with self._lock:
-            snapshot = self._snapshot
+        """Every state, by name: the process's copy once :meth:`changed` started it."""
+        snapshot = self._copy.states()
         if snapshot is None:
             snapshot = self._read_all()
         return {name: pair[0] for name, pair in snapshot.items()}
@@ -203,78 +182,10 @@ class RedisStore:
     def changed(self) -> bool:
         """True when any state changed since this thread's previous call (True the first time).
 
-        No round trip: it compares the watcher's generation, which moves when the
-        watcher (or this process's own write) brought a new copy of the states.
+        No round trip: the first call starts this process's :class:`StateCopy`, and
+        later calls only ask it whether a newer copy arrived.
         """
-        if self._watcher_pid != os.getpid():  # none yet, or the parent's (a thread never forks)
-            self._start_watcher()
-        seen = getattr(self._tls, "seen", None)
-        self._tls.seen = self._generation
-        return seen != self._generation
-
-    def _start_watcher(self) -> None:
-        with self._lock:
-            if self._watcher_pid == os.getpid() or self._closed:
-                return
-            self._watcher_pid = os.getpid()
-            self._stop = threading.Event()
-            self._snapshot, self._generation = None, self._generation + 1
-            self._watcher = threading.Thread(target=self._watch, name="migration-watcher",
-                                             daemon=True)
-        try:
-            self._refresh(None)  # the first copy before the first request, when Redis answers
-        except StoreError as exc:
-            log.warning("migration states not read yet: %s", exc)
-        self._watcher.start()
-
-    def _refresh(self, known: int | None) -> int | None:
-        """Read the change counter; on a change, the states too. The counter read."""
-        version = self._call("read", lambda: self._client.get(self._state_keys[2]))
-        version = int(version or 0)
-        if version == known:
-            return known
-        states = self._read_all()
-        with self._lock:
-            # This process's own writes are in the copy already: no second "changed".
-            if states != self._snapshot:
-                self._snapshot = states
-                self._generation += 1
-        return version
-
-    def _watch(self) -> None:
-        known: int | None = None
-        pubsub = None
-        down_since: float | None = None
-        next_poll = 0.0
-        while not self._stop.is_set():
-            try:
-                if pubsub is None:
-                    pubsub = self._client.pubsub(  # type: ignore[no-untyped-call]
-                        ignore_subscribe_messages=True)
-                    pubsub.subscribe(self.channel)
-                    known = None  # notices may have been missed while unsubscribed
-                notice = pubsub.get_message(timeout=min(WAKE_S, POLL_S))
-                if notice is None and time.monotonic() < next_poll:
-                    continue
-                next_poll = time.monotonic() + POLL_S
-                known = self._refresh(known)
-                if down_since is not None:
-                    log.warning("migration store %s answers again", self.url)
-                    down_since = None
-            except Exception as exc:  # the watcher must outlive any failure; it logs them
-                if down_since is None:
-                    down_since = time.monotonic()
-                    log.warning("migration store %s unreachable, serving the last known "
-                                "states: %s", self.url, exc)
-                if pubsub is not None:
-                    try:
-                        pubsub.close()
-                    except redis.RedisError:
-                        pass
-                    pubsub = None
-                self._stop.wait(POLL_S)
-        if pubsub is not None:
-            pubsub.close()
+        return self._copy.changed()
 
     def _audit_args(self, at: float, actor: str, old: tuple[str, int], new: tuple[str, int],
                     reason: str, forced: bool) -> list[Any]:
@@ -309,7 +220,7 @@ class RedisStore:
             done, _ = self._call("transition", functools.partial(
                 self._client.eval, redis_lua.TRANSITION, 5, *args))
             if done == 1:
-                self._remember(new, entered)
+                self._copy.remember(new, entered)
                 return new
             if done == -1:
                 raise KeyError(name)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis
 
-import gateway.migration.redisstore as redisstore
+import gateway.migration.rediswatch as rediswatch
 from gateway.migration.redisstore import RedisStore, StoreUnavailable
 from gateway.migration.store import StoreError, Thresholds
 from tests.support.procs import wait_until
@@ -70,14 +70,14 @@ def within(fn: Any, timeout: float = 10.0) -> Any:
 def test_a_notice_reaches_another_gateway_before_any_poll(redis_server: RedisServer,
                                                           stores: list[RedisStore],
                                                           monkeypatch: Any) -> None:
-    monkeypatch.setattr(redisstore, "POLL_S", 30.0)  # only a pub/sub notice can be in time
+    monkeypatch.setattr(rediswatch, "POLL_S", 30.0)  # only a pub/sub notice can be in time
     a, b = RedisStore(redis_server.url), RedisStore(redis_server.url)
     stores += [a, b]
     a.ensure("m")
     assert b.changed() is True
     assert b.all()["m"].mode == "py2"
     assert b.changed() is False
-    wait_until(lambda: b._watcher is not None and b._watcher.is_alive(), timeout=5,
+    wait_until(b._copy.alive, timeout=5,
                what="the watcher running")
     wait_until(lambda: redis.Redis.from_url(redis_server.url).pubsub_numsub(b.channel)[0][1],
                timeout=5, what="the watcher subscribed")
