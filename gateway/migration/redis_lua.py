@@ -7,7 +7,7 @@ the pub/sub notice. Python decides whether a move is legal (the rules live in
 :mod:`gateway.migration.store`) against the version it read; the script only
 refuses when that version is no longer the stored one::
 
-    client.eval(TRANSITION, 5, *keys, name, read_version, state_json, ...)
+    client.eval(TRANSITION, 6, *keys, name, channel, read_version, new_version, ...)
 
 Keys are passed in ``KEYS`` (one Redis, or one hash slot with a ``{tag}`` in
 the prefix).
@@ -28,16 +28,23 @@ redis.call('XADD', KEYS[4], '*', 'id', id, 'name', ARGV[1], 'at', ARGV[{a}],
 redis.call('PUBLISH', ARGV[2], ARGV[1])
 """
 
-# TRANSITION  ARGV: name, channel, read_version, new_version, state_json, audit fields...
+# TRANSITION  KEYS: the five above, last_op
+#             ARGV: name, channel, read_version, new_version, state_json, op_id, audit fields...
 # Returns {1, audit_id} when applied, {0, stored_version} when someone else moved it
-# first, {-1, 0} when the name is unknown.
+# first, {-1, 0} when the name is unknown. A call whose reply was lost and that the
+# client sends again finds its own op_id as the name's last change and answers {1, 0}
+# without applying it twice.
 TRANSITION = """
 local stored = redis.call('HGET', KEYS[2], ARGV[1])
 if not stored then return {-1, 0} end
-if stored ~= ARGV[3] then return {0, tonumber(stored)} end
+if stored ~= ARGV[3] then
+  if redis.call('HGET', KEYS[6], ARGV[1]) == ARGV[6] then return {1, 0} end
+  return {0, tonumber(stored)}
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[5])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
-""" + _COMMIT.format(a=6) + """
+redis.call('HSET', KEYS[6], ARGV[1], ARGV[6])
+""" + _COMMIT.format(a=7) + """
 return {1, id}
 """
 

@@ -13,7 +13,8 @@ What lives where (``<p>`` is the prefix)::
 
     <p>states    hash  name -> the state as JSON     <p>versions  hash  name -> version
     <p>version   the global change counter           <p>audit     stream, one entry per change
-    <p>changes   pub/sub channel: a name changed     <p>obs:... <p>cmp:...  evidence
+    <p>changes   pub/sub channel: a name changed     <p>lastop    hash  name -> last change's id
+                                                     <p>obs:... <p>cmp:...  evidence
                                                      (gateway.migration.redisevidence)
 
 A change is one Lua script (:mod:`gateway.migration.redis_lua`): a transition
@@ -33,6 +34,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -215,10 +217,13 @@ class RedisStore:
             new = MigrationState(name, mode, stored, cur.version + 1, epoch, now, actor)
             audit = self._audit_args(now, actor, (cur.mode, cur.percent), (mode, stored),
                                      reason, forced)
-            args = [*self._state_keys, name, self.channel, cur.version, new.version,
-                    self._dump(new, entered), *audit]
+            # The client resends a script once when the connection broke; the op id
+            # makes a resend of one that did apply a no-op, not a second change.
+            args = [*self._state_keys, self.prefix + "lastop", name, self.channel,
+                    cur.version, new.version, self._dump(new, entered),
+                    secrets.token_hex(8), *audit]
             done, _ = self._call("transition", functools.partial(
-                self._client.eval, redis_lua.TRANSITION, 5, *args))
+                self._client.eval, redis_lua.TRANSITION, 6, *args))
             if done == 1:
                 self._copy.remember(new, entered)
                 return new

@@ -199,3 +199,28 @@ def test_a_redis_restarted_empty_gets_the_configured_states_back(redis_server: R
         recorder.close()
     assert [(e.actor, e.to_json()["to"]) for e in entries] == [("config", "canary 10%")]
     assert a.get("m").percent == 10
+
+
+def test_a_resent_transition_script_applies_once(redis_server: RedisServer,
+                                                 stores: list[RedisStore]) -> None:
+    """The client resends a script whose reply the connection lost; it must not count twice."""
+    from gateway.migration import redis_lua
+    a = RedisStore(redis_server.url, "r:")
+    stores.append(a)
+    a.ensure("m")
+    keys = ["r:states", "r:versions", "r:version", "r:audit", "r:audit:seq", "r:lastop"]
+    state = '{"epoch_started": 1.0, "mode": "shadow", "mode_entered": 1.0, "percent": 0, ' \
+            '"updated_at": 1.0, "updated_by": "ops", "version": 2}'
+    audit = ["1.0", "ops", "py2", 0, "shadow", 0, "", 0]
+    raw = redis.Redis.from_url(redis_server.url)
+    try:
+        first = raw.eval(redis_lua.TRANSITION, 6, *keys, "m", "r:changes", 1, 2, state, "op1",
+                         *audit)
+        again = raw.eval(redis_lua.TRANSITION, 6, *keys, "m", "r:changes", 1, 2, state, "op1",
+                         *audit)
+        other = raw.eval(redis_lua.TRANSITION, 6, *keys, "m", "r:changes", 1, 2, state, "op2",
+                         *audit)
+    finally:
+        raw.close()
+    assert first[0] == 1 and again == [1, 0] and other == [0, 2]
+    assert a.get("m").mode == "shadow" and len(a.audit("m")) == 2
