@@ -36,6 +36,7 @@ import json
 import logging
 import secrets
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -73,6 +74,16 @@ LOG_EVERY_S = 30.0
 AUDIT_PAGE = 500
 
 
+def redact(url: str) -> str:
+    """``url`` without its password, for messages."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 class StoreUnavailable(StoreError):
     """The shared migration store (Redis) did not answer in time; nothing was changed or read."""
 
@@ -84,6 +95,7 @@ class RedisStore:
                  clock: Callable[[], float] = time.time,
                  socket_timeout: float = SOCKET_TIMEOUT_S) -> None:
         self.url = url
+        self.where = redact(url)  # errors reach logs and the admin API: never a password
         self.prefix = prefix
         self._clock = clock
         # One retry, at once: it reconnects a pooled connection that a Redis restart
@@ -97,7 +109,7 @@ class RedisStore:
                                                  "audit:seq")]
         self.channel = prefix + "changes"
         self._copy = StateCopy(self._client, self.channel, self._state_keys[2],
-                               self._read_all, url)
+                               self._read_all, self.where)
         self.dropped = 0
         self._last_log = 0.0
         self._closed = False
@@ -105,7 +117,7 @@ class RedisStore:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _fail(self, action: str, exc: redis.RedisError) -> StoreError:
-        where = f"migration store {self.url} ({self.prefix})"
+        where = f"migration store {self.where} ({self.prefix})"
         if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
             return StoreUnavailable(f"{where}: {action} failed: Redis did not answer within "
                                     f"{self._timeout:g} s ({exc})")
@@ -113,7 +125,7 @@ class RedisStore:
 
     def _call(self, action: str, fn: Callable[[], Any]) -> Any:
         if self._closed:
-            raise StoreError(f"migration store {self.url} is closed")
+            raise StoreError(f"migration store {self.where} is closed")
         try:
             return fn()
         except redis.RedisError as exc:
