@@ -348,7 +348,7 @@ class GatewayConfig:
     def migration_settings(self) -> MigrationSettings:
         """``[migration]`` and ``[migrations.*]``, parsed (validated once by :func:`from_dict`)."""
         return parse_settings(self.migration, self.migrations, self.gateway.run_dir,
-                              self.base_dir, self.state_file)
+                              self.base_dir, self.state_file, self.redis.url)
 
     @property
     def control_socket(self) -> str:

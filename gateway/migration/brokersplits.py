@@ -37,7 +37,8 @@ from typing import Any
 import zmq
 
 from gateway.migration.config import MigrationConfig, MigrationSettings
-from gateway.migration.store import MigrationState, MigrationStore, TransitionError
+from gateway.migration.store import MigrationState, TransitionError
+from gateway.migration.stores import Store
 from protocol import mdp
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ class BrokerSplits:
 class ServiceMigrations:
     """The service migrations of one front process: the split file, the error budget."""
 
-    def __init__(self, settings: MigrationSettings, store: MigrationStore,
+    def __init__(self, settings: MigrationSettings, store: Store,
                  endpoint: str) -> None:
         self.settings = settings
         self.store = store

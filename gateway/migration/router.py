@@ -50,7 +50,8 @@ from gateway.migration import compare, samples
 from gateway.migration.background import Recorder, ShadowPool, ensure_token
 from gateway.migration.brokersplits import ServiceMigrations
 from gateway.migration.config import MigrationConfig, MigrationSettings
-from gateway.migration.store import Comparison, MigrationState, MigrationStore, Observation
+from gateway.migration.store import Comparison, MigrationState, Observation, StoreError
+from gateway.migration.stores import open_store
 from protocol import errors as perrors
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class Migrations:
                  broker: str = "") -> None:
         self.settings = settings
         self.clock = clock
-        self.store = MigrationStore(settings.db)
+        self.store = open_store(settings, clock=clock)
         for m in settings.migrations:
             self.store.ensure(m.name, m.state, m.percent)
         self.token = ensure_token(settings.token_file)
@@ -106,8 +107,16 @@ class Migrations:
     def state(self, name: str) -> MigrationState:
         """The current state of ``name`` (re-read only when the store changed)."""
         if self.store.changed():
-            with self._lock:
-                self._states = self.store.all()
+            try:
+                states = self.store.all()
+            except StoreError as exc:
+                # The last known states keep serving; the next change is picked up again.
+                log.warning("migration states not refreshed: %s", exc)
+            else:
+                with self._lock:
+                    # A state missing from the store (a Redis that restarted empty) keeps
+                    # serving as last known until the recorder recreates it.
+                    self._states = {**self._states, **states}
         return self._states[name]
 
     def fatal(self, service: str) -> bool:
