@@ -74,7 +74,7 @@ import traceback
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from protocol import codec, mdp, trace
+from protocol import brokers, codec, mdp, trace
 from protocol._compat import text_type
 from protocol.errors import (
     Cancelled,
@@ -294,6 +294,8 @@ class Worker(object):
         self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED
                                                 | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self._linked = False
+        if self.endpoint.startswith("tcp://"):
+            brokers.tune(sock, self.interval)  # a silent link is noticed, not waited out
         sock.connect(self.endpoint)
         self._sock = sock
         metadata = {u"runtime": u"%s-%s" % (platform.python_implementation().lower(),
@@ -654,12 +656,50 @@ def load_target(spec):
     return obj
 
 
+def add_broker_arguments(parser):
+    # type: (object) -> None
+    """The ``--broker`` and CURVE options shared by the worker and WSGI command lines."""
+    parser.add_argument("--broker", default=os.environ.get(brokers.ENV_BROKER),  # type: ignore
+                        help="broker endpoint(s), comma-separated, e.g. "
+                             "tcp://10.0.0.1:5555,tcp://10.0.0.2:5555 (default $%s)"
+                             % (brokers.ENV_BROKER,))
+    parser.add_argument("--curve-server-key", metavar="FILE",  # type: ignore
+                        default=os.environ.get(brokers.ENV_SERVER_KEY, ""),
+                        help="the brokers' public certificate (default $%s)"
+                             % (brokers.ENV_SERVER_KEY,))
+    parser.add_argument("--curve-secret", metavar="FILE",  # type: ignore
+                        default=os.environ.get(brokers.ENV_SECRET, ""),
+                        help="this host's .key_secret certificate (default $%s)"
+                             % (brokers.ENV_SECRET,))
+
+
+def serve_from_args(parser, args, **worker_kwargs):
+    # type: (object, object, object) -> int
+    """Run a Worker per broker named by ``args`` until SIGTERM (see add_broker_arguments)."""
+    from protocol.multiworker import MultiWorker
+    try:
+        endpoints = brokers.split_endpoints(args.broker or "")  # type: ignore
+        curve = None
+        if args.curve_server_key or args.curve_secret:  # type: ignore
+            if not (args.curve_server_key and args.curve_secret):  # type: ignore
+                raise ValueError("give both --curve-server-key and --curve-secret")
+            curve = brokers.load_curve(args.curve_server_key, args.curve_secret)  # type: ignore
+        brokers.check_curve(endpoints, curve)
+    except ValueError as exc:
+        parser.error(str(exc))  # type: ignore
+    worker = MultiWorker(endpoints, args.service, curve=curve,  # type: ignore
+                         on_registered=notify_from(os.environ), **worker_kwargs)
+    worker.install_signal_handlers()
+    worker.run()
+    return 0
+
+
 def main(argv=None):
     # type: (list) -> int
     """The ``python -m protocol.worker`` command line."""
     import argparse
     parser = argparse.ArgumentParser(prog="python -m protocol.worker")
-    parser.add_argument("--broker", required=True, help="broker endpoint, e.g. tcp://127.0.0.1:5555")
+    add_broker_arguments(parser)
     parser.add_argument("--service", required=True)
     parser.add_argument("--credit", type=int, default=1)
     parser.add_argument("--log-level", default="WARNING")
@@ -670,16 +710,9 @@ def main(argv=None):
     from protocol import logcontext
     logcontext.install()  # every line about a request names its rid and trace id
     target = load_target(args.target)
-    notify = notify_from(os.environ)
     if isinstance(target, dict):
-        worker = Worker(args.broker, args.service, table=target, credit=args.credit,
-                        on_registered=notify)
-    else:
-        worker = Worker(args.broker, args.service, envelope_handler=target, credit=args.credit,
-                        on_registered=notify)
-    worker.install_signal_handlers()
-    worker.run()
-    return 0
+        return serve_from_args(parser, args, table=target, credit=args.credit)
+    return serve_from_args(parser, args, envelope_handler=target, credit=args.credit)
 
 
 if __name__ == "__main__":
