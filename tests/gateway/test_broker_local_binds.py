@@ -71,7 +71,7 @@ def test_plain_endpoints_must_be_loopback_even_with_keys(procs: ProcessGroup, im
                                                          flags: tuple[str, ...]) -> None:
     _, secret_file = zmq.auth.create_certificates(workdir, "broker")
     args = [f % free_port() if "%d" in f else f for f in flags]
-    proc = procs.spawn(broker_argv(impl, ["--bind", "tcp://127.0.0.1:%d" % free_port(),
+    proc = procs.spawn(broker_argv(impl, ["--bind", f"tcp://127.0.0.1:{free_port()}",
                                           "--curve-secret", secret_file, *args]),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate(timeout=30)
