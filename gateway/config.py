@@ -67,6 +67,16 @@ Schema (every table and key is optional; shown with its default)::
     outlier_count_errors = false        # an "internal" error reply is a failure too
     events_pub = ""             # XSUB side (publishers connect); "" = ipc in run_dir
     events_sub = ""             # XPUB side (subscribers connect); "" = ipc in run_dir
+                                # Several hosts (README "Running on several hosts"):
+    public_endpoint = ""        # gateway host: also bind this tcp:// for worker hosts,
+                                # with CURVE (needs the two keys below); "" = none
+    curve_secret_file = ""      # the broker's zmq.auth .key_secret (`gateway keys`)
+    curve_clients_dir = ""      # public keys (.key) of the hosts allowed to connect
+    connect = []                # worker host: the brokers services register with,
+                                # every one of them; [] = this host's own broker
+    curve_server_key = ""       # worker host: the brokers' public key (broker.key)
+    curve_client_secret = ""    # worker host: its own .key_secret (its .key is in
+                                # every gateway host's curve_clients_dir)
 
     [redis]
     url = ""                    # "" = a private redis-server on a unix socket in run_dir,
@@ -165,6 +175,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gateway import hosts
 from gateway.errors import ConfigError
 from gateway.metrics.config import check_keys as check_observability
 from gateway.migration.config import MigrationSettings, parse_settings
@@ -246,6 +257,13 @@ class BrokerConfig:
     outlier_max_ejection_ms: int = 300_000
     outlier_max_ejection_percent: int = 50
     outlier_count_errors: bool = False
+    # Several hosts (SPEC 2.15), parsed and checked by gateway.hosts.
+    public_endpoint: str = ""
+    curve_secret_file: str = ""
+    curve_clients_dir: str = ""
+    connect: tuple[str, ...] = ()
+    curve_server_key: str = ""
+    curve_client_secret: str = ""
 
     def tcp_endpoints(self) -> list[str]:
         """The broker and events endpoints that are plain (CURVE-less) TCP."""
@@ -408,7 +426,7 @@ def from_dict(data: Mapping[str, Any], base_dir: str = "",
                      "base_dir", "migration", "migrations", "metrics", "tracing"})
     front = _front(_table(data, "gateway"), base_dir)
     runtimes = _runtimes(_table(data, "runtimes"), base_dir)
-    broker = _broker(_table(data, "broker"), front.run_dir)
+    broker = _broker(_table(data, "broker"), front.run_dir, base_dir)
     redis_t = _table(data, "redis")
     _keys(redis_t, "redis", {"url", "appendonly", "appendfsync"})
     redis = RedisConfig(url=_str(redis_t, "redis", "url", ""),
@@ -636,11 +654,11 @@ LIMITS = ("max_deadline_ms", "max_queued", "max_queued_total", "max_queued_bytes
           "max_queued_bytes_total")
 
 
-def _broker(t: Mapping[str, Any], run_dir: str) -> BrokerConfig:
+def _broker(t: Mapping[str, Any], run_dir: str, base_dir: str) -> BrokerConfig:
     p = "broker"
     _keys(t, p, {"endpoint", "heartbeat_ms", "events_pub", "events_sub", "enabled",
                  "implementation", "startup_grace_ms", "allow_insecure_tcp", *LIMITS,
-                 *OUTLIER})
+                 *OUTLIER, *hosts.KEYS})
     allow_tcp = _bool(t, p, "allow_insecure_tcp", False)
 
     def ep(key: str, default_name: str) -> str:
@@ -663,6 +681,7 @@ def _broker(t: Mapping[str, Any], run_dir: str) -> BrokerConfig:
         allow_insecure_tcp=allow_tcp,
         **limits,
         **_outlier(t, p),
+        **hosts.parse(t, base_dir),
     )
     return broker
 
