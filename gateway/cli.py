@@ -244,9 +244,10 @@ def parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run the estate in the foreground")
     up.add_argument("--log-format", choices=gwconfig.LOG_FORMATS)
     up.add_argument("--no-color", action="store_true")
-    up.add_argument("--role", choices=hosts.ROLES, default="all",
+    up.add_argument("--role", choices=hosts.ROLES, default=None,
                     help="gateway: front + broker; workers: the services only, on the "
-                         "brokers of [broker] connect; all (default): everything")
+                         "brokers of [broker] connect; all: everything (default: "
+                         "[gateway] role, itself all by default)")
     st = sub.add_parser("status", help="processes, PIDs, readiness, routes")
     st.add_argument("--json", action="store_true")
     rl = sub.add_parser("reload", help="apply the changed config without downtime")
@@ -259,7 +260,7 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("kind", choices=("systemd", "supervisord"))
     ex.add_argument("-o", "--output", help="directory to write into (default: stdout)")
     ex.add_argument("--user", default="", help="run the services as this user")
-    ex.add_argument("--role", choices=hosts.ROLES, default="all",
+    ex.add_argument("--role", choices=hosts.ROLES, default=None,
                     help="the units of one host role (as gateway up --role)")
     from gateway.commands.keys import add_parser as add_keys
     add_keys(sub)

@@ -28,6 +28,9 @@ Schema (every table and key is optional; shown with its default)::
     log_format = "text"         # "text" (colour-prefixed, foreman style) or "json"
     stop_grace_s = 10.0         # SIGTERM -> SIGKILL grace for every process
     front = true                # run the HTTP front (false: supervise services only)
+    role = "all"                # on several hosts: "gateway" (front + broker, no services)
+                                # or "workers" (services only, on [broker] connect); see
+                                # gateway.hosts and `gateway up --role`
     ready_timeout_s = 60.0      # a replica not ready this long after its start is killed
                                 # (like systemd's TimeoutStartSec); a reload whose new
                                 # replicas are not all ready by then is abandoned
@@ -209,6 +212,7 @@ class FrontConfig:
     stop_grace_s: float = 10.0
     front: bool = True
     ready_timeout_s: float = 60.0
+    role: str = "all"  # gateway.hosts.ROLES; `gateway up --role` overrides it
 
 
 @dataclass(frozen=True)
@@ -588,7 +592,7 @@ def _abspath(path: str, base_dir: str) -> str:
 def _front(t: Mapping[str, Any], base_dir: str) -> FrontConfig:
     p = "gateway"
     _keys(t, p, {"listen", "workers", "threads", "run_dir", "log_format", "stop_grace_s",
-                 "front", "ready_timeout_s"})
+                 "front", "ready_timeout_s", "role"})
     listen = _str(t, p, "listen", FrontConfig.listen)
     parse_listen(listen, "gateway.listen")
     run_dir = _str(t, p, "run_dir", FrontConfig.run_dir)
@@ -603,6 +607,7 @@ def _front(t: Mapping[str, Any], base_dir: str) -> FrontConfig:
         stop_grace_s=_float(t, p, "stop_grace_s", FrontConfig.stop_grace_s, 0.0),
         front=_bool(t, p, "front", True),
         ready_timeout_s=_float(t, p, "ready_timeout_s", FrontConfig.ready_timeout_s, 0.1),
+        role=_choice(t, p, "role", FrontConfig.role, hosts.ROLES),
     )
 
 

@@ -131,12 +131,18 @@ def broker_binds(config: GatewayConfig) -> tuple[str, ...]:
             "--events-local")
 
 
-def apply_role(config: GatewayConfig, role: str) -> GatewayConfig:
-    """The part of ``config`` a host of ``role`` runs (see the module docstring)."""
+def apply_role(config: GatewayConfig, role: str | None = None) -> GatewayConfig:
+    """The part of ``config`` a host of ``role`` runs (see the module docstring).
+
+    ``role`` None means ``[gateway] role``. A gateway host keeps its
+    ``[services.*]`` in the config (the front learns which rpc services may go
+    untyped from them) but runs none of them.
+    """
+    role = role or config.gateway.role
     if role == "all":
         return config
     if role == "gateway":
-        return replace(config, services=())
+        return replace(config, gateway=replace(config.gateway, role=role))
     if role == "workers":
         if not config.services:
             raise ConfigError("--role workers: the config has no [services.*] to run")
@@ -147,5 +153,5 @@ def apply_role(config: GatewayConfig, role: str) -> GatewayConfig:
             raise ConfigError("--role workers: services with queues need [redis] url (the "
                               "estate's shared Redis); a worker host runs no private one")
         return replace(config, broker=replace(config.broker, enabled=False),
-                       gateway=replace(config.gateway, front=False))
+                       gateway=replace(config.gateway, front=False, role=role))
     raise ConfigError(f"--role: expected one of {', '.join(ROLES)}, got {role!r}")

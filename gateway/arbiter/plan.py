@@ -204,7 +204,8 @@ def build(config: GatewayConfig, python3: str) -> list[Program]:
         programs.append(http_program(config, python3))
     if config.wants_private_redis:
         programs.append(redis_program(config))
-    programs += [service_program(config, s, python3) for s in config.services]
+    if config.gateway.role != "gateway":  # a gateway host's services run on worker hosts
+        programs += [service_program(config, s, python3) for s in config.services]
     names = {p.name for p in programs}
     return [p if all(n in names for n in p.needs) else
             replace(p, needs=tuple(n for n in p.needs if n in names))

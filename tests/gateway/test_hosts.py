@@ -79,7 +79,12 @@ def test_worker_host_services_register_with_every_broker(keys: str, workdir: str
 def test_gateway_role_runs_no_services(keys: str, workdir: str) -> None:
     cfg = hosts.apply_role(parse(gateway_host(keys), base_dir=workdir), "gateway")
     assert [p.name for p in build(cfg, sys.executable)] == ["broker", "http"]
-    assert hosts.apply_role(cfg, "all") is cfg
+    assert [s.name for s in cfg.services] == ["highlight"]  # known to the front, not run
+    same = parse(gateway_host(keys, extra="") + '[gateway]\nrole = "gateway"\n',
+                 base_dir=workdir)
+    assert hosts.apply_role(same) == cfg
+    plain = parse(SERVICES, base_dir=workdir)
+    assert hosts.apply_role(plain, "all") is plain
 
 
 @pytest.mark.parametrize("text, message", [
