@@ -285,6 +285,12 @@ class Estate:
         return "\n".join(parts)
 
 
+def report(capsys: Any, text: str) -> None:
+    """Print a test's measured numbers past pytest's capture, so CI logs show them."""
+    with capsys.disabled():
+        print(f"\n[multihost] {text}", flush=True)
+
+
 def read_records(path: str) -> list[dict[str, Any]]:
     """The load generator's records so far."""
     if not os.path.exists(path):

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.multihost.estate import Estate, read_records, wait_records
+from tests.integration.multihost.estate import Estate, read_records, report, wait_records
 from tests.support.netns import Lab
 from tests.support.procs import wait_until
 
@@ -31,7 +31,7 @@ def finish(estate: Estate, load: Any, stop_file: str, out: str) -> list[dict[str
 
 
 def test_killing_a_gateway_host_moves_traffic_to_the_other(estate: Estate, lab: Lab,
-                                                           workdir: str) -> None:
+                                                           workdir: str, capsys: Any) -> None:
     out, stop = os.path.join(workdir, "load.jsonl"), os.path.join(workdir, "stop")
     urls = [f"{estate.lb_url}/py2/whoami?ms=40", f"{estate.lb_url}/py3/whoami?ms=40"]
     earlier = len(estate.haproxy_log())  # the start-up probes' lines
@@ -59,7 +59,7 @@ def test_killing_a_gateway_host_moves_traffic_to_the_other(estate: Estate, lab: 
     no_server = [f for f in served if "<NOSRV>" in f[3]]
     last_loss = (f"{(max(r['end'] for r in failed) - killed_at) * 1000:.0f} ms after the kill"
                  if failed else "none")
-    print(f"\nkill gateway A: {killed} processes; requests {len(records)} "
+    report(capsys, f"kill gateway A: {killed} processes; requests {len(records)} "
           f"(before {len(before)}+, after {len(after)}); in flight at the kill "
           f"{len(in_flight)}; sent to A unanswered (HAProxy's log) {len(a_failed)}; "
           f"lost {len(failed)} "
@@ -80,7 +80,7 @@ def test_killing_a_gateway_host_moves_traffic_to_the_other(estate: Estate, lab: 
 
 
 def test_cutting_a_worker_hosts_link_gives_typed_errors_and_it_rejoins(
-        estate: Estate, lab: Lab, workdir: str) -> None:
+        estate: Estate, lab: Lab, workdir: str, capsys: Any) -> None:
     out, stop = os.path.join(workdir, "load.jsonl"), os.path.join(workdir, "stop")
     deadline_s = estate.timeout_ms / 1000.0
     urls = [f"{estate.lb_url}/py2/whoami?ms=20", f"{estate.lb_url}/py3/whoami?ms=20"]
@@ -110,7 +110,7 @@ def test_cutting_a_worker_hosts_link_gives_typed_errors_and_it_rejoins(
     slowest_error = max(r["end"] - r["start"] for r in errors)
     first_error = min(r["end"] for r in errors) - cut_at
     after = [r for r in records if r["start"] > rejoined + 0.5]
-    print(f"\ncut worker host w3 for {up_at - cut_at:.2f}s: py3 calls during the cut "
+    report(capsys, f"cut worker host w3 for {up_at - cut_at:.2f}s: py3 calls during the cut "
           f"{len(py3_cut)}, typed errors {len(errors)} "
           f"({sorted({(r['status'], r.get('code', '')) for r in errors})}), first error "
           f"{first_error:.2f}s after the cut, slowest error {slowest_error:.2f}s "

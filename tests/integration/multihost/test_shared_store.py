@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.multihost.estate import Estate, read_records
+from tests.integration.multihost.estate import Estate, read_records, report
 from tests.support.netns import Lab
 from tests.support.procs import wait_until
 
@@ -80,7 +80,8 @@ def state(estate: Estate, token: str, gateway: str) -> dict[str, Any]:
     return next(m for m in reply["body"]["migrations"] if m["name"] == "py3")
 
 
-def test_a_promote_on_gateway_a_is_obeyed_by_gateway_b(shared: tuple[Estate, str]) -> None:
+def test_a_promote_on_gateway_a_is_obeyed_by_gateway_b(shared: tuple[Estate, str],
+                                                       capsys: Any) -> None:
     estate, token = shared
     assert state(estate, token, "gb")["state"]["mode"] == "shadow"
     asked = time.time()
@@ -92,13 +93,13 @@ def test_a_promote_on_gateway_a_is_obeyed_by_gateway_b(shared: tuple[Estate, str
     seen = time.time() - asked
     audit = admin(estate, token, "gb", "audit?name=py3&limit=50")["body"]["audit"]
     promotes = [e for e in audit if e["to"] == "py3"]
-    print(f"\npromote on A seen by B after {seen * 1000:.0f} ms (including the admin calls);"
+    report(capsys, f"promote on A seen by B after {seen * 1000:.0f} ms (including the admin calls);"
           f" audit entries for it: {len(promotes)}")
     assert len(promotes) == 1
 
 
-def test_evidence_from_both_gateways_adds_up(shared: tuple[Estate, str],
-                                             workdir: str) -> None:
+def test_evidence_from_both_gateways_adds_up(shared: tuple[Estate, str], workdir: str,
+                                             capsys: Any) -> None:
     estate, token = shared
     out = os.path.join(workdir, "load.jsonl")
     load = estate.load(out, [f"{estate.lb_url}/py2/whoami"], count=200, seconds=30, threads=2)
@@ -113,7 +114,7 @@ def test_evidence_from_both_gateways_adds_up(shared: tuple[Estate, str],
 
     wait_until(lambda: samples("ga") == samples("gb") == sum(served.values()), 15.0,
                what="both gateways reporting every comparison")
-    print(f"\nevidence: {served} requests served, comparisons seen by A {samples('ga')}, "
+    report(capsys, f"evidence: {served} requests served, comparisons seen by A {samples('ga')}, "
           f"by B {samples('gb')}")
 
 
