@@ -41,6 +41,7 @@ HTTP_PORT, BROKER_PORT, REDIS_PORT, LB_PORT = 8080, 5555, 6379, 8080
 REDIS_PASSWORD = "multihost-test-password"
 HERE = os.path.dirname(os.path.abspath(__file__))
 APP = "tests.integration.multihost.hostinfo:app"
+TABLE = "tests.integration.multihost.hostinfo:TABLE"
 
 GATEWAY_TOML = """\
 [gateway]
@@ -108,6 +109,11 @@ url = "{redis_url}"
 runtime = "{runtime}"
 app = "{app}"
 env = {{ MULTIHOST_NAME = "{name}" }}
+
+[services.info{py}]
+runtime = "{runtime}"
+module = "{table}"
+env = {{ MULTIHOST_NAME = "{name}" }}
 """
 
 HAPROXY_CFG = """\
@@ -148,7 +154,7 @@ class Estate:
         self.lab = lab
         self.dir = workdir
         self.keys = os.path.join(workdir, "keys")
-        make_keys(self.keys, ["broker", "w2", "w3"])
+        make_keys(self.keys, ["broker", "w2", "w3", "client"])
         self.hosts: dict[str, Host] = {}
         for name, last in (("ga", 11), ("gb", 12), ("w2", 21), ("w3", 22), ("redis", 31),
                            ("lb", 40), ("client", 50)):
@@ -166,7 +172,7 @@ class Estate:
         for name, runtime in (("w2", "py2"), ("w3", "py3")):
             self.configs[name] = self._write(name, WORKER_TOML.format(
                 connect=connect, name=name, service="web" + runtime[-1], runtime=runtime,
-                **self._common(name)))
+                py=runtime[-1], table=TABLE, **self._common(name)))
 
     def ip(self, name: str) -> str:
         """The lab address of host ``name``."""
@@ -273,6 +279,19 @@ class Estate:
         path = os.path.join(self.dir, "haproxy.log")
         with open(path, encoding="utf-8", errors="replace") as fh:
             return [line for line in fh if " gateways/" in line]
+
+    def brokers(self) -> str:
+        """Every gateway host's public broker endpoint, comma-separated (GATEWAY_BROKER)."""
+        return ",".join(f"tcp://{self.ip(g)}:{BROKER_PORT}" for g in ("ga", "gb"))
+
+    def rpc_load(self, out: str, seconds: float, count: int,
+                 stop_file: str) -> subprocess.Popen[Any]:
+        """Service-to-service calls from the client host over both brokers (CURVE)."""
+        return self.lab.spawn(self.hosts["client"], [
+            sys.executable, os.path.join(HERE, "rpcload.py"), "--out", out, "--seconds",
+            str(seconds), "--count", str(count), "--stop-file", stop_file,
+            "--brokers", self.brokers(), "--server-key", os.path.join(self.keys, "broker.key"),
+            "--secret", os.path.join(self.keys, "client.key_secret")])
 
     def logs(self, tail: int = 3000) -> str:
         """The end of every host's log, for a failure message."""

@@ -4,6 +4,9 @@ Runs unchanged on 2.7 (the py2 worker host) and 3.x (the py3 one)::
 
     GET /whoami          -> {"host": "w2", "py": "2.7.18", "pid": 1234}
     GET /whoami?ms=50    -> the same after 50 ms (a request that is in flight a while)
+
+and the same as an RPC table (``TABLE``), for service-to-service calls:
+``whoami(ms=0)``.
 """
 
 import json
@@ -12,17 +15,25 @@ import platform
 import time
 
 
+def whoami(ms=0):
+    """Which host, interpreter and process answered, after ``ms`` milliseconds."""
+    if ms:
+        time.sleep(min(2000, int(ms)) / 1000.0)
+    return {"host": os.environ.get("MULTIHOST_NAME", ""),
+            "py": platform.python_version(), "pid": os.getpid()}
+
+
+TABLE = {"whoami": whoami}
+
+
 def app(environ, start_response):
     """The whole service."""
     query = environ.get("QUERY_STRING", "")
     ms = 0
     for part in query.split("&"):
         if part.startswith("ms="):
-            ms = min(2000, int(part[3:] or 0))
-    if ms:
-        time.sleep(ms / 1000.0)
-    body = json.dumps({"host": os.environ.get("MULTIHOST_NAME", ""),
-                       "py": platform.python_version(), "pid": os.getpid()}).encode("utf-8")
+            ms = int(part[3:] or 0)
+    body = json.dumps(whoami(ms)).encode("utf-8")
     start_response("200 OK", [("Content-Type", "application/json"),
                               ("Content-Length", str(len(body)))])
     return [body]

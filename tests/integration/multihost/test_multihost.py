@@ -36,6 +36,9 @@ def test_killing_a_gateway_host_moves_traffic_to_the_other(estate: Estate, lab: 
     urls = [f"{estate.lb_url}/py2/whoami?ms=40", f"{estate.lb_url}/py3/whoami?ms=40"]
     earlier = len(estate.haproxy_log())  # the start-up probes' lines
     load = estate.load(out, urls, count=6000, seconds=40, threads=4, stop_file=stop)
+    rpc_out = os.path.join(workdir, "rpc.jsonl")
+    rpc = estate.rpc_load(rpc_out, seconds=40, count=4000, stop_file=stop)
+    wait_records(rpc_out, 40, 20.0)
     before = wait_records(out, 120, 20.0)
     assert {r.get("server") for r in before if r["status"] == 200} == {"ga", "gb"}, \
         "HAProxy should spread the load over both gateway hosts"
@@ -46,6 +49,7 @@ def test_killing_a_gateway_host_moves_traffic_to_the_other(estate: Estate, lab: 
     wait_until(lambda: sum(r["start"] > killed_done + 3.0 for r in read_records(out)) >= 100,
                30.0, what="load after the kill")
     records = finish(estate, load, stop, out)
+    calls = finish(estate, rpc, stop, rpc_out)
 
     failed = [r for r in records if r["status"] != 200]
     in_flight = [r for r in records if r["start"] < killed_done and r["end"] > killed_at]
@@ -77,6 +81,23 @@ def test_killing_a_gateway_host_moves_traffic_to_the_other(estate: Estate, lab: 
     assert all(r["status"] == 200 and r["server"] == "gb" for r in tail), tail
     assert {r["host"] for r in tail} == {"w2", "w3"}
     assert not [r for r in after if r.get("server") == "ga" and r["status"] == 200]
+
+    # Service-to-service calls from another host over both brokers (protocol.failover).
+    call_failed = [c for c in calls if not c["ok"]]
+    spanning = [c for c in calls if c["start"] < killed_done and c["end"] > killed_at]
+    calls_after = [c for c in calls if c["start"] >= killed_done]
+    report(capsys, f"service calls over both brokers: {len(calls)}; spanning the kill "
+           f"{len(spanning)} (idempotent {sum(c['idem'] for c in spanning)}); failed "
+           f"{len(call_failed)} ({sorted({(c['idem'], c['error']) for c in call_failed})}); "
+           f"slowest call spanning the kill "
+           f"{max((c['end'] - c['start'] for c in spanning), default=0) * 1000:.0f} ms; "
+           f"after the kill {len(calls_after)}, failed "
+           f"{sum(not c['ok'] for c in calls_after)}")
+    # Only a non-idempotent call in flight on A may fail (it may have run there); every
+    # idempotent one moved to B, and nothing sent after the kill failed.
+    assert all(not c["idem"] and c["error"] == "BrokerLost" for c in call_failed), call_failed
+    assert all(c in spanning for c in call_failed)
+    assert calls_after and all(c["ok"] for c in calls_after)
 
 
 def test_cutting_a_worker_hosts_link_gives_typed_errors_and_it_rejoins(
