@@ -149,3 +149,29 @@ def test_cutting_a_worker_hosts_link_gives_typed_errors_and_it_rejoins(
     # Back on both brokers: every call after the rejoin is served, by w3 for py3.
     assert all(r["status"] == 200 for r in after)
     assert {r["host"] for r in after if r["url"] == "/py3/whoami"} == {"w3"}
+
+
+def test_service_calls_skip_a_gateway_host_that_went_silent(estate: Estate, lab: Lab,
+                                                            workdir: str, capsys: Any) -> None:
+    stop, rpc_out = os.path.join(workdir, "stop"), os.path.join(workdir, "rpc.jsonl")
+    rpc = estate.rpc_load(rpc_out, seconds=40, count=4000, stop_file=stop)
+    wait_records(rpc_out, 60, 20.0)
+    cut_at = time.time()
+    lab.link(estate.hosts["ga"], up=False)  # no FIN, no RST: only heartbeats can tell
+    wait_until(lambda: sum(c["start"] > cut_at and c["ok"] for c in read_records(rpc_out))
+               >= 150, 30.0, what="calls served after the cut")
+    calls = finish(estate, rpc, stop, rpc_out)
+
+    after = [c for c in calls if c["end"] > cut_at]
+    failed = [c for c in calls if not c["ok"]]
+    slowest = max(c["end"] - c["start"] for c in after)
+    report(capsys, f"gateway A's cable pulled: service calls {len(calls)}, in flight or "
+           f"made after the cut {len(after)}; failed {len(failed)} "
+           f"({sorted({(c['idem'], c['error']) for c in failed})}); slowest call "
+           f"{slowest * 1000:.0f} ms (the probe window, then B)")
+    # Only non-idempotent calls that were on A (or sent there before its silence was
+    # known) fail, typed and within their deadline; the idempotent ones went to B.
+    for c in failed:
+        assert not c["idem"] and c["error"] == "BrokerLost", c
+        assert c["end"] - c["start"] <= 5.0 + 2.0, c  # the call's deadline, not a hang
+    assert all(c["ok"] for c in calls[-100:])
