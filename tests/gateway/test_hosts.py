@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -128,6 +129,14 @@ def test_export_writes_the_units_of_one_role(keys: str, workdir: str) -> None:
     unit = files["gateway-highlight@.service"]
     assert "tcp://10.9.0.1:5555,tcp://10.9.0.2:5555" in unit
     assert "GATEWAY_CURVE_SECRET=" in unit and "Requires=" not in unit
+
+
+def test_supervisord_export_of_a_worker_host(keys: str, workdir: str) -> None:
+    cfg = hosts.apply_role(parse(worker_host(keys), base_dir=workdir), "workers")
+    conf = export.export("supervisord", cfg, sys.executable, workdir)["supervisord.conf"]
+    programs = re.findall(r"^\[(?:fcgi-)?program:([^\]]+)\]", conf, re.MULTILINE)
+    assert programs == ["highlight"]
+    assert "GATEWAY_CURVE_SERVER_KEY" in conf and "tcp://10.9.0.2:5555" in conf
 
 
 def test_cli_keys_and_export_role(workdir: str) -> None:

@@ -58,6 +58,22 @@ def test_worker_command_line_refuses_a_remote_broker_without_keys(procs):
     assert b"refusing to connect to tcp://10.0.0.9:5555 without CURVE keys" in err
 
 
+def test_client_from_env_follows_the_supervisors_variables(estate):
+    a, b, worker = estate
+    client = brokers.client_from_env({brokers.ENV_BROKER: "%s,%s" % (a.endpoint, b.endpoint)},
+                                     timeout=5.0)
+    try:
+        assert isinstance(client, FailoverClient)
+        assert client.call(SERVICE, u"pid") == worker.pid
+    finally:
+        client.close()
+    with pytest.raises(ValueError) as err:
+        brokers.client_from_env({brokers.ENV_BROKER: "tcp://10.0.0.9:5555"})
+    assert "without CURVE keys" in str(err.value)
+    with pytest.raises(ValueError):
+        brokers.client_from_env({})
+
+
 def test_client_with_several_endpoints_is_a_failover_client():
     one = Client("tcp://127.0.0.1:%d" % free_port(), timeout=0.5)
     many = Client("tcp://127.0.0.1:%d,tcp://127.0.0.1:%d" % (free_port(), free_port()),
