@@ -20,6 +20,12 @@ or from a shell (both interpreters; the arbiter uses this)::
 
     python -m protocol.worker --broker tcp://127.0.0.1:5555 --service calc mymod:TABLE
 
+``--broker`` (default ``$GATEWAY_BROKER``) may name several brokers, separated
+by commas: the command line then runs one Worker per broker
+(:mod:`protocol.multiworker`, SPEC 2.15). A non-loopback broker needs CURVE
+keys (``--curve-server-key``, ``--curve-secret``, or ``$GATEWAY_CURVE_SERVER_KEY``
+and ``$GATEWAY_CURVE_SECRET``); without them the command exits 2.
+
 Readiness: ``on_registered`` runs once, when the broker first confirms the
 registration (its HEARTBEAT carrying the interval). The command line uses it
 to send ``READY=1`` to ``$NOTIFY_SOCKET`` (sd_notify), so a supervisor learns
