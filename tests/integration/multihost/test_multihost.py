@@ -9,6 +9,7 @@ time-bounded; the numbers are printed (``pytest -s`` shows them).
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
@@ -17,6 +18,8 @@ import pytest
 from tests.integration.multihost.estate import Estate, read_records, report, wait_records
 from tests.support.netns import Lab
 from tests.support.procs import wait_until
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 pytestmark = pytest.mark.slow
 TYPED = (502, 503, 504)  # the gateway's problem+json answers for a service that is gone
@@ -175,3 +178,24 @@ def test_service_calls_skip_a_gateway_host_that_went_silent(estate: Estate, lab:
         assert not c["idem"] and c["error"] == "BrokerLost", c
         assert c["end"] - c["start"] <= 5.0 + 2.0, c  # the call's deadline, not a hang
     assert all(c["ok"] for c in calls[-100:])
+
+
+def test_every_broker_link_between_hosts_is_curve(estate: Estate, capsys: Any) -> None:
+    server_key = os.path.join(estate.keys, "broker.key")
+    ways = {"no keys": [], "keys no broker admits": ["--server-key", server_key, "--stranger"],
+            "the client host's keys": ["--server-key", server_key, "--secret",
+                                       os.path.join(estate.keys, "client.key_secret")]}
+    seen = {}
+    for gateway in ("ga", "gb"):
+        endpoint = estate.brokers().split(",")[("ga", "gb").index(gateway)]
+        for way, flags in ways.items():
+            out = estate.lab.run(estate.hosts["client"], [
+                sys.executable, os.path.join(HERE, "curvecheck.py"), endpoint, "info2",
+                *flags], timeout=30)
+            assert out.returncode == 0, out.stderr
+            seen[(gateway, way)] = out.stdout.strip()
+    report(capsys, f"broker answers across hosts: {seen}")
+    for gateway in ("ga", "gb"):
+        assert seen[(gateway, "no keys")] == "timeout"
+        assert seen[(gateway, "keys no broker admits")] == "timeout"
+        assert seen[(gateway, "the client host's keys")] == "200"
