@@ -24,14 +24,19 @@ Worker runs on the calling thread, exactly as ``Worker.run`` does.
 
 ``on_registered`` runs once, when the first broker confirms the
 registration: the process takes traffic from then on.
+
+:func:`add_broker_arguments` and :func:`serve_from_args` are the ``--broker``
+and CURVE options of ``python -m protocol worker|wsgi``, and running them.
 """
 from __future__ import absolute_import, division, print_function
 
 import logging
+import os
 import signal
 import threading
 
-from protocol.worker import Worker
+from protocol import brokers
+from protocol.worker import Worker, notify_from
 
 MYPY = False
 if MYPY:  # pragma: no cover - type names for the type comments only
@@ -110,3 +115,40 @@ class MultiWorker(object):
             # stop them all, and the supervisor restarts the process whole.
             log.exception("the link to %s died", link.endpoint)
             self.stop()
+
+
+def add_broker_arguments(parser):
+    # type: (object) -> None
+    """The ``--broker`` and CURVE options shared by the worker and WSGI command lines."""
+    parser.add_argument("--broker", default=os.environ.get(brokers.ENV_BROKER),  # type: ignore
+                        help="broker endpoint(s), comma-separated, e.g. "
+                             "tcp://10.0.0.1:5555,tcp://10.0.0.2:5555 (default $%s)"
+                             % (brokers.ENV_BROKER,))
+    parser.add_argument("--curve-server-key", metavar="FILE",  # type: ignore
+                        default=os.environ.get(brokers.ENV_SERVER_KEY, ""),
+                        help="the brokers' public certificate (default $%s)"
+                             % (brokers.ENV_SERVER_KEY,))
+    parser.add_argument("--curve-secret", metavar="FILE",  # type: ignore
+                        default=os.environ.get(brokers.ENV_SECRET, ""),
+                        help="this host's .key_secret certificate (default $%s)"
+                             % (brokers.ENV_SECRET,))
+
+
+def serve_from_args(parser, args, **worker_kwargs):
+    # type: (object, object, object) -> int
+    """Run a Worker per broker named by ``args`` until SIGTERM (see add_broker_arguments)."""
+    try:
+        endpoints = brokers.split_endpoints(args.broker or "")  # type: ignore
+        curve = None
+        if args.curve_server_key or args.curve_secret:  # type: ignore
+            if not (args.curve_server_key and args.curve_secret):  # type: ignore
+                raise ValueError("give both --curve-server-key and --curve-secret")
+            curve = brokers.load_curve(args.curve_server_key, args.curve_secret)  # type: ignore
+        brokers.check_curve(endpoints, curve)
+    except ValueError as exc:
+        parser.error(str(exc))  # type: ignore
+    worker = MultiWorker(endpoints, args.service, curve=curve,  # type: ignore
+                         on_registered=notify_from(os.environ), **worker_kwargs)
+    worker.install_signal_handlers()
+    worker.run()
+    return 0

@@ -662,48 +662,12 @@ def load_target(spec):
     return obj
 
 
-def add_broker_arguments(parser):
-    # type: (object) -> None
-    """The ``--broker`` and CURVE options shared by the worker and WSGI command lines."""
-    parser.add_argument("--broker", default=os.environ.get(brokers.ENV_BROKER),  # type: ignore
-                        help="broker endpoint(s), comma-separated, e.g. "
-                             "tcp://10.0.0.1:5555,tcp://10.0.0.2:5555 (default $%s)"
-                             % (brokers.ENV_BROKER,))
-    parser.add_argument("--curve-server-key", metavar="FILE",  # type: ignore
-                        default=os.environ.get(brokers.ENV_SERVER_KEY, ""),
-                        help="the brokers' public certificate (default $%s)"
-                             % (brokers.ENV_SERVER_KEY,))
-    parser.add_argument("--curve-secret", metavar="FILE",  # type: ignore
-                        default=os.environ.get(brokers.ENV_SECRET, ""),
-                        help="this host's .key_secret certificate (default $%s)"
-                             % (brokers.ENV_SECRET,))
-
-
-def serve_from_args(parser, args, **worker_kwargs):
-    # type: (object, object, object) -> int
-    """Run a Worker per broker named by ``args`` until SIGTERM (see add_broker_arguments)."""
-    from protocol.multiworker import MultiWorker
-    try:
-        endpoints = brokers.split_endpoints(args.broker or "")  # type: ignore
-        curve = None
-        if args.curve_server_key or args.curve_secret:  # type: ignore
-            if not (args.curve_server_key and args.curve_secret):  # type: ignore
-                raise ValueError("give both --curve-server-key and --curve-secret")
-            curve = brokers.load_curve(args.curve_server_key, args.curve_secret)  # type: ignore
-        brokers.check_curve(endpoints, curve)
-    except ValueError as exc:
-        parser.error(str(exc))  # type: ignore
-    worker = MultiWorker(endpoints, args.service, curve=curve,  # type: ignore
-                         on_registered=notify_from(os.environ), **worker_kwargs)
-    worker.install_signal_handlers()
-    worker.run()
-    return 0
-
-
 def main(argv=None):
     # type: (list) -> int
     """The ``python -m protocol.worker`` command line."""
     import argparse
+
+    from protocol.multiworker import add_broker_arguments, serve_from_args
     parser = argparse.ArgumentParser(prog="python -m protocol.worker")
     add_broker_arguments(parser)
     parser.add_argument("--service", required=True)

@@ -306,7 +306,7 @@ def main(argv=None):
     """``python -m protocol.wsgi --broker ENDPOINT --service NAME module:app``."""
     from protocol import logcontext
     from protocol.mdp import now_ms
-    from protocol.worker import add_broker_arguments, serve_from_args
+    from protocol.multiworker import add_broker_arguments, serve_from_args
 
     parser = argparse.ArgumentParser(prog="python -m protocol.wsgi")
     add_broker_arguments(parser)
