@@ -58,6 +58,7 @@ from gateway.broker.events import EventProxy
 from gateway.broker.header import request_fields
 from gateway.broker.memory import MemoryTrim
 from gateway.broker.outlier import OutlierPolicy, Outliers
+from gateway.broker.pairs import Pairs
 from gateway.broker.probes import ProbeSchedule, drain_disconnects
 from gateway.broker.registry import Registry, Request, Service, Worker
 from gateway.broker.security import CurveKeys, apply_curve, check_bind, start_authenticator
@@ -117,6 +118,9 @@ class BrokerConfig:
     # service, each with at most this deadline.
     shadow_max_inflight: int = 8
     shadow_timeout_ms: int = 2000
+    # Where shadow pairs are published for the comparer (gateway.broker.pairs); None: not.
+    shadow_pub: str | None = None
+    shadow_pub_hwm: int = 1000
 
 
 class Broker:
@@ -145,7 +149,9 @@ class Broker:
         self._probes = ProbeSchedule()
         self._trim = MemoryTrim()
         self._outliers = Outliers(config.outliers, self.registry, self.counters)
-        self.shadows = Shadows(config.shadow_max_inflight, config.shadow_timeout_ms)
+        self.pairs = Pairs(config.shadow_pub, config.shadow_pub_hwm)
+        self.shadows = Shadows(config.shadow_max_inflight, config.shadow_timeout_ms,
+                               self.pairs)
         self.splits = Splits(config.splits_file, self.shadows)
         self.splits.reload()
 
@@ -195,6 +201,10 @@ class Broker:
                 self._events = EventProxy(self.config.events_pub, self.config.events_sub,
                                           self.ctx, self.config.curve)
                 self._events.start()
+            try:
+                self.pairs.open(self.ctx)
+            except zmq.ZMQError as exc:
+                raise BrokerError(f"cannot bind {self.config.shadow_pub}: {exc}") from exc
             monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
             self._sock = sock
             self._started = time.monotonic()
@@ -209,6 +219,7 @@ class Broker:
                 sock.disable_monitor()
                 monitor.close(linger=0)
             sock.close(linger=0)
+            self.pairs.close()
             if self._events is not None:
                 self._events.stop()
             if auth is not None:
@@ -238,7 +249,8 @@ class Broker:
                 "ejected": self._outliers.ejected(),
                 "services": services, "heartbeat_ms": self.config.heartbeat_ms,
                 "queued": self.registry.queued, "queued_bytes": self.registry.queued_bytes,
-                "splits": self.splits.to_json(), "shadows": self.shadows.to_json()}
+                "splits": self.splits.to_json(), "shadows": self.shadows.to_json(),
+                "shadow_pairs": self.pairs.to_json()}
 
     # --------------------------------------------------------------- loop --
     def _loop(self, sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes]) -> None:
@@ -382,6 +394,7 @@ class Broker:
         if self._queue_full(copy.service, copy.size) is not None:
             self.shadows.skipped(copy)
             return
+        self.pairs.expect(request, copy, self.shadows.method)
         self.registry.enqueue(copy)
         self._dispatch(copy.service)
         self.registry.arm(copy)
@@ -522,6 +535,8 @@ class Broker:
             self._send([request.client, b"", mdp.CLIENT, request.asked or worker.service,
                         *body], "client gone")
         if not more:
+            if self.pairs.pending and not request.shadow:
+                self.pairs.primary(request, body)
             if self.splits.table and not request.shadow:
                 self.splits.replied(request.asked or request.service, request.asked is not None,
                                     head)
@@ -617,6 +632,7 @@ class Broker:
         self.splits.changed()  # a missed mmi.split still takes effect within a beat
         if self.shadows.live:
             self.shadows.sweep(mdp.now_ms())
+        self.pairs.sweep(mdp.now_ms())
         for identity in self.registry.expired_workers(now):
             self.counters["workers_expired"] += 1
             self._lose_worker(identity, "missed heartbeats")

@@ -33,6 +33,8 @@ from protocol import codec
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from gateway.broker.pairs import Pairs
+
 # The client address a copy is registered under: no ROUTER peer has it (ZeroMQ's
 # generated identities start with a zero byte), and the original client follows so
 # copies of two callers' calls with the same id never match each other's replies.
@@ -80,7 +82,9 @@ def is_shadow_line(words: list[str]) -> bool:
 class Shadows:
     """The shadow table the broker copies calls by."""
 
-    def __init__(self, max_inflight: int = 8, timeout_ms: int = 2000) -> None:
+    def __init__(self, max_inflight: int = 8, timeout_ms: int = 2000,
+                 pairs: Pairs | None = None) -> None:
+        self.pairs = pairs  # told of each copy's end, to publish the pair
         self.max_inflight = max_inflight
         self.timeout_ms = timeout_ms
         self.table: dict[bytes, ShadowRule] = {}
@@ -88,6 +92,7 @@ class Shadows:
         # Copies not yet ended, by object id: the broker holds a copy in flight as long as
         # its worker does, but the cap must not wait for a hung worker (see sweep).
         self.live: dict[int, Request] = {}
+        self.method = ""  # of the last copy made
 
     def load(self, text: str) -> None:
         """Take the shadow lines of a freshly read split file; counts survive a same rule."""
@@ -123,6 +128,7 @@ class Shadows:
                    request.idem, asked=request.service, shadow=True)
         copy.size = sum(map(len, body))
         self.live[id(copy)] = copy
+        self.method = str(header["method"])
         return copy
 
     def skipped(self, copy: Request) -> None:
@@ -138,6 +144,8 @@ class Shadows:
         """A copy's final reply (``body``) or broker-made error (None) came in."""
         if self.live.pop(id(copy), None) is None:
             return  # ended already: swept past its deadline, or a reload forgot it
+        if self.pairs is not None:
+            self.pairs.candidate(copy, body)
         rule = self.table.get(copy.asked or b"")
         if rule is None:
             return

@@ -8,6 +8,7 @@ are capped per service, and a hung or dead candidate never touches the primary.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -156,3 +157,88 @@ def dealer_sock(broker: BrokerProcess) -> Iterator[zmq.Socket[bytes]]:
     sock.connect(broker.endpoint)
     yield sock
     sock.close(linger=0)
+
+
+@pytest.fixture
+def paired_broker(procs: ProcessGroup, impl: str, split_file: str,
+                  tmp_path: object) -> tuple[BrokerProcess, str]:
+    pub = f"ipc://{tmp_path}/shadow-pairs.sock"
+    return BrokerProcess(procs, impl, heartbeat_ms=HB_MS, extra=(
+        "--splits", split_file, "--shadow-pub", pub)), pub
+
+
+def test_pairs_are_published_with_request_and_both_replies(
+        paired_broker: tuple[BrokerProcess, str], split_file: str) -> None:
+    broker, pub = paired_broker
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.linger = 0
+    sub.connect(pub)
+    sub.subscribe(b"tax")
+    made: list[tuple[Worker, threading.Thread]] = []
+    try:
+        for name, answer in (("tax", "py2"), ("tax.py3", "py3")):
+            w = Worker(broker.endpoint, name, {"side": lambda a=answer: a}, credit=5)
+            t = threading.Thread(target=w.run, daemon=True)
+            t.start()
+            made.append((w, t))
+            wait_until(w.connected.is_set, timeout=5, what=f"{name} registered")
+        set_split(broker, split_file, "shadow tax tax.py3 side\n")
+        wait_until(lambda: broker.stats()["shadow_pairs"]["subscriptions"] == 1, timeout=5,
+                   what="the subscription reached the broker")
+        with Client(broker.endpoint, timeout=5.0) as client:
+            assert client.call("tax", "side", rid="r-7") == "py2"
+        assert sub.poll(5000), "no pair published"
+        frames = sub.recv_multipart()
+        assert frames[0] == b"tax"
+        meta = json.loads(frames[1])
+        n_req, n_pri, n_can = meta["frames"]
+        assert meta["candidate"] == "tax.py3" and meta["method"] == "side"
+        assert len(frames) == 2 + n_req + n_pri + n_can
+        request = codec.decode(frames[2:2 + n_req])
+        assert request.method == "side" and request.rid == "r-7" and not request.shadow
+        assert codec.decode(frames[2 + n_req:2 + n_req + n_pri]).payload == "py2"
+        assert codec.decode(frames[2 + n_req + n_pri:]).payload == "py3"
+        stats = broker.stats()["shadow_pairs"]
+        assert stats["published"] == 1 and stats["pending"] == 0 and stats["dropped"] == 0
+    finally:
+        sub.close(linger=0)
+        for w, t in made:
+            w.stop()
+            t.join(5)
+
+
+def test_a_slow_subscriber_makes_the_broker_drop_and_count_pairs(
+        procs: ProcessGroup, impl: str, split_file: str, tmp_path: object) -> None:
+    pub = f"ipc://{tmp_path}/shadow-pairs.sock"
+    broker = BrokerProcess(procs, impl, heartbeat_ms=HB_MS, extra=(
+        "--splits", split_file, "--shadow-pub", pub, "--shadow-pub-hwm", "1"))
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.linger = 0
+    sub.rcvhwm = 1
+    sub.connect(pub)
+    sub.subscribe(b"")  # and never reads
+    made: list[tuple[Worker, threading.Thread]] = []
+    try:
+        for name in ("tax", "tax.py3"):
+            w = Worker(broker.endpoint, name, {"echo": lambda x: x}, credit=5)
+            t = threading.Thread(target=w.run, daemon=True)
+            t.start()
+            made.append((w, t))
+            wait_until(w.connected.is_set, timeout=5, what=f"{name} registered")
+        set_split(broker, split_file, "shadow tax tax.py3 echo\n")
+        wait_until(lambda: broker.stats()["shadow_pairs"]["subscriptions"] == 1, timeout=5,
+                   what="the subscription reached the broker")
+        big = "x" * 256 * 1024
+        with Client(broker.endpoint, timeout=5.0) as client:
+            # Bounded: each pair is ~768 KiB, so the socket buffers fill within a few.
+            for _ in range(100):
+                assert client.call("tax", "echo", big) == big
+                if broker.stats()["shadow_pairs"]["dropped"]:
+                    break
+        stats = broker.stats()["shadow_pairs"]
+        assert stats["dropped"] >= 1 and stats["published"] >= 1
+    finally:
+        sub.close(linger=0)
+        for w, t in made:
+            w.stop()
+            t.join(5)
