@@ -242,3 +242,11 @@ def test_a_slow_subscriber_makes_the_broker_drop_and_count_pairs(
         for w, t in made:
             w.stop()
             t.join(5)
+
+
+def test_the_compiled_broker_refuses_shadow_lines_but_keeps_the_splits(
+        procs: ProcessGroup, split_file: str) -> None:
+    broker = BrokerProcess(procs, "native", heartbeat_ms=HB_MS, extra=("--splits", split_file))
+    set_split(broker, split_file, "tax tax.py3 30\nshadow tax tax.py3 side\n", expect=b"400")
+    assert broker.stats()["splits"]["tax"]["percent"] == 30
+    assert "shadows" not in broker.stats()
