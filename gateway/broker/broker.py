@@ -244,13 +244,18 @@ class Broker:
                 "queued_bytes": svc.queued_bytes, "ejected": svc.ejected,
                 "outcomes": dict(svc.outcomes),
             } for svc in list(self.registry.services.values())}
-        return {"counters": dict(self.counters), "drops": dict(self.drops),
-                "dropped": sum(self.drops.values()), "workers": len(self.registry.workers),
-                "ejected": self._outliers.ejected(),
-                "services": services, "heartbeat_ms": self.config.heartbeat_ms,
-                "queued": self.registry.queued, "queued_bytes": self.registry.queued_bytes,
-                "splits": self.splits.to_json(), "shadows": self.shadows.to_json(),
-                "shadow_pairs": self.pairs.to_json()}
+        stats = {"counters": dict(self.counters), "drops": dict(self.drops),
+                 "dropped": sum(self.drops.values()), "workers": len(self.registry.workers),
+                 "ejected": self._outliers.ejected(),
+                 "services": services, "heartbeat_ms": self.config.heartbeat_ms,
+                 "queued": self.registry.queued, "queued_bytes": self.registry.queued_bytes,
+                 "splits": self.splits.to_json()}
+        # Only when in use, so a broker that shadows nothing reports the common shape.
+        if self.shadows.table:
+            stats["shadows"] = self.shadows.to_json()
+        if self.config.shadow_pub:
+            stats["shadow_pairs"] = self.pairs.to_json()
+        return stats
 
     # --------------------------------------------------------------- loop --
     def _loop(self, sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes]) -> None:
