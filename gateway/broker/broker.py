@@ -401,6 +401,8 @@ class Broker:
             return
         self.pairs.expect(request, copy, self.shadows.method)
         self.registry.enqueue(copy)
+        # Counted as the candidate's request, so its outcomes (ok, timeout...) add up.
+        self.registry.services[copy.service].outcomes["requests"] += 1
         self._dispatch(copy.service)
         self.registry.arm(copy)
 

@@ -100,6 +100,8 @@ def test_a_listed_call_is_copied_with_the_flag_and_the_caller_gets_the_primary(
     assert copy.deadline <= mdp.now_ms() + SHADOW_MS
     candidate.answer(addr, body, "py3")
     wait_until(lambda: shadows(broker)["answered"] == 1, timeout=5, what="copy answered")
+    outcomes = broker.stats()["services"]["tax.py3"]["outcomes"]
+    assert outcomes["requests"] == 1 and outcomes["ok"] == 1
     # A method not on the list is never copied.
     assert client.call("tax", "write") == "wrote"
     stats = shadows(broker)
