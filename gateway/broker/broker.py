@@ -132,6 +132,8 @@ class Broker:
             raise BrokerError("the broker needs at least one endpoint to bind")
         for endpoint in config.endpoints:
             check_bind(endpoint, config.curve)
+        if config.shadow_pub:  # pairs carry whole requests and answers in the clear
+            check_bind(config.shadow_pub, None)
         self.config = config
         self.ctx = ctx or zmq.Context.instance()
         self.registry = Registry()

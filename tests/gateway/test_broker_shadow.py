@@ -22,15 +22,15 @@ from protocol.client import Client
 from protocol.worker import Worker
 from tests.gateway.test_broker import HB_MS, RawWorker
 from tests.gateway.test_broker_split import set_split
-from tests.support.broker import BrokerProcess
+from tests.support.broker import IMPLEMENTATIONS, BrokerProcess
 from tests.support.procs import ProcessGroup, wait_until
 
 SHADOW_MS = 600
 
 
-@pytest.fixture(params=["python"])
+@pytest.fixture(params=IMPLEMENTATIONS)
 def impl(request: pytest.FixtureRequest) -> str:
-    """The brokers that implement shadow copies."""
+    """Every test runs against the Python broker and the compiled one."""
     return str(request.param)
 
 
@@ -56,7 +56,7 @@ def client(broker: BrokerProcess) -> Iterator[Client]:
 @pytest.fixture
 def primary(broker: BrokerProcess) -> Iterator[Worker]:
     """``tax`` answers "py2" to ``side`` and to ``write``."""
-    w = Worker(broker.endpoint, "tax", {"side": lambda: "py2", "write": lambda: "wrote"},
+    w = Worker(broker.endpoint, "tax", {"side": lambda *a: "py2", "write": lambda: "wrote"},
                credit=10)
     t = threading.Thread(target=w.run, daemon=True)
     t.start()
@@ -246,9 +246,110 @@ def test_a_slow_subscriber_makes_the_broker_drop_and_count_pairs(
             t.join(5)
 
 
-def test_the_compiled_broker_refuses_shadow_lines_but_keeps_the_splits(
-        procs: ProcessGroup, split_file: str) -> None:
-    broker = BrokerProcess(procs, "native", heartbeat_ms=HB_MS, extra=("--splits", split_file))
-    set_split(broker, split_file, "tax tax.py3 30\nshadow tax tax.py3 side\n", expect=b"400")
-    assert broker.stats()["splits"]["tax"]["percent"] == 30
-    assert "shadows" not in broker.stats()
+def raw_stats(broker: BrokerProcess) -> bytes:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    try:
+        sock.connect(broker.endpoint)
+        sock.send_multipart([b"", mdp.CLIENT, b"mmi.stats"])
+        assert sock.poll(5000), "no answer to mmi.stats"
+        return sock.recv_multipart()[3]
+    finally:
+        sock.close(linger=0)
+
+
+def test_the_copy_header_is_the_request_header_reencoded_with_flag_and_deadline(
+        broker: BrokerProcess, dealer_sock: zmq.Socket[bytes], split_file: str,
+        primary: Worker, candidate: RawWorker) -> None:
+    set_split(broker, split_file, "shadow tax tax.py3 side\n")
+    far = mdp.now_ms() + 60_000
+    head = codec.dumps({"deadline": far, "id": "h1", "idem": True, "kind": "call",
+                        "method": "side", "rid": "r-1", "shadow": False, "sticky": "k",
+                        "traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01", "v": 1})
+    body = [head, b'{"$b":0}', b"\x00raw bytes\xff"]
+    dealer_sock.send_multipart([b"", mdp.CLIENT, b"tax", *body])
+    _, copy = candidate.next_request()
+    fields = json.loads(copy[0])
+    assert far > fields["deadline"] >= mdp.now_ms() - SHADOW_MS
+    # Byte for byte what the reference re-encoding gives, payload frames untouched.
+    assert copy[0] == codec.dumps(dict(json.loads(head), shadow=True,
+                                       deadline=fields["deadline"]))
+    assert copy[1:] == body[1:]
+    assert dealer_sock.poll(5000)
+    assert codec.decode(dealer_sock.recv_multipart()[3:]).payload == "py2"
+    # A request flagged shadow already is never copied again.
+    again = dict(json.loads(head), id="h2", shadow=True)
+    dealer_sock.send_multipart([b"", mdp.CLIENT, b"tax", codec.dumps(again), body[1]])
+    assert dealer_sock.poll(5000)
+    dealer_sock.recv_multipart()
+    assert shadows(broker)["sent"] == 1
+    assert candidate.commands_for(0.3).count(mdp.REQUEST) == 0
+
+
+def test_a_late_reply_after_the_copy_timed_out_reaches_no_one(
+        broker: BrokerProcess, client: Client, split_file: str, primary: Worker,
+        candidate: RawWorker) -> None:
+    set_split(broker, split_file, "shadow tax tax.py3 side\n")
+    assert client.call("tax", "side") == "py2"
+    addr, body = candidate.next_request()
+    wait_until(lambda: shadows(broker)["failed"] == 1, timeout=5, what="copy timed out")
+    candidate.answer(addr, body, "late")
+    # The broker takes the late answer quietly, and both services still serve.
+    assert client.call("tax", "side") == "py2"
+    addr, body = candidate.next_request()
+    candidate.answer(addr, body, "py3")
+    wait_until(lambda: shadows(broker)["answered"] == 1, timeout=5, what="second copy answered")
+    stats = shadows(broker)
+    assert stats["failed"] == 1 and stats["sent"] == 2 and stats["inflight"] == 0
+
+
+def test_pair_frames_and_stats_are_the_reference_bytes(
+        paired_broker: tuple[BrokerProcess, str], split_file: str) -> None:
+    broker, pub = paired_broker
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.linger = 0
+    sub.connect(pub)
+    sub.subscribe(b"tax")
+    tax, port = RawWorker(broker.endpoint, b"tax"), RawWorker(broker.endpoint, "tax\u00e9".encode())
+    dealer = zmq.Context.instance().socket(zmq.DEALER)
+    dealer.linger = 0
+    dealer.connect(broker.endpoint)
+    try:
+        wait_until(lambda: broker.workers("tax") == 1 and broker.workers("tax\u00e9") == 1,
+                   timeout=5, what="both registered")
+        set_split(broker, split_file, "shadow tax tax\u00e9 side,quote\n")
+        wait_until(lambda: broker.stats()["shadow_pairs"]["subscriptions"] == 1, timeout=5,
+                   what="the subscription reached the broker")
+        request = [codec.dumps({"id": "p-\u00fc1", "kind": "call", "method": "side", "v": 1}),
+                   b"[1.0]"]
+        dealer.send_multipart([b"", mdp.CLIENT, b"tax", *request])
+        replies = []
+        for worker, payload in ((tax, b"10"), (port, b"10.0")):
+            addr, _ = worker.next_request()
+            reply = [codec.dumps({"id": "p-\u00fc1", "kind": "result", "v": 1}), payload]
+            worker.sock.send_multipart(mdp.worker_reply(addr, reply))
+            replies.append(reply)
+        assert dealer.poll(5000) and dealer.recv_multipart()[3:] == replies[0]
+        assert sub.poll(5000), "no pair published"
+        frames = sub.recv_multipart()
+        meta = json.dumps({"candidate": "tax\u00e9", "frames": [2, 2, 2], "id": "p-\u00fc1",
+                           "method": "side"}, sort_keys=True).encode()
+        assert frames == [b"tax", meta, *request, *replies[0], *replies[1]]
+        raw = raw_stats(broker)
+        stats = json.loads(raw)
+        assert raw == json.dumps(stats, sort_keys=True).encode()
+        assert stats["shadows"] == {"tax": {
+            "answered": 1, "candidate": "tax\u00e9", "failed": 0, "inflight": 0,
+            "methods": ["quote", "side"], "sent": 1, "skipped_cap": 0, "skipped_down": 0}}
+        assert stats["shadow_pairs"] == {"dropped": 0, "pending": 0, "published": 1,
+                                         "subscriptions": 1, "unpaired": 0}
+    finally:
+        for sock in (sub, dealer):
+            sock.close(linger=0)
+        tax.close()
+        port.close()
+
+
+def test_a_non_loopback_pair_endpoint_is_refused(procs: ProcessGroup, impl: str) -> None:
+    with pytest.raises(AssertionError, match="exited with 2"):
+        BrokerProcess(procs, impl, extra=("--shadow-pub", "tcp://0.0.0.0:1"), timeout=10)

@@ -43,6 +43,11 @@ void header_free(header_fields *h);
 /* The split key of a request (SPEC 2.14): its "sticky", else "rid", else "id" text,
  * the first that is non-empty; 0 when there is none. */
 int header_sticky(const unsigned char *frame, size_t n, sbuf *out);
+/* The header of a request's shadow copy (SPEC 2.14): for a JSON object with "kind": "call",
+ * a text "method" and no "shadow": true, the object with "deadline" set to deadline and
+ * "shadow": true, into out, and the method into method; 0 for any other frame. */
+int header_shadow_copy(const unsigned char *frame, size_t n, int64_t deadline, sbuf *out,
+                       sbuf *method);
 void metadata_read(const unsigned char *frame, size_t n, ready_metadata *out);
 
 #endif
