@@ -80,11 +80,17 @@ def shadows(broker: BrokerProcess) -> dict[str, object]:
 
 
 def test_shadow_lines_parse_and_bad_ones_are_reported() -> None:
-    table, errors = parse_shadows("tax tax.py3 0\nshadow tax tax.py3 side,quote\n"
-                                  "shadow fee fee.py3 *  # all\nshadow x x m\nshadow a b\n")
-    assert table == {b"tax": (b"tax.py3", frozenset({"side", "quote"})),
-                     b"fee": (b"fee.py3", None)}
-    assert errors == ["line 4: expected shadow SERVICE CANDIDATE METHODS"]
+    table, errors = parse_shadows(
+        "tax tax.py3 0\nshadow tax tax.py3 side,quote\n"
+        "shadow fee fee.py3 *  # all\nshadow x x m\nshadow a b\n"
+        "shadow vat vat3 q sample=0.25 timeout_ms=900 max_inflight=2\n"
+        "shadow a b m sample=1.5\nshadow a b m timeout_ms=0\nshadow a b m sample=1 sample=1\n"
+        "shadow a b m colour=red\n")
+    assert table == {b"tax": (b"tax.py3", frozenset({"side", "quote"}), 10000, None, None),
+                     b"fee": (b"fee.py3", None, 10000, None, None),
+                     b"vat": (b"vat3", frozenset({"q"}), 2500, 900, 2)}
+    assert [e.partition(":")[0] for e in errors] == [
+        "line 4", "line 7", "line 8", "line 9", "line 10"]
 
 
 def test_a_listed_call_is_copied_with_the_flag_and_the_caller_gets_the_primary(
@@ -353,3 +359,19 @@ def test_pair_frames_and_stats_are_the_reference_bytes(
 def test_a_non_loopback_pair_endpoint_is_refused(procs: ProcessGroup, impl: str) -> None:
     with pytest.raises(AssertionError, match="exited with 2"):
         BrokerProcess(procs, impl, extra=("--shadow-pub", "tcp://0.0.0.0:1"), timeout=10)
+
+
+def test_a_line_s_sample_and_caps_override_the_broker_s(
+        broker: BrokerProcess, client: Client, split_file: str, primary: Worker,
+        candidate: RawWorker) -> None:
+    # Counted, not drawn: exactly every fourth listed call is copied, in both brokers.
+    set_split(broker, split_file, "shadow tax tax.py3 side sample=0.25 max_inflight=1 "
+                                  "timeout_ms=300\n")
+    assert [client.call("tax", "side") for _ in range(8)] == ["py2"] * 8
+    stats = shadows(broker)
+    # Calls 4 and 8 were due; the first copy is still held, so the second passes the cap of 1.
+    assert stats["sent"] == 1 and stats["skipped_cap"] == 1
+    _, body = candidate.next_request()
+    assert json.loads(body[0])["deadline"] <= mdp.now_ms() + 300
+    set_split(broker, split_file, "shadow tax tax.py3 side sample=1.5\n", expect=b"400")
+    assert "shadows" not in broker.stats()

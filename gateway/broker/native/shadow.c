@@ -31,9 +31,10 @@ static int words_of(const char *p, const char *end, const char **word, size_t *l
 
 int shadows_is_line(const char *p, const char *end)
 {
-    const char *w[4];
-    size_t l[4];
-    return words_of(p, end, w, l, 4) == 4 && l[0] == 6 && memcmp(w[0], "shadow", 6) == 0;
+    const char *w[SHADOW_MAX_WORDS];
+    size_t l[SHADOW_MAX_WORDS];
+    return words_of(p, end, w, l, SHADOW_MAX_WORDS) >= 4 && l[0] == 6
+           && memcmp(w[0], "shadow", 6) == 0;
 }
 
 static int bytes_cmp(const char *a, size_t an, const char *b, size_t bn)
@@ -104,10 +105,64 @@ static void parse_methods(shadow_rule *r, const char *p, size_t n)
     }
 }
 
+/* "0.25" as 2500; -1 unless a decimal 0..1 with at most four places (shadow.py). */
+static int64_t parse_sample(const char *p, size_t n)
+{
+    if (n == 0 || (p[0] != '0' && p[0] != '1') || (n > 1 && (p[1] != '.' || n == 2 || n > 6)))
+        return -1;
+    int64_t v = (p[0] - '0') * (int64_t)SAMPLE_ONE, scale = 1000;
+    for (size_t i = 2; i < n; i++, scale /= 10) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v += (p[i] - '0') * scale;
+    }
+    return v <= SAMPLE_ONE ? v : -1;
+}
+
+/* The OPTION=VALUE words into r; 0 when one is bad or repeated. */
+static int parse_options(shadow_rule *r, const char **w, const size_t *l, int n)
+{
+    int seen[3] = {0, 0, 0};
+    r->sample = SAMPLE_ONE;
+    for (int i = 0; i < n; i++) {
+        const char *eq = memchr(w[i], '=', l[i]);
+        if (eq == NULL)
+            return 0;
+        size_t kn = (size_t)(eq - w[i]), vn = l[i] - kn - 1;
+        const char *v = eq + 1;
+        int k = kn == 6 && memcmp(w[i], "sample", 6) == 0           ? 0
+                : kn == 10 && memcmp(w[i], "timeout_ms", 10) == 0    ? 1
+                : kn == 12 && memcmp(w[i], "max_inflight", 12) == 0  ? 2 : -1;
+        if (k < 0 || seen[k]++)
+            return 0;
+        if (k == 0) {
+            if ((r->sample = parse_sample(v, vn)) < 0)
+                return 0;
+            continue;
+        }
+        int64_t num = 0; /* a positive integer of at most 9 digits */
+        if (vn < 1 || vn > 9)
+            return 0;
+        for (size_t j = 0; j < vn; j++) {
+            if (v[j] < '0' || v[j] > '9')
+                return 0;
+            num = num * 10 + (v[j] - '0');
+        }
+        if (num <= 0)
+            return 0;
+        if (k == 1)
+            r->timeout_ms = num;
+        else
+            r->max_inflight = num;
+    }
+    return 1;
+}
+
 static int same_rule(const shadow_rule *a, const shadow_rule *b)
 {
     if (bytes_cmp(a->candidate, a->candidate_len, b->candidate, b->candidate_len)
-        || a->all != b->all || a->nmethods != b->nmethods)
+        || a->all != b->all || a->nmethods != b->nmethods || a->sample != b->sample
+        || a->timeout_ms != b->timeout_ms || a->max_inflight != b->max_inflight)
         return 0;
     for (size_t i = 0; i < a->nmethods; i++)
         if (bytes_cmp(a->methods[i].p, a->methods[i].len, b->methods[i].p, b->methods[i].len))
@@ -125,17 +180,21 @@ int shadows_load(shadow_table *t, const char *text, size_t n, const char *path)
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *stop = nl ? nl : end;
         const char *hash = memchr(p, '#', (size_t)(stop - p));
-        const char *w[4];
-        size_t l[4];
+        const char *w[SHADOW_MAX_WORDS];
+        size_t l[SHADOW_MAX_WORDS];
+        shadow_rule opts;
+        memset(&opts, 0, sizeof opts);
         line++;
-        int nw = words_of(p, hash ? hash : stop, w, l, 4);
+        int nw = words_of(p, hash ? hash : stop, w, l, SHADOW_MAX_WORDS);
         /* Three words: a split of a service named "shadow" (splits.c). */
         if (nw > 0 && l[0] == 6 && memcmp(w[0], "shadow", 6) == 0 && nw != 3) {
-            if (nw != 4 || bytes_cmp(w[1], l[1], w[2], l[2]) == 0
+            if (nw < 4 || nw > SHADOW_MAX_WORDS || !parse_options(&opts, w + 4, l + 4, nw - 4)
+                || bytes_cmp(w[1], l[1], w[2], l[2]) == 0
                 || (l[1] >= 4 && memcmp(w[1], "mmi.", 4) == 0)
                 || (l[2] >= 4 && memcmp(w[2], "mmi.", 4) == 0)) {
                 logf_(LOG_WARNING, "split file %s: line %d: expected shadow SERVICE CANDIDATE "
-                      "METHODS", path ? path : "", line);
+                      "METHODS [sample=F] [timeout_ms=N] [max_inflight=N]", path ? path : "",
+                      line);
                 errors++;
             } else {
                 size_t at = nf;
@@ -151,7 +210,7 @@ int shadows_load(shadow_table *t, const char *text, size_t n, const char *path)
                     free_rule(&fresh[at]);
                 }
                 shadow_rule *r = &fresh[at];
-                memset(r, 0, sizeof *r);
+                *r = opts;
                 r->service = dup_n(w[1], l[1]);
                 r->service_len = l[1];
                 r->candidate = dup_n(w[2], l[2]);
@@ -179,6 +238,7 @@ int shadows_load(shadow_table *t, const char *text, size_t n, const char *path)
             fresh[i].failed = old->failed;
             fresh[i].skipped_cap = old->skipped_cap;
             fresh[i].skipped_down = old->skipped_down;
+            fresh[i].accrued = old->accrued;
         }
     }
     for (size_t i = 0; i < t->n; i++)
@@ -222,20 +282,27 @@ request *shadows_copy(broker *b, request *q, int64_t now_ms)
     shadow_rule *r = shadows_find(&b->shadows, q->svc->name, q->svc->name_len);
     if (r == NULL || q->asked != NULL || q->nbody == 0)
         return NULL; /* a call the split sent to the candidate already is not copied */
-    int64_t deadline = q->deadline < now_ms + b->shadows.timeout_ms
-                           ? q->deadline : now_ms + b->shadows.timeout_ms;
+    int64_t timeout = r->timeout_ms ? r->timeout_ms : b->shadows.timeout_ms;
+    int64_t cap = r->max_inflight ? r->max_inflight : b->shadows.max_inflight;
+    int64_t deadline = q->deadline < now_ms + timeout ? q->deadline : now_ms + timeout;
     sbuf head = {0}, method = {0};
     request *copy = NULL;
     if (!header_shadow_copy(zmq_msg_data(&q->body[0]), zmq_msg_size(&q->body[0]), deadline,
                             &head, &method)
         || !listed(r, &method))
         goto done;
+    if (r->sample < SAMPLE_ONE) { /* counted, not drawn: the same calls in both brokers */
+        r->accrued += r->sample;
+        if (r->accrued < SAMPLE_ONE)
+            goto done;
+        r->accrued -= SAMPLE_ONE;
+    }
     service *cand = registry_find_service(&b->reg, r->candidate, r->candidate_len);
     if (cand == NULL || cand->workers == 0) {
         r->skipped_down++;
         goto done;
     }
-    if (r->inflight >= b->shadows.max_inflight) {
+    if (r->inflight >= cap) {
         r->skipped_cap++;
         goto done;
     }

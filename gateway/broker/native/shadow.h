@@ -1,9 +1,10 @@
 /* Shadow copies of migrated services' calls (SPEC 2.14; the Python twin is
  * gateway/broker/shadow.py, whose docstring gives the rules).
  *
- * A split-file line "shadow SERVICE CANDIDATE METHODS" makes the broker send a copy
- * of each listed call that stays on SERVICE to CANDIDATE, flagged "shadow" and with a
- * deadline of at most the shadow timeout. Copies are capped per service, never reach
+ * A split-file line "shadow SERVICE CANDIDATE METHODS [sample=F] [timeout_ms=N]
+ * [max_inflight=N]" makes the broker send a copy of each listed call that stays on
+ * SERVICE to CANDIDATE (a counted share of them with sample), flagged "shadow" and
+ * with a deadline of at most the shadow timeout. Copies are capped per service, never reach
  * the caller, and end at their deadline even while a hung worker holds them.
  */
 #ifndef MDB_SHADOW_H
@@ -19,6 +20,8 @@
  * a zero byte), and the caller's address follows, so two callers' ids never mix. */
 #define SHADOW_CLIENT "\x01shadow:"
 #define SHADOW_CLIENT_LEN 8
+#define SAMPLE_ONE 10000 /* sample=F is kept in 10000ths */
+#define SHADOW_MAX_WORDS 7 /* the four words and three options */
 
 typedef struct {
     char *service, *candidate;
@@ -26,6 +29,8 @@ typedef struct {
     sbuf *methods; /* sorted; NULL with all = 1 ("*") */
     size_t nmethods;
     int all;
+    int64_t sample, accrued;             /* in 10000ths: the share, and its accumulator */
+    int64_t timeout_ms, max_inflight;    /* 0: the broker's default */
     int64_t inflight, sent, answered, failed, skipped_cap, skipped_down;
 } shadow_rule;
 
@@ -38,7 +43,7 @@ typedef struct {
 
 struct broker_s;
 
-/* 1 for a "shadow" line of four words, which the split parser leaves to this file. */
+/* 1 for a "shadow" line of four words or more, which the split parser leaves to this file. */
 int shadows_is_line(const char *p, const char *end);
 /* Take the shadow lines of a freshly read split file; the number of bad ones. Counts
  * survive a reload of the same rule. */
