@@ -115,6 +115,8 @@ class MigrationSettings:
     migrations: tuple[MigrationConfig, ...] = ()
     # The broker's split file of service migrations (gateway.migration.brokersplits).
     splits_file: str = ""
+    # Where the broker publishes shadow pairs for the comparer (gateway.migration.comparer).
+    pairs_endpoint: str = ""
 
     def get(self, name: str) -> MigrationConfig:
         """The migration called ``name``; ``KeyError`` if there is none."""
@@ -176,7 +178,8 @@ def parse_settings(table: Mapping[str, Any], migrations: Mapping[str, Any], run_
         token_file=path("token_file", os.path.join(run_dir, "admin.token")),
         parity_file=path("parity_file", "build/parity.json"),
         allow_remote_admin=allow, state_file=state_file, migrations=parsed,
-        splits_file=os.path.join(run_dir, "broker-splits"))
+        splits_file=os.path.join(run_dir, "broker-splits"),
+        pairs_endpoint="ipc://" + os.path.join(run_dir, "shadow-pairs.ipc"))
 
 
 def _migration(name: str, t: Any) -> MigrationConfig:

@@ -69,9 +69,14 @@ def test_both_brokers_get_the_same_arguments(tmp_path: object, implementation: s
                     "--outlier-consecutive", "3", "--outlier-base-ejection-ms", "30000",
                     "--outlier-max-ejection-ms", "300000", "--outlier-max-ejection-percent",
                     "50", "--splits", cfg.migration_settings.splits_file,
+                    "--shadow-pub", cfg.migration_settings.pairs_endpoint,
                     "--outlier-count-errors")
     assert cfg.migration_settings.splits_file == os.path.join(cfg.gateway.run_dir,
                                                               "broker-splits")
+    assert cfg.migration_settings.pairs_endpoint == "ipc://" + os.path.join(
+        cfg.gateway.run_dir, "shadow-pairs.ipc")
+    # No service migration: no comparer to run.
+    assert "comparer" not in [p.name for p in plan.build(cfg, "/usr/bin/python3")]
 
 
 def test_a_missing_native_broker_is_refused_with_how_to_build_it(
