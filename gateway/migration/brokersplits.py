@@ -92,8 +92,12 @@ def poke(endpoint: str, timeout_s: float = POKE_TIMEOUT_S) -> str | None:
         sock.close(linger=0)
 
 
-def broker_splits(endpoint: str, timeout_s: float = 0.5) -> dict[str, Any] | None:
-    """The broker's ``mmi.stats`` ``splits`` (what it routes by now), None without an answer."""
+def broker_splits(endpoint: str, timeout_s: float = 0.5,
+                  key: str = "splits") -> dict[str, Any] | None:
+    """The broker's ``mmi.stats`` ``splits`` (what it routes by now), None without an answer.
+
+    ``key="shadows"``: its shadow copies per service instead ({} while none are made).
+    """
     sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
     sock.linger = 0
     try:
@@ -102,8 +106,9 @@ def broker_splits(endpoint: str, timeout_s: float = 0.5) -> dict[str, Any] | Non
         if not sock.poll(int(timeout_s * 1000)):
             return None
         frames = sock.recv_multipart()
-        splits = json.loads(frames[3]).get("splits") if len(frames) > 3 else None
-        return splits if isinstance(splits, dict) else None
+        stats = json.loads(frames[3]) if len(frames) > 3 else None
+        found = stats.get(key, {} if key == "shadows" else None) if stats is not None else None
+        return found if isinstance(found, dict) else None
     except (zmq.ZMQError, ValueError, AttributeError) as exc:
         log.warning("mmi.stats from %s failed: %s", endpoint, exc)
         return None
@@ -247,3 +252,9 @@ class ServiceMigrations:
         if not self.endpoint or not self.services:
             return {}
         return broker_splits(self.endpoint) or {}
+
+    def live_shadows(self) -> dict[str, Any]:
+        """The broker's shadow copies by service: sent, answered, failed, skipped."""
+        if not self.endpoint or not self.services:
+            return {}
+        return broker_splits(self.endpoint, key="shadows") or {}

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -21,7 +23,7 @@ import pytest
 from protocol.client import Client
 from tests.integration.migration.conftest import MigrationEstate
 from tests.support.broker import wait_for_service
-from tests.support.procs import wait_until
+from tests.support.procs import REPO, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +118,13 @@ def test_shadow_in_the_broker_finds_the_bug_gates_promote_and_opens_once_fixed(
             # 2. The gate refuses promotion.
             code, why = e.migrate("promote", "tax")
             assert code != 0 and "refused" in why and "diff rate" in why, why
-            assert e.report("tax")["state"]["mode"] == "shadow"
+            report = e.report("tax")
+            assert report["state"]["mode"] == "shadow" and report["shadow"]["answered"] >= 20
+            status_text = subprocess.run(
+                [sys.executable, "-m", "gateway", "-c", e.path, "migrate", "status"],
+                capture_output=True, text=True, timeout=30, cwd=REPO, check=True).stdout
+            line = next(row for row in status_text.splitlines() if row.startswith("tax "))
+            assert "diff rate" in line and "[shadow: " in line, status_text
             # 3. A hung port: every caller still gets the primary's answer, no error.
             e.write(body(caller, '{ TAX_HANG = "1" }'))
             e.reload()
