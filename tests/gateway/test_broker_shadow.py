@@ -283,12 +283,21 @@ def test_the_copy_header_is_the_request_header_reencoded_with_flag_and_deadline(
     assert copy[1:] == body[1:]
     assert dealer_sock.poll(5000)
     assert codec.decode(dealer_sock.recv_multipart()[3:]).payload == "py2"
+    # Without deadline and shadow members: both are put where sorted keys have them.
+    bare = codec.dumps({"id": "h0", "kind": "call", "method": "side", "v": 1})
+    dealer_sock.send_multipart([b"", mdp.CLIENT, b"tax", bare, b"null"])
+    _, copy = candidate.next_request()
+    fields = json.loads(copy[0])
+    assert copy[0] == codec.dumps(dict(json.loads(bare), shadow=True,
+                                       deadline=fields["deadline"]))
+    assert dealer_sock.poll(5000)
+    dealer_sock.recv_multipart()
     # A request flagged shadow already is never copied again.
     again = dict(json.loads(head), id="h2", shadow=True)
     dealer_sock.send_multipart([b"", mdp.CLIENT, b"tax", codec.dumps(again), body[1]])
     assert dealer_sock.poll(5000)
     dealer_sock.recv_multipart()
-    assert shadows(broker)["sent"] == 1
+    assert shadows(broker)["sent"] == 2
     assert candidate.commands_for(0.3).count(mdp.REQUEST) == 0
 
 
