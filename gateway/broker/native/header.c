@@ -1,8 +1,6 @@
 /* A strict JSON scanner for header and metadata frames (see header.h). */
-#define _GNU_SOURCE /* memmem */
 #include "header.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 /* Python's json module gives up (RecursionError) somewhere below 1000 levels; the codec
@@ -375,56 +373,23 @@ int header_sticky(const unsigned char *frame, size_t n, sbuf *out)
     return found;
 }
 
-/* The raw bytes of a member, without the blanks around it. */
-typedef struct {
-    const unsigned char *p;
-    size_t n;
-    sbuf key; /* decoded */
-} member;
-
-static void put_int_member(sbuf *out, const char *key, int64_t v, int *first)
+int header_members(const unsigned char *frame, size_t n, header_member_fn fn, void *ctx)
 {
-    sb_printf(out, "%s\"%s\":%lld", *first ? "" : ",", key, (long long)v);
-    *first = 0;
-}
-
-static int key_after(const sbuf *key, const char *name)
-{
-    size_t n = strlen(name), m = key->len < n ? key->len : n;
-    int c = memcmp(key->p ? key->p : "", name, m);
-    return c > 0 || (c == 0 && key->len > n);
-}
-
-int header_shadow_copy(const unsigned char *frame, size_t n, int64_t deadline, sbuf *out,
-                       sbuf *method)
-{
-    /* gateway/broker/shadow.py _call_header: cheap refusals first, as there. */
-    if (n == 0 || frame[0] != '{' || !memmem(frame, n, "\"call\"", 6) || !utf8_valid(frame, n))
+    if (n == 0 || frame[0] != '{' || !utf8_valid(frame, n))
         return 0;
     scanner s = {frame, frame + n, HEADER_MAX_DEPTH, 0};
-    member *m = NULL;
-    size_t nm = 0, cap = 0;
-    int ok = 0, call = 0, has_method = 0, shadowed = 0;
-    sbuf text = {0};
-    skip_ws(&s);
-    if (s.p >= s.end || *s.p++ != '{')
-        goto done;
+    sbuf key = {0}, text = {0};
+    int ok = 0;
+    s.p++;
     skip_ws(&s);
     if (s.p < s.end && *s.p == '}') {
         s.p++;
     } else {
         for (;;) {
             skip_ws(&s);
-            if (nm == cap) {
-                cap = cap ? cap * 2 : 16;
-                m = realloc(m, cap * sizeof *m);
-                if (m == NULL)
-                    abort();
-            }
-            member *e = &m[nm++];
-            memset(e, 0, sizeof *e);
-            e->p = s.p;
-            if (s.p >= s.end || *s.p != '"' || !scan_string(&s, &e->key))
+            header_member m = {&key, s.p, 0, 0, 0, &text};
+            key.len = 0;
+            if (s.p >= s.end || *s.p != '"' || !scan_string(&s, &key))
                 goto done;
             skip_ws(&s);
             if (s.p >= s.end || *s.p++ != ':')
@@ -432,17 +397,10 @@ int header_shadow_copy(const unsigned char *frame, size_t n, int64_t deadline, s
             jvalue v = {J_BAD, 0, &text};
             if (!scan_value(&s, &v, 1))
                 goto done;
-            e->n = (size_t)(s.p - e->p);
-            /* The last occurrence counts, as in json.loads. */
-            if (e->key.len == 4 && memcmp(e->key.p, "kind", 4) == 0)
-                call = v.type == J_STR && text.len == 4 && memcmp(text.p, "call", 4) == 0;
-            else if (e->key.len == 6 && memcmp(e->key.p, "method", 6) == 0) {
-                has_method = v.type == J_STR;
-                method->len = 0;
-                if (has_method)
-                    sb_put(method, text.p ? text.p : "", text.len);
-            } else if (e->key.len == 6 && memcmp(e->key.p, "shadow", 6) == 0)
-                shadowed = v.type == J_TRUE;
+            m.raw_len = (size_t)(s.p - m.raw);
+            m.is_string = v.type == J_STR;
+            m.is_true = v.type == J_TRUE;
+            fn(ctx, &m);
             skip_ws(&s);
             if (s.p >= s.end)
                 goto done;
@@ -456,42 +414,9 @@ int header_shadow_copy(const unsigned char *frame, size_t n, int64_t deadline, s
         }
     }
     skip_ws(&s);
-    if (s.p != s.end || !call || !has_method || shadowed)
-        goto done; /* a copy of a copy would shadow a candidate with itself */
-    /* Members in their order, "deadline" and "shadow" replaced and put where sorted
-     * keys have them: a canonical header (SPEC 4.8) gives the bytes the Python broker's
-     * re-encoding gives. */
-    int first = 1, put_deadline = 0, put_shadow = 0;
-    sb_putc(out, '{');
-    for (size_t i = 0; i <= nm; i++) {
-        member *e = i < nm ? &m[i] : NULL;
-        if (!put_deadline && (e == NULL || key_after(&e->key, "deadline"))) {
-            put_int_member(out, "deadline", deadline, &first);
-            put_deadline = 1;
-        }
-        if (!put_shadow && (e == NULL || key_after(&e->key, "shadow"))) {
-            sb_puts(out, first ? "\"shadow\":true" : ",\"shadow\":true");
-            first = 0;
-            put_shadow = 1;
-        }
-        if (e == NULL)
-            break;
-        if ((e->key.len == 8 && memcmp(e->key.p, "deadline", 8) == 0)
-            || (e->key.len == 6 && memcmp(e->key.p, "shadow", 6) == 0))
-            continue;
-        if (!first)
-            sb_putc(out, ',');
-        sb_put(out, e->p, e->n);
-        first = 0;
-    }
-    sb_putc(out, '}');
-    ok = 1;
+    ok = s.p == s.end;
 done:
-    for (size_t i = 0; i < nm; i++)
-        sb_free(&m[i].key);
-    free(m);
+    sb_free(&key);
     sb_free(&text);
-    if (!ok)
-        out->len = 0;
     return ok;
 }

@@ -19,7 +19,8 @@
  * Files, one concern each: mdbroker.c (command line, sockets, the poll loop), handlers.c
  * (what each message does, expiry, heartbeats, probes), wire.c (sends and broker-made
  * errors), registry.c (services, workers, requests), outlier.c (outlier ejection), header.c (the header scanner),
- * splits.c, shadow.c and pairs.c (splits, shadow copies and their pairs: SPEC 2.14),
+ * splits.c, shadow.c, copyhead.c and pairs.c (splits, shadow copies, their headers and
+ * pairs: SPEC 2.14),
  * text.c (UTF-8 and JSON strings), security.c (loopback rule, CURVE, ZAP), events.c
  * (the event proxy).
  */

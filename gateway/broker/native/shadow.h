@@ -58,6 +58,11 @@ request *shadows_copy(struct broker_s *b, request *q, int64_t now_ms);
 void shadows_end(struct broker_s *b, request *copy, zmq_msg_t *body, int nbody);
 /* End the copies past their deadline, held by a worker or not (once per beat). */
 void shadows_sweep(struct broker_s *b, int64_t now_ms);
+/* copyhead.c: the header of a copy (SPEC 2.14): for a JSON object with "kind": "call", a
+ * text "method" and no "shadow": true, the object with "deadline" set to deadline and
+ * "shadow": true, into out, and the method into method; 0 for any other frame. */
+int header_shadow_copy(const unsigned char *frame, size_t n, int64_t deadline, sbuf *out,
+                       sbuf *method);
 /* ", \"shadows\": {...}" in the bytes of json.dumps(sort_keys=True); nothing without rules. */
 void shadows_json(const shadow_table *t, sbuf *out);
 
