@@ -99,3 +99,48 @@ def test_the_broker_copies_what_the_states_say(
         for w, t in made:
             w.stop()
             t.join(5)
+
+
+def test_the_comparer_process_stores_evidence_and_stops_on_sigterm(
+        procs: ProcessGroup, workdir: str) -> None:
+    import signal
+    import sys
+
+    from tests.gateway.test_broker_split import set_split
+    run = os.path.join(workdir, "run")
+    os.makedirs(run)
+    path = os.path.join(workdir, "gateway.toml")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(f'[gateway]\nrun_dir = "{run}"\n\n[migrations.tax]\nservice = "tax"\n'
+                 'py3 = "tax3"\nshadow_safe = true\nnoise = false\n')
+    broker = BrokerProcess(procs, "native", "ipc://" + os.path.join(run, "broker.ipc"),
+                           extra=("--splits", os.path.join(run, "broker-splits"),
+                                  "--shadow-pub", "ipc://" + os.path.join(run,
+                                                                          "shadow-pairs.ipc")))
+    made = []
+    for name, currency in (("tax", "EUR"), ("tax3", "eur")):
+        w = Worker(broker.endpoint, name, {"quote": lambda c=currency: {"currency": c}})
+        t = threading.Thread(target=w.run, daemon=True)
+        t.start()
+        made.append((w, t))
+        wait_until(w.connected.is_set, timeout=5, what=f"{name} registered")
+    comparer = procs.spawn([sys.executable, "-m", "gateway", "-c", path, "comparer"])
+    store = MigrationStore(os.path.join(run, "migrations.sqlite3"))
+    store.ensure("tax")  # as the comparer does; whichever comes first creates it
+    try:
+        set_split(broker, os.path.join(run, "broker-splits"), "shadow tax tax3 *\n")
+        wait_until(lambda: broker.stats()["shadow_pairs"]["subscriptions"] == 1, timeout=20,
+                   what="the comparer subscribed")
+        with Client(broker.endpoint, timeout=5.0) as client:
+            assert [client.call("tax", "quote") for _ in range(3)] == [{"currency": "EUR"}] * 3
+        evidence = wait_until(lambda: (lambda ev: ev if ev.samples == 3 else None)(
+            store.evidence("tax")), timeout=10, what="three comparisons stored")
+        assert evidence.regressions == 3
+        assert store.recent_diffs("tax")[0]["paths"] == ["result/currency"]
+        procs.signal(comparer, signal.SIGTERM)
+        assert comparer.wait(10) == 0
+    finally:
+        store.close()
+        for w, t in made:
+            w.stop()
+            t.join(5)
