@@ -431,12 +431,13 @@ class Broker:
                 and self.registry.find_inflight(service, client, rid) is None:
             service = split.candidate  # the call was split off to the port (SPEC 2.14)
         queued = self.registry.find_queued(service, client, rid)
-        if queued is not None:
+        # A shadow copy is nobody's to cancel (its client address is the broker's own).
+        if queued is not None and not queued.shadow:
             self.registry.drop_queued(queued)
             self.counters["cancelled"] += 1
             return
         held = self.registry.find_inflight(service, client, rid)
-        if held is not None and held[0].cancel:
+        if held is not None and held[0].cancel and not held[1].shadow:
             # Not a dispatch: the worker's credit is untouched, and its final reply
             # (a "cancelled" error) releases the request as usual.
             self.counters["cancels_forwarded"] += 1

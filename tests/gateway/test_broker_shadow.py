@@ -384,3 +384,31 @@ def test_a_line_s_sample_and_caps_override_the_broker_s(
     assert json.loads(body[0])["deadline"] <= mdp.now_ms() + 3000
     set_split(broker, split_file, "shadow tax tax.py3 side sample=1.5\n", expect=b"400")
     assert "shadows" not in broker.stats()
+
+
+def test_a_copy_cannot_be_cancelled_by_a_client_posing_as_its_address(
+        broker: BrokerProcess, split_file: str, primary: Worker) -> None:
+    port = RawWorker(broker.endpoint, b"tax.py3", credit=10, metadata={"cancel": True})
+    ctx = zmq.Context.instance()
+    caller, impostor = ctx.socket(zmq.DEALER), ctx.socket(zmq.DEALER)
+    caller.setsockopt(zmq.ROUTING_ID, b"caller-1")
+    impostor.setsockopt(zmq.ROUTING_ID, b"\x01shadow:caller-1")
+    try:
+        for sock in (caller, impostor):
+            sock.linger = 0
+            sock.connect(broker.endpoint)
+        wait_until(lambda: broker.workers("tax.py3") == 1, timeout=5, what="port registered")
+        set_split(broker, split_file, "shadow tax tax.py3 side\n")
+        head = codec.encode(codec.Envelope("call", id="k1", method="side", payload=None))
+        caller.send_multipart([b"", mdp.CLIENT, b"tax", *head])
+        assert caller.poll(5000)
+        port.next_request()  # the copy is in flight on the port
+        cancel = codec.encode(codec.Envelope("cancel", id="k1", payload=None))
+        impostor.send_multipart([b"", mdp.CLIENT, b"tax.py3", *cancel])
+        wait_until(lambda: broker.stats()["counters"].get("cancels_ignored") == 1, timeout=5,
+                   what="the cancel was ignored")
+        assert port.commands_for(0.3).count(mdp.REQUEST) == 0  # nothing forwarded
+    finally:
+        caller.close(linger=0)
+        impostor.close(linger=0)
+        port.close()
