@@ -413,7 +413,7 @@ def run(smoke: bool) -> list[Table]:
         table = Table("http: skipped", "req/s", "none")
         table.notes.append("wrk is not installed (apt-get install wrk): nothing measured")
         return [table]
-    # Five rounds: the collapse check (min/median >= 0.8, DESIGN "the gthread collapse")
+    # Five rounds: the collapse check (min/median >= 0.8: workers sharing one core)
     # needs enough of them to catch a bimodal run.
     seconds, rounds = (1.0, 1) if smoke else (5.0, 5)
     estate = Estate(smoke)

@@ -138,11 +138,14 @@ def run(smoke: bool) -> list[Table]:
 async def _trivial(scope: Any, receive: Any, send: Any) -> None:
     scope["gateway.environ"] = {"gateway.route": _ROUTE, "gateway.request_id": "0" * 32,
                                 "RAW_URI": "/hello", "HTTP_USER_AGENT": "wrk"}
-    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
     await send({"type": "http.response.body", "body": b"hello"})
 
 
 _ROUTE = Route("/", "wsgi", service="hello3")
+# The head the wsgi front sends for the hello service's answer.
+_HEADERS = [(b"Content-Type", b"text/plain"), (b"Content-Length", b"5"),
+            (b"X-Request-Id", b"0" * 32)]
 
 
 def bookkeeping(count: int = 50_000) -> Table:

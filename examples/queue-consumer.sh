@@ -31,8 +31,8 @@
 #   --handler-timeout S  kill a handler that runs longer (default 0: only the job deadline)
 #   --name NAME       consumer name (default bash:<host>:<pid>)
 #
-# Steps and keys are exactly those of the Python consumer (protocol/queue_consumer.py): the
-# Lua below is a verbatim copy of protocol/queue_lua.py, checked by tests/protocol.
+# Steps and keys are exactly those of the Python consumer (protocol/queue/consumer.py): the
+# Lua below is a verbatim copy of protocol/queue/lua.py, checked by tests/protocol.
 # Exit status: 0 done, 2 usage or protocol error, 3 Redis unavailable.
 set -uo pipefail
 
@@ -92,7 +92,7 @@ READY="${P}ready" DELAYED="${P}delayed" DEAD="${P}dead" CONSUMERS="${P}consumers
 PROC="${P}proc:$NAME"
 now_ms() { date +%s%3N; }
 
-# ---- Lua steps: verbatim copies of protocol/queue_lua.py ----
+# ---- Lua steps: verbatim copies of protocol/queue/lua.py ----
 read -r -d '' LUA_START <<'LUA' || true
 local id, now = ARGV[1], tonumber(ARGV[2])
 if not redis.call('LPOS', KEYS[1], id) then return {'gone', ''} end

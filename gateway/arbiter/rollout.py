@@ -27,7 +27,6 @@ service (``gateway reload NAME`` restarts just that one), and a changed
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -228,12 +227,13 @@ def restart_evidence(arb: Arbiter, service: str) -> None:
     """
     settings = arb.config.migration_settings
     names = [m.name for m in settings.migrations if m.py3 == service]
-    if not names or not os.path.exists(settings.db):
+    from gateway.migration import stores
+    from gateway.migration.store import StoreError
+    if not names or not stores.exists(settings):
         return
-    from gateway.migration.store import MigrationStore, StoreError
-    store: MigrationStore | None = None
+    store: stores.Store | None = None
     try:
-        store = MigrationStore(settings.db)
+        store = stores.open_store(settings, arb.config.gateway.run_dir)
         for name in names:
             state = store.get(name)
             if state.mode != "shadow":

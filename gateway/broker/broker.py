@@ -92,6 +92,12 @@ class BrokerConfig:
     """Everything the broker needs, passed in (the CLI builds it from argv)."""
 
     endpoints: tuple[str, ...] = ("tcp://127.0.0.1:5555",)
+    # Bound before the CURVE keys are applied, so plain even when ``curve`` is set
+    # (SPEC 2.15): the gateway host's own front and services on ipc://, beside a
+    # CURVE endpoint for remote worker hosts. Loopback or ipc only.
+    local_endpoints: tuple[str, ...] = ()
+    # The events proxy stays plain too (its endpoints must then be loopback).
+    events_local: bool = False
     heartbeat_ms: int = mdp.DEFAULT_INTERVAL_MS
     default_timeout_ms: int = 30_000
     max_msg_size: int = 64 * 1024 * 1024 + 4096
@@ -128,10 +134,12 @@ class Broker:
 
     def __init__(self, config: BrokerConfig,
                  ctx: zmq.Context[zmq.Socket[bytes]] | None = None) -> None:
-        if not config.endpoints:
+        if not config.endpoints and not config.local_endpoints:
             raise BrokerError("the broker needs at least one endpoint to bind")
         for endpoint in config.endpoints:
             check_bind(endpoint, config.curve)
+        for endpoint in config.local_endpoints:
+            check_bind(endpoint, None)  # plain: loopback only, whatever the keys
         if config.shadow_pub:  # pairs carry whole requests and answers in the clear
             check_bind(config.shadow_pub, None)
         self.config = config
@@ -176,6 +184,14 @@ class Broker:
                 log.critical("broker loop died", exc_info=exc)
             self._ready.set()
 
+    def _bind_all(self, sock: zmq.Socket[bytes], endpoints: tuple[str, ...]) -> None:
+        for endpoint in endpoints:
+            try:
+                sock.bind(endpoint)
+            except zmq.ZMQError as exc:
+                raise BrokerError(f"cannot bind {endpoint}: {exc}") from exc
+            self.endpoints.append(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+
     def run(self, on_ready: Callable[[], None] | None = None) -> None:
         """Bind and serve until :meth:`stop`; sockets are created and closed in this thread.
 
@@ -190,18 +206,17 @@ class Broker:
             sock.linger = 0
             sock.maxmsgsize = self.config.max_msg_size
             sock.sndhwm = sock.rcvhwm = self.config.hwm
+            # libzmq copies the security options into each listener at bind time, so
+            # the local endpoints bound first stay plain (NULL mechanism).
+            self._bind_all(sock, self.config.local_endpoints)
             if self.config.curve is not None:
                 auth = start_authenticator(self.ctx, self.config.curve)
                 apply_curve(sock, self.config.curve)
-            for endpoint in self.config.endpoints:
-                try:
-                    sock.bind(endpoint)
-                except zmq.ZMQError as exc:
-                    raise BrokerError(f"cannot bind {endpoint}: {exc}") from exc
-                self.endpoints.append(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+            self._bind_all(sock, self.config.endpoints)
             if self.config.events_pub and self.config.events_sub:
                 self._events = EventProxy(self.config.events_pub, self.config.events_sub,
-                                          self.ctx, self.config.curve)
+                                          self.ctx,
+                                          None if self.config.events_local else self.config.curve)
                 self._events.start()
             try:
                 self.pairs.open(self.ctx)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from gateway.config import GatewayConfig
@@ -78,10 +77,14 @@ def render_status(status: dict[str, Any]) -> str:
 def migration_states(cfg: GatewayConfig) -> dict[str, Any]:
     """Each configured migration's target and state, read from the store ({} before it exists)."""
     settings = cfg.migration_settings
-    if not settings.migrations or not os.path.exists(settings.db):
+    from gateway.migration import stores
+    from gateway.migration.store import StoreError
+    if not settings.migrations or not stores.exists(settings):
         return {}
-    from gateway.migration.store import MigrationStore, StoreError
-    store = MigrationStore(settings.db)
+    try:
+        store = stores.open_store(settings, cfg.gateway.run_dir)
+    except StoreError:
+        return {}
     try:
         states = store.all()
     except StoreError:

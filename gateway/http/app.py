@@ -34,11 +34,11 @@ from gateway.http.problems import Problem, from_protocol, reason, render
 from gateway.http.proxy import HttpBackend
 from gateway.http.routing import RouteTable
 from gateway.http.static import StaticBackend
+from gateway.http.wsgitypes import StartResponse
 from protocol.errors import ProtocolError
 
 log = logging.getLogger(__name__)
 
-StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 INTERNAL = "/_gateway/"
 HEALTH = "/_gateway/health"
@@ -79,7 +79,7 @@ class GatewayApp:
                 raise ValueError(f"no factory for backend {route.backend!r} "
                                  f"(route {route.prefix!r})")
             self.backends[route.prefix] = builders[route.backend](route)
-        # The user bar (ORIGIN: "a small script that any page includes") is the
+        # The user bar (a small script that any page includes) is the
         # gateway's own asset; it reads /api/whoami, which a service answers.
         self._internal = {
             "/_gateway/openapi.json": (json.dumps(openapi or {}, sort_keys=True).encode("utf-8"),

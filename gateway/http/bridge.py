@@ -22,7 +22,7 @@ that has no worker is 503, not 404.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any, cast
 
 from gateway.http import tracing
@@ -33,12 +33,12 @@ from gateway.http.context import Call
 from gateway.http.forwarding import Forwarding
 from gateway.http.openapi import load_contracts
 from gateway.http.problems import Problem
+from gateway.http.wsgitypes import StartResponse
 from protocol import codec
 from protocol import errors as perrors
 from protocol.client import Client
 from protocol.contract import SPEC_DIR, Contract
 
-StartResponse = Callable[..., Any]
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

@@ -27,8 +27,7 @@ import http.client
 import logging
 import socket
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
 
 import urllib3
 from urllib3 import exceptions as uerr
@@ -42,10 +41,10 @@ from gateway.http.forwarding import Forwarding
 from gateway.http.paths import raw_tail
 from gateway.http.problems import Problem
 from gateway.http.rewrite import ReverseMap
+from gateway.http.wsgitypes import StartResponse
 
 log = logging.getLogger(__name__)
 
-StartResponse = Callable[..., Any]
 _SMALL = CHUNK
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # RFC 9110 9.2.2: only these may be sent again after a failure without changing the outcome.

@@ -39,10 +39,6 @@ class RouteTable:
     def __len__(self) -> int:
         return len(self._all)
 
-    def routes(self) -> list[Route]:
-        """The routes, longest prefix first."""
-        return sorted(self._all, key=lambda r: (-len(r.prefix), r.prefix))
-
     def match(self, path: str) -> Match | None:
         """The route with the longest prefix that ``path`` starts with, segment-wise."""
         by_prefix = self._by_prefix

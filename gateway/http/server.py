@@ -6,7 +6,7 @@
     FrontServer(config, listen_socket(("127.0.0.1", 8080)), workers=2, threads=8).run()
     serve_dev(config, "127.0.0.1", 8080)          # werkzeug, --dev only
 
-Why this server (DESIGN, "Data plane"): HTTP is parsed in compiled code and the
+Why this server: HTTP is parsed in compiled code and the
 Python front only routes, applies migration state and builds the envelope.
 granian parses in Rust too, but it hands the application a percent-decoded
 path (no raw request target, so ``/a%2Fb`` and ``/a/b`` look alike) and
@@ -14,8 +14,9 @@ answers malformed requests itself with plain-text pages; uvicorn keeps
 ``raw_path`` and lets the front answer every error as problem+json.
 
 - :class:`FrontServer` is the master: it owns (or inherits) the listening
-  socket, forks ``workers`` processes, pins each to its own CPU (DESIGN, "the
-  gthread collapse"), restarts one that dies, and on SIGTERM lets each finish
+  socket, forks ``workers`` processes, pins each to its own CPU (unpinned, two
+  busy workers on two cores can end up sharing one, and a run's throughput
+  collapses to a fraction of its median), restarts one that dies, and on SIGTERM lets each finish
   its requests within ``grace`` seconds. With ``NOTIFY_SOCKET`` set it sends
   ``READY=1`` once its workers are forked and each worker ``WORKER_READY=1``
   once it accepts, so the arbiter routes to a new front only when it serves.
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import math
 import os
@@ -538,6 +540,12 @@ class FrontServer:
             access_log=False, log_level="warning", timeout_keep_alive=self.keepalive,
             timeout_graceful_shutdown=max(1, int(self.grace)), proxy_headers=False,
             server_header=False, date_header=True)
+        config.load()
+        # Everything made so far (modules, the app, its routes) lives as long as the worker:
+        # out of the collector's reach, a full collection no longer walks it, and the first
+        # generation fills with the request path's short-lived objects only.
+        gc.collect()
+        gc.freeze()
         _Server(config).run(sockets=[self.sock])
         return 0
 

@@ -13,8 +13,7 @@ front has already refused dot segments and escaped separators.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
 from werkzeug.exceptions import NotFound
 from werkzeug.utils import send_from_directory
@@ -22,8 +21,7 @@ from werkzeug.utils import send_from_directory
 from gateway.http.config import Route
 from gateway.http.context import Call
 from gateway.http.problems import Problem
-
-StartResponse = Callable[..., Any]
+from gateway.http.wsgitypes import StartResponse
 
 
 class StaticBackend:

@@ -120,10 +120,11 @@ _clock = _Clock()
 def combined(e: Entry) -> str:
     """The nginx combined line of ``e``, then the gateway's fields."""
     request = escape(f"{e.method} {e.target} {e.protocol}") if e.method else "-"
-    return (f'{e.remote or "-"} - {escape(e.user) or "-"} [{_clock.local(e.when)}] '
-            f'"{request}" {e.status} {e.bytes_out} "{escape(e.referer) or "-"}" '
-            f'"{escape(e.agent) or "-"}" rid={e.request_id or "-"} route={e.route or "-"} '
-            f"backend={e.backend or '-'} service={e.service or '-'} "
+    return (f'{e.remote or "-"} - {escape(e.user) if e.user else "-"} '
+            f'[{_clock.local(e.when)}] "{request}" {e.status} {e.bytes_out} '
+            f'"{escape(e.referer) if e.referer else "-"}" '
+            f'"{escape(e.agent) if e.agent else "-"}" rid={e.request_id or "-"} '
+            f"route={e.route or '-'} backend={e.backend or '-'} service={e.service or '-'} "
             f"runtime={e.runtime or '-'} upstream={escape(e.upstream) or '-'} "
             f"migration={e.migration or '-'} duration={e.duration:.6f} ttfb={e.ttfb:.6f} "
             f"in={e.bytes_in} trace={e.trace_id or '-'}\n")

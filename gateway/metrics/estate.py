@@ -62,7 +62,8 @@ def parts_of(config: GatewayConfig, timeout: float = DEFAULT_TIMEOUT) -> list[An
         parts.append(BrokerStats(config.broker.endpoint, timeout))
     parts.append(ArbiterStats(config.control_socket, timeout))
     if config.migrations:
-        parts.append(MigrationStats(config.migration_settings.db))
+        settings = config.migration_settings
+        parts.append(MigrationStats(settings.db, settings))
     queues = sorted({q for svc in config.services for q in svc.queues})
     if queues:
         parts.append(QueueStats(config.redis_url, queues, timeout))

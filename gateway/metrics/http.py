@@ -55,10 +55,9 @@ class HttpMetrics:
     """One process's HTTP counters; event-loop only (no locks)."""
 
     def __init__(self) -> None:
-        self.requests: dict[Key, int] = {}
-        self.durations: dict[tuple[str, ...], list[float]] = {}   # bucket counts + [sum]
-        self.bytes_in: dict[tuple[str, ...], int] = {}
-        self.bytes_out: dict[tuple[str, ...], int] = {}
+        # Per full label key, one list: [requests, bytes in, bytes out, bucket counts...,
+        # sum of seconds]; one dict lookup per request, split by label subset at flush.
+        self.counts: dict[Key, list[float]] = {}
         self.rejections: dict[tuple[str, str], int] = {}
         self.in_flight = 0
         self._written_in_flight: int | None = None
@@ -66,18 +65,47 @@ class HttpMetrics:
 
     def request(self, key: Key, seconds: float, bytes_in: int, bytes_out: int) -> None:
         """Count one finished request (``key`` in the order of ``LABELS``)."""
-        self.requests[key] = self.requests.get(key, 0) + 1
-        timed = (key[0], *key[2:])
-        slots = self.durations.get(timed)
+        slots = self.counts.get(key)
         if slots is None:
-            slots = self.durations[timed] = [0.0] * (len(BUCKETS) + 2)
-        slots[bisect.bisect_left(BUCKETS, seconds)] += 1
+            slots = self.counts[key] = [0] * (len(BUCKETS) + 5)
+        slots[0] += 1
+        slots[1] += bytes_in
+        slots[2] += bytes_out
+        slots[3 + bisect.bisect_left(BUCKETS, seconds)] += 1
         slots[-1] += seconds
-        sized = key[2:]
-        if bytes_in:
-            self.bytes_in[sized] = self.bytes_in.get(sized, 0) + bytes_in
-        if bytes_out:
-            self.bytes_out[sized] = self.bytes_out.get(sized, 0) + bytes_out
+
+    @property
+    def requests(self) -> dict[Key, int]:
+        """Requests counted since the last flush, per label key."""
+        return {key: int(slots[0]) for key, slots in self.counts.items()}
+
+    @property
+    def durations(self) -> dict[tuple[str, ...], list[float]]:
+        """Bucket counts and [sum] since the last flush, per method, route, ... (no code)."""
+        out: dict[tuple[str, ...], list[float]] = {}
+        for key, slots in self.counts.items():
+            timed = (key[0], *key[2:])
+            into = out.setdefault(timed, [0.0] * (len(BUCKETS) + 2))
+            for i, value in enumerate(slots[3:]):
+                into[i] += value
+        return out
+
+    def _sized(self, index: int) -> dict[tuple[str, ...], int]:
+        out: dict[tuple[str, ...], int] = {}
+        for key, slots in self.counts.items():
+            if slots[index]:
+                out[key[2:]] = out.get(key[2:], 0) + int(slots[index])
+        return out
+
+    @property
+    def bytes_in(self) -> dict[tuple[str, ...], int]:
+        """Request body bytes since the last flush, per route, backend, service, runtime."""
+        return self._sized(1)
+
+    @property
+    def bytes_out(self) -> dict[tuple[str, ...], int]:
+        """Response body bytes since the last flush, per route, backend, service, runtime."""
+        return self._sized(2)
 
     def rejection(self, reason: str, code: str) -> None:
         """Count one request the front refused itself (``reason``: the problem's code)."""
@@ -113,13 +141,12 @@ class HttpMetrics:
 
     def flush(self) -> None:
         """Write the counts gathered since the last flush into the shared values."""
-        if not (self.requests or self.rejections or self.in_flight != self._written_in_flight):
+        if not (self.counts or self.rejections or self.in_flight != self._written_in_flight):
             return
         fam = self.families()
-        requests, self.requests = self.requests, {}
-        durations, self.durations = self.durations, {}
-        bytes_in, self.bytes_in = self.bytes_in, {}
-        bytes_out, self.bytes_out = self.bytes_out, {}
+        requests, durations, bytes_in, bytes_out = (self.requests, self.durations,
+                                                    self.bytes_in, self.bytes_out)
+        self.counts = {}
         rejections, self.rejections = self.rejections, {}
         for key, n in requests.items():
             fam["requests"].labels(*key).inc(n)

@@ -1,8 +1,9 @@
-"""Migration metrics from the migration store (SQLite), per migration, for one scrape.
+"""Migration metrics from the migration store (SQLite or Redis), per migration, for one scrape.
 
 ::
 
     families = list(MigrationStats("var/run/migrations.sqlite3").collect())
+    families = list(MigrationStats(settings.db, settings).collect())   # whichever store is set
 
 Comparison numbers are those of the current epoch, the evidence the promote
 gate judges (:meth:`MigrationStore.evidence`): a transition starts a new
@@ -14,12 +15,13 @@ and nothing else, never an exception.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from gateway.migration.store import MODES, MigrationStore, StoreError
+from gateway.migration.config import MigrationSettings
+from gateway.migration.store import MODES, StoreError
+from gateway.migration.stores import Store, exists, open_store
 
 AUTO_ACTOR = "gateway:auto"
 MAX_AUDIT = 100_000
@@ -42,9 +44,10 @@ EVIDENCE = (
 class MigrationStats:
     """A prometheus_client custom collector over the migration store."""
 
-    def __init__(self, db: str) -> None:
+    def __init__(self, db: str, settings: MigrationSettings | None = None) -> None:
         self.db = db
-        self._store: MigrationStore | None = None
+        self.settings = settings or MigrationSettings(db=db, token_file="")
+        self._store: Store | None = None
 
     def collect(self) -> Iterator[Metric]:
         """Per-migration families; only ``gateway_migration_store_up 0`` when unreadable."""
@@ -62,10 +65,10 @@ class MigrationStats:
             yield from found
 
     def _read(self) -> list[Metric] | None:
-        if not os.path.exists(self.db):
+        if not exists(self.settings):
             return None
         if self._store is None:
-            self._store = MigrationStore(self.db)
+            self._store = open_store(self.settings)
         store = self._store
         state = GaugeMetricFamily("gateway_migration_state",
                                   "1 for the mode each migration is in, 0 for the others.",

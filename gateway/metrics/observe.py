@@ -128,52 +128,18 @@ class Observed:
 
     async def measure(self, scope: Scope, receive: Any, send: Any) -> None:
         """Serve one request through ``app``, counting what passes."""
-        started = time.perf_counter()
-        when = time.time()
-        state = _State()
+        state = _State(receive, send)
         metrics = self.metrics
         if metrics is not None:
             metrics.in_flight += 1
-
-        async def counting_receive() -> Message:
-            message: Message = await receive()
-            body = message.get("body")
-            if body:
-                state.bytes_in += len(body)
-            elif message["type"] == "http.disconnect" and not (
-                    0 <= state.length <= state.bytes_out):
-                # 499 unless the whole answer (every declared byte) was handed over already
-                state.gone = True
-            return message
-
-        async def counting_send(message: Message) -> None:
-            kind = message["type"]
-            if kind == "http.response.body":
-                body = message.get("body", b"")
-                state.bytes_out += len(body)
-                if not message.get("more_body", False) and not state.gone:
-                    state.done = True
-                if state.problem and not state.code and body:
-                    state.code = _problem_code(body)
-            elif kind == "http.response.start":
-                state.status = int(message["status"])
-                state.ttfb = time.perf_counter() - started
-                for name, value in message.get("headers", ()):
-                    lowered = bytes(name).lower()
-                    if lowered == b"content-length" and bytes(value).isdigit():
-                        state.length = int(value)
-                    elif lowered == b"content-type" and state.status >= 400:
-                        state.problem = bytes(value).startswith(PROBLEM_TYPE.encode())
-            await send(message)
-
         try:
-            await self.app(scope, counting_receive, counting_send)
+            await self.app(scope, state.receive, state.send)
         finally:
             if metrics is not None:
                 metrics.in_flight -= 1
-            self.finish(scope, state, when, time.perf_counter() - started)
+            self.finish(scope, state, time.perf_counter() - state.started)
 
-    def finish(self, scope: Scope, state: _State, when: float, duration: float) -> None:
+    def finish(self, scope: Scope, state: _State, duration: float) -> None:
         """Count and log one finished request; never raises."""
         try:
             environ: dict[str, Any] = scope.get("gateway.environ") or {}
@@ -187,10 +153,10 @@ class Observed:
                 if state.code in REFUSALS:
                     self.metrics.rejection(state.code, str(status))
             if self.log is not None:
-                self.log.write(self.entry(scope, environ, state, when, duration, status,
+                self.log.write(self.entry(scope, environ, state, duration, status,
                                           (route, backend, service, runtime, upstream)))
             if self.spans is not None and "gateway.span_id" in environ:
-                self.span(environ, method, status, when, duration,
+                self.span(environ, method, status, state.when, duration,
                           (route, backend, service, runtime, upstream))
         except Exception:
             log.exception("recording a request failed")
@@ -235,24 +201,22 @@ class Observed:
             upstream = f"broker:{service}" if service else "broker"
         return route.prefix, backend, service, runtime, upstream
 
-    def entry(self, scope: Scope, environ: dict[str, Any], state: _State, when: float,
-              duration: float, status: int, labels: tuple[str, str, str, str, str]) -> Entry:
+    def entry(self, scope: Scope, environ: dict[str, Any], state: _State, duration: float,
+              status: int, labels: tuple[str, str, str, str, str]) -> Entry:
         """The access-log entry of a finished request."""
         headers = environ or _headers(scope)
         target = environ.get("RAW_URI") or (scope.get("raw_path") or b"").decode("latin-1")
         client = scope.get("client") or ("", 0)
-        route, backend, service, runtime, upstream = labels
+        auth = headers.get("HTTP_AUTHORIZATION")
+        # Positional: keyword arguments to a 21-field constructor cost more than the line.
         return Entry(
-            remote=str(client[0] or ""), user=_basic_user(headers.get("HTTP_AUTHORIZATION", "")),
-            when=when, method=scope.get("method", ""), target=target,
-            protocol="HTTP/" + scope.get("http_version", "1.1"), status=status,
-            bytes_out=state.bytes_out, referer=headers.get("HTTP_REFERER", ""),
-            agent=headers.get("HTTP_USER_AGENT", ""),
-            request_id=environ.get("gateway.request_id", ""), route=route, backend=backend,
-            service=service, runtime=runtime, upstream=upstream,
-            migration=environ.get("gateway.migration", ""), duration=duration,
-            ttfb=state.ttfb, bytes_in=state.bytes_in,
-            trace_id=environ.get("gateway.trace_id", ""))
+            str(client[0] or ""), _basic_user(auth) if auth else "", state.when,
+            scope.get("method", ""), target, _PROTOCOLS.get(scope.get("http_version", "1.1"))
+            or "HTTP/" + scope.get("http_version", "1.1"), status, state.bytes_out,
+            headers.get("HTTP_REFERER", ""), headers.get("HTTP_USER_AGENT", ""),
+            environ.get("gateway.request_id", ""), *labels,
+            environ.get("gateway.migration", ""), duration, state.ttfb, state.bytes_in,
+            environ.get("gateway.trace_id", ""))
 
     def refused(self, problem: Problem, client: Any = None, rid: str = "") -> None:
         """Count and log a refusal made by the HTTP parser layer (it never reaches the app).
@@ -345,10 +309,20 @@ def build_registry(estate_config: Any) -> Any:
 
 
 class _State:
-    __slots__ = ("bytes_in", "bytes_out", "code", "done", "gone", "length", "problem",
-                 "status", "ttfb")
+    """One request's counts; its ``receive`` and ``send`` wrap the server's and count.
 
-    def __init__(self) -> None:
+    Bound methods of the state, rather than closures made per request: the
+    wrappers sit on every message of every request.
+    """
+
+    __slots__ = ("_receive", "_send", "bytes_in", "bytes_out", "code", "done", "gone",
+                 "length", "problem", "started", "status", "ttfb", "when")
+
+    def __init__(self, receive: Any, send: Any) -> None:
+        self._receive = receive
+        self._send = send
+        self.started = time.perf_counter()
+        self.when = time.time()
         self.status = 0
         self.done = False       # the last body message was handed to the server
         self.gone = False       # the client disconnected before that
@@ -358,6 +332,44 @@ class _State:
         self.length = -1        # the declared Content-Length, -1 when none
         self.problem = False
         self.code = ""
+
+    async def receive(self) -> Message:
+        message: Message = await self._receive()
+        body = message.get("body")
+        if body:
+            self.bytes_in += len(body)
+        elif message["type"] == "http.disconnect" and not 0 <= self.length <= self.bytes_out:
+            # 499 unless the whole answer (every declared byte) was handed over already
+            self.gone = True
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.body":
+            body = message.get("body", b"")
+            self.bytes_out += len(body)
+            if not message.get("more_body") and not self.gone:
+                self.done = True
+            if self.problem and not self.code and body:
+                self.code = _problem_code(body)
+        elif message["type"] == "http.response.start":
+            self.start(message)
+        await self._send(message)
+
+    def start(self, message: Message) -> None:
+        """The response head: status, time to it, declared length, problem or not."""
+        self.status = status = int(message["status"])
+        self.ttfb = time.perf_counter() - self.started
+        for name, value in message.get("headers", ()):
+            # Only two names matter; their lengths rule out most fields before a lower().
+            size = len(name)
+            if size == 14 and name.lower() == b"content-length" and value.isdigit():
+                self.length = int(value)
+            elif size == 12 and status >= 400 and name.lower() == b"content-type":
+                self.problem = value.startswith(_PROBLEM)
+
+
+_PROBLEM = PROBLEM_TYPE.encode()
+_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0", "2": "HTTP/2"}
 
 
 def _problem_code(body: bytes) -> str:

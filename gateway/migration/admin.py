@@ -31,7 +31,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,12 @@ from gateway.http.bodies import request_body
 from gateway.http.config import GatewayHttpConfig
 from gateway.http.forwarding import Forwarding
 from gateway.http.problems import Problem
+from gateway.http.wsgitypes import StartResponse
 from gateway.metrics.live import LiveNumbers, MetricsOff
 from gateway.migration.config import MigrationConfig
 from gateway.migration.router import Migrations
 from gateway.migration.store import GateRefused, StoreError, TransitionError
 
-StartResponse = Callable[..., Any]
 HERE = Path(__file__).parent
 ASSETS = {"/_gateway/": ("dashboard.html", "text/html; charset=utf-8"),
           "/_gateway": ("dashboard.html", "text/html; charset=utf-8"),

@@ -22,12 +22,14 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from gateway.migration.config import MigrationConfig
-from gateway.migration.store import Comparison, MigrationStore, Observation
+from gateway.migration.store import Comparison, Observation
+from gateway.migration.stores import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 FLUSH_S = 0.2
 BUDGET_CHECK_S = 1.0
+UNAVAILABLE_LOG_S = 30.0
 
 
 def ensure_token(path: str) -> str:
@@ -66,13 +68,14 @@ class Recorder:
     failures (which, at hundreds of requests a second, was every request).
     """
 
-    def __init__(self, store: MigrationStore, migrations: Iterable[MigrationConfig],
+    def __init__(self, store: Store, migrations: Iterable[MigrationConfig],
                  after_judge: Callable[[], None] | None = None) -> None:
         self.store = store
         self.migrations = list(migrations)
         # Runs after every judgement: pushes a rollback (or another process's change)
         # to the broker's splits.
         self._after_judge = after_judge
+        self._unavailable_logged = -UNAVAILABLE_LOG_S
         self._queue: queue.SimpleQueue[Observation | Comparison] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._urgent = threading.Event()
@@ -113,6 +116,18 @@ class Recorder:
         for m in self.migrations:
             try:
                 state = self.store.auto_rollback(m.name, m.thresholds)
+            except KeyError:
+                # The store lost it (a shared Redis restarted without its data): recreate it
+                # as configured, audited as "config", rather than fail every admin call.
+                self._recreate(m)
+                continue
+            except StoreUnavailable as exc:
+                # Judged again every second: one line per outage interval, not per second.
+                now = time.monotonic()
+                if now - self._unavailable_logged >= UNAVAILABLE_LOG_S:
+                    self._unavailable_logged = now
+                    log.warning("error budgets not judged while the store is down: %s", exc)
+                break
             except Exception:
                 log.exception("error budget check of %s failed", m.name)
                 continue
@@ -120,6 +135,15 @@ class Recorder:
                 log.warning("migration %s rolled back to py2: error budget spent", m.name)
         if self._after_judge is not None:
             self._after_judge()
+
+    def _recreate(self, m: MigrationConfig) -> None:
+        try:
+            self.store.ensure(m.name, m.state, m.percent)
+        except Exception:
+            log.exception("migration %s could not be recreated", m.name)
+        else:
+            log.warning("migration %s was missing from the store: recreated as configured",
+                        m.name)
 
     def _run(self) -> None:
         next_judge = time.monotonic() + BUDGET_CHECK_S

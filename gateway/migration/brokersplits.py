@@ -42,7 +42,8 @@ import zmq
 
 from gateway.migration.brokershadow import shadow_lines, shadowable
 from gateway.migration.config import MigrationConfig, MigrationSettings
-from gateway.migration.store import MigrationState, MigrationStore, TransitionError
+from gateway.migration.store import MigrationState, TransitionError
+from gateway.migration.stores import Store
 from protocol import mdp
 
 log = logging.getLogger(__name__)
@@ -197,7 +198,7 @@ class BrokerSplits:
 class ServiceMigrations:
     """The service migrations of one front process: the split file, the error budget."""
 
-    def __init__(self, settings: MigrationSettings, store: MigrationStore,
+    def __init__(self, settings: MigrationSettings, store: Store,
                  endpoint: str, contracts_dir: str = "") -> None:
         self.settings = settings
         self.store = store

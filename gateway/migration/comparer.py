@@ -25,7 +25,7 @@ import threading
 from gateway.migration.background import Recorder
 from gateway.migration.brokercompare import NoiseCheck, PairComparer
 from gateway.migration.config import MigrationSettings
-from gateway.migration.store import MigrationStore
+from gateway.migration.stores import open_store
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 def run(settings: MigrationSettings, broker: str, stop: threading.Event) -> int:
     """Compare pairs until ``stop`` is set; the exit status."""
     services = [m for m in settings.migrations if m.kind == "service"]
-    store = MigrationStore(settings.db)
+    # The store the fronts use (SQLite here, or the Redis several gateways share): each
+    # gateway host's comparer records the pairs of its own broker there.
+    store = open_store(settings)
     try:
         for m in services:
             store.ensure(m.name, m.state, m.percent)

@@ -13,6 +13,11 @@ Schema (every key optional except a migration's target and ``py3``)::
     token_file = ""             # the admin API token ("" = <run_dir>/admin.token, made 0600)
     allow_remote_admin = false  # the admin API answers loopback clients only unless true
     parity_file = "build/parity.json"   # the contract suite's py2/py3 parity table
+    store = "sqlite"            # "sqlite" (db above, one machine) or "redis": states, audit
+                                # and evidence shared by several gateways
+    redis_url = ""              # with store = "redis" ("" = the [redis] url, which must then
+                                # name an external Redis all the gateways share)
+    redis_prefix = "gw:mig:"    # the store's Redis keys start with this
 
     [migrations.legacy]
     route = "/"                 # a wsgi or http route: its service (or target) is the py2 side
@@ -117,6 +122,9 @@ class MigrationSettings:
     splits_file: str = ""
     # Where the broker publishes shadow pairs for the comparer (gateway.migration.comparer).
     pairs_endpoint: str = ""
+    store: str = "sqlite"
+    redis_url: str = ""
+    redis_prefix: str = "gw:mig:"
 
     def get(self, name: str) -> MigrationConfig:
         """The migration called ``name``; ``KeyError`` if there is none."""
@@ -145,14 +153,19 @@ class MigrationSettings:
 
 
 def parse_settings(table: Mapping[str, Any], migrations: Mapping[str, Any], run_dir: str,
-                   base_dir: str = "", state_file: str = "") -> MigrationSettings:
-    """Validate ``[migration]`` and ``[migrations.*]``; errors name the offending key."""
+                   base_dir: str = "", state_file: str = "",
+                   redis_url: str = "") -> MigrationSettings:
+    """Validate ``[migration]`` and ``[migrations.*]``; errors name the offending key.
+
+    ``redis_url`` is ``[redis] url``, the default of ``migration.redis_url``.
+    """
     if not isinstance(table, Mapping):
         raise ConfigError("migration: must be a table")
     if not isinstance(migrations, Mapping):
         raise ConfigError("migrations: must be a table of tables ([migrations.NAME])")
     for key in table:
-        if key not in ("db", "token_file", "allow_remote_admin", "parity_file"):
+        if key not in ("db", "token_file", "allow_remote_admin", "parity_file", "store",
+                       "redis_url", "redis_prefix"):
             raise ConfigError(f"migration.{key}: unknown key")
     base = base_dir or os.getcwd()
 
@@ -166,6 +179,7 @@ def parse_settings(table: Mapping[str, Any], migrations: Mapping[str, Any], run_
     allow = table.get("allow_remote_admin", False)
     if not isinstance(allow, bool):
         raise ConfigError("migration.allow_remote_admin: must be true or false")
+    store, url, prefix = _store(table, redis_url)
     parsed = tuple(_migration(name, t) for name, t in sorted(migrations.items()))
     targets: dict[str, str] = {}
     for m in parsed:
@@ -179,7 +193,32 @@ def parse_settings(table: Mapping[str, Any], migrations: Mapping[str, Any], run_
         parity_file=path("parity_file", "build/parity.json"),
         allow_remote_admin=allow, state_file=state_file, migrations=parsed,
         splits_file=os.path.join(run_dir, "broker-splits"),
-        pairs_endpoint="ipc://" + os.path.join(run_dir, "shadow-pairs.ipc"))
+        pairs_endpoint="ipc://" + os.path.join(run_dir, "shadow-pairs.ipc"), store=store,
+        redis_url=url, redis_prefix=prefix)
+
+
+def _store(table: Mapping[str, Any], default_url: str) -> tuple[str, str, str]:
+    """``(store, redis_url, redis_prefix)`` of ``[migration]``, checked."""
+    for key in ("store", "redis_url", "redis_prefix"):
+        if not isinstance(table.get(key, ""), str):
+            raise ConfigError(f"migration.{key}: must be a string")
+    store = table.get("store", "sqlite") or "sqlite"
+    if store not in ("sqlite", "redis"):
+        raise ConfigError('migration.store: must be "sqlite" or "redis"')
+    prefix = table.get("redis_prefix", "gw:mig:")
+    if not prefix or any(c.isspace() for c in prefix):
+        raise ConfigError("migration.redis_prefix: must be a non-empty string without spaces")
+    if store == "sqlite":
+        return store, "", prefix
+    url = table.get("redis_url", "") or default_url
+    if not url:
+        # The private redis-server lives in one gateway's run dir: no other gateway sees it.
+        raise ConfigError('migration.redis_url: store = "redis" needs a Redis that every '
+                          "gateway shares: set migration.redis_url or [redis] url")
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"migration.redis_url: expected redis://, rediss:// or unix://, "
+                          f"got {url!r}")
+    return store, url, prefix
 
 
 def _migration(name: str, t: Any) -> MigrationConfig:

@@ -7,7 +7,7 @@ turns a route's two backends (the py2 original and the py3 port) into one::
     migrations = Migrations(settings)                     # after the fork, in the worker
     backend = migrations.wrap_route(cfg, py2_backend, py3_backend, py2_shadow, py3_shadow)
     backend(call, start_response)                          # a Backend like any other
-    result = migrations.rpc(cfg).call(client, call, params, ...)   # an rpc method
+    # an rpc method: gateway.migration.rpc.MigratedMethod(migrations, cfg, shadow_safe=...)
 
 Per request: the state (cached, re-read when the store changed) decides the
 primary: py2 in ``py2`` and ``shadow``, py3 in ``py3`` and ``retired``, and in
@@ -45,16 +45,17 @@ from gateway.arbiter.statefile import ServiceStates
 from gateway.http.bodies import parse_length, request_body
 from gateway.http.context import Call
 from gateway.http.problems import Problem
+from gateway.http.wsgitypes import StartResponse
 from gateway.migration import compare, samples
 from gateway.migration.background import Recorder, ShadowPool, ensure_token
 from gateway.migration.brokersplits import ServiceMigrations
 from gateway.migration.config import MigrationConfig, MigrationSettings
-from gateway.migration.store import Comparison, MigrationState, MigrationStore, Observation
+from gateway.migration.store import Comparison, MigrationState, Observation, StoreError
+from gateway.migration.stores import open_store
 from protocol import errors as perrors
 
 log = logging.getLogger(__name__)
 
-StartResponse = Callable[..., Any]
 Backend = Callable[[Call, StartResponse], Iterable[bytes]]
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 COOKIE = "gw_canary"
@@ -82,7 +83,7 @@ class Migrations:
                  broker: str = "", contracts_dir: str = "") -> None:
         self.settings = settings
         self.clock = clock
-        self.store = MigrationStore(settings.db)
+        self.store = open_store(settings, clock=clock)
         for m in settings.migrations:
             self.store.ensure(m.name, m.state, m.percent)
         self.token = ensure_token(settings.token_file)
@@ -106,8 +107,16 @@ class Migrations:
     def state(self, name: str) -> MigrationState:
         """The current state of ``name`` (re-read only when the store changed)."""
         if self.store.changed():
-            with self._lock:
-                self._states = self.store.all()
+            try:
+                states = self.store.all()
+            except StoreError as exc:
+                # The last known states keep serving; the next change is picked up again.
+                log.warning("migration states not refreshed: %s", exc)
+            else:
+                with self._lock:
+                    # A state missing from the store (a Redis that restarted empty) keeps
+                    # serving as last known until the recorder recreates it.
+                    self._states = {**self._states, **states}
         return self._states[name]
 
     def fatal(self, service: str) -> bool:

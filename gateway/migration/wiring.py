@@ -2,9 +2,10 @@
 
 ::
 
-    migrations = Migrations(config.migration)                 # per front process
-    factories = migrating_factories(config, bridge_factories(config, methods=...), migrations)
-    app = make_app(config, factories, openapi, admin=AdminApi(migrations, ...))
+    migrations = Migrations(config.migration, broker=config.broker)   # per front process
+    factories = bridge_factories(config, migrations=migrations)   # rpc: migrated_methods(...)
+    factories = migrating_factories(config, factories, migrations)
+    app = make_app(config, factories, openapi, admin=AdminApi(migrations, config))
 
 A migrated ``wsgi`` route gets four backends from the same factory: the
 route's own service (py2), the port's service (py3), and both again with

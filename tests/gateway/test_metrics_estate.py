@@ -217,3 +217,28 @@ def test_the_estate_collector_renders_in_a_registry(procs: ProcessGroup, tmp_pat
     assert "gateway_arbiter_up 0.0" in text
     assert 'gateway_broker_drops_total{reason="' in text or "gateway_broker_drops_total" in text
     estate.close()
+
+
+def test_migration_metrics_from_a_shared_redis_store(redis_server: Any) -> None:
+    from gateway.migration.config import MigrationSettings
+    from gateway.migration.redisstore import RedisStore
+    settings = MigrationSettings(db="", token_file="", store="redis",
+                                 redis_url=redis_server.url, redis_prefix="m:")
+    store = RedisStore(redis_server.url, "m:")
+    try:
+        store.ensure("GET /b")
+        store.transition("GET /b", "shadow", actor="ops")
+        store.record([], [Comparison("GET /b", time.time() + 1, "r", "py2", "same", (), (),
+                                     False, [], {}, "GET", "/b")])
+    finally:
+        store.close()
+    stats = MigrationStats(settings.db, settings)
+    try:
+        assert sample(stats, "gateway_migration_store_up") == 1.0
+        assert sample(stats, "gateway_migration_state", migration="GET /b", mode="shadow") == 1.0
+        assert sample(stats, "gateway_migration_samples", migration="GET /b") == 1.0
+        redis_server.stop()
+        assert names(stats.collect()) == ["gateway_migration_store_up"]
+        assert sample(stats, "gateway_migration_store_up") == 0.0
+    finally:
+        stats.close()

@@ -250,3 +250,42 @@ def test_a_service_migration_is_split_in_the_broker(tmp_path):
     settings = cfg.migration_settings
     assert settings.splits_file == os.path.join(cfg.gateway.run_dir, "broker-splits")
     assert type(settings).from_dict(settings.to_dict()) == settings
+
+
+def test_the_store_is_sqlite_by_default_and_redis_when_asked(tmp_path):
+    from gateway.migration.redisstore import RedisStore
+    from gateway.migration.store import MigrationStore
+    from gateway.migration.stores import open_store
+    body = BASE + '[migrations.notes]\nroute = "/api/notes"\npy3 = "notes3"\n'
+    default = parse(body, base_dir=str(tmp_path)).migration_settings
+    assert (default.store, default.redis_url) == ("sqlite", "")
+    os.makedirs(os.path.dirname(default.db))
+    store = open_store(default, str(tmp_path))
+    assert isinstance(store, MigrationStore)
+    store.close()
+
+    shared = parse('[redis]\nurl = "redis://10.0.0.5:6379/2"\n[migration]\nstore = "redis"\n'
+                   + body, base_dir=str(tmp_path)).migration_settings
+    assert (shared.store, shared.redis_url, shared.redis_prefix) == (
+        "redis", "redis://10.0.0.5:6379/2", "gw:mig:")
+    own = parse('[redis]\nurl = "redis://10.0.0.5:6379/2"\n[migration]\nstore = "redis"\n'
+                'redis_url = "unix:///run/redis.sock"\nredis_prefix = "shop:"\n' + body,
+                base_dir=str(tmp_path)).migration_settings
+    assert (own.redis_url, own.redis_prefix) == ("unix:///run/redis.sock", "shop:")
+    store = open_store(own)  # connects lazily: nothing is asked of Redis yet
+    assert isinstance(store, RedisStore) and store.prefix == "shop:"
+    store.close()
+    assert type(shared).from_dict(shared.to_dict()) == shared
+
+
+@pytest.mark.parametrize("table, message", [
+    ('store = "mysql"', 'migration.store: must be "sqlite" or "redis"'),
+    ('store = "redis"', "migration.redis_url: store = \"redis\" needs a Redis that every"),
+    ('store = "redis"\nredis_url = "http://x"', "migration.redis_url: expected redis://"),
+    ('store = "redis"\nredis_url = "redis://h"\nredis_prefix = ""',
+     "migration.redis_prefix: must be a non-empty"),
+    ("redis_url = 5", "migration.redis_url: must be a string"),
+])
+def test_bad_store_settings_name_the_key(table, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        parse("[migration]\n" + table + "\n" + BASE)

@@ -1,51 +1,46 @@
-"""gateway.migration.store: transitions, audit, gates, noise, error budget, concurrency."""
+"""The migration store's contract, run against both implementations: SQLite and a real Redis.
+
+Each test gets a :class:`~tests.support.stores.Backend`: a fresh SQLite file, or a
+fresh key prefix on one redis-server per module, started on a free port. Tests
+that need "another gateway" open a second store on the same backend.
+"""
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import stat
-import subprocess
-import sys
+import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.errors import GatewayError
 from gateway.migration.store import (
     MAX_COMPARISONS,
     MAX_OBSERVATIONS,
     MODES,
     NOISE_MEMORY_S,
-    SCHEMA_VERSION,
-    Comparison,
     GateRefused,
-    MigrationStore,
-    Observation,
     StoreError,
     Thresholds,
     TransitionError,
 )
-from tests.support.procs import ProcessGroup, wait_until
+from gateway.migration.stores import Store
+from tests.support.procs import wait_until
+from tests.support.redis_server import RedisServer
+from tests.support.stores import T0, Backend, Clock, comp, in_thread, obs
 
-T0 = 1_700_000_000.0
+BACKENDS = ("sqlite", "redis")
+_prefixes = itertools.count()
 
 
-class Clock:
-    """A settable clock shared by the stores of one test."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = RedisServer(str(tmp_path_factory.mktemp("redis")))
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -53,131 +48,20 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[Backend]:
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
+    b = Backend(request.param, clock, db=str(tmp_path / "migrations.sqlite3"), url=url,
+                prefix=f"t{next(_prefixes)}:")
+    try:
+        yield b
+    finally:
+        b.close()
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "migrations.sqlite3")
-
-
-@pytest.fixture
-def store(db: str, clock: Clock) -> Iterator[MigrationStore]:
-    s = MigrationStore(db, clock)
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-def obs(name: str, at: float, runtime: str = "py3", role: str = "serve", ms: float = 1.0,
-        error: bool = False) -> Observation:
-    return Observation(name, at, runtime, role, ms, 500 if error else 200, error)
-
-
-def comp(name: str, at: float, outcome: str = "same", paths: tuple[str, ...] = (),
-         noise: tuple[str, ...] = (), checked: bool = False, rid: str = "r") -> Comparison:
-    return Comparison(name, at, rid, "py2", outcome, paths, noise, checked or bool(noise),
-                      [{"path": p} for p in paths], {"request": {"path": "/x"}}, "GET", "/x")
-
-
-def in_thread(fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` in a fresh thread (its own connection); return or raise its result."""
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:
-            box["error"] = exc
-
-    t = threading.Thread(target=run)
-    t.start()
-    t.join(timeout=10)
-    assert not t.is_alive()
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
-
-
-def rows(db: str, sql: str, *params: Any) -> list[Any]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
-# -- opening ----------------------------------------------------------------------------------
-
-def test_open_creates_private_wal_file_with_schema_version(store: MigrationStore, db: str) -> None:
-    store.ensure("m")  # the WAL and shared-memory files exist while it is open
-    for path in (db, db + "-wal", db + "-shm"):
-        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
-    assert rows(db, "PRAGMA journal_mode") == [("wal",)]
-    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
-    again = MigrationStore(db)  # reopening an up-to-date file changes nothing
-    assert set(again.all()) == {"m"}
-    again.close()
-
-
-def test_newer_schema_is_refused(db: str) -> None:
-    MigrationStore(db).close()
-    conn = sqlite3.connect(db)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    conn.close()
-    with pytest.raises(StoreError, match="newer"):
-        MigrationStore(db)
-
-
-def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
-    path = tmp_path / "notes.txt"
-    path.write_bytes(b"these are not the tables you are looking for\n" * 200)
-    with pytest.raises(StoreError, match="not a migration store database") as info:
-        MigrationStore(str(path))
-    assert isinstance(info.value, GatewayError)
-
-
-READ_ONLY_CHECK = """
-import sys
-from gateway.migration.store import MigrationStore, StoreError
-for path in sys.argv[1:]:
-    try:
-        MigrationStore(path)
-    except StoreError as exc:
-        print("StoreError:", exc)
-    else:
-        sys.exit("opened %s in a read-only directory" % path)
-"""
-
-
-def test_a_read_only_directory_is_a_store_error(tmp_path: Path, procs: ProcessGroup) -> None:
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    existing = str(ro / "existing.sqlite3")
-    MigrationStore(existing).close()
-    fresh = str(ro / "fresh.sqlite3")
-    ro.chmod(0o500)
-    try:
-        if os.geteuid() != 0:
-            for path in (fresh, existing):
-                with pytest.raises(StoreError, match="migration store"):
-                    MigrationStore(path)
-            return
-        # Root ignores permission bits; drop the capabilities that let it.
-        setpriv = "/usr/bin/setpriv"
-        if not os.path.exists(setpriv):
-            pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
-        proc = procs.spawn(
-            [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--",
-             sys.executable, "-c", READ_ONLY_CHECK, fresh, existing],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-        out, err = proc.communicate(timeout=20)
-        assert proc.returncode == 0, err.decode()
-        lines = out.decode().splitlines()
-        assert len(lines) == 2 and all(line.startswith("StoreError: ") for line in lines)
-        assert b"Traceback" not in err
-    finally:
-        ro.chmod(0o700)
-    assert not os.path.exists(fresh)
+def store(backend: Backend) -> Store:
+    return backend.open()
 
 
 # -- transitions ------------------------------------------------------------------------------
@@ -197,7 +81,7 @@ LEGAL = {
 }
 
 
-def reach(store: MigrationStore, name: str, mode: str) -> None:
+def reach(store: Store, name: str, mode: str) -> None:
     store.ensure(name)
     for step, percent in ROUTES[mode]:
         store.transition(name, step, percent, actor="setup")
@@ -206,7 +90,7 @@ def reach(store: MigrationStore, name: str, mode: str) -> None:
 
 @pytest.mark.parametrize("source", MODES)
 @pytest.mark.parametrize("target", MODES)
-def test_every_transition_is_legal_or_refused(store: MigrationStore, source: str,
+def test_every_transition_is_legal_or_refused(store: Store, source: str,
                                                target: str) -> None:
     reach(store, "m", source)
     before = store.get("m")
@@ -221,7 +105,7 @@ def test_every_transition_is_legal_or_refused(store: MigrationStore, source: str
         assert store.get("m") == before
 
 
-def test_retired_goes_back_to_py3_only_when_forced(store: MigrationStore) -> None:
+def test_retired_goes_back_to_py3_only_when_forced(store: Store) -> None:
     reach(store, "m", "retired")
     with pytest.raises(TransitionError, match="without force"):
         store.transition("m", "py3", actor="ops")
@@ -229,7 +113,7 @@ def test_retired_goes_back_to_py3_only_when_forced(store: MigrationStore) -> Non
     assert store.audit("m", limit=1)[0].forced is True
 
 
-def test_bad_percent_unknown_mode_and_unknown_name(store: MigrationStore) -> None:
+def test_bad_percent_unknown_mode_and_unknown_name(store: Store) -> None:
     reach(store, "m", "shadow")
     for percent in (0, 100, -5):
         with pytest.raises(TransitionError, match=r"1\.\.99"):
@@ -245,7 +129,7 @@ def test_bad_percent_unknown_mode_and_unknown_name(store: MigrationStore) -> Non
     assert store.get("m").version == 2
 
 
-def test_entering_shadow_starts_a_new_epoch(store: MigrationStore, clock: Clock) -> None:
+def test_entering_shadow_starts_a_new_epoch(store: Store, clock: Clock) -> None:
     store.ensure("m")
     t1 = clock.advance(10)
     assert store.transition("m", "shadow", actor="ops").epoch_started == t1
@@ -261,7 +145,7 @@ def test_entering_shadow_starts_a_new_epoch(store: MigrationStore, clock: Clock)
     assert store.transition("m", "py2", actor="ops").epoch_started == t3
 
 
-def test_ensure_creates_once_and_audits_as_config(store: MigrationStore, clock: Clock) -> None:
+def test_ensure_creates_once_and_audits_as_config(store: Store, clock: Clock) -> None:
     first = store.ensure("a", "canary", 20)
     assert (first.mode, first.percent, first.version, first.updated_by) == ("canary", 20, 1,
                                                                             "config")
@@ -274,7 +158,7 @@ def test_ensure_creates_once_and_audits_as_config(store: MigrationStore, clock: 
     assert set(store.all()) == {"a"}
 
 
-def test_every_change_writes_one_audit_row(store: MigrationStore, clock: Clock) -> None:
+def test_every_change_writes_one_audit_row(store: Store, clock: Clock) -> None:
     store.ensure("m")
     store.ensure("other")
     steps = [("shadow", 0, "alice", "port ready"), ("canary", 10, "bob", "looks good"),
@@ -297,7 +181,7 @@ def test_every_change_writes_one_audit_row(store: MigrationStore, clock: Clock) 
     assert store.audit("other")[0].to_mode == "py2"
 
 
-def test_expect_version_is_a_compare_and_set(store: MigrationStore) -> None:
+def test_expect_version_is_a_compare_and_set(store: Store) -> None:
     v = store.ensure("m").version
     store.transition("m", "shadow", actor="a", expect_version=v)
     with pytest.raises(TransitionError, match="changed concurrently"):
@@ -305,33 +189,8 @@ def test_expect_version_is_a_compare_and_set(store: MigrationStore) -> None:
     assert store.get("m").mode == "shadow" and len(store.audit("m")) == 2
 
 
-def test_a_held_lock_is_a_store_error_and_the_store_recovers(db: str, clock: Clock,
-                                                            monkeypatch: Any) -> None:
-    import gateway.migration.store as store_module
-
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 50)
-    s = MigrationStore(db, clock)
-    try:
-        s.ensure("m")
-        holder = sqlite3.connect(db, isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
-        try:
-            with pytest.raises(StoreError, match="held the lock"):
-                s.transition("m", "shadow", actor="ops")
-            with pytest.raises(StoreError, match="locked"):
-                s.record([obs("m", clock.now)], [])
-            assert s.get("m").mode == "py2"  # readers are not blocked by a writer in WAL
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
-        assert s.transition("m", "shadow", actor="ops").version == 2
-        assert [e.to_mode for e in s.audit("m")] == ["shadow", "py2"]
-    finally:
-        s.close()
-
-
-def test_a_closed_store_refuses_work(db: str) -> None:
-    s = MigrationStore(db)
+def test_a_closed_store_refuses_work(backend: Backend) -> None:
+    s = backend.open()
     s.ensure("m")
     s.close()
     with pytest.raises(StoreError):
@@ -340,8 +199,8 @@ def test_a_closed_store_refuses_work(db: str) -> None:
         in_thread(lambda: s.get("m"))
 
 
-def test_changed_sees_other_threads_and_ignores_observations(store: MigrationStore,
-                                                             db: str, clock: Clock) -> None:
+def test_changed_sees_other_threads_and_ignores_observations(store: Store, backend: Backend,
+                                                             clock: Clock) -> None:
     store.ensure("m")
     assert store.changed() is True
     assert store.changed() is False
@@ -352,16 +211,50 @@ def test_changed_sees_other_threads_and_ignores_observations(store: MigrationSto
     assert store.changed() is False
     store.transition("m", "canary", 5, actor="ops")  # this thread's own write
     assert store.changed() is True
-    other = MigrationStore(db, clock)
+    other = backend.open()  # another gateway (Redis) or process (SQLite)
     other.ensure("n")
     other.close()
-    assert store.changed() is True
+    wait_until(store.changed, timeout=2, what="the other store's change seen")
+    assert set(store.all()) == {"m", "n"}
     assert store.changed() is False
+
+
+def test_two_stores_race_a_transition_and_one_wins(backend: Backend) -> None:
+    """Two gateways moving the same state at once: one compare-and-set wins, one audit row."""
+    a, b = backend.open(), backend.open()
+    a.ensure("m")
+    a.transition("m", "shadow", actor="setup")
+    rounds = 10
+    for i in range(rounds):
+        v = a.get("m").version
+        barrier = threading.Barrier(2)
+        won: list[int] = []
+        refused: list[str] = []
+
+        def move(s: Store, percent: int, barrier: threading.Barrier = barrier, v: int = v,
+                 won: list[int] = won, refused: list[str] = refused) -> None:
+            barrier.wait(timeout=5)
+            try:
+                s.transition("m", "canary", percent, actor="ops", expect_version=v)
+                won.append(percent)
+            except TransitionError as exc:
+                refused.append(str(exc))
+
+        threads = [threading.Thread(target=move, args=(s, p))
+                   for s, p in ((a, 10 + i), (b, 50 + i))]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=10)
+        assert len(won) == 1 and len(refused) == 1, (won, refused)
+        assert "changed concurrently" in refused[0]
+        assert (b.get("m").version, b.get("m").percent) == (v + 1, won[0])
+    assert len(a.audit("m", limit=1000)) == 2 + rounds  # creation, shadow, one per round
 
 
 # -- evidence and the promote gate ------------------------------------------------------------
 
-def test_gate_needs_samples_then_a_low_diff_rate(store: MigrationStore, clock: Clock) -> None:
+def test_gate_needs_samples_then_a_low_diff_rate(store: Store, clock: Clock) -> None:
     t = Thresholds(min_samples=10, max_diff_rate=0.1)
     reach(store, "m", "shadow")
     at = clock.advance(1)
@@ -383,7 +276,7 @@ def test_gate_needs_samples_then_a_low_diff_rate(store: MigrationStore, clock: C
     assert store.gate("m", t).to_json()["evidence"]["regressions"] == 2
 
 
-def test_noise_learned_from_the_primary_excuses_a_diff(store: MigrationStore,
+def test_noise_learned_from_the_primary_excuses_a_diff(store: Store,
                                                        clock: Clock) -> None:
     t = Thresholds(min_samples=4, max_diff_rate=0.2)
     reach(store, "m", "shadow")
@@ -405,7 +298,7 @@ def test_noise_learned_from_the_primary_excuses_a_diff(store: MigrationStore,
     assert store.gate("m", t).reasons == ("diff rate 33.3% > 20.0% (noise rate 50.0%)",)
 
 
-def test_noise_stays_learned_across_an_epoch_restart_for_a_day(store: MigrationStore,
+def test_noise_stays_learned_across_an_epoch_restart_for_a_day(store: Store,
                                                                clock: Clock) -> None:
     reach(store, "m", "shadow")
     store.record([], [comp("m", clock.advance(1), "same", noise=("/ts",))])
@@ -422,7 +315,7 @@ def test_noise_stays_learned_across_an_epoch_restart_for_a_day(store: MigrationS
     assert (ev.samples, ev.regressions, ev.noisy_paths) == (1, 1, frozenset())
 
 
-def test_promote_forced_and_ungated(store: MigrationStore, clock: Clock) -> None:
+def test_promote_forced_and_ungated(store: Store, clock: Clock) -> None:
     t = Thresholds(min_samples=3)
     reach(store, "a", "canary")
     forced = store.promote("a", t, actor="ops", force=True, reason="deadline")
@@ -445,7 +338,7 @@ def test_promote_forced_and_ungated(store: MigrationStore, clock: Clock) -> None
 
 # -- error budget and automatic rollback ------------------------------------------------------
 
-def test_error_budget_counts_py3_serving_in_the_window_since_the_mode(store: MigrationStore,
+def test_error_budget_counts_py3_serving_in_the_window_since_the_mode(store: Store,
                                                                       clock: Clock) -> None:
     t = Thresholds(error_budget=0.05, min_error_samples=20, window_s=300)
     reach(store, "m", "shadow")
@@ -471,9 +364,10 @@ def test_error_budget_counts_py3_serving_in_the_window_since_the_mode(store: Mig
     assert store.auto_rollback("m", t) is None
 
 
-def test_auto_rollback_happens_once_when_two_stores_race(db: str, clock: Clock) -> None:
+def test_auto_rollback_happens_once_when_two_stores_race(backend: Backend,
+                                                         clock: Clock) -> None:
     t = Thresholds(error_budget=0.1, min_error_samples=5)
-    a, b = MigrationStore(db, clock), MigrationStore(db, clock)
+    a, b = backend.open(), backend.open()
     try:
         a.ensure("m")
         rounds = 15
@@ -485,7 +379,7 @@ def test_auto_rollback_happens_once_when_two_stores_race(db: str, clock: Clock) 
             barrier = threading.Barrier(2)
             results: list[Any] = []
 
-            def race(s: MigrationStore, barrier: threading.Barrier = barrier,
+            def race(s: Store, barrier: threading.Barrier = barrier,
                      results: list[Any] = results) -> None:
                 barrier.wait(timeout=5)
                 results.append(s.auto_rollback("m", t))
@@ -509,20 +403,44 @@ def test_auto_rollback_happens_once_when_two_stores_race(db: str, clock: Clock) 
 
 # -- recording, trimming, reports -------------------------------------------------------------
 
-def test_record_trims_each_name_oldest_first(store: MigrationStore, db: str) -> None:
+def test_record_trims_each_name_oldest_first(store: Store, backend: Backend) -> None:
     extra = 50
     store.record([obs("a", T0 + i) for i in range(MAX_OBSERVATIONS + extra)]
                  + [obs("b", T0)],
                  [comp("a", T0 + i, rid=str(i)) for i in range(MAX_COMPARISONS + 3)])
-    count = "SELECT count(*), min(at) FROM {} WHERE name = ?"
-    assert rows(db, count.format("observation"), "a") == [(MAX_OBSERVATIONS, T0 + extra)]
-    assert rows(db, count.format("comparison"), "a") == [(MAX_COMPARISONS, T0 + 3)]
-    assert rows(db, count.format("observation"), "b") == [(1, T0)]
+    assert backend.stored("observation", "a") == (MAX_OBSERVATIONS, T0 + extra)
+    assert backend.stored("comparison", "a") == (MAX_COMPARISONS, T0 + 3)
+    assert backend.stored("observation", "b") == (1, T0)
     store.record([obs("a", T0 + 10**6)], [])
-    assert rows(db, count.format("observation"), "a") == [(MAX_OBSERVATIONS, T0 + extra + 1)]
+    assert backend.stored("observation", "a") == (MAX_OBSERVATIONS, T0 + extra + 1)
 
 
-def test_report_splits_traffic_and_takes_nearest_rank_percentiles(store: MigrationStore,
+def test_two_stores_recording_add_up(backend: Backend, clock: Clock) -> None:
+    """Two gateways' evidence is one body of evidence: the gate and report see the sum."""
+    a, b = backend.open(), backend.open()
+    a.ensure("m")
+    a.transition("m", "shadow", actor="ops")
+    at = clock.advance(1)
+
+    def write(s: Store, tag: str) -> None:
+        for i in range(20):
+            s.record([obs("m", at, "py2", ms=2.0)] * 3,
+                     [comp("m", at, "diff" if i % 10 == 0 else "same", ("/x",) if i % 10 == 0
+                           else (), rid=f"{tag}{i}")])
+
+    threads = [threading.Thread(target=write, args=(s, tag)) for s, tag in ((a, "a"), (b, "b"))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=20)
+    for s in (a, b):
+        ev = s.evidence("m")
+        assert (ev.samples, ev.regressions) == (40, 4)
+        assert s.report("m", Thresholds())["traffic"]["py2"] == 120
+        assert len(s.recent_diffs("m", limit=50)) == 4
+
+
+def test_report_splits_traffic_and_takes_nearest_rank_percentiles(store: Store,
                                                                  clock: Clock) -> None:
     t = Thresholds(window_s=60)
     reach(store, "m", "canary")
@@ -550,7 +468,7 @@ def test_report_splits_traffic_and_takes_nearest_rank_percentiles(store: Migrati
     assert report["evidence"]["samples"] == 1
 
 
-def test_series_buckets_and_recent_diffs(store: MigrationStore, clock: Clock) -> None:
+def test_series_buckets_and_recent_diffs(store: Store, clock: Clock) -> None:
     reach(store, "m", "shadow")
     clock.now = 1000.0 + T0 // 10 * 10  # on a bucket boundary
     base = clock.now - 20  # first of three 10 s buckets
@@ -574,86 +492,3 @@ def test_series_buckets_and_recent_diffs(store: MigrationStore, clock: Clock) ->
     assert (diffs[1]["method"], diffs[1]["path"], diffs[1]["primary"]) == ("GET", "/x", "py2")
     assert len(store.recent_diffs()) == 4 and store.recent_diffs("other") == []
 
-
-# -- several processes on one file ------------------------------------------------------------
-
-WRITER = """
-import select, sys, threading, time
-from gateway.migration.store import Comparison, MigrationStore, Observation
-path, idx, ready = sys.argv[1], sys.argv[2], sys.argv[3]
-store = MigrationStore(path)
-open(ready, "w").close()
-if not select.select([sys.stdin], [], [], 20)[0]:  # "go" from the test, to all at once
-    sys.exit("no go within 20 s")
-sys.stdin.readline()
-
-def write(part):
-    for batch in range(25):   # 25 batches x 10 observations + 2 comparisons per thread
-        now = time.time()
-        store.record(
-            [Observation("GET /m", now, "py3", "serve", float(idx), 200, False)] * 10,
-            [Comparison("GET /m", now, "%s-%s-%d-%d" % (idx, part, batch, k), "py2", "same",
-                        (), (), False, [], {}) for k in range(2)])
-
-threads = [threading.Thread(target=write, args=(p,)) for p in "ab"]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-store.close()
-print("done", idx)
-"""
-
-
-def test_three_processes_record_into_one_file_without_loss(tmp_path: Path, db: str,
-                                                           procs: ProcessGroup) -> None:
-    MigrationStore(db).close()
-    spawned = []
-    for idx in ("1", "2", "3"):
-        ready = tmp_path / f"ready{idx}"
-        proc = procs.spawn([sys.executable, "-c", WRITER, db, idx, str(ready)],
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        spawned.append((idx, ready, proc))
-    wait_until(lambda: all(r.exists() for _, r, _ in spawned), timeout=15, what="writers ready")
-    for _, _, proc in spawned:
-        assert proc.stdin is not None
-        proc.stdin.write(b"go\n")
-        proc.stdin.flush()
-    for idx, _, proc in spawned:
-        out, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0 and b"locked" not in err, err.decode()
-        assert out.decode().split() == ["done", idx]
-    per_writer = rows(db, "SELECT ms, count(*) FROM observation GROUP BY ms")
-    assert sorted(per_writer) == [(1.0, 500), (2.0, 500), (3.0, 500)]
-    assert rows(db, "SELECT count(*), count(DISTINCT rid) FROM comparison") == [(300, 300)]
-    assert sorted(rows(db, "SELECT kind, n FROM tally")) == [("comparison", 300),
-                                                             ("observation", 1500)]
-
-
-def _open_at_the_barrier(path: str, barrier: Any, results: Any) -> None:
-    barrier.wait(30)
-    try:
-        MigrationStore(path).close()
-        results.put("ok")
-    except StoreError as exc:
-        results.put(str(exc))
-
-
-def test_processes_opening_a_new_store_together_all_succeed(tmp_path: Path) -> None:
-    """The front's workers open a new store at the same moment; none may fail on the lock
-    the switch to WAL takes."""
-    import multiprocessing
-    ctx = multiprocessing.get_context("spawn")   # fork from a threaded test run warns on 3.12+
-    for round_ in range(8):
-        path = str(tmp_path / f"race-{round_}.sqlite3")
-        barrier, results = ctx.Barrier(4), ctx.Queue()
-        workers = [ctx.Process(target=_open_at_the_barrier, args=(path, barrier, results))
-                   for _ in range(4)]
-        for worker in workers:
-            worker.start()
-        try:
-            outcomes = [results.get(timeout=30) for _ in workers]
-        finally:
-            for worker in workers:
-                worker.join(30)
-        assert outcomes == ["ok"] * 4, outcomes

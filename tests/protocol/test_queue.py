@@ -29,7 +29,7 @@ from protocol.queue import (
     exponential_backoff,
     now_ms,
 )
-from protocol.queue_lua import SCRIPTS
+from protocol.queue.lua import SCRIPTS
 from tests.support.procs import REPO, free_port
 
 

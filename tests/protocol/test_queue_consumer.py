@@ -1,4 +1,4 @@
-"""protocol.queue_consumer: heartbeats, reaping, lost replies and zombies on a real redis-server.
+"""protocol.queue.consumer: heartbeats, reaping, lost replies and zombies on a real redis-server.
 
 A consumer "dies" here by taking and starting a job and then never acking
 or heartbeating again, which is what the reaper sees of a killed process.

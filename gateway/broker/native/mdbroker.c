@@ -105,6 +105,9 @@ void drop(broker *b, enum drop d, const char *detail)
 typedef struct {
     const char *binds[MAX_ENDPOINTS];
     int nbinds;
+    /* --bind-local: bound before the CURVE keys are applied, so plain (SPEC 2.15). */
+    const char *local_binds[MAX_ENDPOINTS];
+    int nlocal, events_local;
     long long heartbeat_ms, default_timeout_ms, max_msg_size, startup_grace_ms;
     long long max_deadline_ms, max_queued, max_queued_total, max_queued_bytes,
         max_queued_bytes_total;
@@ -118,6 +121,7 @@ typedef struct {
 static void usage_error(const char *fmt, const char *arg)
 {
     fputs("usage: gateway-broker --bind ENDPOINT [--bind ENDPOINT ...] [--heartbeat-ms MS]\n"
+          "       [--bind-local ENDPOINT ...] [--events-local]\n"
           "       [--default-timeout-ms MS] [--max-msg-size BYTES] [--events-pub ENDPOINT]\n"
           "       [--events-sub ENDPOINT] [--curve-secret FILE] [--curve-clients DIR]\n"
           "       [--log-level LEVEL] [--startup-grace-ms MS] [--max-deadline-ms MS]\n"
@@ -186,12 +190,20 @@ static void parse_args(int argc, char **argv, options *o)
             o->outlier_count_errors = 1;
             continue;
         }
+        if (strcmp(name, "--events-local") == 0 && !eq) {
+            o->events_local = 1;
+            continue;
+        }
         if (value == NULL)
             usage_error("argument %s: expected one argument", name);
         if (strcmp(name, "--bind") == 0) {
             if (o->nbinds == MAX_ENDPOINTS)
                 usage_error("too many %s endpoints", name);
             o->binds[o->nbinds++] = value;
+        } else if (strcmp(name, "--bind-local") == 0) {
+            if (o->nlocal == MAX_ENDPOINTS)
+                usage_error("too many %s endpoints", name);
+            o->local_binds[o->nlocal++] = value;
         } else if (strcmp(name, "--heartbeat-ms") == 0) {
             o->heartbeat_ms = int_arg(name, value);
         } else if (strcmp(name, "--default-timeout-ms") == 0) {
@@ -252,7 +264,7 @@ static void parse_args(int argc, char **argv, options *o)
         }
         i += took;
     }
-    if (o->nbinds == 0)
+    if (o->nbinds == 0 && o->nlocal == 0)
         usage_error("the following arguments are required: %s", "--bind");
     if (o->heartbeat_ms <= 0 || o->default_timeout_ms <= 0)
         usage_error("%s", "--heartbeat-ms and --default-timeout-ms must be positive");
@@ -438,8 +450,15 @@ int main(int argc, char **argv)
         all[nall++] = o.events_pub;
         all[nall++] = o.events_sub;
     }
+    /* Plain endpoints (--bind-local, --events-local) must be loopback whatever the keys. */
+    for (int i = 0; i < o.nlocal; i++)
+        if (!is_loopback(o.local_binds[i])) {
+            fprintf(stderr, "broker: refusing to bind %s: it is not a loopback address and "
+                    "--bind-local endpoints have no CURVE\n", o.local_binds[i]);
+            return 2;
+        }
     for (int i = 0; i < nall; i++)
-        if (!curve && !is_loopback(all[i])) {
+        if ((!curve || (o.events_local && i >= o.nbinds)) && !is_loopback(all[i])) {
             fprintf(stderr, "broker: refusing to bind %s: it is not a loopback address and "
                     "no CURVE keys are configured; pass a broker certificate (zmq.auth) or "
                     "bind 127.0.0.1 / ipc://\n", all[i]);
@@ -504,13 +523,30 @@ int main(int argc, char **argv)
     zmq_setsockopt(b.sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(b.sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(b.sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    sbuf ready = {0};
+    sb_puts(&ready, "broker ready");
+    /* libzmq copies the security options into each listener at bind time: the local
+     * endpoints bound before curve_apply stay plain (NULL mechanism). */
+    for (int i = 0; i < o.nlocal; i++) {
+        if (zmq_bind(b.sock, o.local_binds[i]) < 0) {
+            fprintf(stderr, "broker: cannot bind %s: %s\n", o.local_binds[i],
+                    zmq_strerror(errno));
+            sb_free(&ready);
+            status = 2;
+            goto out;
+        }
+        char last[1024];
+        size_t len = sizeof last;
+        zmq_getsockopt(b.sock, ZMQ_LAST_ENDPOINT, last, &len);
+        sb_putc(&ready, ' ');
+        sb_puts(&ready, last);
+    }
     if (curve && curve_apply(b.sock, &keys) < 0) {
         fprintf(stderr, "broker: cannot use the CURVE keys: %s\n", zmq_strerror(errno));
+        sb_free(&ready);
         status = 2;
         goto out;
     }
-    sbuf ready = {0};
-    sb_puts(&ready, "broker ready");
     for (int i = 0; i < o.nbinds; i++) {
         if (zmq_bind(b.sock, o.binds[i]) < 0) {
             fprintf(stderr, "broker: cannot bind %s: %s\n", o.binds[i], zmq_strerror(errno));
@@ -525,7 +561,8 @@ int main(int argc, char **argv)
         sb_puts(&ready, last);
     }
     if (o.events_pub && o.events_sub
-        && events_start(&ev, ctx, o.events_pub, o.events_sub, curve ? &keys : NULL, err,
+        && events_start(&ev, ctx, o.events_pub, o.events_sub,
+                        curve && !o.events_local ? &keys : NULL, err,
                         sizeof err) < 0) {
         fprintf(stderr, "broker: %s\n", err);
         sb_free(&ready);

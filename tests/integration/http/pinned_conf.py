@@ -1,6 +1,7 @@
 """A gunicorn config module that pins each worker to its own CPU (``-c python:...``).
 
-The baselines of bench/http.py run gunicorn this way (DESIGN, "the gthread collapse").
+The baselines of bench/http.py run gunicorn this way: unpinned, two gthread workers on two
+cores can end up sharing one, and a run collapses to a fraction of its median.
 """
 
 from typing import Any

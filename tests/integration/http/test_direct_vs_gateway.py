@@ -143,7 +143,7 @@ def test_50_mib_both_ways_without_growing_the_worker(pair: Any) -> None:
 
 def test_gunicorn_workers_are_pinned_to_their_own_cpus(upstream: Any,
                                                        gateway_factory: Any) -> None:
-    """post_fork pins each gthread worker (DESIGN, "the gthread collapse")."""
+    """post_fork pins each gthread worker (unpinned, a run can collapse; see pinned_conf)."""
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("one CPU: nothing to pin")
     gateway = gateway_factory({"routes": [

@@ -1,9 +1,9 @@
-"""Reliable job queues on Redis, for Python 2.7 and 3.x (SPEC section 8).
+"""Reliable job queues on Redis: the producer side, the job format and the errors.
 
 This module owns the producer side (enqueue, status, wait), the operator
 side (dead letters, replay, counts), the job format and the queue errors;
-:mod:`protocol.queue_consumer` owns :class:`Consumer` and :class:`Reaper`,
-re-exported here::
+:mod:`protocol.queue.consumer` owns :class:`Consumer` and :class:`Reaper`,
+and :mod:`protocol.queue` exports both::
 
     from protocol.queue import Queue, Consumer, connect
     q = Queue(connect("redis://127.0.0.1:6379/0"), u"thumbs", max_attempts=5)
@@ -36,7 +36,7 @@ import redis
 from protocol import codec
 from protocol._compat import binary_type, integer_types, text_type, to_bytes, to_text
 from protocol.errors import EnvelopeError, ProtocolError, Timeout, Unavailable, from_wire
-from protocol.queue_lua import SCRIPTS
+from protocol.queue.lua import SCRIPTS
 from protocol.worker import inherited
 
 MYPY = False
@@ -435,13 +435,3 @@ class Queue(object):
         processing = sum(self.call(lengths, names)) if names else 0
         return {u"ready": ready, u"delayed": delayed, u"dead": dead,
                 u"processing": processing, u"consumers": len(names)}
-
-
-from protocol.queue_consumer import Consumer, Reaper  # noqa: E402  (re-export)
-
-__all__ = [
-    "Consumer", "DEAD", "DONE", "FAILED", "Job", "JobNotFound", "JobStatus", "Keys",
-    "Queue", "QueueConfigError", "QueueError", "QueueTimeout", "QueueUnavailable",
-    "QUEUED", "RUNNING", "Reaper", "Reject", "STATES", "connect", "exponential_backoff",
-    "now_ms",
-]

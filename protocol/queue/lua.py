@@ -10,7 +10,7 @@ quote. The bash consumer (``examples/queue-consumer.sh``) carries verbatim
 copies of ``START``, ``ACK``, ``FAIL`` and ``TICK``; a unit test keeps them
 equal::
 
-    from protocol.queue_lua import SCRIPTS
+    from protocol.queue.lua import SCRIPTS
     sha = client.script_load(SCRIPTS["start"])
 
 Job keys are derived inside a script from the queue prefix passed as an

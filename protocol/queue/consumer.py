@@ -26,14 +26,14 @@ import traceback
 from protocol import codec
 from protocol._compat import to_bytes, to_text
 from protocol.errors import EnvelopeError, ProtocolError, RemoteError
-from protocol.queue import Job, QueueError, QueueUnavailable, Reject, now_ms
+from protocol.queue.core import Job, QueueError, QueueUnavailable, Reject, now_ms
 from protocol.worker import _bind_context, _restore_context, current
 
 MYPY = False
 if MYPY:  # typing is not importable on every 2.7 install; only the checker reads this
     from typing import Any  # noqa: F401
 
-    from protocol.queue import Queue  # noqa: F401
+    from protocol.queue.core import Queue  # noqa: F401
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,227 @@
+"""gateway.migration.redisstore only: notices, the poll fallback, Redis down, Redis restarted.
+
+The behaviour both stores share is in ``test_migration_store.py``, run on each.
+Every server here is a real redis-server on a free loopback port, owned by the test.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+import gateway.migration.rediswatch as rediswatch
+from gateway.migration.redisstore import RedisStore, StoreUnavailable
+from gateway.migration.store import StoreError, Thresholds
+from tests.support.procs import wait_until
+from tests.support.redis_server import RedisServer
+from tests.support.stores import Clock, comp, obs
+
+
+@pytest.fixture
+def aof_redis(workdir: str) -> Iterator[RedisServer]:
+    """A redis-server that fsyncs its append-only file before every answer."""
+    server = RedisServer(workdir, appendfsync="always")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def stores() -> Iterator[list[RedisStore]]:
+    opened: list[RedisStore] = []
+    try:
+        yield opened
+    finally:
+        for s in opened:
+            s.close()
+
+
+def kill_9(server: RedisServer) -> None:
+    """SIGKILL by PID: no shutdown save, only what the AOF already holds survives."""
+    assert server.proc is not None
+    server.procs.signal(server.proc, signal.SIGKILL)
+    server.proc.wait(timeout=10)
+    server.stop()
+
+
+def within(fn: Any, timeout: float = 10.0) -> Any:
+    """Run ``fn`` in a thread that must finish before ``timeout`` (a hang fails the test)."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:
+            box["error"] = exc
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), "the store call hung"
+    return box
+
+
+def test_a_notice_reaches_another_gateway_before_any_poll(redis_server: RedisServer,
+                                                          stores: list[RedisStore],
+                                                          monkeypatch: Any) -> None:
+    monkeypatch.setattr(rediswatch, "POLL_S", 30.0)  # only a pub/sub notice can be in time
+    a, b = RedisStore(redis_server.url), RedisStore(redis_server.url)
+    stores += [a, b]
+    a.ensure("m")
+    assert b.changed() is True
+    assert b.all()["m"].mode == "py2"
+    assert b.changed() is False
+    wait_until(b._copy.alive, timeout=5,
+               what="the watcher running")
+    wait_until(lambda: redis.Redis.from_url(redis_server.url).pubsub_numsub(b.channel)[0][1],
+               timeout=5, what="the watcher subscribed")
+    a.transition("m", "shadow", actor="ops")
+    wait_until(b.changed, timeout=5, what="the notice")
+    assert b.all()["m"].mode == "shadow"
+
+
+def test_a_lost_notice_is_made_up_by_polling_the_counter(redis_server: RedisServer,
+                                                         stores: list[RedisStore]) -> None:
+    a, b = RedisStore(redis_server.url), RedisStore(redis_server.url)
+    stores += [a, b]
+    a.ensure("m")
+    b.changed()
+    raw = redis.Redis.from_url(redis_server.url)
+    try:
+        # A change whose notice never went out: state, version and counter, no PUBLISH.
+        doc = raw.hget("gw:mig:states", "m")
+        assert doc is not None
+        raw.hset("gw:mig:states", "m", doc.replace(b'"py2"', b'"shadow"'))
+        raw.hset("gw:mig:versions", "m", 2)
+        raw.incr("gw:mig:version")
+    finally:
+        raw.close()
+    wait_until(lambda: b.changed() and b.all()["m"].mode == "shadow", timeout=10,
+               what="the poll")
+
+
+def test_redis_down_serves_the_last_states_drops_evidence_and_refuses_changes(
+        redis_server: RedisServer, stores: list[RedisStore], caplog: Any) -> None:
+    clock = Clock()
+    a = RedisStore(redis_server.url, clock=clock, socket_timeout=0.5)
+    stores.append(a)
+    a.ensure("m")
+    a.transition("m", "shadow", actor="ops")
+    assert a.changed() is True
+    redis_server.stop()
+
+    # The data plane (this thread, as a request thread would): the last known states.
+    assert a.changed() is False
+    assert a.all()["m"].mode == "shadow"
+    # Evidence: dropped, counted, logged once per interval.
+    caplog.set_level(logging.WARNING, logger="gateway.migration.redisstore")
+    for _ in range(3):
+        assert "error" not in within(lambda: a.record([obs("m", clock.now)] * 2,
+                                                      [comp("m", clock.now)]))
+    assert a.dropped == 9
+    assert sum("evidence dropped" in r.getMessage() for r in caplog.records) == 1
+    # Admin commands, and a store opened meanwhile: a typed error, in time.
+    fresh = RedisStore(redis_server.url.replace("redis://", "redis://:hunter2@"),
+                       socket_timeout=0.5)
+    stores.append(fresh)
+    for call in (lambda: a.transition("m", "canary", 10, actor="ops"),
+                 lambda: a.promote("m", Thresholds(), actor="ops", force=True),
+                 lambda: a.rollback("m", actor="ops"), lambda: a.audit("m"),
+                 lambda: fresh.ensure("n")):
+        error = within(call)["error"]
+        assert isinstance(error, StoreUnavailable) and isinstance(error, StoreError)
+        assert "did not answer" in str(error) and "hunter2" not in str(error)
+
+    redis_server.start()  # no AOF here: an empty Redis on the same port
+    wait_until(lambda: "error" not in within(lambda: a.ensure("m")), timeout=10,
+               what="the store reconnected")
+    assert a.get("m").mode == "py2"
+
+
+def test_an_aof_restart_loses_no_acknowledged_change(aof_redis: RedisServer,
+                                                     stores: list[RedisStore]) -> None:
+    a = RedisStore(aof_redis.url)
+    stores.append(a)
+    acknowledged = []
+    for name in ("m", "n"):
+        a.ensure(name)
+        for mode, percent in (("shadow", 0), ("canary", 5), ("canary", 25), ("py3", 0)):
+            acknowledged.append(a.transition(name, mode, percent, actor="ops"))
+    a.record([obs("m", 1.0)] * 7, [comp("m", 1.0, "diff", ("/x",))])
+    audit_before = [e.to_json() for e in a.audit(limit=1000)]
+    kill_9(aof_redis)
+    aof_redis.start()
+    b = RedisStore(aof_redis.url)
+    stores.append(b)
+    for state in acknowledged[-1:] + acknowledged[3:4]:
+        assert b.get(state.name) == state
+    assert [e.to_json() for e in b.audit(limit=1000)] == audit_before
+    assert len(audit_before) == 2 + len(acknowledged)
+    assert len(b.recent_diffs("m")) == 1
+    # The first store rides through the restart: its next change just works.
+    wait_until(lambda: "error" not in within(lambda: a.rollback("m", actor="ops")),
+               timeout=10, what="the first store reconnected")
+    assert b.get("m").mode == "py2" and b.audit("m", limit=1)[0].to_mode == "py2"
+
+
+def test_the_prefix_separates_two_estates_on_one_redis(redis_server: RedisServer,
+                                                       stores: list[RedisStore]) -> None:
+    a, b = RedisStore(redis_server.url, "one:"), RedisStore(redis_server.url, "two:")
+    stores += [a, b]
+    a.ensure("m")
+    b.ensure("m", "shadow")
+    a.transition("m", "shadow", actor="ops")
+    assert (a.get("m").version, b.get("m").version) == (2, 1)
+    assert len(a.audit()) == 2 and len(b.audit()) == 1
+
+
+def test_a_redis_restarted_empty_gets_the_configured_states_back(redis_server: RedisServer,
+                                                                 stores: list[RedisStore]) -> None:
+    from gateway.migration.background import Recorder
+    from gateway.migration.config import MigrationConfig
+    a = RedisStore(redis_server.url)
+    stores.append(a)
+    a.ensure("m", "canary", 10)
+    a.transition("m", "py2", actor="ops")
+    assert a.changed() is True
+    recorder = Recorder(a, [MigrationConfig(name="m", py3="m3", route="/m", state="canary",
+                                            percent=10)])
+    try:
+        redis_server.restart()  # no append-only file: it comes back empty
+        entries = wait_until(lambda: within(lambda: a.audit("m")).get("value"), timeout=15,
+                             what="the state recreated")
+    finally:
+        recorder.close()
+    assert [(e.actor, e.to_json()["to"]) for e in entries] == [("config", "canary 10%")]
+    assert a.get("m").percent == 10
+
+
+def test_a_resent_transition_script_applies_once(redis_server: RedisServer,
+                                                 stores: list[RedisStore]) -> None:
+    """The client resends a script whose reply the connection lost; it must not count twice."""
+    from gateway.migration import redis_lua
+    a = RedisStore(redis_server.url, "r:")
+    stores.append(a)
+    a.ensure("m")
+    keys = ["r:states", "r:versions", "r:version", "r:audit", "r:audit:seq", "r:lastop"]
+    state = '{"epoch_started": 1.0, "mode": "shadow", "mode_entered": 1.0, "percent": 0, ' \
+            '"updated_at": 1.0, "updated_by": "ops", "version": 2}'
+    audit = ["1.0", "ops", "py2", 0, "shadow", 0, "", 0]
+    raw = redis.Redis.from_url(redis_server.url)
+    try:
+        first = raw.eval(redis_lua.TRANSITION, 6, *keys, "m", "r:changes", 1, 2, state, "op1",
+                         *audit)
+        again = raw.eval(redis_lua.TRANSITION, 6, *keys, "m", "r:changes", 1, 2, state, "op1",
+                         *audit)
+        other = raw.eval(redis_lua.TRANSITION, 6, *keys, "m", "r:changes", 1, 2, state, "op2",
+                         *audit)
+    finally:
+        raw.close()
+    assert first[0] == 1 and again == [1, 0] and other == [0, 2]
+    assert a.get("m").mode == "shadow" and len(a.audit("m")) == 2
