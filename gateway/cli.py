@@ -95,6 +95,21 @@ def cmd_front(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) ->
     return SupervisedFront(cfg, http_config(cfg), fd).run()
 
 
+def cmd_comparer(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
+    """Compare the broker's shadow pairs into the migration store; the arbiter starts this."""
+    import signal
+    import threading
+
+    from gateway.migration.comparer import run
+
+    if os.environ.get("GATEWAY_CONFIG"):
+        cfg = load_config(os.environ["GATEWAY_CONFIG"])
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return run(cfg.migration_settings, cfg.broker.endpoint, stop)
+
+
 # -- commands -----------------------------------------------------------------------------------
 
 
@@ -233,7 +248,7 @@ def cmd_migrate(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) 
 
 COMMANDS = {"up": cmd_up, "status": cmd_status, "reload": cmd_reload, "stop": cmd_stop,
             "check": cmd_check, "export": cmd_export, "front": cmd_front,
-            "migrate": cmd_migrate}
+            "migrate": cmd_migrate, "comparer": cmd_comparer}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -270,6 +285,7 @@ def parser() -> argparse.ArgumentParser:
     add_contract(sub)  # init, contract test: they work on a folder, not on a running config
     fr = sub.add_parser("front", help="(internal) run the HTTP front on an inherited socket")
     fr.add_argument("--fd", type=int)
+    sub.add_parser("comparer", help="(internal) compare the broker's shadow pairs")
     st.add_argument("--timeout", type=float, default=10.0)
     rl.add_argument("--timeout", type=float, default=120.0)
     sp.add_argument("--timeout", type=float, default=None,

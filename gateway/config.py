@@ -186,7 +186,7 @@ from gateway.migration.config import MigrationSettings, parse_settings
 RUNTIMES = ("py2", "py3", "command")
 BACKENDS = ("rpc", "wsgi", "http", "static")
 LOG_FORMATS = ("text", "json")
-RESERVED = {"broker", "http", "redis", "arbiter", "guard"}
+RESERVED = {"broker", "http", "redis", "arbiter", "guard", "comparer"}
 # Passed through to the HTTP front (gateway.http.config.GatewayHttpConfig), which checks them.
 HTTP_KEYS = {"limits", "trusted_proxies", "via", "preserve_host", "contracts_dir",
              "retry_after", "pool_size", "allowed_hosts", "access_log", "access_log_format"}

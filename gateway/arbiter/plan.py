@@ -119,8 +119,10 @@ def broker_program(config: GatewayConfig, python3: str) -> Program:
             "--outlier-base-ejection-ms", str(b.outlier_base_ejection_ms),
             "--outlier-max-ejection-ms", str(b.outlier_max_ejection_ms),
             "--outlier-max-ejection-percent", str(b.outlier_max_ejection_percent),
-            # Service migrations: the front writes this file and pokes mmi.split (SPEC 2.14).
+            # Service migrations: the front writes this file and pokes mmi.split (SPEC 2.14);
+            # the comparer subscribes to the shadow pairs.
             "--splits", config.migration_settings.splits_file,
+            "--shadow-pub", config.migration_settings.pairs_endpoint,
             *(("--outlier-count-errors",) if b.outlier_count_errors else ()))
     if b.implementation == "native":
         head: tuple[str, ...] = (NATIVE_BROKER,)
@@ -148,6 +150,19 @@ def http_program(config: GatewayConfig, python3: str) -> Program:
     return Program("http", argv, env, config.base_dir, 1, "notify", "infra", python3,
                    ("broker",), g.listen, g.stop_grace_s, infra=True, workers=g.workers,
                    ready_timeout=g.ready_timeout_s)
+
+
+def comparer_program(config: GatewayConfig, python3: str) -> Program:
+    """The comparer of service migrations' shadow pairs (gateway.migration.comparer)."""
+    # Like the front, it reads the migrations when it starts: the digest rolls it on a
+    # reload that changes them.
+    doc = {k: v for k, v in config.to_dict().items() if k in ("migration", "migrations")}
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+    env = python_env(config) | {"GATEWAY_CONFIG": effective_config_path(config),
+                                "GATEWAY_COMPARER_DIGEST": digest}
+    return Program("comparer", (python3, "-m", "gateway", "comparer"), env, config.base_dir, 1,
+                   "none", "infra", python3, ("broker",), "", config.gateway.stop_grace_s,
+                   infra=True, ready_timeout=config.gateway.ready_timeout_s)
 
 
 def redis_program(config: GatewayConfig) -> Program:
@@ -202,6 +217,9 @@ def build(config: GatewayConfig, python3: str) -> list[Program]:
         programs.append(broker_program(config, python3))
     if config.gateway.front:
         programs.append(http_program(config, python3))
+    if config.broker.enabled and any(m.kind == "service"
+                                     for m in config.migration_settings.migrations):
+        programs.append(comparer_program(config, python3))
     if config.wants_private_redis:
         programs.append(redis_program(config))
     if config.gateway.role != "gateway":  # a gateway host's services run on worker hosts

@@ -50,6 +50,15 @@ def parse_args(argv: list[str] | None) -> BrokerConfig:
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument("--splits", metavar="FILE",
                         help="split file of migrated services, re-read on mmi.split (SPEC 2.14)")
+    parser.add_argument("--shadow-max-inflight", type=int,
+                        default=BrokerConfig.shadow_max_inflight,
+                        help="shadow copies out at once per service; more are skipped")
+    parser.add_argument("--shadow-timeout-ms", type=int, default=BrokerConfig.shadow_timeout_ms,
+                        help="the longest deadline of a shadow copy")
+    parser.add_argument("--shadow-pub", metavar="ENDPOINT",
+                        help="XPUB where shadow pairs are published for the comparer")
+    parser.add_argument("--shadow-pub-hwm", type=int, default=BrokerConfig.shadow_pub_hwm,
+                        help="pairs queued for a slow subscriber before they are dropped")
     parser.add_argument("--startup-grace-ms", type=int, default=BrokerConfig.startup_grace_ms,
                         help="until up this long, requests for never-seen services wait")
     limits = parser.add_argument_group("memory bounds (SPEC 2.5)")
@@ -111,7 +120,10 @@ def parse_args(argv: list[str] | None) -> BrokerConfig:
                                                args.outlier_max_ejection_ms,
                                                args.outlier_max_ejection_percent,
                                                args.outlier_count_errors),
-                        splits_file=args.splits)
+                        splits_file=args.splits,
+                        shadow_max_inflight=args.shadow_max_inflight,
+                        shadow_timeout_ms=args.shadow_timeout_ms,
+                        shadow_pub=args.shadow_pub, shadow_pub_hwm=args.shadow_pub_hwm)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -80,14 +80,14 @@ class Migrations:
     """Everything migration-related in one front process."""
 
     def __init__(self, settings: MigrationSettings, clock: Callable[[], float] = time.time,
-                 broker: str = "") -> None:
+                 broker: str = "", contracts_dir: str = "") -> None:
         self.settings = settings
         self.clock = clock
         self.store = open_store(settings, clock=clock)
         for m in settings.migrations:
             self.store.ensure(m.name, m.state, m.percent)
         self.token = ensure_token(settings.token_file)
-        self.broker = ServiceMigrations(settings, self.store, broker)
+        self.broker = ServiceMigrations(settings, self.store, broker, contracts_dir)
         self.broker.sync()
         self.recorder = Recorder(self.store, settings.migrations, self.broker.tend)
         self.pools = {m.name: ShadowPool(m.name, m.shadow_concurrency)

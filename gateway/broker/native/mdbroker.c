@@ -8,7 +8,8 @@
  *       [--max-queued-total 50000] [--max-queued-bytes N] [--max-queued-bytes-total N]
  *       [--outlier-consecutive 5] [--outlier-base-ejection-ms 30000]
  *       [--outlier-max-ejection-ms 300000] [--outlier-max-ejection-percent 50]
- *       [--outlier-count-errors] [--splits FILE]
+ *       [--outlier-count-errors] [--splits FILE] [--shadow-max-inflight 8]
+ *       [--shadow-timeout-ms 2000] [--shadow-pub ENDPOINT] [--shadow-pub-hwm 1000]
  *
  * The same command line, behaviour and exit statuses as `python -m gateway.broker`
  * (the reference implementation): prints "broker ready <endpoints>" once bound;
@@ -18,6 +19,8 @@
  * Files, one concern each: mdbroker.c (command line, sockets, the poll loop), handlers.c
  * (what each message does, expiry, heartbeats, probes), wire.c (sends and broker-made
  * errors), registry.c (services, workers, requests), outlier.c (outlier ejection), header.c (the header scanner),
+ * splits.c, shadow.c, copyhead.c and pairs.c (splits, shadow copies, their headers and
+ * pairs: SPEC 2.14),
  * text.c (UTF-8 and JSON strings), security.c (loopback rule, CURVE, ZAP), events.c
  * (the event proxy).
  */
@@ -111,7 +114,8 @@ typedef struct {
     long long outlier_consecutive, outlier_base_ejection_ms, outlier_max_ejection_ms,
         outlier_max_ejection_percent;
     int outlier_count_errors;
-    const char *events_pub, *events_sub, *curve_secret, *curve_clients, *splits;
+    long long shadow_max_inflight, shadow_timeout_ms, shadow_pub_hwm;
+    const char *events_pub, *events_sub, *curve_secret, *curve_clients, *splits, *shadow_pub;
 } options;
 
 static void usage_error(const char *fmt, const char *arg)
@@ -124,7 +128,9 @@ static void usage_error(const char *fmt, const char *arg)
           "       [--max-queued N] [--max-queued-total N] [--max-queued-bytes BYTES]\n"
           "       [--max-queued-bytes-total BYTES] [--outlier-consecutive N]\n"
           "       [--outlier-base-ejection-ms MS] [--outlier-max-ejection-ms MS]\n"
-          "       [--outlier-max-ejection-percent N] [--outlier-count-errors] [--splits FILE]\n", stderr);
+          "       [--outlier-max-ejection-percent N] [--outlier-count-errors] [--splits FILE]\n"
+          "       [--shadow-max-inflight N] [--shadow-timeout-ms MS] [--shadow-pub ENDPOINT]\n"
+          "       [--shadow-pub-hwm N]\n", stderr);
     fputs("gateway-broker: error: ", stderr);
     fprintf(stderr, fmt, arg);
     fputc('\n', stderr);
@@ -162,6 +168,10 @@ static void parse_args(int argc, char **argv, options *o)
     o->outlier_base_ejection_ms = 30000;
     o->outlier_max_ejection_ms = 300000;
     o->outlier_max_ejection_percent = 50;
+    /* The defaults of BrokerConfig's shadow fields. */
+    o->shadow_max_inflight = 8;
+    o->shadow_timeout_ms = 2000;
+    o->shadow_pub_hwm = 1000;
     for (int i = 1; i < argc; i++) {
         char *name = argv[i], *value = NULL;
         char *eq = strncmp(name, "--", 2) == 0 ? strchr(name, '=') : NULL;
@@ -228,6 +238,14 @@ static void parse_args(int argc, char **argv, options *o)
             o->curve_secret = value;
         } else if (strcmp(name, "--splits") == 0) {
             o->splits = value;
+        } else if (strcmp(name, "--shadow-max-inflight") == 0) {
+            o->shadow_max_inflight = int_arg(name, value);
+        } else if (strcmp(name, "--shadow-timeout-ms") == 0) {
+            o->shadow_timeout_ms = int_arg(name, value);
+        } else if (strcmp(name, "--shadow-pub-hwm") == 0) {
+            o->shadow_pub_hwm = int_arg(name, value);
+        } else if (strcmp(name, "--shadow-pub") == 0) {
+            o->shadow_pub = value;
         } else if (strcmp(name, "--curve-clients") == 0) {
             o->curve_clients = value;
         } else if (strcmp(name, "--log-level") == 0) {
@@ -446,6 +464,12 @@ int main(int argc, char **argv)
                     "bind 127.0.0.1 / ipc://\n", all[i]);
             return 2;
         }
+    /* Pairs carry whole requests and answers in the clear, keys or not. */
+    if (o.shadow_pub && !is_loopback(o.shadow_pub)) {
+        fprintf(stderr, "broker: refusing to bind %s: shadow pairs are published on "
+                "loopback or ipc:// only\n", o.shadow_pub);
+        return 2;
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -474,6 +498,11 @@ int main(int argc, char **argv)
     b.outlier_max_ejection_ms = o.outlier_max_ejection_ms;
     b.outlier_max_ejection_percent = o.outlier_max_ejection_percent;
     b.outlier_count_errors = o.outlier_count_errors;
+    b.shadows.max_inflight = o.shadow_max_inflight;
+    b.shadows.timeout_ms = o.shadow_timeout_ms;
+    b.pairs.endpoint = o.shadow_pub;
+    b.pairs.hwm = o.shadow_pub_hwm > INT_MAX ? INT_MAX : (int)o.shadow_pub_hwm;
+    b.splits.shadows = &b.shadows;
     b.splits.path = o.splits;
     splits_reload(&b.splits);
 
@@ -540,6 +569,12 @@ int main(int argc, char **argv)
         status = 2;
         goto out;
     }
+    if (pairs_open(&b.pairs, ctx) < 0) {
+        fprintf(stderr, "broker: cannot bind %s: %s\n", o.shadow_pub, zmq_strerror(errno));
+        sb_free(&ready);
+        status = 2;
+        goto out;
+    }
     char monitor_ep[64];
     snprintf(monitor_ep, sizeof monitor_ep, "inproc://broker-monitor-%p", (void *)&b);
     if (zmq_socket_monitor(b.sock, monitor_ep, ZMQ_EVENT_DISCONNECTED) < 0) {
@@ -563,6 +598,7 @@ out:
         close0(monitor);
     }
     close0(b.sock);
+    pairs_close(&b.pairs);
     events_stop(&ev);
     /* Ends the ZAP handler's blocking read with ETERM; then the context can go. */
     zmq_ctx_shutdown(ctx);
