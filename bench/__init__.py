@@ -6,4 +6,4 @@ prove it still works (CI does this, with no thresholds).
 """
 
 BENCHES = ["codec", "rpc", "http", "migration", "arbiter", "stream", "interop", "faults",
-           "brokerfaults", "observe", "cpu", "brokersplit", "brokershadow"]
+           "brokerfaults", "observe", "cpu", "brokersplit"]

@@ -12,7 +12,8 @@ bounds (within 5 ms).
 
 ::
 
-    python -m bench brokershadow     # or --smoke; figures are for a quiet machine
+    python -m bench migration        # with the route shadowing tables, or alone:
+    python -m bench.brokershadow     # (--smoke); figures are for a quiet machine
 
 The smoke run checks what the figures rest on: every caller got the primary's
 answer, the healthy port answered copies and pairs were published, the hung
