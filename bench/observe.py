@@ -14,6 +14,12 @@ is a steadier view of the same cost than req/s. A third table times the
 bookkeeping alone in this process (the observing layer around a trivial ASGI
 app, 50,000 requests), in microseconds per request.
 
+A fifth table measures the layer inside the real front stack in this process
+(:mod:`bench.observe_stack`): what wrk's req/s cannot resolve on a 2-core
+machine, where paired rounds swing by more than the 3% at stake. Its
+difference to "off", over the whole path's CPU per request under wrk, is the
+predicted throughput cost.
+
 ``--smoke`` runs one 1 s round, to prove the benchmark works.
 """
 
@@ -27,6 +33,7 @@ import urllib.request
 from typing import Any
 
 from bench.http import NATIVE_BROKER, Estate, cpu_seconds, wrk
+from bench.observe_stack import children_cpu, stack_cost
 from bench.report import Table
 from gateway.http.config import GatewayHttpConfig, Route
 from tests.support.procs import free_port, python3
@@ -84,13 +91,18 @@ def run(smoke: bool) -> list[Table]:
         rates: dict[str, list[float]] = {n: [] for n in paths}
         p50s: dict[str, list[float]] = {n: [] for n in paths}
         cpu: dict[str, list[float]] = {n: [] for n in paths}
+        whole: list[float] = []     # every process of the path, wrk too, with observing off
         errors: list[str] = []
+        everything = [p.pid for p in estate.procs.procs]
         for _ in range(rounds):
             for name, port in paths.items():
                 front = [estate.pids[port]]
-                before = cpu_seconds(front)
+                before, all_before = cpu_seconds(front), cpu_seconds(everything) + children_cpu()
                 rate, _ = wrk(port, seconds, errors=errors, label=name)
                 cpu[name].append((cpu_seconds(front) - before) / max(1.0, rate * seconds) * 1e6)
+                if name == OFF:
+                    whole.append((cpu_seconds(everything) + children_cpu() - all_before)
+                                 / max(1.0, rate * seconds) * 1e6)
                 rates[name].append(rate)
                 p50s[name].append(wrk(port, seconds, 1, errors, name)[1])
         # The "on" fronts really measured: their endpoint answers and their logs grew.
@@ -104,6 +116,8 @@ def run(smoke: bool) -> list[Table]:
             notes.append(f"{name}: {served:.0f} requests counted, access log "
                          f"{size / 1e6:.1f} MB")
         notes += [f"errors under load: {e}" for e in errors]
+        stack = stack_cost(endpoint, estate.dir, blocks=2 if smoke else 12,
+                           count=640 if smoke else 2000)
     finally:
         estate.close()
     rate = {n: statistics.median(v) for n, v in rates.items()}
@@ -132,7 +146,23 @@ def run(smoke: bool) -> list[Table]:
                        f"{off_cpu:.0f} us with both off): " + ", ".join(
                            f"{r.name} {(r.value - base) / off_cpu:.1%}" for r in alone.rows
                            if r.name != "no observing layer"))
-    return [throughput, latency, front_cpu, alone]
+    path_cpu = statistics.median(whole)
+    layer = Table("observe: the layer in the real front stack, in-process CPU per request",
+                  "us", OFF, higher_is_better=False)
+    for name, blocks in stack.items():
+        # The median of per-block differences: each block's variants ran back to back, so a
+        # slow spell of the machine moves both sides of a difference alike.
+        added = statistics.median(v - o for v, o in zip(blocks, stack[OFF], strict=True))
+        extra = "" if name == OFF else (
+            f"{added:+.1f} us (median of paired blocks) = {added / path_cpu:.1%} of the whole "
+            f"path's CPU per request; predicted throughput {path_cpu / (path_cpu + added):.3f}x")
+        layer.add(name, statistics.median(blocks),
+                  target="" if name == OFF else "predicted >= 0.97x", extra=extra)
+    layer.notes.append("blocks (us per request): " + "; ".join(
+        f"{name}: " + ", ".join(f"{v:.1f}" for v in blocks) for name, blocks in stack.items()))
+    layer.notes.append(f"whole path under wrk with observing off (front, broker, py3 workers, "
+                       f"wrk): {path_cpu:.0f} us CPU per request (median of {len(whole)} rounds)")
+    return [throughput, latency, front_cpu, alone, layer]
 
 
 async def _trivial(scope: Any, receive: Any, send: Any) -> None:
