@@ -1,0 +1,49 @@
+"""The composition root: the one place the front is put together from its parts.
+
+::
+
+    app = build_front(http_config)                                  # routes and backends only
+    app = build_front(http_config, FatalGuards(ServiceStates(state_file), services, migrated))
+
+Per request the front does one strict parse and one route match
+(:class:`gateway.http.app.GatewayApp`), then the route's wrappers, each
+applied here and nowhere else:
+
+* service health: a :class:`~gateway.arbiter.fatalgate.FatalGuards` guard on
+  each route with a supervised service answers 503 while it is FATAL;
+* migration: migrated ``http`` and ``wsgi`` routes get their backends
+  wrapped, migrated rpc methods a wrapper the rpc backend calls
+  (:mod:`gateway.migration.wiring`), and ``/_gateway/`` serves the admin API.
+
+Every refusal is a :class:`~gateway.http.problems.Problem`, so it carries a
+request id like any other. :mod:`gateway.http` imports neither migration nor
+the arbiter: they are handed in from here.
+"""
+
+from __future__ import annotations
+
+from gateway.arbiter.fatalgate import FatalGuards
+from gateway.http.app import ProblemGuard, make_app
+from gateway.http.backends import Parts
+from gateway.http.config import GatewayHttpConfig
+from gateway.http.openapi import build_openapi
+from gateway.migration.admin import AdminApi
+from gateway.migration.router import Migrations
+from gateway.migration.wiring import migrated_methods, migrating_factories
+
+
+def build_front(config: GatewayHttpConfig, fatal: FatalGuards | None = None) -> ProblemGuard:
+    """The WSGI front of one process (broker client, contracts and forwarding made once here)."""
+    parts = Parts(config)
+    factories = {}
+    admin = None
+    if config.migration is not None:
+        migrations = Migrations(config.migration, broker=config.broker,
+                                contracts_dir=config.contracts_dir)
+        admin = AdminApi(migrations, config)
+        if any(m.kind == "rpc" for m in config.migration.migrations):
+            parts.methods.update(migrated_methods(migrations, parts.contracts))
+        factories = migrating_factories(config, parts, migrations)
+    guards = fatal.guards(config.routes) if fatal is not None else None
+    return make_app(config, factories, build_openapi(config), admin=admin, parts=parts,
+                    guards=guards)

@@ -1,0 +1,39 @@
+"""Every backend the front can mount, by name: one module each, one registry line each.
+
+::
+
+    from gateway.http.backends import REGISTRY, NAMES, spec
+    spec("redirect").validate(route, "http.routes['/old']")
+    backend = spec(route.backend).build(route, Parts(config))
+
+A backend module declares a :class:`~gateway.http.backends.base.BackendSpec`:
+its route keys, their validation, its factory and its OpenAPI paths. To add
+a backend, write its module, add it to the tuple below and its name to
+:data:`gateway.config.BACKENDS`.
+"""
+
+from __future__ import annotations
+
+from gateway.config import BACKENDS
+from gateway.errors import ConfigError
+from gateway.http.backends import http, redirect, rpc, static, wsgi
+from gateway.http.backends.base import BackendSpec, Parts
+
+REGISTRY: dict[str, BackendSpec] = {
+    s.name: s for s in (http.SPEC, wsgi.SPEC, rpc.SPEC, static.SPEC, redirect.SPEC)}
+# The names are gateway.config's (it parses [[routes]] below this layer); a name without
+# a module here, or a module without a name there, fails at import, not on a request.
+if sorted(REGISTRY) != sorted(BACKENDS):
+    raise ImportError(f"backend modules {sorted(REGISTRY)} != gateway.config.BACKENDS")
+NAMES: tuple[str, ...] = BACKENDS
+
+
+def spec(name: str) -> BackendSpec:
+    """The backend called ``name``; ConfigError for an unknown one."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"backend: one of {NAMES}, got {name!r}") from None
+
+
+__all__ = ["NAMES", "REGISTRY", "BackendSpec", "Parts", "spec"]
