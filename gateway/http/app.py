@@ -8,8 +8,10 @@
 
 Per request: request id -> limits (414, 431, 413, CL+TE 400) -> one strict
 reading of the path (400 on anything ambiguous) -> longest-prefix route ->
-backend. :class:`ProblemGuard` wraps all of it, so an unexpected exception
-becomes a 500 problem+json and never a traceback.
+the route's guards (handed in by :mod:`gateway.assemble`) -> backend, built
+from the registry (:mod:`gateway.http.backends`). A request prepared on the
+event loop already is not checked again. :class:`ProblemGuard` wraps all of
+it, so an unexpected exception becomes a 500 problem+json, never a traceback.
 """
 
 from __future__ import annotations

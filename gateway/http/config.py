@@ -9,6 +9,7 @@ builds these objects and passes them to :func:`gateway.http.make_app`::
         Route("/legacy", "wsgi", service="legacy"),
         Route("/rpc", "rpc"),
         Route("/assets", "static", directory="/srv/assets"),
+        Route("/old", "redirect", target="/api", status=308),
     ), limits=HttpLimits(max_body=8 << 20), trusted_proxies=0)
 
 ``GatewayHttpConfig.from_dict`` accepts the same values as nested mappings

@@ -98,3 +98,25 @@ def test_the_composition_root_without_guards_serves_as_before(tmp_path):
             assert resp.status_code == 200 and resp.data == b"hello"
         finally:
             resp.close()
+
+
+def test_a_request_prepared_on_the_loop_is_checked_once(tmp_path, monkeypatch):
+    from werkzeug.test import EnvironBuilder
+
+    from gateway.http.app import GatewayApp
+    config = GatewayHttpConfig(routes=(Route("/", "wsgi", service="legacy"),),
+                               broker="ipc:///nonexistent")
+    guard = make_app(config, {"wsgi": Recording})
+    gateway = guard.app
+    assert isinstance(gateway, GatewayApp)
+    checks: list[str] = []
+    real = GatewayApp.check_limits
+    monkeypatch.setattr(GatewayApp, "check_limits",
+                        lambda self, environ, raw: (checks.append(raw), real(self, environ, raw)))
+    environ = EnvironBuilder(path="/a").get_environ()
+    Recording.calls = []
+    call = gateway.prepare(environ)          # what the event loop does (admission, fast path)
+    statuses: list[str] = []
+    body = guard(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    assert call is not None and b"".join(body) == b"ok" and statuses == ["200 OK"]
+    assert checks == ["/a"] and Recording.calls == ["/a"]
