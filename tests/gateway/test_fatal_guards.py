@@ -120,3 +120,19 @@ def test_a_request_prepared_on_the_loop_is_checked_once(tmp_path, monkeypatch):
     body = guard(environ, lambda status, headers, exc_info=None: statuses.append(status))
     assert call is not None and b"".join(body) == b"ok" and statuses == ["200 OK"]
     assert checks == ["/a"] and Recording.calls == ["/a"]
+
+
+def test_the_fast_paths_hook_asks_the_same_guards(tmp_path):
+    from gateway.http.app import GatewayApp
+    path = str(tmp_path / "state.json")
+    write_state(path, {"hl": {"state": "FATAL"}}, 1)
+    config = GatewayHttpConfig(routes=(Route("/", "wsgi", service="legacy"),
+                                       Route("/hl", "wsgi", service="hl")),
+                               broker="ipc:///nonexistent")
+    guards = FatalGuards(ServiceStates(path)).guards(config.routes)
+    gateway = make_app(config, {"wsgi": Recording}, guards=guards).app
+    assert isinstance(gateway, GatewayApp)
+    assert gateway.refuses("/hl/a") and gateway.refuses("/hl")
+    assert not gateway.refuses("/hlx") and not gateway.refuses("/")
+    write_state(path, {"hl": {"state": "READY"}}, 1)
+    assert not gateway.refuses("/hl/a")
