@@ -3,27 +3,29 @@
 ::
 
     app = build_front(http_config)                                  # routes and backends only
-    app = build_front(http_config, FatalGuards(ServiceStates(state_file), services, migrated))
+    fatal = FatalGuards(ServiceStates(state_file), services, migrated)  # gateway.arbiter
+    app = build_front(http_config, fatal.guards(http_config.routes))
 
 Per request the front does one strict parse and one route match
 (:class:`gateway.http.app.GatewayApp`), then the route's wrappers, each
 applied here and nowhere else:
 
-* service health: a :class:`~gateway.arbiter.fatalgate.FatalGuards` guard on
-  each route with a supervised service answers 503 while it is FATAL;
+* service health: the guards handed in (the arbiter's
+  :class:`~gateway.arbiter.fatalgate.FatalGuards`, one on each route with a
+  supervised service) answer 503 while its service is FATAL;
 * migration: migrated ``http`` and ``wsgi`` routes get their backends
   wrapped, migrated rpc methods a wrapper the rpc backend calls
   (:mod:`gateway.migration.wiring`), and ``/_gateway/`` serves the admin API.
 
 Every refusal is a :class:`~gateway.http.problems.Problem`, so it carries a
 request id like any other. :mod:`gateway.http` imports neither migration nor
-the arbiter: they are handed in from here.
+the arbiter: they are handed in from here. This module sits above http and
+migration and below the arbiter, whose front hands its guards in.
 """
 
 from __future__ import annotations
 
-from gateway.arbiter.fatalgate import FatalGuards
-from gateway.http.app import ProblemGuard, make_app
+from gateway.http.app import Guard, ProblemGuard, make_app
 from gateway.http.backends import Parts
 from gateway.http.config import GatewayHttpConfig
 from gateway.http.openapi import build_openapi
@@ -32,7 +34,8 @@ from gateway.migration.router import Migrations
 from gateway.migration.wiring import migrated_methods, migrating_factories
 
 
-def build_front(config: GatewayHttpConfig, fatal: FatalGuards | None = None) -> ProblemGuard:
+def build_front(config: GatewayHttpConfig,
+                guards: dict[str, Guard] | None = None) -> ProblemGuard:
     """The WSGI front of one process (broker client, contracts and forwarding made once here)."""
     parts = Parts(config)
     factories = {}
@@ -44,6 +47,5 @@ def build_front(config: GatewayHttpConfig, fatal: FatalGuards | None = None) -> 
         if any(m.kind == "rpc" for m in config.migration.migrations):
             parts.methods.update(migrated_methods(migrations, parts.contracts))
         factories = migrating_factories(config, parts, migrations)
-    guards = fatal.guards(config.routes) if fatal is not None else None
     return make_app(config, factories, build_openapi(config), admin=admin, parts=parts,
                     guards=guards)

@@ -42,7 +42,7 @@ class SupervisedFront(FrontServer):
 
         def build(front_config: Any) -> Any:
             fatal = FatalGuards(ServiceStates(config.state_file), services, migrated)
-            return build_front(front_config, fatal)
+            return build_front(front_config, fatal.guards(front_config.routes))
 
         super().__init__(http_config, socket_from_fd(fd), workers=g.workers, threads=g.threads,
                          grace=max(1.0, g.stop_grace_s), build=build)

@@ -92,7 +92,7 @@ def test_the_composition_root_without_guards_serves_as_before(tmp_path):
     (tmp_path / "a.txt").write_text("hello")
     config = GatewayHttpConfig(routes=(Route("/files", "static", directory=str(tmp_path)),))
     fatal = FatalGuards(ServiceStates(str(tmp_path / "none.json")))
-    for app in (build_front(config), build_front(config, fatal)):
+    for app in (build_front(config), build_front(config, fatal.guards(config.routes))):
         resp = Client(app).get("/files/a.txt")
         try:
             assert resp.status_code == 200 and resp.data == b"hello"
