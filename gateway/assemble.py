@@ -26,9 +26,8 @@ migration and below the arbiter, whose front hands its guards in.
 from __future__ import annotations
 
 from gateway.http.app import Guard, ProblemGuard, make_app
-from gateway.http.backends import Parts
+from gateway.http.backends import Parts, build_openapi
 from gateway.http.config import GatewayHttpConfig
-from gateway.http.openapi import build_openapi
 from gateway.migration.admin import AdminApi
 from gateway.migration.router import Migrations
 from gateway.migration.wiring import migrated_methods, migrating_factories

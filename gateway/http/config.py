@@ -20,11 +20,16 @@ naming the offending key.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import ConfigError
+
+# backend name -> (its route checks, whether it needs the broker). Filled by the registry,
+# gateway.http.backends, which the gateway.http package imports before anyone can make a
+# Route: its modules build on this one, so this one does not import them.
+BACKEND_CHECKS: dict[str, tuple[Callable[[Route, str], None], bool]] = {}
 
 
 @dataclass(frozen=True)
@@ -123,11 +128,10 @@ class Route:
             raise ConfigError(f"{where}.prefix: no dot segments or percent escapes")
         if self.prefix != "/" and self.prefix.endswith("/"):
             object.__setattr__(self, "prefix", self.prefix.rstrip("/"))
-        # The registry's modules import this one: looked up when a route is made.
-        from gateway.http import backends
-        if self.backend not in backends.REGISTRY:
-            raise ConfigError(f"{where}.backend: one of {backends.NAMES}, got {self.backend!r}")
-        backends.REGISTRY[self.backend].validate(self, where)
+        if self.backend not in BACKEND_CHECKS:
+            raise ConfigError(f"{where}.backend: one of {tuple(BACKEND_CHECKS)}, "
+                              f"got {self.backend!r}")
+        BACKEND_CHECKS[self.backend][0](self, where)
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigError(f"{where}.timeout: must be positive")
         if isinstance(self.max_concurrency, bool) or not isinstance(self.max_concurrency, int) \
@@ -189,8 +193,7 @@ class GatewayHttpConfig:
             raise ConfigError(f"http.routes: prefix {dupes[0]!r} is mounted twice")
         if self.trusted_proxies < 0:
             raise ConfigError("http.trusted_proxies: must be >= 0")
-        from gateway.http import backends
-        needs_broker = [r.prefix for r in self.routes if backends.spec(r.backend).broker]
+        needs_broker = [r.prefix for r in self.routes if BACKEND_CHECKS[r.backend][1]]
         if needs_broker and not self.broker:
             raise ConfigError(f"http.broker: required by the route {needs_broker[0]!r}")
         if not self.via or any(c in self.via for c in " ,\r\n"):

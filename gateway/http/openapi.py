@@ -6,7 +6,7 @@ with JSON Schemas for params and result. Each method becomes one POST
 operation whose bodies use the JSON-only view (bytes as ``{"$bytes": base64}``)::
 
     contracts = load_contracts("protocol/spec")
-    doc = build_openapi(config, contracts)   # served at /_gateway/openapi.json
+    paths = rpc_operations(route, contracts) # one rpc route's part of /_gateway/openapi.json
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.errors import ConfigError
-from gateway.http import backends
-from gateway.http.config import GatewayHttpConfig, Route
+from gateway.http.config import Route
 from protocol import contract as contract_files
-from protocol.contract import SPEC_DIR, Contract
+from protocol.contract import Contract
 from protocol.errors import ProtocolError
 
 BYTES_SCHEMA: dict[str, Any] = {
@@ -132,20 +131,3 @@ def rpc_operations(route: Route, contracts: Mapping[str, Mapping[str, Any]]) -> 
             "x-shadow-safe": bool(spec.get("shadow_safe", False)),
         }}
     return paths
-
-
-def build_openapi(config: GatewayHttpConfig,
-                  contracts: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of ``config``: each route's backend contributes its paths."""
-    if contracts is None:
-        loaded = load_contracts(config.contracts_dir or SPEC_DIR)
-        contracts = {name: c.data for name, c in loaded.items()}
-    paths: dict[str, Any] = {}
-    for route in config.routes:
-        # Looked up by module: the registry's modules import this one.
-        paths.update(backends.REGISTRY[route.backend].openapi(route, contracts))
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "gateway rpc", "version": "1"},
-        "paths": paths,
-    }

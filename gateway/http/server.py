@@ -50,11 +50,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from gateway.http.admission import Admission
 from gateway.http.app import GatewayApp, ProblemGuard, make_app
 from gateway.http.asgi import WsgiBridge
+from gateway.http.backends import build_openapi
 from gateway.http.config import GatewayHttpConfig
 from gateway.http.disconnect import KEY as DISCONNECT
 from gateway.http.disconnect import Disconnect
 from gateway.http.fastpath import FastWsgi
-from gateway.http.openapi import build_openapi
 from gateway.http.problems import Problem, error_page
 from gateway.http.tracing import install_log_context
 

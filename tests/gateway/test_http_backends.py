@@ -12,10 +12,9 @@ from gateway.commands.frontcfg import http_config
 from gateway.config import BACKENDS, parse
 from gateway.errors import ConfigError
 from gateway.http.app import make_app
-from gateway.http.backends import NAMES, REGISTRY, Parts, spec
+from gateway.http.backends import NAMES, REGISTRY, Parts, build_openapi, spec
 from gateway.http.backends.redirect import RedirectBackend
 from gateway.http.config import GatewayHttpConfig, Route
-from gateway.http.openapi import build_openapi
 
 
 def test_one_list_of_names_and_a_module_for_each():
