@@ -112,11 +112,13 @@ Schema (every table and key is optional; shown with its default)::
     [[routes]]                  # matched by longest prefix
     prefix = "/api/highlight"
     backend = "rpc"             # "rpc" | "wsgi" (service over the broker),
-                                # "http" (target = base URL), "static" (target = directory)
+                                # "http" (target = base URL), "static" (target = directory),
+                                # "redirect" (target = new URL or path prefix)
     service = "highlight"       # rpc / wsgi: a [services.<name>] or any broker service;
                                 # http: the supervised service behind target (optional),
                                 # so the route answers 503 at once while it is FATAL
-    target = ""                 # http: base URL; static: directory
+    target = ""                 # http: base URL; static: directory; redirect: where to
+    status = 308                # redirect: 301, 302, 307 or 308
     timeout_ms = 10000          # wsgi / rpc: the deadline; for a streamed wsgi reply it
                                 # bounds the wait for the response head only
     idle_timeout_ms = 60000     # wsgi: the longest gap between two parts of a streamed
@@ -184,7 +186,8 @@ from gateway.metrics.config import check_keys as check_observability
 from gateway.migration.config import MigrationSettings, parse_settings
 
 RUNTIMES = ("py2", "py3", "command")
-BACKENDS = ("rpc", "wsgi", "http", "static")
+# The one list of backend names; gateway.http.backends has a module for each.
+BACKENDS = ("rpc", "wsgi", "http", "static", "redirect")
 LOG_FORMATS = ("text", "json")
 RESERVED = {"broker", "http", "redis", "arbiter", "guard", "comparer"}
 # Passed through to the HTTP front (gateway.http.config.GatewayHttpConfig), which checks them.
@@ -292,6 +295,7 @@ class Route:
     backend: str
     service: str = ""
     target: str = ""
+    status: int = 0
     timeout_ms: int = 10000
     strip_prefix: bool = False
     rewrite_redirects: bool = False
@@ -779,7 +783,7 @@ def _route(i: int, r: Any, services: tuple[ServiceConfig, ...], base_dir: str) -
         raise ConfigError(f"{p}: must be a table")
     _keys(r, p, {"prefix", "backend", "service", "target", "timeout_ms", "strip_prefix",
                  "rewrite_redirects", "rewrite_cookie_path", "idle_timeout_ms",
-                 "max_concurrency", "queue_timeout_ms"})
+                 "max_concurrency", "queue_timeout_ms", "status"})
     prefix = _str(r, p, "prefix", "")
     if not prefix.startswith("/"):
         raise ConfigError(f"{p}.prefix: must start with '/'")
@@ -799,6 +803,10 @@ def _route(i: int, r: Any, services: tuple[ServiceConfig, ...], base_dir: str) -
     elif backend == "http":
         if not target.startswith(("http://", "https://")):
             raise ConfigError(f"{p}.target: expected an http:// URL for backend = 'http'")
+    elif backend == "redirect":
+        # Its form and status are the redirect backend's to check (gateway.http.backends).
+        if not target:
+            raise ConfigError(f"{p}.target: a URL or path is required for backend = 'redirect'")
     else:
         if not target:
             raise ConfigError(f"{p}.target: a directory is required for backend = 'static'")
@@ -808,7 +816,10 @@ def _route(i: int, r: Any, services: tuple[ServiceConfig, ...], base_dir: str) -
     for key, on in rewrites.items():
         if on and backend != "http":
             raise ConfigError(f"{p}.{key}: only the http backend rewrites upstream URLs")
+    if r.get("status", 0) and backend != "redirect":
+        raise ConfigError(f"{p}.status: only the redirect backend has a status")
     return Route(prefix=prefix, backend=backend, service=service, target=target,
+                 status=_int(r, p, "status", 0, 0),
                  timeout_ms=_int(r, p, "timeout_ms", 10000, 1), strip_prefix=strip,
                  idle_timeout_ms=_int(r, p, "idle_timeout_ms", 60000, 1),
                  max_concurrency=_int(r, p, "max_concurrency", 0, 0),

@@ -1,73 +1,74 @@
-"""WSGI middleware: answer 503 at once for routes whose service the arbiter marked FATAL.
+"""Route guards: refuse requests at once for routes whose service the arbiter marked FATAL.
 
 The arbiter publishes service states in its state file
-(:mod:`gateway.arbiter.statefile`). In front of the HTTP front's app, this
-middleware finds the request's route (longest prefix) and its service, for
-``rpc`` mounts the first path segment below the prefix, and if that service
-is FATAL answers ``503`` with ``Retry-After`` without touching the backend::
+(:mod:`gateway.arbiter.statefile`). The composition root
+(:mod:`gateway.assemble`) puts one guard on each route that names a
+service, run after the front's one strict parse and one route match; for
+``rpc`` mounts without a service the service is the first path segment
+below the prefix. A FATAL service's request gets a ``503`` problem (with
+``Retry-After`` and the request id, as every problem) without touching the
+backend::
 
-    app = FatalGate(make_app(http_config), ServiceStates(state_file),
-                    [("/api/highlight", "rpc", ""), ("/", "wsgi", "legacy")])
+    fatal = FatalGuards(ServiceStates(state_file), {"/api": "api"}, frozenset({"/api/notes"}))
+    guards = fatal.guards(http_config.routes)          # prefix -> guard, for make_app
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
 
 from gateway.arbiter.statefile import ServiceStates
-from gateway.http.wsgitypes import StartResponse
+from gateway.http.config import Route
+from gateway.http.problems import Problem
+from gateway.http.routing import Match
 
-WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
+class FatalGuards:
+    """Builds the per-route FATAL guards of one front process."""
 
-class FatalGate:
-    """Wraps a WSGI app; FATAL services get an immediate problem+json 503."""
-
-    def __init__(self, app: WSGIApp, states: ServiceStates,
-                 routes: list[tuple[str, str, str]], retry_after: int = 5,
-                 migrated: frozenset[str] = frozenset()) -> None:
-        self.app = app
+    def __init__(self, states: ServiceStates, services: Mapping[str, str] | None = None,
+                 migrated: frozenset[str] = frozenset(), retry_after: int = 5) -> None:
         self.states = states
+        # prefix -> the supervised service behind it as ``[[routes]]`` names it (an http
+        # route's too, which the front's own route does not carry).
+        self.services = dict(services or {})
         # Route prefixes and rpc "service/method"s under migration: which service
         # answers depends on the migration's state, so the migration checks FATAL itself.
         self.migrated = migrated
-        # longest prefix first, so "/api/x" wins over "/api" and "/"
-        self.routes = sorted(routes, key=lambda r: len(r[0]), reverse=True)
         self.retry_after = retry_after
 
-    def service_for(self, path: str) -> str:
-        """The supervised service behind ``path``, or "" if none."""
-        for prefix, backend, service in self.routes:
-            base = prefix.rstrip("/")
-            if path == base or path.startswith(base + "/") or prefix == "/":
-                if prefix in self.migrated:
-                    return ""
-                if service:
-                    return service
-                if backend == "rpc":
-                    below = path[len(base):].strip("/")
-                    if below in self.migrated:
-                        return ""
-                    return below.split("/", 1)[0]
+    def service_for(self, route: Route, path_info: str) -> str:
+        """The supervised service behind a request below ``route``, or "" if none."""
+        if route.prefix in self.migrated:
+            return ""
+        service = self.services.get(route.prefix) or route.service
+        if service:
+            return service
+        if route.backend == "rpc":
+            below = path_info.strip("/")
+            if below in self.migrated:
                 return ""
+            return below.split("/", 1)[0]
         return ""
 
-    def fatal_path(self, path: str) -> bool:
-        """True when the service behind ``path`` is FATAL (the request gets the gate's 503)."""
-        service = self.service_for(path)
-        return bool(service) and self.states.fatal(service)
+    def for_route(self, route: Route) -> Callable[[Match], None] | None:
+        """The guard of ``route``, or None when no service can be behind it."""
+        named = self.services.get(route.prefix) or route.service
+        if route.prefix in self.migrated or not (named or route.backend == "rpc"):
+            return None
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        """Pass through unless the route's service is FATAL."""
-        service = self.service_for(environ.get("PATH_INFO", "") or "/")
-        if service and self.states.fatal(service):
-            body = json.dumps({"type": "about:blank", "title": "Service Unavailable",
-                               "status": 503, "code": "unavailable",
-                               "detail": f"service {service!r} is down (FATAL)"}).encode()
-            start_response("503 Service Unavailable", [
-                ("Content-Type", "application/problem+json"),
-                ("Content-Length", str(len(body))), ("Retry-After", str(self.retry_after))])
-            return [body]
-        return self.app(environ, start_response)
+        def guard(match: Match) -> None:
+            service = self.service_for(match.route, match.path_info)
+            if service and self.states.fatal(service):
+                raise Problem(503, f"service {service!r} is down (FATAL)", code="unavailable",
+                              headers=[("Retry-After", str(self.retry_after))])
+        return guard
+
+    def guards(self, routes: Iterable[Route]) -> dict[str, Callable[[Match], None]]:
+        """prefix -> guard for every route that can have a FATAL service behind it."""
+        out = {}
+        for route in routes:
+            guard = self.for_route(route)
+            if guard is not None:
+                out[route.prefix] = guard
+        return out

@@ -6,8 +6,9 @@ workers, pinned, problem+json parser errors) with two additions:
 * it serves the arbiter's (or systemd's, or supervisord's) listening socket,
   inherited as a descriptor, so a reload starts a new front on the same
   socket before the old one drains: no connection is refused meanwhile;
-* the app is wrapped in :class:`~gateway.arbiter.fatalgate.FatalGate`, so routes of
-  a FATAL service answer 503 at once;
+* the front is built by the composition root (:mod:`gateway.assemble`) with
+  :class:`~gateway.arbiter.fatalgate.FatalGuards`, so routes of a FATAL
+  service answer 503 at once, and with the configured migrations;
 * it measures requests and writes the access log (:mod:`gateway.metrics`) as
   ``[metrics]`` and ``[http] access_log`` say.
 
@@ -21,8 +22,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.arbiter.fatalgate import FatalGate
+from gateway.arbiter.fatalgate import FatalGuards
 from gateway.arbiter.statefile import ServiceStates
+from gateway.assemble import build_front
 from gateway.config import GatewayConfig
 from gateway.http.server import FrontServer, socket_from_fd
 from gateway.metrics.config import observability
@@ -34,12 +36,14 @@ class SupervisedFront(FrontServer):
     def __init__(self, config: GatewayConfig, http_config: Any, fd: int) -> None:
         self.gateway_config = config
         g = config.gateway
-        routes = [(r.prefix, r.backend, r.service) for r in config.routes]
+        # keyed as the front's routes are (no trailing slash)
+        services = {r.prefix.rstrip("/") or "/": r.service for r in config.routes if r.service}
         migrated = frozenset(m.target for m in config.migration_settings.migrations)
 
-        def gate(app: Any) -> Any:
-            return FatalGate(app, ServiceStates(config.state_file), routes, migrated=migrated)
+        def build(front_config: Any) -> Any:
+            fatal = FatalGuards(ServiceStates(config.state_file), services, migrated)
+            return build_front(front_config, fatal.guards(front_config.routes))
 
         super().__init__(http_config, socket_from_fd(fd), workers=g.workers, threads=g.threads,
-                         grace=max(1.0, g.stop_grace_s), wrap=gate)
+                         grace=max(1.0, g.stop_grace_s), build=build)
         self.observability = observability(config)

@@ -28,6 +28,8 @@ def http_config(cfg: GatewayConfig) -> Any:
                          rewrite_cookie_path=r.rewrite_cookie_path)
         elif r.backend == "static":
             route["directory"] = r.target
+        elif r.backend == "redirect":
+            route.update(target=r.target, status=r.status)
         elif r.backend in ("wsgi", "rpc"):
             # An rpc route with a service serves POST <prefix>/<method> of that one.
             route["service"] = r.service

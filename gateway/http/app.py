@@ -8,51 +8,47 @@
 
 Per request: request id -> limits (414, 431, 413, CL+TE 400) -> one strict
 reading of the path (400 on anything ambiguous) -> longest-prefix route ->
-backend. :class:`ProblemGuard` wraps all of it, so an unexpected exception
-becomes a 500 problem+json and never a traceback.
+the route's guards (handed in by :mod:`gateway.assemble`) -> backend, built
+from the registry (:mod:`gateway.http.backends`). A request prepared on the
+event loop already is not checked again. :class:`ProblemGuard` wraps all of
+it, so an unexpected exception becomes a 500 problem+json, never a traceback.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from werkzeug.exceptions import HTTPException
 
 from gateway.http import tracing
+from gateway.http.backends import REGISTRY, BackendSpec, Parts
 from gateway.http.bodies import check_framing, header_sizes
 from gateway.http.config import GatewayHttpConfig, Route
 from gateway.http.context import Call
-from gateway.http.forwarding import Forwarding, request_id
+from gateway.http.forwarding import request_id
 from gateway.http.paths import BadPath, parse_target
 from gateway.http.problems import Problem, from_protocol, reason, render
-from gateway.http.proxy import HttpBackend
-from gateway.http.routing import RouteTable
-from gateway.http.static import StaticBackend
-from gateway.http.wsgitypes import StartResponse
+from gateway.http.routing import Match, RouteTable
+from gateway.http.wsgitypes import Backend, BackendFactory, StartResponse, WsgiApp
 from protocol.errors import ProtocolError
 
 log = logging.getLogger(__name__)
 
-WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 INTERNAL = "/_gateway/"
 HEALTH = "/_gateway/health"
 BAR_JS = (Path(__file__).with_name("bar.js")).read_bytes()
 
 
-class Backend(Protocol):
-    """What every backend is: a callable from a checked request to a WSGI answer."""
-
-    def __call__(self, call: Call, start_response: StartResponse) -> Iterable[bytes]: ...
-
-
-BackendFactory = Callable[[Route], Backend]
 # (environ, start_response, path, request id) -> body: the admin API and dashboard
+# Route guards: a matched request -> None, or raise Problem to refuse it (FATAL services).
+Guard = Callable[[Match], None]
 AdminHandler = Callable[[dict[str, Any], StartResponse, str, str], Iterable[bytes]]
 
 
@@ -61,17 +57,21 @@ class GatewayApp:
 
     def __init__(self, config: GatewayHttpConfig,
                  factories: dict[str, BackendFactory] | None = None,
-                 openapi: dict[str, Any] | None = None, admin: AdminHandler | None = None) -> None:
+                 openapi: dict[str, Any] | None = None, admin: AdminHandler | None = None,
+                 parts: Parts | None = None, guards: dict[str, Guard] | None = None) -> None:
         self.config = config
+        # prefix -> guard, run after the one route match and before the backend
+        self.guards = guards or {}
         self.admin = admin
         self.limits = config.limits
         self.table = RouteTable(config.routes)
-        self.forwarding = Forwarding(config.trusted_proxies, config.via, config.preserve_host)
+        self.parts = parts or Parts(config)
+        self.forwarding = self.parts.forwarding
         self.allowed_hosts = config.allowed_hosts
+        # Every registered backend, built from the shared parts; ``factories``
+        # replaces some by name (the composition root's wrapped ones, tests' own).
         builders: dict[str, BackendFactory] = {
-            "http": lambda r: HttpBackend(r, self.limits, self.forwarding, config.pool_size),
-            "static": StaticBackend,
-        }
+            name: functools.partial(_build, spec, self.parts) for name, spec in REGISTRY.items()}
         builders.update(factories or {})
         self.backends: dict[str, Backend] = {}
         for route in config.routes:
@@ -99,11 +99,28 @@ class GatewayApp:
                 closer()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        call = self.prepare(environ)
+        # Prepared on the event loop already (admission, the fast path): checked once.
+        call = environ.get("gateway.call") or self.prepare(environ)
         if call is None:
             return self.internal(environ["gateway.path"], environ, start_response,
                                  environ["gateway.request_id"])
-        return self.backends[call.match.route.prefix](call, start_response)
+        prefix = call.match.route.prefix
+        guard = self.guards.get(prefix)
+        if guard is not None:
+            guard(call.match)
+        return self.backends[prefix](call, start_response)
+
+    def refuses(self, path: str) -> bool:
+        """True when a route guard refuses the (strictly read) ``path``: the fast path's hook."""
+        match = self.table.match(path)
+        guard = self.guards.get(match.route.prefix) if match is not None else None
+        if guard is None or match is None:
+            return False
+        try:
+            guard(match)
+        except Problem:
+            return True
+        return False
 
     def prepare(self, environ: dict[str, Any]) -> Call | None:
         """The checks every request passes, once: request id, limits, the strict path, the route.
@@ -136,7 +153,8 @@ class GatewayApp:
         if match is None:
             raise Problem(404, "no route matches this path", code="no_route")
         environ["gateway.route"] = match.route  # the metrics' and access log's labels
-        return Call(environ, rid, target, match)
+        call = environ["gateway.call"] = Call(environ, rid, target, match)
+        return call
 
     def check_limits(self, environ: dict[str, Any], raw: str) -> None:
         """414 on the request target ``raw``, 431, then :func:`check_framing` (400, 413)."""
@@ -168,6 +186,10 @@ class GatewayApp:
         start_response("200 OK", [("Content-Type", content_type),
                                   ("Content-Length", str(len(body))), ("X-Request-ID", rid)])
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+
+
+def _build(spec: BackendSpec, parts: Parts, route: Route) -> Backend:
+    return spec.build(route, parts)
 
 
 def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
@@ -309,10 +331,14 @@ class GuardedBody:
 
 def make_app(config: GatewayHttpConfig, factories: dict[str, BackendFactory] | None = None,
              openapi: dict[str, Any] | None = None,
-             admin: AdminHandler | None = None) -> ProblemGuard:
+             admin: AdminHandler | None = None, parts: Parts | None = None,
+             guards: dict[str, Guard] | None = None) -> ProblemGuard:
     """The complete front: :class:`GatewayApp` inside a :class:`ProblemGuard`.
 
-    ``factories`` adds or replaces backend builders by backend name (the
-    ``wsgi`` and ``rpc`` ones need a broker client; see :mod:`gateway.http.server`).
+    Every backend in :mod:`gateway.http.backends` is built from ``parts``
+    (one :class:`~gateway.http.backends.Parts` per process: the broker
+    client, contracts, forwarding); ``factories`` replaces builders by
+    backend name. ``guards`` (by route prefix) refuse requests before their backend runs.
     """
-    return ProblemGuard(GatewayApp(config, factories, openapi, admin), config.retry_after)
+    return ProblemGuard(GatewayApp(config, factories, openapi, admin, parts, guards),
+                        config.retry_after)

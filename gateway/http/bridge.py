@@ -2,8 +2,8 @@
 
 ::
 
-    factories = bridge_factories(config)      # {"wsgi": ..., "rpc": ...}, one Client per process
-    app = make_app(config, factories)
+    backend = WsgiBackend(route, client, limits, forwarding)   # see gateway.http.backends.wsgi
+    backend = RpcBackend(route, client, limits, contracts)     # see gateway.http.backends.rpc
 
 ``wsgi``: the request becomes an envelope of kind ``http`` (SPEC "HTTP over
 ZeroMQ"); a worker running :mod:`protocol.wsgi` answers ``http-response``
@@ -26,18 +26,16 @@ from collections.abc import Generator, Iterable, Iterator
 from typing import Any, cast
 
 from gateway.http import tracing
-from gateway.http.app import Backend, BackendFactory
 from gateway.http.bodies import request_body
-from gateway.http.config import GatewayHttpConfig, HttpLimits, Route
+from gateway.http.config import HttpLimits, Route
 from gateway.http.context import Call
 from gateway.http.forwarding import Forwarding
-from gateway.http.openapi import load_contracts
 from gateway.http.problems import Problem
 from gateway.http.wsgitypes import StartResponse
 from protocol import codec
 from protocol import errors as perrors
 from protocol.client import Client
-from protocol.contract import SPEC_DIR, Contract
+from protocol.contract import Contract
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -176,7 +174,7 @@ class RpcBackend:
         self.limits = limits
         self.contracts = contracts
         self.timeout = route.timeout or limits.timeout
-        # (service, method) -> gateway.migration.rpc.MigratedMethod
+        # (service, method) -> a migrated method's wrapper (the composition root's)
         self.methods = methods or {}
 
     def target(self, path_info: str) -> tuple[str, str]:
@@ -251,34 +249,3 @@ def rpc_params(raw: bytes) -> Any:
     if not raw:
         return None
     return codec.loads(raw, (), "body")
-
-
-def bridge_factories(config: GatewayHttpConfig, client: Client | None = None,
-                     migrations: Any = None) -> dict[str, BackendFactory]:
-    """Backend factories for ``wsgi`` and ``rpc`` sharing one broker client.
-
-    ``migrations`` (a :class:`gateway.migration.router.Migrations`) turns on
-    the rpc method migrations it configures.
-    """
-    shared = client or Client(config.broker, timeout=config.limits.timeout)
-    forwarding = Forwarding(config.trusted_proxies, config.via, config.preserve_host)
-    contracts = load_contracts(config.contracts_dir or SPEC_DIR)
-    settings = config.migration
-    for m in settings.migrations if settings is not None else ():
-        # The py3 port of an rpc migration answers to its py2 service's contract,
-        # also when a client names the port itself.
-        if m.kind == "rpc" and m.rpc_service in contracts:
-            contracts.setdefault(m.py3, contracts[m.rpc_service])
-    methods: dict[tuple[str, str], Any] = {}
-    if migrations is not None:
-        from gateway.migration.wiring import migrated_methods
-        methods = migrated_methods(migrations, contracts)
-
-    def wsgi(route: Route) -> Backend:
-        return WsgiBackend(route, shared, config.limits, forwarding)
-
-    def rpc(route: Route) -> Backend:
-        return RpcBackend(route, shared, config.limits, contracts, methods,
-                          config.rpc_services)
-
-    return {"wsgi": wsgi, "rpc": rpc}

@@ -6,7 +6,7 @@ with JSON Schemas for params and result. Each method becomes one POST
 operation whose bodies use the JSON-only view (bytes as ``{"$bytes": base64}``)::
 
     contracts = load_contracts("protocol/spec")
-    doc = build_openapi(config, contracts)   # served at /_gateway/openapi.json
+    paths = rpc_operations(route, contracts) # one rpc route's part of /_gateway/openapi.json
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.errors import ConfigError
-from gateway.http.config import GatewayHttpConfig
+from gateway.http.config import Route
 from protocol import contract as contract_files
-from protocol.contract import SPEC_DIR, Contract
+from protocol.contract import Contract
 from protocol.errors import ProtocolError
 
 BYTES_SCHEMA: dict[str, Any] = {
@@ -93,32 +93,25 @@ def json_view(schema: Any, root: Mapping[str, Any] | None = None, depth: int = 0
     return out
 
 
-def rpc_paths(config: GatewayHttpConfig,
+def rpc_paths(route: Route,
               contracts: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
-    """Every rpc URL path -> (service, method) that the rpc routes serve."""
+    """Every URL path -> (service, method) that one rpc route serves."""
     out: dict[str, tuple[str, str]] = {}
-    for route in config.routes:
-        if route.backend != "rpc":
+    base = route.script_name
+    for service, contract in sorted(contracts.items()):
+        if route.service and route.service != service:
             continue
-        base = route.script_name
-        for service, contract in sorted(contracts.items()):
-            if route.service and route.service != service:
-                continue
-            for method in sorted(contract["methods"]):
-                path = f"{base}/{method}" if route.service else f"{base}/{service}/{method}"
-                out[path] = (service, method)
+        for method in sorted(contract["methods"]):
+            path = f"{base}/{method}" if route.service else f"{base}/{service}/{method}"
+            out[path] = (service, method)
     return out
 
 
-def build_openapi(config: GatewayHttpConfig,
-                  contracts: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the rpc routes of ``config``."""
-    if contracts is None:
-        loaded = load_contracts(config.contracts_dir or SPEC_DIR)
-        contracts = {name: c.data for name, c in loaded.items()}
+def rpc_operations(route: Route, contracts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The OpenAPI ``paths`` of one rpc route: a POST operation per contracted method."""
     problem = {"content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}}
     paths: dict[str, Any] = {}
-    for path, (service, method) in rpc_paths(config, contracts).items():
+    for path, (service, method) in rpc_paths(route, contracts).items():
         contract = contracts[service]
         spec = contract["methods"][method]
         responses: dict[str, Any] = {
@@ -137,8 +130,4 @@ def build_openapi(config: GatewayHttpConfig,
             "x-idempotent": bool(spec.get("idempotent", False)),
             "x-shadow-safe": bool(spec.get("shadow_safe", False)),
         }}
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "gateway rpc", "version": "1"},
-        "paths": paths,
-    }
+    return paths

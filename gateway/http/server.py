@@ -41,20 +41,20 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.http.admission import Admission
-from gateway.http.app import BackendFactory, GatewayApp, ProblemGuard, make_app
+from gateway.http.app import GatewayApp, ProblemGuard, make_app
 from gateway.http.asgi import WsgiBridge
+from gateway.http.backends import build_openapi
 from gateway.http.config import GatewayHttpConfig
 from gateway.http.disconnect import KEY as DISCONNECT
 from gateway.http.disconnect import Disconnect
 from gateway.http.fastpath import FastWsgi
-from gateway.http.openapi import build_openapi
 from gateway.http.problems import Problem, error_page
 from gateway.http.tracing import install_log_context
 
@@ -64,25 +64,11 @@ log = logging.getLogger(__name__)
 def build_app(config: GatewayHttpConfig) -> ProblemGuard:
     """The WSGI front with every backend its routes need (broker client made here, per process).
 
-    With ``config.migration``, migrated routes and methods are wrapped
-    (:mod:`gateway.migration.wiring`) and the admin API and dashboard are
-    served under ``/_gateway/``.
+    Routes and backends only; the composition root (:mod:`gateway.assemble`)
+    adds the FATAL guards and migrations, and is what a :class:`FrontServer`
+    is given as ``build`` to serve them.
     """
-    factories: dict[str, BackendFactory] = {}
-    migrations = admin = None
-    if config.migration is not None:
-        from gateway.migration.admin import AdminApi
-        from gateway.migration.router import Migrations
-        migrations = Migrations(config.migration, broker=config.broker,
-                                contracts_dir=config.contracts_dir)
-        admin = AdminApi(migrations, config)
-    if any(r.backend in ("wsgi", "rpc") for r in config.routes):
-        from gateway.http.bridge import bridge_factories
-        factories = bridge_factories(config, migrations=migrations)
-    if migrations is not None:
-        from gateway.migration.wiring import migrating_factories
-        factories = migrating_factories(config, factories, migrations)
-    return make_app(config, factories, build_openapi(config), admin=admin)
+    return make_app(config, openapi=build_openapi(config))
 
 
 def pin_worker(worker_age: int, cpus: Sequence[int] | None = None) -> int | None:
@@ -398,8 +384,12 @@ class FrontServer:
 
     def __init__(self, config: GatewayHttpConfig, sock: socket.socket, workers: int = 2,
                  threads: int = 8, grace: float = 10.0, keepalive: int = 5,
-                 wrap: Any = None, app_factory: Any = None) -> None:
+                 wrap: Any = None, app_factory: Any = None,
+                 build: Callable[[GatewayHttpConfig], ProblemGuard] = build_app) -> None:
         self.config = config
+        # build(config) -> the WSGI front of one worker (gateway.assemble.build_front for
+        # the supervised front: FATAL guards and migrations).
+        self.build = build
         # app_factory() -> ASGI app: serve something other than the front (the
         # benchmarks' floors run on exactly this server that way).
         self.app_factory = app_factory
@@ -408,7 +398,7 @@ class FrontServer:
         self.threads = max(1, threads)
         self.grace = grace
         self.keepalive = keepalive
-        # wrap(wsgi_app) -> wsgi_app: the arbiter's FATAL gate goes around the front here.
+        # wrap(wsgi_app) -> wsgi_app: middleware around the whole front.
         self.wrap = wrap
         self.children: dict[int, int] = {}   # pid -> worker number (1-based)
         self.stopping = False
@@ -500,13 +490,14 @@ class FrontServer:
         with plain ``wsgi`` routes served on the event loop (:mod:`gateway.http.fastpath`)."""
         if self.app_factory is not None:
             return self.app_factory()
-        guard = build_app(self.config)
+        guard = self.build(self.config)
         app: Any = guard if self.wrap is None else self.wrap(guard)
         fast = None
         gateway = cast(GatewayApp, guard.app)
         if self.config.broker and any(r.backend == "wsgi" for r in self.config.routes):
-            fast = FastWsgi(gateway, self.config.broker,
-                            self.config.retry_after, fatal=getattr(app, "fatal_path", None))
+            # A route its guard refuses is left to the WSGI front, which answers the problem.
+            fast = FastWsgi(gateway, self.config.broker, self.config.retry_after,
+                            fatal=gateway.refuses if gateway.guards else None)
         admission = Admission(self.config.routes, self.config.retry_after)
         bridge = WsgiBridge(app, threads=self.threads, fast=fast, gateway=gateway,
                             admission=admission, chunked_cap=self.config.limits.max_body)

@@ -45,7 +45,7 @@ from gateway.arbiter.statefile import ServiceStates
 from gateway.http.bodies import parse_length, request_body
 from gateway.http.context import Call
 from gateway.http.problems import Problem
-from gateway.http.wsgitypes import StartResponse
+from gateway.http.wsgitypes import Backend, StartResponse
 from gateway.migration import compare, samples
 from gateway.migration.background import Recorder, ShadowPool, ensure_token
 from gateway.migration.brokersplits import ServiceMigrations
@@ -56,7 +56,6 @@ from protocol import errors as perrors
 
 log = logging.getLogger(__name__)
 
-Backend = Callable[[Call, StartResponse], Iterable[bytes]]
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 COOKIE = "gw_canary"
 OTHER = {"py2": "py3", "py3": "py2"}

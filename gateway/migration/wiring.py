@@ -1,45 +1,43 @@
-"""Plugging migrations into the HTTP front's backend factories.
+"""Migrations as per-route wrappers: what the composition root puts around backends.
 
 ::
 
     migrations = Migrations(config.migration, broker=config.broker)   # per front process
-    factories = bridge_factories(config, migrations=migrations)   # rpc: migrated_methods(...)
-    factories = migrating_factories(config, factories, migrations)
-    app = make_app(config, factories, openapi, admin=AdminApi(migrations, config))
+    parts.methods.update(migrated_methods(migrations, parts.contracts))   # rpc methods
+    factories = migrating_factories(config, parts, migrations)           # http and wsgi routes
+    app = make_app(config, factories, openapi, admin=AdminApi(migrations, config), parts=parts)
 
-A migrated ``wsgi`` route gets four backends from the same factory: the
-route's own service (py2), the port's service (py3), and both again with
-``shadow_timeout_ms`` as their timeout for shadow copies. An ``http`` route
-does the same with the port's URL. Routes without a migration are built as
-before.
+A migrated ``wsgi`` route gets four backends from its registered factory
+(:mod:`gateway.http.backends`): the route's own service (py2), the port's
+service (py3), and both again with ``shadow_timeout_ms`` as their timeout
+for shadow copies. An ``http`` route does the same with the port's URL.
+Routes without a migration are built as before. A migrated rpc method is a
+wrapper the rpc backend calls instead of the broker.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from gateway.http.backends import REGISTRY, Parts
 from gateway.http.config import GatewayHttpConfig, Route
-from gateway.http.forwarding import Forwarding
-from gateway.http.proxy import HttpBackend
+from gateway.http.wsgitypes import Backend, BackendFactory
 from gateway.migration.router import Migrations
-
-if TYPE_CHECKING:
-    from gateway.http.app import Backend, BackendFactory
+from gateway.migration.rpc import MigratedMethod
 
 
-def migrating_factories(config: GatewayHttpConfig, factories: dict[str, BackendFactory],
+def migrating_factories(config: GatewayHttpConfig, parts: Parts,
                         migrations: Migrations) -> dict[str, BackendFactory]:
-    """``factories`` (plus ``http``) with migrated routes wrapped; others unchanged."""
-    forwarding = Forwarding(config.trusted_proxies, config.via, config.preserve_host)
-    base: dict[str, BackendFactory] = {
-        "http": lambda r: HttpBackend(r, config.limits, forwarding, config.pool_size),
-        **factories}
+    """Factories for the ``http`` and ``wsgi`` backends that wrap migrated routes."""
     by_prefix = {m.route: m for m in migrations.settings.migrations if m.kind == "route"}
-    out = dict(factories)
+    out: dict[str, BackendFactory] = {}
 
     def wrap(kind: str) -> BackendFactory:
-        inner = base[kind]
+        spec = REGISTRY[kind]
+
+        def inner(route: Route) -> Backend:
+            return spec.build(route, parts)
 
         def build(route: Route) -> Backend:
             m = by_prefix.get(route.prefix)
@@ -56,15 +54,13 @@ def migrating_factories(config: GatewayHttpConfig, factories: dict[str, BackendF
         return build
 
     for kind in ("http", "wsgi"):
-        if kind in base:
-            out[kind] = wrap(kind)
+        out[kind] = wrap(kind)
     return out
 
 
 def migrated_methods(migrations: Migrations, contracts: dict[str, Any]) -> dict[tuple[str, str],
                                                                                 Any]:
     """(service, method) -> :class:`~gateway.migration.rpc.MigratedMethod` for rpc migrations."""
-    from gateway.migration.rpc import MigratedMethod
     out: dict[tuple[str, str], Any] = {}
     for m in migrations.settings.migrations:
         if m.kind != "rpc":

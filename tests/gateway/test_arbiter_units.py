@@ -1,4 +1,7 @@
-"""The arbiter's pure parts: policies, states, plan, logs, state file, FATAL gate, sockets."""
+"""The arbiter's pure parts: policies, states, plan, logs, state file, sockets.
+
+The FATAL guards are in test_fatal_guards.py.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ import socket
 
 import pytest
 
-from gateway.arbiter.fatalgate import FatalGate
 from gateway.arbiter.logs import LineBuffer, LogSink
 from gateway.arbiter.plan import CODE_ROOT, build
 from gateway.arbiter.policy import Backoff, StartLimit
@@ -112,32 +114,6 @@ def test_state_file_round_trip(tmp_path):
     assert states.fatal("x") and not states.fatal("y") and states.state("z") is None
     write_state(path, {"x": {"state": "READY"}}, arbiter_pid=1)
     assert not states.fatal("x")
-
-
-def test_fatal_gate_answers_503_only_for_fatal_services(tmp_path):
-    path = str(tmp_path / "state.json")
-    write_state(path, {"hl": {"state": "FATAL"}, "legacy": {"state": "READY"}}, 1)
-    calls = []
-
-    def app(environ, start_response):
-        calls.append(environ["PATH_INFO"])
-        start_response("200 OK", [])
-        return [b"ok"]
-
-    gate = FatalGate(app, ServiceStates(path),
-                     [("/api", "rpc", ""), ("/", "wsgi", "legacy"), ("/hl", "wsgi", "hl")])
-    seen = []
-
-    def start_response(status, headers):
-        seen.append((status, dict(headers)))
-
-    assert b"".join(gate({"PATH_INFO": "/api/hl/render"}, start_response)).startswith(b"{")
-    assert seen[-1][0].startswith("503") and seen[-1][1]["Retry-After"]
-    gate({"PATH_INFO": "/hl"}, start_response)
-    assert seen[-1][0].startswith("503")
-    gate({"PATH_INFO": "/api/other/m"}, start_response)
-    gate({"PATH_INFO": "/hlx"}, start_response)
-    assert seen[-1][0] == "200 OK" and calls == ["/api/other/m", "/hlx"]
 
 
 def test_socket_pool_binds_once_and_takes_systemd_fds():

@@ -10,9 +10,9 @@ import pytest
 from werkzeug.test import Client
 
 from gateway.http.app import make_app
+from gateway.http.backends import build_openapi
 from gateway.http.config import GatewayHttpConfig, HttpLimits, Route
 from gateway.http.context import Call
-from gateway.http.openapi import build_openapi
 from protocol import errors as perrors
 
 StartResponse = Callable[..., Any]

@@ -167,18 +167,6 @@ def test_only_the_gateway_marks_shadow_copies_and_pins_never_travel():
     assert ("X-Shadow", "1") in fwd.request_headers(copy, "rid.shadow")
 
 
-def test_the_fatal_gate_leaves_migrated_targets_to_the_migration(tmp_path):
-    from gateway.arbiter.fatalgate import FatalGate
-    from gateway.arbiter.statefile import ServiceStates
-    gate = FatalGate(lambda e, s: [], ServiceStates(str(tmp_path / "state.json")),
-                     [("/api/notes", "wsgi", "notes"), ("/rpc", "rpc", ""), ("/", "wsgi", "x")],
-                     migrated=frozenset({"/api/notes", "htmldiff/diff"}))
-    assert gate.service_for("/api/notes/1") == ""
-    assert gate.service_for("/rpc/htmldiff/diff") == ""
-    assert gate.service_for("/rpc/htmldiff/other") == "htmldiff"
-    assert gate.service_for("/page") == "x"
-
-
 def test_a_migration_answers_503_at_once_when_its_chosen_side_is_fatal(tmp_path):
     from gateway.arbiter.statefile import write_state
     from gateway.migration.router import Migrations

@@ -1,0 +1,50 @@
+"""The composition root: the one place the front is put together from its parts.
+
+::
+
+    app = build_front(http_config)                                  # routes and backends only
+    fatal = FatalGuards(ServiceStates(state_file), services, migrated)  # gateway.arbiter
+    app = build_front(http_config, fatal.guards(http_config.routes))
+
+Per request the front does one strict parse and one route match
+(:class:`gateway.http.app.GatewayApp`), then the route's wrappers, each
+applied here and nowhere else:
+
+* service health: the guards handed in (the arbiter's
+  :class:`~gateway.arbiter.fatalgate.FatalGuards`, one on each route with a
+  supervised service) answer 503 while its service is FATAL;
+* migration: migrated ``http`` and ``wsgi`` routes get their backends
+  wrapped, migrated rpc methods a wrapper the rpc backend calls
+  (:mod:`gateway.migration.wiring`), and ``/_gateway/`` serves the admin API.
+
+Every refusal is a :class:`~gateway.http.problems.Problem`, so it carries a
+request id like any other. :mod:`gateway.http` imports neither migration nor
+the arbiter: they are handed in from here. This module sits above http and
+migration and below the arbiter, whose front hands its guards in.
+"""
+
+from __future__ import annotations
+
+from gateway.http.app import Guard, ProblemGuard, make_app
+from gateway.http.backends import Parts, build_openapi
+from gateway.http.config import GatewayHttpConfig
+from gateway.migration.admin import AdminApi
+from gateway.migration.router import Migrations
+from gateway.migration.wiring import migrated_methods, migrating_factories
+
+
+def build_front(config: GatewayHttpConfig,
+                guards: dict[str, Guard] | None = None) -> ProblemGuard:
+    """The WSGI front of one process (broker client, contracts and forwarding made once here)."""
+    parts = Parts(config)
+    factories = {}
+    admin = None
+    if config.migration is not None:
+        migrations = Migrations(config.migration, broker=config.broker,
+                                contracts_dir=config.contracts_dir)
+        admin = AdminApi(migrations, config)
+        if any(m.kind == "rpc" for m in config.migration.migrations):
+            parts.methods.update(migrated_methods(migrations, parts.contracts))
+        factories = migrating_factories(config, parts, migrations)
+    return make_app(config, factories, build_openapi(config), admin=admin, parts=parts,
+                    guards=guards)

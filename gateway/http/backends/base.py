@@ -1,0 +1,94 @@
+"""What a backend module declares, and the shared parts backends are built from.
+
+::
+
+    SPEC = BackendSpec("static", keys=("directory",), validate=check, build=build)
+    backend = SPEC.build(route, Parts(config))     # a Backend: (call, start_response) -> body
+
+A backend module (one file per backend in this package) owns its route
+keys, their validation (:class:`~gateway.errors.ConfigError` naming the
+key), its factory and its OpenAPI contribution; :mod:`gateway.http.backends`
+maps names to these specs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gateway.http import openapi
+from gateway.http.forwarding import Forwarding
+from gateway.http.wsgitypes import Backend
+from protocol.client import Client
+from protocol.contract import SPEC_DIR, Contract
+
+if TYPE_CHECKING:
+    from gateway.http.config import GatewayHttpConfig, Route
+
+Contracts = Mapping[str, Mapping[str, Any]]
+
+
+def _no_paths(route: Route, contracts: Contracts) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One backend: its name, route keys, validation, factory and OpenAPI paths.
+
+    ``keys`` are the :class:`~gateway.http.config.Route` fields the backend
+    reads beyond the common ones (prefix, timeouts, admission).
+    ``validate(route, where)`` raises ConfigError and may normalise the
+    route's own fields; ``build(route, parts)`` returns the backend;
+    ``openapi(route, contracts)`` returns the OpenAPI ``paths`` it serves.
+    ``broker`` says the backend talks to the broker (``http.broker`` needed).
+    """
+
+    name: str
+    keys: tuple[str, ...]
+    validate: Callable[[Route, str], None]
+    build: Callable[[Route, Parts], Backend]
+    openapi: Callable[[Route, Contracts], dict[str, Any]] = _no_paths
+    broker: bool = False
+
+
+class Parts:
+    """What the backends of one front process share: made once, handed to every factory.
+
+    ``forwarding`` is built here once; the broker ``client`` and the rpc
+    ``contracts`` are made on first use, so a front without broker routes
+    never opens a socket or reads a contract. ``methods`` maps
+    ``(service, method)`` to a wrapper with ``call(client, call, params,
+    **kw)`` (the composition root's rpc migrations).
+    """
+
+    def __init__(self, config: GatewayHttpConfig, client: Client | None = None,
+                 methods: dict[tuple[str, str], Any] | None = None) -> None:
+        self.config = config
+        self.limits = config.limits
+        self.forwarding = Forwarding(config.trusted_proxies, config.via, config.preserve_host)
+        self.methods = methods if methods is not None else {}
+        self._client = client
+        self._contracts: dict[str, Contract] | None = None
+
+    @property
+    def client(self) -> Client:
+        """The one broker client of this process."""
+        if self._client is None:
+            self._client = Client(self.config.broker, timeout=self.config.limits.timeout)
+        return self._client
+
+    @property
+    def contracts(self) -> dict[str, Contract]:
+        """The service contracts, by service (the rpc checks and the OpenAPI document)."""
+        if self._contracts is None:
+            contracts = openapi.load_contracts(self.config.contracts_dir or SPEC_DIR)
+            settings = self.config.migration
+            for m in settings.migrations if settings is not None else ():
+                # The py3 port of an rpc migration answers to its py2 service's contract,
+                # also when a client names the port itself.
+                if m.kind == "rpc" and m.rpc_service in contracts:
+                    contracts.setdefault(m.py3, contracts[m.rpc_service])
+            self._contracts = contracts
+        return self._contracts
