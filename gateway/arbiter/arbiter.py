@@ -27,15 +27,14 @@ at once, SIGHUP reloads the config (like ``gateway reload``).
 from __future__ import annotations
 
 import os
-import selectors
 import signal
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
 from gateway.arbiter import control, handlers
 from gateway.arbiter.child import Child
+from gateway.arbiter.events import Events
 from gateway.arbiter.guard import Guard
 from gateway.arbiter.logs import LogSink
 from gateway.arbiter.plan import CODE_ROOT, Program, build
@@ -73,9 +72,10 @@ class Arbiter:
         self.stopping = False
         self.quick = False
         self.started = time.monotonic()
-        self.selector = selectors.DefaultSelector()
+        self.events = Events()
         # The broker endpoint cannot change on reload (see rollout.FIXED).
-        self.readiness = Readiness(config.broker.endpoint, log=self.log, wake=self.wake)
+        self.readiness = Readiness(config.broker.endpoint, log=self.log,
+                                   wake=self.events.wake)
         self.versions: dict[str, str] = {}
         self.guard: Guard | None = None
         self.rollouts = Rollouts(self, on_replaced=self.replaced)
@@ -130,15 +130,8 @@ class Arbiter:
                                  f"address") from None
         os.makedirs(run_dir, mode=0o700, exist_ok=True)
         self.control = control.listen(self.config.control_socket)
-        self.selector.register(self.control, selectors.EVENT_READ, ("control", None))
         self.notify_path = os.path.join(run_dir, "notify.sock")
-        notify = self.readiness.listen(self.notify_path)
-        self.selector.register(notify, selectors.EVENT_READ, ("notify", None))
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(self.wake_w, False)
-        self.selector.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
-        signal.set_wakeup_fd(self.wake_w)
+        self.events.open(self.control, self.readiness.listen(self.notify_path))
         for sig in self.SIGNALS:
             signal.signal(sig, self.signal)
         self.guard = Guard.start(self.python3, grace=2.0, cwd=self.config.base_dir,
@@ -154,7 +147,7 @@ class Arbiter:
 
     def teardown(self) -> None:
         """Close what ``setup`` opened; say goodbye to the guard."""
-        signal.set_wakeup_fd(-1)
+        self.events.close()
         for sig in self.SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
         self.rollouts.close("the arbiter is stopping")
@@ -169,8 +162,6 @@ class Arbiter:
                 pass
         self.control.close()
         self.sockets.close()
-        os.close(self.wake_r)
-        os.close(self.wake_w)
         self.log("arbiter stopped")
 
     def log(self, line: str) -> None:
@@ -274,12 +265,7 @@ class Arbiter:
             # Inside the try: a socket that cannot be bound is a failed start of this
             # program (backoff, then FATAL), not an error that takes the estate down.
             if p.listen:
-                sock = self.sockets.get(p.listen)
-                fd = sock.fileno()
-                port = sock.getsockname()[1] if sock.family != socket.AF_UNIX else 0
-                argv = [a.replace("{fd}", str(fd)).replace("{port}", str(port)) for a in argv]
-                env["GATEWAY_LISTEN_FD"] = str(fd)
-                fds = (fd,)
+                argv, fds = self.sockets.hand_over(p.listen, argv, env)
             child = Child.spawn(argv, env, p.cwd, pass_fds=fds)
         except SpawnError as exc:
             self.log(f"{replica.label}: {exc}")
@@ -289,9 +275,7 @@ class Arbiter:
         assert self.guard is not None
         self.guard.watch(child.pgid)
         replica.spawned(child, now)
-        fd_out = child.output_fd
-        if fd_out is not None:
-            self.selector.register(fd_out, selectors.EVENT_READ, ("output", replica))
+        self.events.watch_output(replica)
         self.log(f"{replica.label}: started pid {child.pid}")
 
     def spawn_replicas(self) -> None:
@@ -374,29 +358,13 @@ class Arbiter:
 
     def sleep(self) -> None:
         """Wait for output, a control request, a notice or a signal, at most one tick."""
-        for key, _ in self.selector.select(TICK):
-            what, obj = key.data
-            if what == "wake":
-                try:
-                    while os.read(self.wake_r, 512):
-                        pass
-                except BlockingIOError:
-                    pass
-            elif what == "output":
+        for what, obj in self.events.wait(TICK):
+            if what == "output":
                 self.drain_output(obj, final=False)
             elif what == "notify":
                 self.readiness.read_notices()
-            elif what == "control":
-                self.accept_control()
-            elif what == "conn":
-                self.serve_control(obj)
-
-    def wake(self) -> None:
-        """Make the main loop's ``sleep`` return now (safe from any thread)."""
-        try:
-            os.write(self.wake_w, b"\0")
-        except OSError:  # full (a wake-up is pending anyway) or closed at teardown
-            pass
+            elif what == "request":
+                handlers.dispatch(self, *obj)
 
     def drain_output(self, r: Replica, final: bool) -> None:
         """Copy the replica's available output to the log sink."""
@@ -408,7 +376,7 @@ class Arbiter:
             if data is None:
                 break
             if data == b"":
-                self.unregister_output(child)
+                self.events.unwatch_output(child)
                 lines = r.output.flush()
             else:
                 lines = r.output.feed(data)
@@ -416,41 +384,6 @@ class Arbiter:
                 self.sink.emit(r.label, child.pid, line)
             if data == b"" or not final:
                 break
-
-    def unregister_output(self, child: Child) -> None:
-        """Stop watching a child's output pipe and close it."""
-        fd = child.output_fd
-        if fd is not None:
-            try:
-                self.selector.unregister(fd)
-            except (KeyError, ValueError):
-                pass
-        child.close_output()
-
-    def accept_control(self) -> None:
-        """Accept a CLI connection on the control socket."""
-        try:
-            sock, _ = self.control.accept()
-        except BlockingIOError:
-            return
-        sock.setblocking(False)
-        conn = control.Connection(sock)
-        self.selector.register(sock, selectors.EVENT_READ, ("conn", conn))
-
-    def serve_control(self, conn: control.Connection) -> None:
-        """Read a control request and run its handler (a reload answers once done)."""
-        try:
-            request = conn.read_request()
-        except BlockingIOError:
-            return
-        except (EOFError, OSError, ValueError) as exc:
-            self.selector.unregister(conn.sock)
-            conn.reply(False, f"bad request: {exc}")
-            return
-        if request is None:
-            return
-        self.selector.unregister(conn.sock)
-        handlers.dispatch(self, conn, request)
 
     def status(self) -> dict[str, Any]:
         """The status document: arbiter, programs and their replicas, routes."""

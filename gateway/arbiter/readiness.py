@@ -1,7 +1,7 @@
 """Readiness of STARTING replicas: sd_notify notices and probes run off the main loop.
 
 The arbiter owns one :class:`Readiness`. Replicas announce ``READY=1`` (and
-gunicorn-style hosts ``WORKER_READY=1`` per worker process) on the datagram
+the HTTP front ``WORKER_READY=1`` per process it runs) on the datagram
 socket ``NOTIFY_SOCKET``; the other checks (broker ``mmi.service``, http, tcp)
 run in a small thread pool so that a slow probe never stalls supervision::
 
@@ -93,7 +93,7 @@ class Readiness:
         registrations that the broker reports.
         """
         if r.program.ready == "notify":
-            return self.notices.get(pid, 0) >= 1 + r.program.workers
+            return self.notices.get(pid, 0) >= 1 + r.program.front_processes
         return r.program.ready == "broker" and self.notices.get(pid, 0) >= 1
 
     def settle(self, unit: Unit, r: Replica, now: float) -> None:
@@ -157,5 +157,5 @@ class Readiness:
     def check_for(self, p: Program) -> Check:
         """The readiness check of program ``p``."""
         if p.ready == "notify":
-            return NotifyCheck(self.notices, p.workers)
+            return NotifyCheck(self.notices, p.front_processes)
         return make_check(p.ready, broker=self.broker, service=p.service)
