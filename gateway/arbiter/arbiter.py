@@ -388,15 +388,10 @@ class Arbiter:
     def status(self) -> dict[str, Any]:
         """The status document: arbiter, programs and their replicas, routes."""
         now = time.monotonic()
-        cfg = self.config
-        return status_document(cfg, self.units, {
+        return status_document(self.config, self.units, {
             "pid": os.getpid(), "uptime_s": round(now - self.started, 3),
             "guard_pid": self.guard.pid if self.guard else None,
-            "config": self.config_source, "run_dir": cfg.gateway.run_dir,
-            "listen": cfg.gateway.listen, "broker": cfg.broker.endpoint,
-            # What services get as GATEWAY_REDIS_URL ("" when no Redis is used).
-            "redis": cfg.redis_url if (cfg.redis.url or cfg.wants_private_redis) else "",
-            "state_file": cfg.state_file, "stopping": self.stopping,
+            "config": self.config_source, "stopping": self.stopping,
             "write_errors": self.writes.describe(),
             "log_lines_dropped": self.sink.dropped}, self.versions, now)
 

@@ -325,3 +325,18 @@ def test_control_handlers_table(request_, ok, result, calls):
     assert reply == ({"ok": True, "result": result} if ok else {"ok": False, "error": result})
     assert sup.calls == calls
     assert set(handlers.HANDLERS) == {"status", "stop", "reload"}
+
+
+def test_status_document_fills_in_the_config_and_the_routes_states(tmp_path):
+    from gateway.arbiter.statusdoc import status_document
+
+    cfg = parse(BASE + '[[routes]]\nprefix = "/a"\nbackend = "http"\n'
+                'target = "http://127.0.0.1:1"\nservice = "a"\n', base_dir=str(tmp_path))
+    units = [Unit(p) for p in build(cfg, sys.executable)]
+    doc = status_document(cfg, units, {"pid": 1}, {}, 0.0)
+    assert doc["arbiter"]["pid"] == 1 and doc["arbiter"]["run_dir"] == cfg.gateway.run_dir
+    assert doc["arbiter"]["redis"] == "" and doc["arbiter"]["state_file"] == cfg.state_file
+    assert [p["name"] for p in doc["programs"]] == ["a"]
+    assert [r["state"] for r in doc["routes"]] == ["down"]
+    units[0].give_up(0.0)
+    assert status_document(cfg, units, {}, {}, 0.0)["routes"][0]["state"] == "fatal"
