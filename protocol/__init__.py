@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 from protocol.client import Client
 from protocol.codec import Bytes, Envelope, decode, encode
+from protocol.context import current
 from protocol.errors import (
     EnvelopeError,
     InvalidParams,
@@ -25,7 +26,7 @@ from protocol.errors import (
     WorkerLost,
 )
 from protocol.events import Publisher, Subscriber
-from protocol.worker import Worker, current
+from protocol.worker import Worker
 
 __version__ = "0.1.0"
 

@@ -8,15 +8,17 @@
         --curve-server-key keys/broker.key --curve-secret keys/w2.key_secret \
         --service calc mymod:TABLE      # every broker of a multi-host estate (SPEC 2.15)
 
-The same as ``python -m protocol.worker`` and ``python -m protocol.wsgi``, but
-each host module is imported once, as itself: ``-m protocol.worker`` makes
-runpy execute a second copy of a module that importing the package has
-already loaded (and warn about it), so a handler that imports
-``protocol.worker`` would see another ``current()`` than the one serving it.
+The same as ``python -m protocol.worker`` and ``python -m protocol.wsgi`` (which
+hand over to this entry), but each host module is imported once, as itself:
+``-m protocol.worker`` makes runpy execute a second copy of a module that
+importing the package has already loaded (and warn about it).
 """
 from __future__ import absolute_import, division, print_function
 
 import sys
+
+from protocol.multiworker import worker_main
+from protocol.wsgi import main as wsgi_main
 
 HOSTS = ("worker", "wsgi")
 
@@ -29,10 +31,7 @@ def main(argv=None):
         sys.stderr.write("usage: python -m protocol {worker|wsgi} --broker ENDPOINT[,...] "
                          "--service NAME module:TARGET\n")
         return 2
-    if args[0] == "worker":
-        from protocol.worker import main as run
-    else:
-        from protocol.wsgi import main as run
+    run = worker_main if args[0] == "worker" else wsgi_main
     return run(args[1:])
 
 

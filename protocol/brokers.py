@@ -9,7 +9,9 @@
     curve = load_curve("keys/broker.key", "keys/worker.key_secret")
     # -> (server_public, public, secret), what Worker(curve=...) and Client(curve=...) take
     curve_from_env(os.environ)     # the same from $GATEWAY_CURVE_SERVER_KEY / _SECRET
-    client = client_from_env(os.environ, timeout=5.0)   # a service calling another one
+
+A service calling another one builds its client from the same variables with
+:func:`protocol.client.client_from_env`.
 
 A host that talks to several brokers (one per gateway host) is given them as
 a comma-separated list wherever one endpoint was accepted before:
@@ -117,22 +119,6 @@ def curve_from_env(environ):
     if not (server and own):
         raise ValueError("set both %s and %s (or neither)" % (ENV_SERVER_KEY, ENV_SECRET))
     return load_curve(server, own)
-
-
-def client_from_env(environ, **kwargs):
-    # type: (dict, Any) -> Any
-    """A :class:`protocol.client.Client` on ``$GATEWAY_BROKER`` with the host's CURVE keys.
-
-    What a service under the gateway's supervisor uses to call another service:
-    on a worker host that is every gateway host's broker, so the client fails
-    over between them (SPEC 2.15). Raises ValueError when the variable is unset
-    or names a remote broker without keys.
-    """
-    from protocol.client import Client
-    endpoints = split_endpoints(environ.get(ENV_BROKER, ""))
-    curve = curve_from_env(environ)
-    check_curve(endpoints, curve)
-    return Client(u",".join(endpoints), curve=curve, **kwargs)
 
 
 def check_curve(endpoints, curve):

@@ -66,8 +66,9 @@ from zmq.utils.monitor import recv_monitor_message
 
 from protocol import brokers, codec, mdp
 from protocol._compat import text_type
+from protocol.context import current
 from protocol.errors import BrokerLost, EnvelopeError, Timeout, Unavailable, from_wire
-from protocol.worker import current
+from protocol.failover import FailoverClient
 
 MYPY = False
 if MYPY:  # pragma: no cover - type names for the type comments only
@@ -161,7 +162,7 @@ class Client(object):
         if cls is Client and _several(endpoint):
             endpoints = brokers.split_endpoints(endpoint)
             if len(endpoints) > 1:
-                from protocol.failover import FailoverClient
+                kwargs["link_class"] = cls  # the failover client builds one per broker
                 return FailoverClient(endpoints, *args, **kwargs)
         return object.__new__(cls)
 
@@ -650,6 +651,21 @@ class Client(object):
         self._pending.clear()
         self._mmi.clear()
         self._outbox.clear()
+
+
+def client_from_env(environ, **kwargs):
+    # type: (dict, Any) -> Any
+    """A :class:`Client` on ``$GATEWAY_BROKER`` with the host's CURVE keys.
+
+    What a service under the gateway's supervisor uses to call another service:
+    on a worker host that is every gateway host's broker, so the client fails
+    over between them (SPEC 2.15). Raises ValueError when the variable is unset
+    or names a remote broker without keys.
+    """
+    endpoints = brokers.split_endpoints(environ.get(brokers.ENV_BROKER, ""))
+    curve = brokers.curve_from_env(environ)
+    brokers.check_curve(endpoints, curve)
+    return Client(u",".join(endpoints), curve=curve, **kwargs)
 
 
 def _several(endpoint):

@@ -26,6 +26,7 @@ import tempfile
 import time
 
 from protocol import casegen, codec
+from protocol.client import Client
 from protocol.errors import (
     InvalidParams,
     ProtocolError,
@@ -101,7 +102,6 @@ class ViaBroker(object):
     def call(self, spec, method, params):
         # type: (Any, str, Any) -> Any
         if self._client is None:
-            from protocol.client import Client
             self._client = Client(str(self.endpoint), timeout=self.timeout)
         return self._client.call(self.service, method, params, timeout=self.timeout,
                                  idem=spec.is_idempotent(method),

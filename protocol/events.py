@@ -28,8 +28,8 @@ import zmq
 
 from protocol import codec
 from protocol._compat import text_type, to_bytes
+from protocol.context import inherited
 from protocol.errors import EnvelopeError
-from protocol.worker import inherited
 
 MYPY = False  # mypy treats this name as True; 2.7 never imports typing here
 if MYPY:  # pragma: no cover

@@ -35,7 +35,6 @@ from __future__ import absolute_import, division, print_function
 import threading
 import time
 
-from protocol.client import Client
 from protocol.errors import BrokerLost, Timeout
 
 MYPY = False
@@ -48,14 +47,21 @@ if MYPY:  # pragma: no cover - type names for the type comments only
 class FailoverClient(object):
     """One :class:`Client` per broker, with failover; see the module docstring."""
 
-    def __init__(self, endpoints, timeout=10.0, context=None, curve=None, probe_interval=1.0):
-        # type: (list, float, zmq.Context, tuple, float) -> None
+    def __init__(self, endpoints, timeout=10.0, context=None, curve=None, probe_interval=1.0,
+                 link_class=None):
+        # type: (list, float, zmq.Context, tuple, float, type) -> None
+        # ``link_class`` is the one-broker client class (protocol.client.Client, or a
+        # subclass of it): ``Client(endpoints)`` passes itself, so this module
+        # sits below the client instead of importing it back.
+        if link_class is None:
+            raise TypeError("FailoverClient needs link_class=, the one-broker client class; "
+                            "build it as protocol.client.Client(endpoints)")
         self.endpoints = list(endpoints)
         self.endpoint = u",".join(self.endpoints)
         self.timeout = timeout
         self.links = []  # type: list
         for endpoint in self.endpoints:
-            link = Client(endpoint, timeout, context, curve, probe_interval)
+            link = link_class(endpoint, timeout, context, curve, probe_interval)
             link.resend_on_loss = False  # we resend elsewhere
             self.links.append(link)
         self.failovers = 0  # requests sent again to another broker

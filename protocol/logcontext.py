@@ -1,7 +1,7 @@
 """Request id and trace id on every log line a worker writes about a request (2.7 and 3.x).
 
 :class:`RequestFilter` stamps each log record with ``rid`` and ``trace_id``
-from :func:`protocol.worker.current` (``-`` outside a request), so a format
+from :func:`protocol.context.current` (``-`` outside a request), so a format
 string can name them whichever logger wrote the line::
 
     import logging
@@ -19,7 +19,7 @@ from __future__ import absolute_import, division, print_function
 
 import logging
 
-from protocol.worker import current
+from protocol.context import current
 
 FORMAT = ("%(asctime)s %(name)s %(levelname)s rid=%(rid)s trace_id=%(trace_id)s "
           "%(message)s")

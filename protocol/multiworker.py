@@ -26,16 +26,19 @@ Worker runs on the calling thread, exactly as ``Worker.run`` does.
 registration: the process takes traffic from then on.
 
 :func:`add_broker_arguments` and :func:`serve_from_args` are the ``--broker``
-and CURVE options of ``python -m protocol worker|wsgi``, and running them.
+and CURVE options of ``python -m protocol worker|wsgi``, and running them;
+:func:`worker_main` is the whole ``python -m protocol worker`` command line.
 """
 from __future__ import absolute_import, division, print_function
 
+import argparse
+import importlib
 import logging
 import os
 import signal
 import threading
 
-from protocol import brokers
+from protocol import brokers, logcontext
 from protocol.worker import Worker, notify_from
 
 MYPY = False
@@ -152,3 +155,34 @@ def serve_from_args(parser, args, **worker_kwargs):
     worker.install_signal_handlers()
     worker.run()
     return 0
+
+
+def load_target(spec):
+    # type: (str) -> object
+    """Import ``module:attribute`` and return the attribute."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError("expected module:ATTRIBUTE, got %r" % (spec,))
+    obj = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def worker_main(argv=None):
+    # type: (list) -> int
+    """The ``python -m protocol worker`` (and ``-m protocol.worker``) command line."""
+    parser = argparse.ArgumentParser(prog="python -m protocol.worker")
+    add_broker_arguments(parser)
+    parser.add_argument("--service", required=True)
+    parser.add_argument("--credit", type=int, default=1)
+    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("target", help="module:TABLE (a dict of callables) or "
+                                       "module:HANDLER (an envelope handler)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper())
+    logcontext.install()  # every line about a request names its rid and trace id
+    target = load_target(args.target)
+    if isinstance(target, dict):
+        return serve_from_args(parser, args, table=target, credit=args.credit)
+    return serve_from_args(parser, args, envelope_handler=target, credit=args.credit)

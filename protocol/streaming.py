@@ -27,6 +27,7 @@ import threading
 
 from protocol import codec
 from protocol.errors import Cancelled, RemoteError
+from protocol.replies import error_envelope
 
 MYPY = False
 if MYPY:  # pragma: no cover - type names for the type comments only
@@ -140,7 +141,6 @@ class ReplyStream(object):
         try:
             final = self._loop()
         except Exception as exc:  # a failing stream ends with an error part (SPEC 2.7)
-            from protocol.worker import error_envelope
             self._push(error_envelope(self.env.id, exc))
             final = True
         finally:

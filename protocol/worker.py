@@ -70,26 +70,35 @@ import fcntl
 import logging
 import os
 import platform
+import runpy
 import signal
 import socket
 import sys
 import threading
 import time
-import traceback
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from protocol import brokers, codec, mdp, trace
+from protocol import brokers, codec, mdp
 from protocol._compat import text_type
+
+# The request context lives in protocol.context (below this module, so that
+# the client, the queue and the log filter can read it without importing the
+# worker); these names stay importable from here and from ``protocol``.
+from protocol.context import CallContext as CallContext
+from protocol.context import _bind_context as _bind_context
+from protocol.context import _restore_context as _restore_context
+from protocol.context import current as current
+from protocol.context import inherited as inherited
 from protocol.errors import (
     Cancelled,
     EnvelopeError,
-    ProtocolError,
     RemoteError,
     Timeout,
     UnknownMethod,
 )
+from protocol.replies import error_envelope
 from protocol.streaming import ReplyStream
 
 MYPY = False
@@ -100,105 +109,6 @@ log = logging.getLogger("protocol.worker")
 
 # Kinds that are never a request (SPEC 3.3): a worker refuses them with envelope.
 _NOT_REQUESTS = (u"result", u"error", u"http-response", u"http-body", u"event")
-
-_local = threading.local()
-
-
-class CallContext(object):
-    """The request being handled on this thread: id, request id, deadline (ms), method,
-    and ``trace``, this worker's span of the request's W3C trace (SPEC 3.9)."""
-
-    __slots__ = ("_env", "_trace", "deadline", "id", "method", "rid", "shadow")
-
-    def __init__(self, env):
-        # type: (codec.Envelope) -> None
-        self.id = env.id
-        self.rid = env.rid or env.id
-        self.deadline = env.deadline
-        self.method = env.method
-        self.shadow = env.shadow
-        self._env = env
-        self._trace = None  # type: trace.TraceContext
-
-    @property
-    def trace(self):
-        # type: () -> trace.TraceContext
-        """This hop's span: made on first use, so a request that never asks costs nothing."""
-        if self._trace is None:
-            self._trace = trace.from_envelope(self._env)
-        return self._trace
-
-    @property
-    def sticky(self):
-        # type: () -> str
-        """The request's traffic-split key (SPEC 2.14), or None; nested calls carry it on."""
-        return self._env.sticky
-
-    def remaining(self):
-        # type: () -> float
-        """Seconds left before the deadline (None when the request has none)."""
-        if self.deadline is None:
-            return None
-        return (self.deadline - mdp.now_ms()) / 1000.0
-
-
-def _bind_context(env):
-    # type: (codec.Envelope) -> None
-    """Make ``env`` the current request of this thread (None: no request)."""
-    _local.ctx = CallContext(env) if env is not None else None
-
-
-def _restore_context(ctx):
-    # type: (CallContext) -> None
-    """Make ``ctx`` (from :func:`current`, or None) the current request of this thread again."""
-    _local.ctx = ctx
-
-
-def current():
-    # type: () -> CallContext
-    """The :class:`CallContext` of the request this thread is handling, or None."""
-    return getattr(_local, "ctx", None)
-
-
-def inherited(rid, traceparent, tracestate):
-    # type: (str, str, str) -> tuple
-    """``(rid, traceparent, tracestate)``: what the caller gave, else the current request's
-    id and this worker's span (a job or an event sent inside a handler joins its trace)."""
-    ctx = current()
-    if ctx is not None:
-        if rid is None:
-            rid = ctx.rid
-        if traceparent is None:
-            traceparent, tracestate = ctx.trace.traceparent, ctx.trace.tracestate
-    return rid, traceparent, tracestate
-
-
-def _text(exc):
-    # type: (BaseException) -> str
-    try:
-        return text_type(exc)
-    except UnicodeError:  # a py2 exception holding non-ASCII bytes
-        return text_type(repr(exc))
-
-
-def _traceback_text():
-    # type: () -> str
-    text = traceback.format_exc()
-    if isinstance(text, bytes):
-        return text.decode("utf-8", "replace")
-    return text
-
-
-def error_envelope(request_id, exc):
-    # type: (str, BaseException) -> codec.Envelope
-    """The error envelope describing ``exc``, as the answer to ``request_id``."""
-    if isinstance(exc, ProtocolError):
-        wire = exc.to_wire()
-    else:
-        wire = RemoteError(_text(exc), type=text_type(type(exc).__name__),
-                           traceback=_traceback_text()).to_wire()
-    return codec.Envelope(u"error", id=request_id, error=wire)
-
 
 class Worker(object):
     """Serves one service on a broker; see the module docstring."""
@@ -529,14 +439,14 @@ class Worker(object):
             self._reply(client, error_envelope(env.id, Timeout(
                 u"the deadline passed before the worker could start it")))
             return
-        _local.ctx = CallContext(env)
+        _bind_context(env)
         try:
             if self.envelope_handler is not None:
                 self._begin_stream(client, env)
             else:
                 self._reply(client, self._unlocked(self._call, env))  # type: ignore[arg-type]
         finally:
-            _local.ctx = None
+            _bind_context(None)
 
     def _wrong_kind(self, kind):
         # type: (str) -> EnvelopeError
@@ -649,43 +559,10 @@ def notify_from(environ):
     return lambda: sd_notify(address, message)
 
 
-def load_target(spec):
-    # type: (str) -> object
-    """Import ``module:attribute`` and return the attribute."""
-    import importlib
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ValueError("expected module:ATTRIBUTE, got %r" % (spec,))
-    obj = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def main(argv=None):
-    # type: (list) -> int
-    """The ``python -m protocol.worker`` command line."""
-    import argparse
-
-    from protocol.multiworker import add_broker_arguments, serve_from_args
-    parser = argparse.ArgumentParser(prog="python -m protocol.worker")
-    add_broker_arguments(parser)
-    parser.add_argument("--service", required=True)
-    parser.add_argument("--credit", type=int, default=1)
-    parser.add_argument("--log-level", default="WARNING")
-    parser.add_argument("target", help="module:TABLE (a dict of callables) or "
-                                       "module:HANDLER (an envelope handler)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper())
-    from protocol import logcontext
-    logcontext.install()  # every line about a request names its rid and trace id
-    target = load_target(args.target)
-    if isinstance(target, dict):
-        return serve_from_args(parser, args, table=target, credit=args.credit)
-    return serve_from_args(parser, args, envelope_handler=target, credit=args.credit)
-
-
 if __name__ == "__main__":
-    # Run the copy in sys.modules, so handlers that import protocol.worker share current().
-    from protocol.worker import main as _main
-    sys.exit(_main())
+    # ``python -m protocol.worker`` is ``python -m protocol worker``. The command
+    # line lives above this module (protocol.multiworker runs the Workers), and
+    # the package's entry runs it on the copy of this module in sys.modules, so
+    # handlers that import protocol.worker share current() with the worker serving them.
+    sys.argv[1:1] = ["worker"]
+    runpy.run_module("protocol", run_name="__main__", alter_sys=True)

@@ -28,9 +28,10 @@ import logging
 import sys
 import traceback
 
-from protocol import codec
+from protocol import codec, logcontext, mdp
 from protocol._compat import PY2, binary_type, text_type
 from protocol.errors import EnvelopeError, RemoteError, Timeout
+from protocol.multiworker import add_broker_arguments, serve_from_args
 
 MYPY = False
 if MYPY:  # pragma: no cover - type names for the type comments only
@@ -304,10 +305,6 @@ def load_app(spec):
 def main(argv=None):
     # type: (Optional[List[str]]) -> int
     """``python -m protocol.wsgi --broker ENDPOINT --service NAME module:app``."""
-    from protocol import logcontext
-    from protocol.mdp import now_ms
-    from protocol.multiworker import add_broker_arguments, serve_from_args
-
     parser = argparse.ArgumentParser(prog="python -m protocol.wsgi")
     add_broker_arguments(parser)
     parser.add_argument("--service", required=True, help="the service name to serve")
@@ -315,7 +312,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logcontext.install()  # each line about a request names its rid and trace id
-    host = WsgiHost(load_app(args.app), now_ms=now_ms)
+    host = WsgiHost(load_app(args.app), now_ms=mdp.now_ms)
     # SIGTERM drains: finish in-flight work, then DISCONNECT (on every broker)
     return serve_from_args(parser, args, envelope_handler=host.parts)
 

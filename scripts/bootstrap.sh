@@ -112,7 +112,7 @@ PY3=$(find_python3 11) || die "no Python 3.11 found; install one with: pyenv ins
 PY2=$(find_python2)
 PY313=$(find_python3 13) || { [ "$MODE" != test ] || die "no Python 3.13 found (the py313 tox leg needs it); install one with: pyenv install 3.13"; }
 
-want3=$(stamp_of constraints/py3.txt requirements/py3.txt requirements/py3-test.txt requirements/dev.txt)
+want3=$(stamp_of constraints/py3.txt requirements/py3.txt requirements/py3-test.txt requirements/dev.txt requirements/lint.txt)
 if [ "$(cat .venv/.stamp 2>/dev/null)" != "$want3" ]; then
   say "creating .venv with $PY3"
   "$PY3" -m venv .venv

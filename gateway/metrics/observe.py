@@ -316,7 +316,7 @@ class _State:
     """
 
     __slots__ = ("_receive", "_send", "bytes_in", "bytes_out", "code", "done", "gone",
-                 "length", "problem", "started", "status", "ttfb", "when")
+                 "headers", "started", "status", "ttfb", "when")
 
     def __init__(self, receive: Any, send: Any) -> None:
         self._receive = receive
@@ -329,16 +329,16 @@ class _State:
         self.ttfb = 0.0
         self.bytes_in = 0
         self.bytes_out = 0
-        self.length = -1        # the declared Content-Length, -1 when none
-        self.problem = False
-        self.code = ""
+        self.headers: Any = ()  # the response head's fields, read only when needed
+        self.code = ""          # a problem answer's code, for the rejection counter
 
     async def receive(self) -> Message:
         message: Message = await self._receive()
         body = message.get("body")
         if body:
             self.bytes_in += len(body)
-        elif message["type"] == "http.disconnect" and not 0 <= self.length <= self.bytes_out:
+        elif message["type"] == "http.disconnect" and not self.done and \
+                not 0 <= self.length() <= self.bytes_out:
             # 499 unless the whole answer (every declared byte) was handed over already
             self.gone = True
         return message
@@ -349,23 +349,27 @@ class _State:
             self.bytes_out += len(body)
             if not message.get("more_body") and not self.gone:
                 self.done = True
-            if self.problem and not self.code and body:
+            if self.status >= 400 and not self.code and body and self.problem():
                 self.code = _problem_code(body)
         elif message["type"] == "http.response.start":
-            self.start(message)
+            self.status = int(message["status"])
+            self.ttfb = time.perf_counter() - self.started
+            self.headers = message.get("headers", ())
         await self._send(message)
 
-    def start(self, message: Message) -> None:
-        """The response head: status, time to it, declared length, problem or not."""
-        self.status = status = int(message["status"])
-        self.ttfb = time.perf_counter() - self.started
-        for name, value in message.get("headers", ()):
-            # Only two names matter; their lengths rule out most fields before a lower().
-            size = len(name)
-            if size == 14 and name.lower() == b"content-length" and value.isdigit():
-                self.length = int(value)
-            elif size == 12 and status >= 400 and name.lower() == b"content-type":
-                self.problem = value.startswith(_PROBLEM)
+    def length(self) -> int:
+        """The declared Content-Length of the answer, -1 when none (read on a disconnect)."""
+        for name, value in self.headers:
+            if len(name) == 14 and name.lower() == b"content-length" and value.isdigit():
+                return int(value)
+        return -1
+
+    def problem(self) -> bool:
+        """Whether the answer is problem+json (read for error statuses only)."""
+        for name, value in self.headers:
+            if len(name) == 12 and name.lower() == b"content-type":
+                return bool(value.startswith(_PROBLEM))
+        return False
 
 
 _PROBLEM = PROBLEM_TYPE.encode()

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from protocol import brokers
-from protocol.client import Client
+from protocol.client import Client, client_from_env
 from protocol.errors import BrokerLost, Timeout
 from protocol.failover import FailoverClient
 from tests.support.broker import BrokerProcess, wait_for_service
@@ -60,18 +60,24 @@ def test_worker_command_line_refuses_a_remote_broker_without_keys(procs):
 
 def test_client_from_env_follows_the_supervisors_variables(estate):
     a, b, worker = estate
-    client = brokers.client_from_env({brokers.ENV_BROKER: "%s,%s" % (a.endpoint, b.endpoint)},
-                                     timeout=5.0)
+    client = client_from_env({brokers.ENV_BROKER: "%s,%s" % (a.endpoint, b.endpoint)},
+                             timeout=5.0)
     try:
         assert isinstance(client, FailoverClient)
         assert client.call(SERVICE, u"pid") == worker.pid
     finally:
         client.close()
     with pytest.raises(ValueError) as err:
-        brokers.client_from_env({brokers.ENV_BROKER: "tcp://10.0.0.9:5555"})
+        client_from_env({brokers.ENV_BROKER: "tcp://10.0.0.9:5555"})
     assert "without CURVE keys" in str(err.value)
     with pytest.raises(ValueError):
-        brokers.client_from_env({})
+        client_from_env({})
+
+
+def test_a_failover_client_is_built_through_the_client_class():
+    with pytest.raises(TypeError) as err:
+        FailoverClient(["tcp://127.0.0.1:1", "tcp://127.0.0.1:2"])
+    assert "protocol.client.Client(endpoints)" in str(err.value)
 
 
 def test_client_with_several_endpoints_is_a_failover_client():
@@ -128,7 +134,7 @@ def test_calls_fail_over_when_a_broker_dies(procs, estate):
 
 def test_a_call_that_may_have_run_is_not_sent_twice(procs, estate):
     a, b, worker = estate
-    client = FailoverClient([a.endpoint, b.endpoint], timeout=10.0, probe_interval=0.2)
+    client = Client([a.endpoint, b.endpoint], timeout=10.0, probe_interval=0.2)
     try:
         assert client.call(SERVICE, u"pid") == worker.pid  # a answers: a is preferred
         pending = client.submit(SERVICE, u"slow", [1.0])   # not idempotent
@@ -143,7 +149,7 @@ def test_a_call_that_may_have_run_is_not_sent_twice(procs, estate):
 
 def test_no_broker_left_is_a_timeout_within_the_deadline(procs, estate):
     a, b, worker = estate
-    client = FailoverClient([a.endpoint, b.endpoint], timeout=5.0, probe_interval=0.2)
+    client = Client([a.endpoint, b.endpoint], timeout=5.0, probe_interval=0.2)
     try:
         assert client.call(SERVICE, u"pid") == worker.pid
         procs.stop(a.proc, grace=0)
