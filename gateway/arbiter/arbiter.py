@@ -47,9 +47,12 @@ from gateway.arbiter.units import Replica, Unit
 from gateway.arbiter.writes import WriteLog
 from gateway.config import GatewayConfig
 from gateway.errors import GatewayError, SpawnError
-from gateway.migration.evidence import restart_evidence
 
 TICK = 0.05
+
+# gateway.migration.evidence.restart_evidence fits: the CLI passes it in, so that
+# supervision does not depend on the migration package.
+Replaced = Callable[[GatewayConfig, str, Callable[[str], None]], None]
 
 
 class Arbiter:
@@ -59,8 +62,11 @@ class Arbiter:
 
     def __init__(self, config: GatewayConfig, loader: Callable[[], GatewayConfig],
                  python3: str, sink: LogSink, inherited_fds: list[int] | None = None,
-                 env: dict[str, str] | None = None, config_source: str = "") -> None:
+                 env: dict[str, str] | None = None, config_source: str = "",
+                 on_replaced: Replaced | None = None) -> None:
         self.config = config
+        # Told (config, program name, log) once a reloaded program's old replicas drained.
+        self.on_replaced = on_replaced
         self.loader = loader
         self.python3 = python3
         self.sink = sink
@@ -192,8 +198,9 @@ class Arbiter:
         self.units.append(unit)
 
     def replaced(self, service: str) -> None:
-        """A reloaded program's old generation drained: its migrations' evidence restarts."""
-        restart_evidence(self.config, service, self.log)
+        """A reloaded program's old generation drained: tell ``on_replaced``."""
+        if self.on_replaced is not None:
+            self.on_replaced(self.config, service, self.log)
 
     def reload(self, conn: control.Connection | None, service: str | None) -> None:
         """Apply the config file again (see :mod:`gateway.arbiter.rollout`)."""
