@@ -118,6 +118,7 @@ def cmd_up(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> in
     from gateway.arbiter import Arbiter, LogSink
     from gateway.arbiter.plan import require_broker
     from gateway.arbiter.sockets import systemd_fds
+    from gateway.migration.evidence import restart_evidence
     role = args.role
     cfg = hosts.apply_role(cfg, role)
     require_broker(cfg)  # before any socket or process exists
@@ -129,7 +130,8 @@ def cmd_up(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> in
     arbiter = Arbiter(cfg, loader=lambda: hosts.apply_role(load_config(path), role),
                       python3=sys.executable,
                       sink=sink, inherited_fds=systemd_fds(os.environ, os.getpid()),
-                      env=env, config_source=path or "<default>")
+                      env=env, config_source=path or "<default>",
+                      on_replaced=restart_evidence)
     return arbiter.run()
 
 

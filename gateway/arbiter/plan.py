@@ -1,7 +1,7 @@
 """From config to programs: what to run, in which order, and how to tell it is ready.
 
 A *program* is one supervised unit with N identical replicas: the broker, the
-HTTP front (one master process that owns its workers), the private
+HTTP front (one master process that owns its ``[gateway] workers`` processes), the private
 redis-server, and each ``[services.<name>]``. Dependency order is
 broker -> HTTP front -> redis -> services; a program starts once every program
 it ``needs`` has been ready once::
@@ -49,7 +49,7 @@ class Program:
     interval: float = 10.0
     infra: bool = False
     service: str = ""  # the broker service it serves, if any
-    workers: int = 0  # front workers to wait for ("notify" readiness)
+    front_processes: int = 0  # the front's processes to wait for ("notify" readiness)
     ready_timeout: float = 60.0  # killed if not ready this long after its start
 
     @property
@@ -148,7 +148,7 @@ def http_program(config: GatewayConfig, python3: str) -> Program:
     env = python_env(config) | {"GATEWAY_CONFIG": effective_config_path(config),
                                 "GATEWAY_FRONT_DIGEST": digest}
     return Program("http", argv, env, config.base_dir, 1, "notify", "infra", python3,
-                   ("broker",), g.listen, g.stop_grace_s, infra=True, workers=g.workers,
+                   ("broker",), g.listen, g.stop_grace_s, infra=True, front_processes=g.workers,
                    ready_timeout=g.ready_timeout_s)
 
 

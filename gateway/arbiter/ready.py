@@ -12,7 +12,7 @@ loop, in a small thread pool) until it passes. Kinds, as written in config::
                       has marked READY (mmi.stats),
                       or, from a broker without mmi.stats, mmi.service (RFC 8) says "200"
     "notify"          the process sent READY=1 on NOTIFY_SOCKET (sd_notify); used for
-                      the HTTP front, which also reports each booted worker
+                      the HTTP front, which also reports each process it booted
                       (WORKER_READY=1, see gateway.http.server)
 
 ::
@@ -202,17 +202,17 @@ class RedisCheck(Check):
 
 
 class NotifyCheck(Check):
-    """Ready when the arbiter's notify socket heard READY=1 from ``pid`` (and its workers)."""
+    """Ready when the notify socket heard READY=1 from ``pid`` and each of its processes."""
 
     kind = "notify"
 
-    def __init__(self, notices: dict[int, int], workers: int = 0) -> None:
-        self.notices = notices  # pid -> count of ready notices (master + workers)
-        self.workers = workers
+    def __init__(self, notices: dict[int, int], processes: int = 0) -> None:
+        self.notices = notices  # pid -> count of ready notices (master + its processes)
+        self.processes = processes
 
     def probe(self, pid: int) -> bool:
         """Read the notices the main loop collected."""
-        return self.notices.get(pid, 0) >= 1 + self.workers
+        return self.notices.get(pid, 0) >= 1 + self.processes
 
 
 def make_check(spec: str, broker: str = "", service: str = "") -> Check:

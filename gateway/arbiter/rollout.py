@@ -1,7 +1,7 @@
 """Zero-downtime reload: new replicas start, become ready, take traffic; old ones drain.
 
 ``gateway reload [service]`` (over the control channel) and SIGHUP both call
-:func:`reload`. The arbiter re-reads the config through its
+:meth:`Rollouts.reload`. It re-reads the config through the estate's
 loader, diffs the programs by signature, and for each changed one starts a
 whole new generation beside the old. Both generations serve meanwhile: they
 share the arbiter-owned listening socket, or register the same broker
@@ -23,22 +23,60 @@ service (``gateway reload NAME`` restarts just that one), and a changed
 ``[gateway]``, ``[[routes]]`` or ``[http]`` rolls the HTTP front the same way.
 ``stop_grace_s`` and the start limits apply to the running replicas in place.
 ``run_dir``, the broker endpoints and the Redis URL cannot change without a restart.
+
+:class:`Rollouts` owns the waiting ``gateway reload`` connections and the
+rollout deadlines. It reaches the supervisor only through :class:`Estate`
+(the config, the units, a log), so this module does not import the arbiter::
+
+    rollouts = Rollouts(estate, on_replaced=lambda service: ...)
+    rollouts.reload(conn, None)     # each SIGHUP / control request
+    rollouts.advance(now)           # each turn of the main loop
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from gateway.arbiter import control
 from gateway.arbiter.plan import Program
 from gateway.arbiter.states import State
-from gateway.arbiter.units import Rollout, Unit
+from gateway.arbiter.units import Unit
+from gateway.config import GatewayConfig
 from gateway.errors import GatewayError
 
-if TYPE_CHECKING:
-    from gateway.arbiter.arbiter import Arbiter
+
+class Estate(Protocol):
+    """What reloads need from the supervisor, and nothing more."""
+
+    @property
+    def config(self) -> GatewayConfig:
+        """The configuration in force."""
+
+    @property
+    def config_source(self) -> str:
+        """Where the config was read from (for the reload's answer)."""
+
+    @property
+    def units(self) -> list[Unit]:
+        """Every supervised unit."""
+
+    def log(self, line: str) -> None:
+        """A line in the arbiter's log."""
+
+    def load(self) -> GatewayConfig:
+        """Read the config file again (GatewayError when it is wrong)."""
+
+    def plan(self, config: GatewayConfig) -> list[Program]:
+        """The programs of ``config``."""
+
+    def adopt(self, config: GatewayConfig) -> None:
+        """Make ``config`` the one in force (and write it for the front)."""
+
+    def add_unit(self, unit: Unit) -> None:
+        """Supervise a new unit from now on."""
 
 
 @dataclass
@@ -56,70 +94,23 @@ class ReloadWaiter:
         return all(u.rollout is None for u in self.rolled) and all(
             u.fatal or u.ready_count >= u.program.replicas for u in self.added)
 
+    def answer(self) -> None:
+        """Reply to ``gateway reload``: what the reload did, or why it failed."""
+        failed = self.failed + [f"{u.program.name}: added, but FATAL (it kept crashing)"
+                                for u in self.added if u.fatal]
+        restarted = [u.program.name for u in self.rolled]
+        if failed:
+            done = ", ".join(f"{k} {', '.join(v)}" for k, v in (
+                ("added", self.report["added"]), ("removed", self.report["removed"]),
+                ("restarted", restarted)) if v)
+            self.conn.reply(False, "; ".join(failed) + (f" ({done})" if done else ""))
+        else:
+            self.conn.reply(True, {"changed": restarted, "restarted": restarted,
+                                   "failed": [], **self.report})
+
 
 FIXED = (("gateway", "run_dir"), ("broker", "endpoint"), ("broker", "events_pub"),
          ("broker", "events_sub"), ("redis", "url"))
-
-
-def reload(arb: Arbiter, conn: control.Connection | None, service: str | None) -> None:
-    """Apply the current config file; answer ``conn`` when every rollout is done."""
-    try:
-        new = arb.loader()
-    except GatewayError as exc:
-        arb.log(f"reload refused: {exc}")
-        if conn is not None:
-            conn.reply(False, str(exc))
-        return
-    old_d, new_d = arb.config.to_dict(), new.to_dict()
-    for table, key in FIXED:
-        if old_d[table][key] != new_d[table][key]:
-            msg = f"{table}.{key}: changed; this needs a restart, not a reload"
-            arb.log(f"reload refused: {msg}")
-            if conn is not None:
-                conn.reply(False, msg)
-            return
-    programs = arb.plan(new)
-    names = {p.name for p in programs}
-    if service is not None and service not in names:
-        if conn is not None:
-            conn.reply(False, f"no service {service!r} in the config")
-        return
-    arb.config = new
-    arb.write_effective_config(new)
-    units = {u.program.name: u for u in arb.units}
-    rolled: list[Unit] = []
-    added: list[Unit] = []
-    updated: list[str] = []
-    removed: list[str] = []
-    for program in programs:
-        unit = units.get(program.name)
-        if unit is None:
-            added.append(Unit(program))
-            arb.units.append(added[-1])
-            arb.log(f"{program.name}: added")
-            continue
-        forced = service == program.name
-        if program.signature != unit.program.signature or forced or (
-                unit.fatal and service is None):
-            start_rollout(arb, unit, program, "restart" if forced else "changed")
-            rolled.append(unit)
-        elif program != unit.program:
-            update_in_place(arb, unit, program)
-            updated.append(program.name)
-    for unit in arb.units:
-        if unit.program.name not in names and not unit.stopping:
-            arb.log(f"{unit.program.name}: removed from the config, stopping")
-            unit.stopping = True
-            removed.append(unit.program.name)
-            for r in unit.all_replicas():
-                arb.stop_replica(r)
-    reread = {"config": arb.config_source, "migrations": changed_migrations(old_d, new_d)}
-    if reread["migrations"]:
-        arb.log(f"migrations re-read: {', '.join(reread['migrations'])}")
-    if conn is not None:
-        arb.waiters.append(ReloadWaiter(conn, rolled, added, [], {
-            "added": [u.program.name for u in added], "removed": removed,
-            "updated": updated, "reread": reread}))
 
 
 def changed_migrations(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -129,121 +120,125 @@ def changed_migrations(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return out + [f"migrations.{name}" for name in sorted(set(a) | set(b))
                   if a.get(name) != b.get(name)]
 
-def update_in_place(arb: Arbiter, unit: Unit, program: Program) -> None:
-    """Apply a change that needs no new processes (grace, start limits) to the running ones."""
-    old = unit.program
-    unit.program = program
-    for r in unit.replicas:
-        r.program = program
-        # keep the starts already counted: a flapping replica stays flapping
-        r.limit.burst, r.limit.interval = program.burst, program.interval
-    changes = [f"{name} {a:g} -> {b:g}" for name, a, b in (
-        ("stop_grace_s", old.grace, program.grace),
-        ("start_limit_burst", old.burst, program.burst),
-        ("start_limit_interval_s", old.interval, program.interval)) if a != b]
-    arb.log(f"{program.name}: updated in place" + (f" ({', '.join(changes)})" if changes else ""))
 
+class Rollouts:
+    """Reloads in progress: their waiters, deadlines, and the generations they replace."""
 
-def start_rollout(arb: Arbiter, unit: Unit, program: Program, reason: str) -> None:
-    """Begin replacing ``unit``'s replicas with a generation of ``program``."""
-    if unit.rollout is not None:
-        fail_rollout(arb, unit, "superseded by a newer reload")
-    unit.fatal = False
-    replicas = unit.new_generation(program, unit.generation + 1)
-    unit.rollout = Rollout(program, replicas, time.monotonic() + program.ready_timeout, reason)
-    arb.log(f"{program.name}: rolling out generation {unit.generation + 1} ({reason})")
+    def __init__(self, estate: Estate,
+                 on_replaced: Callable[[str], None] | None = None) -> None:
+        self.estate = estate
+        # Called with a program's name once its old generation has drained.
+        self.on_replaced = on_replaced
+        self.waiters: list[ReloadWaiter] = []
 
-def fail_rollout(arb: Arbiter, unit: Unit, reason: str) -> None:
-    """Abandon a rollout: its replicas drain, the old generation stays."""
-    rollout = unit.rollout
-    if rollout is None:
-        return
-    unit.rollout = None
-    for r in rollout.replicas:
-        r.retiring = True
-        if r.state.alive:
-            unit.draining.append(r)
-        arb.stop_replica(r)
-    arb.log(f"{unit.program.name}: reload failed: {reason}")
-    for waiter in arb.waiters:
-        if unit in waiter.rolled:
-            waiter.failed.append(f"{unit.program.name}: {reason}")
-
-def advance_rollouts(arb: Arbiter) -> None:
-    """Finish rollouts whose replicas are all ready; time out the others; answer waiters."""
-    now = time.monotonic()
-    for unit in arb.units:
-        if unit.evidence_stale and not unit.draining:
-            # Only now: a draining old replica may still answer a shadow copy.
-            unit.evidence_stale = False
-            restart_evidence(arb, unit.program.name)
-        rollout = unit.rollout
-        if rollout is None:
-            continue
-        if all(r.state is State.READY for r in rollout.replicas):
-            old, unit.replicas = unit.replicas, rollout.replicas
-            unit.program, unit.rollout = rollout.program, None
-            unit.generation += 1
-            unit.ever_ready = True
-            for r in old:
-                r.retiring = True
-                if r.state.alive:
-                    unit.draining.append(r)
-                arb.stop_replica(r)
-            arb.log(f"{unit.program.name}: generation {unit.generation} ready; "
-                     f"draining {sum(1 for r in old if r.state.alive)} old")
-            unit.evidence_stale = True
-        elif now > rollout.deadline:
-            fail_rollout(arb, unit, f"not ready within {rollout.program.ready_timeout:g}s")
-    arb.units = [u for u in arb.units if not (u.stopping and not u.alive()
-                                                and not arb.stopping)]
-    still: list[ReloadWaiter] = []
-    for waiter in arb.waiters:
-        if not waiter.settled():
-            still.append(waiter)
-            continue
-        failed = waiter.failed + [f"{u.program.name}: added, but FATAL (it kept crashing)"
-                                  for u in waiter.added if u.fatal]
-        restarted = [u.program.name for u in waiter.rolled]
-        if failed:
-            done = ", ".join(f"{k} {', '.join(v)}" for k, v in (
-                ("added", waiter.report["added"]), ("removed", waiter.report["removed"]),
-                ("restarted", restarted)) if v)
-            waiter.conn.reply(False, "; ".join(failed) + (f" ({done})" if done else ""))
-        else:
-            waiter.conn.reply(True, {"changed": restarted, "restarted": restarted,
-                                     "failed": [], **waiter.report})
-    arb.waiters = still
-
-
-def restart_evidence(arb: Arbiter, service: str) -> None:
-    """A reloaded py3 port of a migration in shadow starts a new evidence epoch.
-
-    The comparisons gathered so far judged the old port; the gate must judge the
-    new one. This is ``gateway migrate shadow NAME`` done by the arbiter, audited
-    as actor ``gateway:reload``, once the old replicas have drained (so no answer
-    of the old port lands in the new epoch). In canary or py3 the evidence stays:
-    restart it with ``gateway migrate shadow`` if wanted.
-    """
-    settings = arb.config.migration_settings
-    names = [m.name for m in settings.migrations if m.py3 == service]
-    from gateway.migration import stores
-    from gateway.migration.store import StoreError
-    if not names or not stores.exists(settings):
-        return
-    store: stores.Store | None = None
-    try:
-        store = stores.open_store(settings, arb.config.gateway.run_dir)
-        for name in names:
-            state = store.get(name)
-            if state.mode != "shadow":
+    def reload(self, conn: control.Connection | None, service: str | None) -> None:
+        """Apply the current config file; answer ``conn`` when every rollout is done."""
+        estate = self.estate
+        try:
+            new = estate.load()
+        except GatewayError as exc:
+            self.refuse(conn, str(exc))
+            return
+        old_d, new_d = estate.config.to_dict(), new.to_dict()
+        for table, key in FIXED:
+            if old_d[table][key] != new_d[table][key]:
+                self.refuse(conn, f"{table}.{key}: changed; this needs a restart, not a reload")
+                return
+        programs = estate.plan(new)
+        names = {p.name for p in programs}
+        if service is not None and service not in names:
+            if conn is not None:
+                conn.reply(False, f"no service {service!r} in the config")
+            return
+        estate.adopt(new)
+        units = {u.program.name: u for u in estate.units}
+        now = time.monotonic()
+        rolled: list[Unit] = []
+        added: list[Unit] = []
+        updated: list[str] = []
+        removed: list[str] = []
+        for program in programs:
+            unit = units.get(program.name)
+            if unit is None:
+                added.append(Unit(program))
+                estate.add_unit(added[-1])
+                estate.log(f"{program.name}: added")
                 continue
-            store.transition(name, "shadow", actor="gateway:reload",
-                             reason=f"{service} reloaded: evidence restarts",
-                             expect_version=state.version)
-            arb.log(f"migration {name}: {service} reloaded, evidence restarts")
-    except (StoreError, KeyError) as exc:
-        arb.log(f"migrations: evidence not restarted after reloading {service}: {exc}")
-    finally:
-        if store is not None:
-            store.close()
+            forced = service == program.name
+            if program.signature != unit.program.signature or forced or (
+                    unit.fatal and service is None):
+                self.start(unit, program, "restart" if forced else "changed", now)
+                rolled.append(unit)
+            elif program != unit.program:
+                changes = unit.update_in_place(program)
+                estate.log(f"{program.name}: updated in place" +
+                           (f" ({', '.join(changes)})" if changes else ""))
+                updated.append(program.name)
+        for unit in estate.units:
+            if unit.program.name not in names and not unit.stopping:
+                estate.log(f"{unit.program.name}: removed from the config, stopping")
+                removed.append(unit.program.name)
+                unit.stop(now)
+        reread = {"config": estate.config_source,
+                  "migrations": changed_migrations(old_d, new_d)}
+        if reread["migrations"]:
+            estate.log(f"migrations re-read: {', '.join(reread['migrations'])}")
+        if conn is not None:
+            self.waiters.append(ReloadWaiter(conn, rolled, added, [], {
+                "added": [u.program.name for u in added], "removed": removed,
+                "updated": updated, "reread": reread}))
+
+    def refuse(self, conn: control.Connection | None, reason: str) -> None:
+        """Log a refused reload and tell the waiting client why."""
+        self.estate.log(f"reload refused: {reason}")
+        if conn is not None:
+            conn.reply(False, reason)
+
+    def start(self, unit: Unit, program: Program, reason: str, now: float) -> None:
+        """Begin replacing ``unit``'s replicas with a generation of ``program``."""
+        if unit.rollout is not None:
+            self.fail(unit, "superseded by a newer reload")
+        unit.begin_rollout(program, reason, now)
+        self.estate.log(f"{program.name}: rolling out generation {unit.generation + 1} "
+                        f"({reason})")
+
+    def fail(self, unit: Unit, reason: str) -> None:
+        """Abandon ``unit``'s rollout: its replicas drain, the old generation stays."""
+        if not unit.abandon_rollout(time.monotonic()):
+            return
+        self.estate.log(f"{unit.program.name}: reload failed: {reason}")
+        for waiter in self.waiters:
+            if unit in waiter.rolled:
+                waiter.failed.append(f"{unit.program.name}: {reason}")
+
+    def advance(self, now: float) -> None:
+        """Finish rollouts whose replicas are all ready; time out the others; answer waiters."""
+        for unit in self.estate.units:
+            if unit.replaced_pending and not unit.draining:
+                # Only now: a draining old replica may still be answering.
+                unit.replaced_pending = False
+                if self.on_replaced is not None:
+                    self.on_replaced(unit.program.name)
+            rollout = unit.rollout
+            if rollout is None:
+                continue
+            if all(r.state is State.READY for r in rollout.replicas):
+                draining = unit.promote(now)
+                self.estate.log(f"{unit.program.name}: generation {unit.generation} ready; "
+                                f"draining {draining} old")
+                unit.replaced_pending = True
+            elif now > rollout.deadline:
+                self.fail(unit, f"not ready within {rollout.program.ready_timeout:g}s")
+        still: list[ReloadWaiter] = []
+        for waiter in self.waiters:
+            if waiter.settled():
+                waiter.answer()
+            else:
+                still.append(waiter)
+        self.waiters = still
+
+    def close(self, reason: str) -> None:
+        """Answer every waiting reload with ``reason`` (the arbiter is stopping)."""
+        for waiter in self.waiters:
+            waiter.conn.reply(False, reason)
+        self.waiters = []

@@ -9,6 +9,7 @@ of refusing them. Under systemd socket activation (``LISTEN_FDS`` /
     pool = SocketPool(inherited=systemd_fds(env, os.getpid()))
     sock = pool.get("127.0.0.1:8080")     # the same socket on every call
     sock.fileno()                         # what children receive
+    argv, fds = pool.hand_over("127.0.0.1:8080", argv, env)   # {fd}, {port}, env
     pool.close()
 """
 
@@ -94,6 +95,18 @@ class SocketPool:
                 sock.close()
             raise SpawnError(f"cannot listen on {listen}: {exc.strerror}") from None
         return sock
+
+    def hand_over(self, listen: str, argv: list[str],
+                  env: dict[str, str]) -> tuple[list[str], tuple[int, ...]]:
+        """Argv with ``{fd}`` / ``{port}`` filled in, and the descriptors a child inherits.
+
+        Sets ``GATEWAY_LISTEN_FD`` in ``env``. SpawnError when the socket cannot be bound.
+        """
+        sock = self.get(listen)
+        fd = sock.fileno()
+        port = sock.getsockname()[1] if sock.family != socket.AF_UNIX else 0
+        env["GATEWAY_LISTEN_FD"] = str(fd)
+        return [a.replace("{fd}", str(fd)).replace("{port}", str(port)) for a in argv], (fd,)
 
     def address(self, listen: str) -> str:
         """The bound address as ``HOST:PORT`` (resolves port 0) or ``unix:/path``."""

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import zmq
+
+from gateway.arbiter.ready import mmi_service
 from gateway.config import GatewayConfig
 
 
 def registrations(status: dict[str, Any], timeout: float = 0.3) -> dict[str, str | None]:
     """mmi.service answers for every broker service in ``status`` (asked from here)."""
-    import zmq
-
-    from gateway.arbiter.ready import mmi_service
-
     out: dict[str, str | None] = {}
     endpoint = status["arbiter"]["broker"]
     for prog in status["programs"]:
@@ -77,6 +76,8 @@ def render_status(status: dict[str, Any]) -> str:
 def migration_states(cfg: GatewayConfig) -> dict[str, Any]:
     """Each configured migration's target and state, read from the store ({} before it exists)."""
     settings = cfg.migration_settings
+    # Here, not at the top: the stores pull in the protocol package and the Redis
+    # client (~60 ms), which every other CLI command would then pay for.
     from gateway.migration import stores
     from gateway.migration.store import StoreError
     if not settings.migrations or not stores.exists(settings):

@@ -200,9 +200,7 @@ def test_migrate_without_a_running_gateway_says_so(tmp_path, capsys):
 
 
 def test_reloading_the_port_restarts_evidence_only_in_shadow(tmp_path):
-    from types import SimpleNamespace
-
-    from gateway.arbiter.rollout import restart_evidence
+    from gateway.migration.evidence import restart_evidence
     from gateway.migration.store import MigrationStore
     cfg = parse(BASE + '[migrations.notes]\nroute = "/api/notes"\npy3 = "notes3"\n'
                 '[migrations.diff]\nrpc = "htmldiff/diff"\npy3 = "hd3"\n',
@@ -215,10 +213,9 @@ def test_reloading_the_port_restarts_evidence_only_in_shadow(tmp_path):
         store.ensure("diff", "canary", 20)
         before = store.all()
         lines: list[str] = []
-        arb = SimpleNamespace(config=cfg, log=lines.append)
-        restart_evidence(arb, "notes3")
-        restart_evidence(arb, "hd3")
-        restart_evidence(arb, "notes")  # the py2 side: no effect
+        restart_evidence(cfg, "notes3", lines.append)
+        restart_evidence(cfg, "hd3", lines.append)
+        restart_evidence(cfg, "notes", lines.append)  # the py2 side: no effect
         after = store.all()
         assert after["notes"].epoch_started > before["notes"].epoch_started
         assert after["notes"].updated_by == "gateway:reload"
