@@ -46,6 +46,7 @@ from redis.retry import Retry
 
 from gateway.migration import redis_lua
 from gateway.migration import redisevidence as ev
+from gateway.migration.outage import Outage
 from gateway.migration.rediswatch import WAKE_S, StateCopy
 from gateway.migration.store import (
     MODES,
@@ -108,8 +109,9 @@ class RedisStore:
         self._state_keys = [prefix + k for k in ("states", "versions", "version", "audit",
                                                  "audit:seq")]
         self.channel = prefix + "changes"
+        self.outage = Outage(self.where)
         self._copy = StateCopy(self._client, self.channel, self._state_keys[2],
-                               self._read_all, self.where)
+                               self._read_all, self.outage)
         self.dropped = 0
         self._last_log = 0.0
         self._closed = False
@@ -190,6 +192,11 @@ class RedisStore:
         """Every state, by name: the process's copy once :meth:`changed` started it."""
         snapshot = self._copy.states()
         if snapshot is None:
+            if self._copy.alive():
+                # The copy's first read failed and its thread retries: the request path
+                # must not wait on a Redis that just did not answer.
+                raise StoreUnavailable(f"migration store {self.where} ({self.prefix}): "
+                                       "states not read yet: Redis has not answered")
             snapshot = self._read_all()
         return {name: pair[0] for name, pair in snapshot.items()}
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import GatewayError
+from gateway.migration.outage import Outage
 
 MODES = ("py2", "shadow", "canary", "py3", "retired")
 SCHEMA_VERSION = 1
@@ -348,6 +349,7 @@ class MigrationStore:
 
     def __init__(self, path: str, clock: Callable[[], float] = time.time) -> None:
         self.path = path
+        self.outage = Outage(path)
         self._clock = clock
         self._tls = threading.local()
         self._lock = threading.Lock()
