@@ -39,7 +39,8 @@ from typing import Any
 import zmq
 
 from gateway.migration.config import MigrationConfig, MigrationSettings
-from gateway.migration.store import MigrationState, TransitionError
+from gateway.migration.gates import ErrorBudgetGate
+from gateway.migration.model import MigrationState, TransitionError
 from gateway.migration.stores import Store, StoreUnavailable
 from protocol import mdp
 
@@ -129,12 +130,8 @@ class ErrorBudget:
         looks.append((now, sent, errors))
         while len(looks) > 1 and looks[0][0] < now - m.thresholds.window_s:
             looks.popleft()
-        count, failed = sent - base[1], errors - base[2]
-        t = m.thresholds
-        if count < t.min_error_samples or failed / count <= t.error_budget:
-            return None
-        return (f"py3 failed {failed} of {count} calls in the broker "
-                f"({failed / count:.1%} > {t.error_budget:.1%})")
+        return ErrorBudgetGate.of(m.thresholds).spent(sent - base[1], errors - base[2],
+                                                      "calls in the broker")
 
     def forget(self, name: str) -> None:
         """Start afresh (after a rollback)."""

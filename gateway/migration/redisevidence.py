@@ -30,7 +30,7 @@ from typing import Any
 
 import redis
 
-from gateway.migration.store import MAX_COMPARISONS, MAX_OBSERVATIONS, Comparison, Observation
+from gateway.migration.model import MAX_COMPARISONS, MAX_OBSERVATIONS, Comparison, Observation
 
 DIFF_OUTCOMES = ("diff", "candidate_error")
 

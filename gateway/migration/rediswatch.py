@@ -25,8 +25,8 @@ from collections.abc import Callable
 
 import redis
 
+from gateway.migration.model import MigrationState, StoreError
 from gateway.migration.outage import Outage
-from gateway.migration.store import MigrationState, StoreError
 
 POLL_S = 0.5
 WAKE_S = 0.2  # how often the thread looks at its stop flag between notices

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from gateway.migration.config import MigrationConfig
+from gateway.migration.model import MigrationState, label
 from gateway.migration.redisstore import StoreUnavailable
-from gateway.migration.store import MigrationState, label
 from gateway.migration.stores import Store
 
 
