@@ -14,8 +14,7 @@ What lives where (``<p>`` is the prefix)::
     <p>states    hash  name -> the state as JSON     <p>versions  hash  name -> version
     <p>version   the global change counter           <p>audit     stream, one entry per change
     <p>changes   pub/sub channel: a name changed     <p>lastop    hash  name -> last change's id
-                                                     <p>obs:... <p>cmp:...  evidence
-                                                     (gateway.migration.redisevidence)
+    <p>seq <p>evops <p>obs:... <p>cmp:...  evidence (gateway.migration.redisevidence)
 
 A change is one Lua script (:mod:`gateway.migration.redis_lua`): a transition
 that raced with another gateway's fails with :class:`TransitionError`, as it
@@ -276,7 +275,9 @@ class RedisStore(GatedMoves):
         """Append a batch; while Redis is down it is dropped, counted and logged now and then."""
         obs, cmps = list(observations), list(comparisons)
         try:
-            self._call("record", lambda: ev.write(self._client, self._keys, obs, cmps))
+            op = secrets.token_hex(8)  # the same on redis-py's resend: applied once
+            self._call("record", lambda: ev.write(self._client, self._keys, obs, cmps, op,
+                                                  time.time()))
         except StoreUnavailable as exc:
             self.dropped += len(obs) + len(cmps)
             now = time.monotonic()

@@ -7,7 +7,9 @@ Every server here is a real redis-server on a free loopback port, owned by the t
 from __future__ import annotations
 
 import logging
+import select
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 import redis
 
 import gateway.migration.rediswatch as rediswatch
+from gateway.migration import redisevidence
 from gateway.migration.redisstore import RedisStore, StoreUnavailable
 from gateway.migration.store import StoreError, Thresholds
 from tests.support.procs import wait_until
@@ -225,3 +228,98 @@ def test_a_resent_transition_script_applies_once(redis_server: RedisServer,
         raw.close()
     assert first[0] == 1 and again == [1, 0] and other == [0, 2]
     assert a.get("m").mode == "shadow" and len(a.audit("m")) == 2
+
+
+class LosingProxy:
+    """A loopback TCP proxy to Redis that can lose one reply of the evidence script.
+
+    Armed with ``lose.set()``, the next request carrying that script reaches Redis
+    whole, Redis answers, and the proxy closes the client's connection instead
+    of passing the answer on: the client sees a broken connection after the
+    script ran, and resends it.
+    """
+
+    def __init__(self, redis_port: int) -> None:
+        self.redis_port = redis_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.lose = threading.Event()
+        self.lost = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            t = threading.Thread(target=self._pipe, args=(client,), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _pipe(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.redis_port), timeout=5)
+        losing = False
+        try:
+            while not self._stop.is_set():
+                ready, _, _ = select.select([client, upstream], [], [], 0.2)
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    if sock is client:
+                        upstream.sendall(data)
+                        if self.lose.is_set() and redisevidence.RECORD.encode()[:40] in data:
+                            self.lose.clear()
+                            losing = True
+                    elif losing:  # Redis ran the script: its answer is lost with the connection
+                        self.lost += 1
+                        return
+                    else:
+                        client.sendall(data)
+        finally:
+            client.close()
+            upstream.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(5)
+        self.listener.close()
+
+
+def test_a_resent_evidence_batch_is_counted_once(redis_server: RedisServer,
+                                                 stores: list[RedisStore]) -> None:
+    """The reply to an evidence batch is lost after Redis applied it; the resend adds nothing."""
+    clock = Clock()
+    proxy = LosingProxy(redis_server.port)
+    raw = redis.Redis.from_url(redis_server.url)
+    keys = redisevidence.EvidenceKeys("ev:")
+    try:
+        a = RedisStore(f"redis://127.0.0.1:{proxy.port}/0", "ev:", clock=clock)
+        stores.append(a)
+        a.ensure("m", "canary", 10)
+        batch = ([obs("m", clock.now, error=True), obs("m", clock.now)],
+                 [comp("m", clock.now, "diff", ("/x",))])
+        scripts = raw.info("commandstats")["cmdstat_eval"]["calls"]
+        proxy.lose.set()
+        assert "error" not in within(lambda: a.record(*batch))
+        assert proxy.lost == 1 and a.dropped == 0
+        assert raw.info("commandstats")["cmdstat_eval"]["calls"] == scripts + 2  # resent once
+        assert redisevidence.budget_counts(raw, keys, "m", 0) == (2, 1)
+        assert (raw.zcard("ev:obs:m"), raw.zcard("ev:cmp:m"), raw.zcard("ev:diff:m")) == (2, 1, 1)
+        assert a.evidence("m").regressions == 1 and len(a.recent_diffs("m")) == 1
+
+        # The same op id sent by hand is refused; a new batch (a new op id) counts.
+        obs_, cmps = batch
+        assert redisevidence.write(raw, keys, obs_, cmps, "op1", clock.now) is True
+        assert redisevidence.write(raw, keys, obs_, cmps, "op1", clock.now) is False
+        a.record(*batch)
+        assert redisevidence.budget_counts(raw, keys, "m", 0) == (6, 3)
+        assert a.evidence("m").regressions == 3
+    finally:
+        raw.close()
+        proxy.close()
