@@ -11,6 +11,10 @@ notice was lost (a reconnect, a failover)::
     copy.states()         # the last copy (None before the first read)
     copy.remember(state, entered)   # this process's own write, at once
 
+In a forked child the first :meth:`StateCopy.changed` starts the child's own
+copy and thread: the parent's thread does not cross a fork, so the copy it
+left would never move again.
+
 While Redis is down the copy stays as it was: the last known states. The
 thread reports the outage and the recovery to the store's
 :class:`~gateway.migration.outage.Outage` (one line each per process).
@@ -21,6 +25,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 import redis
@@ -52,6 +57,10 @@ class StateCopy:
         self._pid = 0
         self._stop = threading.Event()
         self._closed = False
+        # The parent's watcher may hold the lock at the fork; the child's copy of it
+        # would then never be released. (A weak reference: a closed copy is not kept.)
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _new_lock(ref()))
 
     def states(self) -> States | None:
         """The last copy read (or remembered), None before the first."""
@@ -151,3 +160,9 @@ class StateCopy:
                 self._stop.wait(POLL_S)
         if pubsub is not None:
             pubsub.close()
+
+
+def _new_lock(copy: StateCopy | None) -> None:
+    """In a forked child: a fresh lock (its :meth:`StateCopy.changed` restarts the copy)."""
+    if copy is not None:
+        copy._lock = threading.Lock()

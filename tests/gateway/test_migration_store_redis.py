@@ -7,10 +7,12 @@ Every server here is a real redis-server on a free loopback port, owned by the t
 from __future__ import annotations
 
 import logging
+import os
 import select
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -323,3 +325,75 @@ def test_a_resent_evidence_batch_is_counted_once(redis_server: RedisServer,
     finally:
         raw.close()
         proxy.close()
+
+
+def _read_line(fd: int, timeout: float) -> str:
+    """One line from the pipe ``fd`` within ``timeout`` ("" at end of file)."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        assert left > 0, f"no line from the child within {timeout} s (got {data!r})"
+        if select.select([fd], [], [], left)[0]:
+            chunk = os.read(fd, 256)
+            if not chunk:
+                break
+            data += chunk
+    return data.decode().strip()
+
+
+def _forked_child(store: RedisStore, out: int) -> int:
+    """In the child: start the copy, report, then wait (10 s at most) for the parent's change."""
+    def say(text: str) -> None:
+        os.write(out, text.encode() + b"\n")
+    try:
+        store.changed()  # the parent's thread did not cross the fork: this starts the child's
+        say(f"started {store._copy.alive()} {store.all()['m'].mode}")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            store.changed()
+            if store.all()["m"].mode == "shadow":
+                say("saw shadow")
+                return 0
+            time.sleep(0.01)  # polling the copy, which its own thread refreshes
+        say("no change seen")
+        return 1
+    except BaseException as exc:
+        say(f"error {exc!r}")
+        return 2
+
+
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*:DeprecationWarning")
+def test_the_state_copy_restarts_in_a_forked_child(redis_server: RedisServer,
+                                                   stores: list[RedisStore]) -> None:
+    a = RedisStore(redis_server.url, "fork:")
+    stores.append(a)
+    a.ensure("m")
+    assert a.changed() is True and a._copy.alive()  # the parent's copy and its thread
+    read, write = os.pipe()
+    lock = a._copy._lock
+    lock.acquire()  # held across the fork, as the parent's watcher thread may hold it
+    pid = os.fork()
+    if pid:
+        lock.release()
+    if pid == 0:  # the child leaves only through os._exit, never back into pytest
+        code = 3
+        try:
+            os.close(read)
+            code = _forked_child(a, write)
+        finally:
+            os._exit(code)
+    os.close(write)
+    try:
+        assert _read_line(read, 10) == "started True py2"
+        a.transition("m", "shadow", actor="ops")  # made after the fork, by the parent
+        assert _read_line(read, 10) == "saw shadow"
+        done = wait_until(lambda: (lambda r: r if r[0] == pid else None)(
+            os.waitpid(pid, os.WNOHANG)), timeout=10, what="the child's exit")
+        pid = 0
+        assert os.waitstatus_to_exitcode(done[1]) == 0
+    finally:
+        os.close(read)
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
