@@ -1,12 +1,11 @@
 """The SQLite store behind migrations: states, audit trail, observations and comparisons.
 
-It owns one database file shared by every gunicorn worker (and its threads) and
-by the CLI: one connection per thread, WAL journal, ``BEGIN IMMEDIATE`` for every
-read-modify-write, the schema versioned with ``PRAGMA user_version``. Every
-SQLite failure (locked, disk full, not a database) is a :class:`StoreError`.
-The gated moves (promote, the automatic rollback) are
-:class:`~gateway.migration.gates.GatedMoves`; the vocabulary is
-:mod:`gateway.migration.model`.
+It owns one database file shared by every front worker (and its threads) and
+by the CLI; the connections, transactions and schema are
+:class:`~gateway.migration.sqlitefile.SqliteFile`'s. Every SQLite failure (locked,
+disk full, not a database) is a :class:`StoreError`. The gated moves (promote,
+the automatic rollback) are :class:`~gateway.migration.gates.GatedMoves`; the
+vocabulary is :mod:`gateway.migration.model`.
 
 ::
 
@@ -29,13 +28,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sqlite3
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from gateway.migration.gates import (
@@ -63,6 +59,7 @@ from gateway.migration.model import (
     legal_percent,
 )
 from gateway.migration.outage import Outage
+from gateway.migration.sqlitefile import SCHEMA_VERSION, SqliteFile
 
 # Importers of this module's names from before the vocabulary moved keep working.
 __all__ = [
@@ -71,92 +68,10 @@ __all__ = [
     "MigrationStore", "Observation", "StoreError", "Thresholds", "TransitionError", "label",
 ]
 
-SCHEMA_VERSION = 1
-BUSY_TIMEOUT_MS = 5000
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS state (
-        name TEXT PRIMARY KEY, mode TEXT NOT NULL, percent INTEGER NOT NULL,
-        version INTEGER NOT NULL, epoch_started REAL NOT NULL, mode_entered REAL NOT NULL,
-        updated_at REAL NOT NULL, updated_by TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS audit (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL,
-        name TEXT NOT NULL, from_mode TEXT NOT NULL, from_percent INTEGER NOT NULL,
-        to_mode TEXT NOT NULL, to_percent INTEGER NOT NULL, reason TEXT NOT NULL,
-        forced INTEGER NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS audit_name ON audit (name, id)",
-    """CREATE TABLE IF NOT EXISTS observation (
-        id INTEGER PRIMARY KEY, name TEXT NOT NULL, at REAL NOT NULL, runtime TEXT NOT NULL,
-        role TEXT NOT NULL, ms REAL NOT NULL, status INTEGER NOT NULL, error INTEGER NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS observation_name_at ON observation (name, at)",
-    # Covers the error-budget count and the report, which run often on a full table.
-    """CREATE INDEX IF NOT EXISTS observation_role
-        ON observation (name, role, runtime, at, error, ms)""",
-    """CREATE TABLE IF NOT EXISTS comparison (
-        id INTEGER PRIMARY KEY, name TEXT NOT NULL, at REAL NOT NULL, rid TEXT NOT NULL,
-        primary_rt TEXT NOT NULL, outcome TEXT NOT NULL, paths TEXT NOT NULL,
-        noise_paths TEXT NOT NULL, noise_checked INTEGER NOT NULL, fields TEXT NOT NULL,
-        sample TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS comparison_name_at ON comparison (name, at)",
-    # Rows per (name, table), kept in the inserting transaction so trimming never counts.
-    """CREATE TABLE IF NOT EXISTS tally (
-        name TEXT NOT NULL, kind TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (name, kind))""",
-)
-
 _STATE_COLS = "name, mode, percent, version, epoch_started, updated_at, updated_by, mode_entered"
 _AUDIT_COLS = (
     "id, at, actor, name, from_mode, from_percent, to_mode, to_percent, reason, forced"
 )
-
-
-class _Local:
-    """One thread's connection and what :meth:`MigrationStore.changed` saw last."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.pid = os.getpid()
-        self.thread = threading.current_thread()
-        self.data_version = -1
-        self.seen: tuple[int, int] | None = None
-        self.wrote = False
-
-
-def _use_wal(conn: sqlite3.Connection, patience: float = 5.0) -> str:
-    """Switch ``conn``'s database to WAL; the journal mode it is in afterwards.
-
-    The switch needs the database to itself, and SQLite answers "database is
-    locked" at once (the busy timeout does not apply to it) while another
-    process opens the same new store: the front's workers start together.
-    """
-    deadline = time.monotonic() + patience
-    pause = 0.005
-    while True:
-        try:
-            mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0])
-            if mode.lower() == "wal":
-                return mode
-            return str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
-                raise
-        time.sleep(pause)   # a backoff against another process, not a synchronisation
-        pause = min(pause * 2, 0.1)
-
-
-def _explain(path: str, action: str, exc: sqlite3.Error) -> str:
-    msg = str(exc)
-    low = msg.lower()
-    if "locked" in low or "busy" in low:
-        hint = f"another writer held the lock for more than {BUSY_TIMEOUT_MS / 1000:g} s"
-    elif "full" in low:
-        hint = "no space left for it"
-    elif "not a database" in low or "malformed" in low or "corrupt" in low:
-        hint = "the file is not a migration store database, or it is corrupt"
-    elif "readonly" in low or "unable to open" in low:
-        hint = "check that the file and its directory are writable"
-    else:
-        hint = "SQLite error"
-    return f"migration store {path}: {action} failed: {hint} ({msg})"
 
 
 def _state(row: Sequence[Any]) -> MigrationState:
@@ -166,121 +81,13 @@ def _state(row: Sequence[Any]) -> MigrationState:
     )
 
 
-class MigrationStore(GatedMoves):
+class MigrationStore(SqliteFile, GatedMoves):
     """States, audit, observations and comparisons in one SQLite file, safe across processes."""
 
     def __init__(self, path: str, clock: Callable[[], float] = time.time) -> None:
-        self.path = path
         self.outage = Outage(path)
         self._clock = clock
-        self._tls = threading.local()
-        self._lock = threading.Lock()
-        self._conns: list[_Local] = []
-        self._closed = False
-        try:
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-            os.chmod(path, 0o600)
-        except OSError as exc:
-            raise StoreError(f"migration store {path}: cannot open: {exc.strerror}") from exc
-        try:
-            self._open_schema()
-        except BaseException:
-            self.close()
-            raise
-
-    def _open_schema(self) -> None:
-        conn = self._local().conn
-        with self._guard("open"):
-            found = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            if found > SCHEMA_VERSION:
-                raise StoreError(
-                    f"migration store {self.path}: schema version {found} is newer than "
-                    f"{SCHEMA_VERSION}; upgrade the gateway"
-                )
-            journal = _use_wal(conn)
-            if journal.lower() != "wal":
-                raise StoreError(f"migration store {self.path}: cannot use WAL ({journal})")
-        if found == SCHEMA_VERSION:
-            return
-        with self._write("create schema") as conn:
-            if int(conn.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    def close(self) -> None:
-        """Close every connection this process opened; the store is unusable afterwards."""
-        with self._lock:
-            self._closed = True
-            conns, self._conns = self._conns, []
-        for local in conns:
-            # A connection inherited across fork belongs to the parent; leave it alone.
-            if local.pid == os.getpid():
-                local.conn.close()
-
-    def _local(self) -> _Local:
-        local: _Local | None = getattr(self._tls, "local", None)
-        if local is not None and local.pid == os.getpid():
-            return local
-        with self._lock:
-            if self._closed:
-                raise StoreError(f"migration store {self.path} is closed")
-            with self._guard("connect"):
-                conn = sqlite3.connect(
-                    self.path, timeout=BUSY_TIMEOUT_MS / 1000.0, isolation_level=None,
-                    check_same_thread=False,  # only close() touches it from another thread
-                )
-                try:
-                    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                    conn.execute("PRAGMA synchronous = NORMAL")
-                except BaseException:
-                    conn.close()
-                    raise
-            local = _Local(conn)
-            self._conns.append(local)
-            self._close_orphans()
-        self._tls.local = local
-        return local
-
-    def _close_orphans(self) -> None:
-        """Close the connections of threads that have ended (called with the lock held)."""
-        keep = []
-        for other in self._conns:
-            if other.pid == os.getpid() and not other.thread.is_alive():
-                other.conn.close()
-            else:
-                keep.append(other)
-        self._conns = keep
-
-    @contextmanager
-    def _guard(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise StoreError(_explain(self.path, action, exc)) from exc
-
-    @contextmanager
-    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
-        """A short ``BEGIN IMMEDIATE`` transaction: committed, or rolled back on any error."""
-        conn = self._local().conn
-        with self._guard(action):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                # Also after a failed COMMIT, so the next BEGIN starts clean.
-                if conn.in_transaction:
-                    try:
-                        conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass  # the original error is the one worth reporting
-                raise
-
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        conn = self._local().conn
-        with self._guard("read"):
-            return conn.execute(sql, params).fetchall()
+        super().__init__(path)
 
     def _load(
         self, name: str, conn: sqlite3.Connection | None = None
