@@ -105,12 +105,16 @@ class StateCopy:
             self._states, self._generation = None, self._generation + 1
             self._thread = threading.Thread(target=self._watch, name="migration-watcher",
                                             daemon=True)
-        try:
-            self._refresh(None)  # the first copy before the first request, when Redis answers
-        except (redis.RedisError, StoreError) as exc:
-            self._unreachable(exc)
-        else:
-            self._outage.up()
+        # The first copy before the first request, when Redis answers. A process that
+        # already found the store down leaves the first read to the thread: a request
+        # must not spend two socket timeouts on a Redis that did not answer just now.
+        if not self._outage.is_down:
+            try:
+                self._refresh(None)
+            except (redis.RedisError, StoreError) as exc:
+                self._unreachable(exc)
+            else:
+                self._outage.up()
         self._thread.start()
 
     def _refresh(self, known: int | None) -> int | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -60,14 +61,19 @@ def test_outage_is_said_once_until_the_store_answers_again(caplog: Any) -> None:
 
 
 def test_a_front_started_while_redis_is_down_serves_the_configured_states_then_the_stores(
-        later_redis: RedisServer, workdir: str, caplog: Any) -> None:
+        later_redis: RedisServer, workdir: str, caplog: Any, monkeypatch: Any) -> None:
     caplog.set_level(logging.WARNING, logger="gateway.migration")
     run_dir = os.path.join(workdir, "run")
     settings = settings_for(later_redis.url, run_dir)
     migrations = Migrations(settings)  # before: StoreUnavailable out of here, the worker died
     other = RedisStore(later_redis.url, prefix="down:")
+    readers: list[str] = []  # the threads that asked Redis for the states
+    copy = migrations.store._copy  # type: ignore[attr-defined]
+    refresh = copy._refresh
+    monkeypatch.setattr(copy, "_refresh", lambda known: (
+        readers.append(threading.current_thread().name), refresh(known))[1])
     try:
-        notes = migrations.state("notes")
+        notes = migrations.state("notes")  # a request's first look: it must not ask Redis
         assert (notes.mode, notes.percent, notes.version) == ("canary", 30, 0)
         with open(settings.splits_file, encoding="utf-8") as fh:
             assert "tax tax3 40\n" in fh.read()  # the broker follows the configured state too
@@ -94,6 +100,7 @@ def test_a_front_started_while_redis_is_down_serves_the_configured_states_then_t
                 return fh.read()
         wait_until(lambda: "tax tax3 100\n" in split(), timeout=5, what="the split followed")
         assert said(caplog, "answers again") == 1 and said(caplog, "unreachable") == 1
+        assert readers and set(readers) == {"migration-watcher"}, readers
         assert not [r for r in caplog.records if r.exc_info], caplog.text
     finally:
         other.close()
