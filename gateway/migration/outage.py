@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
+
+from gateway.migration.forksafe import fork_safe_lock
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class Outage:
 
     def __init__(self, where: str) -> None:
         self.where = where
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock(self, "_lock")
         self._pid = os.getpid()
         self._down = False
 

@@ -25,7 +25,9 @@ batch carries an op id: sent twice, it is counted once.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import secrets
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
@@ -33,6 +35,7 @@ import redis
 from gateway.migration.model import MAX_COMPARISONS, MAX_OBSERVATIONS, Comparison, Observation
 
 DIFF_OUTCOMES = ("diff", "candidate_error")
+MAX_WAITING = 20_000  # evidence items one process keeps for a Redis that is down
 
 
 class EvidenceKeys:
@@ -133,6 +136,55 @@ def write(client: redis.Redis, keys: EvidenceKeys, observations: list[Observatio
     for key, offset, at, text in members:
         args += [index[key], offset, repr(float(at)), text]
     return bool(client.eval(RECORD, 2 + len(sets), keys.seq, keys.ops, *sets, *args))
+
+
+class Outbox:
+    """Evidence batches not yet in Redis, oldest first, each with its op id; capped.
+
+    While Redis is down the batches wait here and go out in order once it
+    answers. A batch whose reply was lost goes out again with the same op id,
+    so it counts once. Past ``cap`` items the oldest batches are dropped, and
+    counted in :attr:`dropped`.
+    """
+
+    def __init__(self, cap: int | None = None) -> None:
+        self.cap = MAX_WAITING if cap is None else cap
+        self.items = 0
+        self.dropped = 0
+        self._batches: deque[tuple[str, list[Observation], list[Comparison]]] = deque()
+
+    def add(self, observations: list[Observation], comparisons: list[Comparison]) -> None:
+        """Queue one batch under a fresh op id (nothing for an empty one)."""
+        if observations or comparisons:
+            self._batches.append((secrets.token_hex(8), observations, comparisons))
+            self.items += len(observations) + len(comparisons)
+
+    def shed(self) -> None:
+        """Drop the oldest batches until at most ``cap`` items wait (after a failed send)."""
+        while self.items > self.cap:
+            self._drop_oldest()
+
+    def send(self, write: Callable[[str, list[Observation], list[Comparison]], object]) -> None:
+        """``write(op, observations, comparisons)`` each batch, oldest first.
+
+        A failure stops the round and leaves that batch first in line; it is raised.
+        """
+        while self._batches:
+            op, observations, comparisons = self._batches[0]
+            write(op, observations, comparisons)
+            self._batches.popleft()
+            self.items -= len(observations) + len(comparisons)
+
+    def _drop_oldest(self) -> None:
+        _op, observations, comparisons = self._batches.popleft()
+        count = len(observations) + len(comparisons)
+        self.items -= count
+        self.dropped += count
+
+    def discard_first(self) -> None:
+        """Give up on the first batch (Redis refused it for good), counting it dropped."""
+        if self._batches:
+            self._drop_oldest()
 
 
 def _split(member: bytes | str) -> tuple[int, str]:

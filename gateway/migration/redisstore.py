@@ -23,8 +23,8 @@ path never waits on Redis: once :meth:`RedisStore.changed` has been called, a
 :class:`~gateway.migration.rediswatch.StateCopy` keeps every state in memory,
 refreshed on a pub/sub notice and by polling the change counter (a lost
 notice costs at most one poll), and :meth:`all` answers from it. While Redis is
-down that copy is the last known state, evidence is dropped and counted
-(:attr:`RedisStore.dropped`, logged once per ``LOG_EVERY_S``), and every other call raises
+down that copy is the last known state, evidence waits in memory for Redis
+(:attr:`RedisStore.waiting`, capped; logged once per ``LOG_EVERY_S``), and every other call raises
 :class:`StoreUnavailable` within about two socket timeouts.
 """
 
@@ -45,6 +45,7 @@ from redis.retry import Retry
 
 from gateway.migration import redis_lua
 from gateway.migration import redisevidence as ev
+from gateway.migration.forksafe import fork_safe_lock
 from gateway.migration.gates import Evidence, GatedMoves, PromoteGate, Thresholds
 from gateway.migration.model import (
     MODES,
@@ -107,7 +108,8 @@ class RedisStore(GatedMoves):
         self.outage = Outage(self.where)
         self._copy = StateCopy(self._client, self.channel, self._state_keys[2],
                                self._read_all, self.outage)
-        self.dropped = 0
+        self._outbox = ev.Outbox()
+        self._outbox_lock = fork_safe_lock(self, "_outbox_lock")
         self._last_log = 0.0
         self._closed = False
 
@@ -272,19 +274,39 @@ class RedisStore(GatedMoves):
 
     def record(self, observations: Iterable[Observation],
                comparisons: Iterable[Comparison]) -> None:
-        """Append a batch; while Redis is down it is dropped, counted and logged now and then."""
-        obs, cmps = list(observations), list(comparisons)
-        try:
-            op = secrets.token_hex(8)  # the same on redis-py's resend: applied once
-            self._call("record", lambda: ev.write(self._client, self._keys, obs, cmps, op,
-                                                  time.time()))
-        except StoreUnavailable as exc:
-            self.dropped += len(obs) + len(cmps)
-            now = time.monotonic()
-            if now - self._last_log >= LOG_EVERY_S:
-                self._last_log = now
-                log.warning("migration evidence dropped (%d items so far): %s",
-                            self.dropped, exc)
+        """Append a batch, after any kept while Redis was down; while it is down, keep it.
+
+        Kept batches (:attr:`waiting` items, up to ``redisevidence.MAX_WAITING``; the
+        oldest beyond are dropped and counted in :attr:`dropped`) go out on the next
+        call once Redis answers, each counted once. Logged once per ``LOG_EVERY_S``.
+        """
+        with self._outbox_lock:
+            self._outbox.add(list(observations), list(comparisons))
+            try:
+                self._outbox.send(lambda op, obs, cmps: self._call(
+                    "record", lambda: ev.write(self._client, self._keys, obs, cmps, op,
+                                               time.time())))
+            except StoreUnavailable as exc:
+                self._outbox.shed()
+                now = time.monotonic()
+                if now - self._last_log >= LOG_EVERY_S:
+                    self._last_log = now
+                    log.warning("migration evidence waits for the store (%d items kept, %d "
+                                "dropped over the cap): %s", self._outbox.items,
+                                self._outbox.dropped, exc)
+            except StoreError:
+                self._outbox.discard_first()  # refused for good: it must not block the rest
+                raise
+
+    @property
+    def waiting(self) -> int:
+        """Evidence items kept in this process until Redis answers."""
+        return self._outbox.items
+
+    @property
+    def dropped(self) -> int:
+        """Evidence items dropped because more than the cap waited."""
+        return self._outbox.dropped
 
     def _comparisons(self, name: str, epoch: float) -> tuple[frozenset[str], list[Any]]:
         """The noise learned since a day before ``epoch``, and the comparisons since it."""

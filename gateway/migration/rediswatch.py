@@ -25,11 +25,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable
 
 import redis
 
+from gateway.migration.forksafe import fork_safe_lock
 from gateway.migration.model import MigrationState, StoreError
 from gateway.migration.outage import Outage
 
@@ -49,7 +49,8 @@ class StateCopy:
         self._counter = counter
         self._read_all = read_all
         self._outage = outage
-        self._lock = threading.Lock()
+        # The parent's watcher may hold the lock at a fork: the child gets its own.
+        self._lock = fork_safe_lock(self, "_lock")
         self._tls = threading.local()
         self._states: States | None = None
         self._generation = 0
@@ -57,10 +58,6 @@ class StateCopy:
         self._pid = 0
         self._stop = threading.Event()
         self._closed = False
-        # The parent's watcher may hold the lock at the fork; the child's copy of it
-        # would then never be released. (A weak reference: a closed copy is not kept.)
-        ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: _new_lock(ref()))
 
     def states(self) -> States | None:
         """The last copy read (or remembered), None before the first."""
@@ -165,8 +162,3 @@ class StateCopy:
         if pubsub is not None:
             pubsub.close()
 
-
-def _new_lock(copy: StateCopy | None) -> None:
-    """In a forked child: a fresh lock (its :meth:`StateCopy.changed` restarts the copy)."""
-    if copy is not None:
-        copy._lock = threading.Lock()

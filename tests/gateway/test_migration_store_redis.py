@@ -111,7 +111,7 @@ def test_a_lost_notice_is_made_up_by_polling_the_counter(redis_server: RedisServ
                what="the poll")
 
 
-def test_redis_down_serves_the_last_states_drops_evidence_and_refuses_changes(
+def test_redis_down_serves_the_last_states_keeps_evidence_and_refuses_changes(
         redis_server: RedisServer, stores: list[RedisStore], caplog: Any) -> None:
     clock = Clock()
     a = RedisStore(redis_server.url, clock=clock, socket_timeout=0.5)
@@ -124,13 +124,13 @@ def test_redis_down_serves_the_last_states_drops_evidence_and_refuses_changes(
     # The data plane (this thread, as a request thread would): the last known states.
     assert a.changed() is False
     assert a.all()["m"].mode == "shadow"
-    # Evidence: dropped, counted, logged once per interval.
+    # Evidence: kept for Redis, logged once per interval, never an error.
     caplog.set_level(logging.WARNING, logger="gateway.migration.redisstore")
     for _ in range(3):
         assert "error" not in within(lambda: a.record([obs("m", clock.now)] * 2,
                                                       [comp("m", clock.now)]))
-    assert a.dropped == 9
-    assert sum("evidence dropped" in r.getMessage() for r in caplog.records) == 1
+    assert (a.waiting, a.dropped) == (9, 0)
+    assert sum("evidence waits" in r.getMessage() for r in caplog.records) == 1
     # Admin commands, and a store opened meanwhile: a typed error, in time.
     fresh = RedisStore(redis_server.url.replace("redis://", "redis://:hunter2@"),
                        socket_timeout=0.5)
@@ -147,6 +147,36 @@ def test_redis_down_serves_the_last_states_drops_evidence_and_refuses_changes(
     wait_until(lambda: "error" not in within(lambda: a.ensure("m")), timeout=10,
                what="the store reconnected")
     assert a.get("m").mode == "py2"
+    # The next write (here one with nothing new, as the recorder's idle flush) sends them.
+    a.record([], [])
+    assert (a.waiting, a.dropped) == (0, 0)
+    assert a.evidence("m").samples == 3
+    assert a.report("m", Thresholds(window_s=1e9))["runtimes"]["py3"]["requests"] == 6
+
+
+def test_evidence_kept_while_redis_is_down_is_capped_oldest_first(
+        redis_server: RedisServer, stores: list[RedisStore], monkeypatch: Any) -> None:
+    monkeypatch.setattr(redisevidence, "MAX_WAITING", 5)
+    clock = Clock()
+    a = RedisStore(redis_server.url, clock=clock, socket_timeout=0.5)
+    stores.append(a)
+    a.ensure("m")
+    redis_server.stop()
+    for at in (1.0, 2.0, 3.0):  # three batches of 2; the cap keeps the newest two
+        assert "error" not in within(lambda at=at: a.record(
+            [obs("m", clock.now + at)] * 2, []))
+    assert (a.waiting, a.dropped) == (4, 2)
+    redis_server.start()
+    wait_until(lambda: "error" not in within(lambda: a.ensure("m")), timeout=10,
+               what="the store reconnected")
+    a.record([], [])
+    raw = redis.Redis.from_url(redis_server.url)
+    try:
+        kept = raw.zrange("gw:mig:obs:m", 0, -1, withscores=True)
+    finally:
+        raw.close()
+    assert sorted(at - clock.now for _, at in kept) == [2.0, 2.0, 3.0, 3.0]
+    assert a.waiting == 0
 
 
 def test_an_aof_restart_loses_no_acknowledged_change(aof_redis: RedisServer,

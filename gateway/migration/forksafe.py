@@ -1,0 +1,34 @@
+"""Locks that a forked child gets fresh.
+
+A lock that one of the parent's threads holds at the moment of a fork stays
+held in the child forever: that thread does not exist there to release it.
+The migration store's objects are shared by a process's threads and may be
+inherited by a child (a front forks its workers), so their locks are renewed
+in the child::
+
+    class Copy:
+        def __init__(self) -> None:
+            self._lock = fork_safe_lock(self, "_lock")   # a new Lock in every child
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+
+
+def fork_safe_lock(owner: object, attr: str) -> threading.Lock:
+    """A new lock, replaced by another as ``owner.<attr>`` in each forked child.
+
+    Only a weak reference to ``owner`` is kept: a closed store is not held alive.
+    """
+    ref = weakref.ref(owner)
+
+    def renew() -> None:
+        obj = ref()
+        if obj is not None:
+            setattr(obj, attr, threading.Lock())
+
+    os.register_at_fork(after_in_child=renew)
+    return threading.Lock()
