@@ -20,6 +20,9 @@ baseline just before it, and the epoch's evidence from the admin API::
     python -m bench migration                 # the tables
     python -m bench.migration --json          # the result document
     python -m bench --smoke migration         # healthy vs off, 1 s each, checked (CI)
+
+``python -m bench migration`` also runs :mod:`bench.brokershadow`, the broker-side
+shadowing of service migrations (``python -m bench.brokershadow`` alone).
 """
 
 from __future__ import annotations
@@ -408,8 +411,14 @@ def tables(doc: dict[str, Any]) -> list[Table]:
 
 
 def run(smoke: bool) -> list[Table]:
-    """Measure (briefly and checked with ``smoke``); the tables."""
-    return tables(measure(smoke))
+    """Measure (briefly and checked with ``smoke``); the tables.
+
+    Then the same question for calls between services, shadowed inside the
+    broker (:mod:`bench.brokershadow`): its cost per call with shadowing off
+    and on, and the callers' p99 with a hung port.
+    """
+    from bench import brokershadow
+    return tables(measure(smoke)) + brokershadow.run(smoke)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 
     gateway up [--log-format json]            # run the estate in the foreground; exit 1
                                               # at once if the listen address is taken
+               [--role all|gateway|workers]   # one host's part of a multi-host estate
     gateway status [--json]                   # ask the running arbiter
     gateway reload [SERVICE]                  # apply the changed config (services, routes,
                                               # migrations), no downtime; print what it did;
@@ -11,7 +12,8 @@
                                               # went FATAL
     gateway stop [--no-wait] [--timeout S]    # graceful stop; waits until the estate is down
     gateway check                             # interpreters, imports, migrations, contracts
-    gateway export systemd|supervisord [-o DIR]        # production configs
+    gateway export systemd|supervisord [-o DIR] [--role R]  # production configs
+    gateway keys DIR [NAME ...]               # CURVE key pairs: the broker's and NAME's
     gateway migrate status|shadow|canary|promote|rollback|report|... (gateway.migration.cli)
     gateway init [DIR] [--force]                       # gateway.toml + tox.ini for a folder
     gateway contract test [DIR] [--tox|--ingest|--broker EP]  # py2/py3 parity verdict
@@ -37,6 +39,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway import config as gwconfig
+from gateway import hosts
 from gateway.arbiter import control
 from gateway.commands.frontcfg import http_config
 from gateway.commands.status import migration_states, registrations, render_status
@@ -92,6 +95,21 @@ def cmd_front(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) ->
     return SupervisedFront(cfg, http_config(cfg), fd).run()
 
 
+def cmd_comparer(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
+    """Compare the broker's shadow pairs into the migration store; the arbiter starts this."""
+    import signal
+    import threading
+
+    from gateway.migration.comparer import run
+
+    if os.environ.get("GATEWAY_CONFIG"):
+        cfg = load_config(os.environ["GATEWAY_CONFIG"])
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return run(cfg.migration_settings, cfg.broker.endpoint, stop)
+
+
 # -- commands -----------------------------------------------------------------------------------
 
 
@@ -100,13 +118,16 @@ def cmd_up(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> in
     from gateway.arbiter import Arbiter, LogSink
     from gateway.arbiter.plan import require_broker
     from gateway.arbiter.sockets import systemd_fds
+    role = args.role
+    cfg = hosts.apply_role(cfg, role)
     require_broker(cfg)  # before any socket or process exists
     fmt = args.log_format or cfg.gateway.log_format
     color = fmt == "text" and not args.no_color and sys.stdout.isatty() and \
         "NO_COLOR" not in os.environ
     sink = LogSink(sys.stdout, fmt=fmt, color=color)
     env = {k: v for k, v in os.environ.items() if k not in CHILD_ENV_DROP}
-    arbiter = Arbiter(cfg, loader=lambda: load_config(path), python3=sys.executable,
+    arbiter = Arbiter(cfg, loader=lambda: hosts.apply_role(load_config(path), role),
+                      python3=sys.executable,
                       sink=sink, inherited_fds=systemd_fds(os.environ, os.getpid()),
                       env=env, config_source=path or "<default>")
     return arbiter.run()
@@ -204,6 +225,7 @@ def cmd_export(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -
     from gateway.arbiter import export
 
     outdir = os.path.abspath(args.output or cfg.gateway.run_dir)
+    cfg = hosts.apply_role(cfg, args.role)
     files = export.export(args.kind, cfg, python3=sys.executable, outdir=outdir,
                           user=args.user)
     if args.output:
@@ -226,7 +248,7 @@ def cmd_migrate(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) 
 
 COMMANDS = {"up": cmd_up, "status": cmd_status, "reload": cmd_reload, "stop": cmd_stop,
             "check": cmd_check, "export": cmd_export, "front": cmd_front,
-            "migrate": cmd_migrate}
+            "migrate": cmd_migrate, "comparer": cmd_comparer}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -237,6 +259,10 @@ def parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run the estate in the foreground")
     up.add_argument("--log-format", choices=gwconfig.LOG_FORMATS)
     up.add_argument("--no-color", action="store_true")
+    up.add_argument("--role", choices=hosts.ROLES, default=None,
+                    help="gateway: front + broker; workers: the services only, on the "
+                         "brokers of [broker] connect; all: everything (default: "
+                         "[gateway] role, itself all by default)")
     st = sub.add_parser("status", help="processes, PIDs, readiness, routes")
     st.add_argument("--json", action="store_true")
     rl = sub.add_parser("reload", help="apply the changed config without downtime")
@@ -249,12 +275,17 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("kind", choices=("systemd", "supervisord"))
     ex.add_argument("-o", "--output", help="directory to write into (default: stdout)")
     ex.add_argument("--user", default="", help="run the services as this user")
+    ex.add_argument("--role", choices=hosts.ROLES, default=None,
+                    help="the units of one host role (as gateway up --role)")
+    from gateway.commands.keys import add_parser as add_keys
+    add_keys(sub)
     from gateway.migration.cli import add_parser as add_migrate
     add_migrate(sub)
     from gateway.contracttest.cli import add_parsers as add_contract
     add_contract(sub)  # init, contract test: they work on a folder, not on a running config
     fr = sub.add_parser("front", help="(internal) run the HTTP front on an inherited socket")
     fr.add_argument("--fd", type=int)
+    sub.add_parser("comparer", help="(internal) compare the broker's shadow pairs")
     st.add_argument("--timeout", type=float, default=10.0)
     rl.add_argument("--timeout", type=float, default=120.0)
     sp.add_argument("--timeout", type=float, default=None,

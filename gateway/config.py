@@ -28,6 +28,9 @@ Schema (every table and key is optional; shown with its default)::
     log_format = "text"         # "text" (colour-prefixed, foreman style) or "json"
     stop_grace_s = 10.0         # SIGTERM -> SIGKILL grace for every process
     front = true                # run the HTTP front (false: supervise services only)
+    role = "all"                # on several hosts: "gateway" (front + broker, no services)
+                                # or "workers" (services only, on [broker] connect); see
+                                # gateway.hosts and `gateway up --role`
     ready_timeout_s = 60.0      # a replica not ready this long after its start is killed
                                 # (like systemd's TimeoutStartSec); a reload whose new
                                 # replicas are not all ready by then is abandoned
@@ -67,6 +70,16 @@ Schema (every table and key is optional; shown with its default)::
     outlier_count_errors = false        # an "internal" error reply is a failure too
     events_pub = ""             # XSUB side (publishers connect); "" = ipc in run_dir
     events_sub = ""             # XPUB side (subscribers connect); "" = ipc in run_dir
+                                # Several hosts (README "Running on several hosts"):
+    public_endpoint = ""        # gateway host: also bind this tcp:// for worker hosts,
+                                # with CURVE (needs the two keys below); "" = none
+    curve_secret_file = ""      # the broker's zmq.auth .key_secret (`gateway keys`)
+    curve_clients_dir = ""      # public keys (.key) of the hosts allowed to connect
+    connect = []                # worker host: the brokers services register with,
+                                # every one of them; [] = this host's own broker
+    curve_server_key = ""       # worker host: the brokers' public key (broker.key)
+    curve_client_secret = ""    # worker host: its own .key_secret (its .key is in
+                                # every gateway host's curve_clients_dir)
 
     [redis]
     url = ""                    # "" = a private redis-server on a unix socket in run_dir,
@@ -165,6 +178,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gateway import hosts
 from gateway.errors import ConfigError
 from gateway.metrics.config import check_keys as check_observability
 from gateway.migration.config import MigrationSettings, parse_settings
@@ -172,7 +186,7 @@ from gateway.migration.config import MigrationSettings, parse_settings
 RUNTIMES = ("py2", "py3", "command")
 BACKENDS = ("rpc", "wsgi", "http", "static")
 LOG_FORMATS = ("text", "json")
-RESERVED = {"broker", "http", "redis", "arbiter", "guard"}
+RESERVED = {"broker", "http", "redis", "arbiter", "guard", "comparer"}
 # Passed through to the HTTP front (gateway.http.config.GatewayHttpConfig), which checks them.
 HTTP_KEYS = {"limits", "trusted_proxies", "via", "preserve_host", "contracts_dir",
              "retry_after", "pool_size", "allowed_hosts", "access_log", "access_log_format"}
@@ -198,6 +212,7 @@ class FrontConfig:
     stop_grace_s: float = 10.0
     front: bool = True
     ready_timeout_s: float = 60.0
+    role: str = "all"  # gateway.hosts.ROLES; `gateway up --role` overrides it
 
 
 @dataclass(frozen=True)
@@ -246,6 +261,13 @@ class BrokerConfig:
     outlier_max_ejection_ms: int = 300_000
     outlier_max_ejection_percent: int = 50
     outlier_count_errors: bool = False
+    # Several hosts (SPEC 2.15), parsed and checked by gateway.hosts.
+    public_endpoint: str = ""
+    curve_secret_file: str = ""
+    curve_clients_dir: str = ""
+    connect: tuple[str, ...] = ()
+    curve_server_key: str = ""
+    curve_client_secret: str = ""
 
     def tcp_endpoints(self) -> list[str]:
         """The broker and events endpoints that are plain (CURVE-less) TCP."""
@@ -408,7 +430,7 @@ def from_dict(data: Mapping[str, Any], base_dir: str = "",
                      "base_dir", "migration", "migrations", "metrics", "tracing"})
     front = _front(_table(data, "gateway"), base_dir)
     runtimes = _runtimes(_table(data, "runtimes"), base_dir)
-    broker = _broker(_table(data, "broker"), front.run_dir)
+    broker = _broker(_table(data, "broker"), front.run_dir, base_dir)
     redis_t = _table(data, "redis")
     _keys(redis_t, "redis", {"url", "appendonly", "appendfsync"})
     redis = RedisConfig(url=_str(redis_t, "redis", "url", ""),
@@ -570,7 +592,7 @@ def _abspath(path: str, base_dir: str) -> str:
 def _front(t: Mapping[str, Any], base_dir: str) -> FrontConfig:
     p = "gateway"
     _keys(t, p, {"listen", "workers", "threads", "run_dir", "log_format", "stop_grace_s",
-                 "front", "ready_timeout_s"})
+                 "front", "ready_timeout_s", "role"})
     listen = _str(t, p, "listen", FrontConfig.listen)
     parse_listen(listen, "gateway.listen")
     run_dir = _str(t, p, "run_dir", FrontConfig.run_dir)
@@ -585,6 +607,7 @@ def _front(t: Mapping[str, Any], base_dir: str) -> FrontConfig:
         stop_grace_s=_float(t, p, "stop_grace_s", FrontConfig.stop_grace_s, 0.0),
         front=_bool(t, p, "front", True),
         ready_timeout_s=_float(t, p, "ready_timeout_s", FrontConfig.ready_timeout_s, 0.1),
+        role=_choice(t, p, "role", FrontConfig.role, hosts.ROLES),
     )
 
 
@@ -636,11 +659,11 @@ LIMITS = ("max_deadline_ms", "max_queued", "max_queued_total", "max_queued_bytes
           "max_queued_bytes_total")
 
 
-def _broker(t: Mapping[str, Any], run_dir: str) -> BrokerConfig:
+def _broker(t: Mapping[str, Any], run_dir: str, base_dir: str) -> BrokerConfig:
     p = "broker"
     _keys(t, p, {"endpoint", "heartbeat_ms", "events_pub", "events_sub", "enabled",
                  "implementation", "startup_grace_ms", "allow_insecure_tcp", *LIMITS,
-                 *OUTLIER})
+                 *OUTLIER, *hosts.KEYS})
     allow_tcp = _bool(t, p, "allow_insecure_tcp", False)
 
     def ep(key: str, default_name: str) -> str:
@@ -663,6 +686,7 @@ def _broker(t: Mapping[str, Any], run_dir: str) -> BrokerConfig:
         allow_insecure_tcp=allow_tcp,
         **limits,
         **_outlier(t, p),
+        **hosts.parse(t, base_dir),
     )
     return broker
 

@@ -64,10 +64,14 @@ import time
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from protocol import codec, mdp
+from protocol import brokers, codec, mdp
 from protocol._compat import text_type
-from protocol.errors import EnvelopeError, Timeout, Unavailable, from_wire
+from protocol.errors import BrokerLost, EnvelopeError, Timeout, Unavailable, from_wire
 from protocol.worker import current
+
+MYPY = False
+if MYPY:  # pragma: no cover - type names for the type comments only
+    from typing import Any  # noqa: F401
 
 # How long past its deadline a caller still waits for the broker's typed answer.
 GRACE = 0.25
@@ -146,12 +150,31 @@ def _decode(reply, asked=u"call"):
 
 
 class Client(object):
-    """Thread-safe MDP client; see the module docstring for the threading model."""
+    """Thread-safe MDP client; see the module docstring for the threading model.
+
+    Given several brokers (a list, or endpoints separated by commas) it is a
+    :class:`protocol.failover.FailoverClient` instead (SPEC 2.15).
+    """
+
+    def __new__(cls, endpoint=None, *args, **kwargs):
+        # type: (Any, Any, Any) -> Any
+        if cls is Client and _several(endpoint):
+            endpoints = brokers.split_endpoints(endpoint)
+            if len(endpoints) > 1:
+                from protocol.failover import FailoverClient
+                return FailoverClient(endpoints, *args, **kwargs)
+        return object.__new__(cls)
 
     def __init__(self, endpoint, timeout=10.0, context=None, curve=None,
                  probe_interval=1.0):
         # type: (str, float, zmq.Context, tuple, float) -> None
+        if _several(endpoint):  # a list of one, or "ep," : that one broker
+            endpoint = brokers.split_endpoints(endpoint)[0]
         self.endpoint = endpoint
+        # False under a FailoverClient: a lost broker's calls fail with BrokerLost, and
+        # the FailoverClient sends the idempotent ones to another broker instead.
+        self.resend_on_loss = True
+        self.link_up = None  # type: bool  # None until the first handshake
         self.timeout = timeout
         self.ctx = context or zmq.Context.instance()
         self.curve = curve
@@ -282,6 +305,22 @@ class Client(object):
                           time.time() + (timeout or self.timeout))
         self._enqueue(pending)
         return pending._wait_frames()[1][0].decode("ascii")
+
+    def refresh(self):
+        # type: () -> object
+        """``link_up`` after reading what the socket monitor reported; never blocks.
+
+        A link that ZeroMQ's heartbeats found dead while no call was waiting is
+        reported now, so a caller can choose another broker before sending.
+        """
+        if self._closed or not self._io.acquire(False):
+            return self.link_up
+        try:
+            if mdp.readable(self._monitor):
+                self._check_monitor()
+        finally:
+            self._io.release()
+        return self.link_up
 
     def close(self):
         # type: () -> None
@@ -415,6 +454,8 @@ class Client(object):
         # A close counts only after a handshake: a refused one (CURVE) is no broker loss.
         monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self._linked = False
+        if self.endpoint.startswith("tcp://"):
+            brokers.tune(sock, self.probe_interval)  # a silent link is noticed, not waited out
         sock.connect(self.endpoint)
         self._poller.register(sock, zmq.POLLIN)
         self._poller.register(monitor, zmq.POLLIN)
@@ -482,9 +523,10 @@ class Client(object):
             except zmq.Again:
                 break
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self._linked = True
+                self._linked = self.link_up = True
             elif event == zmq.EVENT_DISCONNECTED and self._linked:
                 self._linked, lost = False, True
+                self.link_up = False
         if not lost:
             return
         # Replies the broker sent before it went are answers: route them first.
@@ -496,8 +538,8 @@ class Client(object):
             self._route(frames)
         self.broker_losses += 1
         self._last_recv, self._probe_at = time.time(), None
-        self._recover(Unavailable(u"the connection to the broker closed while the request "
-                                  u"was in flight; it may or may not have run"))
+        self._recover(BrokerLost(u"the connection to the broker %s closed while the request "
+                                 u"was in flight; it may or may not have run" % (self.endpoint,)))
 
     def _check_broker(self):
         # type: () -> None
@@ -564,13 +606,14 @@ class Client(object):
         # type: () -> None
         """New socket; resend idempotent calls, fail the rest (they may have run)."""
         self.reconnects += 1
+        self.link_up = False  # silent past the probe: suspect until a handshake again
         self._shut()
         self._sock, self._monitor = self._open()
         self._last_recv, self._probe_at = time.time(), None
         while self._mmi:
-            self._fail(self._mmi.popleft(), Unavailable(u"lost the connection to the broker"))
-        self._recover(Unavailable(u"lost the connection to the broker; the request may or "
-                                  u"may not have run"))
+            self._fail(self._mmi.popleft(), BrokerLost(u"lost the connection to the broker"))
+        self._recover(BrokerLost(u"the broker %s went silent; the request may or may not "
+                                 u"have run" % (self.endpoint,)))
 
     def _recover(self, lost):
         # type: (Unavailable) -> None
@@ -587,7 +630,8 @@ class Client(object):
         for pending in list(self._pending.values()):
             if not pending.sent_at:
                 continue  # still in the outbox: it was never sent to the old broker
-            if pending.idem and not pending.replies and pending.deadline > now:
+            if (self.resend_on_loss and pending.idem and not pending.replies
+                    and pending.deadline > now):
                 self.resent += 1
                 self._transmit(pending)
             else:
@@ -606,6 +650,14 @@ class Client(object):
         self._pending.clear()
         self._mmi.clear()
         self._outbox.clear()
+
+
+def _several(endpoint):
+    # type: (object) -> bool
+    """True when ``endpoint`` is a list of endpoints or text naming several."""
+    if isinstance(endpoint, (list, tuple)):
+        return True
+    return isinstance(endpoint, (str, text_type)) and u"," in endpoint
 
 
 def _inherit_trace(env):

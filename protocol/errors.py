@@ -8,6 +8,7 @@
      +-- Unavailable                    unavailable 503 no live worker / broker down
      |    +-- UnknownService            unknown_service 404
      |    +-- TooBusy                   too_busy   503  the broker's queue is full
+     |    +-- BrokerLost                (local)    503  the link to the broker broke
      +-- WorkerLost                     worker_lost 502 the worker died mid-request
      +-- TooLarge                       too_large  413  a frame exceeds the size limit
      +-- Cancelled                      cancelled  499  the client cancelled the request
@@ -75,6 +76,17 @@ class TooBusy(Unavailable):
     """The broker's queue limits (count or bytes) are reached: retry later."""
 
     code = "too_busy"
+    status = 503
+
+
+class BrokerLost(Unavailable):
+    """The connection to the broker closed or went silent with the request in flight.
+
+    Never sent on a wire (it says so as ``unavailable``); a client that knows
+    other brokers sends an idempotent request again there (SPEC 2.15).
+    """
+
+    code = "unavailable"
     status = 503
 
 

@@ -20,6 +20,12 @@ or from a shell (both interpreters; the arbiter uses this)::
 
     python -m protocol.worker --broker tcp://127.0.0.1:5555 --service calc mymod:TABLE
 
+``--broker`` (default ``$GATEWAY_BROKER``) may name several brokers, separated
+by commas: the command line then runs one Worker per broker
+(:mod:`protocol.multiworker`, SPEC 2.15). A non-loopback broker needs CURVE
+keys (``--curve-server-key``, ``--curve-secret``, or ``$GATEWAY_CURVE_SERVER_KEY``
+and ``$GATEWAY_CURVE_SECRET``); without them the command exits 2.
+
 Readiness: ``on_registered`` runs once, when the broker first confirms the
 registration (its HEARTBEAT carrying the interval). The command line uses it
 to send ``READY=1`` to ``$NOTIFY_SOCKET`` (sd_notify), so a supervisor learns
@@ -74,7 +80,7 @@ import traceback
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from protocol import codec, mdp, trace
+from protocol import brokers, codec, mdp, trace
 from protocol._compat import text_type
 from protocol.errors import (
     Cancelled,
@@ -294,6 +300,8 @@ class Worker(object):
         self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED
                                                 | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self._linked = False
+        if self.endpoint.startswith("tcp://"):
+            brokers.tune(sock, self.interval)  # a silent link is noticed, not waited out
         sock.connect(self.endpoint)
         self._sock = sock
         metadata = {u"runtime": u"%s-%s" % (platform.python_implementation().lower(),
@@ -658,8 +666,10 @@ def main(argv=None):
     # type: (list) -> int
     """The ``python -m protocol.worker`` command line."""
     import argparse
+
+    from protocol.multiworker import add_broker_arguments, serve_from_args
     parser = argparse.ArgumentParser(prog="python -m protocol.worker")
-    parser.add_argument("--broker", required=True, help="broker endpoint, e.g. tcp://127.0.0.1:5555")
+    add_broker_arguments(parser)
     parser.add_argument("--service", required=True)
     parser.add_argument("--credit", type=int, default=1)
     parser.add_argument("--log-level", default="WARNING")
@@ -670,16 +680,9 @@ def main(argv=None):
     from protocol import logcontext
     logcontext.install()  # every line about a request names its rid and trace id
     target = load_target(args.target)
-    notify = notify_from(os.environ)
     if isinstance(target, dict):
-        worker = Worker(args.broker, args.service, table=target, credit=args.credit,
-                        on_registered=notify)
-    else:
-        worker = Worker(args.broker, args.service, envelope_handler=target, credit=args.credit,
-                        on_registered=notify)
-    worker.install_signal_handlers()
-    worker.run()
-    return 0
+        return serve_from_args(parser, args, table=target, credit=args.credit)
+    return serve_from_args(parser, args, envelope_handler=target, credit=args.credit)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import argparse
 import importlib
 import io
 import logging
-import os
 import sys
 import traceback
 
@@ -307,21 +306,18 @@ def main(argv=None):
     """``python -m protocol.wsgi --broker ENDPOINT --service NAME module:app``."""
     from protocol import logcontext
     from protocol.mdp import now_ms
-    from protocol.worker import Worker, notify_from
+    from protocol.multiworker import add_broker_arguments, serve_from_args
 
     parser = argparse.ArgumentParser(prog="python -m protocol.wsgi")
-    parser.add_argument("--broker", required=True, help="the broker endpoint")
+    add_broker_arguments(parser)
     parser.add_argument("--service", required=True, help="the service name to serve")
     parser.add_argument("app", help="module:attribute of the WSGI app")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logcontext.install()  # each line about a request names its rid and trace id
     host = WsgiHost(load_app(args.app), now_ms=now_ms)
-    worker = Worker(args.broker, args.service, envelope_handler=host.parts,
-                    on_registered=notify_from(os.environ))
-    worker.install_signal_handlers()  # SIGTERM drains: finish in-flight work, then DISCONNECT
-    worker.run()
-    return 0
+    # SIGTERM drains: finish in-flight work, then DISCONNECT (on every broker)
+    return serve_from_args(parser, args, envelope_handler=host.parts)
 
 
 if __name__ == "__main__":

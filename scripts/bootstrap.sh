@@ -48,14 +48,16 @@ find_python3() {
 # System packages from apt, installed only when missing: what `make up` needs, plus
 # (with --test) what the test suite drives: wrk (reload under load, benchmarks), nginx
 # (the benchmarks' baselines), Chromium with chromedriver (the browser walkthrough) and
-# Prometheus (the metrics test scrapes a running estate with a real server), and curl
-# (the README's own-estate walkthrough, which a test runs as written).
+# Prometheus (the metrics test scrapes a running estate with a real server), curl
+# (the README's own-estate walkthrough, which a test runs as written), and HAProxy (the
+# load balancer in front of two gateway hosts in the multi-host test; iproute2 gives it
+# the network namespaces).
 # jq is for examples/queue-consumer.sh. The compiled broker (gateway/broker/native) is
 # C against libzmq, built with make.
 ensure_packages() {
   local wanted="redis-server:redis-server redis-cli:redis-tools jq:jq" missing="" pair
   wanted="$wanted cc:gcc make:make pkg-config:pkg-config"
-  [ "$MODE" = test ] && wanted="$wanted curl:curl wrk:wrk nginx:nginx chromium:chromium chromedriver:chromium-driver prometheus:prometheus"
+  [ "$MODE" = test ] && wanted="$wanted curl:curl wrk:wrk nginx:nginx chromium:chromium chromedriver:chromium-driver prometheus:prometheus haproxy:haproxy ip:iproute2"
   for pair in $wanted; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
   done
@@ -63,10 +65,11 @@ ensure_packages() {
     || missing="$missing libzmq3-dev"
   if [ -n "$missing" ]; then
     say "installing with apt:$missing"
-    local sudo="" had_redis="" had_nginx="" had_prometheus=""
+    local sudo="" had_redis="" had_nginx="" had_prometheus="" had_haproxy=""
     command -v redis-server >/dev/null 2>&1 && had_redis=1
     command -v nginx >/dev/null 2>&1 && had_nginx=1
     command -v prometheus >/dev/null 2>&1 && had_prometheus=1
+    command -v haproxy >/dev/null 2>&1 && had_haproxy=1
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq || die "apt-get update failed; install by hand:$missing"
     # shellcheck disable=SC2086
@@ -81,6 +84,9 @@ ensure_packages() {
     fi
     if [ -z "$had_prometheus" ] && [ "$MODE" = test ] && command -v systemctl >/dev/null 2>&1; then
       $sudo systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+    fi
+    if [ -z "$had_haproxy" ] && [ "$MODE" = test ] && command -v systemctl >/dev/null 2>&1; then
+      $sudo systemctl disable --now haproxy >/dev/null 2>&1 || true
     fi
   fi
   # The queues use BLMOVE and LPOS (SPEC section 8).

@@ -20,6 +20,7 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 
+from gateway import hosts
 from gateway.config import GatewayConfig, ServiceConfig
 from gateway.errors import ConfigError
 
@@ -63,7 +64,8 @@ def python_env(config: GatewayConfig) -> dict[str, str]:
     """The environment every Python child gets: the repo importable, unbuffered output."""
     path = CODE_ROOT if config.base_dir == CODE_ROOT else f"{CODE_ROOT}:{config.base_dir}"
     return {"PYTHONPATH": path, "PYTHONUNBUFFERED": "1",
-            "GATEWAY_BROKER": config.broker.endpoint, "GATEWAY_REDIS_URL": config.redis_url}
+            "GATEWAY_BROKER": hosts.service_brokers(config), "GATEWAY_REDIS_URL": config.redis_url,
+            **hosts.curve_env(config)}
 
 
 def service_env(config: GatewayConfig, svc: ServiceConfig) -> dict[str, str]:
@@ -106,7 +108,7 @@ def broker_program(config: GatewayConfig, python3: str) -> Program:
     """
     b = config.broker
     require_broker(config)
-    args = ("--bind", b.endpoint, "--heartbeat-ms", str(b.heartbeat_ms),
+    args = (*hosts.broker_binds(config), "--heartbeat-ms", str(b.heartbeat_ms),
             "--events-pub", b.events_pub, "--events-sub", b.events_sub,
             "--startup-grace-ms", str(b.startup_grace_ms),
             "--max-deadline-ms", str(b.max_deadline_ms), "--max-queued", str(b.max_queued),
@@ -117,8 +119,10 @@ def broker_program(config: GatewayConfig, python3: str) -> Program:
             "--outlier-base-ejection-ms", str(b.outlier_base_ejection_ms),
             "--outlier-max-ejection-ms", str(b.outlier_max_ejection_ms),
             "--outlier-max-ejection-percent", str(b.outlier_max_ejection_percent),
-            # Service migrations: the front writes this file and pokes mmi.split (SPEC 2.14).
+            # Service migrations: the front writes this file and pokes mmi.split (SPEC 2.14);
+            # the comparer subscribes to the shadow pairs.
             "--splits", config.migration_settings.splits_file,
+            "--shadow-pub", config.migration_settings.pairs_endpoint,
             *(("--outlier-count-errors",) if b.outlier_count_errors else ()))
     if b.implementation == "native":
         head: tuple[str, ...] = (NATIVE_BROKER,)
@@ -146,6 +150,19 @@ def http_program(config: GatewayConfig, python3: str) -> Program:
     return Program("http", argv, env, config.base_dir, 1, "notify", "infra", python3,
                    ("broker",), g.listen, g.stop_grace_s, infra=True, workers=g.workers,
                    ready_timeout=g.ready_timeout_s)
+
+
+def comparer_program(config: GatewayConfig, python3: str) -> Program:
+    """The comparer of service migrations' shadow pairs (gateway.migration.comparer)."""
+    # Like the front, it reads the migrations when it starts: the digest rolls it on a
+    # reload that changes them.
+    doc = {k: v for k, v in config.to_dict().items() if k in ("migration", "migrations")}
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+    env = python_env(config) | {"GATEWAY_CONFIG": effective_config_path(config),
+                                "GATEWAY_COMPARER_DIGEST": digest}
+    return Program("comparer", (python3, "-m", "gateway", "comparer"), env, config.base_dir, 1,
+                   "none", "infra", python3, ("broker",), "", config.gateway.stop_grace_s,
+                   infra=True, ready_timeout=config.gateway.ready_timeout_s)
 
 
 def redis_program(config: GatewayConfig) -> Program:
@@ -179,7 +196,7 @@ def service_program(config: GatewayConfig, svc: ServiceConfig, python3: str) -> 
         # `-m protocol <host>` imports the host module once (`-m protocol.worker` would
         # run a second copy of it beside the one the package import loaded).
         host = "worker" if svc.kind == "rpc" else "wsgi"
-        argv = (interpreter, "-m", "protocol", host, "--broker", config.broker.endpoint,
+        argv = (interpreter, "-m", "protocol", host, "--broker", hosts.service_brokers(config),
                 "--service", svc.name, svc.module or svc.app)
     return Program(svc.name, tuple(argv), env, svc.cwd or config.base_dir, svc.replicas,
                    svc.ready, svc.runtime, interpreter, needs, svc.listen,
@@ -200,9 +217,13 @@ def build(config: GatewayConfig, python3: str) -> list[Program]:
         programs.append(broker_program(config, python3))
     if config.gateway.front:
         programs.append(http_program(config, python3))
+    if config.broker.enabled and any(m.kind == "service"
+                                     for m in config.migration_settings.migrations):
+        programs.append(comparer_program(config, python3))
     if config.wants_private_redis:
         programs.append(redis_program(config))
-    programs += [service_program(config, s, python3) for s in config.services]
+    if config.gateway.role != "gateway":  # a gateway host's services run on worker hosts
+        programs += [service_program(config, s, python3) for s in config.services]
     names = {p.name for p in programs}
     return [p if all(n in names for n in p.needs) else
             replace(p, needs=tuple(n for n in p.needs if n in names))

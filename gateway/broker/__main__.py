@@ -31,8 +31,14 @@ log = logging.getLogger("gateway.broker")
 def parse_args(argv: list[str] | None) -> BrokerConfig:
     """Build a :class:`BrokerConfig` from the command line."""
     parser = argparse.ArgumentParser(prog="python -m gateway.broker")
-    parser.add_argument("--bind", action="append", required=True, metavar="ENDPOINT",
-                        help="endpoint for clients and workers (repeatable)")
+    parser.add_argument("--bind", action="append", default=[], metavar="ENDPOINT",
+                        help="endpoint for clients and workers (repeatable); "
+                             "CURVE when --curve-secret is given")
+    parser.add_argument("--bind-local", action="append", default=[], metavar="ENDPOINT",
+                        help="loopback or ipc endpoint kept plain even with --curve-secret "
+                             "(repeatable; SPEC 2.15)")
+    parser.add_argument("--events-local", action="store_true",
+                        help="keep the events endpoints plain (loopback) with --curve-secret")
     parser.add_argument("--heartbeat-ms", type=int, default=1000)
     parser.add_argument("--default-timeout-ms", type=int, default=30_000,
                         help="deadline for requests that carry none (raw MDP clients)")
@@ -44,6 +50,15 @@ def parse_args(argv: list[str] | None) -> BrokerConfig:
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument("--splits", metavar="FILE",
                         help="split file of migrated services, re-read on mmi.split (SPEC 2.14)")
+    parser.add_argument("--shadow-max-inflight", type=int,
+                        default=BrokerConfig.shadow_max_inflight,
+                        help="shadow copies out at once per service; more are skipped")
+    parser.add_argument("--shadow-timeout-ms", type=int, default=BrokerConfig.shadow_timeout_ms,
+                        help="the longest deadline of a shadow copy")
+    parser.add_argument("--shadow-pub", metavar="ENDPOINT",
+                        help="XPUB where shadow pairs are published for the comparer")
+    parser.add_argument("--shadow-pub-hwm", type=int, default=BrokerConfig.shadow_pub_hwm,
+                        help="pairs queued for a slow subscriber before they are dropped")
     parser.add_argument("--startup-grace-ms", type=int, default=BrokerConfig.startup_grace_ms,
                         help="until up this long, requests for never-seen services wait")
     limits = parser.add_argument_group("memory bounds (SPEC 2.5)")
@@ -75,6 +90,8 @@ def parse_args(argv: list[str] | None) -> BrokerConfig:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if not args.bind and not args.bind_local:
+        parser.error("the following arguments are required: --bind")
     if args.heartbeat_ms <= 0 or args.default_timeout_ms <= 0:
         parser.error("--heartbeat-ms and --default-timeout-ms must be positive")
     if args.startup_grace_ms < 0:
@@ -88,7 +105,8 @@ def parse_args(argv: list[str] | None) -> BrokerConfig:
     if args.outlier_base_ejection_ms <= 0 or args.outlier_max_ejection_ms <= 0:
         parser.error("--outlier-base-ejection-ms and --outlier-max-ejection-ms must be positive")
     keys = CurveKeys.load(args.curve_secret, args.curve_clients) if args.curve_secret else None
-    return BrokerConfig(endpoints=tuple(args.bind), heartbeat_ms=args.heartbeat_ms,
+    return BrokerConfig(endpoints=tuple(args.bind), local_endpoints=tuple(args.bind_local),
+                        events_local=args.events_local, heartbeat_ms=args.heartbeat_ms,
                         default_timeout_ms=args.default_timeout_ms,
                         max_msg_size=args.max_msg_size, events_pub=args.events_pub,
                         events_sub=args.events_sub, curve=keys,
@@ -102,7 +120,10 @@ def parse_args(argv: list[str] | None) -> BrokerConfig:
                                                args.outlier_max_ejection_ms,
                                                args.outlier_max_ejection_percent,
                                                args.outlier_count_errors),
-                        splits_file=args.splits)
+                        splits_file=args.splits,
+                        shadow_max_inflight=args.shadow_max_inflight,
+                        shadow_timeout_ms=args.shadow_timeout_ms,
+                        shadow_pub=args.shadow_pub, shadow_pub_hwm=args.shadow_pub_hwm)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,9 +58,11 @@ from gateway.broker.events import EventProxy
 from gateway.broker.header import request_fields
 from gateway.broker.memory import MemoryTrim
 from gateway.broker.outlier import OutlierPolicy, Outliers
+from gateway.broker.pairs import Pairs
 from gateway.broker.probes import ProbeSchedule, drain_disconnects
 from gateway.broker.registry import Registry, Request, Service, Worker
 from gateway.broker.security import CurveKeys, apply_curve, check_bind, start_authenticator
+from gateway.broker.shadow import Shadows
 from gateway.broker.splits import Splits
 from gateway.errors import BrokerError
 from protocol import codec, mdp
@@ -90,6 +92,12 @@ class BrokerConfig:
     """Everything the broker needs, passed in (the CLI builds it from argv)."""
 
     endpoints: tuple[str, ...] = ("tcp://127.0.0.1:5555",)
+    # Bound before the CURVE keys are applied, so plain even when ``curve`` is set
+    # (SPEC 2.15): the gateway host's own front and services on ipc://, beside a
+    # CURVE endpoint for remote worker hosts. Loopback or ipc only.
+    local_endpoints: tuple[str, ...] = ()
+    # The events proxy stays plain too (its endpoints must then be loopback).
+    events_local: bool = False
     heartbeat_ms: int = mdp.DEFAULT_INTERVAL_MS
     default_timeout_ms: int = 30_000
     max_msg_size: int = 64 * 1024 * 1024 + 4096
@@ -112,6 +120,13 @@ class BrokerConfig:
     outliers: OutlierPolicy = field(default_factory=OutlierPolicy)
     # The split file of migrated services (SPEC 2.14, gateway.broker.splits); None: no splits.
     splits_file: str | None = None
+    # Shadow copies (SPEC 2.14, gateway.broker.shadow): at most this many out per
+    # service, each with at most this deadline.
+    shadow_max_inflight: int = 8
+    shadow_timeout_ms: int = 2000
+    # Where shadow pairs are published for the comparer (gateway.broker.pairs); None: not.
+    shadow_pub: str | None = None
+    shadow_pub_hwm: int = 1000
 
 
 class Broker:
@@ -119,10 +134,14 @@ class Broker:
 
     def __init__(self, config: BrokerConfig,
                  ctx: zmq.Context[zmq.Socket[bytes]] | None = None) -> None:
-        if not config.endpoints:
+        if not config.endpoints and not config.local_endpoints:
             raise BrokerError("the broker needs at least one endpoint to bind")
         for endpoint in config.endpoints:
             check_bind(endpoint, config.curve)
+        for endpoint in config.local_endpoints:
+            check_bind(endpoint, None)  # plain: loopback only, whatever the keys
+        if config.shadow_pub:  # pairs carry whole requests and answers in the clear
+            check_bind(config.shadow_pub, None)
         self.config = config
         self.ctx = ctx or zmq.Context.instance()
         self.registry = Registry()
@@ -140,7 +159,10 @@ class Broker:
         self._probes = ProbeSchedule()
         self._trim = MemoryTrim()
         self._outliers = Outliers(config.outliers, self.registry, self.counters)
-        self.splits = Splits(config.splits_file)
+        self.pairs = Pairs(config.shadow_pub, config.shadow_pub_hwm)
+        self.shadows = Shadows(config.shadow_max_inflight, config.shadow_timeout_ms,
+                               self.pairs)
+        self.splits = Splits(config.splits_file, self.shadows)
         self.splits.reload()
 
     # ---------------------------------------------------------- lifecycle --
@@ -162,6 +184,14 @@ class Broker:
                 log.critical("broker loop died", exc_info=exc)
             self._ready.set()
 
+    def _bind_all(self, sock: zmq.Socket[bytes], endpoints: tuple[str, ...]) -> None:
+        for endpoint in endpoints:
+            try:
+                sock.bind(endpoint)
+            except zmq.ZMQError as exc:
+                raise BrokerError(f"cannot bind {endpoint}: {exc}") from exc
+            self.endpoints.append(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+
     def run(self, on_ready: Callable[[], None] | None = None) -> None:
         """Bind and serve until :meth:`stop`; sockets are created and closed in this thread.
 
@@ -176,19 +206,22 @@ class Broker:
             sock.linger = 0
             sock.maxmsgsize = self.config.max_msg_size
             sock.sndhwm = sock.rcvhwm = self.config.hwm
+            # libzmq copies the security options into each listener at bind time, so
+            # the local endpoints bound first stay plain (NULL mechanism).
+            self._bind_all(sock, self.config.local_endpoints)
             if self.config.curve is not None:
                 auth = start_authenticator(self.ctx, self.config.curve)
                 apply_curve(sock, self.config.curve)
-            for endpoint in self.config.endpoints:
-                try:
-                    sock.bind(endpoint)
-                except zmq.ZMQError as exc:
-                    raise BrokerError(f"cannot bind {endpoint}: {exc}") from exc
-                self.endpoints.append(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+            self._bind_all(sock, self.config.endpoints)
             if self.config.events_pub and self.config.events_sub:
                 self._events = EventProxy(self.config.events_pub, self.config.events_sub,
-                                          self.ctx, self.config.curve)
+                                          self.ctx,
+                                          None if self.config.events_local else self.config.curve)
                 self._events.start()
+            try:
+                self.pairs.open(self.ctx)
+            except zmq.ZMQError as exc:
+                raise BrokerError(f"cannot bind {self.config.shadow_pub}: {exc}") from exc
             monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
             self._sock = sock
             self._started = time.monotonic()
@@ -203,6 +236,7 @@ class Broker:
                 sock.disable_monitor()
                 monitor.close(linger=0)
             sock.close(linger=0)
+            self.pairs.close()
             if self._events is not None:
                 self._events.stop()
             if auth is not None:
@@ -227,12 +261,18 @@ class Broker:
                 "queued_bytes": svc.queued_bytes, "ejected": svc.ejected,
                 "outcomes": dict(svc.outcomes),
             } for svc in list(self.registry.services.values())}
-        return {"counters": dict(self.counters), "drops": dict(self.drops),
-                "dropped": sum(self.drops.values()), "workers": len(self.registry.workers),
-                "ejected": self._outliers.ejected(),
-                "services": services, "heartbeat_ms": self.config.heartbeat_ms,
-                "queued": self.registry.queued, "queued_bytes": self.registry.queued_bytes,
-                "splits": self.splits.to_json()}
+        stats = {"counters": dict(self.counters), "drops": dict(self.drops),
+                 "dropped": sum(self.drops.values()), "workers": len(self.registry.workers),
+                 "ejected": self._outliers.ejected(),
+                 "services": services, "heartbeat_ms": self.config.heartbeat_ms,
+                 "queued": self.registry.queued, "queued_bytes": self.registry.queued_bytes,
+                 "splits": self.splits.to_json()}
+        # Only when in use, so a broker that shadows nothing reports the common shape.
+        if self.shadows.table:
+            stats["shadows"] = self.shadows.to_json()
+        if self.config.shadow_pub:
+            stats["shadow_pairs"] = self.pairs.to_json()
+        return stats
 
     # --------------------------------------------------------------- loop --
     def _loop(self, sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes]) -> None:
@@ -365,6 +405,23 @@ class Broker:
         self._trim.grew(request.size)
         self._dispatch(service)
         self.registry.arm(request)
+        if self.shadows.table:  # after the primary: the caller waits for nothing more
+            self._shadow(request, now)
+
+    def _shadow(self, request: Request, now: int) -> None:
+        """Queue a shadow copy of ``request`` for its service's candidate, when one is due."""
+        copy = self.shadows.copy(request, self.registry.live, now)
+        if copy is None:
+            return
+        if self._queue_full(copy.service, copy.size) is not None:
+            self.shadows.skipped(copy)
+            return
+        self.pairs.expect(request, copy, self.shadows.method)
+        self.registry.enqueue(copy)
+        # Counted as the candidate's request, so its outcomes (ok, timeout...) add up.
+        self.registry.services[copy.service].outcomes["requests"] += 1
+        self._dispatch(copy.service)
+        self.registry.arm(copy)
 
     def _queue_full(self, service: bytes, size: int) -> str | None:
         """Why queueing ``size`` more bytes for ``service`` would pass a cap, or None."""
@@ -389,12 +446,13 @@ class Broker:
                 and self.registry.find_inflight(service, client, rid) is None:
             service = split.candidate  # the call was split off to the port (SPEC 2.14)
         queued = self.registry.find_queued(service, client, rid)
-        if queued is not None:
+        # A shadow copy is nobody's to cancel (its client address is the broker's own).
+        if queued is not None and not queued.shadow:
             self.registry.drop_queued(queued)
             self.counters["cancelled"] += 1
             return
         held = self.registry.find_inflight(service, client, rid)
-        if held is not None and held[0].cancel:
+        if held is not None and held[0].cancel and not held[1].shadow:
             # Not a dispatch: the worker's credit is untouched, and its final reply
             # (a "cancelled" error) releases the request as usual.
             self.counters["cancels_forwarded"] += 1
@@ -417,6 +475,9 @@ class Broker:
         self._send([client, b"", mdp.CLIENT, service, *answer], "client gone")
 
     def _reply_error(self, request: Request, error: ProtocolError) -> None:
+        if request.shadow:  # nobody waits for a copy: it only ends
+            self.shadows.finished(request, None)
+            return
         body = mdp.error_body(request.id, error)
         self._send([request.client, b"", mdp.CLIENT, request.asked or request.service, *body],
                    "client gone")
@@ -491,11 +552,17 @@ class Broker:
         if not request.replied:  # the first part tells whether the worker kept the deadline
             self._outliers.replied(worker, request, head)
         request.replied = True
-        # The address the broker recorded, not the one the worker echoed back.
-        self._send([request.client, b"", mdp.CLIENT, request.asked or worker.service, *body],
-                   "client gone")
+        if request.shadow:
+            if not more:
+                self.shadows.finished(request, body)
+        else:
+            # The address the broker recorded, not the one the worker echoed back.
+            self._send([request.client, b"", mdp.CLIENT, request.asked or worker.service,
+                        *body], "client gone")
         if not more:
-            if self.splits.table:
+            if self.pairs.pending and not request.shadow:
+                self.pairs.primary(request, body)
+            if self.splits.table and not request.shadow:
                 self.splits.replied(request.asked or request.service, request.asked is not None,
                                     head)
             self.registry.release(worker, request)
@@ -588,6 +655,9 @@ class Broker:
     def _beat(self) -> None:
         now = time.monotonic()
         self.splits.changed()  # a missed mmi.split still takes effect within a beat
+        if self.shadows.live:
+            self.shadows.sweep(mdp.now_ms())
+        self.pairs.sweep(mdp.now_ms())
         for identity in self.registry.expired_workers(now):
             self.counters["workers_expired"] += 1
             self._lose_worker(identity, "missed heartbeats")

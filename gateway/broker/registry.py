@@ -44,6 +44,8 @@ class Request:
     # The service the client asked for, when a split sent it to a candidate (SPEC 2.14):
     # replies carry this name, so the client never sees the candidate's.
     asked: bytes | None = None
+    # A shadow copy (SPEC 2.14): its replies go to the comparison, never to a client.
+    shadow: bool = False
 
 
 @dataclass(eq=False, slots=True)

@@ -15,6 +15,9 @@ back with the same splits and a stray ``mmi.split`` can change nothing.
 File format: UTF-8 text, one split per line, ``#`` starts a comment::
 
     SERVICE CANDIDATE PERCENT       # e.g. "tax tax.py3 30"
+    shadow SERVICE CANDIDATE METHODS   # e.g. "shadow tax tax.py3 quote,total"
+
+(``shadow`` lines: :mod:`gateway.broker.shadow`.)
 
 A call for SERVICE goes to CANDIDATE when its sticky bucket, CRC-32 of
 ``SERVICE:KEY`` modulo 100, is below PERCENT. KEY is the header's ``sticky``
@@ -30,6 +33,8 @@ import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from gateway.broker.shadow import Shadows, is_shadow_line
 
 log = logging.getLogger("gateway.broker")
 
@@ -59,7 +64,7 @@ def parse(text: str) -> tuple[dict[bytes, tuple[bytes, int]], list[str]]:
         # ASCII whitespace only, as the compiled broker splits words.
         words = line.partition("#")[0].replace("\t", " ").replace("\r", " ").split(" ")
         words = [w for w in words if w]
-        if not words:
+        if not words or is_shadow_line(words):  # read by gateway.broker.shadow
             continue
         if len(words) != 3 or not 1 <= len(words[2]) <= 3 \
                 or not all("0" <= c <= "9" for c in words[2]) or int(words[2]) > 100 \
@@ -101,8 +106,9 @@ def sticky_key(frame: bytes) -> bytes | None:
 class Splits:
     """The split table the broker routes by, loaded from one file."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, shadows: Shadows | None = None) -> None:
         self.path = path
+        self.shadows = shadows if shadows is not None else Shadows()
         self.table: dict[bytes, Split] = {}
         self.errors: list[str] = []
         self._seen: tuple[int, int] | None = None
@@ -124,6 +130,8 @@ class Splits:
             return False
         self._seen = (st.st_mtime_ns, st.st_size) if st else None
         table, self.errors = parse(text)
+        self.shadows.load(text)
+        self.errors += self.shadows.errors
         for error in self.errors:
             log.warning("split file %s: %s", self.path, error)
         old = self.table

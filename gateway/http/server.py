@@ -73,7 +73,8 @@ def build_app(config: GatewayHttpConfig) -> ProblemGuard:
     if config.migration is not None:
         from gateway.migration.admin import AdminApi
         from gateway.migration.router import Migrations
-        migrations = Migrations(config.migration, broker=config.broker)
+        migrations = Migrations(config.migration, broker=config.broker,
+                                contracts_dir=config.contracts_dir)
         admin = AdminApi(migrations, config)
     if any(r.backend in ("wsgi", "rpc") for r in config.routes):
         from gateway.http.bridge import bridge_factories

@@ -229,6 +229,7 @@ class AdminApi:
                 self.live = None
         out = []
         splits = self.migrations.broker.live_splits()
+        shadows = self.migrations.broker.live_shadows() if splits else {}
         for m in self.settings.migrations:
             report = store.report(m.name, m.thresholds)
             for numbers in report["runtimes"].values():
@@ -241,6 +242,7 @@ class AdminApi:
             report["series"] = store.series(m.name)
             if m.kind == "service":  # what the broker routes by now (SPEC 2.14)
                 report["split"] = splits.get(m.service)
+                report["shadow"] = shadows.get(m.service)  # copies the broker makes
             out.append(report)
         return out
 

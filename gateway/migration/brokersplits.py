@@ -21,6 +21,10 @@ also re-reads the file when its mtime moves). A state maps to a share::
 
     py2, shadow -> 0      canary N% -> N      py3, retired -> 100
 
+In ``shadow`` and ``canary`` the file also gets the migration's ``shadow`` line
+(:mod:`gateway.migration.brokershadow`): the broker copies the calls that stay on
+the py2 service to the port, and the comparer judges the pairs.
+
 The front never sees these calls, so the automatic rollback judges the port by
 the broker's counters of calls sent to it and failed (:class:`ErrorBudget`).
 """
@@ -38,6 +42,7 @@ from typing import Any
 
 import zmq
 
+from gateway.migration.brokershadow import shadow_lines, shadowable
 from gateway.migration.config import MigrationConfig, MigrationSettings
 from gateway.migration.gates import ErrorBudgetGate
 from gateway.migration.model import MigrationState, TransitionError
@@ -58,13 +63,19 @@ def share(state: MigrationState) -> int:
     return 100 if state.mode in ("py3", "retired") else 0
 
 
-def render(migrations: Iterable[MigrationConfig], states: Mapping[str, MigrationState]) -> str:
-    """The split file for the service migrations among ``migrations``."""
+def render(migrations: Iterable[MigrationConfig], states: Mapping[str, MigrationState],
+           methods: Mapping[str, str] | None = None) -> str:
+    """The split file for the service migrations among ``migrations``.
+
+    ``methods`` ({service: METHODS}, :func:`~gateway.migration.brokershadow.shadowable`)
+    says which calls may be copied; without it nothing is.
+    """
+    migrations = sorted(migrations, key=lambda m: m.service)
     lines = [HEADER]
-    for m in sorted(migrations, key=lambda m: m.service):
+    for m in migrations:
         if m.kind == "service" and m.name in states:
             lines.append(f"{m.service} {m.py3} {share(states[m.name])}\n")
-    return "".join(lines)
+    return "".join(lines + shadow_lines(migrations, states, methods or {}))
 
 
 def poke(endpoint: str, timeout_s: float = POKE_TIMEOUT_S) -> str | None:
@@ -85,8 +96,12 @@ def poke(endpoint: str, timeout_s: float = POKE_TIMEOUT_S) -> str | None:
         sock.close(linger=0)
 
 
-def broker_splits(endpoint: str, timeout_s: float = 0.5) -> dict[str, Any] | None:
-    """The broker's ``mmi.stats`` ``splits`` (what it routes by now), None without an answer."""
+def broker_splits(endpoint: str, timeout_s: float = 0.5,
+                  key: str = "splits") -> dict[str, Any] | None:
+    """The broker's ``mmi.stats`` ``splits`` (what it routes by now), None without an answer.
+
+    ``key="shadows"``: its shadow copies per service instead ({} while none are made).
+    """
     sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
     sock.linger = 0
     try:
@@ -95,8 +110,9 @@ def broker_splits(endpoint: str, timeout_s: float = 0.5) -> dict[str, Any] | Non
         if not sock.poll(int(timeout_s * 1000)):
             return None
         frames = sock.recv_multipart()
-        splits = json.loads(frames[3]).get("splits") if len(frames) > 3 else None
-        return splits if isinstance(splits, dict) else None
+        stats = json.loads(frames[3]) if len(frames) > 3 else None
+        found = stats.get(key, {} if key == "shadows" else None) if stats is not None else None
+        return found if isinstance(found, dict) else None
     except (zmq.ZMQError, ValueError, AttributeError) as exc:
         log.warning("mmi.stats from %s failed: %s", endpoint, exc)
         return None
@@ -141,9 +157,10 @@ class ErrorBudget:
 class BrokerSplits:
     """Keeps the broker's split file equal to the service migrations' states."""
 
-    def __init__(self, path: str, endpoint: str) -> None:
+    def __init__(self, path: str, endpoint: str, methods: Mapping[str, str] | None = None) -> None:
         self.path = path
         self.endpoint = endpoint
+        self.methods = dict(methods or {})
         self._lock = threading.Lock()
 
     def sync(self, migrations: Iterable[MigrationConfig],
@@ -153,7 +170,7 @@ class BrokerSplits:
         The file is compared, not a cache: another front process may have written
         it since (an automatic rollback there).
         """
-        text = render(migrations, states)
+        text = render(migrations, states, self.methods)
         with self._lock:
             try:
                 with open(self.path, encoding="utf-8") as fh:
@@ -181,6 +198,7 @@ class ServiceMigrations:
     """The service migrations of one front process: the split file, the error budget."""
 
     def __init__(self, settings: MigrationSettings, store: Store, endpoint: str,
+                 contracts_dir: str = "",
                  configured: Mapping[str, MigrationState] | None = None) -> None:
         self.settings = settings
         self.store = store
@@ -190,8 +208,9 @@ class ServiceMigrations:
         self.endpoint = endpoint
         self.services = [m for m in settings.migrations if m.kind == "service"]
         # Also without service migrations: one removed by a reload must leave the file.
-        self.splits = BrokerSplits(settings.splits_file, endpoint) if settings.splits_file \
-            else None
+        self.splits = BrokerSplits(settings.splits_file, endpoint,
+                                   shadowable(self.services, contracts_dir)) \
+            if settings.splits_file else None
         self._budget = ErrorBudget()
 
     def sync(self) -> None:
@@ -251,3 +270,9 @@ class ServiceMigrations:
         if not self.endpoint or not self.services:
             return {}
         return broker_splits(self.endpoint) or {}
+
+    def live_shadows(self) -> dict[str, Any]:
+        """The broker's shadow copies by service: sent, answered, failed, skipped."""
+        if not self.endpoint or not self.services:
+            return {}
+        return broker_splits(self.endpoint, key="shadows") or {}

@@ -204,6 +204,11 @@ def render_status(reports: list[dict[str, Any]]) -> str:
         if split:
             verdict += (f"  [broker: {split['percent']}% to {split['candidate']}, "
                         f"{split['sent']} sent, {split['kept']} kept]")
+        shadow = r.get("shadow")
+        if shadow:
+            verdict += (f"  [shadow: {shadow['sent']} copied, {shadow['answered']} answered, "
+                        f"{shadow['failed']} failed, "
+                        f"{shadow['skipped_cap'] + shadow['skipped_down']} skipped]")
         lines.append(f"{r['name']:<16}{r['target']:<18}{mode(r['state']):<13}"
                      f"{ev['samples']:>8}{ev['regressions']:>7}{_pct(ev['diff_rate']):>8}"
                      f"{_pct(ev['noise_rate']):>8}  {verdict}")

@@ -121,6 +121,8 @@ class MigrationSettings:
     migrations: tuple[MigrationConfig, ...] = ()
     # The broker's split file of service migrations (gateway.migration.brokersplits).
     splits_file: str = ""
+    # Where the broker publishes shadow pairs for the comparer (gateway.migration.comparer).
+    pairs_endpoint: str = ""
     store: str = "sqlite"
     redis_url: str = ""
     redis_prefix: str = "gw:mig:"
@@ -191,8 +193,9 @@ def parse_settings(table: Mapping[str, Any], migrations: Mapping[str, Any], run_
         token_file=path("token_file", os.path.join(run_dir, "admin.token")),
         parity_file=path("parity_file", "build/parity.json"),
         allow_remote_admin=allow, state_file=state_file, migrations=parsed,
-        splits_file=os.path.join(run_dir, "broker-splits"), store=store, redis_url=url,
-        redis_prefix=prefix)
+        splits_file=os.path.join(run_dir, "broker-splits"),
+        pairs_endpoint="ipc://" + os.path.join(run_dir, "shadow-pairs.ipc"), store=store,
+        redis_url=url, redis_prefix=prefix)
 
 
 def _store(table: Mapping[str, Any], default_url: str) -> tuple[str, str, str]:

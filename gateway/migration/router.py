@@ -81,14 +81,14 @@ class Migrations:
     """Everything migration-related in one front process."""
 
     def __init__(self, settings: MigrationSettings, clock: Callable[[], float] = time.time,
-                 broker: str = "") -> None:
+                 broker: str = "", contracts_dir: str = "") -> None:
         self.settings = settings
         self.clock = clock
         self.store = open_store(settings, clock=clock)
         # Without an answer from the store, the configured states serve until it answers.
         self._states, created = first_states(self.store, settings.migrations, clock)
         self.token = ensure_token(settings.token_file)
-        self.broker = ServiceMigrations(settings, self.store, broker,
+        self.broker = ServiceMigrations(settings, self.store, broker, contracts_dir,
                                         None if created else self._states)
         self.broker.sync()
         self.recorder = Recorder(self.store, settings.migrations, self.broker.tend, created)

@@ -32,9 +32,16 @@ def configured(migrations: Iterable[MigrationConfig], now: float) -> dict[str, M
             for m in migrations}
 
 
+MEANWHILE = "admin calls answer 503 meanwhile and automatic rollbacks wait"
+
+
 def first_states(store: Store, migrations: Iterable[MigrationConfig],
-                 clock: Callable[[], float]) -> tuple[dict[str, MigrationState], bool]:
-    """(the states to serve first, whether the store answered and holds every one)."""
+                 clock: Callable[[], float],
+                 meanwhile: str = MEANWHILE) -> tuple[dict[str, MigrationState], bool]:
+    """(the states to serve first, whether the store answered and holds every one).
+
+    ``meanwhile`` ends the log line: what else waits for the store in this process.
+    """
     migrations = list(migrations)
     try:
         for m in migrations:
@@ -45,6 +52,5 @@ def first_states(store: Store, migrations: Iterable[MigrationConfig],
         listing = ", ".join(f"{s.name}: {label(s.mode, s.percent)}" for s in states.values())
         store.outage.down(
             f"migration store unreachable at start: serving the configured states "
-            f"({listing or 'none'}) until it answers; admin calls answer 503 meanwhile "
-            f"and automatic rollbacks wait ({exc})")
+            f"({listing or 'none'}) until it answers; {meanwhile} ({exc})")
         return states, False

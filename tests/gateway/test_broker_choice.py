@@ -69,9 +69,14 @@ def test_both_brokers_get_the_same_arguments(tmp_path: object, implementation: s
                     "--outlier-consecutive", "3", "--outlier-base-ejection-ms", "30000",
                     "--outlier-max-ejection-ms", "300000", "--outlier-max-ejection-percent",
                     "50", "--splits", cfg.migration_settings.splits_file,
+                    "--shadow-pub", cfg.migration_settings.pairs_endpoint,
                     "--outlier-count-errors")
     assert cfg.migration_settings.splits_file == os.path.join(cfg.gateway.run_dir,
                                                               "broker-splits")
+    assert cfg.migration_settings.pairs_endpoint == "ipc://" + os.path.join(
+        cfg.gateway.run_dir, "shadow-pairs.ipc")
+    # No service migration: no comparer to run.
+    assert "comparer" not in [p.name for p in plan.build(cfg, "/usr/bin/python3")]
 
 
 def test_a_missing_native_broker_is_refused_with_how_to_build_it(
@@ -111,3 +116,19 @@ def test_the_conformance_suite_fails_without_the_native_broker(
     with pytest.raises(AssertionError, match="not built: run `make setup`"):
         support.broker_argv("native", ["--bind", "tcp://127.0.0.1:*"])
     assert support.broker_argv("python", ["-x"])[1:] == ["-m", "gateway.broker", "-x"]
+
+
+def test_a_service_migration_adds_the_comparer_and_a_change_of_it_rolls_the_comparer(
+        tmp_path: object) -> None:
+    def comparer(extra: str) -> plan.Program:
+        text = config_text(tmp_path) + ('\n[migrations.tax]\nservice = "tax"\npy3 = "tax3"\n'
+                                        + extra)
+        programs = {p.name: p for p in plan.build(parse(text), "/usr/bin/python3")}
+        return programs["comparer"]
+
+    first = comparer("")
+    assert first.argv == ("/usr/bin/python3", "-m", "gateway", "comparer")
+    assert first.needs == ("broker",) and first.replicas == 1
+    assert first.env["GATEWAY_CONFIG"].endswith("config.json")
+    assert comparer("").signature == first.signature
+    assert comparer("min_samples = 5\n").signature != first.signature

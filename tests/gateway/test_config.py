@@ -101,6 +101,7 @@ def test_to_dict_round_trips():
     ("[services.x]\nmodule = 'a:B'\nready = 'soon'", "services.x.ready: must be broker"),
     ("[services.x]\nmodule = 'a:B'\nenv = { A = 1 }", "services.x.env.A: must be a string"),
     ("[services.broker]\nmodule = 'a:B'", "services.broker: 'broker' is reserved"),
+    ("[services.comparer]\nmodule = 'a:B'", "services.comparer: 'comparer' is reserved"),
     ("[services.x]\nmodule = 'a:B'\nqueues = 'q'", "services.x.queues: must be a list of strings"),
     ("[[routes]]\nprefix = 'api'\nbackend = 'rpc'", "routes[0].prefix: must start with '/'"),
     ("[[routes]]\nprefix = '/a'\nbackend = 'ftp'", "routes[0].backend: must be one of"),

@@ -7,7 +7,9 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "pairs.h"
 #include "registry.h"
+#include "shadow.h"
 #include "splits.h"
 
 #define MDPC "MDPC01"
@@ -40,7 +42,7 @@ enum drop { D_HWM, D_LATE_REPLY, D_MALFORMED, D_UNKNOWN_WORKER, D_UNROUTABLE, N_
 
 enum { LOG_DEBUG = 10, LOG_INFO = 20, LOG_WARNING = 30, LOG_ERROR = 40, LOG_CRITICAL = 50 };
 
-typedef struct {
+typedef struct broker_s {
     void *sock; /* the ROUTER every client and worker talks to */
     registry reg;
     int64_t heartbeat_ms, default_timeout_ms, startup_grace_ms;
@@ -58,6 +60,8 @@ typedef struct {
     int touched[N_COUNTERS]; /* a counter appears in mmi.stats once it was counted */
     int64_t drops[N_DROPS];
     split_table splits; /* SPEC 2.14 */
+    shadow_table shadows; /* SPEC 2.14: copies to a candidate, read with the splits */
+    pair_table pairs;     /* SPEC 2.14: their pairs, published for the comparer */
 } broker;
 
 int64_t wall_ms(void);

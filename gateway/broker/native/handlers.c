@@ -147,17 +147,19 @@ static void mmi_stats(broker *b, sbuf *out)
             sb_printf(out, "%s\"%s\": %lld", sep, counter_names[i], (long long)b->counters[i]);
             sep = ", ";
         }
-    sb_puts(out, "}, \"drops\": {");
+    for (int i = 0; i < N_DROPS; i++)
+        dropped += b->drops[i];
+    /* "dropped" sorts before "drops". */
+    sb_printf(out, "}, \"dropped\": %lld, \"drops\": {", (long long)dropped);
     sep = "";
     for (int i = 0; i < N_DROPS; i++)
         if (b->drops[i]) {
             sb_printf(out, "%s\"%s\": %lld", sep, drop_names[i], (long long)b->drops[i]);
             sep = ", ";
-            dropped += b->drops[i];
         }
-    sb_printf(out, "}, \"dropped\": %lld, \"ejected\": %d, \"heartbeat_ms\": %lld, "
+    sb_printf(out, "}, \"ejected\": %d, \"heartbeat_ms\": %lld, "
               "\"queued\": %lld, \"queued_bytes\": %lld, \"services\": {",
-              (long long)dropped, outlier_ejected(b), (long long)b->heartbeat_ms, (long long)b->reg.queued,
+              outlier_ejected(b), (long long)b->heartbeat_ms, (long long)b->reg.queued,
               (long long)b->reg.queued_bytes);
     /* Sorted by name: UTF-8 byte order is code point order. */
     size_t ns = b->reg.nservices;
@@ -196,6 +198,8 @@ static void mmi_stats(broker *b, sbuf *out)
     }
     free(sorted);
     sb_puts(out, "}");
+    pairs_json(&b->pairs, out);
+    shadows_json(&b->shadows, out);
     splits_json(&b->splits, out);
     sb_printf(out, ", \"workers\": %zu}", b->reg.nworkers);
 }
@@ -234,7 +238,7 @@ static void cancel(broker *b, zmq_msg_t *sender, zmq_msg_t *svcname, const heade
                                            h->id.len)))
         svc = registry_find_service(&b->reg, se->candidate, se->candidate_len); /* split off */
     request *q = registry_find_queued(svc, MSGP(sender), MSGN(sender), h->id.p, h->id.len);
-    if (q) {
+    if (q && !q->shadow) {
         registry_unqueue(&b->reg, q);
         request_free(q);
         count(b, C_CANCELLED, 1);
@@ -243,7 +247,7 @@ static void cancel(broker *b, zmq_msg_t *sender, zmq_msg_t *svcname, const heade
     q = svc ? registry_find_inflight(&b->reg, svc, MSGP(sender), MSGN(sender), h->id.p,
                                      h->id.len)
             : NULL;
-    if (q && q->w->cancel) {
+    if (q && q->w->cancel && !q->shadow) {
         /* Not a dispatch: the worker's credit is untouched, and its final reply
          * (a "cancelled" error) releases the request as usual. */
         count(b, C_CANCELS_FORWARDED, 1);
@@ -388,7 +392,16 @@ static void on_client(broker *b, zmq_msg_t *sender, zmq_msg_t *svcname, zmq_msg_
     q->svc->outcomes[O_REQUESTS]++;
     /* Watched from the start: leaving the queue takes it out of the heap in O(log n). */
     registry_arm(&b->reg, q);
+    /* Made before the primary's dispatch, which may answer q and free it; sent after,
+     * so the caller waits for nothing more (SPEC 2.14). */
+    request *copy = b->shadows.n ? shadows_copy(b, q, now) : NULL;
     dispatch(b, q->svc);
+    if (copy) {
+        registry_enqueue(&b->reg, copy, 0);
+        copy->svc->outcomes[O_REQUESTS]++; /* so the candidate's outcomes add up */
+        registry_arm(&b->reg, copy);
+        dispatch(b, copy->svc);
+    }
 }
 
 /* ------------------------------------------------------------------- workers -- */
@@ -454,11 +467,16 @@ static void on_reply(broker *b, worker *w, zmq_msg_t *args, int nargs)
     service *named = q->asked ? q->asked : w->svc; /* the client never sees a split */
     part parts[4] = {{q->client, q->client_len}, {"", 0}, {MDPC, 6},
                      {named->name, named->name_len}};
-    send_or_drop(b, parts, 4, body, nbody, "client gone");
+    if (!q->shadow) /* a copy's replies go to the comparison only */
+        send_or_drop(b, parts, 4, body, nbody, "client gone");
     if (!more) {
         service *svc = w->svc;
         svc->outcomes[O_OK]++;
-        if (b->splits.n) {
+        if (q->shadow)
+            shadows_end(b, q, body, nbody);
+        else if (b->pairs.count)
+            pairs_primary(&b->pairs, q, body, nbody);
+        if (b->splits.n && !q->shadow) {
             service *side = q->asked ? q->asked : q->svc;
             splits_replied(&b->splits, side->name, side->name_len, q->asked != NULL,
                            nbody ? (const unsigned char *)MSGP(&body[0]) : NULL,
@@ -559,6 +577,9 @@ static void free_snapshot(sbuf *ids, size_t n)
 void beat(broker *b)
 {
     splits_changed(&b->splits); /* a missed mmi.split still takes effect within a beat */
+    if (b->shadows.live)
+        shadows_sweep(b, wall_ms());
+    pairs_sweep(&b->pairs, wall_ms());
     size_t n;
     int64_t now = mono_us();
     sbuf *ids = snapshot(b, &n);

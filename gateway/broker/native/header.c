@@ -372,3 +372,51 @@ int header_sticky(const unsigned char *frame, size_t n, sbuf *out)
         sb_free(&text[k]);
     return found;
 }
+
+int header_members(const unsigned char *frame, size_t n, header_member_fn fn, void *ctx)
+{
+    if (n == 0 || frame[0] != '{' || !utf8_valid(frame, n))
+        return 0;
+    scanner s = {frame, frame + n, HEADER_MAX_DEPTH, 0};
+    sbuf key = {0}, text = {0};
+    int ok = 0;
+    s.p++;
+    skip_ws(&s);
+    if (s.p < s.end && *s.p == '}') {
+        s.p++;
+    } else {
+        for (;;) {
+            skip_ws(&s);
+            header_member m = {&key, s.p, 0, 0, 0, &text};
+            key.len = 0;
+            if (s.p >= s.end || *s.p != '"' || !scan_string(&s, &key))
+                goto done;
+            skip_ws(&s);
+            if (s.p >= s.end || *s.p++ != ':')
+                goto done;
+            jvalue v = {J_BAD, 0, &text};
+            if (!scan_value(&s, &v, 1))
+                goto done;
+            m.raw_len = (size_t)(s.p - m.raw);
+            m.is_string = v.type == J_STR;
+            m.is_true = v.type == J_TRUE;
+            fn(ctx, &m);
+            skip_ws(&s);
+            if (s.p >= s.end)
+                goto done;
+            if (*s.p == ',') {
+                s.p++;
+                continue;
+            }
+            if (*s.p++ != '}')
+                goto done;
+            break;
+        }
+    }
+    skip_ws(&s);
+    ok = s.p == s.end;
+done:
+    sb_free(&key);
+    sb_free(&text);
+    return ok;
+}

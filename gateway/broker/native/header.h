@@ -43,6 +43,19 @@ void header_free(header_fields *h);
 /* The split key of a request (SPEC 2.14): its "sticky", else "rid", else "id" text,
  * the first that is non-empty; 0 when there is none. */
 int header_sticky(const unsigned char *frame, size_t n, sbuf *out);
+/* One top-level member of a JSON object frame: its decoded key, its raw bytes (from the
+ * key's opening quote to the value's end), and what its value is. */
+typedef struct {
+    const sbuf *key;
+    const unsigned char *raw;
+    size_t raw_len;
+    int is_string, is_true;
+    const sbuf *text; /* a string value, decoded */
+} header_member;
+typedef void (*header_member_fn)(void *ctx, const header_member *m);
+/* Call fn for each top-level member, in order; 1 when the frame is one valid JSON object
+ * (strict UTF-8, as header_read checks). Members seen before an error were passed. */
+int header_members(const unsigned char *frame, size_t n, header_member_fn fn, void *ctx);
 void metadata_read(const unsigned char *frame, size_t n, ready_metadata *out);
 
 #endif

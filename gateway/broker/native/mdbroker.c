@@ -8,7 +8,8 @@
  *       [--max-queued-total 50000] [--max-queued-bytes N] [--max-queued-bytes-total N]
  *       [--outlier-consecutive 5] [--outlier-base-ejection-ms 30000]
  *       [--outlier-max-ejection-ms 300000] [--outlier-max-ejection-percent 50]
- *       [--outlier-count-errors] [--splits FILE]
+ *       [--outlier-count-errors] [--splits FILE] [--shadow-max-inflight 8]
+ *       [--shadow-timeout-ms 2000] [--shadow-pub ENDPOINT] [--shadow-pub-hwm 1000]
  *
  * The same command line, behaviour and exit statuses as `python -m gateway.broker`
  * (the reference implementation): prints "broker ready <endpoints>" once bound;
@@ -18,6 +19,8 @@
  * Files, one concern each: mdbroker.c (command line, sockets, the poll loop), handlers.c
  * (what each message does, expiry, heartbeats, probes), wire.c (sends and broker-made
  * errors), registry.c (services, workers, requests), outlier.c (outlier ejection), header.c (the header scanner),
+ * splits.c, shadow.c, copyhead.c and pairs.c (splits, shadow copies, their headers and
+ * pairs: SPEC 2.14),
  * text.c (UTF-8 and JSON strings), security.c (loopback rule, CURVE, ZAP), events.c
  * (the event proxy).
  */
@@ -102,25 +105,32 @@ void drop(broker *b, enum drop d, const char *detail)
 typedef struct {
     const char *binds[MAX_ENDPOINTS];
     int nbinds;
+    /* --bind-local: bound before the CURVE keys are applied, so plain (SPEC 2.15). */
+    const char *local_binds[MAX_ENDPOINTS];
+    int nlocal, events_local;
     long long heartbeat_ms, default_timeout_ms, max_msg_size, startup_grace_ms;
     long long max_deadline_ms, max_queued, max_queued_total, max_queued_bytes,
         max_queued_bytes_total;
     long long outlier_consecutive, outlier_base_ejection_ms, outlier_max_ejection_ms,
         outlier_max_ejection_percent;
     int outlier_count_errors;
-    const char *events_pub, *events_sub, *curve_secret, *curve_clients, *splits;
+    long long shadow_max_inflight, shadow_timeout_ms, shadow_pub_hwm;
+    const char *events_pub, *events_sub, *curve_secret, *curve_clients, *splits, *shadow_pub;
 } options;
 
 static void usage_error(const char *fmt, const char *arg)
 {
     fputs("usage: gateway-broker --bind ENDPOINT [--bind ENDPOINT ...] [--heartbeat-ms MS]\n"
+          "       [--bind-local ENDPOINT ...] [--events-local]\n"
           "       [--default-timeout-ms MS] [--max-msg-size BYTES] [--events-pub ENDPOINT]\n"
           "       [--events-sub ENDPOINT] [--curve-secret FILE] [--curve-clients DIR]\n"
           "       [--log-level LEVEL] [--startup-grace-ms MS] [--max-deadline-ms MS]\n"
           "       [--max-queued N] [--max-queued-total N] [--max-queued-bytes BYTES]\n"
           "       [--max-queued-bytes-total BYTES] [--outlier-consecutive N]\n"
           "       [--outlier-base-ejection-ms MS] [--outlier-max-ejection-ms MS]\n"
-          "       [--outlier-max-ejection-percent N] [--outlier-count-errors] [--splits FILE]\n", stderr);
+          "       [--outlier-max-ejection-percent N] [--outlier-count-errors] [--splits FILE]\n"
+          "       [--shadow-max-inflight N] [--shadow-timeout-ms MS] [--shadow-pub ENDPOINT]\n"
+          "       [--shadow-pub-hwm N]\n", stderr);
     fputs("gateway-broker: error: ", stderr);
     fprintf(stderr, fmt, arg);
     fputc('\n', stderr);
@@ -158,6 +168,10 @@ static void parse_args(int argc, char **argv, options *o)
     o->outlier_base_ejection_ms = 30000;
     o->outlier_max_ejection_ms = 300000;
     o->outlier_max_ejection_percent = 50;
+    /* The defaults of BrokerConfig's shadow fields. */
+    o->shadow_max_inflight = 8;
+    o->shadow_timeout_ms = 2000;
+    o->shadow_pub_hwm = 1000;
     for (int i = 1; i < argc; i++) {
         char *name = argv[i], *value = NULL;
         char *eq = strncmp(name, "--", 2) == 0 ? strchr(name, '=') : NULL;
@@ -176,12 +190,20 @@ static void parse_args(int argc, char **argv, options *o)
             o->outlier_count_errors = 1;
             continue;
         }
+        if (strcmp(name, "--events-local") == 0 && !eq) {
+            o->events_local = 1;
+            continue;
+        }
         if (value == NULL)
             usage_error("argument %s: expected one argument", name);
         if (strcmp(name, "--bind") == 0) {
             if (o->nbinds == MAX_ENDPOINTS)
                 usage_error("too many %s endpoints", name);
             o->binds[o->nbinds++] = value;
+        } else if (strcmp(name, "--bind-local") == 0) {
+            if (o->nlocal == MAX_ENDPOINTS)
+                usage_error("too many %s endpoints", name);
+            o->local_binds[o->nlocal++] = value;
         } else if (strcmp(name, "--heartbeat-ms") == 0) {
             o->heartbeat_ms = int_arg(name, value);
         } else if (strcmp(name, "--default-timeout-ms") == 0) {
@@ -216,6 +238,14 @@ static void parse_args(int argc, char **argv, options *o)
             o->curve_secret = value;
         } else if (strcmp(name, "--splits") == 0) {
             o->splits = value;
+        } else if (strcmp(name, "--shadow-max-inflight") == 0) {
+            o->shadow_max_inflight = int_arg(name, value);
+        } else if (strcmp(name, "--shadow-timeout-ms") == 0) {
+            o->shadow_timeout_ms = int_arg(name, value);
+        } else if (strcmp(name, "--shadow-pub-hwm") == 0) {
+            o->shadow_pub_hwm = int_arg(name, value);
+        } else if (strcmp(name, "--shadow-pub") == 0) {
+            o->shadow_pub = value;
         } else if (strcmp(name, "--curve-clients") == 0) {
             o->curve_clients = value;
         } else if (strcmp(name, "--log-level") == 0) {
@@ -234,7 +264,7 @@ static void parse_args(int argc, char **argv, options *o)
         }
         i += took;
     }
-    if (o->nbinds == 0)
+    if (o->nbinds == 0 && o->nlocal == 0)
         usage_error("the following arguments are required: %s", "--bind");
     if (o->heartbeat_ms <= 0 || o->default_timeout_ms <= 0)
         usage_error("%s", "--heartbeat-ms and --default-timeout-ms must be positive");
@@ -420,13 +450,26 @@ int main(int argc, char **argv)
         all[nall++] = o.events_pub;
         all[nall++] = o.events_sub;
     }
+    /* Plain endpoints (--bind-local, --events-local) must be loopback whatever the keys. */
+    for (int i = 0; i < o.nlocal; i++)
+        if (!is_loopback(o.local_binds[i])) {
+            fprintf(stderr, "broker: refusing to bind %s: it is not a loopback address and "
+                    "--bind-local endpoints have no CURVE\n", o.local_binds[i]);
+            return 2;
+        }
     for (int i = 0; i < nall; i++)
-        if (!curve && !is_loopback(all[i])) {
+        if ((!curve || (o.events_local && i >= o.nbinds)) && !is_loopback(all[i])) {
             fprintf(stderr, "broker: refusing to bind %s: it is not a loopback address and "
                     "no CURVE keys are configured; pass a broker certificate (zmq.auth) or "
                     "bind 127.0.0.1 / ipc://\n", all[i]);
             return 2;
         }
+    /* Pairs carry whole requests and answers in the clear, keys or not. */
+    if (o.shadow_pub && !is_loopback(o.shadow_pub)) {
+        fprintf(stderr, "broker: refusing to bind %s: shadow pairs are published on "
+                "loopback or ipc:// only\n", o.shadow_pub);
+        return 2;
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -455,6 +498,11 @@ int main(int argc, char **argv)
     b.outlier_max_ejection_ms = o.outlier_max_ejection_ms;
     b.outlier_max_ejection_percent = o.outlier_max_ejection_percent;
     b.outlier_count_errors = o.outlier_count_errors;
+    b.shadows.max_inflight = o.shadow_max_inflight;
+    b.shadows.timeout_ms = o.shadow_timeout_ms;
+    b.pairs.endpoint = o.shadow_pub;
+    b.pairs.hwm = o.shadow_pub_hwm > INT_MAX ? INT_MAX : (int)o.shadow_pub_hwm;
+    b.splits.shadows = &b.shadows;
     b.splits.path = o.splits;
     splits_reload(&b.splits);
 
@@ -475,13 +523,30 @@ int main(int argc, char **argv)
     zmq_setsockopt(b.sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(b.sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(b.sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    sbuf ready = {0};
+    sb_puts(&ready, "broker ready");
+    /* libzmq copies the security options into each listener at bind time: the local
+     * endpoints bound before curve_apply stay plain (NULL mechanism). */
+    for (int i = 0; i < o.nlocal; i++) {
+        if (zmq_bind(b.sock, o.local_binds[i]) < 0) {
+            fprintf(stderr, "broker: cannot bind %s: %s\n", o.local_binds[i],
+                    zmq_strerror(errno));
+            sb_free(&ready);
+            status = 2;
+            goto out;
+        }
+        char last[1024];
+        size_t len = sizeof last;
+        zmq_getsockopt(b.sock, ZMQ_LAST_ENDPOINT, last, &len);
+        sb_putc(&ready, ' ');
+        sb_puts(&ready, last);
+    }
     if (curve && curve_apply(b.sock, &keys) < 0) {
         fprintf(stderr, "broker: cannot use the CURVE keys: %s\n", zmq_strerror(errno));
+        sb_free(&ready);
         status = 2;
         goto out;
     }
-    sbuf ready = {0};
-    sb_puts(&ready, "broker ready");
     for (int i = 0; i < o.nbinds; i++) {
         if (zmq_bind(b.sock, o.binds[i]) < 0) {
             fprintf(stderr, "broker: cannot bind %s: %s\n", o.binds[i], zmq_strerror(errno));
@@ -496,9 +561,16 @@ int main(int argc, char **argv)
         sb_puts(&ready, last);
     }
     if (o.events_pub && o.events_sub
-        && events_start(&ev, ctx, o.events_pub, o.events_sub, curve ? &keys : NULL, err,
+        && events_start(&ev, ctx, o.events_pub, o.events_sub,
+                        curve && !o.events_local ? &keys : NULL, err,
                         sizeof err) < 0) {
         fprintf(stderr, "broker: %s\n", err);
+        sb_free(&ready);
+        status = 2;
+        goto out;
+    }
+    if (pairs_open(&b.pairs, ctx) < 0) {
+        fprintf(stderr, "broker: cannot bind %s: %s\n", o.shadow_pub, zmq_strerror(errno));
         sb_free(&ready);
         status = 2;
         goto out;
@@ -526,6 +598,7 @@ out:
         close0(monitor);
     }
     close0(b.sock);
+    pairs_close(&b.pairs);
     events_stop(&ev);
     /* Ends the ZAP handler's blocking read with ETERM; then the context can go. */
     zmq_ctx_shutdown(ctx);

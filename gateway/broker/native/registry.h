@@ -39,6 +39,9 @@ struct request {
     uint64_t seq;           /* FIFO order among equal deadlines */
     int failed;             /* counted against its worker already (SPEC 2.13) */
     service *asked;         /* the service the client named, when a split moved it (2.14) */
+    /* A shadow copy (2.14): 1 while live, 2 once ended; its replies reach no client. */
+    int shadow;
+    request *shadow_prev, *shadow_next; /* the live copies (shadow.c) */
 };
 
 struct worker {

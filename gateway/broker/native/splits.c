@@ -133,7 +133,7 @@ int splits_reload(split_table *t)
         const char *q = p;
         while (q < (hash ? hash : stop) && is_space(*q))
             q++;
-        if (q < (hash ? hash : stop)) {
+        if (q < (hash ? hash : stop) && !shadows_is_line(p, hash ? hash : stop)) {
             if (!parse_line(p, hash ? hash : stop, &e)) {
                 logf_(LOG_WARNING, "split file %s: line %d: expected SERVICE CANDIDATE "
                       "PERCENT(0..100)", t->path, line);
@@ -163,6 +163,8 @@ int splits_reload(split_table *t)
             break;
         p = nl + 1;
     }
+    if (t->shadows)
+        errors += shadows_load(t->shadows, text.p, text.len, t->path);
     sb_free(&text);
     for (size_t i = 1; i < n; i++) /* insertion sort: few splits */
         for (size_t j = i; j > 0 && name_cmp(fresh[j - 1].service, fresh[j - 1].service_len,

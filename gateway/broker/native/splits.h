@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "shadow.h"
 #include "text.h"
 
 typedef struct {
@@ -26,6 +27,7 @@ typedef struct {
     split_entry *entries; /* sorted by service name (mmi.stats lists them so) */
     size_t n;
     int errors; /* lines skipped at the last reload */
+    shadow_table *shadows; /* given the file's "shadow" lines at each reload */
     int seen;   /* the file existed at the last reload */
     int64_t seen_mtime_ns;
     off_t seen_size;

@@ -93,6 +93,10 @@ void send_disconnect(broker *b, const void *identity, size_t n)
 void reply_error(broker *b, request *q, const char *code, const char *message,
                         size_t mlen)
 {
+    if (q->shadow) { /* nobody waits for a copy: it only ends */
+        shadows_end(b, q, NULL, 0);
+        return;
+    }
     sbuf head = {0};
     sb_puts(&head, "{\"error\":{\"code\":\"");
     sb_puts(&head, code);
