@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from typing import Any
 
 
 def fork_safe_lock(owner: object, attr: str) -> threading.Lock:
@@ -32,3 +33,21 @@ def fork_safe_lock(owner: object, attr: str) -> threading.Lock:
 
     os.register_at_fork(after_in_child=renew)
     return threading.Lock()
+
+
+def fork_safe_pool(client: Any) -> None:
+    """Renew the lock of ``client``'s connection pool in each forked child.
+
+    redis-py resets an inherited pool on its first use in the child, under the
+    pool's own lock; when a parent's thread (the state copy's watcher) held
+    that lock at the fork, the child's first Redis call waits forever. A new
+    lock before that first use avoids it.
+    """
+    ref = weakref.ref(client)
+
+    def renew() -> None:
+        pool = getattr(ref(), "connection_pool", None)
+        if pool is not None and hasattr(pool, "_lock"):
+            pool._lock = threading.RLock()
+
+    os.register_at_fork(after_in_child=renew)

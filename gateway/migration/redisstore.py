@@ -45,7 +45,7 @@ from redis.retry import Retry
 
 from gateway.migration import redis_lua
 from gateway.migration import redisevidence as ev
-from gateway.migration.forksafe import fork_safe_lock
+from gateway.migration.forksafe import fork_safe_lock, fork_safe_pool
 from gateway.migration.gates import Evidence, GatedMoves, PromoteGate, Thresholds
 from gateway.migration.model import (
     MODES,
@@ -100,6 +100,7 @@ class RedisStore(GatedMoves):
         self._client = redis.Redis.from_url(
             url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
             retry=Retry(NoBackoff(), 1), health_check_interval=5)
+        fork_safe_pool(self._client)
         self._timeout = socket_timeout
         self._keys = ev.EvidenceKeys(prefix)
         self._state_keys = [prefix + k for k in ("states", "versions", "version", "audit",
