@@ -180,6 +180,9 @@ class AdminApi:
             raise Problem(409, str(exc), code="illegal_transition") from None
         except StoreError as exc:
             raise Problem(503, f"the migration store failed: {exc}", code="store") from None
+        except KeyError:  # a store that was down at start gets the state within a second
+            raise Problem(503, f"migration {name!r} is not in the store yet",
+                          code="store", headers=[("Retry-After", "1")]) from None
         self.migrations.broker.sync()  # a service migration's rollback is immediate
         return {"state": state.to_json()}
 

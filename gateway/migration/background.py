@@ -3,7 +3,7 @@ pools, and the admin token.
 
 ::
 
-    recorder = Recorder(store, migrations)      # a thread: batches evidence into SQLite
+    recorder = Recorder(store, migrations)      # a thread: batches evidence into the store
     recorder.add(Observation(...))              # never blocks a request thread
     pool = ShadowPool("notes", size=4)
     pool.submit(job)                            # False (and not run) when every slot is busy
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 FLUSH_S = 0.2
 BUDGET_CHECK_S = 1.0
-UNAVAILABLE_LOG_S = 30.0
 
 
 def ensure_token(path: str) -> str:
@@ -69,13 +68,13 @@ class Recorder:
     """
 
     def __init__(self, store: Store, migrations: Iterable[MigrationConfig],
-                 after_judge: Callable[[], None] | None = None) -> None:
+                 after_judge: Callable[[], None] | None = None, created: bool = True) -> None:
         self.store = store
         self.migrations = list(migrations)
+        self._created = created  # False: the store did not answer at start (see judge)
         # Runs after every judgement: pushes a rollback (or another process's change)
         # to the broker's splits.
         self._after_judge = after_judge
-        self._unavailable_logged = -UNAVAILABLE_LOG_S
         self._queue: queue.SimpleQueue[Observation | Comparison] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._urgent = threading.Event()
@@ -103,38 +102,52 @@ class Recorder:
                 cmps.append(item)
             else:
                 obs.append(item)
-        if obs or cmps:
-            try:
-                self.store.record(obs, cmps)
-            except Exception:
-                log.exception("migration evidence could not be stored (%d items)",
-                              len(obs) + len(cmps))
+        try:
+            # Also with nothing new: a store that kept batches while it was down sends them.
+            self.store.record(obs, cmps)
+        except Exception:
+            log.exception("migration evidence could not be stored (%d items)",
+                          len(obs) + len(cmps))
         return len(obs) + len(cmps)
 
     def judge(self) -> None:
-        """Roll back every canary / py3 migration whose py3 error budget is spent."""
-        for m in self.migrations:
-            try:
-                state = self.store.auto_rollback(m.name, m.thresholds)
-            except KeyError:
-                # The store lost it (a shared Redis restarted without its data): recreate it
-                # as configured, audited as "config", rather than fail every admin call.
-                self._recreate(m)
-                continue
-            except StoreUnavailable as exc:
-                # Judged again every second: one line per outage interval, not per second.
-                now = time.monotonic()
-                if now - self._unavailable_logged >= UNAVAILABLE_LOG_S:
-                    self._unavailable_logged = now
-                    log.warning("error budgets not judged while the store is down: %s", exc)
-                break
-            except Exception:
-                log.exception("error budget check of %s failed", m.name)
-                continue
-            if state is not None:
-                log.warning("migration %s rolled back to py2: error budget spent", m.name)
+        """Roll back every canary / py3 migration whose py3 error budget is spent.
+
+        A process that started while the store was down first creates the states
+        the store lacks, as configured; until the store answers, nothing is judged.
+        """
+        try:
+            if not self._created:
+                for m in self.migrations:
+                    self.store.ensure(m.name, m.state, m.percent)
+                self._created = True
+            for m in self.migrations:
+                self._judge_one(m)
+        except StoreUnavailable as exc:
+            # Tried again every second; the outage is said once per process.
+            self.store.outage.down(f"error budgets not judged while the store is down: {exc}")
+        except Exception:
+            log.exception("migration states could not be created in the store")
+        else:
+            self.store.outage.up()
         if self._after_judge is not None:
             self._after_judge()
+
+    def _judge_one(self, m: MigrationConfig) -> None:
+        try:
+            state = self.store.auto_rollback(m.name, m.thresholds)
+        except KeyError:
+            # The store lost it (a shared Redis restarted without its data): recreate it
+            # as configured, audited as "config", rather than fail every admin call.
+            self._recreate(m)
+            return
+        except StoreUnavailable:
+            raise
+        except Exception:
+            log.exception("error budget check of %s failed", m.name)
+            return
+        if state is not None:
+            log.warning("migration %s rolled back to py2: error budget spent", m.name)
 
     def _recreate(self, m: MigrationConfig) -> None:
         try:

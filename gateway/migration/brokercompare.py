@@ -40,9 +40,9 @@ import zmq
 
 from gateway.migration import compare
 from gateway.migration.config import MigrationConfig
+from gateway.migration.model import Comparison
 from gateway.migration.router import FLOAT_REL_TOL, NOISE_REFRESH
 from gateway.migration.rpc import _capped, _compare, _outcome_error
-from gateway.migration.store import Comparison
 from protocol import codec
 from protocol import errors as perrors
 from protocol.client import Client

@@ -31,7 +31,7 @@ from typing import Any
 
 from gateway.errors import ConfigError
 from gateway.migration.config import MigrationConfig
-from gateway.migration.store import MigrationState
+from gateway.migration.model import MigrationState
 
 log = logging.getLogger(__name__)
 

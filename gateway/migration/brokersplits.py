@@ -10,6 +10,8 @@ broker to read it again::
     splits.sync(settings.migrations, store.all())   # True when the file changed
 
     services = ServiceMigrations(settings, store, endpoint)   # what a front process holds
+    # (with the configured states as a 4th argument, the file follows them while the
+    # store has not answered: a front that started while Redis was down)
     services.sync()        # after every admin action
     services.tend()        # every second: the port's error budget, then sync()
 
@@ -42,8 +44,9 @@ import zmq
 
 from gateway.migration.brokershadow import shadow_lines, shadowable
 from gateway.migration.config import MigrationConfig, MigrationSettings
-from gateway.migration.store import MigrationState, TransitionError
-from gateway.migration.stores import Store
+from gateway.migration.gates import ErrorBudgetGate
+from gateway.migration.model import MigrationState, TransitionError
+from gateway.migration.stores import Store, StoreUnavailable
 from protocol import mdp
 
 log = logging.getLogger(__name__)
@@ -143,12 +146,8 @@ class ErrorBudget:
         looks.append((now, sent, errors))
         while len(looks) > 1 and looks[0][0] < now - m.thresholds.window_s:
             looks.popleft()
-        count, failed = sent - base[1], errors - base[2]
-        t = m.thresholds
-        if count < t.min_error_samples or failed / count <= t.error_budget:
-            return None
-        return (f"py3 failed {failed} of {count} calls in the broker "
-                f"({failed / count:.1%} > {t.error_budget:.1%})")
+        return ErrorBudgetGate.of(m.thresholds).spent(sent - base[1], errors - base[2],
+                                                      "calls in the broker")
 
     def forget(self, name: str) -> None:
         """Start afresh (after a rollback)."""
@@ -198,10 +197,14 @@ class BrokerSplits:
 class ServiceMigrations:
     """The service migrations of one front process: the split file, the error budget."""
 
-    def __init__(self, settings: MigrationSettings, store: Store,
-                 endpoint: str, contracts_dir: str = "") -> None:
+    def __init__(self, settings: MigrationSettings, store: Store, endpoint: str,
+                 contracts_dir: str = "",
+                 configured: Mapping[str, MigrationState] | None = None) -> None:
         self.settings = settings
         self.store = store
+        # What the split file says for a state the store does not give (it does not
+        # answer, or has not created it yet): the configured one, as the front serves.
+        self.configured = dict(configured or {})
         self.endpoint = endpoint
         self.services = [m for m in settings.migrations if m.kind == "service"]
         # Also without service migrations: one removed by a reload must leave the file.
@@ -215,15 +218,28 @@ class ServiceMigrations:
         if self.splits is None:
             return
         try:
-            self.splits.sync(self.settings.migrations, self.store.all())
+            states = self._states()
+            self.splits.sync(self.settings.migrations, states)
+        except StoreUnavailable as exc:  # nothing configured to fall back on: left as it is
+            self.store.outage.down(f"the broker's splits not synced: {exc}")
         except Exception:
             log.exception("the broker's split file could not be written")
+
+    def _states(self) -> dict[str, MigrationState]:
+        try:
+            return {**self.configured, **self.store.all()}
+        except StoreUnavailable:
+            if not self.configured:
+                raise
+            return dict(self.configured)
 
     def tend(self) -> None:
         """Roll back service migrations whose port spent its error budget in the broker
         (exactly once across front processes: a compare-and-set), then :meth:`sync`."""
         try:
             self._judge()
+        except StoreUnavailable as exc:  # judged again once the store answers
+            self.store.outage.down(f"service error budgets not judged: {exc}")
         except Exception:
             log.exception("the error budget of service migrations could not be judged")
         self.sync()
@@ -232,7 +248,8 @@ class ServiceMigrations:
         if not self.services:
             return
         states = self.store.all()
-        judged = [m for m in self.services if states[m.name].mode in ("canary", "py3")]
+        judged = [m for m in self.services
+                  if m.name in states and states[m.name].mode in ("canary", "py3")]
         if not judged:
             return
         splits, now = self.live_splits(), time.monotonic()

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from gateway.migration.background import Recorder
 from gateway.migration.brokercompare import NoiseCheck, PairComparer
 from gateway.migration.config import MigrationSettings
+from gateway.migration.startup import first_states
 from gateway.migration.stores import open_store
 
 log = logging.getLogger(__name__)
@@ -37,11 +39,13 @@ def run(settings: MigrationSettings, broker: str, stop: threading.Event) -> int:
     # gateway host's comparer records the pairs of its own broker there.
     store = open_store(settings)
     try:
-        for m in services:
-            store.ensure(m.name, m.state, m.percent)
+        # A store that does not answer yet (Redis down at start) gets the states later,
+        # from the recorder; the pairs' evidence waits for it meanwhile.
+        _, created = first_states(store, services, time.time,
+                                  "shadow pairs' evidence is kept until then")
         # Only service migrations: their error budget is judged from the broker's
         # counters by the front (brokersplits.ErrorBudget), never from observations here.
-        recorder = Recorder(store, services)
+        recorder = Recorder(store, services, created=created)
         comparer = PairComparer(settings.pairs_endpoint, services, recorder.add,
                                 NoiseCheck(broker))
         comparer.start()

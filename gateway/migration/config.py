@@ -53,7 +53,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import ConfigError
-from gateway.migration.store import MODES, Thresholds
+from gateway.migration.gates import Thresholds
+from gateway.migration.model import MODES
 
 ROUTE_KEYS = {"route", "rpc", "service", "py3", "state", "percent", "sample", "noise",
               "shadow_safe", "shadow_timeout_ms", "shadow_concurrency", "capture_bytes",

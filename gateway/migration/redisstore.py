@@ -1,8 +1,8 @@
 """The migration store in Redis: one state, audit and evidence shared by several gateways.
 
 It answers the same calls as the SQLite :class:`~gateway.migration.store.MigrationStore`
-with the same rules (the legal moves, the gate, the error budget), so the rest
-of the gateway cannot tell them apart::
+with the same rules (the legal moves of :mod:`gateway.migration.model`, the gates of
+:mod:`gateway.migration.gates`), so the rest of the gateway cannot tell them apart::
 
     store = RedisStore("redis://10.0.0.5:6379/0", prefix="gw:mig:")
     store.ensure("notes")                                 # py2, audited as "config"
@@ -14,8 +14,7 @@ What lives where (``<p>`` is the prefix)::
     <p>states    hash  name -> the state as JSON     <p>versions  hash  name -> version
     <p>version   the global change counter           <p>audit     stream, one entry per change
     <p>changes   pub/sub channel: a name changed     <p>lastop    hash  name -> last change's id
-                                                     <p>obs:... <p>cmp:...  evidence
-                                                     (gateway.migration.redisevidence)
+    <p>seq <p>evops <p>obs:... <p>cmp:...  evidence (gateway.migration.redisevidence)
 
 A change is one Lua script (:mod:`gateway.migration.redis_lua`): a transition
 that raced with another gateway's fails with :class:`TransitionError`, as it
@@ -24,8 +23,8 @@ path never waits on Redis: once :meth:`RedisStore.changed` has been called, a
 :class:`~gateway.migration.rediswatch.StateCopy` keeps every state in memory,
 refreshed on a pub/sub notice and by polling the change counter (a lost
 notice costs at most one poll), and :meth:`all` answers from it. While Redis is
-down that copy is the last known state, evidence is dropped and counted
-(:attr:`RedisStore.dropped`, logged once per ``LOG_EVERY_S``), and every other call raises
+down that copy is the last known state, evidence waits in memory for Redis
+(:attr:`RedisStore.waiting`, capped; logged once per ``LOG_EVERY_S``), and every other call raises
 :class:`StoreUnavailable` within about two socket timeouts.
 """
 
@@ -46,26 +45,24 @@ from redis.retry import Retry
 
 from gateway.migration import redis_lua
 from gateway.migration import redisevidence as ev
-from gateway.migration.rediswatch import WAKE_S, StateCopy
-from gateway.migration.store import (
+from gateway.migration.forksafe import fork_safe_lock, fork_safe_pool
+from gateway.migration.gates import Evidence, GatedMoves, PromoteGate, Thresholds
+from gateway.migration.model import (
     MODES,
     NOISE_MEMORY_S,
     AuditEntry,
     Comparison,
-    Evidence,
-    GateRefused,
-    GateResult,
     MigrationState,
-    MigrationStore,
     Observation,
     StoreError,
-    Thresholds,
     TransitionError,
-    _check,
-    _regression,
-    _stats,
+    is_regression,
     label,
+    latency_stats,
+    legal_percent,
 )
+from gateway.migration.outage import Outage
+from gateway.migration.rediswatch import WAKE_S, StateCopy
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +85,7 @@ class StoreUnavailable(StoreError):
     """The shared migration store (Redis) did not answer in time; nothing was changed or read."""
 
 
-class RedisStore:
+class RedisStore(GatedMoves):
     """States, audit and evidence in one Redis, safe across gateways, processes and threads."""
 
     def __init__(self, url: str, prefix: str = "gw:mig:",
@@ -103,14 +100,17 @@ class RedisStore:
         self._client = redis.Redis.from_url(
             url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
             retry=Retry(NoBackoff(), 1), health_check_interval=5)
+        fork_safe_pool(self._client)
         self._timeout = socket_timeout
         self._keys = ev.EvidenceKeys(prefix)
         self._state_keys = [prefix + k for k in ("states", "versions", "version", "audit",
                                                  "audit:seq")]
         self.channel = prefix + "changes"
+        self.outage = Outage(self.where)
         self._copy = StateCopy(self._client, self.channel, self._state_keys[2],
-                               self._read_all, self.where)
-        self.dropped = 0
+                               self._read_all, self.outage)
+        self._outbox = ev.Outbox()
+        self._outbox_lock = fork_safe_lock(self, "_outbox_lock")
         self._last_log = 0.0
         self._closed = False
 
@@ -190,6 +190,11 @@ class RedisStore:
         """Every state, by name: the process's copy once :meth:`changed` started it."""
         snapshot = self._copy.states()
         if snapshot is None:
+            if self._copy.alive():
+                # The copy's first read failed and its thread retries: the request path
+                # must not wait on a Redis that just did not answer.
+                raise StoreUnavailable(f"migration store {self.where} ({self.prefix}): "
+                                       "states not read yet: Redis has not answered")
             snapshot = self._read_all()
         return {name: pair[0] for name, pair in snapshot.items()}
 
@@ -221,7 +226,7 @@ class RedisStore:
                 raise TransitionError(
                     f"{name}: changed concurrently (version {cur.version}, "
                     f"now {label(cur.mode, cur.percent)}, expected version {expect_version})")
-            stored = _check(cur, mode, percent, forced)
+            stored = legal_percent(cur, mode, percent, forced)
             now = self._clock()
             epoch = now if mode == "shadow" else cur.epoch_started
             if mode == "shadow" or mode != cur.mode:
@@ -244,32 +249,6 @@ class RedisStore:
             if expect_version is not None:
                 raise TransitionError(f"{name}: changed concurrently (expected version "
                                       f"{expect_version})")
-
-    def promote(self, name: str, thresholds: Thresholds, *, actor: str, force: bool = False,
-                reason: str = "") -> MigrationState:
-        """shadow|canary -> py3 when the gate passes (or ``force``); py3 -> retired ungated.
-
-        The same rules as :meth:`MigrationStore.promote`.
-        """
-        cur = self.get(name)
-        if cur.mode == "py3":
-            return self.transition(name, "retired", actor=actor, reason=reason,
-                                   expect_version=cur.version)
-        if cur.mode not in ("shadow", "canary"):
-            raise TransitionError(f"{name}: cannot promote from {label(cur.mode, cur.percent)} "
-                                  "(promote works from shadow, canary or py3)")
-        result = MigrationStore._judge(self._evidence(cur), thresholds)
-        if not result.ok and not force:
-            raise GateRefused(f"{name}: promotion refused: {'; '.join(result.reasons)}", result)
-        if not result.ok:
-            overridden = "gate overridden: " + "; ".join(result.reasons)
-            reason = f"{reason}; {overridden}" if reason else overridden
-        return self.transition(name, "py3", actor=actor, reason=reason, forced=not result.ok,
-                               expect_version=cur.version)
-
-    def rollback(self, name: str, *, actor: str, reason: str = "") -> MigrationState:
-        """Send all traffic back to py2 (from shadow, canary or py3)."""
-        return self.transition(name, "py2", actor=actor, reason=reason)
 
     def audit(self, name: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """State changes, newest first, for one name or all (read from the stream's end)."""
@@ -296,17 +275,39 @@ class RedisStore:
 
     def record(self, observations: Iterable[Observation],
                comparisons: Iterable[Comparison]) -> None:
-        """Append a batch; while Redis is down it is dropped, counted and logged now and then."""
-        obs, cmps = list(observations), list(comparisons)
-        try:
-            self._call("record", lambda: ev.write(self._client, self._keys, obs, cmps))
-        except StoreUnavailable as exc:
-            self.dropped += len(obs) + len(cmps)
-            now = time.monotonic()
-            if now - self._last_log >= LOG_EVERY_S:
-                self._last_log = now
-                log.warning("migration evidence dropped (%d items so far): %s",
-                            self.dropped, exc)
+        """Append a batch, after any kept while Redis was down; while it is down, keep it.
+
+        Kept batches (:attr:`waiting` items, up to ``redisevidence.MAX_WAITING``; the
+        oldest beyond are dropped and counted in :attr:`dropped`) go out on the next
+        call once Redis answers, each counted once. Logged once per ``LOG_EVERY_S``.
+        """
+        with self._outbox_lock:
+            self._outbox.add(list(observations), list(comparisons))
+            try:
+                self._outbox.send(lambda op, obs, cmps: self._call(
+                    "record", lambda: ev.write(self._client, self._keys, obs, cmps, op,
+                                               time.time())))
+            except StoreUnavailable as exc:
+                self._outbox.shed()
+                now = time.monotonic()
+                if now - self._last_log >= LOG_EVERY_S:
+                    self._last_log = now
+                    log.warning("migration evidence waits for the store (%d items kept, %d "
+                                "dropped over the cap): %s", self._outbox.items,
+                                self._outbox.dropped, exc)
+            except StoreError:
+                self._outbox.discard_first()  # refused for good: it must not block the rest
+                raise
+
+    @property
+    def waiting(self) -> int:
+        """Evidence items kept in this process until Redis answers."""
+        return self._outbox.items
+
+    @property
+    def dropped(self) -> int:
+        """Evidence items dropped because more than the cap waited."""
+        return self._outbox.dropped
 
     def _comparisons(self, name: str, epoch: float) -> tuple[frozenset[str], list[Any]]:
         """The noise learned since a day before ``epoch``, and the comparisons since it."""
@@ -318,7 +319,7 @@ class RedisStore:
     def _evidence(self, state: MigrationState) -> Evidence:
         noisy, rows = self._comparisons(state.name, state.epoch_started)
         outcomes = [c["outcome"] for c in rows]
-        regressions = sum(1 for c in rows if _regression(c["outcome"], c["paths"], noisy))
+        regressions = sum(1 for c in rows if is_regression(c["outcome"], c["paths"], noisy))
         noise = sum(1 for c in rows if c["noise_paths"])
         checked = sum(1 for c in rows if c["noise_checked"])
         samples = len(rows) - outcomes.count("uncompared")
@@ -329,40 +330,10 @@ class RedisStore:
             diff_rate=regressions / samples if samples else 0.0,
             noise_rate=noise / checked if checked else 0.0)
 
-    def evidence(self, name: str) -> Evidence:
-        """The current epoch's comparisons, judged against the learned noise."""
-        return self._evidence(self.get(name))
-
-    def gate(self, name: str, thresholds: Thresholds) -> GateResult:
-        """Whether the evidence allows promoting ``name``, and if not, why."""
-        return MigrationStore._judge(self.evidence(name), thresholds)
-
-    def _budget(self, state: MigrationState, entered: float, t: Thresholds) -> str | None:
-        if state.mode not in ("canary", "py3"):
-            return None
-        since = max(self._clock() - t.window_s, entered)
+    def _budget_counts(self, name: str, since: float) -> tuple[int, int]:
         count, errors = self._call("read", lambda: ev.budget_counts(
-            self._client, self._keys, state.name, since))
-        if count < t.min_error_samples or errors / count <= t.error_budget:
-            return None
-        return (f"py3 failed {errors} of {count} requests "
-                f"({errors / count:.1%} > {t.error_budget:.1%})")
-
-    def error_budget_spent(self, name: str, thresholds: Thresholds) -> str | None:
-        """Why py3 has spent its error budget (canary and py3 only), or None."""
-        return self._budget(*self._load(name), thresholds)
-
-    def auto_rollback(self, name: str, thresholds: Thresholds) -> MigrationState | None:
-        """Roll back to py2 when the error budget is spent; exactly once across gateways."""
-        state, entered = self._load(name)
-        reason = self._budget(state, entered, thresholds)
-        if reason is None:
-            return None
-        try:
-            return self.transition(name, "py2", actor="gateway:auto", reason=reason,
-                                   expect_version=state.version)
-        except TransitionError:
-            return None  # another gateway moved it first; it audited the move
+            self._client, self._keys, name, since))
+        return int(count), int(errors)
 
     def report(self, name: str, thresholds: Thresholds) -> dict[str, Any]:
         """State, evidence, gate, traffic split and per-runtime latency over ``window_s``."""
@@ -378,11 +349,11 @@ class RedisStore:
         py2, py3 = len(split[("serve", "py2")]), len(split[("serve", "py3")])
         return {
             "name": name, "state": state.to_json(), "evidence": evidence.to_json(),
-            "gate": MigrationStore._judge(evidence, thresholds).to_json(),
+            "gate": PromoteGate.of(thresholds).judge(evidence).to_json(),
             "traffic": {"py2": py2, "py3": py3,
                         "py3_share": py3 / (py2 + py3) if py2 + py3 else 0.0},
-            "runtimes": {rt: _stats(split[("serve", rt)]) for rt in ("py2", "py3")},
-            "shadow": {rt: _stats(split[("shadow", rt)]) for rt in ("py2", "py3")},
+            "runtimes": {rt: latency_stats(split[("serve", rt)]) for rt in ("py2", "py3")},
+            "shadow": {rt: latency_stats(split[("shadow", rt)]) for rt in ("py2", "py3")},
         }
 
     def series(self, name: str, bucket_s: float = 10.0, buckets: int = 30) -> list[list[Any]]:
@@ -399,7 +370,7 @@ class RedisStore:
                 continue
             slot = out[min(buckets - 1, int((at - first) // bucket_s))]
             slot[1] += 1
-            slot[2] += int(_regression(c["outcome"], c["paths"], noisy))
+            slot[2] += int(is_regression(c["outcome"], c["paths"], noisy))
         return out
 
     def recent_diffs(self, name: str | None = None, limit: int = 20) -> list[dict[str, Any]]:

@@ -6,17 +6,22 @@ them when another gateway's change is announced on the store's pub/sub
 channel, and polls the store's change counter every ``POLL_S`` in case a
 notice was lost (a reconnect, a failover)::
 
-    copy = StateCopy(client, "gw:mig:changes", "gw:mig:version", read_all, "redis://...")
+    copy = StateCopy(client, "gw:mig:changes", "gw:mig:version", read_all, outage)
     copy.changed()        # per thread: True when a newer copy arrived (starts the thread)
     copy.states()         # the last copy (None before the first read)
     copy.remember(state, entered)   # this process's own write, at once
 
-While Redis is down the copy stays as it was: the last known states.
+In a forked child the first :meth:`StateCopy.changed` starts the child's own
+copy and thread: the parent's thread does not cross a fork, so the copy it
+left would never move again.
+
+While Redis is down the copy stays as it was: the last known states. The
+thread reports the outage and the recovery to the store's
+:class:`~gateway.migration.outage.Outage` (one line each per process).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -24,9 +29,9 @@ from collections.abc import Callable
 
 import redis
 
-from gateway.migration.store import MigrationState, StoreError
-
-log = logging.getLogger(__name__)
+from gateway.migration.forksafe import fork_safe_lock
+from gateway.migration.model import MigrationState, StoreError
+from gateway.migration.outage import Outage
 
 POLL_S = 0.5
 WAKE_S = 0.2  # how often the thread looks at its stop flag between notices
@@ -38,13 +43,14 @@ class StateCopy:
     """Every state in memory, refreshed by one thread per process on notice or poll."""
 
     def __init__(self, client: redis.Redis, channel: str, counter: str,
-                 read_all: Callable[[], States], url: str) -> None:
+                 read_all: Callable[[], States], outage: Outage) -> None:
         self._client = client
         self.channel = channel
         self._counter = counter
         self._read_all = read_all
-        self._url = url
-        self._lock = threading.Lock()
+        self._outage = outage
+        # The parent's watcher may hold the lock at a fork: the child gets its own.
+        self._lock = fork_safe_lock(self, "_lock")
         self._tls = threading.local()
         self._states: States | None = None
         self._generation = 0
@@ -96,10 +102,16 @@ class StateCopy:
             self._states, self._generation = None, self._generation + 1
             self._thread = threading.Thread(target=self._watch, name="migration-watcher",
                                             daemon=True)
-        try:
-            self._refresh(None)  # the first copy before the first request, when Redis answers
-        except (redis.RedisError, StoreError) as exc:
-            log.warning("migration states not read yet: %s", exc)
+        # The first copy before the first request, when Redis answers. A process that
+        # already found the store down leaves the first read to the thread: a request
+        # must not spend two socket timeouts on a Redis that did not answer just now.
+        if not self._outage.is_down:
+            try:
+                self._refresh(None)
+            except (redis.RedisError, StoreError) as exc:
+                self._unreachable(exc)
+            else:
+                self._outage.up()
         self._thread.start()
 
     def _refresh(self, known: int | None) -> int | None:
@@ -115,10 +127,13 @@ class StateCopy:
                 self._generation += 1
         return version
 
+    def _unreachable(self, exc: Exception) -> None:
+        self._outage.down(f"migration store {self._outage.where} unreachable, serving the "
+                          f"last known states: {exc}")
+
     def _watch(self) -> None:
         known: int | None = None
         pubsub = None
-        down_since: float | None = None
         next_poll = 0.0
         while not self._stop.is_set():
             try:
@@ -132,14 +147,11 @@ class StateCopy:
                     continue
                 next_poll = time.monotonic() + POLL_S
                 known = self._refresh(known)
-                if down_since is not None:
-                    log.warning("migration store %s answers again", self._url)
-                    down_since = None
+                self._outage.up()
             except Exception as exc:  # the thread must outlive any failure; it logs them
-                if down_since is None:
-                    down_since = time.monotonic()
-                    log.warning("migration store %s unreachable, serving the last known "
-                                "states: %s", self._url, exc)
+                if self._stop.is_set():
+                    break  # closed under it: not an outage
+                self._unreachable(exc)
                 if pubsub is not None:
                     try:
                         pubsub.close()
@@ -149,3 +161,4 @@ class StateCopy:
                 self._stop.wait(POLL_S)
         if pubsub is not None:
             pubsub.close()
+

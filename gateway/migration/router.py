@@ -50,8 +50,9 @@ from gateway.migration import compare, samples
 from gateway.migration.background import Recorder, ShadowPool, ensure_token
 from gateway.migration.brokersplits import ServiceMigrations
 from gateway.migration.config import MigrationConfig, MigrationSettings
+from gateway.migration.startup import first_states
 from gateway.migration.store import Comparison, MigrationState, Observation, StoreError
-from gateway.migration.stores import open_store
+from gateway.migration.stores import StoreUnavailable, open_store
 from protocol import errors as perrors
 
 log = logging.getLogger(__name__)
@@ -83,15 +84,15 @@ class Migrations:
         self.settings = settings
         self.clock = clock
         self.store = open_store(settings, clock=clock)
-        for m in settings.migrations:
-            self.store.ensure(m.name, m.state, m.percent)
+        # Without an answer from the store, the configured states serve until it answers.
+        self._states, created = first_states(self.store, settings.migrations, clock)
         self.token = ensure_token(settings.token_file)
-        self.broker = ServiceMigrations(settings, self.store, broker, contracts_dir)
+        self.broker = ServiceMigrations(settings, self.store, broker, contracts_dir,
+                                        None if created else self._states)
         self.broker.sync()
-        self.recorder = Recorder(self.store, settings.migrations, self.broker.tend)
+        self.recorder = Recorder(self.store, settings.migrations, self.broker.tend, created)
         self.pools = {m.name: ShadowPool(m.name, m.shadow_concurrency)
                       for m in settings.migrations}
-        self._states = self.store.all()
         self._lock = threading.Lock()
         self.noisy: dict[str, set[str]] = {}     # per migration: noise paths seen here
         self.services = ServiceStates(settings.state_file) if settings.state_file else None
@@ -108,6 +109,8 @@ class Migrations:
         if self.store.changed():
             try:
                 states = self.store.all()
+            except StoreUnavailable as exc:  # said once per outage, not once per thread
+                self.store.outage.down(f"migration states not refreshed: {exc}")
             except StoreError as exc:
                 # The last known states keep serving; the next change is picked up again.
                 log.warning("migration states not refreshed: %s", exc)

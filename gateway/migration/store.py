@@ -1,9 +1,11 @@
-"""The SQLite store behind migrations: states, audit trail, observations, comparisons, gates.
+"""The SQLite store behind migrations: states, audit trail, observations and comparisons.
 
-It owns one database file shared by every gunicorn worker (and its threads) and
-by the CLI: one connection per thread, WAL journal, ``BEGIN IMMEDIATE`` for every
-read-modify-write, the schema versioned with ``PRAGMA user_version``. Every
-SQLite failure (locked, disk full, not a database) is a :class:`StoreError`.
+It owns one database file shared by every front worker (and its threads) and
+by the CLI; the connections, transactions and schema are
+:class:`~gateway.migration.sqlitefile.SqliteFile`'s. Every SQLite failure (locked,
+disk full, not a database) is a :class:`StoreError`. The gated moves (promote,
+the automatic rollback) are :class:`~gateway.migration.gates.GatedMoves`; the
+vocabulary is :mod:`gateway.migration.model`.
 
 ::
 
@@ -26,296 +28,50 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sqlite3
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from gateway.errors import GatewayError
-
-MODES = ("py2", "shadow", "canary", "py3", "retired")
-SCHEMA_VERSION = 1
-MAX_OBSERVATIONS = 20_000  # per name; the oldest go first
-MAX_COMPARISONS = 2_000
-NOISE_MEMORY_S = 86_400.0  # noise learned before the epoch stays learned this long
-BUSY_TIMEOUT_MS = 5000
-
-# From a mode, the modes a transition may go to (retired -> py3 needs forced=True).
-_LEGAL = {
-    "py2": ("shadow",),
-    "shadow": ("shadow", "canary", "py3", "py2"),
-    "canary": ("canary", "shadow", "py3", "py2"),
-    "py3": ("retired", "py2"),
-    "retired": (),
-}
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS state (
-        name TEXT PRIMARY KEY, mode TEXT NOT NULL, percent INTEGER NOT NULL,
-        version INTEGER NOT NULL, epoch_started REAL NOT NULL, mode_entered REAL NOT NULL,
-        updated_at REAL NOT NULL, updated_by TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS audit (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL,
-        name TEXT NOT NULL, from_mode TEXT NOT NULL, from_percent INTEGER NOT NULL,
-        to_mode TEXT NOT NULL, to_percent INTEGER NOT NULL, reason TEXT NOT NULL,
-        forced INTEGER NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS audit_name ON audit (name, id)",
-    """CREATE TABLE IF NOT EXISTS observation (
-        id INTEGER PRIMARY KEY, name TEXT NOT NULL, at REAL NOT NULL, runtime TEXT NOT NULL,
-        role TEXT NOT NULL, ms REAL NOT NULL, status INTEGER NOT NULL, error INTEGER NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS observation_name_at ON observation (name, at)",
-    # Covers the error-budget count and the report, which run often on a full table.
-    """CREATE INDEX IF NOT EXISTS observation_role
-        ON observation (name, role, runtime, at, error, ms)""",
-    """CREATE TABLE IF NOT EXISTS comparison (
-        id INTEGER PRIMARY KEY, name TEXT NOT NULL, at REAL NOT NULL, rid TEXT NOT NULL,
-        primary_rt TEXT NOT NULL, outcome TEXT NOT NULL, paths TEXT NOT NULL,
-        noise_paths TEXT NOT NULL, noise_checked INTEGER NOT NULL, fields TEXT NOT NULL,
-        sample TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS comparison_name_at ON comparison (name, at)",
-    # Rows per (name, table), kept in the inserting transaction so trimming never counts.
-    """CREATE TABLE IF NOT EXISTS tally (
-        name TEXT NOT NULL, kind TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (name, kind))""",
+from gateway.migration.gates import (
+    Evidence,
+    GatedMoves,
+    GateRefused,
+    GateResult,
+    PromoteGate,
+    Thresholds,
 )
+from gateway.migration.model import (
+    MAX_COMPARISONS,
+    MAX_OBSERVATIONS,
+    MODES,
+    NOISE_MEMORY_S,
+    AuditEntry,
+    Comparison,
+    MigrationState,
+    Observation,
+    StoreError,
+    TransitionError,
+    is_regression,
+    label,
+    latency_stats,
+    legal_percent,
+)
+from gateway.migration.outage import Outage
+from gateway.migration.sqlitefile import SCHEMA_VERSION, SqliteFile
+
+# Importers of this module's names from before the vocabulary moved keep working.
+__all__ = [
+    "MAX_COMPARISONS", "MAX_OBSERVATIONS", "MODES", "NOISE_MEMORY_S", "SCHEMA_VERSION",
+    "AuditEntry", "Comparison", "Evidence", "GateRefused", "GateResult", "MigrationState",
+    "MigrationStore", "Observation", "StoreError", "Thresholds", "TransitionError", "label",
+]
 
 _STATE_COLS = "name, mode, percent, version, epoch_started, updated_at, updated_by, mode_entered"
 _AUDIT_COLS = (
     "id, at, actor, name, from_mode, from_percent, to_mode, to_percent, reason, forced"
 )
-
-
-class StoreError(GatewayError):
-    """The migration database cannot be opened, read or written."""
-
-
-class TransitionError(StoreError):
-    """An illegal transition, or the state changed between reading and writing it."""
-
-
-class GateRefused(StoreError):
-    """Promotion refused by the gate; ``gate`` holds the evidence and the reasons."""
-
-    def __init__(self, message: str, gate: GateResult) -> None:
-        super().__init__(message)
-        self.gate = gate
-
-
-def label(mode: str, percent: int) -> str:
-    """How a state reads to people: ``"canary 10%"``, ``"py3"``."""
-    return f"{mode} {percent}%" if mode == "canary" else mode
-
-
-@dataclass(frozen=True)
-class MigrationState:
-    """Where one route or RPC method stands; ``version`` bumps on every transition."""
-
-    name: str
-    mode: str
-    percent: int
-    version: int
-    epoch_started: float
-    updated_at: float
-    updated_by: str
-
-    def primary_share(self) -> float:
-        """The share of traffic the py3 side answers."""
-        if self.mode == "canary":
-            return self.percent / 100.0
-        return 1.0 if self.mode in ("py3", "retired") else 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-safe form, with the share and a readable label."""
-        return {
-            "name": self.name, "mode": self.mode, "percent": self.percent,
-            "version": self.version, "epoch_started": self.epoch_started,
-            "updated_at": self.updated_at, "updated_by": self.updated_by,
-            "label": label(self.mode, self.percent), "primary_share": self.primary_share(),
-        }
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One state change: who, when, from what to what, and why."""
-
-    id: int
-    at: float
-    actor: str
-    name: str
-    from_mode: str  # "" when the state was created
-    from_percent: int
-    to_mode: str
-    to_percent: int
-    reason: str
-    forced: bool
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-safe form: ``from`` and ``to`` read like ``"canary 10%"``."""
-        return {
-            "id": self.id, "at": self.at, "actor": self.actor, "name": self.name,
-            "from": label(self.from_mode, self.from_percent),
-            "to": label(self.to_mode, self.to_percent),
-            "reason": self.reason, "forced": self.forced,
-        }
-
-
-@dataclass(frozen=True)
-class Observation:
-    """One request answered (or shadowed) by one runtime."""
-
-    name: str
-    at: float
-    runtime: str  # "py2" | "py3"
-    role: str  # "serve" | "shadow" | "noise"
-    ms: float
-    status: int
-    error: bool
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One shadowed request: the primary's answer against the candidate's."""
-
-    name: str
-    at: float
-    rid: str
-    primary: str
-    outcome: str  # "same" | "diff" | "candidate_error" | "uncompared"
-    paths: tuple[str, ...]
-    noise_paths: tuple[str, ...]
-    noise_checked: bool
-    fields: list[dict[str, Any]]
-    sample: dict[str, Any]
-    method: str = ""
-    path: str = ""
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """What the promote gate and the error budget demand."""
-
-    min_samples: int = 50
-    max_diff_rate: float = 0.01
-    error_budget: float = 0.05
-    min_error_samples: int = 20
-    window_s: float = 300.0
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """The comparisons of the current epoch, judged against the learned noise."""
-
-    samples: int
-    regressions: int
-    noise: int
-    candidate_errors: int
-    uncompared: int
-    noisy_paths: frozenset[str]
-    diff_rate: float
-    noise_rate: float
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-safe form; ``noisy_paths`` sorted."""
-        return {
-            "samples": self.samples, "regressions": self.regressions, "noise": self.noise,
-            "candidate_errors": self.candidate_errors, "uncompared": self.uncompared,
-            "noisy_paths": sorted(self.noisy_paths), "diff_rate": self.diff_rate,
-            "noise_rate": self.noise_rate,
-        }
-
-
-@dataclass(frozen=True)
-class GateResult:
-    """The promote gate's verdict; ``reasons`` is empty when ``ok``."""
-
-    ok: bool
-    reasons: tuple[str, ...]
-    evidence: Evidence
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-safe form."""
-        return {"ok": self.ok, "reasons": list(self.reasons), "evidence": self.evidence.to_json()}
-
-
-class _Local:
-    """One thread's connection and what :meth:`MigrationStore.changed` saw last."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.pid = os.getpid()
-        self.thread = threading.current_thread()
-        self.data_version = -1
-        self.seen: tuple[int, int] | None = None
-        self.wrote = False
-
-
-def _use_wal(conn: sqlite3.Connection, patience: float = 5.0) -> str:
-    """Switch ``conn``'s database to WAL; the journal mode it is in afterwards.
-
-    The switch needs the database to itself, and SQLite answers "database is
-    locked" at once (the busy timeout does not apply to it) while another
-    process opens the same new store: the front's workers start together.
-    """
-    deadline = time.monotonic() + patience
-    pause = 0.005
-    while True:
-        try:
-            mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0])
-            if mode.lower() == "wal":
-                return mode
-            return str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
-                raise
-        time.sleep(pause)   # a backoff against another process, not a synchronisation
-        pause = min(pause * 2, 0.1)
-
-
-def _explain(path: str, action: str, exc: sqlite3.Error) -> str:
-    msg = str(exc)
-    low = msg.lower()
-    if "locked" in low or "busy" in low:
-        hint = f"another writer held the lock for more than {BUSY_TIMEOUT_MS / 1000:g} s"
-    elif "full" in low:
-        hint = "no space left for it"
-    elif "not a database" in low or "malformed" in low or "corrupt" in low:
-        hint = "the file is not a migration store database, or it is corrupt"
-    elif "readonly" in low or "unable to open" in low:
-        hint = "check that the file and its directory are writable"
-    else:
-        hint = "SQLite error"
-    return f"migration store {path}: {action} failed: {hint} ({msg})"
-
-
-def _percentile(ordered: Sequence[float], p: float) -> float | None:
-    """Nearest-rank percentile of an ascending sequence; None when it is empty."""
-    if not ordered:
-        return None
-    return ordered[max(1, math.ceil(p / 100.0 * len(ordered))) - 1]
-
-
-def _stats(rows: list[tuple[float, int]]) -> dict[str, Any]:
-    ms = sorted(r[0] for r in rows)
-    errors = sum(r[1] for r in rows)
-    return {
-        "requests": len(rows), "errors": errors,
-        "error_rate": errors / len(rows) if rows else 0.0,
-        "p50_ms": _percentile(ms, 50), "p99_ms": _percentile(ms, 99),
-    }
-
-
-def _regression(outcome: str, paths: Iterable[str], noisy: frozenset[str]) -> bool:
-    # A diff with no paths cannot be explained by noise, so it counts.
-    if outcome == "candidate_error":
-        return True
-    if outcome != "diff":
-        return False
-    found = set(paths)
-    return not found or not found <= noisy
 
 
 def _state(row: Sequence[Any]) -> MigrationState:
@@ -325,138 +81,13 @@ def _state(row: Sequence[Any]) -> MigrationState:
     )
 
 
-def _check(cur: MigrationState, mode: str, percent: int, forced: bool) -> int:
-    """The percent to store for a legal move from ``cur`` to ``mode``; else TransitionError."""
-    if mode not in MODES:
-        raise TransitionError(f"{cur.name}: unknown mode {mode!r} (one of {', '.join(MODES)})")
-    legal = mode in _LEGAL[cur.mode] or (cur.mode == "retired" and mode == "py3" and forced)
-    target = label(mode, percent)
-    if not legal:
-        extra = " without force" if cur.mode == "retired" and mode == "py3" else ""
-        raise TransitionError(
-            f"{cur.name}: cannot go from {label(cur.mode, cur.percent)} to {target}{extra}"
-        )
-    if mode != "canary":
-        return 0
-    if not 1 <= percent <= 99:
-        raise TransitionError(f"{cur.name}: canary percent must be 1..99, not {percent}")
-    return percent
-
-
-class MigrationStore:
+class MigrationStore(SqliteFile, GatedMoves):
     """States, audit, observations and comparisons in one SQLite file, safe across processes."""
 
     def __init__(self, path: str, clock: Callable[[], float] = time.time) -> None:
-        self.path = path
+        self.outage = Outage(path)
         self._clock = clock
-        self._tls = threading.local()
-        self._lock = threading.Lock()
-        self._conns: list[_Local] = []
-        self._closed = False
-        try:
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-            os.chmod(path, 0o600)
-        except OSError as exc:
-            raise StoreError(f"migration store {path}: cannot open: {exc.strerror}") from exc
-        try:
-            self._open_schema()
-        except BaseException:
-            self.close()
-            raise
-
-    def _open_schema(self) -> None:
-        conn = self._local().conn
-        with self._guard("open"):
-            found = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            if found > SCHEMA_VERSION:
-                raise StoreError(
-                    f"migration store {self.path}: schema version {found} is newer than "
-                    f"{SCHEMA_VERSION}; upgrade the gateway"
-                )
-            journal = _use_wal(conn)
-            if journal.lower() != "wal":
-                raise StoreError(f"migration store {self.path}: cannot use WAL ({journal})")
-        if found == SCHEMA_VERSION:
-            return
-        with self._write("create schema") as conn:
-            if int(conn.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    def close(self) -> None:
-        """Close every connection this process opened; the store is unusable afterwards."""
-        with self._lock:
-            self._closed = True
-            conns, self._conns = self._conns, []
-        for local in conns:
-            # A connection inherited across fork belongs to the parent; leave it alone.
-            if local.pid == os.getpid():
-                local.conn.close()
-
-    def _local(self) -> _Local:
-        local: _Local | None = getattr(self._tls, "local", None)
-        if local is not None and local.pid == os.getpid():
-            return local
-        with self._lock:
-            if self._closed:
-                raise StoreError(f"migration store {self.path} is closed")
-            with self._guard("connect"):
-                conn = sqlite3.connect(
-                    self.path, timeout=BUSY_TIMEOUT_MS / 1000.0, isolation_level=None,
-                    check_same_thread=False,  # only close() touches it from another thread
-                )
-                try:
-                    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                    conn.execute("PRAGMA synchronous = NORMAL")
-                except BaseException:
-                    conn.close()
-                    raise
-            local = _Local(conn)
-            self._conns.append(local)
-            self._close_orphans()
-        self._tls.local = local
-        return local
-
-    def _close_orphans(self) -> None:
-        """Close the connections of threads that have ended (called with the lock held)."""
-        keep = []
-        for other in self._conns:
-            if other.pid == os.getpid() and not other.thread.is_alive():
-                other.conn.close()
-            else:
-                keep.append(other)
-        self._conns = keep
-
-    @contextmanager
-    def _guard(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise StoreError(_explain(self.path, action, exc)) from exc
-
-    @contextmanager
-    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
-        """A short ``BEGIN IMMEDIATE`` transaction: committed, or rolled back on any error."""
-        conn = self._local().conn
-        with self._guard(action):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                # Also after a failed COMMIT, so the next BEGIN starts clean.
-                if conn.in_transaction:
-                    try:
-                        conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass  # the original error is the one worth reporting
-                raise
-
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        conn = self._local().conn
-        with self._guard("read"):
-            return conn.execute(sql, params).fetchall()
+        super().__init__(path)
 
     def _load(
         self, name: str, conn: sqlite3.Connection | None = None
@@ -531,7 +162,7 @@ class MigrationStore:
                     f"{name}: changed concurrently (version {cur.version}, "
                     f"now {label(cur.mode, cur.percent)}, expected version {expect_version})"
                 )
-            percent = _check(cur, mode, percent, forced)
+            percent = legal_percent(cur, mode, percent, forced)
             epoch = now if mode == "shadow" else cur.epoch_started
             if mode == "shadow" or mode != cur.mode:
                 entered = now
@@ -556,36 +187,6 @@ class MigrationStore:
             f"INSERT INTO audit ({_AUDIT_COLS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (at, actor, name, old[0], old[1], new[0], new[1], reason, int(forced)),
         )
-
-    def promote(
-        self, name: str, thresholds: Thresholds, *, actor: str, force: bool = False,
-        reason: str = "",
-    ) -> MigrationState:
-        """shadow|canary -> py3 when the gate passes (or ``force``); py3 -> retired ungated."""
-        cur = self.get(name)
-        if cur.mode == "py3":
-            return self.transition(
-                name, "retired", actor=actor, reason=reason, expect_version=cur.version
-            )
-        if cur.mode not in ("shadow", "canary"):
-            raise TransitionError(
-                f"{name}: cannot promote from {label(cur.mode, cur.percent)} "
-                "(promote works from shadow, canary or py3)"
-            )
-        result = self._judge(self._evidence(cur), thresholds)
-        if not result.ok and not force:
-            raise GateRefused(f"{name}: promotion refused: {'; '.join(result.reasons)}", result)
-        if not result.ok:
-            overridden = "gate overridden: " + "; ".join(result.reasons)
-            reason = f"{reason}; {overridden}" if reason else overridden
-        return self.transition(
-            name, "py3", actor=actor, reason=reason, forced=not result.ok,
-            expect_version=cur.version,
-        )
-
-    def rollback(self, name: str, *, actor: str, reason: str = "") -> MigrationState:
-        """Send all traffic back to py2 (from shadow, canary or py3)."""
-        return self.transition(name, "py2", actor=actor, reason=reason)
 
     def audit(self, name: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """State changes, newest first, for one name or all."""
@@ -662,7 +263,7 @@ class MigrationStore:
             "WHERE name = ? AND at >= ?", (state.name, state.epoch_started),
         )
         outcomes = Counter(str(r[0]) for r in rows)
-        regressions = sum(1 for r in rows if _regression(r[0], json.loads(r[1]), noisy))
+        regressions = sum(1 for r in rows if is_regression(r[0], json.loads(r[1]), noisy))
         noise = sum(1 for r in rows if r[2])
         checked = sum(1 for r in rows if r[3])
         samples = len(rows) - outcomes["uncompared"]
@@ -673,57 +274,12 @@ class MigrationStore:
             noise_rate=noise / checked if checked else 0.0,
         )
 
-    def evidence(self, name: str) -> Evidence:
-        """The current epoch's comparisons, judged against the learned noise."""
-        return self._evidence(self.get(name))
-
-    @staticmethod
-    def _judge(evidence: Evidence, thresholds: Thresholds) -> GateResult:
-        reasons = []
-        if evidence.samples < thresholds.min_samples:
-            reasons.append(f"{evidence.samples} of {thresholds.min_samples} samples")
-        if evidence.samples and evidence.diff_rate > thresholds.max_diff_rate:
-            reasons.append(
-                f"diff rate {evidence.diff_rate:.1%} > {thresholds.max_diff_rate:.1%} "
-                f"(noise rate {evidence.noise_rate:.1%})"
-            )
-        return GateResult(not reasons, tuple(reasons), evidence)
-
-    def gate(self, name: str, thresholds: Thresholds) -> GateResult:
-        """Whether the evidence allows promoting ``name``, and if not, why."""
-        return self._judge(self.evidence(name), thresholds)
-
-    def _budget(self, state: MigrationState, entered: float, t: Thresholds) -> str | None:
-        if state.mode not in ("canary", "py3"):
-            return None
-        since = max(self._clock() - t.window_s, entered)
+    def _budget_counts(self, name: str, since: float) -> tuple[int, int]:
         row = self._read(
             "SELECT count(*), coalesce(sum(error), 0) FROM observation WHERE name = ? "
-            "AND role = 'serve' AND runtime = 'py3' AND at >= ?", (state.name, since),
+            "AND role = 'serve' AND runtime = 'py3' AND at >= ?", (name, since),
         )[0]
-        count, errors = int(row[0]), int(row[1])
-        if count < t.min_error_samples or errors / count <= t.error_budget:
-            return None
-        return (
-            f"py3 failed {errors} of {count} requests ({errors / count:.1%} > {t.error_budget:.1%})"
-        )
-
-    def error_budget_spent(self, name: str, thresholds: Thresholds) -> str | None:
-        """Why py3 has spent its error budget (canary and py3 only), or None."""
-        return self._budget(*self._load(name), thresholds)
-
-    def auto_rollback(self, name: str, thresholds: Thresholds) -> MigrationState | None:
-        """Roll back to py2 when the error budget is spent; exactly once across racing callers."""
-        state, entered = self._load(name)
-        reason = self._budget(state, entered, thresholds)
-        if reason is None:
-            return None
-        try:
-            return self.transition(
-                name, "py2", actor="gateway:auto", reason=reason, expect_version=state.version
-            )
-        except TransitionError:
-            return None  # someone else moved it first; they audited it
+        return int(row[0]), int(row[1])
 
     # -- reports ---------------------------------------------------------------------------
 
@@ -745,10 +301,10 @@ class MigrationStore:
         share = py3 / (py2 + py3) if py2 + py3 else 0.0
         return {
             "name": name, "state": state.to_json(), "evidence": evidence.to_json(),
-            "gate": self._judge(evidence, thresholds).to_json(),
+            "gate": PromoteGate.of(thresholds).judge(evidence).to_json(),
             "traffic": {"py2": py2, "py3": py3, "py3_share": share},
-            "runtimes": {rt: _stats(split[("serve", rt)]) for rt in ("py2", "py3")},
-            "shadow": {rt: _stats(split[("shadow", rt)]) for rt in ("py2", "py3")},
+            "runtimes": {rt: latency_stats(split[("serve", rt)]) for rt in ("py2", "py3")},
+            "shadow": {rt: latency_stats(split[("shadow", rt)]) for rt in ("py2", "py3")},
         }
 
     def series(self, name: str, bucket_s: float = 10.0, buckets: int = 30) -> list[list[Any]]:
@@ -769,7 +325,7 @@ class MigrationStore:
         ):
             slot = out[min(buckets - 1, int((at - first) // bucket_s))]
             slot[1] += 1
-            slot[2] += int(_regression(outcome, json.loads(paths), noisy))
+            slot[2] += int(is_regression(outcome, json.loads(paths), noisy))
         return out
 
     def recent_diffs(self, name: str | None = None, limit: int = 20) -> list[dict[str, Any]]:

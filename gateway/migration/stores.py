@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from gateway.migration.config import MigrationSettings
+from gateway.migration.outage import Outage
 from gateway.migration.redisstore import RedisStore, StoreUnavailable
 from gateway.migration.store import (
     AuditEntry,
@@ -38,6 +39,8 @@ __all__ = ["Store", "StoreUnavailable", "exists", "open_store"]
 
 class Store(Protocol):
     """What the gateway asks of a migration store (SQLite or Redis)."""
+
+    outage: Outage  # one "unreachable" line per process, whoever notices first
 
     def close(self) -> None:
         """Release connections and threads."""

@@ -7,8 +7,12 @@ Every server here is a real redis-server on a free loopback port, owned by the t
 from __future__ import annotations
 
 import logging
+import os
+import select
 import signal
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +20,7 @@ import pytest
 import redis
 
 import gateway.migration.rediswatch as rediswatch
+from gateway.migration import redisevidence
 from gateway.migration.redisstore import RedisStore, StoreUnavailable
 from gateway.migration.store import StoreError, Thresholds
 from tests.support.procs import wait_until
@@ -106,7 +111,7 @@ def test_a_lost_notice_is_made_up_by_polling_the_counter(redis_server: RedisServ
                what="the poll")
 
 
-def test_redis_down_serves_the_last_states_drops_evidence_and_refuses_changes(
+def test_redis_down_serves_the_last_states_keeps_evidence_and_refuses_changes(
         redis_server: RedisServer, stores: list[RedisStore], caplog: Any) -> None:
     clock = Clock()
     a = RedisStore(redis_server.url, clock=clock, socket_timeout=0.5)
@@ -119,13 +124,13 @@ def test_redis_down_serves_the_last_states_drops_evidence_and_refuses_changes(
     # The data plane (this thread, as a request thread would): the last known states.
     assert a.changed() is False
     assert a.all()["m"].mode == "shadow"
-    # Evidence: dropped, counted, logged once per interval.
+    # Evidence: kept for Redis, logged once per interval, never an error.
     caplog.set_level(logging.WARNING, logger="gateway.migration.redisstore")
     for _ in range(3):
         assert "error" not in within(lambda: a.record([obs("m", clock.now)] * 2,
                                                       [comp("m", clock.now)]))
-    assert a.dropped == 9
-    assert sum("evidence dropped" in r.getMessage() for r in caplog.records) == 1
+    assert (a.waiting, a.dropped) == (9, 0)
+    assert sum("evidence waits" in r.getMessage() for r in caplog.records) == 1
     # Admin commands, and a store opened meanwhile: a typed error, in time.
     fresh = RedisStore(redis_server.url.replace("redis://", "redis://:hunter2@"),
                        socket_timeout=0.5)
@@ -142,6 +147,36 @@ def test_redis_down_serves_the_last_states_drops_evidence_and_refuses_changes(
     wait_until(lambda: "error" not in within(lambda: a.ensure("m")), timeout=10,
                what="the store reconnected")
     assert a.get("m").mode == "py2"
+    # The next write (here one with nothing new, as the recorder's idle flush) sends them.
+    a.record([], [])
+    assert (a.waiting, a.dropped) == (0, 0)
+    assert a.evidence("m").samples == 3
+    assert a.report("m", Thresholds(window_s=1e9))["runtimes"]["py3"]["requests"] == 6
+
+
+def test_evidence_kept_while_redis_is_down_is_capped_oldest_first(
+        redis_server: RedisServer, stores: list[RedisStore], monkeypatch: Any) -> None:
+    monkeypatch.setattr(redisevidence, "MAX_WAITING", 5)
+    clock = Clock()
+    a = RedisStore(redis_server.url, clock=clock, socket_timeout=0.5)
+    stores.append(a)
+    a.ensure("m")
+    redis_server.stop()
+    for at in (1.0, 2.0, 3.0):  # three batches of 2; the cap keeps the newest two
+        assert "error" not in within(lambda at=at: a.record(
+            [obs("m", clock.now + at)] * 2, []))
+    assert (a.waiting, a.dropped) == (4, 2)
+    redis_server.start()
+    wait_until(lambda: "error" not in within(lambda: a.ensure("m")), timeout=10,
+               what="the store reconnected")
+    a.record([], [])
+    raw = redis.Redis.from_url(redis_server.url)
+    try:
+        kept = raw.zrange("gw:mig:obs:m", 0, -1, withscores=True)
+    finally:
+        raw.close()
+    assert sorted(at - clock.now for _, at in kept) == [2.0, 2.0, 3.0, 3.0]
+    assert a.waiting == 0
 
 
 def test_an_aof_restart_loses_no_acknowledged_change(aof_redis: RedisServer,
@@ -225,3 +260,170 @@ def test_a_resent_transition_script_applies_once(redis_server: RedisServer,
         raw.close()
     assert first[0] == 1 and again == [1, 0] and other == [0, 2]
     assert a.get("m").mode == "shadow" and len(a.audit("m")) == 2
+
+
+class LosingProxy:
+    """A loopback TCP proxy to Redis that can lose one reply of the evidence script.
+
+    Armed with ``lose.set()``, the next request carrying that script reaches Redis
+    whole, Redis answers, and the proxy closes the client's connection instead
+    of passing the answer on: the client sees a broken connection after the
+    script ran, and resends it.
+    """
+
+    def __init__(self, redis_port: int) -> None:
+        self.redis_port = redis_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.lose = threading.Event()
+        self.lost = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            t = threading.Thread(target=self._pipe, args=(client,), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _pipe(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.redis_port), timeout=5)
+        losing = False
+        try:
+            while not self._stop.is_set():
+                ready, _, _ = select.select([client, upstream], [], [], 0.2)
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    if sock is client:
+                        upstream.sendall(data)
+                        if self.lose.is_set() and redisevidence.RECORD.encode()[:40] in data:
+                            self.lose.clear()
+                            losing = True
+                    elif losing:  # Redis ran the script: its answer is lost with the connection
+                        self.lost += 1
+                        return
+                    else:
+                        client.sendall(data)
+        finally:
+            client.close()
+            upstream.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(5)
+        self.listener.close()
+
+
+def test_a_resent_evidence_batch_is_counted_once(redis_server: RedisServer,
+                                                 stores: list[RedisStore]) -> None:
+    """The reply to an evidence batch is lost after Redis applied it; the resend adds nothing."""
+    clock = Clock()
+    proxy = LosingProxy(redis_server.port)
+    raw = redis.Redis.from_url(redis_server.url)
+    keys = redisevidence.EvidenceKeys("ev:")
+    try:
+        a = RedisStore(f"redis://127.0.0.1:{proxy.port}/0", "ev:", clock=clock)
+        stores.append(a)
+        a.ensure("m", "canary", 10)
+        batch = ([obs("m", clock.now, error=True), obs("m", clock.now)],
+                 [comp("m", clock.now, "diff", ("/x",))])
+        scripts = raw.info("commandstats")["cmdstat_eval"]["calls"]
+        proxy.lose.set()
+        assert "error" not in within(lambda: a.record(*batch))
+        assert proxy.lost == 1 and a.dropped == 0
+        assert raw.info("commandstats")["cmdstat_eval"]["calls"] == scripts + 2  # resent once
+        assert redisevidence.budget_counts(raw, keys, "m", 0) == (2, 1)
+        assert (raw.zcard("ev:obs:m"), raw.zcard("ev:cmp:m"), raw.zcard("ev:diff:m")) == (2, 1, 1)
+        assert a.evidence("m").regressions == 1 and len(a.recent_diffs("m")) == 1
+
+        # The same op id sent by hand is refused; a new batch (a new op id) counts.
+        obs_, cmps = batch
+        assert redisevidence.write(raw, keys, obs_, cmps, "op1", clock.now) is True
+        assert redisevidence.write(raw, keys, obs_, cmps, "op1", clock.now) is False
+        a.record(*batch)
+        assert redisevidence.budget_counts(raw, keys, "m", 0) == (6, 3)
+        assert a.evidence("m").regressions == 3
+    finally:
+        raw.close()
+        proxy.close()
+
+
+def _read_line(fd: int, timeout: float) -> str:
+    """One line from the pipe ``fd`` within ``timeout`` ("" at end of file)."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        assert left > 0, f"no line from the child within {timeout} s (got {data!r})"
+        if select.select([fd], [], [], left)[0]:
+            chunk = os.read(fd, 256)
+            if not chunk:
+                break
+            data += chunk
+    return data.decode().strip()
+
+
+def _forked_child(store: RedisStore, out: int) -> int:
+    """In the child: start the copy, report, then wait (10 s at most) for the parent's change."""
+    def say(text: str) -> None:
+        os.write(out, text.encode() + b"\n")
+    try:
+        store.changed()  # the parent's thread did not cross the fork: this starts the child's
+        say(f"started {store._copy.alive()} {store.all()['m'].mode}")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            store.changed()
+            if store.all()["m"].mode == "shadow":
+                say("saw shadow")
+                return 0
+            time.sleep(0.01)  # polling the copy, which its own thread refreshes
+        say("no change seen")
+        return 1
+    except BaseException as exc:
+        say(f"error {exc!r}")
+        return 2
+
+
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*:DeprecationWarning")
+def test_the_state_copy_restarts_in_a_forked_child(redis_server: RedisServer,
+                                                   stores: list[RedisStore]) -> None:
+    a = RedisStore(redis_server.url, "fork:")
+    stores.append(a)
+    a.ensure("m")
+    assert a.changed() is True and a._copy.alive()  # the parent's copy and its thread
+    read, write = os.pipe()
+    lock = a._copy._lock
+    lock.acquire()  # held across the fork, as the parent's watcher thread may hold it
+    pid = os.fork()
+    if pid:
+        lock.release()
+    if pid == 0:  # the child leaves only through os._exit, never back into pytest
+        code = 3
+        try:
+            os.close(read)
+            code = _forked_child(a, write)
+        finally:
+            os._exit(code)
+    os.close(write)
+    try:
+        assert _read_line(read, 10) == "started True py2"
+        a.transition("m", "shadow", actor="ops")  # made after the fork, by the parent
+        assert _read_line(read, 10) == "saw shadow"
+        done = wait_until(lambda: (lambda r: r if r[0] == pid else None)(
+            os.waitpid(pid, os.WNOHANG)), timeout=10, what="the child's exit")
+        pid = 0
+        assert os.waitstatus_to_exitcode(done[1]) == 0
+    finally:
+        os.close(read)
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)

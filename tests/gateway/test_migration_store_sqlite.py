@@ -118,9 +118,9 @@ def test_a_read_only_directory_is_a_store_error(tmp_path: Path, procs: ProcessGr
 
 def test_a_held_lock_is_a_store_error_and_the_store_recovers(db: str, clock: Clock,
                                                             monkeypatch: Any) -> None:
-    import gateway.migration.store as store_module
+    import gateway.migration.sqlitefile as sqlitefile
 
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr(sqlitefile, "BUSY_TIMEOUT_MS", 50)
     s = MigrationStore(db, clock)
     try:
         s.ensure("m")

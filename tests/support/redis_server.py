@@ -3,6 +3,7 @@
 ::
 
     server = RedisServer(tmpdir)      # starts and waits until PING answers
+    later = RedisServer(tmpdir, start=False)   # its port and URL now, the process on start()
     server.url                        # "redis://127.0.0.1:PORT/0"
     server.unix_url                   # the same server on its unix socket, as a default estate's
     server.restart()                  # same port, same data directory
@@ -34,15 +35,16 @@ def _ping(port):
 class RedisServer(object):
     """One redis-server process owned by a test; ``appendfsync`` optional."""
 
-    def __init__(self, directory, appendfsync=None, binary="redis-server"):
-        # type: (str, str, str) -> None
+    def __init__(self, directory, appendfsync=None, binary="redis-server", start=True):
+        # type: (str, str, str, bool) -> None
         self.directory = directory
         self.port = free_port()
         self.appendfsync = appendfsync
         self.binary = binary
         self.procs = ProcessGroup()
         self.proc = None
-        self.start()
+        if start:
+            self.start()
 
     @property
     def url(self):

@@ -34,8 +34,11 @@ SPEC = os.path.join(REPO, "protocol", "spec")
 
 
 def estate_body(db: str, rounding: str = "bankers", state: str = "shadow",
-                extra: str = "") -> str:
-    """The config below ``[gateway]``: routes, services and migrations."""
+                extra: str = "", notes: str = "") -> str:
+    """The config below ``[gateway]``: routes, services and migrations.
+
+    ``notes`` adds keys to ``[migrations.notes]`` (``percent``, ``sticky``).
+    """
     return f"""
 [http]
 contracts_dir = {json.dumps(SPEC)}
@@ -77,7 +80,7 @@ min_samples = 20
 shadow_timeout_ms = 1000
 shadow_concurrency = 2
 min_error_samples = 5
-
+{notes}
 [migrations.htmldiff-diff]
 rpc = "htmldiff/diff"
 py3 = "htmldiff3"
