@@ -242,7 +242,7 @@ class AdminApi:
             report["series"] = store.series(m.name)
             if m.kind == "service":  # what the broker routes by now (SPEC 2.14)
                 report["split"] = splits.get(m.service)
-                report["shadow"] = shadows.get(m.service)  # copies the broker makes
+                report["broker_shadow"] = shadows.get(m.service)  # copies the broker makes
             out.append(report)
         return out
 

@@ -204,7 +204,7 @@ def render_status(reports: list[dict[str, Any]]) -> str:
         if split:
             verdict += (f"  [broker: {split['percent']}% to {split['candidate']}, "
                         f"{split['sent']} sent, {split['kept']} kept]")
-        shadow = r.get("shadow")
+        shadow = r.get("broker_shadow")  # ("shadow" is the store's latency of shadow copies)
         if shadow:
             verdict += (f"  [shadow: {shadow['sent']} copied, {shadow['answered']} answered, "
                         f"{shadow['failed']} failed, "

@@ -205,9 +205,9 @@
     f.title.textContent = m.kind + " " + m.target + "  (" + m.py2 + " → " + m.py3 + ")" +
       (m.split ? "  broker: " + m.split.percent + "% to " + m.split.candidate + ", " +
         num(m.split.sent) + " sent / " + num(m.split.kept) + " kept" : "") +
-      (m.shadow ? "  shadow: " + num(m.shadow.sent) + " copied / " + num(m.shadow.answered) +
-        " answered / " + num(m.shadow.failed) + " failed / " +
-        num(m.shadow.skipped_cap + m.shadow.skipped_down) + " skipped" : "");
+      (m.broker_shadow ? "  shadow: " + num(m.broker_shadow.sent) + " copied / " + num(m.broker_shadow.answered) +
+        " answered / " + num(m.broker_shadow.failed) + " failed / " +
+        num(m.broker_shadow.skipped_cap + m.broker_shadow.skipped_down) + " skipped" : "");
     f.title.title = "state version " + num(st.version);
     f.share.textContent = pct(tr.py3_share) + " (" + num(tr.py2) + " py2 / " + num(tr.py3) + " py3)";
     f.bar.style.width = Math.round(100 * (tr.py3_share || 0)) + "%";  // CSSOM: allowed under a CSP

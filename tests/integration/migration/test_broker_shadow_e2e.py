@@ -140,7 +140,7 @@ def test_shadow_in_the_broker_finds_the_bug_gates_promote_and_opens_once_fixed(
             assert code != 0 and "refused" in why and "diff rate" in why, why
             report = e.report("tax")
             assert report["state"]["mode"] == "shadow"
-            assert report["shadow"]["answered"] >= MIN_SAMPLES
+            assert report["broker_shadow"]["answered"] >= MIN_SAMPLES
             status_text = subprocess.run(
                 [sys.executable, "-m", "gateway", "-c", e.path, "migrate", "status"],
                 capture_output=True, text=True, timeout=30, cwd=REPO, check=True).stdout
