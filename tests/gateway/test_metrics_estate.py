@@ -16,10 +16,12 @@ import zmq
 from prometheus_client import CollectorRegistry, generate_latest
 
 from gateway.arbiter.control import call
+from gateway.arbiter.estate import estate_of
 from gateway.arbiter.states import State
+from gateway.config import parse
 from gateway.metrics.arbiter_stats import ArbiterStats
 from gateway.metrics.broker_stats import BrokerStats
-from gateway.metrics.estate import EstateCollector
+from gateway.metrics.estate import Estate, EstateCollector, parts_of
 from gateway.metrics.migration_stats import MigrationStats
 from gateway.metrics.queue_stats import QueueStats
 from gateway.migration.config import MigrationSettings
@@ -117,6 +119,40 @@ def test_no_arbiter_is_up_0(tmp_path: Path) -> None:
     stats = arbiter_stats(str(tmp_path / "arbiter.sock"), timeout=0.2)
     assert names(stats.collect()) == ["gateway_arbiter_up"]
     assert sample(stats, "gateway_arbiter_up") == 0.0
+
+
+def test_the_arbiter_collector_reads_what_it_is_handed() -> None:
+    # The status reader and the state names come from the arbiter's layer; the collector
+    # only reads the status document (its shape is the control channel's "status").
+    asked: list[float] = []
+
+    def status(timeout: float) -> dict[str, Any]:
+        asked.append(timeout)
+        return {"programs": [{"name": "web", "state": "FATAL", "generation": 2,
+                              "replicas_wanted": 2,
+                              "replicas": [{"state": "BACKOFF", "restarts": 3},
+                                           {"state": "FATAL", "restarts": 5}]}]}
+    stats = ArbiterStats(status, ["READY", "BACKOFF", "FATAL"], timeout=0.3)
+    assert sample(stats, "gateway_arbiter_up") == 1.0
+    assert asked == [0.3]
+    assert sample(stats, "gateway_arbiter_program_state", program="web", state="FATAL") == 1.0
+    assert sample(stats, "gateway_arbiter_program_state", program="web", state="READY") == 0.0
+    assert sample(stats, "gateway_arbiter_replicas", program="web", state="BACKOFF") == 1.0
+    assert sample(stats, "gateway_arbiter_restarts_total", program="web") == 8.0
+    assert sample(stats, "gateway_arbiter_reloads_total", program="web") == 2.0
+    assert sample(stats, "gateway_arbiter_fatal_programs") == 1.0
+
+    def broken(timeout: float) -> Any:
+        raise OSError("no such socket")
+    assert names(ArbiterStats(broken, ["READY"]).collect()) == ["gateway_arbiter_up"]
+
+
+def test_the_estate_leaves_out_parts_it_has_no_reader_for(tmp_path: Path) -> None:
+    config = parse(f'[broker]\nenabled = false\n[gateway]\nrun_dir = "{tmp_path}"\n')
+    assert parts_of(Estate(config)) == []
+    parts = parts_of(estate_of(config))
+    assert [type(p) for p in parts] == [ArbiterStats]
+    assert names(parts[0].collect()) == ["gateway_arbiter_up"]  # no arbiter runs here
 
 
 def test_queue_metrics_count_ready_inflight_dead_and_retrying(redis_server: Any) -> None:
