@@ -22,6 +22,7 @@ import resource
 import time
 from typing import Any
 
+from gateway.assemble import observer
 from gateway.http.config import GatewayHttpConfig, HttpLimits, Route
 from gateway.http.server import FrontServer
 from gateway.metrics.config import ObservabilityConfig
@@ -90,7 +91,7 @@ def stack_cost(endpoint: str, directory: str, blocks: int = 6, count: int = 4000
         apps = {}
         for name, obs in variants.items():
             server = FrontServer(config, None)  # type: ignore[arg-type]  # no socket: no serving
-            server.observability = obs
+            server.observer = observer(obs)
             apps[name] = server.asgi_app()
         for app in apps.values():
             await _drive(app, 320)                # sockets, pools, caches

@@ -64,7 +64,6 @@ deadline has passed is answered with a ``timeout`` error and never started.
 """
 from __future__ import absolute_import, division, print_function
 
-import collections
 import errno
 import fcntl
 import logging
@@ -72,15 +71,13 @@ import os
 import platform
 import runpy
 import signal
-import socket
 import sys
 import threading
 import time
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
-from protocol import brokers, codec, mdp
+from protocol import mdp
 from protocol._compat import text_type
 
 # The request context lives in protocol.context (below this module, so that
@@ -91,24 +88,17 @@ from protocol.context import _bind_context as _bind_context
 from protocol.context import _restore_context as _restore_context
 from protocol.context import current as current
 from protocol.context import inherited as inherited
-from protocol.errors import (
-    Cancelled,
-    EnvelopeError,
-    RemoteError,
-    Timeout,
-    UnknownMethod,
-)
-from protocol.replies import error_envelope
-from protocol.streaming import ReplyStream
+from protocol.errors import EnvelopeError
+from protocol.handling import Requests
+from protocol.replies import error_envelope as error_envelope
 
-MYPY = False
-if MYPY:  # pragma: no cover - type names for the type comments only
-    from typing import Mapping  # noqa: F401
+# Readiness notices have a module of their own; these stay importable from here.
+from protocol.sdnotify import notify_from as notify_from
+from protocol.sdnotify import sd_notify as sd_notify
+from protocol.workerlink import WorkerLink
 
 log = logging.getLogger("protocol.worker")
 
-# Kinds that are never a request (SPEC 3.3): a worker refuses them with envelope.
-_NOT_REQUESTS = (u"result", u"error", u"http-response", u"http-body", u"event")
 
 class Worker(object):
     """Serves one service on a broker; see the module docstring."""
@@ -128,24 +118,22 @@ class Worker(object):
         self.max_backoff = max_backoff
         self.on_registered = on_registered
         self.interval = mdp.DEFAULT_INTERVAL_MS / 1000.0
-        self.handled = 0
         self.connected = threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self._sock = None  # type: zmq.Socket
-        self._monitor = None  # type: zmq.Socket
-        self._linked = False  # a handshake with the broker succeeded on this socket
         self._in_handler = False
-        self._last_sent = 0.0
-        self._last_recv = 0.0
-        # Requests received and not started yet, oldest first: (client, envelope).
-        self._backlog = collections.deque()  # type: collections.deque
-        self._stream = None  # type: ReplyStream
         self._leaving = False
-        self._accepting = True
-        self._abandoned = []  # type: list
-        self._marks_more = bool(getattr(envelope_handler, "marks_more", False))
         self._wake_r = self._wake_w = -1  # a stream's thread wakes the socket thread (run())
+        # Two collaborators: the connection to the broker, and the requests it gives us.
+        self._link = WorkerLink(self.ctx, endpoint, curve)
+        self._requests = Requests(self.service, self.table, envelope_handler,
+                                  self._link.send, self._unlocked, self._wake)
+
+    @property
+    def handled(self):
+        # type: () -> int
+        """Requests taken in hand (started, refused or answered at once)."""
+        return self._requests.handled
 
     # ---------------------------------------------------------- lifecycle --
     def install_signal_handlers(self):
@@ -192,109 +180,77 @@ class Worker(object):
         finally:
             self._stopping.set()
             beat.join(1.0)
-            if all(stream.join(1.0) for stream in self._abandoned):
+            if all(stream.join(1.0) for stream in self._requests.abandoned):
                 os.close(self._wake_r)  # a stream thread still running may yet write
                 os.close(self._wake_w)
 
     # -------------------------------------------------------------- socket --
     def _connect(self):
         # type: () -> None
-        sock = self.ctx.socket(zmq.DEALER)
-        sock.linger = 0
-        sock.sndhwm = sock.rcvhwm = 10000
-        if self.curve is not None:
-            server_public, public, secret = self.curve
-            sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = \
-                server_public, public, secret
-        # A close counts only after a handshake: a refused one (CURVE) is no broker loss.
-        self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED
-                                                | zmq.EVENT_HANDSHAKE_SUCCEEDED)
-        self._linked = False
-        if self.endpoint.startswith("tcp://"):
-            brokers.tune(sock, self.interval)  # a silent link is noticed, not waited out
-        sock.connect(self.endpoint)
-        self._sock = sock
         metadata = {u"runtime": u"%s-%s" % (platform.python_implementation().lower(),
                                             platform.python_version()),
                     u"pid": os.getpid(), u"credit": self.credit,
                     u"methods": sorted(text_type(k) for k in self.table),
                     u"cancel": True, u"heartbeat_ms": int(self.interval * 1000)}
-        self._send(mdp.worker_ready(self.service, metadata))
-        self._last_recv = time.time()
+        self._link.open(self.service, metadata, self.interval)
 
     def _close(self):
         # type: () -> None
         self.connected.clear()
-        # What the old connection held is the broker's to requeue or fail now.
-        self._backlog.clear()
-        if self._stream is not None:
-            self._stream.cancel()
-            self._abandoned = [s for s in self._abandoned if not s.join(0)] + [self._stream]
-            self._stream = None
-        if self._monitor is not None:
-            if self._sock is not None:
-                self._sock.disable_monitor()
-            self._monitor.close(linger=0)
-            self._monitor = None
-        if self._sock is not None:
-            self._sock.close(linger=0)
-            self._sock = None
-
-    def _send(self, frames):
-        # type: (list) -> None
-        mdp.send_frames(self._sock, frames)
-        self._last_sent = time.time()
+        self._requests.drop()
+        self._link.close()
 
     def _heartbeat_loop(self):
         # type: () -> None
         """Beat for the main thread while it is inside a handler (it beats itself when idle)."""
         while not self._stopping.wait(self.interval / 4.0):
-            if not self._in_handler or time.time() - self._last_sent < self.interval:
+            if not self._in_handler or time.time() - self._link.last_sent < self.interval:
                 continue
             with self._lock:
-                if self._in_handler and self._sock is not None:
-                    self._send(mdp.heartbeat())
+                if self._in_handler and self._link.sock is not None:
+                    self._link.send(mdp.heartbeat())
 
     # ---------------------------------------------------------------- loop --
     def _serve(self):
         # type: () -> str
         """Serve on the current socket; return why it ended: stopped, lost or disconnected."""
+        link, requests = self._link, self._requests
+        sock, monitor = link.sock, link.monitor
         poller = zmq.Poller()
-        poller.register(self._sock, zmq.POLLIN)
+        poller.register(sock, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
-        poller.register(self._monitor, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
         self._leaving = False
-        self._accepting = True
+        requests.accepting = True
         while True:
             if self._stopping.is_set() and not self._leaving:
                 # Answer what was already received (at most the credit's worth), then leave.
                 self._leaving = True
                 for _ in range(self.credit):
-                    if not self._sock.poll(0, zmq.POLLIN):  # not the wake pipe: the socket
+                    if not sock.poll(0, zmq.POLLIN):  # not the wake pipe: the socket
                         break
-                    self._on_message(mdp.recv_frames(self._sock))
-                self._accepting = False
-            if self._stream is None and self._backlog:
-                self._start(*self._backlog.popleft())
-            if self._stream is None and self._backlog:
+                    self._on_message(mdp.recv_frames(sock))
+                requests.accepting = False
+            requests.start_next()
+            if requests.waiting():
                 timeout = 0  # read the socket (cancels) before starting the next one
-            elif self._leaving and self._stream is None:
+            elif self._leaving and requests.stream is None:
                 return self._leave()
             else:
-                wait = self._last_sent + self.interval - time.time()
+                wait = link.last_sent + self.interval - time.time()
                 timeout = max(0, min(int(wait * 1000), 100))
             events = dict(poller.poll(timeout))
-            if self._monitor in events and self._broker_gone():
+            if monitor in events and link.gone():
                 # Whatever is still queued came from a broker that no longer exists.
                 return "disconnected"
             if self._wake_r in events:
                 self._drain_wake()
-                self._send_stream()
-            if self._sock in events:
+                requests.send_stream()
+            if sock in events:
                 # Until ZMQ_EVENTS says the queue is empty: cheaper than ending on Again.
                 while True:
                     try:
-                        frames = mdp.recv_frames(self._sock, mdp.NOBLOCK)
+                        frames = mdp.recv_frames(sock, mdp.NOBLOCK)
                     except zmq.Again:
                         break
                     outcome = self._on_message(frames)
@@ -302,38 +258,19 @@ class Worker(object):
                         return outcome
                     # A handler may have run long: the broker may have died meanwhile.
                     # (ZMQ_EVENTS, not Socket.poll: that builds a Poller per call.)
-                    if mdp.readable(self._monitor) and self._broker_gone():
+                    if mdp.readable(monitor) and link.gone():
                         return "disconnected"
-                    if not mdp.readable(self._sock):
+                    if not mdp.readable(sock):
                         break
             now = time.time()
-            if now - self._last_sent >= self.interval:
-                self._send(mdp.heartbeat())
-            if now - self._last_recv > mdp.LIVENESS * self.interval:
+            if now - link.last_sent >= self.interval:
+                link.send(mdp.heartbeat())
+            if now - link.last_recv > mdp.LIVENESS * self.interval:
                 return "lost"
-
-    def _broker_gone(self):
-        # type: () -> bool
-        """True when the monitor reports the connection to the broker closed."""
-        gone = False
-        while True:
-            try:
-                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)[u"event"]
-            except zmq.Again:
-                return gone
-            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self._linked = True
-            elif event == zmq.EVENT_DISCONNECTED and self._linked:
-                self._linked, gone = False, True
 
     def _leave(self):
         # type: () -> str
-        self._send(mdp.disconnect())
-        # The last replies and the DISCONNECT must reach the broker, or what they answer
-        # would be reported lost; linger briefly instead of discarding them at close.
-        self._sock.disable_monitor()
-        self._sock.close(linger=int(min(self.interval, 1.0) * 1000))
-        self._sock = None
+        self._link.leave(int(min(self.interval, 1.0) * 1000))
         return "stopped"
 
     def _drain_wake(self):
@@ -360,8 +297,8 @@ class Worker(object):
             log.warning("ignoring a malformed message from the broker: %s", exc)
             return ""
         now = time.time()
-        stalled = now - self._last_sent > mdp.LIVENESS * self.interval
-        self._last_recv = now
+        stalled = now - self._link.last_sent > mdp.LIVENESS * self.interval
+        self._link.last_recv = now
         if command == mdp.REQUEST:
             if stalled:
                 # We were frozen (SIGSTOP, swap) long enough for the broker to give our
@@ -372,7 +309,7 @@ class Worker(object):
             except EnvelopeError as exc:  # no client address, so nobody to answer
                 log.warning("dropping a malformed REQUEST from the broker: %s", exc)
                 return ""
-            self._receive(client, body)
+            self._requests.receive(client, body)
         elif command == mdp.HEARTBEAT:
             interval = mdp.parse_interval(rest)
             if interval is not None:
@@ -397,166 +334,9 @@ class Worker(object):
             self._lock.acquire()
             self._in_handler = False
 
-    def _receive(self, client, body):
-        # type: (bytes, list) -> None
-        """A REQUEST: a cancel acts at once; anything else waits its turn in the backlog."""
-        try:
-            env = codec.decode(body)
-        except EnvelopeError as exc:
-            self.handled += 1
-            # SPEC 3.4: the request's id whenever the header frame names one, as the
-            # broker would; a fresh id (error_envelope's default) otherwise.
-            self._reply(client, error_envelope(codec.header_id(body[0]) if body else None, exc))
-            return
-        if env.kind in _NOT_REQUESTS or (self.envelope_handler is None
-                                         and env.kind == u"http"):
-            self._reply(client, error_envelope(env.id, self._wrong_kind(env.kind)))
-            return
-        if env.kind == u"cancel":
-            self._cancel(client, env.id)
-        elif self._accepting:
-            self._backlog.append((client, env))
-        # else: it came after we began to leave; the broker requeues it at our DISCONNECT
 
-    def _cancel(self, client, request_id):
-        # type: (bytes, str) -> None
-        """SPEC 2.11: not started -> answered cancelled; streaming -> stopped; else ignored."""
-        for item in self._backlog:
-            if item[0] == client and item[1].id == request_id:
-                self._backlog.remove(item)
-                self._reply(client, error_envelope(request_id, Cancelled(
-                    u"the client cancelled the request before it started")))
-                return
-        stream = self._stream
-        if stream is not None and stream.key == (client, request_id):
-            stream.cancel()
-            self._send_stream()  # parts queued but not sent are dropped now
-
-    def _start(self, client, env):
-        # type: (bytes, codec.Envelope) -> None
-        self.handled += 1
-        if env.deadline is not None and env.deadline <= mdp.now_ms():
-            self._reply(client, error_envelope(env.id, Timeout(
-                u"the deadline passed before the worker could start it")))
-            return
-        _bind_context(env)
-        try:
-            if self.envelope_handler is not None:
-                self._begin_stream(client, env)
-            else:
-                self._reply(client, self._unlocked(self._call, env))  # type: ignore[arg-type]
-        finally:
-            _bind_context(None)
-
-    def _wrong_kind(self, kind):
-        # type: (str) -> EnvelopeError
-        """The ``envelope`` error for a request of a kind this worker does not serve (SPEC 3.3)."""
-        if kind in _NOT_REQUESTS:
-            return EnvelopeError(u"header.kind: '%s' is not a request kind" % (kind,))
-        return EnvelopeError(u"header.kind: service %s serves call requests, not '%s'" % (
-            self.service.decode("utf-8", "replace"), kind))
-
-    def _call(self, env):
-        # type: (codec.Envelope) -> codec.Envelope
-        try:
-            fn = self.table.get(env.method)
-            if fn is None:
-                raise UnknownMethod(u"%s has no method %r" % (
-                    self.service.decode("utf-8", "replace"), env.method), type=u"UnknownMethod")
-            params = env.payload
-            if params is None:
-                result = fn()
-            elif isinstance(params, dict):
-                result = fn(**dict((str(k), v) for k, v in params.items()))
-            elif isinstance(params, list):
-                result = fn(*params)
-            else:
-                result = fn(params)
-            return codec.Envelope(u"result", id=env.id, payload=result)
-        except Exception as exc:  # every handler failure becomes an error envelope
-            return error_envelope(env.id, exc)
-
-    def _begin_stream(self, client, env):
-        # type: (bytes, codec.Envelope) -> None
-        """Send the first part here; a reply that goes on is handed to a ReplyStream."""
-        sentinel = object()
-        try:
-            it = iter(self._unlocked(self.envelope_handler, env))  # type: ignore[call-overload]
-            first = self._unlocked(next, it, sentinel)
-            if first is sentinel:
-                raise RemoteError(u"the handler produced no reply", type=u"RuntimeError")
-            following = None
-            if not self._marks_more:
-                following = self._unlocked(next, it, sentinel)
-                first.more = following is not sentinel  # type: ignore[attr-defined]
-            first.id = env.id  # type: ignore[attr-defined]
-            self._reply(client, first)  # type: ignore[arg-type]
-        except Exception as exc:  # a failing stream ends with an error envelope
-            self._reply(client, error_envelope(env.id, exc))
-            return
-        if not first.more:  # type: ignore[attr-defined]
-            # Run the handler to its end, so it releases what it holds (PEP 3333 close()).
-            try:
-                self._unlocked(next, it, sentinel)
-            except Exception:  # the reply is complete; a failure now can only be logged
-                log.exception("finishing the handler of %s failed", env.id)
-            return
-        # Joining parts is for HTTP bodies (SPEC 6.3); a generic handler's parts are its own.
-        self._stream = ReplyStream(client, env, it, self._wake, self._marks_more,
-                                   lookahead=following, bind=_bind_context,
-                                   join=self._marks_more)
-        self._stream.start()
-
-    def _send_stream(self):
-        # type: () -> None
-        """Send what the stream's thread has queued; forget the stream once it has ended."""
-        stream = self._stream
-        if stream is None:
-            return
-        for part in stream.take():
-            self._reply(stream.client, part)
-        if stream.finished():
-            self._stream = None
-
-    def _reply(self, client, env):
-        # type: (bytes, codec.Envelope) -> None
-        try:
-            body = codec.encode(env)
-        except EnvelopeError as exc:
-            body = codec.encode(error_envelope(env.id, RemoteError(
-                u"the handler's answer cannot be encoded: %s" % (exc.message,),
-                type=u"EnvelopeError")))
-        self._send(mdp.worker_reply(client, body))
-
-
-def sd_notify(address, message=b"READY=1"):
-    # type: (str, bytes) -> bool
-    """Send one sd_notify(3) datagram to ``address``; False when nobody listens there.
-
-    ``address`` is what ``$NOTIFY_SOCKET`` holds: a path, or ``@name`` for
-    Linux's abstract namespace. Never raises: readiness is advice.
-    """
-    if not address:
-        return False
-    target = "\0" + address[1:] if address.startswith("@") else address
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        sock.sendto(message, target)
-        return True
-    except (OSError, socket.error):
-        return False
-    finally:
-        sock.close()
-
-
-def notify_from(environ):
-    # type: (Mapping[str, str]) -> object
-    """The ``on_registered`` callback for a worker started with ``$NOTIFY_SOCKET``, or None."""
-    address = environ.get("NOTIFY_SOCKET", "")
-    if not address:
-        return None
-    message = ("READY=1\nMAINPID=%d" % os.getpid()).encode("ascii")
-    return lambda: sd_notify(address, message)
+__all__ = ["CallContext", "Worker", "current", "error_envelope", "inherited", "notify_from",
+           "sd_notify"]
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ workers, pinned, problem+json parser errors) with two additions:
   :class:`~gateway.arbiter.fatalgate.FatalGuards`, so routes of a FATAL
   service answer 503 at once, and with the configured migrations;
 * it measures requests and writes the access log (:mod:`gateway.metrics`) as
-  ``[metrics]`` and ``[http] access_log`` say.
+  ``[metrics]`` and ``[http] access_log`` say, and serves the estate's
+  metrics (:mod:`gateway.arbiter.estate`) beside the front's.
 
 Readiness notices (``READY=1`` from the master, ``WORKER_READY=1`` from each
 worker once it accepts) go to ``NOTIFY_SOCKET``::
@@ -22,9 +23,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.arbiter.estate import estate_of
 from gateway.arbiter.fatalgate import FatalGuards
 from gateway.arbiter.statefile import ServiceStates
-from gateway.assemble import build_front
+from gateway.assemble import build_front, observer
 from gateway.config import GatewayConfig
 from gateway.http.server import FrontServer, socket_from_fd
 from gateway.metrics.config import observability
@@ -34,7 +36,6 @@ class SupervisedFront(FrontServer):
     """The front server for one gateway config on an inherited socket."""
 
     def __init__(self, config: GatewayConfig, http_config: Any, fd: int) -> None:
-        self.gateway_config = config
         g = config.gateway
         # keyed as the front's routes are (no trailing slash)
         services = {r.prefix.rstrip("/") or "/": r.service for r in config.routes if r.service}
@@ -46,4 +47,4 @@ class SupervisedFront(FrontServer):
 
         super().__init__(http_config, socket_from_fd(fd), workers=g.workers, threads=g.threads,
                          grace=max(1.0, g.stop_grace_s), build=build)
-        self.observability = observability(config)
+        self.observer = observer(observability(config), estate_of(config))

@@ -37,12 +37,18 @@ forwards bodies untouched. Rules it enforces:
 - a worker that keeps missing deadlines is left out of dispatch for a while,
   longer each time, never the last of its service (SPEC 2.13,
   :mod:`gateway.broker.outlier`).
+
+:class:`Broker` owns the socket, the loop and its timers; what happens to a
+message is its collaborators': :class:`~gateway.broker.clients.ClientSide`
+(requests, cancels, ``mmi.*``), :class:`~gateway.broker.workers.WorkerSide`
+(READY, REPLY, DISCONNECT), :class:`~gateway.broker.dispatch.Dispatcher`
+(dispatch, deadlines, retries, heartbeats) over the socket-free
+:class:`~gateway.broker.registry.Registry`, and
+:class:`~gateway.broker.wire.Wire` (sends and drops).
 """
 
 from __future__ import annotations
 
-import errno
-import json
 import logging
 import math
 import threading
@@ -54,37 +60,29 @@ from typing import Any
 
 import zmq
 
+from gateway.broker.clients import MMI_SPLIT, ClientSide
+from gateway.broker.dispatch import EXPIRY_MARGIN_MS, Dispatcher
 from gateway.broker.events import EventProxy
-from gateway.broker.header import request_fields
 from gateway.broker.memory import MemoryTrim
 from gateway.broker.outlier import OutlierPolicy, Outliers
 from gateway.broker.pairs import Pairs
 from gateway.broker.probes import ProbeSchedule, drain_disconnects
-from gateway.broker.registry import Registry, Request, Service, Worker
+from gateway.broker.registry import Registry
 from gateway.broker.security import CurveKeys, apply_curve, check_bind, start_authenticator
 from gateway.broker.shadow import Shadows
 from gateway.broker.splits import Splits
+from gateway.broker.wire import Wire
+from gateway.broker.workers import PLAIN_WORKER_HEARTBEAT_MS, WorkerSide
 from gateway.errors import BrokerError
-from protocol import codec, mdp
-from protocol.errors import (
-    ProtocolError,
-    Timeout,
-    TooBusy,
-    Unavailable,
-    UnknownService,
-    WorkerLost,
-)
+from protocol import mdp
+
+# Constants that lived here before the handlers had modules of their own.
+__all__ = ["BATCH", "EXPIRY_MARGIN_MS", "MMI_SPLIT", "PLAIN_WORKER_HEARTBEAT_MS", "Broker",
+           "BrokerConfig"]
 
 log = logging.getLogger("gateway.broker")
 
-# Queued requests expire this much before their deadline, so the broker's
-# typed answer reaches the client before the client's own clock runs out.
-EXPIRY_MARGIN_MS = 50
-BATCH = 256
-# The customary RFC 7 heartbeat interval: what a worker that announced none is assumed
-# to use, so a plain MDP/0.1 worker beating every 2.5 s is not judged dead (SPEC 2.4).
-PLAIN_WORKER_HEARTBEAT_MS = 2500
-MMI_SPLIT = b"mmi.split"
+BATCH = 256  # messages read per wake-up before the timers get a look in
 
 
 @dataclass(frozen=True)
@@ -146,15 +144,14 @@ class Broker:
         self.ctx = ctx or zmq.Context.instance()
         self.registry = Registry()
         self.counters: Counter[str] = Counter()
-        self.drops: Counter[str] = Counter()
+        self.wire = Wire()
+        self.drops = self.wire.drops
         self.endpoints: list[str] = []
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
-        self._started = time.monotonic()
         self._interval = config.heartbeat_ms / 1000.0
-        self._sock: zmq.Socket[bytes] | None = None
         self._events: EventProxy | None = None
         self._probes = ProbeSchedule()
         self._trim = MemoryTrim()
@@ -164,6 +161,16 @@ class Broker:
                                self.pairs)
         self.splits = Splits(config.splits_file, self.shadows)
         self.splits.reload()
+        # What happens to each message is the collaborators'; the loop only reads and times.
+        self.dispatcher = Dispatcher(config, self.registry, self.counters, self.wire,
+                                     self.shadows, self.pairs, self.splits, self._outliers,
+                                     self._probes)
+        self.clients = ClientSide(config, self.registry, self.counters, self.wire,
+                                  self.dispatcher, self.splits, self.shadows, self.pairs,
+                                  self._trim, self.stats)
+        self.workers = WorkerSide(config, self.registry, self.counters, self.wire,
+                                  self.dispatcher, self._outliers, self.shadows, self.pairs,
+                                  self.splits)
 
     # ---------------------------------------------------------- lifecycle --
     def start(self, timeout: float = 10.0) -> None:
@@ -223,15 +230,15 @@ class Broker:
             except zmq.ZMQError as exc:
                 raise BrokerError(f"cannot bind {self.config.shadow_pub}: {exc}") from exc
             monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-            self._sock = sock
-            self._started = time.monotonic()
+            self.wire.sock = sock
+            self.clients.started = time.monotonic()
             self._ready.set()
             log.info("broker ready on %s", ", ".join(self.endpoints))
             if on_ready is not None:
                 on_ready()
             self._loop(sock, monitor)
         finally:
-            self._sock = None
+            self.wire.sock = None
             if monitor is not None:
                 sock.disable_monitor()
                 monitor.close(linger=0)
@@ -302,11 +309,11 @@ class Broker:
                     self._probes.start(time.monotonic())
             now = monotonic()
             if self._probes.times and self._probes.due(now):
-                self._probe_workers()
+                self.dispatcher.probe_workers()
             if self.registry.armed():
-                self._expire_requests()
+                self.dispatcher.expire()
             if now >= next_beat:
-                self._beat()
+                self.dispatcher.beat()
                 next_beat = monotonic() + self._interval
             if self._trim.due(self.registry.queued_bytes, now):
                 self.counters["memory_trims"] += 1
@@ -333,363 +340,16 @@ class Broker:
             self._dispatch_message(frames)
         except Exception as exc:  # counted and logged; the loop goes on
             log.exception("message handling failed")
-            self._drop("malformed", f"{type(exc).__name__}: {exc}"[:200])
+            self.wire.drop("malformed", f"{type(exc).__name__}: {exc}"[:200])
 
     def _dispatch_message(self, frames: list[bytes]) -> None:
         if len(frames) < 4 or frames[1] != b"":
-            self._drop("malformed", "short or unframed message")
+            self.wire.drop("malformed", "short or unframed message")
             return
         sender, proto = frames[0], frames[2]
         if proto == mdp.CLIENT:
-            self._on_client(sender, frames[3], frames[4:])
+            self.clients.on_client(sender, frames[3], frames[4:])
         elif proto == mdp.WORKER:
-            self._on_worker(sender, frames[3], frames[4:])
+            self.workers.on_worker(sender, frames[3], frames[4:])
         else:
-            self._drop("malformed", f"unknown protocol {proto[:8]!r}")
-
-    # ------------------------------------------------------------ clients --
-    def _on_client(self, client: bytes, service: bytes, body: list[bytes]) -> None:
-        self.counters["requests"] += 1
-        if service.startswith(b"mmi."):
-            self._mmi(client, service, body)
-            return
-        now = mdp.now_ms()
-        fields = request_fields(body[0]) if body else None
-        if fields is not None:
-            rid, deadline, idem, kind = fields
-            if kind == "cancel":
-                self._cancel(client, service, rid, body)
-                return
-            deadline = deadline or now + self.config.default_timeout_ms
-            if deadline > now + self.config.max_deadline_ms:
-                # A client may not pin memory for longer than the broker allows.
-                self.counters["deadlines_clamped"] += 1
-                deadline = now + self.config.max_deadline_ms
-        else:
-            # SPEC 3.4: a broker-made error for a header-less request still has a proper id.
-            rid = codec.new_id()
-            deadline, idem = now + self.config.default_timeout_ms, False
-        request = Request(client, service, body, rid, deadline, idem)
-        if self.splits.table and body:
-            candidate = self.splits.route(service, body[0], self.registry.live)
-            if candidate is not None:
-                # Decided once, on arrival: a later change of the split (a rollback)
-                # leaves this call where it started.
-                request.asked, request.service = service, candidate
-                service = candidate
-        # Counted per service only under a name the broker holds already: a client naming
-        # services no worker serves must not grow mmi.stats (they count in unknown_service).
-        # A split call counts under the side that takes it.
-        svc = self.registry.services.get(service)
-        if deadline - EXPIRY_MARGIN_MS <= now:
-            self.counters["expired"] += 1
-            _outcome(svc, "timeout", received=True)
-            self._reply_error(request, Timeout("the deadline passed before the broker got it"))
-            return
-        if not self.registry.known(service) and \
-                (time.monotonic() - self._started) * 1000 > self.config.startup_grace_ms:
-            self.counters["unknown_service"] += 1
-            _outcome(svc, "unavailable", received=True)
-            name = service.decode("utf-8", "replace")
-            self._reply_error(request, UnknownService(f"no worker has ever served {name}"))
-            return
-        request.size = sum(map(len, body))
-        full = self._queue_full(service, request.size)
-        if full is not None:
-            self.counters["too_busy"] += 1
-            _outcome(svc, "too_busy", received=True)
-            self._reply_error(request, TooBusy(full))
-            return
-        self.registry.enqueue(request)
-        self.registry.services[service].outcomes["requests"] += 1
-        self._trim.grew(request.size)
-        self._dispatch(service)
-        self.registry.arm(request)
-        if self.shadows.table:  # after the primary: the caller waits for nothing more
-            self._shadow(request, now)
-
-    def _shadow(self, request: Request, now: int) -> None:
-        """Queue a shadow copy of ``request`` for its service's candidate, when one is due."""
-        copy = self.shadows.copy(request, self.registry.live, now)
-        if copy is None:
-            return
-        if self._queue_full(copy.service, copy.size) is not None:
-            self.shadows.skipped(copy)
-            return
-        self.pairs.expect(request, copy, self.shadows.method)
-        self.registry.enqueue(copy)
-        # Counted as the candidate's request, so its outcomes (ok, timeout...) add up.
-        self.registry.services[copy.service].outcomes["requests"] += 1
-        self._dispatch(copy.service)
-        self.registry.arm(copy)
-
-    def _queue_full(self, service: bytes, size: int) -> str | None:
-        """Why queueing ``size`` more bytes for ``service`` would pass a cap, or None."""
-        config, registry = self.config, self.registry
-        svc = registry.services.get(service)
-        queued, queued_bytes = (svc.queued, svc.queued_bytes) if svc else (0, 0)
-        name = service.decode("utf-8", "replace")
-        if queued + 1 > config.max_queued:
-            return f"{queued} requests for {name} are already waiting"
-        if queued_bytes + size > config.max_queued_bytes:
-            return f"the queue of {name} is full ({queued_bytes} bytes waiting)"
-        if registry.queued + 1 > config.max_queued_total:
-            return f"the broker is full ({registry.queued} requests waiting)"
-        if registry.queued_bytes + size > config.max_queued_bytes_total:
-            return f"the broker is full ({registry.queued_bytes} bytes waiting)"
-        return None
-
-    def _cancel(self, client: bytes, service: bytes, rid: str, body: list[bytes]) -> None:
-        """SPEC 2.11: drop the request if queued, else tell its worker if it understands."""
-        split = self.splits.table.get(service)
-        if split is not None and self.registry.find_queued(service, client, rid) is None \
-                and self.registry.find_inflight(service, client, rid) is None:
-            service = split.candidate  # the call was split off to the port (SPEC 2.14)
-        queued = self.registry.find_queued(service, client, rid)
-        # A shadow copy is nobody's to cancel (its client address is the broker's own).
-        if queued is not None and not queued.shadow:
-            self.registry.drop_queued(queued)
-            self.counters["cancelled"] += 1
-            return
-        held = self.registry.find_inflight(service, client, rid)
-        if held is not None and held[0].cancel and not held[1].shadow:
-            # Not a dispatch: the worker's credit is untouched, and its final reply
-            # (a "cancelled" error) releases the request as usual.
-            self.counters["cancels_forwarded"] += 1
-            self._send([held[0].identity, b"", mdp.WORKER, mdp.REQUEST, client, b"", *body],
-                       "worker gone")
-            return
-        self.counters["cancels_ignored"] += 1
-
-    def _mmi(self, client: bytes, service: bytes, body: list[bytes]) -> None:
-        if service == mdp.MMI_SERVICE:
-            name = body[0] if body else b""
-            answer = [b"200" if self.registry.live(name) else b"404"]
-        elif service == mdp.MMI_STATS:
-            answer = [json.dumps(self.stats(), sort_keys=True).encode()]
-        elif service == MMI_SPLIT:
-            # Only a re-read of the file the broker was started with (SPEC 2.14).
-            answer = [b"200" if self.splits.reload() and not self.splits.errors else b"400"]
-        else:
-            answer = [b"501"]
-        self._send([client, b"", mdp.CLIENT, service, *answer], "client gone")
-
-    def _reply_error(self, request: Request, error: ProtocolError) -> None:
-        if request.shadow:  # nobody waits for a copy: it only ends
-            self.shadows.finished(request, None)
-            return
-        body = mdp.error_body(request.id, error)
-        self._send([request.client, b"", mdp.CLIENT, request.asked or request.service, *body],
-                   "client gone")
-
-    # ------------------------------------------------------------ workers --
-    def _on_worker(self, sender: bytes, command: bytes, args: list[bytes]) -> None:
-        worker = self.registry.workers.get(sender)
-        if worker is not None:
-            worker.expiry = time.monotonic() + worker.liveness
-        if command == mdp.REPLY and worker is not None:
-            self._on_reply(worker, args)
-        elif command == mdp.HEARTBEAT and worker is not None:
-            pass
-        elif command == mdp.READY:
-            if worker is not None:  # RFC 7: READY twice is a protocol error
-                self._lose_worker(sender, "sent READY twice")
-                self._send([sender, *mdp.disconnect()], "worker gone")
-            elif args:
-                self._on_ready(sender, args)
-            else:
-                self._drop("malformed", "READY without a service")
-        elif command == mdp.DISCONNECT:
-            if worker is not None:
-                # A worker sends DISCONNECT only once it has answered everything it started
-                # (SPEC 2.2), so what it still holds crossed the DISCONNECT on the wire.
-                self._lose_worker(sender, "disconnected", unstarted=True)
-        elif worker is None:
-            # An unknown worker (e.g. after a broker restart): RFC 7 says disconnect it,
-            # and our worker then re-registers with READY.
-            self._drop("unknown_worker", "command from an unregistered worker")
-            self._send([sender, *mdp.disconnect()], "worker gone")
-        else:
-            self._drop("malformed", f"worker command {command[:4]!r}")
-
-    def _on_ready(self, sender: bytes, args: list[bytes]) -> None:
-        service = args[0]
-        meta = mdp.parse_metadata(args)
-        credit = meta.get("credit", 1)
-        if not isinstance(credit, int) or isinstance(credit, bool):
-            credit = 1
-        credit = min(max(credit, 1), 1000)
-        beat_ms = meta.get("heartbeat_ms")
-        if not isinstance(beat_ms, int) or isinstance(beat_ms, bool) or beat_ms <= 0:
-            beat_ms = PLAIN_WORKER_HEARTBEAT_MS
-        liveness = mdp.LIVENESS * max(self._interval, beat_ms / 1000.0)
-        self.registry.add_worker(sender, service, credit, time.monotonic() + liveness, meta,
-                                 liveness, meta.get("cancel") is True)
-        self.counters["workers_ready"] += 1
-        log.info("worker %s ready for %r (credit %d)", sender.hex(), service, credit)
-        self._send([sender, *mdp.heartbeat(self.config.heartbeat_ms)], "worker gone")
-        self._dispatch(service)
-
-    def _on_reply(self, worker: Worker, args: list[bytes]) -> None:
-        if len(args) < 2 or args[1] != b"":
-            self._drop("malformed", "REPLY without [client, empty]")
-            return
-        client, body = args[0], args[2:]
-        head = body[0] if body else b""
-        rid: str | None = None
-        more = False
-        # The common case (one request in flight, a final reply) needs no parse at all:
-        # canonical JSON has the bytes "more" only as a key.
-        if len(worker.inflight) != 1:
-            rid, more = mdp.reply_fields(head)
-        elif b'"more"' in head:
-            more = mdp.reply_fields(head)[1]
-        request = self.registry.match(worker, client, rid)
-        if request is None:
-            self._drop("late_reply", "reply for a request the broker no longer holds")
-            return
-        self.counters["replies"] += 1
-        if not request.replied:  # the first part tells whether the worker kept the deadline
-            self._outliers.replied(worker, request, head)
-        request.replied = True
-        if request.shadow:
-            if not more:
-                self.shadows.finished(request, body)
-        else:
-            # The address the broker recorded, not the one the worker echoed back.
-            self._send([request.client, b"", mdp.CLIENT, request.asked or worker.service,
-                        *body], "client gone")
-        if not more:
-            if self.pairs.pending and not request.shadow:
-                self.pairs.primary(request, body)
-            if self.splits.table and not request.shadow:
-                self.splits.replied(request.asked or request.service, request.asked is not None,
-                                    head)
-            self.registry.release(worker, request)
-            self.registry.service(worker.service).outcomes["ok"] += 1
-            if self.registry.waiting(worker.service):
-                self._dispatch(worker.service)
-
-    # ----------------------------------------------------------- dispatch --
-    def _dispatch(self, service: bytes) -> None:
-        expired: list[Request] = []
-        unroutable: bytes | None = None
-        for worker, request in self.registry.dispatchable(
-                service, mdp.now_ms() + EXPIRY_MARGIN_MS, expired):
-            self.counters["dispatched"] += 1
-            if not self._send([worker.identity, b"", mdp.WORKER, mdp.REQUEST,
-                               request.client, b"", *request.body], "worker gone"):
-                # Never delivered, so the attempt does not count and a retry is safe.
-                request.attempts -= 1
-                unroutable = worker.identity
-                break
-        for request in expired:
-            self._unavailable(request)
-        if unroutable is not None:
-            self._lose_worker(unroutable, "unroutable")
-
-    def _expire_requests(self) -> None:
-        for request in self.registry.pop_expired(mdp.now_ms() + EXPIRY_MARGIN_MS):
-            self._unavailable(request)
-
-    def _unavailable(self, request: Request) -> None:
-        self.counters["expired"] += 1
-        live = self.registry.live(request.service)
-        _outcome(self.registry.services.get(request.service), "timeout" if live else "unavailable")
-        if live:
-            self._reply_error(request, Timeout("the deadline passed while every worker was busy"))
-        elif self.registry.known(request.service):
-            name = request.service.decode("utf-8", "replace")
-            self._reply_error(request, Unavailable(f"no live worker for {name} in time"))
-        else:
-            name = request.service.decode("utf-8", "replace")
-            self._reply_error(request, UnknownService(f"no worker has ever served {name}"))
-
-    def _lose_worker(self, identity: bytes, why: str, unstarted: bool = False) -> None:
-        """Forget a worker; retry, requeue or fail what it held (``unstarted``: it started none)."""
-        worker = self.registry.workers.get(identity)
-        service = worker.service if worker is not None else b""
-        held = self.registry.remove_worker(identity)
-        level = logging.INFO if why == "disconnected" and not held else logging.WARNING
-        log.log(level, "worker %s left (%s) holding %d request(s)", identity.hex(), why, len(held))
-        now = mdp.now_ms()
-        for request in held:
-            if unstarted and not request.replied:
-                request.attempts -= 1  # it never ran: requeued, and the attempt does not count
-                self.registry.enqueue(request, front=True)
-                self.registry.arm(request)
-            elif request.idem and request.attempts < 2 and not request.replied \
-                    and request.deadline - EXPIRY_MARGIN_MS > now:
-                self.counters["retried"] += 1
-                _outcome(self.registry.services.get(service), "retried")
-                self.registry.enqueue(request, front=True)
-                self.registry.arm(request)
-            elif request.attempts < 1:
-                self.registry.enqueue(request, front=True)  # never reached a worker
-                self.registry.arm(request)
-            else:
-                self.counters["worker_lost"] += 1
-                _outcome(self.registry.services.get(service), "worker_lost")
-                request.done = True
-                self._reply_error(request, WorkerLost(
-                    f"the worker died while handling it ({why})"))
-        if held:
-            self._dispatch(service)
-
-    def _probe_workers(self) -> None:
-        """One probe round: a HEARTBEAT to every worker; the unroutable ones are gone."""
-        assert self._sock is not None
-        for identity in list(self.registry.workers):
-            try:
-                mdp.send_frames(self._sock, [identity, *mdp.heartbeat()], mdp.NOBLOCK)
-            except zmq.Again:
-                continue  # full, not gone
-            except zmq.ZMQError as exc:
-                if exc.errno != errno.EHOSTUNREACH:
-                    raise
-                self.counters["workers_closed"] += 1
-                self._lose_worker(identity, "connection closed")
-        if not self.registry.workers:
-            self._probes.clear()
-
-    def _beat(self) -> None:
-        now = time.monotonic()
-        self.splits.changed()  # a missed mmi.split still takes effect within a beat
-        if self.shadows.live:
-            self.shadows.sweep(mdp.now_ms())
-        self.pairs.sweep(mdp.now_ms())
-        for identity in self.registry.expired_workers(now):
-            self.counters["workers_expired"] += 1
-            self._lose_worker(identity, "missed heartbeats")
-        for service in self._outliers.sweep():
-            self._dispatch(service)
-        for identity in list(self.registry.workers):
-            if not self._send([identity, *mdp.heartbeat()], "heartbeat"):
-                self._lose_worker(identity, "unroutable")
-
-    # ---------------------------------------------------------------- I/O --
-    def _send(self, frames: list[bytes], what: str) -> bool:
-        assert self._sock is not None
-        try:
-            mdp.send_frames(self._sock, frames, mdp.NOBLOCK)
-            return True
-        except zmq.Again:
-            self._drop("hwm", f"peer {frames[0].hex()} is full")
-        except zmq.ZMQError as exc:
-            if exc.errno != errno.EHOSTUNREACH:
-                raise
-            self._drop("unroutable", f"{what}: {frames[0].hex()}")
-        return False
-
-    def _drop(self, reason: str, detail: str) -> None:
-        self.drops[reason] += 1
-        log.warning("drop (%s): %s [total %d]", reason, detail, self.drops[reason])
-
-
-def _outcome(svc: Service | None, outcome: str, received: bool = False) -> None:
-    """Count ``outcome`` for ``svc`` when it has a record (and the request, if ``received``:
-    one the broker answers at once, never queued)."""
-    if svc is not None:
-        if received:
-            svc.outcomes["requests"] += 1
-        svc.outcomes[outcome] += 1
+            self.wire.drop("malformed", f"unknown protocol {proto[:8]!r}")

@@ -10,13 +10,12 @@ environ the front has always read and runs the front in a thread pool::
     app = WsgiBridge(build_app(config), threads=8)    # an ASGI callable
     await app(scope, receive, send)
 
-- the environ carries ``RAW_URI`` (raw path plus query), ``PATH_INFO``
-  (percent-decoded, as ISO-8859-1 text, as PEP 3333 says), the headers as
-  ``HTTP_*`` (repeated fields joined with ``,``; names with ``_`` dropped, so
-  ``X_Forwarded_For`` cannot pose as ``X-Forwarded-For``), and
-  ``wsgi.input_terminated``;
+- the environ carries ``RAW_URI``, ``PATH_INFO`` and the headers as
+  ``HTTP_*``, read once (:mod:`gateway.http.environ`);
 - the request body streams from ASGI ``receive`` into ``wsgi.input``; the
-  response streams back as the front's iterable yields it;
+  response streams back as the front's iterable yields it
+  (:mod:`gateway.http.pump`; a chunked request body is read ahead,
+  :mod:`gateway.http.chunked`);
 - a client that goes away (``http.disconnect``, or a failed send) closes the
   front's iterable, so a backend stops (a broker request is cancelled).
 
@@ -36,180 +35,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
-import tempfile
-import threading
-import urllib.parse
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gateway.http.admission import Admission, Gate
-from gateway.http.bodies import header_sizes
+from gateway.http.asgitypes import Message, Receive, Scope, Send
+from gateway.http.chunked import SPOOL_MEMORY, SPOOL_PIECE, buffer_chunked, declared_length
+from gateway.http.environ import AsgiInput, ClientGone, environ_from_scope
 from gateway.http.forwarding import request_id
 from gateway.http.problems import Problem, render
+from gateway.http.pump import Pump, consume, quiet_close, watch_disconnect
 from gateway.http.wsgitypes import WsgiApp
+
+# The scope reader, the body pump and the chunked buffer have modules of their own
+# (environ.py, pump.py, chunked.py); their names stay importable from here.
+__all__ = ["HEALTH", "HEALTH_BODY", "SPOOL_MEMORY", "SPOOL_PIECE", "AsgiInput", "ClientGone",
+           "FastPath", "Message", "Pump", "Receive", "Scope", "Send", "WsgiBridge",
+           "buffer_chunked", "declared_length", "environ_from_scope", "response_start",
+           "serve_problem_page"]
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Coroutine[Any, Any, Message]]
-Send = Callable[[Message], Awaitable[None]]
 # (scope, environ, receive, send) -> True when served, False to fall back to the WSGI front
 FastPath = Callable[[Scope, dict[str, Any], Receive, Send], Awaitable[bool]]
 HEALTH = b"/_gateway/health"
 HEALTH_BODY = b'{"status":"ok"}'
-
-_ERRORS = sys.stderr
-SPOOL_MEMORY = 1 << 20   # a buffered chunked body past this goes to a temporary file
-SPOOL_PIECE = 1 << 16    # ... and is replayed to the front in pieces of this size
-
-
-class ClientGone(Exception):
-    """The client disconnected; the response cannot be delivered."""
-
-
-def environ_from_scope(scope: Scope) -> dict[str, Any] | Problem:
-    """The WSGI environ of an ASGI http scope (no ``wsgi.input`` yet), or a 400 problem."""
-    raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
-    query: bytes = scope.get("query_string") or b""
-    extensions = scope.get("extensions") or {}
-    target: bytes | None = extensions.get("gateway.target")
-    try:
-        raw = raw_path.decode("ascii")
-        qs = query.decode("ascii")
-        uri = target.decode("ascii") if target else (f"{raw}?{qs}" if qs else raw)
-    except UnicodeDecodeError:
-        return Problem(400, "ambiguous or malformed path: the request target holds bytes "
-                            "that must be percent-encoded", code="bad_path")
-    server = scope.get("server") or ("", 0)
-    client = scope.get("client") or ("", 0)
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": scope["method"],
-        "SCRIPT_NAME": "",
-        "PATH_INFO": urllib.parse.unquote_to_bytes(raw).decode("latin-1"),
-        "QUERY_STRING": qs,
-        "RAW_URI": uri,
-        "SERVER_NAME": str(server[0] or ""),
-        "SERVER_PORT": str(server[1] or ""),
-        "SERVER_PROTOCOL": "HTTP/" + scope.get("http_version", "1.1"),
-        "REMOTE_ADDR": str(client[0] or ""),
-        "REMOTE_PORT": str(client[1] or ""),
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": scope.get("scheme", "http"),
-        "wsgi.errors": _ERRORS,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        "wsgi.input_terminated": True,
-    }
-    if "gateway.disconnect" in extensions:  # the fast path's disconnect callback
-        environ["gateway.disconnect"] = extensions["gateway.disconnect"]
-    hosts = 0
-    headers = scope["headers"]
-    # Repeated fields are joined below; the limit on header fields counts them as sent.
-    environ["gateway.header_fields"] = len(headers)
-    fields: list[str] = []   # the HTTP_* keys, for the header limits (header_sizes)
-    for name_b, value_b in headers:
-        name = name_b.decode("latin-1")
-        value = value_b.decode("latin-1")
-        if "_" in name:
-            continue
-        if name == "content-type":
-            key = "CONTENT_TYPE"
-        elif name == "content-length":
-            key = "CONTENT_LENGTH"
-        else:
-            key = "HTTP_" + name.upper().replace("-", "_")
-            if key == "HTTP_HOST":
-                hosts += 1
-        old = environ.get(key)
-        if old is None:
-            environ[key] = value
-            if key[0] == "H":
-                fields.append(key)
-        else:
-            environ[key] = f"{old},{value}"
-    environ["gateway.header_sizes"] = header_sizes(environ, fields)
-    if hosts > 1:
-        return Problem(400, "more than one Host header field (RFC 9112 3.2)", code="bad_request")
-    if not hosts and environ["SERVER_PROTOCOL"] == "HTTP/1.1":
-        return Problem(400, "HTTP/1.1 requests need a Host header field (RFC 9112 3.2)",
-                       code="bad_request")
-    expect = environ.get("HTTP_EXPECT")
-    if expect is not None and expect.strip().lower() != "100-continue":
-        return Problem(417, "the only expectation this server meets is 100-continue",
-                       code="expectation_failed")
-    if "HTTP_TRANSFER_ENCODING" in environ and environ["SERVER_PROTOCOL"] == "HTTP/1.0":
-        # RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 request is faulty framing.
-        return Problem(400, "Transfer-Encoding in an HTTP/1.0 request", code="bad_framing")
-    if "CONTENT_LENGTH" in environ and "," in environ["CONTENT_LENGTH"]:
-        return Problem(400, "more than one Content-Length", code="bad_framing")
-    return environ
-
-
-class AsgiInput:
-    """``wsgi.input`` fed by ASGI ``receive``: read from a front thread, waiting on the loop."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, receive: Receive,
-                 preloaded: bytes = b"", more: bool = True) -> None:
-        self._loop = loop
-        self._receive = receive
-        self._buffer = bytearray(preloaded)
-        self._more = more
-        self.disconnected = False
-
-    @property
-    def more(self) -> bool:
-        """True while body messages may still come from the client."""
-        return self._more
-
-    def _fill(self) -> bool:
-        if not self._more:
-            return False
-        message: Message = asyncio.run_coroutine_threadsafe(self._receive(),
-                                                             self._loop).result()
-        if message["type"] == "http.disconnect":
-            self.disconnected = True
-            self._more = False
-            raise ClientGone("the client went away while sending its body")
-        self._buffer += message.get("body", b"")
-        self._more = bool(message.get("more_body", False))
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes (everything left when negative); b"" at the end."""
-        if size is None or size < 0:
-            while self._fill():
-                pass
-            data = bytes(self._buffer)
-            self._buffer.clear()
-            return data
-        while len(self._buffer) < size and self._fill():
-            pass
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
-
-    def readline(self, size: int = -1) -> bytes:
-        """One line (PEP 3333 asks for it; the front itself never calls it)."""
-        while b"\n" not in self._buffer and self._fill():
-            pass
-        end = self._buffer.find(b"\n")
-        cut = len(self._buffer) if end < 0 else end + 1
-        if size is not None and size >= 0:
-            cut = min(cut, size)
-        data = bytes(self._buffer[:cut])
-        del self._buffer[:cut]
-        return data
-
-    def __iter__(self) -> Iterator[bytes]:
-        while True:
-            line = self.readline()
-            if not line:
-                return
-            yield line
 
 
 class WsgiBridge:
@@ -389,7 +240,7 @@ class WsgiBridge:
                 closed.append(True)
                 closer = getattr(result, "close", None)
                 if closer is not None:
-                    _quiet_close(closer)
+                    quiet_close(closer)
 
         try:
             status, headers = head
@@ -427,7 +278,7 @@ class WsgiBridge:
         watcher = None
         sent = [0]
         if not body_in.more:
-            watcher = loop.create_task(_watch_disconnect(
+            watcher = loop.create_task(watch_disconnect(
                 receive, pump, lambda: 0 <= left <= sent[0]))
         try:
             while True:
@@ -451,166 +302,7 @@ class WsgiBridge:
                 # connection, a broker request) from another thread releases it. The
                 # thread is not waited for: it ends at its next chunk or error.
                 await loop.run_in_executor(pool, release)
-            running.add_done_callback(_consume)
-
-
-class Pump:
-    """Hands body chunks from one pool thread to the event loop, with backpressure."""
-
-    LIMIT = 1 << 20
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.cond = threading.Condition()
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.finished = False
-        self.error: BaseException | None = None
-        self.stopped = False
-        self.gone = False
-        self.waiter: asyncio.Future[None] | None = None
-
-    def run(self, iterator: Iterator[bytes]) -> None:
-        """The thread's side: iterate the body until it ends, fails or is stopped."""
-        try:
-            for chunk in iterator:
-                if not chunk:
-                    continue
-                with self.cond:
-                    while self.size >= self.LIMIT and not self.stopped:
-                        self.cond.wait(1.0)
-                    if self.stopped:
-                        return
-                    self.chunks.append(chunk)
-                    self.size += len(chunk)
-                    self._wake()
-        except BaseException as exc:  # handed to the loop, which cuts the connection
-            with self.cond:
-                self.error = exc
-        finally:
-            with self.cond:
-                self.finished = True
-                self._wake()
-
-    def _wake(self) -> None:
-        # Called with the lock held; one call_soon_threadsafe per wait, not per chunk.
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            self.loop.call_soon_threadsafe(_resolve, waiter)
-
-    async def take(self) -> tuple[list[bytes], bool]:
-        """(the chunks queued so far, whether the body ended); waits for at least one."""
-        while True:
-            with self.cond:
-                if self.chunks or self.finished or self.gone:
-                    chunks, self.chunks, self.size = self.chunks, [], 0
-                    self.cond.notify_all()
-                    if self.error is not None and not chunks:
-                        raise self.error
-                    return chunks, self.finished and self.error is None and not self.chunks
-                waiter = self.waiter = self.loop.create_future()
-            await waiter
-
-    def stop(self) -> None:
-        """Ask the thread to stop at its next chunk."""
-        with self.cond:
-            self.stopped = True
-            self.cond.notify_all()
-
-    def client_gone(self) -> None:
-        """The client disconnected (loop side)."""
-        self.gone = True
-        self.stop()
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            _resolve(waiter)
-
-
-def _consume(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
-def _quiet_close(closer: Callable[[], Any]) -> None:
-    try:
-        closer()
-    except ValueError:  # a generator still running in the pump thread; it ends on its own
-        pass
-
-
-async def _watch_disconnect(receive: Receive, pump: Pump,
-                            delivered: Callable[[], bool]) -> None:
-    """Tell ``pump`` when the client disconnects before ``delivered()`` (the request body
-    was read already)."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            if not delivered():
-                pump.client_gone()
-            return
-
-
-def declared_length(headers: list[tuple[str, str]]) -> int:
-    """The response's ``Content-Length`` as a number, or -1 when it has none (or a bad one)."""
-    for name, value in headers:
-        if name.lower() == "content-length":
-            value = value.strip()
-            return int(value) if value.isdigit() and value.isascii() else -1
-    return -1
-
-
-async def buffer_chunked(receive: Receive, cap: int) -> Receive | Problem | None:
-    """Read a chunked body ahead, up to ``cap`` + 1 bytes; a ``receive`` that replays it.
-
-    None when the body never completed: llhttp refused a malformed chunk (and
-    :class:`~gateway.http.server.ProblemProtocol` answered 400 and closed), or
-    the client went away. Past ``cap`` the rest still streams, so the front
-    answers its usual 413. The body is held in memory up to ``SPOOL_MEMORY``
-    bytes and in an unlinked temporary file beyond (nginx's
-    ``client_body_buffer_size`` and ``client_body_temp_path``), so a large
-    upload does not grow the worker; a temporary file that cannot be written
-    (a full disk) is a 503 problem, never a hang.
-    """
-    # Not a with-block: the replay below owns the file and closes it once read out; a front
-    # that answers without reading the body (404, 401) drops the replay, and the unlinked
-    # file goes with it when it is collected.
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
-    size = 0
-    more = True
-    try:
-        while more and size <= cap:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                spool.close()
-                return None
-            data = message.get("body", b"")
-            if data:
-                size += len(data)
-                spool.write(data)  # page-cache writes of one chunk: short enough for the loop
-            more = bool(message.get("more_body", False))
-        spool.seek(0)
-    except OSError as exc:
-        spool.close()
-        log.warning("cannot buffer a chunked request body: %s", exc)
-        return Problem(503, "the gateway cannot buffer the request body now",
-                       code="unavailable", headers=[("Retry-After", "1")])
-
-    async def replaying() -> Message:
-        if spool.closed:
-            return await receive()
-        piece = spool.read(SPOOL_PIECE)
-        if piece:
-            return {"type": "http.request", "body": piece, "more_body": True}
-        spool.close()
-        return {"type": "http.request", "body": b"", "more_body": more}
-    return replaying
+            running.add_done_callback(consume)
 
 
 def _no_write(data: bytes) -> None:

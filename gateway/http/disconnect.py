@@ -3,7 +3,7 @@
 The fast path must notice a client that goes away while its request waits on
 the broker (to cancel it there, SPEC 2.11). Awaiting ASGI ``receive`` for
 ``http.disconnect`` needs a task per request; the server that runs the front
-(:class:`gateway.http.server.ProblemProtocol`) instead puts one of these in
+(:class:`gateway.http.parsing.ProblemProtocol`) instead puts one of these in
 the scope's extensions and fires it from ``connection_lost``, so a waiting
 request is woken by a plain callback::
 

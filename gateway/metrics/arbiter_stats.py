@@ -2,11 +2,17 @@
 
 ::
 
-    families = list(ArbiterStats("var/run/arbiter.sock", timeout=0.5).collect())
+    # handed in by the arbiter's layer (gateway.arbiter.estate), which owns both
+    ask = lambda timeout: control.call(sock, {"cmd": "status"}, timeout=timeout)
+    families = list(ArbiterStats(ask, [s.value for s in State], timeout=0.5).collect())
 
-One JSON-line round trip bounded by ``timeout`` (:func:`gateway.arbiter.control.call`).
-An arbiter that is not running or does not answer yields
-``gateway_arbiter_up 0`` and nothing else, never an exception.
+``status(timeout)`` is one round trip bounded by ``timeout`` that returns
+the arbiter's ``status`` document (the control channel,
+:mod:`gateway.arbiter.control`); ``states`` are the state names a program
+can be in, so every one is exported (0 or 1). An arbiter that is not
+running or does not answer (``status`` raises) yields ``gateway_arbiter_up
+0`` and nothing else, never an exception. Metrics sit below the arbiter, so
+they are handed these two rather than importing them.
 
 Restarts are the sum of ``restarts`` over a program's current replicas (a
 reload replaces replicas, so the counter may go back: Prometheus' ``rate``
@@ -17,42 +23,41 @@ generation: the number of completed rollouts since the arbiter started.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from gateway.arbiter.control import ControlError, call
-from gateway.arbiter.states import State
+from gateway.metrics.sources import StatusReader
 
-STATES = tuple(s.value for s in State)
+FATAL = "FATAL"  # the state the arbiter gives a program it stopped restarting
 
 
 class ArbiterStats:
     """A prometheus_client custom collector over the arbiter's ``status``."""
 
-    def __init__(self, control_socket: str, timeout: float = 0.5) -> None:
-        self.path = control_socket
+    def __init__(self, status: StatusReader, states: Sequence[str],
+                 timeout: float = 0.5) -> None:
+        self.status = status
+        self.states = tuple(states)
         self.timeout = timeout
 
     def collect(self) -> Iterator[Metric]:
         """The arbiter's families; only ``gateway_arbiter_up 0`` when it cannot be asked."""
         up = GaugeMetricFamily("gateway_arbiter_up", "1 when the arbiter answered status.")
         try:
-            status = call(self.path, {"cmd": "status"}, timeout=self.timeout)
-        except ControlError:
-            status = None
+            status = self.status(self.timeout)
         except Exception:  # a scrape must never fail on the estate's account
             status = None
         ok = isinstance(status, dict) and isinstance(status.get("programs"), list)
         up.add_metric([], 1.0 if ok else 0.0)
         yield up
         if ok:
-            yield from families(status)
+            yield from families(status, self.states)
 
 
-def families(status: dict[str, Any]) -> Iterator[Metric]:
-    """Metric families of one arbiter ``status`` document."""
+def families(status: dict[str, Any], states: Sequence[str]) -> Iterator[Metric]:
+    """Metric families of one arbiter ``status`` document; ``states``: every state name."""
     state = GaugeMetricFamily("gateway_arbiter_program_state",
                               "1 for the state each program is in, 0 for the others.",
                               labels=["program", "state"])
@@ -73,8 +78,8 @@ def families(status: dict[str, Any]) -> Iterator[Metric]:
             continue
         name = str(program.get("name", ""))
         current = str(program.get("state", ""))
-        fatal += current == State.FATAL.value
-        for value in STATES:
+        fatal += current == FATAL
+        for value in states:
             state.add_metric([name, value], 1.0 if value == current else 0.0)
         counts: Counter[str] = Counter()
         total_restarts = 0
@@ -82,7 +87,7 @@ def families(status: dict[str, Any]) -> Iterator[Metric]:
             if isinstance(replica, dict):
                 counts[str(replica.get("state", ""))] += 1
                 total_restarts += int(replica.get("restarts") or 0)
-        for value in STATES:
+        for value in states:
             replicas.add_metric([name, value], float(counts.get(value, 0)))
         wanted.add_metric([name], float(program.get("replicas_wanted") or 0))
         restarts.add_metric([name], float(total_restarts))

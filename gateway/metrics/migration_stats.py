@@ -2,8 +2,15 @@
 
 ::
 
-    families = list(MigrationStats("var/run/migrations.sqlite3").collect())
-    families = list(MigrationStats(settings.db, settings).collect())   # whichever store is set
+    # handed in by the layer above (gateway.arbiter.estate): whichever store is configured
+    def open_reader():
+        return open_store(settings) if exists(settings) else None
+    families = list(MigrationStats(open_reader, MODES).collect())
+
+``open_reader()`` opens the store (once; it is kept between scrapes) or gives
+None while there is nothing to read yet; ``modes`` are the states a migration
+can be in, so every one is exported (0 or 1). Metrics sit beside migration, not
+above it, so the store is handed in rather than imported.
 
 Comparison numbers are those of the current epoch, the evidence the promote
 gate judges (:meth:`MigrationStore.evidence`): a transition starts a new
@@ -15,13 +22,11 @@ and nothing else, never an exception.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from gateway.migration.config import MigrationSettings
-from gateway.migration.store import MODES, StoreError
-from gateway.migration.stores import Store, exists, open_store
+from gateway.metrics.sources import StoreReader
 
 AUTO_ACTOR = "gateway:auto"
 MAX_AUDIT = 100_000
@@ -44,10 +49,11 @@ EVIDENCE = (
 class MigrationStats:
     """A prometheus_client custom collector over the migration store."""
 
-    def __init__(self, db: str, settings: MigrationSettings | None = None) -> None:
-        self.db = db
-        self.settings = settings or MigrationSettings(db=db, token_file="")
-        self._store: Store | None = None
+    def __init__(self, open_reader: Callable[[], StoreReader | None],
+                 modes: Sequence[str]) -> None:
+        self.open_reader = open_reader
+        self.modes = tuple(modes)
+        self._store: StoreReader | None = None
 
     def collect(self) -> Iterator[Metric]:
         """Per-migration families; only ``gateway_migration_store_up 0`` when unreadable."""
@@ -55,8 +61,6 @@ class MigrationStats:
                                "1 when the migration store could be read.")
         try:
             found = self._read()
-        except StoreError:
-            found = None
         except Exception:  # a scrape must never fail on the estate's account
             found = None
         up.add_metric([], 0.0 if found is None else 1.0)
@@ -65,10 +69,10 @@ class MigrationStats:
             yield from found
 
     def _read(self) -> list[Metric] | None:
-        if not exists(self.settings):
-            return None
         if self._store is None:
-            self._store = open_store(self.settings)
+            self._store = self.open_reader()
+            if self._store is None:
+                return None
         store = self._store
         state = GaugeMetricFamily("gateway_migration_state",
                                   "1 for the mode each migration is in, 0 for the others.",
@@ -89,7 +93,7 @@ class MigrationStats:
             if entry.actor == AUTO_ACTOR and entry.to_mode == "py2":
                 autos[entry.name] = autos.get(entry.name, 0) + 1
         for name, current in sorted(store.all().items()):
-            for mode in MODES:
+            for mode in self.modes:
                 state.add_metric([name, mode], 1.0 if mode == current.mode else 0.0)
             percent.add_metric([name], float(current.percent if current.mode == "canary" else
                                              100 if current.mode in ("py3", "retired") else 0))

@@ -8,10 +8,12 @@ One import path for users, whatever module holds a name::
     Consumer(q, lambda job: {u"ok": True}).process_one(timeout=1.0)
     q.wait(job_id, timeout=5.0).result        # {u"ok": True}
 
-The parts: :mod:`protocol.queue.core` (producer, operator side, job format,
-errors), :mod:`protocol.queue.consumer` (:class:`Consumer`, :class:`Reaper`)
-and :mod:`protocol.queue.lua` (the Lua of every step). The consumer imports
-the core, never this package, so there is no import circle.
+The parts: :mod:`protocol.queue.core` (producer and operator side),
+:mod:`protocol.queue.jobs` (the job format, key names and clocks),
+:mod:`protocol.queue.errors` (the error tree), :mod:`protocol.queue.consumer`
+(:class:`Consumer`, :class:`Reaper`) and :mod:`protocol.queue.lua` (the Lua
+of every step). The consumer imports the core, never this package, so there
+is no import circle.
 """
 from __future__ import absolute_import
 

@@ -26,7 +26,8 @@ import traceback
 from protocol import codec
 from protocol._compat import to_bytes, to_text
 from protocol.errors import EnvelopeError, ProtocolError, RemoteError
-from protocol.queue.core import Job, QueueError, QueueUnavailable, Reject, now_ms
+from protocol.queue.errors import QueueError, QueueUnavailable, Reject
+from protocol.queue.jobs import Job, now_ms
 from protocol.worker import _bind_context, _restore_context, current
 
 MYPY = False

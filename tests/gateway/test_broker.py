@@ -326,7 +326,7 @@ def _handling_bug_is_counted(broker: Broker, client: Client,
                              monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args: object) -> None:
         raise RecursionError("maximum recursion depth exceeded")
-    monkeypatch.setattr(broker, "_on_client", boom)
+    monkeypatch.setattr(broker.clients, "on_client", boom)
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.linger = 0
     try:

@@ -15,12 +15,19 @@ import pytest
 import zmq
 from prometheus_client import CollectorRegistry, generate_latest
 
+from gateway.arbiter.control import call
+from gateway.arbiter.estate import estate_of
+from gateway.arbiter.states import State
+from gateway.config import parse
 from gateway.metrics.arbiter_stats import ArbiterStats
 from gateway.metrics.broker_stats import BrokerStats
-from gateway.metrics.estate import EstateCollector
+from gateway.metrics.estate import Estate, EstateCollector, parts_of
 from gateway.metrics.migration_stats import MigrationStats
 from gateway.metrics.queue_stats import QueueStats
+from gateway.migration.config import MigrationSettings
+from gateway.migration.model import MODES
 from gateway.migration.store import Comparison, MigrationStore, Observation, Thresholds
+from gateway.migration.stores import Store, exists, open_store
 from protocol import codec, mdp
 from protocol.queue import Consumer, Queue, Reject, connect
 from tests.support.broker import IMPLEMENTATIONS, BrokerProcess
@@ -38,6 +45,23 @@ def sample(collector: Any, name: str, **labels: str) -> float | None:
 
 def names(families: Iterable[Any]) -> list[str]:
     return [s.name for f in families for s in f.samples]
+
+
+def arbiter_stats(sock: str, timeout: float) -> ArbiterStats:
+    """The collector over a control socket, handed what the arbiter's layer hands it."""
+    return ArbiterStats(lambda t: call(sock, {"cmd": "status"}, timeout=t),
+                        [s.value for s in State], timeout=timeout)
+
+
+def migration_stats(settings: MigrationSettings) -> MigrationStats:
+    """The collector over the store ``settings`` name, opened as the arbiter's layer does."""
+    def open_reader() -> Store | None:
+        return open_store(settings) if exists(settings) else None
+    return MigrationStats(open_reader, MODES)
+
+
+def sqlite_stats(db: str) -> MigrationStats:
+    return migration_stats(MigrationSettings(db=db, token_file=""))
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
@@ -92,9 +116,43 @@ def test_a_broker_that_does_not_answer_is_up_0_and_nothing_else() -> None:
 
 
 def test_no_arbiter_is_up_0(tmp_path: Path) -> None:
-    stats = ArbiterStats(str(tmp_path / "arbiter.sock"), timeout=0.2)
+    stats = arbiter_stats(str(tmp_path / "arbiter.sock"), timeout=0.2)
     assert names(stats.collect()) == ["gateway_arbiter_up"]
     assert sample(stats, "gateway_arbiter_up") == 0.0
+
+
+def test_the_arbiter_collector_reads_what_it_is_handed() -> None:
+    # The status reader and the state names come from the arbiter's layer; the collector
+    # only reads the status document (its shape is the control channel's "status").
+    asked: list[float] = []
+
+    def status(timeout: float) -> dict[str, Any]:
+        asked.append(timeout)
+        return {"programs": [{"name": "web", "state": "FATAL", "generation": 2,
+                              "replicas_wanted": 2,
+                              "replicas": [{"state": "BACKOFF", "restarts": 3},
+                                           {"state": "FATAL", "restarts": 5}]}]}
+    stats = ArbiterStats(status, ["READY", "BACKOFF", "FATAL"], timeout=0.3)
+    assert sample(stats, "gateway_arbiter_up") == 1.0
+    assert asked == [0.3]
+    assert sample(stats, "gateway_arbiter_program_state", program="web", state="FATAL") == 1.0
+    assert sample(stats, "gateway_arbiter_program_state", program="web", state="READY") == 0.0
+    assert sample(stats, "gateway_arbiter_replicas", program="web", state="BACKOFF") == 1.0
+    assert sample(stats, "gateway_arbiter_restarts_total", program="web") == 8.0
+    assert sample(stats, "gateway_arbiter_reloads_total", program="web") == 2.0
+    assert sample(stats, "gateway_arbiter_fatal_programs") == 1.0
+
+    def broken(timeout: float) -> Any:
+        raise OSError("no such socket")
+    assert names(ArbiterStats(broken, ["READY"]).collect()) == ["gateway_arbiter_up"]
+
+
+def test_the_estate_leaves_out_parts_it_has_no_reader_for(tmp_path: Path) -> None:
+    config = parse(f'[broker]\nenabled = false\n[gateway]\nrun_dir = "{tmp_path}"\n')
+    assert parts_of(Estate(config)) == []
+    parts = parts_of(estate_of(config))
+    assert [type(p) for p in parts] == [ArbiterStats]
+    assert names(parts[0].collect()) == ["gateway_arbiter_up"]  # no arbiter runs here
 
 
 def test_queue_metrics_count_ready_inflight_dead_and_retrying(redis_server: Any) -> None:
@@ -140,7 +198,7 @@ def test_redis_down_is_up_0_and_nothing_else() -> None:
 
 def test_migration_metrics_from_a_real_store(tmp_path: Path) -> None:
     db = str(tmp_path / "migrations.sqlite3")
-    assert sample(MigrationStats(db), "gateway_migration_store_up") == 0.0  # no store yet
+    assert sample(sqlite_stats(db), "gateway_migration_store_up") == 0.0  # no store yet
     store = MigrationStore(db)
     try:
         store.ensure("GET /a")
@@ -161,7 +219,7 @@ def test_migration_metrics_from_a_real_store(tmp_path: Path) -> None:
         evidence = store.evidence("GET /b")
     finally:
         store.close()
-    stats = MigrationStats(db)
+    stats = sqlite_stats(db)
     try:
         assert sample(stats, "gateway_migration_store_up") == 1.0
         assert before == {"GET /a": "py2", "GET /b": "py2"}
@@ -193,7 +251,7 @@ def test_migration_evidence_of_the_current_epoch(tmp_path: Path) -> None:
                           comp("uncompared")])
     finally:
         store.close()
-    stats = MigrationStats(db)
+    stats = sqlite_stats(db)
     try:
         assert sample(stats, "gateway_migration_state", migration="rpc x", mode="shadow") == 1.0
         assert sample(stats, "gateway_migration_samples", migration="rpc x") == 3.0
@@ -209,7 +267,7 @@ def test_the_estate_collector_renders_in_a_registry(procs: ProcessGroup, tmp_pat
     broker = BrokerProcess(procs, "native", heartbeat_ms=100)
     estate = EstateCollector(None, parts=[
         BrokerStats(broker.endpoint, timeout=2.0),
-        ArbiterStats(str(tmp_path / "none.sock"), timeout=0.2)])
+        arbiter_stats(str(tmp_path / "none.sock"), timeout=0.2)])
     registry = CollectorRegistry()
     registry.register(estate)
     text = generate_latest(registry).decode()
@@ -220,7 +278,6 @@ def test_the_estate_collector_renders_in_a_registry(procs: ProcessGroup, tmp_pat
 
 
 def test_migration_metrics_from_a_shared_redis_store(redis_server: Any) -> None:
-    from gateway.migration.config import MigrationSettings
     from gateway.migration.redisstore import RedisStore
     settings = MigrationSettings(db="", token_file="", store="redis",
                                  redis_url=redis_server.url, redis_prefix="m:")
@@ -232,7 +289,7 @@ def test_migration_metrics_from_a_shared_redis_store(redis_server: Any) -> None:
                                      False, [], {}, "GET", "/b")])
     finally:
         store.close()
-    stats = MigrationStats(settings.db, settings)
+    stats = migration_stats(settings)
     try:
         assert sample(stats, "gateway_migration_store_up") == 1.0
         assert sample(stats, "gateway_migration_state", migration="GET /b", mode="shadow") == 1.0

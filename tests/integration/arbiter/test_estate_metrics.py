@@ -1,12 +1,13 @@
 """The estate collector against a whole ``gateway up``: broker, arbiter and the private Redis.
 
-The collector is built from the estate's own config file, as the front builds it.
+The collector is built from the estate's own config file, as the arbiter's front builds it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from gateway.arbiter.estate import estate_of
 from gateway.cli import load_config
 from gateway.metrics.estate import EstateCollector
 from tests.support.procs import wait_until
@@ -29,7 +30,7 @@ def sample(collector: Any, name: str, **labels: str) -> float | None:
 
 def test_the_estate_collector_reads_a_running_estate(estate: Any) -> None:
     e = estate(SERVICE)
-    collector = EstateCollector(load_config(e.path), timeout=2.0)
+    collector = EstateCollector(estate_of(load_config(e.path)), timeout=2.0)
     try:
         assert sample(collector, "gateway_broker_up") == 1.0
         wait_until(lambda: sample(collector, "gateway_broker_workers", service="worker") == 1.0,

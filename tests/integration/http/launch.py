@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import sys
 
+from gateway.assemble import observer
 from gateway.http.config import GatewayHttpConfig
 from gateway.http.server import FrontServer, listen_socket, serve_dev
+from gateway.metrics.config import ObservabilityConfig
 
 
 def main(argv: list[str]) -> int:
@@ -30,8 +32,7 @@ def main(argv: list[str]) -> int:
     server = FrontServer(config, sock, workers=spec.get("workers", 1),
                          threads=spec.get("threads", 8))
     if spec.get("observability"):
-        from gateway.metrics.config import ObservabilityConfig
-        server.observability = ObservabilityConfig(**spec["observability"])
+        server.observer = observer(ObservabilityConfig(**spec["observability"]))
     return server.run()
 
 
