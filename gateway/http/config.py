@@ -20,16 +20,13 @@ naming the offending key.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# Each backend's route checks are declared below the front, with its config keys.
+from gateway.config.backends import REGISTRY as BACKENDS
 from gateway.errors import ConfigError
-
-# backend name -> (its route checks, whether it needs the broker). Filled by the registry,
-# gateway.http.backends, which the gateway.http package imports before anyone can make a
-# Route: its modules build on this one, so this one does not import them.
-BACKEND_CHECKS: dict[str, tuple[Callable[[Route, str], None], bool]] = {}
 
 
 @dataclass(frozen=True)
@@ -100,6 +97,9 @@ class Route:
     ``http`` and ``static``); a request beyond it waits up to
     ``queue_timeout`` for a slot and is then answered 503 with Retry-After,
     before any work is sent to the backend.
+
+    Which keys a backend needs, and their checks, its module in
+    :mod:`gateway.config.backends` declares (:class:`~gateway.config.backends.base.RouteSpec`).
     """
 
     prefix: str
@@ -116,6 +116,8 @@ class Route:
     idle_timeout: float = 60.0
     max_concurrency: int = 0
     queue_timeout: float = 0.0
+    # A registered backend's own keys (gateway.config.backends), checked by it.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         where = f"http.routes[{self.prefix!r}]"
@@ -128,10 +130,10 @@ class Route:
             raise ConfigError(f"{where}.prefix: no dot segments or percent escapes")
         if self.prefix != "/" and self.prefix.endswith("/"):
             object.__setattr__(self, "prefix", self.prefix.rstrip("/"))
-        if self.backend not in BACKEND_CHECKS:
-            raise ConfigError(f"{where}.backend: one of {tuple(BACKEND_CHECKS)}, "
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"{where}.backend: one of {tuple(BACKENDS)}, "
                               f"got {self.backend!r}")
-        BACKEND_CHECKS[self.backend][0](self, where)
+        BACKENDS[self.backend].validate(self, where)
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigError(f"{where}.timeout: must be positive")
         if isinstance(self.max_concurrency, bool) or not isinstance(self.max_concurrency, int) \
@@ -193,7 +195,7 @@ class GatewayHttpConfig:
             raise ConfigError(f"http.routes: prefix {dupes[0]!r} is mounted twice")
         if self.trusted_proxies < 0:
             raise ConfigError("http.trusted_proxies: must be >= 0")
-        needs_broker = [r.prefix for r in self.routes if BACKEND_CHECKS[r.backend][1]]
+        needs_broker = [r.prefix for r in self.routes if BACKENDS[r.backend].broker]
         if needs_broker and not self.broker:
             raise ConfigError(f"http.broker: required by the route {needs_broker[0]!r}")
         if not self.via or any(c in self.via for c in " ,\r\n"):

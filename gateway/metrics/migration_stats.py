@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from gateway.migration.config import MigrationSettings
+from gateway.config.sections.migration import MigrationSettings
 from gateway.migration.store import MODES, StoreError
 from gateway.migration.stores import Store, exists, open_store
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from gateway.config import DEFAULT_TOML, from_dict, parse, parse_listen
@@ -216,3 +219,29 @@ def test_named_runtimes_parse_round_trip_and_are_checked():
     ):
         with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
             parse(text)
+
+
+LAYERED = """\
+[[routes]]
+prefix = "/a"
+backend = "http"
+target = "http://127.0.0.1:9"
+[migrations.a]
+route = "/a"
+py3 = "http://127.0.0.1:8"
+[metrics]
+enabled = true
+"""
+
+
+def test_parsing_a_config_imports_no_front_store_or_metrics():
+    # The config layer sits below them (.importlinter): parsing must not pull in SQLite,
+    # the migration stores or the HTTP front, whatever the config holds.
+    code = ("import sys\nfrom gateway.config import parse\n"
+            f"cfg = parse({LAYERED!r})\n"
+            "assert cfg.migration_settings.migrations[0].route == '/a'\n"
+            "print(sorted(m for m in sys.modules if m.startswith(("
+            "'gateway.http', 'gateway.migration', 'gateway.metrics', 'sqlite3', 'redis'))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.strip() == "[]"

@@ -10,6 +10,8 @@ from werkzeug.test import Client
 
 from gateway.commands.frontcfg import http_config
 from gateway.config import BACKENDS, parse
+from gateway.config import Route as ConfigRoute
+from gateway.config.backends import REGISTRY as ROUTE_SPECS
 from gateway.errors import ConfigError
 from gateway.http.app import make_app
 from gateway.http.backends import NAMES, REGISTRY, Parts, build_openapi, spec
@@ -18,11 +20,14 @@ from gateway.http.config import GatewayHttpConfig, Route
 
 
 def test_one_list_of_names_and_a_module_for_each():
-    assert NAMES == BACKENDS and set(REGISTRY) == set(BACKENDS)
+    assert NAMES == BACKENDS == tuple(ROUTE_SPECS) and set(REGISTRY) == set(BACKENDS)
     for name, s in REGISTRY.items():
-        assert s.name == name and callable(s.validate) and callable(s.build)
-        assert all(hasattr(Route("/x", "static", directory="/d"), k) for k in s.keys)
-    assert [n for n, s in REGISTRY.items() if s.broker] == ["wsgi", "rpc"]
+        route_spec = ROUTE_SPECS[name]
+        assert route_spec.name == name and route_spec.front.endswith(":FRONT")
+        assert callable(route_spec.validate) and callable(s.build) and callable(s.openapi)
+        # A backend's own keys are fields of the parsed route (the built-in ones have no options).
+        assert all(hasattr(ConfigRoute("/x", name), k) for k in route_spec.keys)
+    assert [n for n, s in ROUTE_SPECS.items() if s.broker] == ["rpc", "wsgi"]
     with pytest.raises(ConfigError, match="one of"):
         spec("ftp")
     with pytest.raises(ConfigError, match=r"http.routes\['/x'\].backend: one of"):
