@@ -16,7 +16,7 @@ from gateway.http.config import GatewayHttpConfig
 
 def http_config(cfg: GatewayConfig) -> GatewayHttpConfig:
     """The HTTP front's own config (gateway.http.config.GatewayHttpConfig) from ours."""
-    routes = [front_route(r) for r in cfg.routes]
+    routes = tuple(front_route(r) for r in cfg.routes)
     # The access-log keys are the front's own (gateway.metrics), not gateway.http's.
     http = {k: v for k, v in cfg.http.items() if k not in FRONT_ONLY_HTTP_KEYS}
     return GatewayHttpConfig.from_dict(

@@ -157,7 +157,9 @@ backend = "wsgi"
 service = "legacy"
 """
     cfg = parse(routes)
-    assert [r.idle_timeout_ms for r in cfg.routes] == [1500, 60000]
+    # One Route type: the parsed route is the front's, in seconds.
+    assert [r.idle_timeout for r in cfg.routes] == [1.5, 60.0]
+    assert http_config(cfg).routes == cfg.routes
     front = {r.prefix: r for r in http_config(cfg).routes}
     assert (front["/a"].timeout, front["/a"].idle_timeout) == (2.0, 1.5)
     assert front["/b"].idle_timeout == 60.0

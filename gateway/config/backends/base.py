@@ -3,7 +3,7 @@
 ::
 
     SPEC = RouteSpec("static", front="gateway.http.backends.static:FRONT",
-                     load=load, validate=validate, to_front=to_front)
+                     load=load, to_file=to_file, validate=validate)
 
 A :class:`RouteSpec` is plain data and validators, so :mod:`gateway.config`
 (which sits below :mod:`gateway.http`) parses ``[[routes]]`` with it and
@@ -48,14 +48,6 @@ def _accept(route: Any, where: str) -> None:
     """No checks beyond the common ones."""
 
 
-def refuse_set(key: str, message: str) -> Callable[[Mapping[str, Any], str, bool], None]:
-    """A ``refuse`` for a key that means nothing on other backends: set (truthy) is an error."""
-    def refuse(table: Mapping[str, Any], p: str, strip_prefix: bool) -> None:
-        if table.get(key, 0):
-            raise ConfigError(f"{p}.{key}: {message}")
-    return refuse
-
-
 def _refuse_nothing(table: Mapping[str, Any], p: str, strip_prefix: bool) -> None:
     """No keys of its own."""
 
@@ -67,13 +59,13 @@ class RouteSpec:
     ``keys``: the ``[[routes]]`` keys this backend reads beyond
     :data:`COMMON_KEYS`. ``load(table, "routes[i]", ctx)`` checks the table
     for this backend (errors name the key: ``routes[2].target: ...``) and
-    returns the parsed route's fields of its own (``target`` normalised,
-    its own keys); a value for a key that is not a field of
-    :class:`gateway.config.routes.Route` goes into ``Route.options``.
+    returns the :class:`~gateway.config.routes.Route` fields it fills
+    (``target`` as ``upstream``, its own keys); a value for a name that is
+    not a Route field goes into ``Route.options``. ``to_file(route)`` is the
+    inverse: the table's keys beyond the common ones.
     ``refuse(table, "routes[i]", strip_prefix)`` raises for this backend's
-    own keys set on another backend's route. ``to_front(route)`` gives the
-    front's route keys beyond the common ones; ``validate(front_route,
-    where)`` checks (and may normalise) a front route of this backend.
+    own keys set on another backend's route. ``validate(route, where)``
+    checks (and may normalise) a Route of this backend, however it was made.
     ``broker`` says it talks to the broker; ``front`` is ``module:attribute``
     of its front part (factory and OpenAPI paths).
     """
@@ -83,7 +75,7 @@ class RouteSpec:
     keys: tuple[str, ...] = ()
     load: Callable[[Mapping[str, Any], str, RouteContext], dict[str, Any]] = _nothing
     refuse: Callable[[Mapping[str, Any], str, bool], None] = _refuse_nothing
-    to_front: Callable[[Any], dict[str, Any]] = field(default=lambda route: {})
+    to_file: Callable[[Any], dict[str, Any]] = field(default=lambda route: {})
     validate: Callable[[Any, str], None] = _accept
     broker: bool = False
 

@@ -30,7 +30,8 @@ def load(table: Mapping[str, Any], p: str, ctx: RouteContext) -> dict[str, Any]:
     """``target`` is an http(s) URL; the rewrites default to ``strip_prefix``."""
     if not ctx.target.startswith(("http://", "https://")):
         raise ConfigError(f"{p}.target: expected an http:// URL for backend = 'http'")
-    return {k: boolean(table, p, k, ctx.strip_prefix) for k in REWRITES}
+    return {"upstream": ctx.target,
+            **{k: boolean(table, p, k, ctx.strip_prefix) for k in REWRITES}}
 
 
 def refuse(table: Mapping[str, Any], p: str, strip_prefix: bool) -> None:
@@ -40,11 +41,9 @@ def refuse(table: Mapping[str, Any], p: str, strip_prefix: bool) -> None:
             raise ConfigError(f"{p}.{key}: only the http backend rewrites upstream URLs")
 
 
-def to_front(route: Any) -> dict[str, Any]:
-    """The front calls the target its upstream."""
-    return {"upstream": route.target, "strip_prefix": route.strip_prefix,
-            "rewrite_redirects": route.rewrite_redirects,
-            "rewrite_cookie_path": route.rewrite_cookie_path}
+def to_file(route: Any) -> dict[str, Any]:
+    """The route's upstream is the table's target."""
+    return {"target": route.upstream, **{k: getattr(route, k) for k in REWRITES}}
 
 
 def validate(route: Any, where: str) -> None:
@@ -57,4 +56,4 @@ def validate(route: Any, where: str) -> None:
 
 
 SPEC = RouteSpec("http", "gateway.http.backends.http:FRONT", keys=REWRITES, load=load,
-                 refuse=refuse, to_front=to_front, validate=validate)
+                 refuse=refuse, to_file=to_file, validate=validate)

@@ -28,7 +28,7 @@ def load(table: Mapping[str, Any], p: str, ctx: RouteContext) -> dict[str, Any]:
     """A target is required; its form and the status are checked by :func:`validate`."""
     if not ctx.target:
         raise ConfigError(f"{p}.target: a URL or path is required for backend = 'redirect'")
-    return {"status": integer(table, p, "status", 0, 0)}
+    return {"target": ctx.target, "status": integer(table, p, "status", 0, 0)}
 
 
 def refuse(table: Mapping[str, Any], p: str, strip_prefix: bool) -> None:
@@ -38,7 +38,7 @@ def refuse(table: Mapping[str, Any], p: str, strip_prefix: bool) -> None:
     integer(table, p, "status", 0, 0)
 
 
-def to_front(route: Any) -> dict[str, Any]:
+def to_file(route: Any) -> dict[str, Any]:
     """Where to, and with which status."""
     return {"target": route.target, "status": route.status}
 
@@ -62,4 +62,4 @@ def validate(route: Any, where: str) -> None:
 
 
 SPEC = RouteSpec("redirect", "gateway.http.backends.redirect:FRONT", keys=("status",),
-                 load=load, refuse=refuse, to_front=to_front, validate=validate)
+                 load=load, refuse=refuse, to_file=to_file, validate=validate)

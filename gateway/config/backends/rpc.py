@@ -22,10 +22,4 @@ def load(table: Mapping[str, Any], p: str, ctx: RouteContext) -> dict[str, Any]:
     return {}
 
 
-def to_front(route: Any) -> dict[str, Any]:
-    """A route with a service serves ``POST <prefix>/<method>`` of that one service."""
-    return {"service": route.service}
-
-
-SPEC = RouteSpec("rpc", "gateway.http.backends.rpc:FRONT", load=load, to_front=to_front,
-                 broker=True)
+SPEC = RouteSpec("rpc", "gateway.http.backends.rpc:FRONT", load=load, broker=True)

@@ -22,12 +22,12 @@ def load(table: Mapping[str, Any], p: str, ctx: RouteContext) -> dict[str, Any]:
     """A directory is required; it resolves against the config file's directory."""
     if not ctx.target:
         raise ConfigError(f"{p}.target: a directory is required for backend = 'static'")
-    return {"target": abspath(ctx.target, ctx.base_dir)}
+    return {"directory": abspath(ctx.target, ctx.base_dir)}
 
 
-def to_front(route: Any) -> dict[str, Any]:
-    """The front calls the target its directory."""
-    return {"directory": route.target}
+def to_file(route: Any) -> dict[str, Any]:
+    """The route's directory is the table's target."""
+    return {"target": route.directory}
 
 
 def validate(route: Any, where: str) -> None:
@@ -37,4 +37,4 @@ def validate(route: Any, where: str) -> None:
 
 
 SPEC = RouteSpec("static", "gateway.http.backends.static:FRONT", load=load,
-                 to_front=to_front, validate=validate)
+                 to_file=to_file, validate=validate)

@@ -24,16 +24,11 @@ def load(table: Mapping[str, Any], p: str, ctx: RouteContext) -> dict[str, Any]:
     return {}
 
 
-def to_front(route: Any) -> dict[str, Any]:
-    """The broker service hosting the app."""
-    return {"service": route.service}
-
-
 def validate(route: Any, where: str) -> None:
     """A broker service name is required."""
     if not route.service:
         raise ConfigError(f"{where}.service: the wsgi backend needs a broker service name")
 
 
-SPEC = RouteSpec("wsgi", "gateway.http.backends.wsgi:FRONT", load=load, to_front=to_front,
-                 validate=validate, broker=True)
+SPEC = RouteSpec("wsgi", "gateway.http.backends.wsgi:FRONT", load=load, validate=validate,
+                 broker=True)
