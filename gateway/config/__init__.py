@@ -30,7 +30,7 @@ Schema (every table and key is optional; shown with its default)::
     front = true                # run the HTTP front (false: supervise services only)
     role = "all"                # on several hosts: "gateway" (front + broker, no services)
                                 # or "workers" (services only, on [broker] connect); see
-                                # gateway.hosts and `gateway up --role`
+                                # gateway.config.hosts and `gateway up --role`
     ready_timeout_s = 60.0      # a replica not ready this long after its start is killed
                                 # (like systemd's TimeoutStartSec); a reload whose new
                                 # replicas are not all ready by then is abandoned

@@ -19,7 +19,7 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
-from gateway import hosts
+from gateway.config import hosts
 from gateway.config.routes import parse_route
 from gateway.config.schema import (
     HTTP_KEYS,

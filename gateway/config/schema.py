@@ -44,7 +44,7 @@ class FrontConfig:
     stop_grace_s: float = 10.0
     front: bool = True
     ready_timeout_s: float = 60.0
-    role: str = "all"  # gateway.hosts.ROLES; `gateway up --role` overrides it
+    role: str = "all"  # gateway.config.hosts.ROLES; `gateway up --role` overrides it
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class BrokerConfig:
     outlier_max_ejection_ms: int = 300_000
     outlier_max_ejection_percent: int = 50
     outlier_count_errors: bool = False
-    # Several hosts (SPEC 2.15), parsed and checked by gateway.hosts.
+    # Several hosts (SPEC 2.15), parsed and checked by gateway.config.hosts.
     public_endpoint: str = ""
     curve_secret_file: str = ""
     curve_clients_dir: str = ""
