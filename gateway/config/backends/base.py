@@ -15,7 +15,7 @@ object in the front that builds the backend and gives its OpenAPI paths;
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import ConfigError
@@ -52,6 +52,11 @@ def _refuse_nothing(table: Mapping[str, Any], p: str, strip_prefix: bool) -> Non
     """No keys of its own."""
 
 
+def _write_nothing(route: Any) -> dict[str, Any]:
+    """Nothing beyond the common keys."""
+    return {}
+
+
 @dataclass(frozen=True)
 class RouteSpec:
     """One backend as the config layer sees it.
@@ -75,7 +80,7 @@ class RouteSpec:
     keys: tuple[str, ...] = ()
     load: Callable[[Mapping[str, Any], str, RouteContext], dict[str, Any]] = _nothing
     refuse: Callable[[Mapping[str, Any], str, bool], None] = _refuse_nothing
-    to_file: Callable[[Any], dict[str, Any]] = field(default=lambda route: {})
+    to_file: Callable[[Any], dict[str, Any]] = _write_nothing
     validate: Callable[[Any, str], None] = _accept
     broker: bool = False
 
