@@ -39,11 +39,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway import config as gwconfig
-from gateway import hosts
 from gateway.arbiter import control
 from gateway.commands.frontcfg import http_config
 from gateway.commands.status import migration_states, registrations, render_status
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, hosts
 from gateway.errors import ConfigError, GatewayError
 
 CHILD_ENV_DROP = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",

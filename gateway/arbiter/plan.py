@@ -20,8 +20,7 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 
-from gateway import hosts
-from gateway.config import GatewayConfig, ServiceConfig
+from gateway.config import GatewayConfig, ServiceConfig, hosts
 from gateway.errors import ConfigError
 
 # The checkout holding gateway/ and protocol/: children import both from here.

@@ -25,7 +25,7 @@ def status_document(config: GatewayConfig, units: list[Unit], arbiter: dict[str,
         state = "up" if unit is None else (
             "fatal" if unit.fatal else "up" if unit.ready_count else "down")
         routes.append({"prefix": route.prefix, "backend": route.backend,
-                       "service": route.service, "target": route.target, "state": state})
+                       "service": route.service, "target": route.destination, "state": state})
     arbiter = arbiter | {
         "run_dir": config.gateway.run_dir, "listen": config.gateway.listen,
         "broker": config.broker.endpoint, "state_file": config.state_file,

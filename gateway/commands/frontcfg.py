@@ -2,38 +2,21 @@
 
     from gateway.commands.frontcfg import http_config
     http_config(cfg).routes          # what the front's router sees
+
+Each route's backend says what its front route gets
+(:func:`gateway.config.routes.front_route`); nothing here knows a backend.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from gateway.config import FRONT_ONLY_HTTP_KEYS, GatewayConfig
+from gateway.config.routes import front_route
+from gateway.http.config import GatewayHttpConfig
 
 
-def http_config(cfg: GatewayConfig) -> Any:
+def http_config(cfg: GatewayConfig) -> GatewayHttpConfig:
     """The HTTP front's own config (gateway.http.config.GatewayHttpConfig) from ours."""
-    from gateway.http.config import GatewayHttpConfig
-
-    routes = []
-    for r in cfg.routes:
-        route: dict[str, Any] = {"prefix": r.prefix, "backend": r.backend,
-                                 "timeout": r.timeout_ms / 1000.0,
-                                 "idle_timeout": r.idle_timeout_ms / 1000.0,
-                                 "max_concurrency": r.max_concurrency,
-                                 "queue_timeout": r.queue_timeout_ms / 1000.0}
-        if r.backend == "http":
-            route.update(upstream=r.target, strip_prefix=r.strip_prefix,
-                         rewrite_redirects=r.rewrite_redirects,
-                         rewrite_cookie_path=r.rewrite_cookie_path)
-        elif r.backend == "static":
-            route["directory"] = r.target
-        elif r.backend == "redirect":
-            route.update(target=r.target, status=r.status)
-        elif r.backend in ("wsgi", "rpc"):
-            # An rpc route with a service serves POST <prefix>/<method> of that one.
-            route["service"] = r.service
-        routes.append(route)
+    routes = tuple(front_route(r) for r in cfg.routes)
     # The access-log keys are the front's own (gateway.metrics), not gateway.http's.
     http = {k: v for k, v in cfg.http.items() if k not in FRONT_ONLY_HTTP_KEYS}
     return GatewayHttpConfig.from_dict(

@@ -14,22 +14,21 @@ builds these objects and passes them to :func:`gateway.http.make_app`::
 
 ``GatewayHttpConfig.from_dict`` accepts the same values as nested mappings
 (what a TOML table gives) and raises :class:`gateway.errors.ConfigError`
-naming the offending key.
+naming the offending key. ``Route`` is the one route type,
+:class:`gateway.config.routes.Route`: what ``[[routes]]`` parses into.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# The one Route type, and each backend's route checks, live below the front.
+from gateway.config.backends import REGISTRY as BACKENDS
+from gateway.config.routes import Route
 from gateway.errors import ConfigError
-
-# backend name -> (its route checks, whether it needs the broker). Filled by the registry,
-# gateway.http.backends, which the gateway.http package imports before anyone can make a
-# Route: its modules build on this one, so this one does not import them.
-BACKEND_CHECKS: dict[str, tuple[Callable[[Route, str], None], bool]] = {}
 
 
 @dataclass(frozen=True)
@@ -76,87 +75,6 @@ class HttpLimits:
 
 
 @dataclass(frozen=True)
-class Route:
-    """One mount: requests whose path starts with ``prefix`` go to ``backend``.
-
-    ``http`` needs ``upstream`` (``http://host:port[/base]``); ``wsgi`` needs
-    ``service`` (a broker service hosting a WSGI app); ``rpc`` serves
-    ``POST <prefix>/<service>/<method>``; ``static`` needs ``directory``.
-    ``strip_prefix`` makes the http backend forward the path below the mount
-    (and say so in ``X-Forwarded-Prefix``); by default it forwards the whole path.
-    ``rewrite_redirects`` (Location, Content-Location, Refresh) and
-    ``rewrite_cookie_path`` (Set-Cookie Path) map the upstream's own URLs
-    back under the mount, as nginx ``proxy_redirect default`` and
-    ``proxy_cookie_path`` do (see :mod:`gateway.http.rewrite`); both default
-    to ``strip_prefix``. ``timeout`` overrides the default backend timeout
-    for this mount; for a streamed ``wsgi`` reply it bounds the wait for the
-    response head, and ``idle_timeout`` (seconds) bounds each gap between
-    later parts (SPEC 2.7).
-
-    ``max_concurrency`` (0: no limit) and ``queue_timeout`` (seconds) are the
-    mount's admission control (:mod:`gateway.http.admission`): at most
-    ``max_concurrency`` requests are in progress at once, per front worker
-    process, for each service behind the mount (the mount itself for
-    ``http`` and ``static``); a request beyond it waits up to
-    ``queue_timeout`` for a slot and is then answered 503 with Retry-After,
-    before any work is sent to the backend.
-    """
-
-    prefix: str
-    backend: str
-    upstream: str = ""
-    service: str = ""
-    directory: str = ""
-    target: str = ""
-    status: int = 0
-    strip_prefix: bool = False
-    timeout: float | None = None
-    rewrite_redirects: bool | None = None
-    rewrite_cookie_path: bool | None = None
-    idle_timeout: float = 60.0
-    max_concurrency: int = 0
-    queue_timeout: float = 0.0
-
-    def __post_init__(self) -> None:
-        where = f"http.routes[{self.prefix!r}]"
-        if not self.prefix.startswith("/") or "//" in self.prefix or "\\" in self.prefix:
-            raise ConfigError(f"{where}.prefix: must be an absolute path like /api")
-        if (self.prefix + "/").startswith("/_gateway/"):
-            raise ConfigError(f"{where}.prefix: /_gateway/ belongs to the gateway itself")
-        segments = self.prefix.strip("/").split("/")
-        if any(s in (".", "..") or "%" in s for s in segments):
-            raise ConfigError(f"{where}.prefix: no dot segments or percent escapes")
-        if self.prefix != "/" and self.prefix.endswith("/"):
-            object.__setattr__(self, "prefix", self.prefix.rstrip("/"))
-        if self.backend not in BACKEND_CHECKS:
-            raise ConfigError(f"{where}.backend: one of {tuple(BACKEND_CHECKS)}, "
-                              f"got {self.backend!r}")
-        BACKEND_CHECKS[self.backend][0](self, where)
-        if self.timeout is not None and self.timeout <= 0:
-            raise ConfigError(f"{where}.timeout: must be positive")
-        if isinstance(self.max_concurrency, bool) or not isinstance(self.max_concurrency, int) \
-                or self.max_concurrency < 0:
-            raise ConfigError(f"{where}.max_concurrency: must be an integer >= 0")
-        if isinstance(self.queue_timeout, bool) or \
-                not isinstance(self.queue_timeout, int | float) or self.queue_timeout < 0:
-            raise ConfigError(f"{where}.queue_timeout: must be a number of seconds >= 0")
-        for name in ("rewrite_redirects", "rewrite_cookie_path"):
-            value = getattr(self, name)
-            if value is None:
-                object.__setattr__(self, name, self.strip_prefix)
-            elif not isinstance(value, bool):
-                raise ConfigError(f"{where}.{name}: must be true or false")
-        if isinstance(self.idle_timeout, bool) or not isinstance(self.idle_timeout, int | float) \
-                or self.idle_timeout <= 0:
-            raise ConfigError(f"{where}.idle_timeout: must be a positive number of seconds")
-
-    @property
-    def script_name(self) -> str:
-        """The mount as a WSGI SCRIPT_NAME ("" for the root mount)."""
-        return "" if self.prefix == "/" else self.prefix
-
-
-@dataclass(frozen=True)
 class GatewayHttpConfig:
     """Everything the HTTP front needs, as plain frozen values.
 
@@ -193,7 +111,7 @@ class GatewayHttpConfig:
             raise ConfigError(f"http.routes: prefix {dupes[0]!r} is mounted twice")
         if self.trusted_proxies < 0:
             raise ConfigError("http.trusted_proxies: must be >= 0")
-        needs_broker = [r.prefix for r in self.routes if BACKEND_CHECKS[r.backend][1]]
+        needs_broker = [r.prefix for r in self.routes if BACKENDS[r.backend].broker]
         if needs_broker and not self.broker:
             raise ConfigError(f"http.broker: required by the route {needs_broker[0]!r}")
         if not self.via or any(c in self.via for c in " ,\r\n"):
@@ -211,11 +129,15 @@ class GatewayHttpConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GatewayHttpConfig:
-        """Build a config from nested plain mappings, as a TOML table gives."""
+        """Build a config from nested plain mappings, as a TOML table gives (or Routes)."""
         values = dict(data)
         try:
-            routes = tuple(Route(**dict(r)) for r in values.pop("routes", ()))
+            routes = tuple(r if isinstance(r, Route) else Route(**dict(r))
+                           for r in values.pop("routes", ()))
             limits = HttpLimits(**dict(values.pop("limits", {})))
             return cls(routes=routes, limits=limits, **values)
         except TypeError as exc:
             raise ConfigError(f"http: {exc}") from None
+
+
+__all__ = ["GatewayHttpConfig", "HttpLimits", "Route"]

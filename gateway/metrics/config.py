@@ -1,4 +1,6 @@
-"""``[metrics]``, ``[tracing]`` and the access-log keys of ``[http]``: parsed and checked once.
+"""``[metrics]``, ``[tracing]`` and the access-log keys of ``[http]``, as the front uses them.
+
+The keys are checked by :mod:`gateway.config.sections.metrics` when a config is parsed.
 
 ::
 
@@ -23,16 +25,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
+from gateway.config import GatewayConfig
+from gateway.config.sections.metrics import ACCESS_LOG_FORMATS, check_keys, check_otlp
 from gateway.errors import ConfigError
-
-if TYPE_CHECKING:
-    from gateway.config import GatewayConfig
-
-ACCESS_LOG_FORMATS = ("combined", "json")
-METRICS_KEYS = {"enabled"}
-TRACING_KEYS = {"otlp_endpoint"}
 
 
 @dataclass(frozen=True)
@@ -68,35 +64,6 @@ class ObservabilityConfig:
     def enabled(self) -> bool:
         """True when the front measures anything at all."""
         return self.metrics or bool(self.access_log) or bool(self.otlp_endpoint)
-
-
-def check_otlp(endpoint: Any) -> None:
-    """Raise :class:`ConfigError` unless ``endpoint`` is "" or an http(s) URL."""
-    if not isinstance(endpoint, str) or (
-            endpoint and not endpoint.startswith(("http://", "https://"))):
-        raise ConfigError("tracing.otlp_endpoint: an OTLP/HTTP URL such as "
-                          f"http://127.0.0.1:4318/v1/traces, got {endpoint!r}")
-
-
-def check_keys(http: Mapping[str, Any], metrics: Mapping[str, Any],
-               tracing: Mapping[str, Any] | None = None) -> None:
-    """Raise :class:`ConfigError` for a bad ``[metrics]``, ``[tracing]`` or ``[http]
-    access_log*`` value."""
-    for key in tracing or {}:
-        if key not in TRACING_KEYS:
-            raise ConfigError(f"tracing.{key}: unknown key (known: otlp_endpoint)")
-    check_otlp((tracing or {}).get("otlp_endpoint", ""))
-    for key in metrics:
-        if key not in METRICS_KEYS:
-            raise ConfigError(f"metrics.{key}: unknown key (known: enabled)")
-    if not isinstance(metrics.get("enabled", True), bool):
-        raise ConfigError("metrics.enabled: must be true or false")
-    log = http.get("access_log", "")
-    if not isinstance(log, str):
-        raise ConfigError("http.access_log: a path, \"-\" (stdout) or \"off\"")
-    fmt = http.get("access_log_format", "combined")
-    if fmt not in ACCESS_LOG_FORMATS:
-        raise ConfigError(f"http.access_log_format: one of {ACCESS_LOG_FORMATS}, got {fmt!r}")
 
 
 def observability(cfg: GatewayConfig) -> ObservabilityConfig:

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+# Thresholds are config values ([migrations.NAME]): parsed below this package, judged here.
+from gateway.config.sections.migration import Thresholds as Thresholds
 from gateway.migration.model import MigrationState, StoreError, TransitionError, label
 
 
@@ -35,16 +37,6 @@ class GateRefused(StoreError):
         self.gate = gate
 
 
-
-@dataclass(frozen=True)
-class Thresholds:
-    """What the promote gate and the error budget demand."""
-
-    min_samples: int = 50
-    max_diff_rate: float = 0.01
-    error_budget: float = 0.05
-    min_error_samples: int = 20
-    window_s: float = 300.0
 
 
 @dataclass(frozen=True)

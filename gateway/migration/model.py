@@ -22,9 +22,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# The states a migration can be in: a config value (a migration's first state) too.
+from gateway.config.sections.migration import MODES as MODES
 from gateway.errors import GatewayError
 
-MODES = ("py2", "shadow", "canary", "py3", "retired")
 MAX_OBSERVATIONS = 20_000  # per name; the oldest go first
 MAX_COMPARISONS = 2_000
 NOISE_MEMORY_S = 86_400.0  # noise learned before the epoch stays learned this long

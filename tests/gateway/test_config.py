@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from gateway.config import DEFAULT_TOML, from_dict, parse, parse_listen
@@ -154,7 +157,9 @@ backend = "wsgi"
 service = "legacy"
 """
     cfg = parse(routes)
-    assert [r.idle_timeout_ms for r in cfg.routes] == [1500, 60000]
+    # One Route type: the parsed route is the front's, in seconds.
+    assert [r.idle_timeout for r in cfg.routes] == [1.5, 60.0]
+    assert http_config(cfg).routes == cfg.routes
     front = {r.prefix: r for r in http_config(cfg).routes}
     assert (front["/a"].timeout, front["/a"].idle_timeout) == (2.0, 1.5)
     assert front["/b"].idle_timeout == 60.0
@@ -216,3 +221,29 @@ def test_named_runtimes_parse_round_trip_and_are_checked():
     ):
         with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
             parse(text)
+
+
+LAYERED = """\
+[[routes]]
+prefix = "/a"
+backend = "http"
+target = "http://127.0.0.1:9"
+[migrations.a]
+route = "/a"
+py3 = "http://127.0.0.1:8"
+[metrics]
+enabled = true
+"""
+
+
+def test_parsing_a_config_imports_no_front_store_or_metrics():
+    # The config layer sits below them (.importlinter): parsing must not pull in SQLite,
+    # the migration stores or the HTTP front, whatever the config holds.
+    code = ("import sys\nfrom gateway.config import parse\n"
+            f"cfg = parse({LAYERED!r})\n"
+            "assert cfg.migration_settings.migrations[0].route == '/a'\n"
+            "print(sorted(m for m in sys.modules if m.startswith(("
+            "'gateway.http', 'gateway.migration', 'gateway.metrics', 'sqlite3', 'redis'))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.strip() == "[]"

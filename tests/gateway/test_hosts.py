@@ -1,4 +1,4 @@
-"""Host roles, remote brokers and CURVE keys in the config (gateway.hosts, SPEC 2.15)."""
+"""Host roles, remote brokers and CURVE keys in the config (gateway.config.hosts, SPEC 2.15)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import sys
 
 import pytest
 
-from gateway import hosts
 from gateway.arbiter import export
 from gateway.arbiter.plan import build
 from gateway.commands.keys import make_keys
-from gateway.config import parse
+from gateway.config import hosts, parse
 from gateway.errors import ConfigError
 from tests.support.procs import REPO, child_env
 

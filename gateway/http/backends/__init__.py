@@ -1,47 +1,72 @@
-"""Every backend the front can mount, by name: one module each, one registry line each.
+"""Every backend the front can mount, by name: the front parts of :mod:`gateway.config.backends`.
 
 ::
 
     from gateway.http.backends import REGISTRY, NAMES, spec
-    spec("redirect").validate(route, "http.routes['/old']")
     backend = spec(route.backend).build(route, Parts(config))
     doc = build_openapi(config)         # /_gateway/openapi.json: every backend's paths
 
-A backend module declares a :class:`~gateway.http.backends.base.BackendSpec`:
-its route keys, their validation, its factory and its OpenAPI paths. To add
-a backend, write its module, add it to the tuple below and its name to
-:data:`gateway.config.BACKENDS`.
+A backend is declared once, below the front, in :mod:`gateway.config.backends`
+(its route keys, their checks, and the ``module:attribute`` of its front
+part); this registry imports each front part from there, so it holds no
+list of its own. A name whose front part cannot be imported fails here, at
+import, not on a request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from gateway.config import BACKENDS
+from gateway.config.backends import BACKENDS
+from gateway.config.backends import REGISTRY as ROUTE_SPECS
 from gateway.errors import ConfigError
 from gateway.http import openapi
-from gateway.http.backends import http, redirect, rpc, static, wsgi
 from gateway.http.backends.base import BackendSpec, Parts
-from gateway.http.config import BACKEND_CHECKS, GatewayHttpConfig
+from gateway.http.config import GatewayHttpConfig
 from protocol.contract import SPEC_DIR
 
-REGISTRY: dict[str, BackendSpec] = {
-    s.name: s for s in (http.SPEC, wsgi.SPEC, rpc.SPEC, static.SPEC, redirect.SPEC)}
-# The names are gateway.config's (it parses [[routes]] below this layer); a name without
-# a module here, or a module without a name there, fails at import, not on a request.
-if sorted(REGISTRY) != sorted(BACKENDS):
-    raise ImportError(f"backend modules {sorted(REGISTRY)} != gateway.config.BACKENDS")
+
+def _front(name: str) -> BackendSpec:
+    module, _, attr = ROUTE_SPECS[name].front.partition(":")
+    front = getattr(importlib.import_module(module), attr)
+    if not isinstance(front, BackendSpec):
+        raise TypeError(f"backend {name!r}: {ROUTE_SPECS[name].front} is not a BackendSpec")
+    return front
+
+
+class _Registry(Mapping[str, BackendSpec]):
+    """Name -> front part, for every backend :mod:`gateway.config.backends` knows now."""
+
+    def __init__(self) -> None:
+        self._built = {name: _front(name) for name in BACKENDS}
+
+    def __getitem__(self, name: str) -> BackendSpec:
+        if name in self._built:
+            return self._built[name]
+        if name not in ROUTE_SPECS:
+            raise KeyError(name)
+        # A backend registered after this import (a plugin's): its front part, imported now.
+        return _front(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(tuple(ROUTE_SPECS))
+
+    def __len__(self) -> int:
+        return len(ROUTE_SPECS)
+
+
+REGISTRY: Mapping[str, BackendSpec] = _Registry()
 NAMES: tuple[str, ...] = BACKENDS
-BACKEND_CHECKS.update({name: (s.validate, s.broker) for name, s in REGISTRY.items()})
 
 
 def spec(name: str) -> BackendSpec:
-    """The backend called ``name``; ConfigError for an unknown one."""
+    """The front part of the backend called ``name``; ConfigError for an unknown one."""
     try:
         return REGISTRY[name]
     except KeyError:
-        raise ConfigError(f"backend: one of {NAMES}, got {name!r}") from None
+        raise ConfigError(f"backend: one of {tuple(ROUTE_SPECS)}, got {name!r}") from None
 
 
 def build_openapi(config: GatewayHttpConfig,

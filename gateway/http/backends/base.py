@@ -1,14 +1,14 @@
-"""What a backend module declares, and the shared parts backends are built from.
+"""A backend's front part, and the shared parts backends are built from.
 
 ::
 
-    SPEC = BackendSpec("static", keys=("directory",), validate=check, build=build)
-    backend = SPEC.build(route, Parts(config))     # a Backend: (call, start_response) -> body
+    FRONT = BackendSpec(build)                     # in gateway/http/backends/static.py
+    backend = FRONT.build(route, Parts(config))    # a Backend: (call, start_response) -> body
 
-A backend module (one file per backend in this package) owns its route
-keys, their validation (:class:`~gateway.errors.ConfigError` naming the
-key), its factory and its OpenAPI contribution; :mod:`gateway.http.backends`
-maps names to these specs.
+A backend's route keys and their checks are declared below the front, in
+:mod:`gateway.config.backends` (a :class:`~gateway.config.backends.base.RouteSpec`,
+whose ``front`` names the :class:`BackendSpec` here); the front part owns
+its factory and its OpenAPI contribution.
 """
 
 from __future__ import annotations
@@ -35,22 +35,11 @@ def _no_paths(route: Route, contracts: Contracts) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """One backend: its name, route keys, validation, factory and OpenAPI paths.
+    """One backend's front part: ``build(route, parts)`` returns the backend,
+    ``openapi(route, contracts)`` the OpenAPI ``paths`` it serves."""
 
-    ``keys`` are the :class:`~gateway.http.config.Route` fields the backend
-    reads beyond the common ones (prefix, timeouts, admission).
-    ``validate(route, where)`` raises ConfigError and may normalise the
-    route's own fields; ``build(route, parts)`` returns the backend;
-    ``openapi(route, contracts)`` returns the OpenAPI ``paths`` it serves.
-    ``broker`` says the backend talks to the broker (``http.broker`` needed).
-    """
-
-    name: str
-    keys: tuple[str, ...]
-    validate: Callable[[Route, str], None]
     build: Callable[[Route, Parts], Backend]
     openapi: Callable[[Route, Contracts], dict[str, Any]] = _no_paths
-    broker: bool = False
 
 
 class Parts:

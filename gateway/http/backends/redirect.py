@@ -10,40 +10,19 @@
 path below the mount (as the client spelled it, escapes kept) and the query
 are carried over. ``status`` is 301, 302, 307 or 308 (default 308: method
 and body are kept, as RFC 9110 15.4.9 says, and clients may cache it).
+Its keys and their checks: :mod:`gateway.config.backends.redirect`.
 """
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Iterable
 
-from gateway.errors import ConfigError
 from gateway.http.backends.base import BackendSpec, Parts
 from gateway.http.config import Route
 from gateway.http.context import Call
 from gateway.http.paths import raw_tail
 from gateway.http.problems import reason
 from gateway.http.wsgitypes import Backend, StartResponse
-
-STATUSES = (301, 302, 307, 308)
-
-
-def validate(route: Route, where: str) -> None:
-    """``target`` is an absolute path or an http(s) URL; ``status`` one of :data:`STATUSES`."""
-    target = route.target
-    parts = urllib.parse.urlsplit(target)
-    if parts.scheme:
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"{where}.target: an http:// or https:// URL or a path like /new")
-    elif not target.startswith("/") or target.startswith("//"):
-        raise ConfigError(f"{where}.target: the redirect backend needs a URL or a path like /new")
-    if parts.query or parts.fragment or any(c in target for c in " \r\n\t"):
-        raise ConfigError(f"{where}.target: no query, fragment or whitespace allowed")
-    status = route.status or 308
-    if isinstance(status, bool) or status not in STATUSES:
-        raise ConfigError(f"{where}.status: one of {', '.join(map(str, STATUSES))}, "
-                          f"got {route.status!r}")
-    object.__setattr__(route, "status", status)
 
 
 class RedirectBackend:
@@ -76,4 +55,4 @@ def build(route: Route, parts: Parts) -> Backend:
     return RedirectBackend(route)
 
 
-SPEC = BackendSpec("redirect", ("target", "status"), validate, build)
+FRONT = BackendSpec(build)

@@ -21,10 +21,6 @@ from gateway.http.config import Route
 from gateway.http.wsgitypes import Backend
 
 
-def validate(route: Route, where: str) -> None:
-    """Nothing required: without ``service`` the path names it."""
-
-
 def build(route: Route, parts: Parts) -> Backend:
     """Shares the process's broker client, contracts and rpc method wrappers."""
     return RpcBackend(route, parts.client, parts.limits, parts.contracts, parts.methods,
@@ -36,4 +32,4 @@ def paths(route: Route, contracts: Contracts) -> dict[str, Any]:
     return openapi.rpc_operations(route, contracts)
 
 
-SPEC = BackendSpec("rpc", ("service",), validate, build, paths, broker=True)
+FRONT = BackendSpec(build, paths)

@@ -7,17 +7,10 @@
 
 from __future__ import annotations
 
-from gateway.errors import ConfigError
 from gateway.http.backends.base import BackendSpec, Parts
 from gateway.http.config import Route
 from gateway.http.static import StaticBackend
 from gateway.http.wsgitypes import Backend
-
-
-def validate(route: Route, where: str) -> None:
-    """A directory is required."""
-    if not route.directory:
-        raise ConfigError(f"{where}.directory: the static backend needs a directory")
 
 
 def build(route: Route, parts: Parts) -> Backend:
@@ -25,4 +18,4 @@ def build(route: Route, parts: Parts) -> Backend:
     return StaticBackend(route)
 
 
-SPEC = BackendSpec("static", ("directory",), validate, build)
+FRONT = BackendSpec(build)

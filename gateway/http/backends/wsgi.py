@@ -9,17 +9,10 @@ The backend itself is :class:`gateway.http.bridge.WsgiBackend`.
 
 from __future__ import annotations
 
-from gateway.errors import ConfigError
 from gateway.http.backends.base import BackendSpec, Parts
 from gateway.http.bridge import WsgiBackend
 from gateway.http.config import Route
 from gateway.http.wsgitypes import Backend
-
-
-def validate(route: Route, where: str) -> None:
-    """A broker service name is required."""
-    if not route.service:
-        raise ConfigError(f"{where}.service: the wsgi backend needs a broker service name")
 
 
 def build(route: Route, parts: Parts) -> Backend:
@@ -27,4 +20,4 @@ def build(route: Route, parts: Parts) -> Backend:
     return WsgiBackend(route, parts.client, parts.limits, parts.forwarding)
 
 
-SPEC = BackendSpec("wsgi", ("service",), validate, build, broker=True)
+FRONT = BackendSpec(build)

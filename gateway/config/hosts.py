@@ -28,13 +28,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from gateway.config.schema import GatewayConfig
 from gateway.errors import ConfigError
 from protocol.brokers import ENV_SECRET, ENV_SERVER_KEY, is_loopback
-
-if TYPE_CHECKING:
-    from gateway.config import GatewayConfig
 
 ROLES = ("all", "gateway", "workers")
 # The [broker] keys this module parses (gateway.config accepts them in [broker]).
