@@ -94,6 +94,7 @@ class Trial:
 
     @property
     def candidate(self) -> str:
+        """The runtime that gets the copy."""
         return OTHER[self.control]
 
 

@@ -118,13 +118,16 @@ class HttpSubject:
 
     def differences(self, control: compare.HttpAnswer,
                     other: compare.HttpAnswer) -> list[compare.Difference]:
+        """Status, headers and body differences, under the migration's ignore rules."""
         return compare.compare_http(control, other, self.rules)
 
     def failed(self, answer: compare.HttpAnswer) -> bool:
+        """A 5xx (a copy that could not run answers with its failure's status)."""
         return answer.status >= 500
 
     def sample(self, request: Copy, py2: compare.HttpAnswer,
                py3: compare.HttpAnswer) -> dict[str, Any]:
+        """The request and both answers, credentials redacted (gateway.migration.samples)."""
         environ, call = request.environ, request.call
         shown = {"method": environ["REQUEST_METHOD"], "path": call.target.raw_path,
                  "query": call.target.query_string,
@@ -134,6 +137,7 @@ class HttpSubject:
         return samples.sample(shown, py2, py3, labels=("py2", "py3"))
 
     def where(self, request: Copy) -> tuple[str, str]:
+        """The HTTP method and the raw path."""
         return request.environ["REQUEST_METHOD"], request.call.target.raw_path
 
 

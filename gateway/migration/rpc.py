@@ -73,17 +73,21 @@ class RpcSubject:
         return ("result", value), 200, False
 
     def differences(self, control: Outcome, other: Outcome) -> list[compare.Difference]:
+        """Value differences, or one ``outcome`` difference when one side failed."""
         return _compare(control, other, self.rules)
 
     def failed(self, answer: Outcome) -> bool:
+        """An error outcome."""
         return answer[0] == "error"
 
     def sample(self, request: RpcCopy, py2: Outcome, py3: Outcome) -> dict[str, Any]:
+        """The params and both outcomes, each capped at SAMPLE_CAP characters."""
         return {"request": {"service": self.cfg.rpc_service, "method": self.cfg.rpc_method,
                             "params": _capped(request.params)},
                 "py2": _capped(py2), "py3": _capped(py3)}
 
     def where(self, request: RpcCopy) -> tuple[str, str]:
+        """``rpc`` and the migrated ``SERVICE/METHOD``."""
         return "rpc", self.cfg.rpc
 
 
