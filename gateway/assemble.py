@@ -3,8 +3,9 @@
 ::
 
     app = build_front(http_config)                                  # routes and backends only
-    fatal = FatalGuards(ServiceStates(state_file), services, migrated)  # gateway.arbiter
-    app = build_front(http_config, fatal.guards(http_config.routes))
+    states = ServiceStates(state_file)                            # gateway.arbiter
+    fatal = FatalGuards(states, services, migrated)
+    app = build_front(http_config, fatal.guards(http_config.routes), health=states)
 
 Per request the front does one strict parse and one route match
 (:class:`gateway.http.app.GatewayApp`), then the route's wrappers, each
@@ -16,6 +17,8 @@ applied here and nowhere else:
 * migration: migrated ``http`` and ``wsgi`` routes get their backends
   wrapped, migrated rpc methods a wrapper the rpc backend calls
   (:mod:`gateway.migration.wiring`), and ``/_gateway/`` serves the admin API.
+  A migrated route's FATAL check is the migration's own, since which service
+  answers depends on its state; it reads the same ``health`` handed in.
 
 Every refusal is a :class:`~gateway.http.problems.Problem`, so it carries a
 request id like any other. :mod:`gateway.http` imports neither migration nor
@@ -42,19 +45,23 @@ from gateway.metrics.multiproc import prepare_metrics_dir, process_dead, remove_
 from gateway.metrics.observe import Observed
 from gateway.metrics.sources import Estate
 from gateway.migration.admin import AdminApi
-from gateway.migration.router import Migrations
+from gateway.migration.lab import Migrations, ServiceHealth
 from gateway.migration.wiring import migrated_methods, migrating_factories
 
 
-def build_front(config: GatewayHttpConfig,
-                guards: dict[str, Guard] | None = None) -> ProblemGuard:
-    """The WSGI front of one process (broker client, contracts and forwarding made once here)."""
+def build_front(config: GatewayHttpConfig, guards: dict[str, Guard] | None = None,
+                health: ServiceHealth | None = None) -> ProblemGuard:
+    """The WSGI front of one process (broker client, contracts and forwarding made once here).
+
+    ``health`` is the supervisor's view of its services (which are FATAL), for the
+    migrations; None when nothing supervises them.
+    """
     parts = Parts(config)
     factories = {}
     admin = None
     if config.migration is not None:
         migrations = Migrations(config.migration, broker=config.broker,
-                                contracts_dir=config.contracts_dir)
+                                contracts_dir=config.contracts_dir, health=health)
         admin = AdminApi(migrations, config)
         if any(m.kind == "rpc" for m in config.migration.migrations):
             parts.methods.update(migrated_methods(migrations, parts.contracts))

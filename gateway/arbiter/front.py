@@ -42,8 +42,9 @@ class SupervisedFront(FrontServer):
         migrated = frozenset(m.target for m in config.migration_settings.migrations)
 
         def build(front_config: Any) -> Any:
-            fatal = FatalGuards(ServiceStates(config.state_file), services, migrated)
-            return build_front(front_config, fatal.guards(front_config.routes))
+            states = ServiceStates(config.state_file)
+            fatal = FatalGuards(states, services, migrated)
+            return build_front(front_config, fatal.guards(front_config.routes), health=states)
 
         super().__init__(http_config, socket_from_fd(fd), workers=g.workers, threads=g.threads,
                          grace=max(1.0, g.stop_grace_s), build=build)

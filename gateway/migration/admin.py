@@ -42,7 +42,7 @@ from gateway.http.problems import Problem
 from gateway.http.wsgitypes import StartResponse
 from gateway.metrics.live import LiveNumbers, MetricsOff
 from gateway.migration.config import MigrationConfig
-from gateway.migration.router import Migrations
+from gateway.migration.lab import Migrations
 from gateway.migration.store import GateRefused, StoreError, TransitionError
 
 HERE = Path(__file__).parent
@@ -247,11 +247,8 @@ class AdminApi:
         return out
 
     def services(self) -> dict[str, Any]:
-        """The arbiter's published service states ({} without an arbiter)."""
-        if not self.settings.state_file:
-            return {}
-        from gateway.arbiter.statefile import ServiceStates
-        return dict(ServiceStates(self.settings.state_file).services())
+        """The supervisor's published service states ({} without one)."""
+        return self.migrations.services()
 
     def parity(self) -> Any:
         """The contract suite's py2/py3 parity table, or None when it was never run."""

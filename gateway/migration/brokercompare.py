@@ -41,7 +41,7 @@ import zmq
 from gateway.migration import compare
 from gateway.migration.config import MigrationConfig
 from gateway.migration.model import Comparison
-from gateway.migration.router import FLOAT_REL_TOL, NOISE_REFRESH
+from gateway.migration.noise import NOISE_REFRESH, NoiseMemory
 from gateway.migration.rpc import _capped, _compare, _outcome_error
 from protocol import codec
 from protocol import errors as perrors
@@ -91,7 +91,7 @@ def judge(cfg: MigrationConfig, pair: Pair, clock: Callable[[], float] = time.ti
     the port is never copied. ``noise`` is the primary's second answer, when it
     was asked again: the paths where its two answers differ are noise.
     """
-    rules = compare.Rules(ignore_pointers=cfg.ignore_pointers, float_rel_tol=FLOAT_REL_TOL)
+    rules = compare.Rules(ignore_pointers=cfg.ignore_pointers, float_rel_tol=compare.FLOAT_REL_TOL)
     diffs = _compare(pair.primary, pair.candidate, rules)
     paths = {compare.normalise_path(d.path) for d in diffs}
     noise_paths = set() if noise is None else {
@@ -125,18 +125,18 @@ class NoiseCheck:
     def __init__(self, endpoint: str, refresh: float = NOISE_REFRESH,
                  rand: Callable[[], float] = random.random) -> None:
         self.endpoint = endpoint
-        self.refresh = refresh
-        self.rand = rand
-        self.noisy: dict[str, set[str]] = {}  # per migration: noise paths seen here
+        self.memory = NoiseMemory(refresh, rand)  # per migration: noise paths seen here
         self.asked = 0
         self._client: Client | None = None
 
+    @property
+    def noisy(self) -> dict[str, set[str]]:
+        """Per migration, the paths learned as noise."""
+        return self.memory.noisy
+
     def wanted(self, cfg: MigrationConfig, paths: set[str]) -> bool:
-        """As :meth:`gateway.migration.router.Migrations.wants_noise_check`."""
-        if not cfg.noise or not paths:
-            return False
-        known = self.noisy.setdefault(cfg.name, set())
-        return not paths <= known or self.rand() < self.refresh
+        """As the front's shadow engine asks: see :meth:`NoiseMemory.wanted`."""
+        return self.memory.wanted(cfg, paths)
 
     def ask(self, cfg: MigrationConfig, request: codec.Envelope) -> tuple[str, Any]:
         """The primary's second answer to ``request`` (its error, if it fails)."""
@@ -154,7 +154,7 @@ class NoiseCheck:
         return ("result", value)
 
     def learn(self, cfg: MigrationConfig, paths: Iterable[str]) -> None:
-        self.noisy.setdefault(cfg.name, set()).update(paths)
+        self.memory.learn(cfg, paths)
 
     def close(self) -> None:
         if self._client is not None:

@@ -30,8 +30,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gateway.errors import ConfigError
+from gateway.http.openapi import load_contracts
 from gateway.migration.config import MigrationConfig
 from gateway.migration.model import MigrationState
+from protocol.contract import SPEC_DIR
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,6 @@ def shadowable(migrations: Iterable[MigrationConfig], contracts_dir: str) -> dic
     services = [m for m in migrations if m.kind == "service"]
     if not services:
         return {}
-    from gateway.http.openapi import load_contracts
-    from protocol.contract import SPEC_DIR
     try:
         contracts = load_contracts(contracts_dir or SPEC_DIR)
     except ConfigError as exc:

@@ -1,4 +1,4 @@
-"""Migrating one RPC method behind the gateway's ``rpc`` routes.
+"""A migrated RPC method: the shadow engine's adapter for the gateway's ``rpc`` routes.
 
 ::
 
@@ -6,9 +6,9 @@
     result = method.call(client, call, params, timeout=10.0, idem=True, schema=None)
 
 ``POST /rpc/htmldiff/diff`` goes to the py2 service (``htmldiff``) or to the
-port (``cfg.py3``) as the state says (:meth:`Migrations.choose`); the other
-gets a shadow copy with the envelope's ``shadow`` flag, and the decoded
-results are compared with :func:`gateway.migration.compare.compare_values`
+port (``cfg.py3``) as the state says (:class:`~gateway.migration.engine.Experiment`);
+the other gets a shadow copy with the envelope's ``shadow`` flag, and the
+decoded results are compared with :func:`gateway.migration.compare.compare_values`
 (so ``u'x'`` from Python 2 and ``'x'`` from Python 3, or ``1.0`` and ``1``,
 are the same answer). Only idempotent or shadow-safe methods are copied.
 Calls between services go through the broker by service name and are not
@@ -19,127 +19,120 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.http import tracing
 from gateway.http.context import Call
 from gateway.migration import compare
 from gateway.migration.config import MigrationConfig
-from gateway.migration.router import FLOAT_REL_TOL, OTHER, Migrations
-from gateway.migration.store import Comparison
+from gateway.migration.engine import Experiment, Lab
+from protocol import codec
 from protocol import errors as perrors
 from protocol.client import Client
 
 SAMPLE_CAP = 4096
 
+# An answer: ("result", value) or ("error", {"code": ..., "type": ...}).
+Outcome = tuple[str, Any]
 
-class MigratedMethod:
-    """One migrated ``SERVICE/METHOD``: choose, call, shadow, compare."""
 
-    def __init__(self, owner: Migrations, cfg: MigrationConfig, shadow_safe: bool) -> None:
-        self.owner = owner
+@dataclass(frozen=True)
+class RpcCopy:
+    """What a copy of one call needs."""
+
+    client: Client
+    call: Call
+    params: Any
+    idem: bool
+    schema: Any
+
+
+class RpcSubject:
+    """The engine's view of an RPC method: copies through the broker, decoded values."""
+
+    def __init__(self, cfg: MigrationConfig) -> None:
         self.cfg = cfg
-        self.copy_unsafe = cfg.shadow_safe if cfg.shadow_safe is not None else shadow_safe
         self.rules = compare.Rules(ignore_pointers=cfg.ignore_pointers,
-                                   float_rel_tol=FLOAT_REL_TOL)
+                                   float_rel_tol=compare.FLOAT_REL_TOL)
 
     def service(self, runtime: str) -> str:
         """The broker service of ``runtime``."""
         return self.cfg.rpc_service if runtime == "py2" else self.cfg.py3
 
+    def replay(self, runtime: str, role: str, request: RpcCopy) -> tuple[Outcome, int, bool]:
+        """One capped shadow copy; an error is an outcome too."""
+        try:
+            value = request.client.call(
+                self.service(runtime), self.cfg.rpc_method, request.params,
+                timeout=self.cfg.shadow_timeout_ms / 1000.0, idem=request.idem, shadow=True,
+                rid=f"{request.call.request_id}.{role}", schema=request.schema,
+                **tracing.rpc_fields(request.call.environ))
+        except perrors.ProtocolError as exc:
+            return _outcome_error(exc), int(exc.status), True
+        return ("result", value), 200, False
+
+    def differences(self, control: Outcome, other: Outcome) -> list[compare.Difference]:
+        """Value differences, or one ``outcome`` difference when one side failed."""
+        return _compare(control, other, self.rules)
+
+    def failed(self, answer: Outcome) -> bool:
+        """An error outcome."""
+        return answer[0] == "error"
+
+    def sample(self, request: RpcCopy, py2: Outcome, py3: Outcome) -> dict[str, Any]:
+        """The params and both outcomes, each capped at SAMPLE_CAP characters."""
+        return {"request": {"service": self.cfg.rpc_service, "method": self.cfg.rpc_method,
+                            "params": _capped(request.params)},
+                "py2": _capped(py2), "py3": _capped(py3)}
+
+    def where(self, request: RpcCopy) -> tuple[str, str]:
+        """``rpc`` and the migrated ``SERVICE/METHOD``."""
+        return "rpc", self.cfg.rpc
+
+
+class MigratedMethod:
+    """One migrated ``SERVICE/METHOD``: the engine, called instead of the broker."""
+
+    def __init__(self, lab: Lab, cfg: MigrationConfig, shadow_safe: bool) -> None:
+        self.cfg = cfg
+        self.copy_unsafe = cfg.shadow_safe if cfg.shadow_safe is not None else shadow_safe
+        self.subject = RpcSubject(cfg)
+        self.engine = Experiment(cfg, lab, self.subject,
+                                 {"py2": cfg.rpc_service, "py3": cfg.py3})
+
     def call(self, client: Client, call: Call, params: Any, *, timeout: float, idem: bool,
              schema: Any) -> Any:
-        """Call the primary and return its result (or raise its error); shadow the other."""
-        owner, cfg = self.owner, self.cfg
-        state = owner.state(cfg.name)
-        primary, _ = owner.choose(cfg, call.environ, state)
-        owner.check_fatal(self.service(primary))
-        shadow = (owner.shadowing(cfg, state) and (idem or self.copy_unsafe)
-                  and not owner.fatal(self.service(OTHER[primary])))
+        """Call the control and return its result (or raise its error); shadow the other."""
+        engine = self.engine
+        trial = engine.begin(call.environ)
+        engine.check_control(trial)
+        shadow = trial.shadow and (idem or self.copy_unsafe) and not engine.candidate_down(trial)
+        copy = RpcCopy(client, call, params, idem, schema)
         started = time.monotonic()
         try:
-            result = client.call(self.service(primary), cfg.rpc_method, params, timeout=timeout,
-                                 idem=idem, rid=call.request_id, schema=schema,
-                                 **tracing.rpc_fields(call.environ))
+            result = client.call(self.subject.service(trial.control), self.cfg.rpc_method,
+                                 params, timeout=timeout, idem=idem, rid=call.request_id,
+                                 schema=schema, **tracing.rpc_fields(call.environ))
         except perrors.ProtocolError as exc:
-            owner.observe(cfg, primary, "serve", started, int(exc.status), True)
+            engine.served(trial, started, int(exc.status), True)
             if shadow:
-                self.submit(client, call, params, idem, schema, primary, _outcome_error(exc))
+                engine.run(trial, call.request_id, copy, _outcome_error(exc))
             raise
-        owner.observe(cfg, primary, "serve", started, 200, False)
+        engine.served(trial, started, 200, False)
         if shadow:
-            self.submit(client, call, params, idem, schema, primary, ("result", result))
+            engine.run(trial, call.request_id, copy, ("result", result))
         return result
 
-    def submit(self, client: Client, call: Call, params: Any, idem: bool, schema: Any,
-               primary: str, answer: tuple[str, Any]) -> None:
-        """Queue the shadow job, or record that the copy was skipped."""
-        def job() -> None:
-            self.shadow(client, call, params, idem, schema, primary, answer)
-        if not self.owner.pools[self.cfg.name].submit(job):
-            self.owner.recorder.add(Comparison(
-                name=self.cfg.name, at=self.owner.clock(), rid=call.request_id,
-                primary=primary, outcome="uncompared", paths=(), noise_paths=(),
-                noise_checked=False, fields=[],
-                sample={"reason": "shadow_concurrency reached: copy skipped"},
-                method="rpc", path=self.cfg.rpc))
 
-    def replay(self, client: Client, runtime: str, role: str, call: Call, params: Any,
-               idem: bool, schema: Any) -> tuple[str, Any]:
-        """One capped shadow copy; its outcome as ("result", value) or ("error", {...})."""
-        started = time.monotonic()
-        try:
-            value = client.call(self.service(runtime), self.cfg.rpc_method, params,
-                                timeout=self.cfg.shadow_timeout_ms / 1000.0, idem=idem,
-                                shadow=True, rid=f"{call.request_id}.{role}", schema=schema,
-                                **tracing.rpc_fields(call.environ))
-        except perrors.ProtocolError as exc:
-            self.owner.observe(self.cfg, runtime, role, started, int(exc.status), True)
-            return _outcome_error(exc)
-        self.owner.observe(self.cfg, runtime, role, started, 200, False)
-        return ("result", value)
-
-    def shadow(self, client: Client, call: Call, params: Any, idem: bool, schema: Any,
-               primary: str, answer: tuple[str, Any]) -> None:
-        """The shadow job: candidate copy, noise copy, comparison, evidence."""
-        cfg = self.cfg
-        candidate = OTHER[primary]
-        other = self.replay(client, candidate, "shadow", call, params, idem, schema)
-        diffs = _compare(answer, other, self.rules)
-        paths = {compare.normalise_path(d.path) for d in diffs}
-        noise = None
-        noise_paths: set[str] = set()
-        if self.owner.wants_noise_check(cfg, paths):
-            noise = self.replay(client, primary, "noise", call, params, idem, schema)
-            noise_paths = {compare.normalise_path(d.path)
-                           for d in _compare(answer, noise, self.rules)}
-            self.owner.learn_noise(cfg, noise_paths)
-        if other[0] == "error" and answer[0] == "result":
-            outcome = "candidate_error"
-        else:
-            outcome = "diff" if diffs else "same"
-        sample: dict[str, Any] = {}
-        if outcome != "same":
-            labelled = {primary: answer, candidate: other}
-            sample = {"request": {"service": cfg.rpc_service, "method": cfg.rpc_method,
-                                  "params": _capped(params)},
-                      "py2": _capped(labelled["py2"]), "py3": _capped(labelled["py3"])}
-        self.owner.recorder.add(Comparison(
-            name=cfg.name, at=self.owner.clock(), rid=call.request_id, primary=primary,
-            outcome=outcome, paths=tuple(sorted(paths)), noise_paths=tuple(sorted(noise_paths)),
-            noise_checked=noise is not None, fields=[d.to_json() for d in diffs[:50]],
-            sample=sample, method="rpc", path=cfg.rpc))
-
-
-def _outcome_error(exc: perrors.ProtocolError) -> tuple[str, Any]:
+def _outcome_error(exc: perrors.ProtocolError) -> Outcome:
     # A remote exception's type is compared (ValueError stays ValueError across
     # interpreters); its message and traceback text are not.
     remote_type = exc.type if isinstance(exc, perrors.RemoteError) else ""
     return ("error", {"code": exc.code, "type": remote_type})
 
 
-def _compare(left: tuple[str, Any], right: tuple[str, Any],
-             rules: compare.Rules) -> list[compare.Difference]:
+def _compare(left: Outcome, right: Outcome, rules: compare.Rules) -> list[compare.Difference]:
     if left[0] == right[0]:
         return compare.compare_values(left[1], right[1], rules, root=left[0])
     return [compare.Difference("outcome", "changed", left[0], right[0])]
@@ -147,7 +140,6 @@ def _compare(left: tuple[str, Any], right: tuple[str, Any],
 
 def _capped(value: Any) -> Any:
     """A JSON-safe rendering of ``value`` at most SAMPLE_CAP characters long."""
-    from protocol import codec
     try:
         text = json.dumps(codec.to_json(value), ensure_ascii=False, sort_keys=True)
     except Exception:

@@ -19,7 +19,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from gateway.migration.compare import REDACTED, SECRET_HEADERS, HttpAnswer, _storable, render
+from gateway.migration.compare import REDACTED, SECRET_HEADERS, HttpAnswer
+from gateway.migration.diffs import _storable, render
 
 
 def redact_headers(headers: Mapping[str, str] | Iterable[Sequence[str]],

@@ -2,7 +2,7 @@
 
 ::
 
-    migrations = Migrations(config.migration, broker=config.broker)   # per front process
+    migrations = Migrations(config.migration, broker=config.broker, health=states)
     parts.methods.update(migrated_methods(migrations, parts.contracts))   # rpc methods
     factories = migrating_factories(config, parts, migrations)           # http and wsgi routes
     app = make_app(config, factories, openapi, admin=AdminApi(migrations, config), parts=parts)
@@ -23,7 +23,7 @@ from typing import Any
 from gateway.http.backends import REGISTRY, Parts
 from gateway.http.config import GatewayHttpConfig, Route
 from gateway.http.wsgitypes import Backend, BackendFactory
-from gateway.migration.router import Migrations
+from gateway.migration.lab import Migrations
 from gateway.migration.rpc import MigratedMethod
 
 

@@ -13,7 +13,8 @@ from gateway.errors import ConfigError
 from gateway.http.problems import Problem
 from gateway.migration.background import ensure_token
 from gateway.migration.config import parse_settings
-from gateway.migration.router import CapturedBody, status_of, sticky_key
+from gateway.migration.route import CapturedBody, status_of
+from gateway.migration.split import sticky_key
 from protocol import errors as perrors
 
 BASE = """
@@ -168,14 +169,14 @@ def test_only_the_gateway_marks_shadow_copies_and_pins_never_travel():
 
 
 def test_a_migration_answers_503_at_once_when_its_chosen_side_is_fatal(tmp_path):
-    from gateway.arbiter.statefile import write_state
-    from gateway.migration.router import Migrations
+    from gateway.arbiter.statefile import ServiceStates, write_state
+    from gateway.migration.lab import Migrations
     state_file = str(tmp_path / "state.json")
     cfg = parse(BASE + '[migrations.notes]\nroute = "/api/notes"\npy3 = "notes3"\n'
                        'state = "py3"\n', base_dir=str(tmp_path))
     settings = parse_settings(cfg.migration, cfg.migrations, str(tmp_path), str(tmp_path),
                               state_file)
-    migrations = Migrations(settings)
+    migrations = Migrations(settings, health=ServiceStates(state_file))  # as the front hands in
     write_state(state_file, {"notes": {"state": "FATAL"}, "notes3": {"state": "READY"}}, 1)
     try:
         with pytest.raises(Problem) as info:

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from gateway.migration.config import MigrationSettings, parse_settings
+from gateway.migration.lab import Migrations
 from gateway.migration.outage import Outage
 from gateway.migration.redisstore import RedisStore
-from gateway.migration.router import Migrations
 from tests.support.procs import wait_until
 from tests.support.redis_server import RedisServer
 
