@@ -108,6 +108,8 @@ Schema (every table and key is optional; shown with its default)::
     access_log = ""             # "" = <run_dir>/logs/access.log, "-" = the front's stdout,
                                 # "off", or a path (relative to the config file's dir)
     access_log_format = "combined"  # nginx combined + the gateway's fields, or "json"
+    broker_link = "auto"        # wsgi fast path to the broker: "zmtp" (ZMTP from the event
+                                # loop), "libzmq", or "auto" (zmtp for ipc/loopback tcp)
 
     [[routes]]                  # matched by longest prefix
     prefix = "/api/highlight"
@@ -192,7 +194,8 @@ LOG_FORMATS = ("text", "json")
 RESERVED = {"broker", "http", "redis", "arbiter", "guard", "comparer"}
 # Passed through to the HTTP front (gateway.http.config.GatewayHttpConfig), which checks them.
 HTTP_KEYS = {"limits", "trusted_proxies", "via", "preserve_host", "contracts_dir",
-             "retry_after", "pool_size", "allowed_hosts", "access_log", "access_log_format"}
+             "retry_after", "pool_size", "allowed_hosts", "access_log", "access_log_format",
+             "broker_link"}
 # Read by the front itself (gateway.metrics), not passed to gateway.http.
 FRONT_ONLY_HTTP_KEYS = ("access_log", "access_log_format")
 
