@@ -146,7 +146,8 @@ class ZmtpBroker(Routing):
         self.handshake_timeout = handshake_timeout
         self.backoff = backoff
         self.protocol_errors = 0
-        self.connects = 0
+        self.attempts = 0  # connections tried
+        self.connects = 0  # connections made
         self.wire: _Wire | None = None  # set while linked (handshake done)
         # (request id, wire bytes, is a resend): sent when the next handshake completes
         self.queue: collections.deque[tuple[str, bytes, bool]] = collections.deque()
@@ -167,6 +168,7 @@ class ZmtpBroker(Routing):
         delay = self.backoff[0]
         while not self.closed:
             wire: _Wire | None = None
+            self.attempts += 1
             try:
                 async with asyncio.timeout(self.handshake_timeout):
                     if kind == "unix":
