@@ -194,8 +194,10 @@ class Decoder:
             if end > n:
                 break
             if flags & COMMAND:
-                if flags & MORE or frames:
-                    raise ZmtpError("a command frame inside a multipart message")
+                # A command may come between the frames of a message: libzmq's engine sends
+                # a heartbeat PING when its timer fires, wherever the message stands.
+                if flags & MORE:
+                    raise ZmtpError("a command frame with the MORE flag")
                 out.append(_command(data[start:end]))
             else:
                 frames.append(data[start:end])

@@ -107,6 +107,7 @@ class _Wire(asyncio.Protocol):
             self.link.linked_on(self)
         elif name == b"PING":
             # RFC 37: answer with the ping's context (after its 2-byte TTL).
+            self.link.pings += 1
             if self.transport is not None:
                 self.transport.write(zmtp.command(b"PONG", cmd.data[2:18]))
         elif name == b"ERROR":
@@ -146,6 +147,7 @@ class ZmtpBroker(Routing):
         self.handshake_timeout = handshake_timeout
         self.backoff = backoff
         self.protocol_errors = 0
+        self.pings = 0  # the broker's ZMTP heartbeats, each answered
         self.attempts = 0  # connections tried
         self.connects = 0  # connections made
         self.wire: _Wire | None = None  # set while linked (handshake done)
