@@ -168,6 +168,7 @@ class ZmtpBroker(Routing):
         loop = asyncio.get_running_loop()
         kind, host, port = self.address
         delay = self.backoff[0]
+        warned = False
         while not self.closed:
             wire: _Wire | None = None
             self.attempts += 1
@@ -178,7 +179,13 @@ class ZmtpBroker(Routing):
                     else:
                         _, wire = await loop.create_connection(lambda: _Wire(self), host, port)
             except (OSError, TimeoutError) as exc:
-                log.debug("broker link %s: connect failed: %r", self.endpoint, exc)
+                # A broker that restarts is away for a moment: say so once it has been
+                # away for a whole backoff cycle, once per outage.
+                level = logging.WARNING if delay == self.backoff[1] and not warned \
+                    else logging.DEBUG
+                warned = warned or level == logging.WARNING
+                log.log(level, "broker link %s: cannot connect (%s); retrying every %.1f s",
+                        self.endpoint, exc or "timed out", self.backoff[1])
             if wire is not None:
                 self.connects += 1
                 self.current = wire
@@ -190,6 +197,7 @@ class ZmtpBroker(Routing):
                     self.current = None
                 if wire.ready:
                     delay = self.backoff[0]  # it worked: the next attempt is a restart
+                    warned = False
             if self.closed:
                 return
             await asyncio.sleep(delay)

@@ -275,3 +275,20 @@ def test_endpoints_and_the_kind_auto_picks() -> None:
         link_kind("ipc:///x", "nanomsg")
     assert type(open_link("ipc:///run/b.ipc")) is ZmtpBroker
     assert type(open_link("ipc:///run/b.ipc", "libzmq")) is AsyncBroker
+
+
+def test_a_broker_that_stays_away_is_logged_once_per_outage_not_per_attempt(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> int:
+        link = ZmtpBroker("ipc:///nonexistent/gw-away.ipc", backoff=(0.005, 0.01))
+        try:
+            link.send(b"svc", call())
+            await until(lambda: link.attempts >= 8)
+            return link.attempts
+        finally:
+            await settle(link)
+    with caplog.at_level("DEBUG", logger="gateway.http.zmtplink"):
+        attempts = asyncio.run(main())
+    tries = [r for r in caplog.records if "cannot connect" in r.getMessage()]
+    assert len(tries) >= attempts - 1
+    assert [r.levelname for r in tries].count("WARNING") == 1
