@@ -57,7 +57,7 @@ def parse_endpoint(endpoint: str) -> tuple[str, str, int]:
     scheme, _, rest = endpoint.partition("://")
     if scheme == "ipc" and rest:
         # libzmq's abstract-namespace form, ipc://@name, is "\0name" to the kernel.
-        return "unix", "\0" + rest[1:] if rest.startswith("@") else rest, 0
+        return "unix", ("\0" + rest[1:] if rest.startswith("@") else rest), 0
     if scheme == "tcp":
         host, _, port = rest.rpartition(":")
         if host and port.isdigit():
