@@ -12,6 +12,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from gateway.commands.frontcfg import http_config
+from gateway.config import parse
+from gateway.errors import ConfigError
 from gateway.http import zmtp
 from gateway.http.brokerlink import Parts, link_kind
 from gateway.http.fastpath import open_link
@@ -292,3 +295,12 @@ def test_a_broker_that_stays_away_is_logged_once_per_outage_not_per_attempt(
     tries = [r for r in caplog.records if "cannot connect" in r.getMessage()]
     assert len(tries) >= attempts - 1
     assert [r.levelname for r in tries].count("WARNING") == 1
+
+
+def test_broker_link_is_an_http_key_of_gateway_toml_checked_by_the_front() -> None:
+    toml = '[http]\nbroker_link = "{}"\n[[routes]]\nprefix = "/"\nbackend = "wsgi"\n' \
+        'service = "web"\n'
+    assert http_config(parse(toml.format("libzmq"))).broker_link == "libzmq"
+    assert http_config(parse("")).broker_link == "auto"
+    with pytest.raises(ConfigError, match=r"http\.broker_link: one of"):
+        http_config(parse(toml.format("nanomsg")))
