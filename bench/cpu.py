@@ -7,10 +7,14 @@ hosting the hello app, and a gateway front per runtime, sends a fixed number
 of keep-alive requests over a few connections, and divides each process's
 user + system CPU (``bench.http.cpu_seconds``) by the requests::
 
-    python -m bench.cpu [--smoke] [--requests 6000] [--rounds 3] [--pids]
+    python -m bench.cpu [--smoke] [--requests 6000] [--rounds 3] [--pids] [--link zmtp]
+    BENCH_BROKER_LINK=libzmq python -m bench cpu
 
-``--pids`` prints each process's PID before the load starts, for a profiler
-to attach to (``py-spy record --pid``). Every load is bounded in count and in time.
+``--link`` (or ``BENCH_BROKER_LINK``) picks the fronts' broker link
+(``http.broker_link``: ``zmtp``, ``libzmq`` or ``auto``, the default), so the
+front's CPU can be compared across the two in separate runs. ``--pids`` prints
+each process's PID before the load starts, for a profiler to attach to
+(``py-spy record --pid``). Every load is bounded in count and in time.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ def load(port: int, requests: int, connections: int = CONNECTIONS) -> int:
     return asyncio.run(run())
 
 
-def start(estate: Estate) -> dict[str, dict[str, list[int]]]:
+def start(estate: Estate, link: str = "auto") -> dict[str, dict[str, list[int]]]:
     """Broker, one worker per runtime, a front per runtime; path -> part -> PIDs."""
     native = os.access(NATIVE_BROKER, os.X_OK)
     if not native:
@@ -81,7 +85,7 @@ def start(estate: Estate) -> dict[str, dict[str, list[int]]]:
         estate.notes.append("no Python 2.7 environment: the py2 row is skipped")
     for name, service, python in runtimes:
         estate.wsgi_workers(endpoint, service, python, 1)
-        port = estate.gateway({"broker": endpoint, "routes": [
+        port = estate.gateway({"broker": endpoint, "broker_link": link, "routes": [
             {"prefix": "/", "backend": "wsgi", "service": service}]})
         estate.add(name, port)
         paths[name] = {"front": [estate.pids[port]], "broker": [broker_pid],
@@ -108,20 +112,22 @@ def measure(estate: Estate, paths: dict[str, dict[str, list[int]]], requests: in
             for n, parts in samples.items()}
 
 
-def run(smoke: bool, requests: int = 6000, rounds: int = 3, pids: bool = False) -> list[Table]:
+def run(smoke: bool, requests: int = 6000, rounds: int = 3, pids: bool = False,
+        link: str | None = None) -> list[Table]:
     """Start the estate, measure, stop it; one table."""
     if smoke:
         requests, rounds = 400, 1
+    link = link or os.environ.get("BENCH_BROKER_LINK", "auto")
     estate = Estate(smoke)
     try:
-        paths = start(estate)
+        paths = start(estate, link)
         if pids:
             for name, parts in paths.items():
                 print(f"{name}: port {estate.paths[name]} {parts}", flush=True)
         cpu = measure(estate, paths, requests, rounds)
     finally:
         estate.close()
-    table = Table("wsgi paths: CPU per request by process", "us",
+    table = Table(f"wsgi paths: CPU per request by process (broker link: {link})", "us",
                   f"{WSGI3}: total", higher_is_better=False)
     for name, by_part in cpu.items():
         for part, value in by_part.items():
@@ -142,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--pids", action="store_true",
                    help="print the PIDs (for a profiler) before measuring")
+    p.add_argument("--link", choices=("auto", "zmtp", "libzmq"), default=None,
+                   help="the fronts' broker link (default: $BENCH_BROKER_LINK or auto)")
     args = p.parse_args(argv)
-    for table in run(args.smoke, args.requests, args.rounds, args.pids):
+    for table in run(args.smoke, args.requests, args.rounds, args.pids, args.link):
         print(table.markdown())
     return 0
 

@@ -108,6 +108,8 @@ Schema (every table and key is optional; shown with its default)::
     access_log = ""             # "" = <run_dir>/logs/access.log, "-" = the front's stdout,
                                 # "off", or a path (relative to the config file's dir)
     access_log_format = "combined"  # nginx combined + the gateway's fields, or "json"
+    broker_link = "auto"        # wsgi fast path to the broker: "zmtp" (ZMTP from the event
+                                # loop), "libzmq", or "auto" (zmtp for ipc/loopback tcp)
 
     [[routes]]                  # matched by longest prefix; each backend's own keys are
                                 # declared in gateway/config/backends/<backend>.py

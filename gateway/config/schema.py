@@ -21,7 +21,8 @@ LOG_FORMATS = ("text", "json")
 RESERVED = {"broker", "http", "redis", "arbiter", "guard", "comparer"}
 # Passed through to the HTTP front (gateway.http.config.GatewayHttpConfig), which checks them.
 HTTP_KEYS = {"limits", "trusted_proxies", "via", "preserve_host", "contracts_dir",
-             "retry_after", "pool_size", "allowed_hosts", "access_log", "access_log_format"}
+             "retry_after", "pool_size", "allowed_hosts", "access_log", "access_log_format",
+             "broker_link"}
 # Read by the front itself (gateway.metrics), not passed to gateway.http.
 FRONT_ONLY_HTTP_KEYS = ("access_log", "access_log_format")
 

@@ -81,6 +81,9 @@ class GatewayHttpConfig:
     ``trusted_proxies`` is how many proxies in front of the gateway may set
     X-Forwarded-* (0: the client's copies are replaced). ``broker`` is the
     ZeroMQ endpoint of the broker for the wsgi and rpc backends.
+    ``broker_link`` is how the event-loop fast path of ``wsgi`` routes talks
+    to it (:mod:`gateway.http.brokerlink`): ``zmtp`` from the event loop,
+    ``libzmq`` through a pyzmq socket, ``auto`` zmtp for a local endpoint.
     ``contracts_dir`` holds the ``*.json`` service contracts behind the
     OpenAPI document and the rpc parameter checks.
     """
@@ -91,6 +94,7 @@ class GatewayHttpConfig:
     via: str = "gateway"
     preserve_host: bool = True
     broker: str = ""
+    broker_link: str = "auto"
     contracts_dir: str = ""
     retry_after: int = 1
     pool_size: int = 16
@@ -114,6 +118,9 @@ class GatewayHttpConfig:
         needs_broker = [r.prefix for r in self.routes if BACKENDS[r.backend].broker]
         if needs_broker and not self.broker:
             raise ConfigError(f"http.broker: required by the route {needs_broker[0]!r}")
+        if self.broker_link not in ("auto", "zmtp", "libzmq"):
+            raise ConfigError("http.broker_link: one of 'auto', 'zmtp', 'libzmq', "
+                              f"got {self.broker_link!r}")
         if not self.via or any(c in self.via for c in " ,\r\n"):
             raise ConfigError("http.via: one token, like 'gateway'")
         hosts = self.allowed_hosts

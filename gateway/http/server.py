@@ -212,7 +212,8 @@ class FrontServer:
         if self.config.broker and any(r.backend == "wsgi" for r in self.config.routes):
             # A route its guard refuses is left to the WSGI front, which answers the problem.
             fast = FastWsgi(gateway, self.config.broker, self.config.retry_after,
-                            fatal=gateway.refuses if gateway.guards else None)
+                            fatal=gateway.refuses if gateway.guards else None,
+                            link=self.config.broker_link)
         admission = Admission(self.config.routes, self.config.retry_after)
         bridge = WsgiBridge(app, threads=self.threads, fast=fast, gateway=gateway,
                             admission=admission, chunked_cap=self.config.limits.max_body)

@@ -1,4 +1,4 @@
-"""The fast path's per-request reply queue on a real event loop: order, waking, timeouts."""
+"""The fast path's reply queue (brokerlink.Parts) on a real event loop: order, waking, timeouts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.http.fastpath import Parts
+from gateway.http.brokerlink import Parts
 
 
 def test_parts_queued_before_the_wait_come_back_in_order_without_waiting() -> None:
