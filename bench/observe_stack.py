@@ -169,7 +169,7 @@ def main(argv: list[str]) -> int:
     try:
         endpoint = estate.broker(os.access(NATIVE_BROKER, os.X_OK))
         estate.wsgi_workers(endpoint, "hello3", python3(), 2)
-        pids = [pid for pid in estate.pids.values()] + estate.workers["hello3"]
+        pids = list(estate.pids.values()) + estate.workers["hello3"]
         with tempfile.TemporaryDirectory() as tmp:
             stack = stack_cost(endpoint, tmp, blocks=2 if smoke else 12,
                                count=640 if smoke else 2000,

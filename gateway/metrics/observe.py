@@ -39,10 +39,11 @@ from gateway.http.asgi import environ_from_scope, serve_problem_page
 from gateway.http.config import GatewayHttpConfig
 from gateway.http.forwarding import Forwarding
 from gateway.http.problems import PROBLEM_TYPE, Problem
-from gateway.metrics.accesslog import AccessLog, Entry
+from gateway.metrics.accesslog import AccessLog
 from gateway.metrics.config import ObservabilityConfig
-from gateway.metrics.http import FLUSH_S, METHODS, HttpMetrics
+from gateway.metrics.http import FLUSH_S, HttpMetrics
 from gateway.metrics.otlp import SpanExporter
+from gateway.metrics.records import BATCH, DRAIN_S, Records
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Asgi = Callable[..., Awaitable[None]]
 METRICS_PATH = b"/_gateway/metrics"
-# Problem codes the front answers when it refuses a request itself (limits, framing, a
-# strict path, Host, admission, slow or greedy clients): gateway_http_rejections_total.
-REFUSALS = frozenset({"too_large", "uri_too_long", "header_too_large", "headers_too_large",
-                      "bad_framing", "bad_path", "bad_request", "truncated_body",
-                      "host_not_allowed", "expectation_failed", "overloaded",
-                      "request_timeout", "too_many_connections"})
 CLIENT_CLOSED = 499   # nginx's status for a client that left before the answer
 
 
@@ -70,6 +65,13 @@ class Observed:
         self.log = AccessLog(obs.access_log, obs.access_log_format) if obs.access_log else None
         self.spans = SpanExporter(obs.otlp_endpoint) if obs.otlp_endpoint else None
         self.runtimes = dict(obs.runtimes)
+        # A request only appends to this; the counting and the log lines are done in batches
+        # (gateway.metrics.records), drained before the counts or the log are read or written.
+        self.records = Records(self.metrics, self.log, self.runtimes)
+        if self.metrics is not None:
+            self.metrics.before = self.drain
+        if self.log is not None:
+            self.log.before = self.drain
         self.forwarding = Forwarding(config.trusted_proxies, config.via, config.preserve_host)
         self.allowed_hosts = config.allowed_hosts
         self.estate = estate            # the gateway config, for an EstateCollector
@@ -101,12 +103,23 @@ class Observed:
         return lifespan_send
 
     async def _flush_often(self) -> None:
+        ticks = max(1, round(FLUSH_S / DRAIN_S))
         while True:
-            await asyncio.sleep(FLUSH_S)
+            for _ in range(ticks):
+                await asyncio.sleep(DRAIN_S)
+                self.drain()
             self.flush()
+
+    def drain(self) -> None:
+        """Count and format the requests recorded so far; never raises."""
+        try:
+            self.records.drain()
+        except Exception:  # a metrics failure must never take the front down
+            log.exception("recording requests failed")
 
     def flush(self) -> None:
         """Write this worker's counts and log lines out; never raises."""
+        self.drain()
         try:
             if self.metrics is not None:
                 self.metrics.flush()
@@ -140,24 +153,32 @@ class Observed:
             self.finish(scope, state, time.perf_counter() - state.started)
 
     def finish(self, scope: Scope, state: _State, duration: float) -> None:
-        """Count and log one finished request; never raises."""
+        """Record one finished request (see :data:`gateway.metrics.records.FIELDS`);
+        never raises."""
         try:
-            environ: dict[str, Any] = scope.get("gateway.environ") or {}
-            route, backend, service, runtime, upstream = self.labels(environ)
+            environ: dict[str, Any] | None = scope.get("gateway.environ")
             status = state.status if state.done and state.status else CLIENT_CLOSED
-            method = scope.get("method", "")
-            if self.metrics is not None:
-                self.metrics.request(
-                    (method if method in METHODS else "other", str(status), route, backend,
-                     service, runtime), duration, state.bytes_in, state.bytes_out)
-                if state.code in REFUSALS:
-                    self.metrics.rejection(state.code, str(status))
-            if self.log is not None:
-                self.log.write(self.entry(scope, environ, state, duration, status,
-                                          (route, backend, service, runtime, upstream)))
+            if not environ:
+                environ = {}
+                fields: dict[str, Any] = _headers(scope)   # refused before the front's environ
+            else:
+                fields = environ
+            get = fields.get
+            target = get("RAW_URI") or scope.get("raw_path")
+            records = self.records
+            records.add((
+                state.when, duration, state.ttfb, status, state.bytes_in, state.bytes_out,
+                state.code, scope.get("method", ""), scope.get("http_version", "1.1"),
+                scope.get("client"), get("gateway.route"), get("gateway.service"),
+                get("gateway.runtime"), get("gateway.upstream"), get("gateway.migration"),
+                get("gateway.request_id"), get("gateway.trace_id"), target,
+                get("HTTP_AUTHORIZATION"), get("HTTP_REFERER"), get("HTTP_USER_AGENT"),
+                get("PATH_INFO"), "gateway.path" in environ))
+            if len(records.pending) >= BATCH:
+                records.drain()
             if self.spans is not None and "gateway.span_id" in environ:
-                self.span(environ, method, status, state.when, duration,
-                          (route, backend, service, runtime, upstream))
+                self.span(environ, scope.get("method", ""), status, state.when, duration,
+                          self.labels(environ))
         except Exception:
             log.exception("recording a request failed")
 
@@ -179,61 +200,22 @@ class Observed:
 
     def labels(self, environ: dict[str, Any]) -> tuple[str, str, str, str, str]:
         """(route, backend, service, runtime, upstream) of a request."""
-        route = environ.get("gateway.route")
-        if route is None:
-            if "gateway.path" in environ:
-                return "/_gateway", "gateway", "", "gateway", ""
-            return "", "", "", "", ""   # refused before a route matched (400, 404, 414, ...)
-        backend = route.backend
-        service = environ.get("gateway.service") or route.service
-        if backend == "rpc" and not service:
-            # POST <prefix>/<service>/<method>: only configured names, so the label is bounded.
-            rest = environ.get("PATH_INFO", "")[len(route.prefix.rstrip("/")):]
-            name = rest.lstrip("/").split("/", 1)[0]
-            service = name if name in self.runtimes else ("other" if name else "")
-        runtime = environ.get("gateway.runtime") or self.runtimes.get(service) or \
-            ("http" if backend == "http" else backend)
-        if backend == "http":
-            upstream = environ.get("gateway.upstream") or route.upstream
-        elif backend == "static":
-            upstream = ""
-        else:
-            upstream = f"broker:{service}" if service else "broker"
-        return route.prefix, backend, service, runtime, upstream
-
-    def entry(self, scope: Scope, environ: dict[str, Any], state: _State, duration: float,
-              status: int, labels: tuple[str, str, str, str, str]) -> Entry:
-        """The access-log entry of a finished request."""
-        headers = environ or _headers(scope)
-        target = environ.get("RAW_URI") or (scope.get("raw_path") or b"").decode("latin-1")
-        client = scope.get("client") or ("", 0)
-        auth = headers.get("HTTP_AUTHORIZATION")
-        # Positional: keyword arguments to a 21-field constructor cost more than the line.
-        return Entry(
-            str(client[0] or ""), _basic_user(auth) if auth else "", state.when,
-            scope.get("method", ""), target, _PROTOCOLS.get(scope.get("http_version", "1.1"))
-            or "HTTP/" + scope.get("http_version", "1.1"), status, state.bytes_out,
-            headers.get("HTTP_REFERER", ""), headers.get("HTTP_USER_AGENT", ""),
-            environ.get("gateway.request_id", ""), *labels,
-            environ.get("gateway.migration", ""), duration, state.ttfb, state.bytes_in,
-            environ.get("gateway.trace_id", ""))
+        get = environ.get
+        return self.records.labels_of(get("gateway.route"), get("gateway.service"),
+                                      get("gateway.runtime"), get("gateway.upstream"),
+                                      get("PATH_INFO"), "gateway.path" in environ)
 
     def refused(self, problem: Problem, client: Any = None, rid: str = "") -> None:
         """Count and log a refusal made by the HTTP parser layer (it never reaches the app).
 
         The line has no request (``"-"``, as nginx logs a request it could not
         read) and no route; ``rid`` is the request id of the problem answered.
+        It is recorded like a request, so the log keeps this process's order.
         """
         try:
-            if self.metrics is not None:
-                self.metrics.rejection(problem.code, str(problem.status))
-            if self.log is not None:
-                self.log.write(Entry(
-                    remote=str(client[0]) if client else "", user="", when=time.time(),
-                    method="", target="", protocol="", status=problem.status, bytes_out=0,
-                    referer="", agent="", request_id=rid, route="",
-                    backend="", service="", runtime="", upstream="", migration="",
-                    duration=0.0, ttfb=0.0, bytes_in=0, trace_id=""))
+            self.records.add((time.time(), 0.0, 0.0, problem.status, 0, 0, problem.code, None,
+                              "", client, None, None, None, None, None, rid, None, None, None,
+                              None, None, None, False))
         except Exception:
             log.exception("recording a refusal failed")
 
@@ -373,7 +355,6 @@ class _State:
 
 
 _PROBLEM = PROBLEM_TYPE.encode()
-_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0", "2": "HTTP/2"}
 
 
 def _problem_code(body: bytes) -> str:
@@ -391,19 +372,6 @@ def _headers(scope: Scope) -> dict[str, str]:
         out["HTTP_" + bytes(name).decode("latin-1").upper().replace("-", "_")] = \
             bytes(value).decode("latin-1")
     return out
-
-
-def _basic_user(auth: str) -> str:
-    """The user name of HTTP Basic credentials (nginx's ``$remote_user``), else ""."""
-    scheme, _, value = auth.partition(" ")
-    if scheme.lower() != "basic":
-        return ""
-    import base64
-    import binascii
-    try:
-        return base64.b64decode(value.strip(), validate=True).decode("latin-1").split(":")[0]
-    except (binascii.Error, ValueError):
-        return ""
 
 
 def _loopback(address: str) -> bool:
