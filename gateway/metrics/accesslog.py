@@ -214,6 +214,13 @@ class AccessLog:
         if self.size >= MAX_BUFFER:
             self.flush()
 
+    def extend(self, lines: list[str]) -> None:
+        """Buffer ``lines`` (formatted already); write the batch once it is large."""
+        self.lines += lines
+        self.size += sum(map(len, lines))
+        if self.size >= MAX_BUFFER:
+            self.flush()
+
     def flush(self) -> None:
         """Write the buffered lines in one ``write(2)``; never raises (a full disk drops them)."""
         self.before()

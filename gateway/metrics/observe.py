@@ -91,7 +91,17 @@ class Observed:
         if scope.get("raw_path") == METRICS_PATH and self.metrics is not None:
             await self.serve_metrics(scope, send)
             return
-        await self.measure(scope, receive, send)
+        # Measured here rather than in a method of its own: one coroutine less per request.
+        state = _State(receive, send)
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_flight += 1
+        try:
+            await self.app(scope, state.receive, state.send)
+        finally:
+            if metrics is not None:
+                metrics.in_flight -= 1
+            self.finish(scope, state, time.perf_counter() - state.started)
 
     def _lifespan_send(self, send: Any) -> Any:
         async def lifespan_send(message: Message) -> None:
@@ -138,19 +148,6 @@ class Observed:
             self.log.close()
         if self.spans is not None:
             self.spans.close()
-
-    async def measure(self, scope: Scope, receive: Any, send: Any) -> None:
-        """Serve one request through ``app``, counting what passes."""
-        state = _State(receive, send)
-        metrics = self.metrics
-        if metrics is not None:
-            metrics.in_flight += 1
-        try:
-            await self.app(scope, state.receive, state.send)
-        finally:
-            if metrics is not None:
-                metrics.in_flight -= 1
-            self.finish(scope, state, time.perf_counter() - state.started)
 
     def finish(self, scope: Scope, state: _State, duration: float) -> None:
         """Record one finished request (see :data:`gateway.metrics.records.FIELDS`);
@@ -325,7 +322,9 @@ class _State:
             self.gone = True
         return message
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        # Not a coroutine: it counts, then hands back the server's own awaitable, so each
+        # message costs no coroutine of its own (the caller awaits the server's send).
         if message["type"] == "http.response.body":
             body = message.get("body", b"")
             self.bytes_out += len(body)
@@ -337,7 +336,7 @@ class _State:
             self.status = int(message["status"])
             self.ttfb = time.perf_counter() - self.started
             self.headers = message.get("headers", ())
-        await self._send(message)
+        return self._send(message)  # type: ignore[no-any-return]
 
     def length(self) -> int:
         """The declared Content-Length of the answer, -1 when none (read on a disconnect)."""

@@ -78,45 +78,53 @@ class Records:
         pending.clear()
         metrics, log = self.metrics, self.log
         count = metrics.request if metrics is not None else None
-        write = log.write if log is not None else None
+        fmt = log.format if log is not None else None
+        lines: list[str] = []
+        line = lines.append
         keys, codes, labels_of = self._keys, self._codes, self.labels_of
         for (when, duration, ttfb, status, bytes_in, bytes_out, code, method, protocol,
              remote, route, service, runtime, upstream, migration, rid, trace, target, auth,
              referer, agent, path, gateway) in batch:
             if method is None:
-                self.refusal(when, status, code, remote, rid)
+                entry = self.refusal(when, status, code, remote, rid)
+                if fmt is not None:
+                    line(fmt(entry))
                 continue
             labels = labels_of(route, service, runtime, upstream, path, gateway)
             if count is not None:
-                mkey = (method, status, labels)
+                # Keyed by the method's label, not the method: a client picks the method,
+                # and a key per made-up method would grow without bound.
+                mkey = (method if method in METHODS else "other", status, labels)
                 key = keys.get(mkey)
                 if key is None:
-                    key = keys[mkey] = (method if method in METHODS else "other",
-                                        codes.get(status) or str(status), *labels[:4])
+                    key = keys[mkey] = (mkey[0], codes.get(status) or str(status),
+                                        *labels[:4])
                 count(key, duration, bytes_in, bytes_out)  # type: ignore[arg-type]
                 if code and code in REFUSALS:
                     self.metrics.rejection(code, key[1])  # type: ignore[union-attr]
-            if write is not None:
+            if fmt is not None:
                 # Positional: keyword arguments to a 21-field constructor cost more than
                 # the line itself.
-                write(Entry(
+                line(fmt(Entry(
                     str(remote[0] or "") if remote else "",
                     _basic_user(auth) if auth else "", when, method,
                     target if target.__class__ is str else (target or b"").decode("latin-1"),
                     _PROTOCOLS.get(protocol) or "HTTP/" + protocol,
                     status, bytes_out, referer or "", agent or "", rid or "", *labels,
-                    migration or "", duration, ttfb, bytes_in, trace or ""))
+                    migration or "", duration, ttfb, bytes_in, trace or "")))
+        if log is not None and lines:
+            log.extend(lines)
 
-    def refusal(self, when: float, status: int, code: str, remote: Any, rid: str) -> None:
-        """Count and log a refusal of the parser layer: no request line (``"-"``), no route."""
+    def refusal(self, when: float, status: int, code: str, remote: Any, rid: str) -> Entry:
+        """Count a refusal of the parser layer; its log entry: no request line (``"-"``),
+        no route."""
         if self.metrics is not None:
             self.metrics.rejection(code, str(status))
-        if self.log is not None:
-            self.log.write(Entry(
+        return Entry(
                 remote=str(remote[0]) if remote else "", user="", when=when, method="",
                 target="", protocol="", status=status, bytes_out=0, referer="", agent="",
                 request_id=rid, route="", backend="", service="", runtime="", upstream="",
-                migration="", duration=0.0, ttfb=0.0, bytes_in=0, trace_id=""))
+                migration="", duration=0.0, ttfb=0.0, bytes_in=0, trace_id="")
 
     def labels_of(self, route: Any, service: str | None, runtime: str | None,
                   upstream: str | None, path: str | None, gateway: bool) -> Labels:
