@@ -67,11 +67,17 @@ class HttpMetrics:
         self._written_in_flight: int | None = None
         self._family: dict[str, Any] | None = None
 
-    def request(self, key: Key, seconds: float, bytes_in: int, bytes_out: int) -> None:
-        """Count one finished request (``key`` in the order of ``LABELS``)."""
+    def slots(self, key: Key) -> list[float]:
+        """The counts of ``key`` since the last flush: [requests, bytes in, bytes out,
+        bucket counts..., sum of seconds]; the same list until the next flush."""
         slots = self.counts.get(key)
         if slots is None:
             slots = self.counts[key] = [0] * (len(BUCKETS) + 5)
+        return slots
+
+    def request(self, key: Key, seconds: float, bytes_in: int, bytes_out: int) -> None:
+        """Count one finished request (``key`` in the order of ``LABELS``)."""
+        slots = self.slots(key)
         slots[0] += 1
         slots[1] += bytes_in
         slots[2] += bytes_out

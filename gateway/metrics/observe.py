@@ -153,24 +153,33 @@ class Observed:
         """Record one finished request (see :data:`gateway.metrics.records.FIELDS`);
         never raises."""
         try:
-            environ: dict[str, Any] | None = scope.get("gateway.environ")
+            environ: dict[str, Any] = scope.get("gateway.environ") or _NO_ENVIRON
             status = state.status if state.done and state.status else CLIENT_CLOSED
-            if not environ:
-                environ = {}
-                fields: dict[str, Any] = _headers(scope)   # refused before the front's environ
-            else:
-                fields = environ
-            get = fields.get
-            target = get("RAW_URI") or scope.get("raw_path")
             records = self.records
-            records.add((
-                state.when, duration, state.ttfb, status, state.bytes_in, state.bytes_out,
-                state.code, scope.get("method", ""), scope.get("http_version", "1.1"),
-                scope.get("client"), get("gateway.route"), get("gateway.service"),
-                get("gateway.runtime"), get("gateway.upstream"), get("gateway.migration"),
-                get("gateway.request_id"), get("gateway.trace_id"), target,
-                get("HTTP_AUTHORIZATION"), get("HTTP_REFERER"), get("HTTP_USER_AGENT"),
-                get("PATH_INFO"), "gateway.path" in environ))
+            if self.log is None:
+                # Only the metrics read this record: the log's fields are not looked up.
+                get = environ.get
+                records.add((
+                    state.when, duration, 0.0, status, state.bytes_in, state.bytes_out,
+                    state.code, scope.get("method", ""), "", None, get("gateway.route"),
+                    get("gateway.service"), get("gateway.runtime"), get("gateway.upstream"),
+                    None, None, None, None, None, None, None, get("PATH_INFO"),
+                    "gateway.path" in environ))
+            else:
+                # Without an environ (refused before the front made one) the headers are
+                # read from the scope.
+                fields: dict[str, Any] = environ or _headers(scope)
+                field = fields.get
+                records.add((
+                    state.when, duration, state.ttfb, status, state.bytes_in, state.bytes_out,
+                    state.code, scope.get("method", ""), scope.get("http_version", "1.1"),
+                    scope.get("client"), field("gateway.route"), field("gateway.service"),
+                    field("gateway.runtime"), field("gateway.upstream"),
+                    field("gateway.migration"), field("gateway.request_id"),
+                    field("gateway.trace_id"),
+                    field("RAW_URI") or scope.get("raw_path"), field("HTTP_AUTHORIZATION"),
+                    field("HTTP_REFERER"), field("HTTP_USER_AGENT"), field("PATH_INFO"),
+                    "gateway.path" in environ))
             if len(records.pending) >= BATCH:
                 records.drain()
             if self.spans is not None and "gateway.span_id" in environ:
@@ -354,6 +363,7 @@ class _State:
 
 
 _PROBLEM = PROBLEM_TYPE.encode()
+_NO_ENVIRON: dict[str, Any] = {}   # read only: a request the front refused before its environ
 
 
 def _problem_code(body: bytes) -> str:

@@ -18,17 +18,19 @@ the accounting runs over the whole buffer at once, when it holds
 the counts or the log are read or written out (a scrape, a flush, shutdown),
 so counts stay exact and no line is lost.
 
-Label tuples are looked up once per distinct (route, service, runtime,
-upstream) and kept; the metric key per (method, status, labels).
+Labels and the metric's count list are looked up once per distinct route,
+migration choice (service, runtime, upstream), method and status, and kept
+until the counts are flushed.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping
 from typing import Any
 
 from gateway.metrics.accesslog import AccessLog, Entry
-from gateway.metrics.http import METHODS, HttpMetrics
+from gateway.metrics.http import BUCKETS, METHODS, HttpMetrics
 
 BATCH = 256       # records; about 0.1 s of one busy front worker
 DRAIN_S = 0.1     # the worker's timer: a quiet worker's lines wait at most this long
@@ -47,6 +49,7 @@ FIELDS = ("when", "duration", "ttfb", "status", "bytes_in", "bytes_out", "code",
           "protocol", "remote", "route", "service", "runtime", "upstream", "migration",
           "request_id", "trace_id", "target", "auth", "referer", "agent", "path", "gateway")
 Labels = tuple[str, str, str, str, str]
+Row = tuple[Any, Labels, "list[float] | None", bool]
 NO_ROUTE: Labels = ("", "", "", "", "")   # refused before a route matched (400, 404, ...)
 GATEWAY: Labels = ("/_gateway", "gateway", "", "gateway", "")
 _PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0", "2": "HTTP/2"}
@@ -64,7 +67,8 @@ class Records:
         # Bound once: the request path's only call into this object.
         self.add = self.pending.append
         self._labels: dict[tuple[int, Any, Any, Any], tuple[Any, Labels]] = {}
-        self._keys: dict[tuple[str, int, Labels], tuple[str, ...]] = {}
+        self._rows: dict[tuple[Any, ...], Row] = {}
+        self._counts: Any = None    # the metrics' count dict the rows' lists belong to
         self._codes = {status: str(status) for status in range(100, 600)}
 
     def drain(self) -> None:
@@ -77,11 +81,13 @@ class Records:
         batch = pending.copy()
         pending.clear()
         metrics, log = self.metrics, self.log
-        count = metrics.request if metrics is not None else None
+        if metrics is not None and metrics.counts is not self._counts:
+            self._rows.clear()   # flushed since: the rows' count lists are no longer its own
+            self._counts = metrics.counts
         fmt = log.format if log is not None else None
         lines: list[str] = []
         line = lines.append
-        keys, codes, labels_of = self._keys, self._codes, self.labels_of
+        rows, row_of = self._rows, self.row
         for (when, duration, ttfb, status, bytes_in, bytes_out, code, method, protocol,
              remote, route, service, runtime, upstream, migration, rid, trace, target, auth,
              referer, agent, path, gateway) in batch:
@@ -90,18 +96,22 @@ class Records:
                 if fmt is not None:
                     line(fmt(entry))
                 continue
-            labels = labels_of(route, service, runtime, upstream, path, gateway)
-            if count is not None:
-                # Keyed by the method's label, not the method: a client picks the method,
-                # and a key per made-up method would grow without bound.
-                mkey = (method if method in METHODS else "other", status, labels)
-                key = keys.get(mkey)
-                if key is None:
-                    key = keys[mkey] = (mkey[0], codes.get(status) or str(status),
-                                        *labels[:4])
-                count(key, duration, bytes_in, bytes_out)  # type: ignore[arg-type]
+            # Keyed by the method's label, not the method: a client picks the method, and a
+            # row per made-up method would grow without bound.
+            label = method if method in METHODS else "other"
+            row = rows.get((id(route), service, runtime, upstream, label, status))
+            if row is None or row[0] is not route or row[3]:
+                row = row_of(route, service, runtime, upstream, path, gateway, label, status)
+            labels, slots = row[1], row[2]
+            if slots is not None:
+                # HttpMetrics.request, inline: [requests, bytes in, bytes out, buckets..., sum]
+                slots[0] += 1
+                slots[1] += bytes_in
+                slots[2] += bytes_out
+                slots[3 + bisect_left(BUCKETS, duration)] += 1
+                slots[-1] += duration
                 if code and code in REFUSALS:
-                    self.metrics.rejection(code, key[1])  # type: ignore[union-attr]
+                    metrics.rejection(code, str(status))  # type: ignore[union-attr]
             if fmt is not None:
                 # Positional: keyword arguments to a 21-field constructor cost more than
                 # the line itself.
@@ -114,6 +124,22 @@ class Records:
                     migration or "", duration, ttfb, bytes_in, trace or "")))
         if log is not None and lines:
             log.extend(lines)
+
+    def row(self, route: Any, service: str | None, runtime: str | None, upstream: str | None,
+            path: str | None, gateway: bool, label: str, status: int) -> Row:
+        """(route, labels, the metric's count list or None, whether the labels depend on
+        the path) of a request; kept per distinct route, migration choice, method and
+        status."""
+        labels = self.labels_of(route, service, runtime, upstream, path, gateway)
+        slots = None if self.metrics is None else self.metrics.slots(
+            (label, self._codes.get(status) or str(status), *labels[:4]))
+        # POST <rpc prefix>/<service>/...: the service label comes from the path.
+        by_path = route is not None and route.backend == "rpc" and not service
+        row: Row = (route, labels, slots, by_path)
+        if not by_path:
+            # The route is held in the row, so its id stays its own while the row lives.
+            self._rows[(id(route), service, runtime, upstream, label, status)] = row
+        return row
 
     def refusal(self, when: float, status: int, code: str, remote: Any, rid: str) -> Entry:
         """Count a refusal of the parser layer; its log entry: no request line (``"-"``),

@@ -197,3 +197,33 @@ def test_the_timer_accounts_for_a_quiet_worker_s_records(tmp_path: Any) -> None:
 
     asyncio.run(_lifespan(front, work))
     assert drained == {"pending": 0, "lines": 2}
+
+
+def test_counts_stay_exact_across_a_flush(tmp_path: Any) -> None:
+    front = app(tmp_path)
+    assert front.metrics is not None
+    asyncio.run(serve(front, 2, 3))             # 200, 504, 200
+    front.metrics.flush()                       # written out; the counts start afresh
+    asyncio.run(serve(front, 4, 2))             # 200, 504
+    assert front.metrics.requests == {("GET", "200", "/v2", "wsgi", "v2", "wsgi"): 1,
+                                      ("GET", "504", "/v2", "wsgi", "v2", "wsgi"): 1}
+    front.metrics.flush()
+    family = front.metrics.families()
+    assert family["requests"].labels("GET", "200", "/v2", "wsgi", "v2", "wsgi")._value.get() \
+        == 3
+    assert family["requests"].labels("GET", "504", "/v2", "wsgi", "v2", "wsgi")._value.get() \
+        == 2
+    assert family["bytes_out"].labels("/v2", "wsgi", "v2", "wsgi")._value.get() == 2 + 3 + 4 + 4 + 5
+    child = family["duration"].labels("GET", "/v2", "wsgi", "v2", "wsgi")
+    assert sum(bucket.get() for bucket in child._buckets) == 5
+
+
+def test_without_a_log_requests_and_refusals_are_still_counted(tmp_path: Any) -> None:
+    from gateway.http.problems import Problem
+    front = Observed(_answer, ObservabilityConfig(access_log="", metrics_dir=str(tmp_path)),
+                     GatewayHttpConfig(routes=(ROUTE,), broker="ipc:///unused"))
+    asyncio.run(serve(front, 1, 2))
+    front.refused(Problem(413, "too big", code="too_large"), ("192.0.2.9", 1), "f" * 32)
+    assert front.log is None and front.metrics is not None
+    assert sum(front.metrics.requests.values()) == 2
+    assert front.metrics.rejections == {("too_large", "413"): 1}
