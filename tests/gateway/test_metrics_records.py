@@ -227,3 +227,37 @@ def test_without_a_log_requests_and_refusals_are_still_counted(tmp_path: Any) ->
     assert front.log is None and front.metrics is not None
     assert sum(front.metrics.requests.values()) == 2
     assert front.metrics.rejections == {("too_large", "413"): 1}
+
+
+PLAIN = Entry("127.0.0.1", "ann", 1_700_000_000.25, "GET", "/a?b=c&d=%22", "HTTP/1.1", 200, 12,
+              "http://ref/x", "curl/8.5 (x86_64) ~!#$%&'()*+,-./:;<=>?@[]^_`{|}", "r" * 32,
+              "/a", "wsgi", "s", "py2", "broker:s", "canary10", 0.0123456, 0.01, 3,
+              "4bf92f3577b34da6a3ce929d0e0e4736")
+
+
+@pytest.mark.parametrize("entry", [
+    PLAIN,
+    Entry("", "", 1.5, "", "", "", 400, 0, "", "", "f" * 32, "", "", "", "", "", "", 0.0,
+          0.0, 0, ""),
+])
+def test_a_line_with_nothing_to_escape_is_the_same_as_escaped(entry: Entry) -> None:
+    """The combined format's one check for the whole line gives escape()'s bytes."""
+    from gateway.metrics.accesslog import escape
+    request = f"{entry.method} {entry.target} {entry.protocol}" if entry.method else "-"
+    line = combined(entry)
+    assert f'"{escape(request)}"' in line and f'"{escape(entry.agent) or "-"}"' in line
+    assert f"upstream={escape(entry.upstream) or '-'} " in line
+    assert f' - {escape(entry.user) or "-"} [' in line
+
+
+def test_one_field_to_escape_escapes_it_and_leaves_the_others() -> None:
+    import dataclasses
+    import json
+    odd = dataclasses.replace(PLAIN, referer='http://r/"q"', agent="caf\u00e9\\")
+    line = combined(odd)
+    assert '"http://r/\\x22q\\x22" "caf\\xE9\\x5C"' in line
+    assert '"GET /a?b=c&d=%22 HTTP/1.1"' in line and "upstream=broker:s " in line
+    doc = json.loads(as_json(odd))
+    assert doc["referer"] == 'http://r/"q"' and doc["user_agent"] == "caf\u00e9\\"
+    assert doc == json.loads(as_json(PLAIN)) | {"referer": 'http://r/"q"',
+                                                "user_agent": "caf\u00e9\\"}
