@@ -15,6 +15,11 @@ environ (``scope["gateway.environ"]``): the matched route
 chose (``gateway.runtime``, ``gateway.service``, ``gateway.migration``).
 A route that is not migrated runs on its service's configured runtime.
 
+A finished request is only recorded here (one tuple of the values at hand);
+:mod:`gateway.metrics.records` counts the records and formats their log
+lines in batches, off the request path, and before anything reads or writes
+out the counts or the log.
+
 ``/_gateway/metrics`` is answered here, before admission and the request
 pool (its collection reads files, so it runs in the loop's default
 executor): Prometheus text format, for loopback clients (under the
@@ -156,7 +161,9 @@ class Observed:
             environ: dict[str, Any] = scope.get("gateway.environ") or _NO_ENVIRON
             status = state.status if state.done and state.status else CLIENT_CLOSED
             records = self.records
-            if self.log is None:
+            if self.metrics is None and self.log is None:
+                pass                 # spans only (below)
+            elif self.log is None:
                 # Only the metrics read this record: the log's fields are not looked up.
                 get = environ.get
                 records.add((
@@ -218,6 +225,8 @@ class Observed:
         read) and no route; ``rid`` is the request id of the problem answered.
         It is recorded like a request, so the log keeps this process's order.
         """
+        if self.metrics is None and self.log is None:
+            return
         try:
             self.records.add((time.time(), 0.0, 0.0, problem.status, 0, 0, problem.code, None,
                               "", client, None, None, None, None, None, rid, None, None, None,
