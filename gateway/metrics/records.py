@@ -33,7 +33,7 @@ from gateway.metrics.accesslog import AccessLog, Entry
 from gateway.metrics.http import BUCKETS, METHODS, HttpMetrics
 
 BATCH = 256       # records; about 0.1 s of one busy front worker
-DRAIN_S = 0.1     # the worker's timer: a quiet worker's lines wait at most this long
+DRAIN_S = 0.1     # the worker's timer: a quiet worker's records wait at most this long
 # Problem codes the front answers when it refuses a request itself (limits, framing, a
 # strict path, Host, admission, slow or greedy clients): gateway_http_rejections_total.
 REFUSALS = frozenset({"too_large", "uri_too_long", "header_too_large", "headers_too_large",
