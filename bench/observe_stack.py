@@ -11,6 +11,15 @@ this process per request is the front's (HTTP parsing aside, which is the
 same for all three). Divided by the whole path's CPU per request under wrk
 (every process of the estate plus wrk itself), the difference predicts what
 the layer costs in throughput on a machine whose CPUs are the limit.
+
+Run alone (no wrk; the broker and workers are started here)::
+
+    python -m bench.observe_stack [--smoke]
+
+prints the same in-stack table, with the broker's and the workers' CPU per
+request (read from /proc around each block) added to the front's as the
+denominator: the path without HTTP parsing and without a load generator,
+smaller than wrk's whole path, so the percentage it gives is an upper bound.
 """
 
 from __future__ import annotations
@@ -19,7 +28,10 @@ import asyncio
 import gc
 import os
 import resource
+import statistics
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from gateway.assemble import observer
@@ -71,8 +83,14 @@ async def _drive(app: Any, count: int) -> int:
 
 def stack_cost(endpoint: str, directory: str, blocks: int = 6, count: int = 4000,
                variants: dict[str, ObservabilityConfig | None] | None = None,
+               others: Callable[[], float] | None = None,
                ) -> dict[str, list[float]]:
-    """CPU microseconds per request of the front's stack, per variant, one per block."""
+    """CPU microseconds per request of the front's stack, per variant, one per block.
+
+    With ``others`` (CPU seconds of the other processes of the path, read
+    outside the timed span), their CPU per request is sampled too, under the
+    variant's name plus ``" (others)"``.
+    """
     import uvloop
 
     from bench.observe import OFF, ON, ON_JSON
@@ -86,6 +104,8 @@ def stack_cost(endpoint: str, directory: str, blocks: int = 6, count: int = 4000
         ON_JSON: ObservabilityConfig(access_log=os.path.join(directory, "stack.json.log"),
                                      access_log_format="json", metrics_dir=directory)}
     samples: dict[str, list[float]] = {name: [] for name in variants}
+    if others is not None:
+        samples.update({f"{name} (others)": [] for name in variants})
 
     async def measure() -> None:
         apps = {}
@@ -103,9 +123,12 @@ def stack_cost(endpoint: str, directory: str, blocks: int = 6, count: int = 4000
             names = list(apps)
             names = names[block % len(names):] + names[:block % len(names)]  # who goes first
             for name in names:
+                other = others() if others is not None else 0.0
                 started = time.process_time()
                 ok = await _drive(apps[name], count)
                 spent = time.process_time() - started
+                if others is not None:
+                    samples[f"{name} (others)"].append((others() - other) / count * 1e6)
                 if ok != count // CALLERS * CALLERS:
                     raise RuntimeError(f"{name}: {ok} of {count} requests answered 200")
                 samples[name].append(spent / ok * 1e6)
@@ -124,7 +147,61 @@ def stack_cost(endpoint: str, directory: str, blocks: int = 6, count: int = 4000
     return samples
 
 
+def added(samples: dict[str, list[float]], name: str, base: str) -> float:
+    """The median of per-block paired differences ``name - base``, in microseconds.
+
+    Each block ran its variants back to back, so a slow spell of the machine
+    moves both sides of a difference alike.
+    """
+    return statistics.median(v - o for v, o in zip(samples[name], samples[base], strict=True))
+
+
+def main(argv: list[str]) -> int:
+    """Start a compiled broker and two py3 workers, measure, print the table."""
+    import tempfile
+
+    from bench.http import NATIVE_BROKER, Estate, cpu_seconds
+    from bench.observe import OFF
+    from bench.report import Table
+    from tests.support.procs import python3
+
+    smoke = "--smoke" in argv
+    estate = Estate(smoke)
+    try:
+        endpoint = estate.broker(os.access(NATIVE_BROKER, os.X_OK))
+        estate.wsgi_workers(endpoint, "hello3", python3(), 2)
+        pids = list(estate.pids.values()) + estate.workers["hello3"]
+        with tempfile.TemporaryDirectory() as tmp:
+            stack = stack_cost(endpoint, tmp, blocks=2 if smoke else 12,
+                               count=640 if smoke else 2000,
+                               others=lambda: cpu_seconds(pids))
+    finally:
+        estate.close()
+    names = [n for n in stack if not n.endswith(" (others)")]
+    path = statistics.median(stack[OFF]) + statistics.median(stack[f"{OFF} (others)"])
+    table = Table("observe: the layer in the real front stack, in-process CPU per request",
+                  "us", OFF, higher_is_better=False)
+    for name in names:
+        cost = added(stack, name, OFF)
+        table.add(name, statistics.median(stack[name]),
+                  extra="" if name == OFF else
+                  f"{cost:+.1f} us (median of paired blocks) = {cost / path:.1%} of the path")
+    table.notes.append("blocks (us per request): " + "; ".join(
+        f"{name}: " + ", ".join(f"{v:.1f}" for v in stack[name]) for name in names))
+    table.notes.append(
+        f"the path with observing off: front stack {statistics.median(stack[OFF]):.0f} us + "
+        f"broker and workers {statistics.median(stack[f'{OFF} (others)']):.0f} us = "
+        f"{path:.0f} us CPU per request (no HTTP parsing, no load generator: an upper "
+        "bound on the percentage)")
+    print(table.markdown())
+    return 0
+
+
 def children_cpu() -> float:
     """CPU seconds of this process's reaped children (wrk, once it has exited)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

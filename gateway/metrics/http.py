@@ -35,6 +35,7 @@ multi-process collector sums the same files ``observe`` would write).
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from typing import Any
 
 FLUSH_S = 0.5
@@ -58,16 +59,25 @@ class HttpMetrics:
         # Per full label key, one list: [requests, bytes in, bytes out, bucket counts...,
         # sum of seconds]; one dict lookup per request, split by label subset at flush.
         self.counts: dict[Key, list[float]] = {}
-        self.rejections: dict[tuple[str, str], int] = {}
+        self._rejections: dict[tuple[str, str], int] = {}
+        # Called before the counts are read or written out: whoever buffers requests
+        # (gateway.metrics.records) counts them first, so a read is exact.
+        self.before: Callable[[], None] = _nothing
         self.in_flight = 0
         self._written_in_flight: int | None = None
         self._family: dict[str, Any] | None = None
 
-    def request(self, key: Key, seconds: float, bytes_in: int, bytes_out: int) -> None:
-        """Count one finished request (``key`` in the order of ``LABELS``)."""
+    def slots(self, key: Key) -> list[float]:
+        """The counts of ``key`` since the last flush: [requests, bytes in, bytes out,
+        bucket counts..., sum of seconds]; the same list until the next flush."""
         slots = self.counts.get(key)
         if slots is None:
             slots = self.counts[key] = [0] * (len(BUCKETS) + 5)
+        return slots
+
+    def request(self, key: Key, seconds: float, bytes_in: int, bytes_out: int) -> None:
+        """Count one finished request (``key`` in the order of ``LABELS``)."""
+        slots = self.slots(key)
         slots[0] += 1
         slots[1] += bytes_in
         slots[2] += bytes_out
@@ -77,11 +87,13 @@ class HttpMetrics:
     @property
     def requests(self) -> dict[Key, int]:
         """Requests counted since the last flush, per label key."""
+        self.before()
         return {key: int(slots[0]) for key, slots in self.counts.items()}
 
     @property
     def durations(self) -> dict[tuple[str, ...], list[float]]:
         """Bucket counts and [sum] since the last flush, per method, route, ... (no code)."""
+        self.before()
         out: dict[tuple[str, ...], list[float]] = {}
         for key, slots in self.counts.items():
             timed = (key[0], *key[2:])
@@ -91,6 +103,7 @@ class HttpMetrics:
         return out
 
     def _sized(self, index: int) -> dict[tuple[str, ...], int]:
+        self.before()
         out: dict[tuple[str, ...], int] = {}
         for key, slots in self.counts.items():
             if slots[index]:
@@ -110,7 +123,13 @@ class HttpMetrics:
     def rejection(self, reason: str, code: str) -> None:
         """Count one request the front refused itself (``reason``: the problem's code)."""
         key = (reason, code)
-        self.rejections[key] = self.rejections.get(key, 0) + 1
+        self._rejections[key] = self._rejections.get(key, 0) + 1
+
+    @property
+    def rejections(self) -> dict[tuple[str, str], int]:
+        """Refusals counted since the last flush, per (reason, code)."""
+        self.before()
+        return self._rejections
 
     def families(self) -> dict[str, Any]:
         """The prometheus_client metrics (made on first use, after the fork)."""
@@ -141,13 +160,14 @@ class HttpMetrics:
 
     def flush(self) -> None:
         """Write the counts gathered since the last flush into the shared values."""
-        if not (self.counts or self.rejections or self.in_flight != self._written_in_flight):
+        self.before()
+        if not (self.counts or self._rejections or self.in_flight != self._written_in_flight):
             return
         fam = self.families()
         requests, durations, bytes_in, bytes_out = (self.requests, self.durations,
                                                     self.bytes_in, self.bytes_out)
         self.counts = {}
-        rejections, self.rejections = self.rejections, {}
+        rejections, self._rejections = self._rejections, {}
         for key, n in requests.items():
             fam["requests"].labels(*key).inc(n)
         for timed, slots in durations.items():
@@ -165,3 +185,7 @@ class HttpMetrics:
         if self.in_flight != self._written_in_flight:
             fam["in_flight"].set(self.in_flight)
             self._written_in_flight = self.in_flight
+
+
+def _nothing() -> None:
+    return None

@@ -15,6 +15,11 @@ environ (``scope["gateway.environ"]``): the matched route
 chose (``gateway.runtime``, ``gateway.service``, ``gateway.migration``).
 A route that is not migrated runs on its service's configured runtime.
 
+A finished request is only recorded here (one tuple of the values at hand);
+:mod:`gateway.metrics.records` counts the records and formats their log
+lines in batches, off the request path, and before anything reads or writes
+out the counts or the log.
+
 ``/_gateway/metrics`` is answered here, before admission and the request
 pool (its collection reads files, so it runs in the loop's default
 executor): Prometheus text format, for loopback clients (under the
@@ -39,10 +44,11 @@ from gateway.http.asgi import environ_from_scope, serve_problem_page
 from gateway.http.config import GatewayHttpConfig
 from gateway.http.forwarding import Forwarding
 from gateway.http.problems import PROBLEM_TYPE, Problem
-from gateway.metrics.accesslog import AccessLog, Entry
+from gateway.metrics.accesslog import AccessLog
 from gateway.metrics.config import ObservabilityConfig
-from gateway.metrics.http import FLUSH_S, METHODS, HttpMetrics
+from gateway.metrics.http import FLUSH_S, HttpMetrics
 from gateway.metrics.otlp import SpanExporter
+from gateway.metrics.records import BATCH, DRAIN_S, Records
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +56,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Asgi = Callable[..., Awaitable[None]]
 METRICS_PATH = b"/_gateway/metrics"
-# Problem codes the front answers when it refuses a request itself (limits, framing, a
-# strict path, Host, admission, slow or greedy clients): gateway_http_rejections_total.
-REFUSALS = frozenset({"too_large", "uri_too_long", "header_too_large", "headers_too_large",
-                      "bad_framing", "bad_path", "bad_request", "truncated_body",
-                      "host_not_allowed", "expectation_failed", "overloaded",
-                      "request_timeout", "too_many_connections"})
 CLIENT_CLOSED = 499   # nginx's status for a client that left before the answer
 
 
@@ -70,6 +70,13 @@ class Observed:
         self.log = AccessLog(obs.access_log, obs.access_log_format) if obs.access_log else None
         self.spans = SpanExporter(obs.otlp_endpoint) if obs.otlp_endpoint else None
         self.runtimes = dict(obs.runtimes)
+        # A request only appends to this; the counting and the log lines are done in batches
+        # (gateway.metrics.records), drained before the counts or the log are read or written.
+        self.records = Records(self.metrics, self.log, self.runtimes)
+        if self.metrics is not None:
+            self.metrics.before = self.drain
+        if self.log is not None:
+            self.log.before = self.drain
         self.forwarding = Forwarding(config.trusted_proxies, config.via, config.preserve_host)
         self.allowed_hosts = config.allowed_hosts
         self.estate = estate            # the gateway config, for an EstateCollector
@@ -89,7 +96,17 @@ class Observed:
         if scope.get("raw_path") == METRICS_PATH and self.metrics is not None:
             await self.serve_metrics(scope, send)
             return
-        await self.measure(scope, receive, send)
+        # Measured here rather than in a method of its own: one coroutine less per request.
+        state = _State(receive, send)
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_flight += 1
+        try:
+            await self.app(scope, state.receive, state.send)
+        finally:
+            if metrics is not None:
+                metrics.in_flight -= 1
+            self.finish(scope, state, time.perf_counter() - state.started)
 
     def _lifespan_send(self, send: Any) -> Any:
         async def lifespan_send(message: Message) -> None:
@@ -101,12 +118,23 @@ class Observed:
         return lifespan_send
 
     async def _flush_often(self) -> None:
+        ticks = max(1, round(FLUSH_S / DRAIN_S))
         while True:
-            await asyncio.sleep(FLUSH_S)
+            for _ in range(ticks):
+                await asyncio.sleep(DRAIN_S)
+                self.drain()
             self.flush()
+
+    def drain(self) -> None:
+        """Count and format the requests recorded so far; never raises."""
+        try:
+            self.records.drain()
+        except Exception:  # a metrics failure must never take the front down
+            log.exception("recording requests failed")
 
     def flush(self) -> None:
         """Write this worker's counts and log lines out; never raises."""
+        self.drain()
         try:
             if self.metrics is not None:
                 self.metrics.flush()
@@ -126,38 +154,44 @@ class Observed:
         if self.spans is not None:
             self.spans.close()
 
-    async def measure(self, scope: Scope, receive: Any, send: Any) -> None:
-        """Serve one request through ``app``, counting what passes."""
-        state = _State(receive, send)
-        metrics = self.metrics
-        if metrics is not None:
-            metrics.in_flight += 1
-        try:
-            await self.app(scope, state.receive, state.send)
-        finally:
-            if metrics is not None:
-                metrics.in_flight -= 1
-            self.finish(scope, state, time.perf_counter() - state.started)
-
     def finish(self, scope: Scope, state: _State, duration: float) -> None:
-        """Count and log one finished request; never raises."""
+        """Record one finished request (see :data:`gateway.metrics.records.FIELDS`);
+        never raises."""
         try:
-            environ: dict[str, Any] = scope.get("gateway.environ") or {}
-            route, backend, service, runtime, upstream = self.labels(environ)
+            environ: dict[str, Any] = scope.get("gateway.environ") or _NO_ENVIRON
             status = state.status if state.done and state.status else CLIENT_CLOSED
-            method = scope.get("method", "")
-            if self.metrics is not None:
-                self.metrics.request(
-                    (method if method in METHODS else "other", str(status), route, backend,
-                     service, runtime), duration, state.bytes_in, state.bytes_out)
-                if state.code in REFUSALS:
-                    self.metrics.rejection(state.code, str(status))
-            if self.log is not None:
-                self.log.write(self.entry(scope, environ, state, duration, status,
-                                          (route, backend, service, runtime, upstream)))
+            records = self.records
+            if self.metrics is None and self.log is None:
+                pass                 # spans only (below)
+            elif self.log is None:
+                # Only the metrics read this record: the log's fields are not looked up.
+                get = environ.get
+                records.add((
+                    state.when, duration, 0.0, status, state.bytes_in, state.bytes_out,
+                    state.code, scope.get("method", ""), "", None, get("gateway.route"),
+                    get("gateway.service"), get("gateway.runtime"), get("gateway.upstream"),
+                    None, None, None, None, None, None, None, get("PATH_INFO"),
+                    "gateway.path" in environ))
+            else:
+                # Without an environ (refused before the front made one) the headers are
+                # read from the scope.
+                fields: dict[str, Any] = environ or _headers(scope)
+                field = fields.get
+                records.add((
+                    state.when, duration, state.ttfb, status, state.bytes_in, state.bytes_out,
+                    state.code, scope.get("method", ""), scope.get("http_version", "1.1"),
+                    scope.get("client"), field("gateway.route"), field("gateway.service"),
+                    field("gateway.runtime"), field("gateway.upstream"),
+                    field("gateway.migration"), field("gateway.request_id"),
+                    field("gateway.trace_id"),
+                    field("RAW_URI") or scope.get("raw_path"), field("HTTP_AUTHORIZATION"),
+                    field("HTTP_REFERER"), field("HTTP_USER_AGENT"), field("PATH_INFO"),
+                    "gateway.path" in environ))
+            if len(records.pending) >= BATCH:
+                records.drain()
             if self.spans is not None and "gateway.span_id" in environ:
-                self.span(environ, method, status, state.when, duration,
-                          (route, backend, service, runtime, upstream))
+                self.span(environ, scope.get("method", ""), status, state.when, duration,
+                          self.labels(environ))
         except Exception:
             log.exception("recording a request failed")
 
@@ -179,61 +213,24 @@ class Observed:
 
     def labels(self, environ: dict[str, Any]) -> tuple[str, str, str, str, str]:
         """(route, backend, service, runtime, upstream) of a request."""
-        route = environ.get("gateway.route")
-        if route is None:
-            if "gateway.path" in environ:
-                return "/_gateway", "gateway", "", "gateway", ""
-            return "", "", "", "", ""   # refused before a route matched (400, 404, 414, ...)
-        backend = route.backend
-        service = environ.get("gateway.service") or route.service
-        if backend == "rpc" and not service:
-            # POST <prefix>/<service>/<method>: only configured names, so the label is bounded.
-            rest = environ.get("PATH_INFO", "")[len(route.prefix.rstrip("/")):]
-            name = rest.lstrip("/").split("/", 1)[0]
-            service = name if name in self.runtimes else ("other" if name else "")
-        runtime = environ.get("gateway.runtime") or self.runtimes.get(service) or \
-            ("http" if backend == "http" else backend)
-        if backend == "http":
-            upstream = environ.get("gateway.upstream") or route.upstream
-        elif backend == "static":
-            upstream = ""
-        else:
-            upstream = f"broker:{service}" if service else "broker"
-        return route.prefix, backend, service, runtime, upstream
-
-    def entry(self, scope: Scope, environ: dict[str, Any], state: _State, duration: float,
-              status: int, labels: tuple[str, str, str, str, str]) -> Entry:
-        """The access-log entry of a finished request."""
-        headers = environ or _headers(scope)
-        target = environ.get("RAW_URI") or (scope.get("raw_path") or b"").decode("latin-1")
-        client = scope.get("client") or ("", 0)
-        auth = headers.get("HTTP_AUTHORIZATION")
-        # Positional: keyword arguments to a 21-field constructor cost more than the line.
-        return Entry(
-            str(client[0] or ""), _basic_user(auth) if auth else "", state.when,
-            scope.get("method", ""), target, _PROTOCOLS.get(scope.get("http_version", "1.1"))
-            or "HTTP/" + scope.get("http_version", "1.1"), status, state.bytes_out,
-            headers.get("HTTP_REFERER", ""), headers.get("HTTP_USER_AGENT", ""),
-            environ.get("gateway.request_id", ""), *labels,
-            environ.get("gateway.migration", ""), duration, state.ttfb, state.bytes_in,
-            environ.get("gateway.trace_id", ""))
+        get = environ.get
+        return self.records.labels_of(get("gateway.route"), get("gateway.service"),
+                                      get("gateway.runtime"), get("gateway.upstream"),
+                                      get("PATH_INFO"), "gateway.path" in environ)
 
     def refused(self, problem: Problem, client: Any = None, rid: str = "") -> None:
         """Count and log a refusal made by the HTTP parser layer (it never reaches the app).
 
         The line has no request (``"-"``, as nginx logs a request it could not
         read) and no route; ``rid`` is the request id of the problem answered.
+        It is recorded like a request, so the log keeps this process's order.
         """
+        if self.metrics is None and self.log is None:
+            return
         try:
-            if self.metrics is not None:
-                self.metrics.rejection(problem.code, str(problem.status))
-            if self.log is not None:
-                self.log.write(Entry(
-                    remote=str(client[0]) if client else "", user="", when=time.time(),
-                    method="", target="", protocol="", status=problem.status, bytes_out=0,
-                    referer="", agent="", request_id=rid, route="",
-                    backend="", service="", runtime="", upstream="", migration="",
-                    duration=0.0, ttfb=0.0, bytes_in=0, trace_id=""))
+            self.records.add((time.time(), 0.0, 0.0, problem.status, 0, 0, problem.code, None,
+                              "", client, None, None, None, None, None, rid, None, None, None,
+                              None, None, None, False))
         except Exception:
             log.exception("recording a refusal failed")
 
@@ -343,7 +340,9 @@ class _State:
             self.gone = True
         return message
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        # Not a coroutine: it counts, then hands back the server's own awaitable, so each
+        # message costs no coroutine of its own (the caller awaits the server's send).
         if message["type"] == "http.response.body":
             body = message.get("body", b"")
             self.bytes_out += len(body)
@@ -355,7 +354,7 @@ class _State:
             self.status = int(message["status"])
             self.ttfb = time.perf_counter() - self.started
             self.headers = message.get("headers", ())
-        await self._send(message)
+        return self._send(message)  # type: ignore[no-any-return]
 
     def length(self) -> int:
         """The declared Content-Length of the answer, -1 when none (read on a disconnect)."""
@@ -373,7 +372,7 @@ class _State:
 
 
 _PROBLEM = PROBLEM_TYPE.encode()
-_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0", "2": "HTTP/2"}
+_NO_ENVIRON: dict[str, Any] = {}   # read only: a request the front refused before its environ
 
 
 def _problem_code(body: bytes) -> str:
@@ -391,19 +390,6 @@ def _headers(scope: Scope) -> dict[str, str]:
         out["HTTP_" + bytes(name).decode("latin-1").upper().replace("-", "_")] = \
             bytes(value).decode("latin-1")
     return out
-
-
-def _basic_user(auth: str) -> str:
-    """The user name of HTTP Basic credentials (nginx's ``$remote_user``), else ""."""
-    scheme, _, value = auth.partition(" ")
-    if scheme.lower() != "basic":
-        return ""
-    import base64
-    import binascii
-    try:
-        return base64.b64decode(value.strip(), validate=True).decode("latin-1").split(":")[0]
-    except (binascii.Error, ValueError):
-        return ""
 
 
 def _loopback(address: str) -> bool:
