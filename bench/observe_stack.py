@@ -133,10 +133,17 @@ def stack_cost(endpoint: str, directory: str, blocks: int = 6, count: int = 4000
                     raise RuntimeError(f"{name}: {ok} of {count} requests answered 200")
                 samples[name].append(spent / ok * 1e6)
         for app in apps.values():
-            closer = getattr(app, "close", None) or getattr(getattr(app, "app", None),
-                                                            "close", None)
-            if closer is not None:
-                closer()
+            # Every layer: the observing layer's close flushes, the front's below it
+            # releases the broker link.
+            layer: Any = app
+            while layer is not None:
+                closer = getattr(layer, "close", None)
+                if closer is not None:
+                    closer()
+                layer = getattr(layer, "app", None)
+        # A closed broker link cancels its reconnect task: let the cancellation run
+        # before the loop closes, or the task dies pending.
+        await asyncio.sleep(0)
 
     loop = uvloop.new_event_loop()
     try:

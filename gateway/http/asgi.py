@@ -167,6 +167,9 @@ class WsgiBridge:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.close()
+                # The fast path's broker link cancels its reconnect task: let that run
+                # on this loop before the server closes it, or the task dies pending.
+                await asyncio.sleep(0)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
