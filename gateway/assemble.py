@@ -4,21 +4,22 @@
 
     app = build_front(http_config)                                  # routes and backends only
     states = ServiceStates(state_file)                            # gateway.arbiter
-    fatal = FatalGuards(states, services, migrated)
-    app = build_front(http_config, fatal.guards(http_config.routes), health=states)
+    app = build_front(http_config, FatalGuards(states, services), health=states)
 
 Per request the front does one strict parse and one route match
-(:class:`gateway.http.app.GatewayApp`), then the route's wrappers, each
-applied here and nowhere else:
+(:class:`gateway.http.app.GatewayApp`), then the route's wrappers. Which
+wrapper a route gets is decided here and nowhere else:
 
-* service health: the guards handed in (the arbiter's
-  :class:`~gateway.arbiter.fatalgate.FatalGuards`, one on each route with a
-  supervised service) answer 503 while its service is FATAL;
-* migration: migrated ``http`` and ``wsgi`` routes get their backends
-  wrapped, migrated rpc methods a wrapper the rpc backend calls
-  (:mod:`gateway.migration.wiring`), and ``/_gateway/`` serves the admin API.
-  A migrated route's FATAL check is the migration's own, since which service
-  answers depends on its state; it reads the same ``health`` handed in.
+* a migrated ``http`` or ``wsgi`` route: the migration's wrapper
+  (:mod:`gateway.migration.wiring`), which checks FATAL for the side it
+  chose (it reads the same ``health`` handed in);
+* any other route that names a service: the service guard of the ``fatal``
+  handed in (the arbiter's :class:`~gateway.arbiter.fatalgate.FatalGuards`),
+  a 503 while that service is FATAL;
+* an ``rpc`` mount: no route guard; its backend makes each call through the
+  caller composed here (:func:`rpc_caller`): a migrated method's engine, or
+  a FATAL check and the plain broker call;
+* ``/_gateway/`` serves the migrations' admin API.
 
 Every refusal is a :class:`~gateway.http.problems.Problem`, so it carries a
 request id like any other. :mod:`gateway.http` imports neither migration nor
@@ -34,12 +35,15 @@ Measuring is handed in the same way: :func:`observer` gives a
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from gateway.http.app import Guard, ProblemGuard, make_app
 from gateway.http.backends import Parts, build_openapi
-from gateway.http.config import GatewayHttpConfig
+from gateway.http.config import GatewayHttpConfig, Route
+from gateway.http.context import Call
 from gateway.http.parsing import ProblemProtocol
+from gateway.http.rpccall import DirectCall, RpcCall, RpcCaller
 from gateway.metrics.config import ObservabilityConfig
 from gateway.metrics.multiproc import prepare_metrics_dir, process_dead, remove_metrics_dir
 from gateway.metrics.observe import Observed
@@ -49,25 +53,86 @@ from gateway.migration.lab import Migrations, ServiceHealth
 from gateway.migration.wiring import migrated_methods, migrating_factories
 
 
-def build_front(config: GatewayHttpConfig, guards: dict[str, Guard] | None = None,
+class ServiceGuards(Protocol):
+    """FATAL checks (:class:`gateway.arbiter.fatalgate.FatalGuards`)."""
+
+    def for_route(self, route: Route) -> Guard | None: ...
+
+    def check(self, service: str) -> None: ...
+
+
+def build_front(config: GatewayHttpConfig, fatal: ServiceGuards | None = None,
                 health: ServiceHealth | None = None) -> ProblemGuard:
     """The WSGI front of one process (broker client, contracts and forwarding made once here).
 
-    ``health`` is the supervisor's view of its services (which are FATAL), for the
-    migrations; None when nothing supervises them.
+    ``fatal`` checks services the supervisor gave up on and ``health`` is its
+    view of them, for the migrations; both None when nothing supervises them.
     """
     parts = Parts(config)
     factories = {}
     admin = None
+    migrated: frozenset[str] = frozenset()
+    methods: dict[tuple[str, str], RpcCall] = {}
     if config.migration is not None:
         migrations = Migrations(config.migration, broker=config.broker,
                                 contracts_dir=config.contracts_dir, health=health)
         admin = AdminApi(migrations, config)
         if any(m.kind == "rpc" for m in config.migration.migrations):
-            parts.methods.update(migrated_methods(migrations, parts.contracts))
+            methods = migrated_methods(migrations, parts.contracts, parts.client)
         factories = migrating_factories(config, parts, migrations)
+        migrated = frozenset(m.route for m in config.migration.migrations if m.kind == "route")
+    if methods or fatal is not None:
+        parts.rpc_caller = rpc_caller(parts, methods, fatal)
     return make_app(config, factories, build_openapi(config), admin=admin, parts=parts,
-                    guards=guards)
+                    guards=route_guards(config.routes, fatal, migrated))
+
+
+def route_guards(routes: Iterable[Route], fatal: ServiceGuards | None,
+                 migrated: frozenset[str] = frozenset()) -> dict[str, Guard]:
+    """prefix -> the service guard of each route that gets one.
+
+    Not a migrated route (its migration checks the side it chose) and not an
+    ``rpc`` mount (its caller checks each call's service).
+    """
+    out: dict[str, Guard] = {}
+    if fatal is None:
+        return out
+    for route in routes:
+        if route.prefix in migrated or route.backend == "rpc":
+            continue
+        guard = fatal.for_route(route)
+        if guard is not None:
+            out[route.prefix] = guard
+    return out
+
+
+class CheckedCall:
+    """A plain broker call made only while its service is not FATAL."""
+
+    __slots__ = ("direct", "fatal")
+
+    def __init__(self, fatal: ServiceGuards, direct: DirectCall) -> None:
+        self.fatal = fatal
+        self.direct = direct
+
+    def __call__(self, call: Call, params: Any, *, timeout: float, idem: bool,
+                 schema: Any) -> Any:
+        self.fatal.check(self.direct.service)
+        return self.direct(call, params, timeout=timeout, idem=idem, schema=schema)
+
+
+def rpc_caller(parts: Parts, methods: Mapping[tuple[str, str], RpcCall],
+               fatal: ServiceGuards | None) -> RpcCaller:
+    """The rpc backends' caller: per ``(service, method)``, the migrated method's engine
+    adapter, else the plain broker call behind a FATAL check (when anything supervises)."""
+
+    def caller(service: str, method: str) -> RpcCall:
+        migrated = methods.get((service, method))
+        if migrated is not None:
+            return migrated
+        direct = DirectCall(parts.client, service, method)
+        return direct if fatal is None else CheckedCall(fatal, direct)
+    return caller
 
 
 class MetricsObserver:

@@ -39,12 +39,10 @@ class SupervisedFront(FrontServer):
         g = config.gateway
         # keyed as the front's routes are (no trailing slash)
         services = {r.prefix.rstrip("/") or "/": r.service for r in config.routes if r.service}
-        migrated = frozenset(m.target for m in config.migration_settings.migrations)
 
         def build(front_config: Any) -> Any:
             states = ServiceStates(config.state_file)
-            fatal = FatalGuards(states, services, migrated)
-            return build_front(front_config, fatal.guards(front_config.routes), health=states)
+            return build_front(front_config, FatalGuards(states, services), health=states)
 
         super().__init__(http_config, socket_from_fd(fd), workers=g.workers, threads=g.threads,
                          grace=max(1.0, g.stop_grace_s), build=build)

@@ -4,6 +4,7 @@
 
     backend = WsgiBackend(route, client, limits, forwarding)   # see gateway.http.backends.wsgi
     backend = RpcBackend(route, client, limits, contracts)     # see gateway.http.backends.rpc
+    backend = RpcBackend(route, client, limits, contracts, caller)  # calls composed at the root
 
 ``wsgi``: the request becomes an envelope of kind ``http`` (SPEC "HTTP over
 ZeroMQ"); a worker running :mod:`protocol.wsgi` answers ``http-response``
@@ -14,8 +15,10 @@ whose HTTP client goes away is cancelled (SPEC 2.11) and its connection cut.
 ``rpc``: ``POST <prefix>/<service>/<method>`` (or
 ``<prefix>/<method>`` when the route names its service) with a JSON body in
 the JSON-only view; params are checked against the contract at the edge
-(422) and the result comes back as JSON. A configured rpc service without a
-contract is called untyped: its JSON goes through as it is (SPEC 7.3).
+(422), the call is made by the ``caller`` handed in (:mod:`gateway.http.rpccall`;
+the plain broker call by default) and the result comes back as JSON. A
+configured rpc service without a contract is called untyped: its JSON goes
+through as it is (SPEC 7.3).
 Protocol errors become problems by their code; a configured wsgi service
 that has no worker is 503, not 404.
 """
@@ -25,12 +28,12 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable, Iterator
 from typing import Any, cast
 
-from gateway.http import tracing
 from gateway.http.bodies import request_body
 from gateway.http.config import HttpLimits, Route
 from gateway.http.context import Call
 from gateway.http.forwarding import Forwarding
 from gateway.http.problems import Problem
+from gateway.http.rpccall import RpcCaller, direct
 from gateway.http.wsgitypes import StartResponse
 from protocol import codec
 from protocol import errors as perrors
@@ -165,17 +168,15 @@ class RpcBackend:
     """``POST <prefix>/<service>/<method>``: one call, JSON in and out."""
 
     def __init__(self, route: Route, client: Client, limits: HttpLimits,
-                 contracts: dict[str, Contract],
-                 methods: dict[tuple[str, str], Any] | None = None,
+                 contracts: dict[str, Contract], caller: RpcCaller | None = None,
                  untyped: tuple[str, ...] = ()) -> None:
         self.route = route
         self.untyped = frozenset(untyped)
-        self.client = client
         self.limits = limits
         self.contracts = contracts
         self.timeout = route.timeout or limits.timeout
-        # (service, method) -> a migrated method's wrapper (the composition root's)
-        self.methods = methods or {}
+        # What stands behind a call (FATAL check, migration) is the composition root's.
+        self.caller = caller or direct(client)
 
     def target(self, path_info: str) -> tuple[str, str]:
         """(service, method) named by the path below the mount."""
@@ -216,14 +217,8 @@ class RpcBackend:
             schema = contract.schema_for(method)
             result_schema = contract.result_schema_for(method)
             idem = contract.is_idempotent(method)
-        migrated = self.methods.get((service, method))
-        if migrated is not None:
-            result = migrated.call(self.client, call, params, timeout=self.timeout, idem=idem,
-                                   schema=schema)
-        else:
-            result = self.client.call(service, method, params, timeout=self.timeout, idem=idem,
-                                      rid=call.request_id, schema=schema,
-                                      **tracing.rpc_fields(environ))
+        result = self.caller(service, method)(call, params, timeout=self.timeout, idem=idem,
+                                              schema=schema)
         try:
             view = codec.to_json(result, result_schema if isinstance(result_schema, dict) else None)
         except perrors.EnvelopeError:

@@ -27,12 +27,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from gateway.http.problems import Problem
 from gateway.migration.config import MigrationConfig
 from gateway.migration.diffs import Difference, normalise_path
 from gateway.migration.model import Comparison, MigrationState
 from gateway.migration.noise import NoiseMemory
 from gateway.migration.notebook import Notebook
 from gateway.migration.split import OTHER, TrafficSplit
+
+# Seconds a client is told to wait when the control's service is FATAL (as the
+# front's service guards say for routes that are not migrating).
+FATAL_RETRY_AFTER = 5
 
 R = TypeVar("R")  # a request as its adapter keeps it for the copies
 A = TypeVar("A")  # an answer as its adapter compares it
@@ -80,8 +85,6 @@ class Lab(Protocol):
 
     def fatal(self, service: str) -> bool: ...
 
-    def check_fatal(self, service: str) -> None: ...
-
 
 @dataclass(frozen=True)
 class Trial:
@@ -119,8 +122,15 @@ class Experiment(Generic[R, A]):
         return self.services.get(runtime, "")
 
     def check_control(self, trial: Trial) -> None:
-        """Answer 503 at once when the control's service is FATAL."""
-        self.lab.check_fatal(self.service(trial.control))
+        """Answer 503 at once when the control's service is FATAL.
+
+        This is a migrated target's only FATAL check: the composition root puts
+        no service guard on it, since which service answers is decided here.
+        """
+        service = self.service(trial.control)
+        if self.lab.fatal(service):
+            raise Problem(503, f"service {service!r} is down (FATAL)", code="unavailable",
+                          headers=[("Retry-After", str(FATAL_RETRY_AFTER))])
 
     def candidate_down(self, trial: Trial) -> bool:
         """True when the candidate's service is FATAL: a copy would only time out."""

@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from gateway.http.problems import Problem
 from gateway.http.wsgitypes import Backend
 from gateway.migration.background import Recorder, ShadowPool, ensure_token
 from gateway.migration.brokersplits import ServiceMigrations
@@ -99,13 +98,6 @@ class Migrations:
     def fatal(self, service: str) -> bool:
         """True when the supervisor gave up on ``service`` (FATAL)."""
         return bool(service) and self.health is not None and self.health.fatal(service)
-
-    def check_fatal(self, service: str) -> None:
-        """Answer 503 at once when the chosen side's service is FATAL (as the front's gate does
-        for routes that are not migrating)."""
-        if self.fatal(service):
-            raise Problem(503, f"service {service!r} is down (FATAL)", code="unavailable",
-                          headers=[("Retry-After", "5")])
 
     def services(self) -> dict[str, Any]:
         """The supervisor's published service states ({} without one)."""

@@ -2,8 +2,12 @@
 
 ::
 
-    method = MigratedMethod(migrations, cfg, shadow_safe=contract.is_shadow_safe("diff"))
-    result = method.call(client, call, params, timeout=10.0, idem=True, schema=None)
+    method = MigratedMethod(migrations, cfg, client, shadow_safe=contract.is_shadow_safe("diff"))
+    result = method(call, params, timeout=10.0, idem=True, schema=None)   # an RpcCall
+
+The composition root (:mod:`gateway.assemble`) hands it to the ``rpc``
+backend as the call of the migrated ``(service, method)``
+(:mod:`gateway.http.rpccall`).
 
 ``POST /rpc/htmldiff/diff`` goes to the py2 service (``htmldiff``) or to the
 port (``cfg.py3``) as the state says (:class:`~gateway.migration.engine.Experiment`);
@@ -92,18 +96,22 @@ class RpcSubject:
 
 
 class MigratedMethod:
-    """One migrated ``SERVICE/METHOD``: the engine, called instead of the broker."""
+    """One migrated ``SERVICE/METHOD``: the engine, called instead of the broker
+    (a :class:`~gateway.http.rpccall.RpcCall`)."""
 
-    def __init__(self, lab: Lab, cfg: MigrationConfig, shadow_safe: bool) -> None:
+    def __init__(self, lab: Lab, cfg: MigrationConfig, client: Client,
+                 shadow_safe: bool) -> None:
         self.cfg = cfg
+        self.client = client
         self.copy_unsafe = cfg.shadow_safe if cfg.shadow_safe is not None else shadow_safe
         self.subject = RpcSubject(cfg)
         self.engine = Experiment(cfg, lab, self.subject,
                                  {"py2": cfg.rpc_service, "py3": cfg.py3})
 
-    def call(self, client: Client, call: Call, params: Any, *, timeout: float, idem: bool,
-             schema: Any) -> Any:
+    def __call__(self, call: Call, params: Any, *, timeout: float, idem: bool,
+                 schema: Any) -> Any:
         """Call the control and return its result (or raise its error); shadow the other."""
+        client = self.client
         engine = self.engine
         trial = engine.begin(call.environ)
         engine.check_control(trial)

@@ -3,7 +3,7 @@
 ::
 
     migrations = Migrations(config.migration, broker=config.broker, health=states)
-    parts.methods.update(migrated_methods(migrations, parts.contracts))   # rpc methods
+    methods = migrated_methods(migrations, parts.contracts, parts.client)  # rpc methods
     factories = migrating_factories(config, parts, migrations)           # http and wsgi routes
     app = make_app(config, factories, openapi, admin=AdminApi(migrations, config), parts=parts)
 
@@ -11,8 +11,9 @@ A migrated ``wsgi`` route gets four backends from its registered factory
 (:mod:`gateway.http.backends`): the route's own service (py2), the port's
 service (py3), and both again with ``shadow_timeout_ms`` as their timeout
 for shadow copies. An ``http`` route does the same with the port's URL.
-Routes without a migration are built as before. A migrated rpc method is a
-wrapper the rpc backend calls instead of the broker.
+Routes without a migration are built as before. A migrated rpc method is
+the call (:class:`~gateway.http.rpccall.RpcCall`) the root composes into the
+rpc backends' caller instead of the plain broker call.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from typing import Any
 
 from gateway.http.backends import REGISTRY, Parts
 from gateway.http.config import GatewayHttpConfig, Route
+from gateway.http.rpccall import RpcCall
 from gateway.http.wsgitypes import Backend, BackendFactory
 from gateway.migration.lab import Migrations
 from gateway.migration.rpc import MigratedMethod
+from protocol.client import Client
 
 
 def migrating_factories(config: GatewayHttpConfig, parts: Parts,
@@ -58,10 +61,10 @@ def migrating_factories(config: GatewayHttpConfig, parts: Parts,
     return out
 
 
-def migrated_methods(migrations: Migrations, contracts: dict[str, Any]) -> dict[tuple[str, str],
-                                                                                Any]:
+def migrated_methods(migrations: Migrations, contracts: dict[str, Any],
+                     client: Client) -> dict[tuple[str, str], RpcCall]:
     """(service, method) -> :class:`~gateway.migration.rpc.MigratedMethod` for rpc migrations."""
-    out: dict[tuple[str, str], Any] = {}
+    out: dict[tuple[str, str], RpcCall] = {}
     for m in migrations.settings.migrations:
         if m.kind != "rpc":
             continue
@@ -72,5 +75,5 @@ def migrated_methods(migrations: Migrations, contracts: dict[str, Any]) -> dict[
                 safe = bool(contract.is_shadow_safe(m.rpc_method))
             except Exception:
                 safe = False
-        out[(m.rpc_service, m.rpc_method)] = MigratedMethod(migrations, m, safe)
+        out[(m.rpc_service, m.rpc_method)] = MigratedMethod(migrations, m, client, safe)
     return out

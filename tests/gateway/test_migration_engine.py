@@ -60,10 +60,6 @@ class Bench:
     def fatal(self, service: str) -> bool:
         return service in self.down
 
-    def check_fatal(self, service: str) -> None:
-        if self.fatal(service):
-            raise Problem(503, f"service {service!r} is down (FATAL)", code="unavailable")
-
     def comparisons(self) -> list[Comparison]:
         return [e for e in self.entries if isinstance(e, Comparison)]
 
@@ -176,7 +172,8 @@ def test_the_trial_follows_the_state_and_a_fatal_control_is_refused(tmp_path):
         assert isinstance(trial, Trial) and trial.control == "py3" and trial.shadow
         with pytest.raises(Problem) as info:
             engine.check_control(trial)
-        assert info.value.status == 503
+        assert info.value.status == 503 and ("Retry-After", "5") in info.value.headers
+        assert "'notes3' is down (FATAL)" in info.value.detail
         assert not engine.candidate_down(trial)
         lab.mode = "py2"
         trial = engine.begin({})

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.http import openapi
 from gateway.http.forwarding import Forwarding
+from gateway.http.rpccall import RpcCaller
 from gateway.http.wsgitypes import Backend
 from protocol.client import Client
 from protocol.contract import SPEC_DIR, Contract
@@ -47,17 +48,17 @@ class Parts:
 
     ``forwarding`` is built here once; the broker ``client`` and the rpc
     ``contracts`` are made on first use, so a front without broker routes
-    never opens a socket or reads a contract. ``methods`` maps
-    ``(service, method)`` to a wrapper with ``call(client, call, params,
-    **kw)`` (the composition root's rpc migrations).
+    never opens a socket or reads a contract. ``rpc_caller`` is how the
+    ``rpc`` backends make a call (:mod:`gateway.http.rpccall`), composed by
+    the composition root; None: the plain broker call.
     """
 
     def __init__(self, config: GatewayHttpConfig, client: Client | None = None,
-                 methods: dict[tuple[str, str], Any] | None = None) -> None:
+                 rpc_caller: RpcCaller | None = None) -> None:
         self.config = config
         self.limits = config.limits
         self.forwarding = Forwarding(config.trusted_proxies, config.via, config.preserve_host)
-        self.methods = methods if methods is not None else {}
+        self.rpc_caller = rpc_caller
         self._client = client
         self._contracts: dict[str, Contract] | None = None
 

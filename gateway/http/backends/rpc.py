@@ -22,8 +22,8 @@ from gateway.http.wsgitypes import Backend
 
 
 def build(route: Route, parts: Parts) -> Backend:
-    """Shares the process's broker client, contracts and rpc method wrappers."""
-    return RpcBackend(route, parts.client, parts.limits, parts.contracts, parts.methods,
+    """Shares the process's broker client, contracts and the root's rpc caller."""
+    return RpcBackend(route, parts.client, parts.limits, parts.contracts, parts.rpc_caller,
                       parts.config.rpc_services)
 
 
