@@ -25,231 +25,29 @@ defaults to ``./gateway.toml`` when it exists, else the embedded default
 Output piped into ``head`` ends quietly when the reader goes away.
 ``gateway front --fd N`` is what the arbiter runs for the HTTP front; it reads
 the arbiter's resolved config from ``$GATEWAY_CONFIG``.
+
+This module builds the parser and dispatches; each command's body is a module
+of :mod:`gateway.commands`, imported only when that command runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import sys
-import time
 from collections.abc import Sequence
-from typing import Any
 
 from gateway import config as gwconfig
-from gateway.arbiter import control
-from gateway.commands.frontcfg import http_config
-from gateway.commands.status import migration_states, registrations, render_status
-from gateway.config import GatewayConfig, hosts
+from gateway.commands import load
+from gateway.commands.configfile import config_path, load_config
+from gateway.commands.keys import add_parser as add_keys
+from gateway.config import hosts
+from gateway.contracttest.cli import add_parsers as add_contract
 from gateway.errors import ConfigError, GatewayError
+from gateway.migration.cli import add_parser as add_migrate
 
-CHILD_ENV_DROP = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
-                  "GATEWAY_CONFIG")
-
-
-def config_path(given: str | None) -> str | None:
-    """The config file to use: ``-c``, else ./gateway.toml if present, else None (embedded)."""
-    if given:
-        return os.path.abspath(given)
-    return os.path.abspath("gateway.toml") if os.path.exists("gateway.toml") else None
-
-
-def load_config(path: str | None) -> GatewayConfig:
-    """Read and validate a TOML (or the arbiter's resolved JSON) config; None = embedded."""
-    if path is None:
-        return gwconfig.parse(gwconfig.DEFAULT_TOML, base_dir=os.getcwd(), source="<default>")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    base = os.path.dirname(os.path.abspath(path))
-    if path.endswith(".json"):
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ConfigError(f"{path}: invalid JSON: {exc}") from None
-        return gwconfig.from_dict(data, base_dir=base, source=path)
-    return gwconfig.parse(text, base_dir=base, source=path)
-
-
-# -- the HTTP front (run by the arbiter in its own process) --------------------------------------
-
-
-def cmd_front(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
-    """Run the HTTP front on an inherited socket; the arbiter starts this."""
-    from gateway.arbiter.front import SupervisedFront
-    from gateway.arbiter.sockets import systemd_fds
-
-    if os.environ.get("GATEWAY_CONFIG"):
-        cfg = load_config(os.environ["GATEWAY_CONFIG"])
-    fds = systemd_fds(os.environ, os.getpid())
-    for key in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
-        os.environ.pop(key, None)  # the front's workers must not see them as their own
-    fd = args.fd if args.fd is not None else (fds[0] if fds else None)
-    if fd is None:
-        raise ConfigError("front: no socket: pass --fd N or start it socket-activated")
-    return SupervisedFront(cfg, http_config(cfg), fd).run()
-
-
-def cmd_comparer(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
-    """Compare the broker's shadow pairs into the migration store; the arbiter starts this."""
-    import signal
-    import threading
-
-    from gateway.migration.comparer import run
-
-    if os.environ.get("GATEWAY_CONFIG"):
-        cfg = load_config(os.environ["GATEWAY_CONFIG"])
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return run(cfg.migration_settings, cfg.broker.endpoint, stop)
-
-
-# -- commands -----------------------------------------------------------------------------------
-
-
-def cmd_up(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
-    """Run the estate in the foreground until Ctrl-C."""
-    from gateway.arbiter import Arbiter, LogSink
-    from gateway.arbiter.plan import require_broker
-    from gateway.arbiter.sockets import systemd_fds
-    from gateway.migration.evidence import restart_evidence
-    role = args.role
-    cfg = hosts.apply_role(cfg, role)
-    require_broker(cfg)  # before any socket or process exists
-    fmt = args.log_format or cfg.gateway.log_format
-    color = fmt == "text" and not args.no_color and sys.stdout.isatty() and \
-        "NO_COLOR" not in os.environ
-    sink = LogSink(sys.stdout, fmt=fmt, color=color)
-    env = {k: v for k, v in os.environ.items() if k not in CHILD_ENV_DROP}
-    arbiter = Arbiter(cfg, loader=lambda: hosts.apply_role(load_config(path), role),
-                      python3=sys.executable,
-                      sink=sink, inherited_fds=systemd_fds(os.environ, os.getpid()),
-                      env=env, config_source=path or "<default>",
-                      on_replaced=restart_evidence)
-    return arbiter.run()
-
-
-def cmd_status(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
-    """Ask the running arbiter for its status."""
-    status = control.call(cfg.control_socket, {"cmd": "status"}, timeout=args.timeout)
-    status["registrations"] = registrations(status)
-    status["migrations"] = migration_states(cfg)
-    print(json.dumps(status, indent=2, sort_keys=True) if args.json else render_status(status))
-    return 0
-
-
-def cmd_reload(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
-    """Apply the config file to the running estate; waits until the rollout is done."""
-    request: dict[str, Any] = {"cmd": "reload"}
-    if args.service:
-        request["service"] = args.service
-    result = control.call(cfg.control_socket, request, timeout=args.timeout)
-    print(render_reload(result))
-    return 0
-
-
-def render_reload(result: dict[str, Any]) -> str:
-    """What a reload did, one line per kind of change."""
-    reread = result.get("reread") or {}
-    lines = [f"re-read: {reread.get('config') or 'the config'}"
-             + (f" ({', '.join(reread['migrations'])} changed)"
-                if reread.get("migrations") else "")]
-    for key in ("added", "removed", "restarted", "updated"):
-        names = result.get(key, result.get("changed", []) if key == "restarted" else [])
-        if names:
-            lines.append(f"{key}: {', '.join(names)}")
-    if len(lines) == 1:
-        lines.append("nothing else changed")
-    return "\n".join(lines)
-
-
-def cmd_stop(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
-    """Ask the running arbiter to stop gracefully."""
-    status = control.call(cfg.control_socket, {"cmd": "status"}, timeout=args.timeout)
-    control.call(cfg.control_socket, {"cmd": "stop"}, timeout=args.timeout)
-    pid = int(status["arbiter"]["pid"])
-    if args.no_wait:
-        print(f"stopping (arbiter pid {pid})")
-        return 0
-    # Every replica gets its grace, and the slowest drains last; then a margin.
-    grace = max([cfg.gateway.stop_grace_s] + [s.stop_grace_s for s in cfg.services])
-    limit = args.timeout if args.timeout is not None else grace + 15.0
-    deadline = time.monotonic() + limit
-    while process_alive(pid):  # it exits last, once every program is down
-        if time.monotonic() > deadline:
-            raise GatewayError(f"the estate is still stopping after {limit:g}s "
-                               f"(arbiter pid {pid})")
-        time.sleep(0.05)
-    print("stopped")
-    return 0
-
-
-def process_alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie, dead but not yet reaped, counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def cmd_check(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
-    """Validate the config beyond its schema: interpreters, imports, migrations, contracts."""
-    from gateway.arbiter.plan import require_broker
-    from gateway.commands.check import check_estate
-    require_broker(cfg)
-    try:
-        import gateway.http.config  # noqa: F401
-    except ImportError:
-        pass  # the front is not installed here; our own schema was checked
-    else:
-        http_config(cfg)
-    errors, warnings = check_estate(cfg, python3=sys.executable)
-    for line in warnings:
-        print(f"gateway: warning: {line}", file=sys.stderr)
-    if errors:
-        for line in errors[:-1]:
-            print(f"gateway: config error: {line}", file=sys.stderr)
-        raise ConfigError(errors[-1])
-    print(f"ok: {path or '<default>'}: {len(cfg.services)} services, {len(cfg.routes)} routes, "
-          f"{len(cfg.migration_settings.migrations)} migrations")
-    return 0
-
-
-def cmd_export(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
-    """Write systemd units or a supervisord config for this estate."""
-    from gateway.arbiter import export
-
-    outdir = os.path.abspath(args.output or cfg.gateway.run_dir)
-    cfg = hosts.apply_role(cfg, args.role)
-    files = export.export(args.kind, cfg, python3=sys.executable, outdir=outdir,
-                          user=args.user)
-    if args.output:
-        os.makedirs(args.output, exist_ok=True)
-        for name, text in files.items():
-            with open(os.path.join(args.output, name), "w", encoding="utf-8") as fh:
-                fh.write(text)
-            print(os.path.join(args.output, name))
-    else:
-        for name, text in files.items():
-            print(f"# --- {name}\n{text}")
-    return 0
-
-
-def cmd_migrate(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
-    """Drive migrations through the running front's admin API."""
-    from gateway.migration import cli as migrate_cli
-    return migrate_cli.run(args, cfg)
-
-
-COMMANDS = {"up": cmd_up, "status": cmd_status, "reload": cmd_reload, "stop": cmd_stop,
-            "check": cmd_check, "export": cmd_export, "front": cmd_front,
-            "migrate": cmd_migrate, "comparer": cmd_comparer}
+__all__ = ["config_path", "load_config", "main", "parser"]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -278,11 +76,8 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--user", default="", help="run the services as this user")
     ex.add_argument("--role", choices=hosts.ROLES, default=None,
                     help="the units of one host role (as gateway up --role)")
-    from gateway.commands.keys import add_parser as add_keys
     add_keys(sub)
-    from gateway.migration.cli import add_parser as add_migrate
     add_migrate(sub)
-    from gateway.contracttest.cli import add_parsers as add_contract
     add_contract(sub)  # init, contract test: they work on a folder, not on a running config
     fr = sub.add_parser("front", help="(internal) run the HTTP front on an inherited socket")
     fr.add_argument("--fd", type=int)
@@ -330,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = int(args.local_command(args))
         else:
             path = config_path(args.config)
-            status = COMMANDS[args.command](args, load_config(path), path)
+            status = load(args.command)(args, load_config(path), path)
         # Output to a pipe is buffered: a reader that is gone shows at this flush,
         # which must happen here and not in the interpreter's exit.
         sys.stdout.flush()

@@ -29,7 +29,7 @@ that got no reply part yet are sent again, the others fail with
 :class:`protocol.calls.Calls`, and streams are read by
 :func:`protocol.replystream.stream`. Inside a worker handler, calls without
 an explicit timeout take the remaining deadline and request id of the
-request being handled.
+request being handled (:mod:`protocol.context`).
 
 Streams and cancels (SPEC 2.7, 2.11): the deadline of a :meth:`Client.request`
 bounds the wait for its first reply part; after it, each wait for the next
@@ -47,7 +47,7 @@ import zmq
 from protocol import brokers, codec, mdp
 from protocol._compat import text_type
 from protocol.calls import Calls
-from protocol.context import current
+from protocol.context import call_deadline, inherit_trace, inherited_sticky
 from protocol.errors import BrokerLost, EnvelopeError, Unavailable
 from protocol.failover import FailoverClient
 from protocol.link import PROBE, RECONNECT, BrokerLink
@@ -151,16 +151,14 @@ class Client(object):
         Replies are read by whichever thread is waiting, so call ``result()``
         (on this or any pending call) to make progress. Inside a handler the
         deadline, request id and trace context default to the request's own
-        (:func:`protocol.worker.current`), so nested calls carry them on.
+        (:func:`protocol.context.current`), so nested calls carry them on.
         """
-        deadline, rid = self._deadline(timeout, rid)
-        if sticky is None:
-            ctx = current()
-            sticky = ctx.sticky if ctx is not None else None
+        deadline, rid = call_deadline(timeout, self.timeout, rid)
         env = codec.Envelope(u"call", method=method, deadline=int(deadline * 1000), rid=rid,
                              idem=idem, shadow=shadow, payload=params,
-                             traceparent=traceparent, tracestate=tracestate, sticky=sticky)
-        _inherit_trace(env)
+                             traceparent=traceparent, tracestate=tracestate,
+                             sticky=inherited_sticky(sticky))
+        inherit_trace(env)
         return self._send(service, env, deadline, schema)
 
     def request(self, service, envelope, timeout=None, idle_timeout=None):
@@ -182,9 +180,9 @@ class Client(object):
         # type: (str, codec.Envelope, float) -> Pending
         """Send ``envelope`` for :meth:`request`, its deadline and trace filled in."""
         if envelope.deadline is None:
-            deadline, rid = self._deadline(timeout, envelope.rid)
+            deadline, rid = call_deadline(timeout, self.timeout, envelope.rid)
             envelope.deadline, envelope.rid = int(deadline * 1000), rid
-        _inherit_trace(envelope)
+        inherit_trace(envelope)
         return self._send(service, envelope, envelope.deadline / 1000.0, None)
 
     def cancel(self, service, request_id, rid=None):
@@ -252,19 +250,6 @@ class Client(object):
         self.close()
 
     # ------------------------------------------------------------ callers --
-    def _deadline(self, timeout, rid):
-        # type: (float, str) -> tuple
-        ctx = current()
-        if timeout is None and ctx is not None and ctx.deadline is not None:
-            deadline = ctx.deadline / 1000.0
-        else:
-            deadline = time.time() + (self.timeout if timeout is None else timeout)
-            if ctx is not None and ctx.deadline is not None:
-                deadline = min(deadline, ctx.deadline / 1000.0)
-        if rid is None and ctx is not None:
-            rid = ctx.rid
-        return deadline, rid
-
     def _check_open(self):
         # type: () -> None
         if self._closed:
@@ -399,16 +384,6 @@ def _several(endpoint):
     if isinstance(endpoint, (list, tuple)):
         return True
     return isinstance(endpoint, (str, text_type)) and u"," in endpoint
-
-
-def _inherit_trace(env):
-    # type: (codec.Envelope) -> None
-    """Give a request made inside a handler the handler's span as its parent (SPEC 3.9)."""
-    if env.traceparent is None and env.kind != u"http":
-        ctx = current()
-        if ctx is not None:
-            span = ctx.trace
-            env.traceparent, env.tracestate = span.traceparent, span.tracestate
 
 
 __all__ = ["GRACE", "Client", "Pending", "EnvelopeError", "client_from_env"]

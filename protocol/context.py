@@ -18,6 +18,7 @@ not import the worker that imports them.
 from __future__ import absolute_import, division, print_function
 
 import threading
+import time
 
 from protocol import mdp, trace
 
@@ -95,3 +96,43 @@ def inherited(rid, traceparent, tracestate):
         if traceparent is None:
             traceparent, tracestate = ctx.trace.traceparent, ctx.trace.tracestate
     return rid, traceparent, tracestate
+
+
+def call_deadline(timeout, default, rid):
+    # type: (float, float, str) -> tuple
+    """``(deadline in s since the epoch, rid)`` of a call made now.
+
+    Inside a handler a call without ``timeout`` takes the request's remaining
+    deadline, a call with one never outlives the request, and ``rid`` defaults
+    to the request's; outside one the deadline is ``timeout`` (else ``default``)
+    from now.
+    """
+    ctx = current()
+    if timeout is None and ctx is not None and ctx.deadline is not None:
+        deadline = ctx.deadline / 1000.0
+    else:
+        deadline = time.time() + (default if timeout is None else timeout)
+        if ctx is not None and ctx.deadline is not None:
+            deadline = min(deadline, ctx.deadline / 1000.0)
+    if rid is None and ctx is not None:
+        rid = ctx.rid
+    return deadline, rid
+
+
+def inherited_sticky(sticky):
+    # type: (str) -> str
+    """The split key of a call: the one given, else the current request's (SPEC 2.14)."""
+    if sticky is None:
+        ctx = current()
+        sticky = ctx.sticky if ctx is not None else None
+    return sticky
+
+
+def inherit_trace(env):
+    # type: (codec.Envelope) -> None
+    """Give a request made inside a handler the handler's span as its parent (SPEC 3.9)."""
+    if env.traceparent is None and env.kind != u"http":
+        ctx = current()
+        if ctx is not None:
+            span = ctx.trace
+            env.traceparent, env.tracestate = span.traceparent, span.tracestate

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gateway.arbiter import control, handlers
+from gateway.arbiter import control, handlers, output
 from gateway.arbiter.child import Child
 from gateway.arbiter.events import Events
 from gateway.arbiter.guard import Guard
@@ -374,23 +374,8 @@ class Arbiter:
                 handlers.dispatch(self, *obj)
 
     def drain_output(self, r: Replica, final: bool) -> None:
-        """Copy the replica's available output to the log sink."""
-        child = r.child
-        if child is None:
-            return
-        while True:
-            data = child.read_output()
-            if data is None:
-                break
-            if data == b"":
-                self.events.unwatch_output(child)
-                lines = r.output.flush()
-            else:
-                lines = r.output.feed(data)
-            for line in lines:
-                self.sink.emit(r.label, child.pid, line)
-            if data == b"" or not final:
-                break
+        """Copy the replica's available output to the log sink (see :mod:`.output`)."""
+        output.drain(r, self.sink, self.events, final)
 
     def status(self) -> dict[str, Any]:
         """The status document: arbiter, programs and their replicas, routes."""

@@ -1,9 +1,45 @@
-"""The bodies of the ``gateway`` subcommands, one module per concern.
+"""The ``gateway`` subcommands, one module per command, and the table that finds them.
 
-:mod:`gateway.cli` owns argv, the environment and the config file; it parses
-the arguments and hands each command the values it needs. The modules here
-render and check what the commands work on::
+:mod:`gateway.cli` owns argv and the parser; it looks the parsed command up
+in :data:`COMMANDS` and imports only that command's module (pip's
+``pip._internal.commands`` does the same). ``gateway status`` therefore never
+imports the arbiter's supervisor or the migration comparer, and each module
+here imports what it needs at its top::
 
-    from gateway.commands.status import render_status
-    print(render_status(control.call(cfg.control_socket, {"cmd": "status"}, 5.0)))
+    run = load("status")              # gateway.commands.status.run
+    sys.exit(run(args, cfg, path))
+
+Every ``run`` takes the parsed arguments, the loaded config and the config
+file's path (None: the embedded default) and returns the exit status.
 """
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable
+
+from gateway.config import GatewayConfig
+
+Command = Callable[[argparse.Namespace, GatewayConfig, "str | None"], int]
+
+# name -> (module, function). Imported by name on dispatch: importing them all
+# up front would cost every command the arbiter, the front and the stores.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "up": ("gateway.commands.up", "run"),
+    "status": ("gateway.commands.status", "run"),
+    "reload": ("gateway.commands.reload", "run"),
+    "stop": ("gateway.commands.stop", "run"),
+    "check": ("gateway.commands.check", "run"),
+    "export": ("gateway.commands.export", "run"),
+    "front": ("gateway.commands.front", "run"),
+    "migrate": ("gateway.commands.migrate", "run"),
+    "comparer": ("gateway.commands.comparer", "run"),
+}
+
+
+def load(name: str) -> Command:
+    """The ``run`` function of command ``name`` (KeyError if there is none)."""
+    module, attr = COMMANDS[name]
+    run: Command = getattr(importlib.import_module(module), attr)
+    return run

@@ -19,18 +19,38 @@ An rpc service that no contract describes and that is not declared
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from gateway.arbiter.plan import service_env
+from gateway.arbiter.plan import require_broker, service_env
+from gateway.commands.frontcfg import http_config
 from gateway.config import GatewayConfig, ServiceConfig
 from gateway.errors import ConfigError
+from protocol import contract
 
 # Deadlines of the subprocesses check starts: an interpreter that hangs, or a module
 # whose import blocks (a database connect at import time), must not hang `check`.
 RUN_TIMEOUT = 15.0
 IMPORT_TIMEOUT = 30.0
+
+def run(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
+    """Validate the config beyond its schema: interpreters, imports, migrations, contracts."""
+    require_broker(cfg)
+    http_config(cfg)  # the front's own schema, as the front will build it
+    errors, warnings = check_estate(cfg, python3=sys.executable)
+    for line in warnings:
+        print(f"gateway: warning: {line}", file=sys.stderr)
+    if errors:
+        for line in errors[:-1]:
+            print(f"gateway: config error: {line}", file=sys.stderr)
+        raise ConfigError(errors[-1])
+    print(f"ok: {path or '<default>'}: {len(cfg.services)} services, {len(cfg.routes)} routes, "
+          f"{len(cfg.migration_settings.migrations)} migrations")
+    return 0
+
 
 # Runs in the service's interpreter (2.7 or 3): import the target and its host.
 _IMPORT = (
@@ -46,8 +66,6 @@ _IMPORT = (
 
 def check_contracts(directory: str) -> None:
     """Every service contract in ``directory`` must load (protocol.contract checks it)."""
-    from protocol import contract
-
     if not os.path.isdir(directory):
         raise ConfigError(f"http.contracts_dir: {directory} is not a directory")
     for name in contract.available(directory):
@@ -59,10 +77,8 @@ def check_contracts(directory: str) -> None:
 
 def contracts_dir(cfg: GatewayConfig) -> str:
     """The directory of the service contracts: ``http.contracts_dir`` or protocol/spec."""
-    from protocol.contract import SPEC_DIR
-
     given = str(cfg.http.get("contracts_dir", ""))
-    return os.path.join(cfg.base_dir, given) if given else SPEC_DIR
+    return os.path.join(cfg.base_dir, given) if given else contract.SPEC_DIR
 
 
 def check_interpreters(cfg: GatewayConfig, python3: str) -> list[str]:
@@ -120,8 +136,6 @@ def check_migrations(cfg: GatewayConfig) -> list[str]:
 
 def untyped_warnings(cfg: GatewayConfig) -> list[str]:
     """Rpc services with no contract that are not declared ``untyped = true``."""
-    from protocol import contract
-
     directory = contracts_dir(cfg)
     have = set(contract.available(directory)) if os.path.isdir(directory) else set()
     # The py3 port of an rpc migration answers to its py2 service's contract.

@@ -10,12 +10,26 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 from typing import Any
 
 import zmq
 
+from gateway.arbiter import control
 from gateway.arbiter.ready import mmi_service
 from gateway.config import GatewayConfig
+from gateway.migration import stores
+from gateway.migration.store import StoreError
+
+
+def run(args: argparse.Namespace, cfg: GatewayConfig, path: str | None) -> int:
+    """Ask the running arbiter for its status."""
+    status = control.call(cfg.control_socket, {"cmd": "status"}, timeout=args.timeout)
+    status["registrations"] = registrations(status)
+    status["migrations"] = migration_states(cfg)
+    print(json.dumps(status, indent=2, sort_keys=True) if args.json else render_status(status))
+    return 0
 
 
 def registrations(status: dict[str, Any], timeout: float = 0.3) -> dict[str, str | None]:
@@ -76,10 +90,6 @@ def render_status(status: dict[str, Any]) -> str:
 def migration_states(cfg: GatewayConfig) -> dict[str, Any]:
     """Each configured migration's target and state, read from the store ({} before it exists)."""
     settings = cfg.migration_settings
-    # Here, not at the top: the stores pull in the protocol package and the Redis
-    # client (~60 ms), which every other CLI command would then pay for.
-    from gateway.migration import stores
-    from gateway.migration.store import StoreError
     if not settings.migrations or not stores.exists(settings):
         return {}
     try:

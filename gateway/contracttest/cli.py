@@ -154,6 +154,9 @@ def broker_legs(args: argparse.Namespace, contracts: list[str], folder: str) -> 
     """Both legs on this gateway's Python, each calling one service on the broker."""
     if len(contracts) != 1 or not (args.py2_service and args.py3_service):
         raise GatewayError("--broker needs one contract and --py2-service and --py3-service")
+    # Here, not at the top: gateway.cli imports this module to build its parser,
+    # and protocol.contract pulls in jsonschema (~75 ms), which every gateway
+    # command would then pay for; only --broker needs it.
     from protocol import contract
     service = contract.load(os.path.join(folder, contracts[0])).service
     return [runner.Leg(label, sys.executable, [f"{service}=broker:{args.broker}#{name}"])

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from gateway import cli
+from gateway.commands.reload import render_reload
 from tests.support.procs import REPO
 
 GOOD = """
@@ -154,10 +155,10 @@ def test_a_closed_stdout_ends_quietly(tmp_path):
 
 
 def test_reload_report_names_every_kind_of_change():
-    text = cli.render_reload({"changed": ["web"], "restarted": ["web", "http"],
+    text = render_reload({"changed": ["web"], "restarted": ["web", "http"],
                               "added": ["new"], "removed": ["old"], "updated": [],
                               "reread": {"config": "/srv/gw.toml",
                                          "migrations": ["migrations.notes"]}})
     assert text.splitlines() == ["re-read: /srv/gw.toml (migrations.notes changed)",
                                  "added: new", "removed: old", "restarted: web, http"]
-    assert cli.render_reload({"changed": []}).splitlines()[-1] == "nothing else changed"
+    assert render_reload({"changed": []}).splitlines()[-1] == "nothing else changed"

@@ -141,7 +141,7 @@ def test_a_config_that_is_not_a_table_is_a_config_error_naming_the_source(data):
 
 
 def test_a_route_idle_timeout_reaches_the_front_and_a_bad_one_is_named() -> None:
-    from gateway.cli import http_config
+    from gateway.commands.frontcfg import http_config
 
     routes = """
 [[routes]]

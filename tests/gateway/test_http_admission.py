@@ -125,7 +125,7 @@ def test_the_slow_client_limits_have_safe_defaults_and_are_checked() -> None:
 
 
 def test_gateway_toml_routes_carry_admission_to_the_front() -> None:
-    from gateway.cli import http_config
+    from gateway.commands.frontcfg import http_config
     from gateway.config import parse
     cfg = parse('[[routes]]\nprefix = "/slow"\nbackend = "wsgi"\nservice = "slow"\n'
                 'max_concurrency = 8\nqueue_timeout_ms = 250\n'

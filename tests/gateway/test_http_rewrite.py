@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.cli import http_config
+from gateway.commands.frontcfg import http_config
 from gateway.config import parse
 from gateway.errors import ConfigError
 from gateway.http.config import Route

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from protocol import codec, logcontext, trace
-from protocol.client import _inherit_trace
+from protocol.context import inherit_trace
 from protocol.errors import EnvelopeError
 from protocol.queue import Job
 from protocol.worker import _bind_context, _restore_context, current
@@ -144,17 +144,17 @@ def test_a_call_made_inside_a_handler_names_the_handlers_span_as_parent(no_conte
     ctx = current()
     assert ctx.trace is ctx.trace  # one span per request, made once
     out = codec.Envelope(u"call", method=u"nested")
-    _inherit_trace(out)
+    inherit_trace(out)
     assert out.traceparent == u"00-%s-%s-01" % (TRACE, ctx.trace.span_id)
     assert out.tracestate == u"a=1"
     given = codec.Envelope(u"call", method=u"nested", traceparent=u"explicit")
-    _inherit_trace(given)
+    inherit_trace(given)
     assert given.traceparent == u"explicit"
 
 
 def test_outside_a_handler_nothing_is_invented(no_context):
     out = codec.Envelope(u"call", method=u"m")
-    _inherit_trace(out)
+    inherit_trace(out)
     assert out.traceparent is None
 
 
