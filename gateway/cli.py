@@ -39,11 +39,11 @@ import sys
 from collections.abc import Sequence
 
 from gateway import config as gwconfig
-from gateway.commands import load
+from gateway.commands import load, local
 from gateway.commands.configfile import config_path, load_config
 from gateway.commands.keys import add_parser as add_keys
 from gateway.config import hosts
-from gateway.contracttest.cli import add_parsers as add_contract
+from gateway.contracttest.parsers import add_parsers as add_contract
 from gateway.errors import ConfigError, GatewayError
 from gateway.migration.cli import add_parser as add_migrate
 
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if getattr(args, "local_command", None) is not None:
-            status = int(args.local_command(args))
+            status = int(local(args.local_command)(args))
         else:
             path = config_path(args.config)
             status = load(args.command)(args, load_config(path), path)

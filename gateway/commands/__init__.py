@@ -43,3 +43,19 @@ def load(name: str) -> Command:
     module, attr = COMMANDS[name]
     run: Command = getattr(importlib.import_module(module), attr)
     return run
+
+
+LocalCommand = Callable[[argparse.Namespace], int]
+
+
+def local(command: LocalCommand | tuple[str, str]) -> LocalCommand:
+    """A command that needs no config (``init``, ``contract test``), imported by name if named.
+
+    A parser may name its command as (module, function) so that building the
+    parser does not import the command's module (``gateway contract test``
+    needs jsonschema, which no other command should pay for).
+    """
+    if isinstance(command, tuple):
+        found: LocalCommand = getattr(importlib.import_module(command[0]), command[1])
+        return found
+    return command

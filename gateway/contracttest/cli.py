@@ -27,44 +27,12 @@ import json
 import os
 import sys
 import tomllib
-from typing import Any
 
 from gateway.contracttest import report as rep
 from gateway.contracttest import runner
 from gateway.errors import GatewayError
 from gateway.migration.compare import Rules
-
-
-def add_parsers(sub: Any) -> None:
-    """Add ``contract`` and ``init`` to the ``gateway`` parser."""
-    from gateway.contracttest import scaffold
-    scaffold.add_parser(sub)
-    ct = sub.add_parser("contract", help="contract tests: the py2/py3 parity verdict")
-    csub = ct.add_subparsers(dest="contract_command", required=True)
-    t = csub.add_parser("test", help="run a contract's cases on py2 and py3 and compare")
-    t.add_argument("folder", nargs="?", default=".")
-    t.add_argument("--contract", action="append", default=[], metavar="PATH")
-    t.add_argument("--py2", metavar="PYTHON", help="the Python 2 interpreter")
-    t.add_argument("--py3", metavar="PYTHON", help="the Python 3 interpreter")
-    t.add_argument("--py2-impl", action="append", default=[], metavar="[SERVICE=]module:ATTR")
-    t.add_argument("--py3-impl", action="append", default=[], metavar="[SERVICE=]module:ATTR")
-    how = t.add_mutually_exclusive_group()
-    how.add_argument("--tox", action="store_true", help="run DIR/tox.ini's legs")
-    how.add_argument("--ingest", action="store_true", help="only compare existing results")
-    how.add_argument("--broker", metavar="ENDPOINT", help="call services on a running broker")
-    t.add_argument("--tox-envs", default="py27,py3")
-    t.add_argument("--py2-service", help="with --broker: the py2 service's name")
-    t.add_argument("--py3-service", help="with --broker: the py3 service's name")
-    t.add_argument("--results", metavar="DIR", help="results directory (DIR/.contract)")
-    t.add_argument("--parity", metavar="PATH", help="parity table (DIR/build/parity.json)")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--count", type=int, help="generated cases per method")
-    t.add_argument("--ignore", action="append", default=[], metavar="POINTER",
-                   help="a JSON pointer under the result to leave out of the comparison")
-    t.add_argument("--timeout", type=float, default=600.0, help="seconds per leg")
-    t.add_argument("--call-timeout", type=float, help="with --broker: seconds per call")
-    t.add_argument("--json", action="store_true")
-    t.set_defaults(local_command=cmd_contract)
+from protocol import contract
 
 
 def ini_contracts(folder: str) -> list[str]:
@@ -154,10 +122,6 @@ def broker_legs(args: argparse.Namespace, contracts: list[str], folder: str) -> 
     """Both legs on this gateway's Python, each calling one service on the broker."""
     if len(contracts) != 1 or not (args.py2_service and args.py3_service):
         raise GatewayError("--broker needs one contract and --py2-service and --py3-service")
-    # Here, not at the top: gateway.cli imports this module to build its parser,
-    # and protocol.contract pulls in jsonschema (~75 ms), which every gateway
-    # command would then pay for; only --broker needs it.
-    from protocol import contract
     service = contract.load(os.path.join(folder, contracts[0])).service
     return [runner.Leg(label, sys.executable, [f"{service}=broker:{args.broker}#{name}"])
             for label, name in (("py2", args.py2_service), ("py3", args.py3_service))]
