@@ -5,7 +5,6 @@
     GatewayError
      +-- ConfigError (ValueError)   the TOML or a contract is invalid; names the key
      +-- BrokerError                the broker cannot start or lost its sockets
-     |    +-- ZmtpError             a broker link's peer broke ZMTP (gateway.http.zmtp)
      +-- SpawnError                 a supervised process could not be started
 
 Protocol-level failures (timeouts, unavailable services, remote errors) are
@@ -24,10 +23,6 @@ class ConfigError(GatewayError, ValueError):
 
 class BrokerError(GatewayError):
     """The broker cannot start, or cannot keep running, as configured."""
-
-
-class ZmtpError(BrokerError):
-    """The peer of a ZMTP link sent something ZMTP 3.x does not allow; the link is closed."""
 
 
 class SpawnError(GatewayError):

@@ -12,6 +12,7 @@
      +-- WorkerLost                     worker_lost 502 the worker died mid-request
      +-- TooLarge                       too_large  413  a frame exceeds the size limit
      +-- Cancelled                      cancelled  499  the client cancelled the request
+ +-- ZmtpError                      (local)    502  a ZMTP link's peer broke ZMTP
      +-- RemoteError                    remote     500  the handler raised
           +-- UnknownMethod             unknown_method 404
           +-- InvalidParams (ValueError) invalid_params 422
@@ -102,6 +103,13 @@ class TooLarge(ProtocolError):
 
     code = "too_large"
     status = 413
+
+
+class ZmtpError(ProtocolError):
+    """The peer of a ZMTP link sent something ZMTP 3.x does not allow; the link is closed."""
+
+    code = "protocol"
+    status = 502
 
 
 class Cancelled(ProtocolError):

@@ -40,6 +40,7 @@ import threading
 
 from protocol import brokers, logcontext
 from protocol.worker import Worker, notify_from
+from protocol.workerlink import ENV_LINK, LINKS, choose_link
 
 MYPY = False
 if MYPY:  # pragma: no cover - type names for the type comments only
@@ -135,6 +136,12 @@ def add_broker_arguments(parser):
                         default=os.environ.get(brokers.ENV_SECRET, ""),
                         help="this host's .key_secret certificate (default $%s)"
                              % (brokers.ENV_SECRET,))
+    parser.add_argument("--link", choices=LINKS,  # type: ignore
+                        default=os.environ.get(ENV_LINK) or "auto",
+                        help="how to reach the broker: zmtp speaks ZeroMQ's protocol on the "
+                             "worker's own thread, libzmq uses a libzmq socket; auto (the "
+                             "default) takes zmtp for ipc:// and loopback tcp:// without "
+                             "CURVE (default $%s)" % (ENV_LINK,))
 
 
 def serve_from_args(parser, args, **worker_kwargs):
@@ -148,10 +155,13 @@ def serve_from_args(parser, args, **worker_kwargs):
                 raise ValueError("give both --curve-server-key and --curve-secret")
             curve = brokers.load_curve(args.curve_server_key, args.curve_secret)  # type: ignore
         brokers.check_curve(endpoints, curve)
+        for endpoint in endpoints:
+            choose_link(endpoint, curve, args.link)  # type: ignore
     except ValueError as exc:
         parser.error(str(exc))  # type: ignore
     worker = MultiWorker(endpoints, args.service, curve=curve,  # type: ignore
-                         on_registered=notify_from(os.environ), **worker_kwargs)
+                         on_registered=notify_from(os.environ), link=args.link,  # type: ignore
+                         **worker_kwargs)
     worker.install_signal_handlers()
     worker.run()
     return 0

@@ -11,8 +11,14 @@
     w.install_signal_handlers()   # SIGTERM/SIGINT: finish in-flight work, then DISCONNECT
     w.run()                       # blocks until stop(); reconnects when the broker restarts
 
-Broker restarts (SPEC 2.2): a socket monitor reports the connection to the
-broker closing. The worker then finishes the handler in hand, drops the
+The link to the broker (``link=``, ``--link`` or ``$GATEWAY_WORKER_LINK``):
+for a broker on this host with no CURVE (``ipc://``, loopback ``tcp://``) the
+worker speaks ZMTP itself on its own thread (:mod:`protocol.zmtplink`), so a
+request costs no round trips through libzmq's I/O thread; any other broker
+gets a libzmq DEALER (:mod:`protocol.workerlink`). Both behave alike.
+
+Broker restarts (SPEC 2.2): the link reports the connection to the
+broker closing (a socket monitor, or the ZMTP socket's own end). The worker then finishes the handler in hand, drops the
 requests it has not started (the broker that sent them is gone, and their
 clients were answered or sent them again) and registers again at once.
 
@@ -71,6 +77,7 @@ import os
 import platform
 import runpy
 import signal
+import socket
 import sys
 import threading
 import time
@@ -88,14 +95,14 @@ from protocol.context import _bind_context as _bind_context
 from protocol.context import _restore_context as _restore_context
 from protocol.context import current as current
 from protocol.context import inherited as inherited
-from protocol.errors import EnvelopeError
+from protocol.errors import EnvelopeError, ZmtpError
 from protocol.handling import Requests
 from protocol.replies import error_envelope as error_envelope
 
 # Readiness notices have a module of their own; these stay importable from here.
 from protocol.sdnotify import notify_from as notify_from
 from protocol.sdnotify import sd_notify as sd_notify
-from protocol.workerlink import WorkerLink
+from protocol.workerlink import open_link
 
 log = logging.getLogger("protocol.worker")
 
@@ -104,8 +111,8 @@ class Worker(object):
     """Serves one service on a broker; see the module docstring."""
 
     def __init__(self, endpoint, service, table=None, envelope_handler=None, credit=1,
-                 context=None, curve=None, max_backoff=2.0, on_registered=None):
-        # type: (str, str, dict, object, int, zmq.Context, tuple, float, object) -> None
+                 context=None, curve=None, max_backoff=2.0, on_registered=None, link=None):
+        # type: (str, str, dict, object, int, zmq.Context, tuple, float, object, str) -> None
         if (table is None) == (envelope_handler is None):
             raise TypeError("give exactly one of table and envelope_handler")
         self.endpoint = endpoint
@@ -113,7 +120,6 @@ class Worker(object):
         self.table = dict(table or {})
         self.envelope_handler = envelope_handler
         self.credit = int(credit)
-        self.ctx = context or zmq.Context.instance()
         self.curve = curve
         self.max_backoff = max_backoff
         self.on_registered = on_registered
@@ -125,7 +131,7 @@ class Worker(object):
         self._leaving = False
         self._wake_r = self._wake_w = -1  # a stream's thread wakes the socket thread (run())
         # Two collaborators: the connection to the broker, and the requests it gives us.
-        self._link = WorkerLink(self.ctx, endpoint, curve)
+        self._link = open_link(endpoint, curve, context, link)
         self._requests = Requests(self.service, self.table, envelope_handler,
                                   self._link.send, self._unlocked, self._wake)
 
@@ -161,16 +167,26 @@ class Worker(object):
         beat.start()
         backoff = 0.0
         try:
+            refused = 0
             while not self._stopping.is_set():
                 self._lock.acquire()
                 try:
-                    self._connect()
-                    outcome = self._serve()
+                    outcome = self._connect() or self._serve()
                 finally:
                     self._close()
                     self._lock.release()
                 if outcome == "stopped":
                     break
+                if outcome == "refused":
+                    # Nothing listens yet, or any more: try again as libzmq would (every
+                    # 100 ms), and say so once the broker has been away for a while.
+                    refused += 1
+                    if refused == 20:
+                        log.warning("broker %s: cannot connect; retrying every 0.1 s",
+                                    self.endpoint)
+                    self._stopping.wait(0.1)
+                    continue
+                refused = 0
                 if outcome == "disconnected":
                     backoff = 0.0
                 log.warning("broker %s lost (%s); reconnecting in %.2fs",
@@ -186,13 +202,19 @@ class Worker(object):
 
     # -------------------------------------------------------------- socket --
     def _connect(self):
-        # type: () -> None
+        # type: () -> str
+        """Connect and register; ``refused`` when no broker takes the connection."""
         metadata = {u"runtime": u"%s-%s" % (platform.python_implementation().lower(),
                                             platform.python_version()),
                     u"pid": os.getpid(), u"credit": self.credit,
                     u"methods": sorted(text_type(k) for k in self.table),
                     u"cancel": True, u"heartbeat_ms": int(self.interval * 1000)}
-        self._link.open(self.service, metadata, self.interval)
+        try:
+            self._link.open(self.service, metadata, self.interval)
+        except (socket.error, OSError, ZmtpError) as exc:  # a plain-socket link connects at once
+            log.debug("broker %s: cannot connect (%s)", self.endpoint, exc)
+            return "refused"
+        return ""
 
     def _close(self):
         # type: () -> None
@@ -207,7 +229,7 @@ class Worker(object):
             if not self._in_handler or time.time() - self._link.last_sent < self.interval:
                 continue
             with self._lock:
-                if self._in_handler and self._link.sock is not None:
+                if self._in_handler and self._link.is_open:
                     self._link.send(mdp.heartbeat())
 
     # ---------------------------------------------------------------- loop --
@@ -215,11 +237,8 @@ class Worker(object):
         # type: () -> str
         """Serve on the current socket; return why it ended: stopped, lost or disconnected."""
         link, requests = self._link, self._requests
-        sock, monitor = link.sock, link.monitor
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
+        poller = link.poller()
         poller.register(self._wake_r, zmq.POLLIN)
-        poller.register(monitor, zmq.POLLIN)
         self._leaving = False
         requests.accepting = True
         while True:
@@ -227,9 +246,10 @@ class Worker(object):
                 # Answer what was already received (at most the credit's worth), then leave.
                 self._leaving = True
                 for _ in range(self.credit):
-                    if not sock.poll(0, zmq.POLLIN):  # not the wake pipe: the socket
+                    frames = link.recv()
+                    if frames is None:
                         break
-                    self._on_message(mdp.recv_frames(sock))
+                    self._on_message(frames)
                 requests.accepting = False
             requests.start_next()
             if requests.waiting():
@@ -240,28 +260,28 @@ class Worker(object):
                 wait = link.last_sent + self.interval - time.time()
                 timeout = max(0, min(int(wait * 1000), 100))
             events = dict(poller.poll(timeout))
-            if monitor in events and link.gone():
+            if link.gone():
                 # Whatever is still queued came from a broker that no longer exists.
-                return "disconnected"
+                return "disconnected" if link.linked else "lost"
             if self._wake_r in events:
                 self._drain_wake()
                 requests.send_stream()
-            if sock in events:
-                # Until ZMQ_EVENTS says the queue is empty: cheaper than ending on Again.
+            if link.signalled(events):
+                # Every message in hand: cheaper than polling again for each.
                 while True:
-                    try:
-                        frames = mdp.recv_frames(sock, mdp.NOBLOCK)
-                    except zmq.Again:
+                    frames = link.recv()
+                    if frames is None:
                         break
                     outcome = self._on_message(frames)
                     if outcome:
                         return outcome
                     # A handler may have run long: the broker may have died meanwhile.
-                    # (ZMQ_EVENTS, not Socket.poll: that builds a Poller per call.)
-                    if mdp.readable(monitor) and link.gone():
+                    if link.gone():
                         return "disconnected"
-                    if not mdp.readable(sock):
+                    if not link.readable():
                         break
+                if link.gone():
+                    return "disconnected" if link.linked else "lost"
             now = time.time()
             if now - link.last_sent >= self.interval:
                 link.send(mdp.heartbeat())

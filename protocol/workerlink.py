@@ -2,12 +2,20 @@
 
 ::
 
-    link = WorkerLink(ctx, "tcp://127.0.0.1:5555", curve=None)
+    link = open_link("tcp://127.0.0.1:5555", curve=None)   # this, or a ZMTP link
     link.open(u"calc", metadata, interval)    # connect and send READY
+    poller = link.poller()                    # poll(ms) -> {socket or fd: events}
+    frames = link.recv()                      # one message, or None (never blocks)
     link.send(mdp.heartbeat())                # every send restarts the heartbeat clock
     if link.gone(): ...                       # the monitor saw the broker go
     link.leave(linger_ms)                     # DISCONNECT, then close letting replies out
     link.close()                              # drop the socket (the broker requeues)
+
+:func:`open_link` picks the link (SPEC 2.2 holds for both): a libzmq DEALER
+(this module), or for a broker on this host with no CURVE the worker's own
+ZMTP connection (:class:`protocol.zmtplink.ZmtpWorkerLink`), which spares
+each request two round trips through libzmq's I/O thread. ``link`` (or
+``$GATEWAY_WORKER_LINK``) is ``auto``, ``zmtp`` or ``libzmq``.
 
 SPEC 2.2: a close counts as the broker going only after a handshake, so a
 refused CURVE handshake is not a broker loss. ``last_sent`` and
@@ -16,12 +24,44 @@ refused CURVE handshake is not a broker loss. ``last_sent`` and
 """
 from __future__ import absolute_import, division, print_function
 
+import os
 import time
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from protocol import brokers, mdp
+from protocol.zmtplink import ZmtpWorkerLink
+
+MYPY = False
+if MYPY:  # pragma: no cover - type names for the type comments only
+    from typing import Any  # noqa: F401
+
+ENV_LINK = "GATEWAY_WORKER_LINK"
+LINKS = ("auto", "zmtp", "libzmq")
+
+
+def choose_link(endpoint, curve, link=None):
+    # type: (str, tuple, str) -> str
+    """``zmtp`` or ``libzmq`` for ``endpoint``: ``auto`` takes zmtp for a local broker."""
+    link = link or os.environ.get(ENV_LINK) or "auto"
+    if link not in LINKS:
+        raise ValueError("the worker link must be one of %s, not %r" % (", ".join(LINKS), link))
+    local = endpoint.startswith(("ipc://", "tcp://")) and brokers.is_loopback(endpoint)
+    if link == "zmtp" and (curve is not None or not endpoint.startswith(("ipc://", "tcp://"))):
+        raise ValueError("a zmtp worker link speaks ipc:// or tcp:// with no CURVE; "
+                         "use libzmq for %s" % (endpoint,))
+    if link == "auto":
+        return "zmtp" if local and curve is None else "libzmq"
+    return link
+
+
+def open_link(endpoint, curve=None, context=None, link=None):
+    # type: (str, tuple, zmq.Context, str) -> Any
+    """The worker's link to ``endpoint``, as :func:`choose_link` picks it."""
+    if choose_link(endpoint, curve, link) == "zmtp":
+        return ZmtpWorkerLink(endpoint)
+    return WorkerLink(context or zmq.Context.instance(), endpoint, curve)
 
 
 class WorkerLink(object):
@@ -59,6 +99,40 @@ class WorkerLink(object):
         self.send(mdp.worker_ready(service, metadata))
         self.last_recv = time.time()
 
+    # A close is reported only after a handshake (see gone), so a loss is always a disconnect.
+    linked = True
+
+    @property
+    def is_open(self):
+        # type: () -> bool
+        return self.sock is not None
+
+    def poller(self):
+        # type: () -> zmq.Poller
+        """A poller watching the socket and its monitor (the worker adds its wake pipe)."""
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        poller.register(self.monitor, zmq.POLLIN)
+        return poller
+
+    def signalled(self, events):
+        # type: (dict) -> bool
+        return self.sock in events
+
+    def recv(self):
+        # type: () -> list
+        """One message if one is queued, else None."""
+        try:
+            frames = mdp.recv_frames(self.sock, mdp.NOBLOCK)
+        except zmq.Again:
+            return None
+        return frames
+
+    def readable(self):
+        # type: () -> bool
+        """True when a message is queued (ZMQ_EVENTS: cheaper than ending on Again)."""
+        return mdp.readable(self.sock)
+
     def close(self):
         # type: () -> None
         """Close the socket and its monitor, dropping whatever is queued."""
@@ -80,6 +154,8 @@ class WorkerLink(object):
     def gone(self):
         # type: () -> bool
         """True when the monitor reports the connection to the broker closed."""
+        if not mdp.readable(self.monitor):  # ZMQ_EVENTS, not a Poller per call
+            return False
         gone = False
         while True:
             try:

@@ -5,7 +5,7 @@ A libzmq DEALER hands every message to its background I/O thread and back
 measured about 30 us of the front's 160-270 us CPU per request. For a local
 broker (ipc://, or tcp:// on loopback, no CURVE) this link is the DEALER
 instead: an asyncio protocol on the AF_UNIX or TCP stream that does the ZMTP
-3.1 handshake (:mod:`gateway.http.zmtp`), writes each request with one
+3.1 handshake (:mod:`protocol.zmtp`), writes each request with one
 ``transport.write`` and routes replies from ``data_received``::
 
     link = ZmtpBroker("ipc:///run/broker.ipc")
@@ -23,7 +23,7 @@ It keeps :class:`gateway.http.zmqlink.AsyncBroker`'s contract (SPEC 2.1):
   read are routed, idempotent requests with no reply part yet are sent again
   on the next connection (within their deadline), the others fail at once
   with ``unavailable``.
-- A peer that breaks ZMTP (:class:`gateway.errors.ZmtpError`), sends an ERROR
+- A peer that breaks ZMTP (:class:`protocol.errors.ZmtpError`), sends an ERROR
   command or does not finish its handshake in time is logged and cut, and
   the link reconnects.
 """
@@ -36,33 +36,20 @@ import logging
 import time
 from typing import Any
 
-from gateway.errors import ZmtpError
-from gateway.http import zmtp
 from gateway.http.brokerlink import Parts, Routing
-from protocol import codec, mdp
+from protocol import codec, mdp, zmtp
 from protocol import errors as perrors
+from protocol.errors import ZmtpError
+from protocol.zmtp import parse_endpoint
 
 log = logging.getLogger(__name__)
 
-READY = zmtp.command(b"READY", zmtp.properties({b"Socket-Type": b"DEALER", b"Identity": b""}))
+READY = zmtp.READY_DEALER
 MAX_MESSAGE = 256 << 20     # a reply frame or message beyond this is a broken peer
 MAX_QUEUED = 100_000        # requests waiting for a connection (a DEALER's default HWM is 1000)
 MAX_BUFFERED = 64 << 20     # bytes the transport may hold unsent before sends are refused
 HANDSHAKE_TIMEOUT = 5.0     # connect + greeting + READY
 BACKOFF = (0.01, 0.5)       # first and longest wait between connection attempts
-
-
-def parse_endpoint(endpoint: str) -> tuple[str, str, int]:
-    """``("unix", path, 0)`` or ``("tcp", host, port)``; ValueError for anything else."""
-    scheme, _, rest = endpoint.partition("://")
-    if scheme == "ipc" and rest:
-        # libzmq's abstract-namespace form, ipc://@name, is "\0name" to the kernel.
-        return "unix", ("\0" + rest[1:] if rest.startswith("@") else rest), 0
-    if scheme == "tcp":
-        host, _, port = rest.rpartition(":")
-        if host and port.isdigit():
-            return "tcp", host.strip("[]"), int(port)
-    raise ValueError(f"a ZMTP link needs ipc://PATH or tcp://HOST:PORT, got {endpoint!r}")
 
 
 class _Wire(asyncio.Protocol):
@@ -109,10 +96,9 @@ class _Wire(asyncio.Protocol):
             # RFC 37: answer with the ping's context (after its 2-byte TTL).
             self.link.pings += 1
             if self.transport is not None:
-                self.transport.write(zmtp.command(b"PONG", cmd.data[2:18]))
+                self.transport.write(zmtp.pong(cmd))
         elif name == b"ERROR":
-            reason = cmd.data[1:1 + cmd.data[0]] if cmd.data else b""
-            raise ZmtpError(f"the broker refused the link: {reason.decode('utf-8', 'replace')}")
+            raise ZmtpError(f"the broker refused the link: {zmtp.error_reason(cmd)}")
         # PONG and unknown commands are ignored, as RFC 37 asks.
 
     def fail(self, exc: ZmtpError) -> None:

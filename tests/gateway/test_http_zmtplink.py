@@ -15,12 +15,11 @@ import pytest
 from gateway.commands.frontcfg import http_config
 from gateway.config import parse
 from gateway.errors import ConfigError
-from gateway.http import zmtp
 from gateway.http.brokerlink import Parts, link_kind
 from gateway.http.fastpath import open_link
 from gateway.http.zmqlink import AsyncBroker
 from gateway.http.zmtplink import READY, ZmtpBroker, parse_endpoint
-from protocol import codec, mdp
+from protocol import codec, mdp, zmtp
 from protocol import errors as perrors
 
 ROUTER_READY = zmtp.command(b"READY", zmtp.properties({b"Socket-Type": b"ROUTER"}))

@@ -86,12 +86,14 @@ def broker():
     fake.close()
 
 
-@pytest.fixture
-def start_worker(broker):
+@pytest.fixture(params=["zmtp", "libzmq"])
+def start_worker(request, broker):
+    """A Worker on either link: the same broker sees the same messages from both."""
     started = []
 
     def start(**kwargs):
         kwargs.setdefault("table", TABLE)
+        kwargs.setdefault("link", request.param)
         worker = Worker(broker.endpoint, u"calc", **kwargs)
         thread = threading.Thread(target=worker.run)
         thread.daemon = True

@@ -29,8 +29,10 @@ TABLE = "tests.integration.rpc.services:TABLE"
 class Rpc:
     """Starts the broker and workers through a ProcessGroup (stopped by PID)."""
 
-    def __init__(self, procs: ProcessGroup, workdir: str, impl: str = "python") -> None:
+    def __init__(self, procs: ProcessGroup, workdir: str, impl: str = "python",
+                 link: str = "auto") -> None:
         self.impl = impl
+        self.link = link  # the workers' link to the broker (python -m protocol.worker --link)
         self.procs = procs
         self.workdir = workdir
         self.port = free_port()
@@ -56,7 +58,7 @@ class Rpc:
                env: dict | None = None) -> subprocess.Popen:
         """Start ``python -m protocol.worker`` under ``which`` for ``service``."""
         argv = [self.interpreter(which), "-m", "protocol.worker", "--broker", self.endpoint,
-                "--service", service, "--credit", str(credit), target]
+                "--service", service, "--credit", str(credit), "--link", self.link, target]
         return self.procs.spawn(argv, env=env)
 
     def stats(self, timeout: float = 0.5) -> dict | None:
@@ -102,10 +104,16 @@ class Rpc:
             c.close()
 
 
+@pytest.fixture
+def worker_link() -> str:
+    """The workers' broker link; a module that tests both overrides this with params."""
+    return "auto"
+
+
 @pytest.fixture(params=IMPLEMENTATIONS)
-def rpc(request: pytest.FixtureRequest, procs: ProcessGroup, workdir: str):
+def rpc(request: pytest.FixtureRequest, procs: ProcessGroup, workdir: str, worker_link: str):
     """An :class:`Rpc` harness per broker; its processes are stopped by PID after the test."""
-    harness = Rpc(procs, workdir, str(request.param))
+    harness = Rpc(procs, workdir, str(request.param), worker_link)
     try:
         yield harness
     finally:

@@ -15,6 +15,12 @@ from tests.support.procs import wait_until
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(params=["zmtp", "libzmq"])
+def worker_link(request: pytest.FixtureRequest) -> str:
+    """Every fault here is survived on both worker links (SPEC 2.2)."""
+    return str(request.param)
+
+
 def inflight(rpc, service):
     stats = rpc.stats()
     return 0 if stats is None else stats["services"].get(service, {}).get("inflight", 0)

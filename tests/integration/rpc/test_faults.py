@@ -16,6 +16,12 @@ pytestmark = pytest.mark.slow
 SLACK = 1.0
 
 
+@pytest.fixture(params=["zmtp", "libzmq"])
+def worker_link(request: pytest.FixtureRequest) -> str:
+    """Every fault here is survived on both worker links (SPEC 2.2)."""
+    return str(request.param)
+
+
 def settle(pending, deadlines):
     """Wait for every pending call; return (outcome per call, worst overrun in seconds)."""
     outcomes, worst = [], 0.0

@@ -1,0 +1,311 @@
+"""A worker's connection to a local broker in ZMTP, on the worker's own thread (2.7 and 3.x).
+
+A libzmq DEALER hands every message to libzmq's background I/O thread and
+back: an eventfd wake-up, a context switch and an epoll round each way,
+twice per request. For a broker on this host (``ipc://``, or ``tcp://`` on
+loopback, no CURVE) the worker can be the DEALER itself: a plain stream
+socket, the ZMTP 3.1 handshake with the NULL mechanism (:mod:`protocol.zmtp`),
+each message written with one system call and read by the thread that runs
+the handlers. It has :class:`protocol.workerlink.WorkerLink`'s interface::
+
+    link = ZmtpWorkerLink("ipc:///run/gw/broker.ipc")
+    link.open(u"calc", metadata, interval)   # socket.error if refused, ZmtpError if not ZMTP
+    poller = link.poller()                   # poll(ms) -> {fd: events}; add the wake pipe
+    frames = link.recv()                     # one message, or None when none is read yet
+    link.send(mdp.heartbeat())
+    if link.gone(): ...                      # the broker closed the connection
+
+- ``open`` connects and does the handshake with a deadline (the greeting
+  and ZMTP READY in one write, the broker's checked as they arrive), then
+  sends the MDP READY.
+- A send that cannot finish within its deadline (the broker stopped reading
+  for longer than a worker may be silent), a reset, or a peer that breaks
+  ZMTP or sends an ERROR command marks the link broken: :meth:`gone` says
+  so and the worker connects again. No send raises, so the heartbeat thread
+  never dies of one.
+- The broker's ZMTP heartbeats (PING) are answered PONG when read.
+"""
+from __future__ import absolute_import, division, print_function
+
+import collections
+import errno
+import logging
+import select
+import socket
+import time
+
+from protocol import mdp, zmtp
+from protocol.errors import ZmtpError
+
+MYPY = False
+if MYPY:  # pragma: no cover - type names for the type comments only
+    from typing import Any, Dict, List, Optional  # noqa: F401
+
+log = logging.getLogger("protocol.worker")
+
+MAX_MESSAGE = 256 << 20   # a message from the broker beyond this is a broken peer
+READ_SIZE = 65536         # under glibc's mmap threshold: one malloc per read, no mmap
+CONNECT_TIMEOUT = 2.0
+_AGAIN = (errno.EAGAIN, errno.EWOULDBLOCK)
+
+
+class FdPoller(object):
+    """``poll(2)`` over plain descriptors, with :class:`zmq.Poller`'s ``poll`` result shape."""
+
+    def __init__(self):
+        # type: () -> None
+        self._poll = select.poll()
+
+    def register(self, fd, events=select.POLLIN):
+        # type: (int, int) -> None
+        self._poll.register(fd, events)
+
+    def poll(self, timeout_ms):
+        # type: (int) -> List
+        try:
+            return self._poll.poll(timeout_ms)
+        except (select.error, OSError) as exc:  # 2.7 does not retry EINTR (PEP 475 does)
+            if _errno(exc) == errno.EINTR:
+                return []
+            raise
+
+
+class ZmtpWorkerLink(object):
+    """The worker's DEALER to one local broker, as a plain socket; see the module docstring."""
+
+    def __init__(self, endpoint, max_message=MAX_MESSAGE, connect_timeout=CONNECT_TIMEOUT):
+        # type: (str, int, float) -> None
+        self.endpoint = endpoint
+        self.address = zmtp.parse_endpoint(endpoint)
+        self.max_message = max_message
+        self.connect_timeout = connect_timeout
+        self.sock = None  # type: Optional[socket.socket]
+        self.fd = -1
+        self.send_timeout = 5.0
+        self.linked = False     # the broker's greeting and READY arrived on this socket
+        self.broken = None      # type: Optional[str]  # why the connection is over
+        self.pings = 0
+        self.last_sent = 0.0
+        self.last_recv = 0.0
+        self._decoder = zmtp.Decoder(max_message)
+        self._inbox = collections.deque()  # type: collections.deque
+
+    @property
+    def is_open(self):
+        # type: () -> bool
+        return self.sock is not None
+
+    def open(self, service, metadata, interval):
+        # type: (bytes, dict, float) -> None
+        """Connect, do the ZMTP handshake, then register (MDP READY).
+
+        Raises ``socket.error`` when nothing listens and :class:`ZmtpError`
+        when the peer does not finish a ZMTP handshake in time. The handshake
+        is waited for because libzmq takes any message that arrives before
+        its own READY is sent for a broken handshake and drops the connection.
+        """
+        kind, host, port = self.address
+        if kind == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            target = host  # type: Any
+        else:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            target = (host, port)
+        self.linked, self.broken = False, None
+        self._decoder = zmtp.Decoder(self.max_message)
+        self._inbox.clear()
+        try:
+            sock.settimeout(self.connect_timeout)
+            sock.connect(target)
+            sock.sendall(zmtp.GREETING + zmtp.READY_DEALER)
+            self.sock, self.fd = sock, sock.fileno()
+            deadline = time.time() + self.connect_timeout
+            while not self.linked:
+                left = deadline - time.time()
+                if left <= 0 or self.broken is not None:
+                    raise ZmtpError(u"no ZMTP handshake from %s within %.1f s%s" % (
+                        self.endpoint, self.connect_timeout,
+                        u" (%s)" % (self.broken,) if self.broken else u""))
+                sock.settimeout(left)
+                self._read()
+            sock.setblocking(False)
+        except Exception:
+            self.close()
+            sock.close()
+            raise
+        # A broker that stops reading for as long as a silent worker is given is gone.
+        self.send_timeout = max(1.0, mdp.LIVENESS * interval)
+        self.send(mdp.worker_ready(service, metadata))
+        self.last_recv = time.time()
+
+    def poller(self):
+        # type: () -> FdPoller
+        """A poller watching this connection (the worker adds its wake pipe)."""
+        poller = FdPoller()
+        poller.register(self.fd)
+        return poller
+
+    def signalled(self, events):
+        # type: (Dict) -> bool
+        return self.fd in events
+
+    def close(self):
+        # type: () -> None
+        """Drop the connection (the broker requeues what this worker held)."""
+        sock, self.sock, self.fd = self.sock, None, -1
+        if sock is not None:
+            sock.close()
+
+    # -------------------------------------------------------------- frames --
+    def send(self, frames):
+        # type: (list) -> None
+        """Write one message and restart the heartbeat clock; a failure breaks the link."""
+        self._write(zmtp.encode(frames))
+        self.last_sent = time.time()
+
+    def _write(self, data):
+        # type: (bytes) -> None
+        sock = self.sock
+        if sock is None or self.broken is not None:
+            return
+        try:
+            first = sock.send(data)
+        except socket.error:
+            first = 0  # the loop below sorts out why
+        if first == len(data):
+            return  # the usual case: the kernel took it all at once
+        view = memoryview(data)[first:]
+        deadline = None  # type: Optional[float]
+        while view:
+            try:
+                sent = sock.send(view)
+            except socket.error as exc:
+                code = _errno(exc)
+                if code == errno.EINTR:
+                    continue
+                if code not in _AGAIN:
+                    self._break(u"the connection failed: %s" % (exc,))
+                    return
+                sent = 0
+            view = view[sent:]
+            if not view:
+                return
+            now = time.time()
+            if deadline is None:
+                deadline = now + self.send_timeout
+            if now >= deadline:
+                self._break(u"the broker read nothing for %.1f s" % (self.send_timeout,))
+                return
+            # The kernel buffer is full: wait for room, never past the deadline.
+            waiter = select.poll()
+            waiter.register(self.fd, select.POLLOUT)
+            try:
+                waiter.poll(int((deadline - now) * 1000) + 1)
+            except (select.error, OSError) as exc:
+                if _errno(exc) != errno.EINTR:
+                    raise
+
+    def recv(self):
+        # type: () -> Optional[list]
+        """The next message from the broker, reading the socket once if none is in hand."""
+        if not self._inbox:
+            self._read()
+        if self._inbox:
+            return self._inbox.popleft()
+        return None
+
+    def readable(self):
+        # type: () -> bool
+        """True when a message is already in hand."""
+        return bool(self._inbox)
+
+    def _read(self):
+        # type: () -> None
+        sock = self.sock
+        if sock is None or self.broken is not None:
+            return
+        try:
+            data = sock.recv(READ_SIZE)
+        except socket.timeout:
+            return  # only while handshaking: the deadline is the caller's
+        except socket.error as exc:
+            code = _errno(exc)
+            if code not in _AGAIN and code != errno.EINTR:
+                self._break(u"the connection failed: %s" % (exc,))
+            return
+        if not data:
+            self._break(u"the broker closed the connection")
+            return
+        try:
+            for item in self._decoder.feed(data):
+                if type(item) is list:
+                    if not self.linked:
+                        raise ZmtpError(u"the broker sent a message before its READY")
+                    self._inbox.append(item)
+                elif type(item) is zmtp.Command:
+                    self._command(item)
+        except ZmtpError as exc:
+            log.warning("broker link %s: %s", self.endpoint, exc)
+            self._break(u"%s" % (exc,))
+
+    def _command(self, cmd):
+        # type: (zmtp.Command) -> None
+        if cmd.name == b"READY":
+            if self.linked:
+                raise ZmtpError(u"the broker sent READY twice")
+            kind = zmtp.parse_properties(cmd.data).get(b"socket-type", b"")
+            if kind not in zmtp.PEERS_OF_DEALER:
+                raise ZmtpError(u"the broker's socket is a %r; a DEALER needs a ROUTER" % (kind,))
+            self.linked = True
+        elif cmd.name == b"PING":
+            self.pings += 1
+            self._write(zmtp.pong(cmd))
+        elif cmd.name == b"ERROR":
+            raise ZmtpError(u"the broker refused the link: %s" % (zmtp.error_reason(cmd),))
+        # PONG and unknown commands are ignored, as RFC 37 asks.
+
+    def _break(self, why):
+        # type: (str) -> None
+        if self.broken is None:
+            self.broken = why
+            log.debug("broker link %s: %s", self.endpoint, why)
+
+    # ---------------------------------------------------------------- state --
+    def gone(self):
+        # type: () -> bool
+        """True once the connection is over (closed, reset, refused or stalled)."""
+        return self.broken is not None
+
+    def leave(self, linger_ms):
+        # type: (int) -> None
+        """DISCONNECT, then close once it and the last replies are written.
+
+        Whatever the broker sent meanwhile is read first: a TCP socket closed
+        with unread data is reset, and a reset may cost the peer our last bytes.
+        """
+        self.send_timeout = min(self.send_timeout, linger_ms / 1000.0)
+        self.send(mdp.disconnect())
+        sock = self.sock
+        if sock is not None:
+            while self.broken is None:
+                try:
+                    if not sock.recv(READ_SIZE):
+                        break
+                except socket.error:
+                    break
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except socket.error:
+                pass  # the broker is gone already
+        self.close()
+
+
+def _errno(exc):
+    # type: (BaseException) -> Optional[int]
+    """The errno of a socket/select error on 2.7 (args tuple) and 3.x (attribute)."""
+    code = getattr(exc, "errno", None)
+    if code is None and getattr(exc, "args", None):
+        code = exc.args[0]
+    return code
