@@ -107,6 +107,10 @@ def test_the_link_registers_and_carries_messages_both_ways_with_a_libzmq_router(
         assert recv_until(link) == [b"", mdp.WORKER, mdp.REQUEST, b"client", b"", big]
         link.send(mdp.worker_reply(b"client", [b"{}", b"done"]))
         assert recv_frames(sock)[1:] == mdp.worker_reply(b"client", [b"{}", b"done"])
+        # Larger than the socket's buffers: written in pieces as the ROUTER reads.
+        huge = b"z" * (8 << 20)
+        link.send(mdp.worker_reply(b"client", [b"{}", huge]))
+        assert recv_frames(sock)[-1] == huge and not link.gone()
         # libzmq's ZMTP heartbeats are answered, and the connection stays up past them.
         poller = link.poller()
 
