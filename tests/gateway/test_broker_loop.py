@@ -1,4 +1,4 @@
-"""The brokers' event loops: they sleep when idle, and they drain a burst in full.
+"""The brokers' event loops: they sleep when idle, and they answer every queued request.
 
 The compiled broker waits with poll(2) on its sockets' ZMQ_FD, which fires on an
 edge: a loop that slept with a message still queued would strand it, and a loop
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 
@@ -22,6 +23,7 @@ from tests.support.procs import ProcessGroup, wait_until
 
 BURST = 2000  # several times the compiled broker's batch of 256 messages per wake-up
 BURST_DEADLINE_S = 10.0
+CLIENTS, CALLS, DEPTH, ECHOES = 8, 400, 4, 3
 
 
 def cpu_seconds(pid: int) -> float:
@@ -81,6 +83,69 @@ def test_a_burst_larger_than_a_batch_is_answered_in_full(
         answers.append(dealer.recv_multipart())
     assert all(a[-1] == b"404" for a in answers)
     assert broker.stats()["counters"]["requests"] == BURST + 1  # and this mmi.stats
+
+
+def echo_worker(endpoint: str, stop: threading.Event) -> None:
+    """A raw RFC 7 worker that sends every request's body straight back."""
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    try:
+        sock.connect(endpoint)
+        sock.send_multipart(mdp.worker_ready(b"echo"))
+        while not stop.is_set():
+            if sock.poll(100):
+                command, rest = mdp.split_worker(sock.recv_multipart())
+                if command == mdp.REQUEST:
+                    sock.send_multipart(mdp.worker_reply(*mdp.split_address(rest)))
+    finally:
+        sock.close(linger=0)
+
+
+def pipelined_client(endpoint: str, answered: list[int]) -> None:
+    """CALLS raw requests, DEPTH in flight; appends how many were answered."""
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    sent = got = 0
+    try:
+        sock.connect(endpoint)
+        while got < CALLS:
+            while sent < CALLS and sent - got < DEPTH:
+                sock.send_multipart(mdp.client_request(b"echo", [b"%d" % sent]))
+                sent += 1
+            if not sock.poll(10000):  # with no timer due, a stranded request waits forever
+                break
+            sock.recv_multipart()
+            got += 1
+    finally:
+        sock.close(linger=0)
+        answered.append(got)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_pipelined_clients_are_all_answered_with_no_timer_due(
+        procs: ProcessGroup, impl: str) -> None:
+    # A 30 s heartbeat: no timed duty wakes the loop, so only the descriptors do, and a
+    # request left queued behind a sleep would never be answered.
+    broker = BrokerProcess(procs, impl, heartbeat_ms=30000)
+    stop = threading.Event()
+    echoes = [threading.Thread(target=echo_worker, args=(broker.endpoint, stop), daemon=True)
+              for _ in range(ECHOES)]
+    answered: list[int] = []
+    clients = [threading.Thread(target=pipelined_client, args=(broker.endpoint, answered),
+                                daemon=True) for _ in range(CLIENTS)]
+    try:
+        for t in echoes:
+            t.start()
+        wait_until(lambda: broker.workers("echo") == ECHOES, timeout=5, what="echo workers")
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join(120)
+    finally:
+        stop.set()
+        for t in echoes:
+            t.join(5)
+    assert answered == [CALLS] * CLIENTS
 
 
 def test_the_compiled_broker_answers_getpid_itself() -> None:
