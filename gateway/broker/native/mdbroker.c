@@ -16,11 +16,11 @@
  * SIGTERM/SIGINT exit 0; a refused bind, or a non-loopback bind without CURVE keys,
  * exits 2 with a message on stderr.
  *
- * Files, one concern each: mdbroker.c (command line, sockets, the poll loop), handlers.c
- * (what each message does, expiry, heartbeats, probes), wire.c (sends and broker-made
- * errors), registry.c (services, workers, requests), outlier.c (outlier ejection), header.c (the header scanner),
- * splits.c, shadow.c, copyhead.c and pairs.c (splits, shadow copies, their headers and
- * pairs: SPEC 2.14),
+ * Files, one concern each: mdbroker.c (command line, sockets), loop.c (the event loop),
+ * handlers.c (what each message does, expiry, heartbeats, probes), wire.c (sends and
+ * broker-made errors), registry.c (services, workers, requests), outlier.c (outlier
+ * ejection), header.c (the header scanner), splits.c, shadow.c, copyhead.c and pairs.c
+ * (splits, shadow copies, their headers and pairs: SPEC 2.14),
  * text.c (UTF-8 and JSON strings), security.c (loopback rule, CURVE, ZAP), events.c
  * (the event proxy).
  */
@@ -37,6 +37,7 @@
 
 #include "broker.h"
 #include "events.h"
+#include "loop.h"
 #include "security.h"
 #include "text.h"
 
@@ -44,13 +45,6 @@
 
 int log_level = LOG_WARNING;
 static volatile sig_atomic_t stopping;
-
-/* Seconds after a closed connection at which every worker is probed (probes.py): the
- * ROUTER usually drops a dead peer's pipe within a millisecond or two of the monitor
- * event; a loaded machine may take longer, hence the widening gaps. */
-static const int64_t PROBE_DELAYS_US[] = {0, 1000, 2000, 4000, 8000, 16000, 32000, 64000,
-                                          128000};
-#define N_PROBES ((int)(sizeof PROBE_DELAYS_US / sizeof PROBE_DELAYS_US[0]))
 
 int64_t wall_ms(void)
 {
@@ -282,140 +276,12 @@ static void parse_args(int argc, char **argv, options *o)
                     "positive");
 }
 
-/* ---------------------------------------------------------------------- loop -- */
+/* ------------------------------------------------------------------- signals -- */
 
 static void on_signal(int signum)
 {
     (void)signum;
     stopping = 1;
-}
-
-/* Handle up to BATCH queued messages. After the first, ZMQ_EVENTS says whether more are
- * queued: in the one-message case that is cheaper than the EAGAIN of an empty read. */
-static void read_batch(broker *b)
-{
-    static zmq_msg_t *frames;
-    static int cap;
-    for (int k = 0; k < BATCH; k++) {
-        int n = 0, more = 1;
-        while (more) {
-            if (n == cap) { /* messages are moved with zmq_msg_move, never memcpy'd */
-                int grown = cap ? cap * 2 : 16;
-                zmq_msg_t *more_frames = malloc((size_t)grown * sizeof(zmq_msg_t));
-                if (more_frames == NULL)
-                    abort();
-                for (int i = 0; i < n; i++) {
-                    zmq_msg_init(&more_frames[i]);
-                    zmq_msg_move(&more_frames[i], &frames[i]);
-                    zmq_msg_close(&frames[i]);
-                }
-                free(frames);
-                frames = more_frames;
-                cap = grown;
-            }
-            zmq_msg_init(&frames[n]);
-            if (zmq_msg_recv(&frames[n], b->sock, n ? 0 : ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&frames[n]);
-                if (n == 0)
-                    return; /* EAGAIN (nothing queued), EINTR or ETERM */
-                break;      /* a message is delivered whole or not at all */
-            }
-            more = zmq_msg_more(&frames[n]);
-            n++;
-        }
-        handle_message(b, frames, n);
-        for (int i = 0; i < n; i++)
-            zmq_msg_close(&frames[i]);
-        if (k == 0) {
-            int events = 0;
-            size_t len = sizeof events;
-            if (zmq_getsockopt(b->sock, ZMQ_EVENTS, &events, &len) < 0 || !(events & ZMQ_POLLIN))
-                return;
-        }
-    }
-}
-
-/* Every pending monitor event; how many there were (all are DISCONNECTED). */
-static int drain_disconnects(void *monitor)
-{
-    int count_ = 0;
-    for (;;) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, monitor, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&m);
-            return count_;
-        }
-        int more = zmq_msg_more(&m);
-        zmq_msg_close(&m);
-        if (!more)
-            count_++;
-    }
-}
-
-static void run(broker *b, void *monitor)
-{
-    int64_t interval_us = b->heartbeat_ms * 1000;
-    int64_t next_beat = mono_us() + interval_us;
-    int64_t probes[N_PROBES];
-    int nprobes = 0, probe_at = 0;
-    zmq_pollitem_t items[2] = {{b->sock, 0, ZMQ_POLLIN, 0}, {monitor, 0, ZMQ_POLLIN, 0}};
-    while (!stopping) {
-        int64_t now = mono_us();
-        int64_t wait_us = next_beat - now;
-        if (wait_us > 100000)
-            wait_us = 100000;
-        if (probe_at < nprobes) {
-            int64_t in = probes[probe_at] - now;
-            if (in < wait_us)
-                wait_us = in;
-        }
-        request *due = registry_next_deadline(&b->reg);
-        if (due) {
-            int64_t in_ms = due->deadline - EXPIRY_MARGIN_MS - wall_ms();
-            if (in_ms < wait_us / 1000)
-                wait_us = in_ms < 0 ? 0 : in_ms * 1000;
-        }
-        if (wait_us < 0)
-            wait_us = 0;
-        /* Round up: a zero-ms poll on a probe due in 0.4 ms would spin. */
-        int rc = zmq_poll(items, 2, (long)((wait_us + 999) / 1000));
-        if (rc < 0) {
-            if (errno == EINTR)
-                continue;
-            logf_(LOG_CRITICAL, "poll failed: %s", zmq_strerror(errno));
-            return;
-        }
-        if (items[0].revents & ZMQ_POLLIN)
-            read_batch(b);
-        if (items[1].revents & ZMQ_POLLIN) {
-            int closed = drain_disconnects(monitor);
-            count(b, C_DISCONNECTS, closed);
-            if (closed && b->reg.nworkers) {
-                int64_t t = mono_us();
-                for (int i = 0; i < N_PROBES; i++)
-                    probes[i] = t + PROBE_DELAYS_US[i];
-                nprobes = N_PROBES;
-                probe_at = 0;
-            }
-        }
-        now = mono_us();
-        if (probe_at < nprobes && probes[probe_at] <= now) {
-            /* Rounds missed meanwhile collapse into this one. */
-            while (probe_at < nprobes && probes[probe_at] <= now)
-                probe_at++;
-            probe_workers(b);
-            if (b->reg.nworkers == 0)
-                nprobes = probe_at = 0;
-        }
-        if (registry_next_deadline(&b->reg))
-            expire_requests(b);
-        if (now >= next_beat) {
-            beat(b);
-            next_beat = mono_us() + interval_us;
-        }
-        trim_memory(b);
-    }
 }
 
 static void close0(void *sock)
@@ -473,7 +339,7 @@ int main(int argc, char **argv)
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal; /* no SA_RESTART: zmq_poll returns EINTR */
+    sa.sa_handler = on_signal; /* no SA_RESTART: poll(2) returns EINTR */
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -591,7 +457,7 @@ int main(int argc, char **argv)
     puts(ready.p);
     fflush(stdout);
     sb_free(&ready);
-    run(&b, monitor);
+    broker_run(&b, monitor, &stopping);
 out:
     if (monitor) {
         zmq_socket_monitor(b.sock, NULL, 0);
