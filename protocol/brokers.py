@@ -29,6 +29,7 @@ retransmission timeout, which is minutes.
 """
 from __future__ import absolute_import, division, print_function
 
+import os
 import socket
 
 import zmq
@@ -149,3 +150,28 @@ def apply_curve(sock, curve):
     """Make ``sock`` a CURVE client of the broker whose public key ``curve`` names."""
     if curve is not None:
         sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = curve
+
+
+ENV_LINK = "GATEWAY_BROKER_LINK"
+LINKS = ("auto", "zmtp", "libzmq")
+
+
+def choose_link(endpoint, curve, link=None):
+    # type: (str, tuple, str) -> str
+    """How to reach ``endpoint``: ``zmtp`` (speak ZMTP on a plain socket) or ``libzmq``.
+
+    ``link`` (default ``$GATEWAY_BROKER_LINK``, else ``auto``) is ``auto``,
+    ``zmtp`` or ``libzmq``; ``auto`` takes zmtp for a broker on this host
+    (``ipc://``, loopback ``tcp://``) with no CURVE, which a plain socket
+    cannot speak.
+    """
+    link = link or os.environ.get(ENV_LINK) or "auto"
+    if link not in LINKS:
+        raise ValueError("the broker link must be one of %s, not %r" % (", ".join(LINKS), link))
+    local = endpoint.startswith(("ipc://", "tcp://")) and is_loopback(endpoint)
+    if link == "zmtp" and (curve is not None or not endpoint.startswith(("ipc://", "tcp://"))):
+        raise ValueError("a zmtp link speaks ipc:// or tcp:// with no CURVE; "
+                         "use libzmq for %s" % (endpoint,))
+    if link == "auto":
+        return "zmtp" if local and curve is None else "libzmq"
+    return link

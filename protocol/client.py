@@ -25,7 +25,10 @@ Broker restarts and silent brokers (SPEC 2.1; Lazy Pirate): idempotent calls
 that got no reply part yet are sent again, the others fail with
 ``Unavailable`` (they may or may not have run); ``broker_losses`` and
 ``reconnects`` count these events. The connection is a
-:class:`protocol.link.BrokerLink`, the calls in flight a
+:class:`protocol.link.BrokerLink` (a libzmq DEALER), or for a broker on this
+host with no CURVE a :class:`protocol.zmtpclient.ZmtpClientLink` that speaks
+ZMTP itself (``link=`` or ``$GATEWAY_BROKER_LINK``: ``auto``, ``zmtp``,
+``libzmq``, as for workers), the calls in flight a
 :class:`protocol.calls.Calls`, and streams are read by
 :func:`protocol.replystream.stream`. Inside a worker handler, calls without
 an explicit timeout take the remaining deadline and request id of the
@@ -46,6 +49,7 @@ import zmq
 
 from protocol import brokers, codec, mdp
 from protocol._compat import text_type
+from protocol.brokers import choose_link
 from protocol.calls import Calls
 from protocol.context import call_deadline, inherit_trace, inherited_sticky
 from protocol.errors import BrokerLost, EnvelopeError, Unavailable
@@ -54,6 +58,7 @@ from protocol.link import PROBE, RECONNECT, BrokerLink
 from protocol.pending import Pending
 from protocol.replystream import stream
 from protocol.turns import GRACE, Turns
+from protocol.zmtpclient import ZmtpClientLink
 
 MYPY = False
 if MYPY:  # pragma: no cover - type names for the type comments only
@@ -77,8 +82,8 @@ class Client(object):
         return object.__new__(cls)
 
     def __init__(self, endpoint, timeout=10.0, context=None, curve=None,
-                 probe_interval=1.0):
-        # type: (str, float, zmq.Context, tuple, float) -> None
+                 probe_interval=1.0, link=None):
+        # type: (str, float, zmq.Context, tuple, float, str) -> None
         if _several(endpoint):  # a list of one, or "ep," : that one broker
             endpoint = brokers.split_endpoints(endpoint)[0]
         self.endpoint = endpoint
@@ -98,7 +103,10 @@ class Client(object):
         self._closed = False
         self._poller = zmq.Poller()
         self._poller.register(self._turns.wake_r, zmq.POLLIN)
-        self._link = BrokerLink(self.ctx, endpoint, curve, probe_interval, self._poller)
+        if choose_link(endpoint, curve, link) == "zmtp":
+            self._link = ZmtpClientLink(endpoint, probe_interval, self._poller)  # type: Any
+        else:
+            self._link = BrokerLink(self.ctx, endpoint, curve, probe_interval, self._poller)
 
     # ------------------------------------------------------------ counts --
     @property
@@ -223,7 +231,7 @@ class Client(object):
         if self._closed or not self._io.acquire(False):
             return self.link_up
         try:
-            if mdp.readable(self._link.monitor):
+            if self._link.check():
                 self._check_monitor()
         finally:
             self._io.release()
@@ -302,11 +310,12 @@ class Client(object):
         """
         link, calls = self._link, self._calls
         self._flush()
+        timeout = min(timeout, link.tick(time.time()))
         events = dict(self._poller.poll(int(timeout * 1000)))
         if self._turns.wake_r in events:
             self._turns.woke()
             self._flush()
-        if link.sock in events:
+        if link.signalled(events):
             link.heard()
             while True:
                 frames = link.recv()
@@ -315,7 +324,7 @@ class Client(object):
                 calls.route(frames)
                 if me is not None and me.done() and not link.readable():
                     break
-        if link.monitor in events:
+        if link.lost_in(events):
             self._check_monitor()
 
     def _check_monitor(self):

@@ -32,23 +32,51 @@ PROBE = "probe"
 RECONNECT = "reconnect"
 
 
-class BrokerLink(object):
+class Clock(object):
+    """Lazy Pirate's clock: when the broker last spoke, and whether a probe is out."""
+
+    def __init__(self, probe_interval):
+        # type: (float) -> None
+        self.probe_interval = probe_interval
+        self.last_recv = time.time()
+        self.probe_at = None  # type: float
+
+    def heard(self):
+        # type: () -> None
+        """The broker spoke (or the clock starts over): no probe is due."""
+        self.last_recv, self.probe_at = time.time(), None
+
+    def silence(self, now, waiting):
+        # type: (float, bool) -> str
+        """What a silent broker calls for while callers are ``waiting``: PROBE, RECONNECT or None.
+
+        PROBE starts the probe's clock; RECONNECT means it went unanswered.
+        """
+        if not waiting or now - self.last_recv < self.probe_interval:
+            return None
+        if self.probe_at is None:
+            self.probe_at = now
+            return PROBE
+        if now - self.probe_at > 2 * self.probe_interval:
+            return RECONNECT
+        return None
+
+
+class BrokerLink(Clock):
     """The DEALER to one broker and what is known about the connection."""
 
     def __init__(self, ctx, endpoint, curve, probe_interval, poller):
         # type: (zmq.Context, str, tuple, float, zmq.Poller) -> None
+        Clock.__init__(self, probe_interval)
         self.ctx = ctx
         self.endpoint = endpoint
         self.curve = curve
-        self.probe_interval = probe_interval
         self.poller = poller
         self.link_up = None  # type: bool  # None until the first handshake
         self.reconnects = 0
         self.broker_losses = 0
         self._linked = False  # a handshake with the broker succeeded on this socket
         self.sock, self.monitor = self._open()
-        self.last_recv = time.time()
-        self.probe_at = None  # type: float
 
     def _open(self):
         # type: () -> tuple
@@ -86,11 +114,6 @@ class BrokerLink(object):
         self.sock, self.monitor = self._open()
         self.heard()
 
-    def heard(self):
-        # type: () -> None
-        """The broker spoke (or the clock starts over): no probe is due."""
-        self.last_recv, self.probe_at = time.time(), None
-
     def send(self, frames):
         # type: (list) -> None
         """Queue ``frames`` without blocking (zmq.Again when the queue is full)."""
@@ -109,6 +132,26 @@ class BrokerLink(object):
         """True when a message is queued on the DEALER."""
         return mdp.readable(self.sock)
 
+    def tick(self, now):
+        # type: (float) -> float
+        """Nothing to do: libzmq reconnects by itself. How long the leader may wait."""
+        return self.probe_interval
+
+    def signalled(self, events):
+        # type: (dict) -> bool
+        """True when the poll's ``events`` say a message waits."""
+        return self.sock in events
+
+    def lost_in(self, events):
+        # type: (dict) -> bool
+        """True when the monitor has something to report (see :meth:`connection_lost`)."""
+        return self.monitor in events
+
+    def check(self):
+        # type: () -> bool
+        """True when the monitor has something to report, without waiting."""
+        return mdp.readable(self.monitor)
+
     def connection_lost(self):
         # type: () -> bool
         """Read the monitor's reports; True when the connection closed after a handshake."""
@@ -126,18 +169,3 @@ class BrokerLink(object):
         if lost:
             self.broker_losses += 1
         return lost
-
-    def silence(self, now, waiting):
-        # type: (float, bool) -> str
-        """What a silent broker calls for while callers are ``waiting``: PROBE, RECONNECT or None.
-
-        PROBE starts the probe's clock; RECONNECT means it went unanswered.
-        """
-        if not waiting or now - self.last_recv < self.probe_interval:
-            return None
-        if self.probe_at is None:
-            self.probe_at = now
-            return PROBE
-        if now - self.probe_at > 2 * self.probe_interval:
-            return RECONNECT
-        return None

@@ -39,8 +39,8 @@ import signal
 import threading
 
 from protocol import brokers, logcontext
+from protocol.brokers import ENV_LINK, LINKS, choose_link
 from protocol.worker import Worker, notify_from
-from protocol.workerlink import ENV_LINK, LINKS, choose_link
 
 MYPY = False
 if MYPY:  # pragma: no cover - type names for the type comments only

@@ -11,16 +11,17 @@
     w.install_signal_handlers()   # SIGTERM/SIGINT: finish in-flight work, then DISCONNECT
     w.run()                       # blocks until stop(); reconnects when the broker restarts
 
-The link to the broker (``link=``, ``--link`` or ``$GATEWAY_WORKER_LINK``):
+The link to the broker (``link=``, ``--link`` or ``$GATEWAY_BROKER_LINK``):
 for a broker on this host with no CURVE (``ipc://``, loopback ``tcp://``) the
 worker speaks ZMTP itself on its own thread (:mod:`protocol.zmtplink`), so a
 request costs no round trips through libzmq's I/O thread; any other broker
 gets a libzmq DEALER (:mod:`protocol.workerlink`). Both behave alike.
 
 Broker restarts (SPEC 2.2): the link reports the connection to the
-broker closing (a socket monitor, or the ZMTP socket's own end). The worker then finishes the handler in hand, drops the
-requests it has not started (the broker that sent them is gone, and their
-clients were answered or sent them again) and registers again at once.
+broker closing (a socket monitor, or the ZMTP socket's own end). The
+worker then finishes the handler in hand, drops the requests it has not
+started (the broker that sent them is gone, and their clients were
+answered or sent them again) and registers again at once.
 
 or from a shell (both interpreters; the arbiter uses this)::
 

@@ -15,7 +15,7 @@
 (this module), or for a broker on this host with no CURVE the worker's own
 ZMTP connection (:class:`protocol.zmtplink.ZmtpWorkerLink`), which spares
 each request two round trips through libzmq's I/O thread. ``link`` (or
-``$GATEWAY_WORKER_LINK``) is ``auto``, ``zmtp`` or ``libzmq``.
+``$GATEWAY_BROKER_LINK``) is ``auto``, ``zmtp`` or ``libzmq``.
 
 SPEC 2.2: a close counts as the broker going only after a handshake, so a
 refused CURVE handshake is not a broker loss. ``last_sent`` and
@@ -24,7 +24,6 @@ refused CURVE handshake is not a broker loss. ``last_sent`` and
 """
 from __future__ import absolute_import, division, print_function
 
-import os
 import time
 
 import zmq
@@ -37,29 +36,10 @@ MYPY = False
 if MYPY:  # pragma: no cover - type names for the type comments only
     from typing import Any  # noqa: F401
 
-ENV_LINK = "GATEWAY_WORKER_LINK"
-LINKS = ("auto", "zmtp", "libzmq")
-
-
-def choose_link(endpoint, curve, link=None):
-    # type: (str, tuple, str) -> str
-    """``zmtp`` or ``libzmq`` for ``endpoint``: ``auto`` takes zmtp for a local broker."""
-    link = link or os.environ.get(ENV_LINK) or "auto"
-    if link not in LINKS:
-        raise ValueError("the worker link must be one of %s, not %r" % (", ".join(LINKS), link))
-    local = endpoint.startswith(("ipc://", "tcp://")) and brokers.is_loopback(endpoint)
-    if link == "zmtp" and (curve is not None or not endpoint.startswith(("ipc://", "tcp://"))):
-        raise ValueError("a zmtp worker link speaks ipc:// or tcp:// with no CURVE; "
-                         "use libzmq for %s" % (endpoint,))
-    if link == "auto":
-        return "zmtp" if local and curve is None else "libzmq"
-    return link
-
-
 def open_link(endpoint, curve=None, context=None, link=None):
     # type: (str, tuple, zmq.Context, str) -> Any
-    """The worker's link to ``endpoint``, as :func:`choose_link` picks it."""
-    if choose_link(endpoint, curve, link) == "zmtp":
+    """The worker's link to ``endpoint``, as :func:`protocol.brokers.choose_link` picks it."""
+    if brokers.choose_link(endpoint, curve, link) == "zmtp":
         return ZmtpWorkerLink(endpoint)
     return WorkerLink(context or zmq.Context.instance(), endpoint, curve)
 

@@ -14,8 +14,9 @@ import pytest
 import zmq
 
 from protocol import mdp, zmtp
+from protocol.brokers import choose_link
 from protocol.errors import ZmtpError
-from protocol.workerlink import WorkerLink, choose_link, open_link
+from protocol.workerlink import WorkerLink, open_link
 from protocol.zmtplink import ZmtpWorkerLink
 from tests.support.procs import wait_until
 
