@@ -287,6 +287,7 @@ class OnePass:
         self.fast = fast
         self.reader = ScopeReader(app, admission)
         self.chunked_cap = chunked_cap
+        self.served = 0   # requests this step took
         self.retry_after = admission.retry_after if admission is not None else \
             app.config.retry_after
 
@@ -294,6 +295,7 @@ class OnePass:
         call = self.reader.read(scope)
         if call is None:
             return False
+        self.served += 1
         scope["gateway.environ"] = call.fields   # what gateway.metrics labels it with
         if call.chunked and self.chunked_cap:
             buffered = await buffer_chunked(receive, self.chunked_cap)
