@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.http.app import GatewayApp
-from gateway.http.asgi import Receive, Scope, Send, response_start, serve_problem_page
+from gateway.http.asgi import Receive, Scope, Send, serve_problem_page
 from gateway.http.bridge import BadReply, WsgiBackend, _head
 from gateway.http.brokerlink import BrokerLink, Parts, link_kind
 from gateway.http.problems import Problem, from_protocol
@@ -132,7 +132,7 @@ class FastWsgi:
                 if first.kind != "http-response" or not isinstance(first.http, dict):
                     raise BadReply("the worker did not answer http-response")
                 try:
-                    status, pairs = _head(first.http)
+                    _, pairs = _head(first.http)   # the status: checked, an int
                 except (KeyError, TypeError, ValueError) as exc:
                     raise BadReply(f"the worker's http-response is malformed: {exc!r}"[:300]) \
                         from None
@@ -146,8 +146,8 @@ class FastWsgi:
                 return
             except ClientLeft:
                 return
-            headers = backend.forwarding.response_headers(pairs, rid)
-            await send(response_start(status, headers))
+            await send({"type": "http.response.start", "status": first.http["status"],
+                        "headers": backend.forwarding.response_head(pairs, rid)})
             idle = getattr(backend.route, "idle_timeout", None) or IDLE_DEFAULT
             part = first
             while True:
