@@ -8,13 +8,17 @@ of keep-alive requests over a few connections, and divides each process's
 user + system CPU (``bench.http.cpu_seconds``) by the requests::
 
     python -m bench.cpu [--smoke] [--requests 6000] [--rounds 3] [--pids] [--link zmtp]
+    python -m bench.cpu --rounds 1 --profile /tmp/prof     # then where each front's CPU goes
     BENCH_BROKER_LINK=libzmq python -m bench cpu
 
 ``--link`` (or ``BENCH_BROKER_LINK``) picks the fronts' broker link
 (``http.broker_link``: ``zmtp``, ``libzmq`` or ``auto``, the default), so the
 front's CPU can be compared across the two in separate runs. ``--pids`` prints
 each process's PID before the load starts, for a profiler to attach to
-(``py-spy record --pid``). Every load is bounded in count and in time.
+(``py-spy record --pid``); ``--profile DIR`` does that itself after the
+table (:mod:`bench.cpuprofile`): one more load per path under py-spy, its
+folded stacks in ``DIR``, and the functions with the largest share of each
+front's samples. Every load is bounded in count and in time.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import statistics
 import sys
 import time
 
+from bench import cpuprofile
 from bench.http import NATIVE_BROKER, WSGI2, WSGI3, Estate, cpu_seconds
 from bench.report import Table
 from tests.support.procs import python2, python3
@@ -112,9 +117,28 @@ def measure(estate: Estate, paths: dict[str, dict[str, list[int]]], requests: in
             for n, parts in samples.items()}
 
 
+def profile(estate: Estate, paths: dict[str, dict[str, list[int]]], requests: int,
+            out_dir: str) -> list[Table]:
+    """Each front under py-spy for ``requests`` more GETs: its top functions, one table each."""
+    os.makedirs(out_dir, exist_ok=True)
+    tables = []
+    for name, parts in paths.items():
+        port = estate.paths[name]
+        out = os.path.join(out_dir, name.replace(" ", "_").replace(">", "") + ".txt")
+        cpuprofile.record(parts["front"][0], out, lambda port=port: load(port, requests))
+        table = Table(f"{name}: where the front's CPU goes (py-spy, inclusive)",
+                      "% of samples", "all samples", higher_is_better=False)
+        table.add("all samples", 100.0)
+        for share, function in cpuprofile.top(out, 30):
+            table.add(function.replace("|", "/"), share * 100)
+        table.notes.append(f"folded stacks in {out}; each function counted once per stack")
+        tables.append(table)
+    return tables
+
+
 def run(smoke: bool, requests: int = 6000, rounds: int = 3, pids: bool = False,
-        link: str | None = None) -> list[Table]:
-    """Start the estate, measure, stop it; one table."""
+        link: str | None = None, profile_dir: str | None = None) -> list[Table]:
+    """Start the estate, measure, stop it; one table (and the profiles, if asked)."""
     if smoke:
         requests, rounds = 400, 1
     link = link or os.environ.get("BENCH_BROKER_LINK", "auto")
@@ -125,6 +149,7 @@ def run(smoke: bool, requests: int = 6000, rounds: int = 3, pids: bool = False,
             for name, parts in paths.items():
                 print(f"{name}: port {estate.paths[name]} {parts}", flush=True)
         cpu = measure(estate, paths, requests, rounds)
+        profiles = profile(estate, paths, requests, profile_dir) if profile_dir else []
     finally:
         estate.close()
     table = Table(f"wsgi paths: CPU per request by process (broker link: {link})", "us",
@@ -137,7 +162,7 @@ def run(smoke: bool, requests: int = 6000, rounds: int = 3, pids: bool = False,
                        f"{rounds} rounds; CPU ticks are {1e6 / os.sysconf('SC_CLK_TCK'):.0f} "
                        "µs, so figures move by a few µs between runs")
     table.notes += estate.notes
-    return [table]
+    return [table, *profiles]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,8 +175,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="print the PIDs (for a profiler) before measuring")
     p.add_argument("--link", choices=("auto", "zmtp", "libzmq"), default=None,
                    help="the fronts' broker link (default: $BENCH_BROKER_LINK or auto)")
+    p.add_argument("--profile", metavar="DIR", default=None,
+                   help="after the table, record each front with py-spy into DIR")
     args = p.parse_args(argv)
-    for table in run(args.smoke, args.requests, args.rounds, args.pids, args.link):
+    for table in run(args.smoke, args.requests, args.rounds, args.pids, args.link,
+                     args.profile):
         print(table.markdown())
     return 0
 

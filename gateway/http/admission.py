@@ -137,16 +137,23 @@ class Admission:
             gate.queue_timeout = min(gate.queue_timeout, route.queue_timeout)
         return gate
 
-    def gate(self, call: Call) -> Gate | None:
-        """The gate ``call`` must pass, or None when its route has no limit."""
-        route = call.match.route
+    def route_gate(self, route: Route) -> Gate | None:
+        """The gate of every request to ``route`` (None: no limit), for a route whose gate
+        does not depend on the path (not an rpc mount without a service)."""
         if route.prefix not in self.routes:
             return None
         gate = self.mounts.get(route.prefix)
         if gate is not None:
             return gate
-        if route.service:
-            return self.services[route.service]
+        return self.services[route.service] if route.service else None
+
+    def gate(self, call: Call) -> Gate | None:
+        """The gate ``call`` must pass, or None when its route has no limit."""
+        route = call.match.route
+        if route.prefix not in self.routes:
+            return None
+        if route.service or route.prefix in self.mounts:
+            return self.route_gate(route)
         service = call.match.path_info.strip("/").split("/", 1)[0]
         if not service:
             return None  # the rpc backend answers 404 for a path without a service

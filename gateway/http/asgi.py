@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 # (scope, environ, receive, send) -> True when served, False to fall back to the WSGI front
 FastPath = Callable[[Scope, dict[str, Any], Receive, Send], Awaitable[bool]]
+# (scope, receive, send) -> True when served, before any environ is made
+ScopePath = Callable[[Scope, Receive, Send], Awaitable[bool]]
 HEALTH = b"/_gateway/health"
 HEALTH_BODY = b'{"status":"ok"}'
 
@@ -74,8 +76,11 @@ class WsgiBridge:
     def __init__(self, app: WsgiApp, threads: int = 8,
                  fast: FastPath | None = None, gateway: Any = None,
                  admission: Admission | None = None, admin_threads: int = 2,
-                 chunked_cap: int = 0) -> None:
+                 chunked_cap: int = 0, onepass: ScopePath | None = None) -> None:
         self.app = app
+        # Plain wsgi routes, read from the scope straight to their envelope
+        # (gateway.http.onepass); what it declines takes the path below.
+        self.onepass = onepass
         self.fast = fast
         self.gateway = gateway
         self.admission = admission if admission else None
@@ -99,6 +104,8 @@ class WsgiBridge:
             return
         if kind != "http":
             return  # websockets are not carried
+        if self.onepass is not None and await self.onepass(scope, receive, send):
+            return
         environ = environ_from_scope(scope)
         if isinstance(environ, Problem):
             await self.problem(environ, send)

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.http.app import GatewayApp
-from gateway.http.asgi import Receive, Scope, Send, response_start, serve_problem_page
+from gateway.http.asgi import Receive, Scope, Send, serve_problem_page
 from gateway.http.bridge import BadReply, WsgiBackend, _head
 from gateway.http.brokerlink import BrokerLink, Parts, link_kind
 from gateway.http.problems import Problem, from_protocol
@@ -98,18 +98,28 @@ class FastWsgi:
         if body is None:
             return  # the client left while sending its body
         call.environ["wsgi.input"] = io.BytesIO(body)
-        service = backend.route.service.encode("utf-8")
         try:
             env = backend.envelope(call)
+        except Problem as problem:
+            await serve_problem_page(send, problem, rid)
+            return
+        await self.exchange(backend, backend.route.service.encode("utf-8"), env, rid,
+                            call.environ.get("gateway.disconnect"), receive, send)
+
+    async def exchange(self, backend: WsgiBackend, service: bytes, env: codec.Envelope,
+                       rid: str, hook: Any, receive: Receive, send: Send) -> None:
+        """Send ``env`` to ``service`` and answer the client with its reply parts.
+
+        ``hook`` is the server's disconnect callback (None elsewhere: a task then
+        waits on ``receive`` for the client to leave).
+        """
+        try:
             env.deadline = int((time.time() + backend.timeout) * 1000)
             queue = self.broker.send(service, env)
         except Problem as problem:
             await serve_problem_page(send, problem, rid)
             return
         finished = False
-        # Under the front's own server a disconnect is a callback; elsewhere a task waits
-        # on receive() for it.
-        hook = call.environ.get("gateway.disconnect")
         watcher = None
         if hook is not None:
             hook.watch(lambda: queue.put(_GONE))
@@ -122,7 +132,7 @@ class FastWsgi:
                 if first.kind != "http-response" or not isinstance(first.http, dict):
                     raise BadReply("the worker did not answer http-response")
                 try:
-                    status, pairs = _head(first.http)
+                    _, pairs = _head(first.http)   # the status: checked, an int
                 except (KeyError, TypeError, ValueError) as exc:
                     raise BadReply(f"the worker's http-response is malformed: {exc!r}"[:300]) \
                         from None
@@ -136,8 +146,8 @@ class FastWsgi:
                 return
             except ClientLeft:
                 return
-            headers = backend.forwarding.response_headers(pairs, rid)
-            await send(response_start(status, headers))
+            await send({"type": "http.response.start", "status": first.http["status"],
+                        "headers": backend.forwarding.response_head(pairs, rid)})
             idle = getattr(backend.route, "idle_timeout", None) or IDLE_DEFAULT
             part = first
             while True:
@@ -217,13 +227,19 @@ async def _watch(receive: Receive, queue: Parts) -> None:
 
 
 async def read_body(environ: dict[str, Any], receive: Receive, cap: int) -> bytes | None:
+    """The whole request body of ``environ`` (None if the client left); see :func:`receive_body`."""
+    return await receive_body(receive, cap, environ.get("CONTENT_LENGTH"),
+                              bool(environ.get("HTTP_TRANSFER_ENCODING")))
+
+
+async def receive_body(receive: Receive, cap: int, length: str | None,
+                       chunked: bool) -> bytes | None:
     """The whole request body (None if the client left); 413 past ``cap``, 400 if short.
 
     The front's checks already refused bad framing and a Content-Length over
     the cap; a chunked body is counted as it arrives.
     """
-    length = environ.get("CONTENT_LENGTH")
-    if not environ.get("HTTP_TRANSFER_ENCODING") and length in (None, "", "0"):
+    if not chunked and length in (None, "", "0"):
         return b""
     parts: list[bytes] = []
     size = 0

@@ -187,6 +187,43 @@ class Forwarding:
         out.append(("X-Request-ID", rid))
         return out
 
+    def response_head(self, pairs: Iterable[tuple[str, str]], rid: str,
+                      version: str = "1.1") -> list[tuple[bytes, bytes]]:
+        """:meth:`response_headers` as the latin-1 pairs of an ASGI ``http.response.start``,
+        made in one pass with each name's lower case and bytes remembered."""
+        names = _ANSWER_NAMES
+        out: list[tuple[bytes, bytes]] = []
+        lowered: list[str] = []
+        named: set[str] | None = None
+        via = ""
+        for name, value in pairs:
+            lname, raw = names.get(name) or _answer_name(name)
+            if lname == "connection":
+                named = connection_tokens(value) | (named or set())
+            elif lname == "via":
+                via = f"{via}, {value}" if via else value
+            if lname not in _RESPONSE_DROP:
+                out.append((raw, value.encode("latin-1")))
+                lowered.append(lname)
+        if named:
+            # A Connection field may name a field sent before it: filtered once all are read.
+            out = [pair for pair, lname in zip(out, lowered, strict=True) if lname not in named]
+        mine = f"{version} {self.via}"
+        out.append((b"Via", (f"{via}, {mine}" if via else mine).encode("latin-1")))
+        out.append((b"X-Request-ID", rid.encode("latin-1")))
+        return out
+
+
+# response header name -> (its lower case, its latin-1 bytes), computed once per name
+_ANSWER_NAMES: dict[str, tuple[str, bytes]] = {}
+
+
+def _answer_name(name: str) -> tuple[str, bytes]:
+    known = (name.lower(), name.encode("latin-1"))
+    if len(_ANSWER_NAMES) < 4096:
+        _ANSWER_NAMES[name] = known
+    return known
+
 
 def _last(value: str | None) -> str:
     if not value:

@@ -51,6 +51,7 @@ from gateway.http.asgi import WsgiBridge
 from gateway.http.backends import build_openapi
 from gateway.http.config import GatewayHttpConfig
 from gateway.http.fastpath import FastWsgi
+from gateway.http.onepass import OnePass
 from gateway.http.parsing import DRAIN_IDLE, ProblemProtocol
 from gateway.http.sockets import listen_socket, notify, pin_worker, socket_from_fd
 from gateway.http.tracing import install_log_context
@@ -215,8 +216,10 @@ class FrontServer:
                             fatal=gateway.refuses if gateway.guards else None,
                             link=self.config.broker_link)
         admission = Admission(self.config.routes, self.config.retry_after)
+        cap = self.config.limits.max_body
+        onepass = OnePass(fast, gateway, admission, cap) if fast is not None else None
         bridge = WsgiBridge(app, threads=self.threads, fast=fast, gateway=gateway,
-                            admission=admission, chunked_cap=self.config.limits.max_body)
+                            admission=admission, chunked_cap=cap, onepass=onepass)
         if self.observer is None:
             return bridge
         return self.observer.wrap(bridge, self.config)
