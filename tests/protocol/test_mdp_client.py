@@ -10,18 +10,31 @@ import zmq
 from protocol import codec, mdp
 from protocol.client import Client
 from protocol.errors import RemoteError, Timeout, Unavailable, UnknownService, WorkerLost
+from protocol.link import BrokerLink
+from protocol.zmtpclient import ZmtpClientLink
 from tests.support.procs import wait_until
+
+
+@pytest.fixture(autouse=True, params=["zmtp", "libzmq"])
+def broker_link(request, monkeypatch):
+    """Every test here runs on both of the client's links (GATEWAY_BROKER_LINK)."""
+    monkeypatch.setenv("GATEWAY_BROKER_LINK", request.param)
+    return request.param
 
 
 class FakeBroker(object):
     """Answers MDPC01 requests in a thread: "add" sums, "sleep" answers late, and so on."""
 
-    def __init__(self):
+    def __init__(self, endpoint=None):
         self.ctx = zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.linger = 0
-        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
-        self.endpoint = "tcp://127.0.0.1:%d" % port
+        if endpoint is None:
+            port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+            self.endpoint = "tcp://127.0.0.1:%d" % port
+        else:  # a broker coming back where an earlier one was
+            self.endpoint = endpoint
+            wait_until(self._bind, timeout=5, what="the endpoint free again")
         self.muted = set()  # client identities the broker ignores (a dead connection)
         self.last_client = None
         self.seen = []
@@ -230,3 +243,35 @@ def test_closed_client_refuses_calls(broker):
         c.call(u"calc", u"add", [1])
     with pytest.raises(Unavailable):
         c.mmi(u"calc")
+
+
+def test_the_client_takes_the_link_the_environment_names(broker, broker_link):
+    c = Client(broker.endpoint)
+    try:
+        kind = ZmtpClientLink if broker_link == "zmtp" else BrokerLink
+        assert type(c._link) is kind
+        assert c.call(u"calc", u"add", [2, 3]) == 5
+    finally:
+        c.close()
+
+
+def test_with_no_broker_a_full_queue_refuses_and_a_call_times_out_then_is_served(broker_link):
+    fake = FakeBroker()
+    endpoint = fake.endpoint
+    fake.close()  # the port is free: nothing listens there
+    c = Client(endpoint, timeout=0.3, probe_interval=60.0)
+    try:
+        with pytest.raises(Timeout):
+            c.call(u"calc", u"add", [1])  # waits its deadline, never hangs
+        if broker_link == "zmtp":
+            c._link.max_queued = len(c._link._out)  # the queue is at its bound now
+            with pytest.raises(Unavailable, match="send queue to the broker is full"):
+                c.call(u"calc", u"add", [1])
+            c._link.max_queued = 1000
+        again = FakeBroker(endpoint)
+        try:
+            assert c.call(u"calc", u"add", [6], timeout=5.0) == 6
+        finally:
+            again.close()
+    finally:
+        c.close()
