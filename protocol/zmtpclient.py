@@ -33,9 +33,8 @@ import time
 import zmq
 
 from protocol import zmtp
-from protocol.errors import ZmtpError
 from protocol.link import Clock
-from protocol.zmtplink import READ_SIZE, _errno
+from protocol.zmtplink import DealerStream, _errno
 
 MYPY = False
 if MYPY:  # pragma: no cover - type names for the type comments only
@@ -50,7 +49,7 @@ CONNECT_TIMEOUT = 0.5      # a local connect is immediate or refused
 _AGAIN = (errno.EAGAIN, errno.EWOULDBLOCK)
 
 
-class ZmtpClientLink(Clock):
+class ZmtpClientLink(Clock, DealerStream):
     """The client's DEALER to one local broker, as a plain socket; see the module docstring."""
 
     def __init__(self, endpoint, probe_interval, poller, max_queued=MAX_QUEUED):
@@ -228,63 +227,22 @@ class ZmtpClientLink(Clock):
             self._flush()
         return bool(mask & zmq.POLLIN) or bool(self._inbox)
 
-    def recv(self):
-        # type: () -> Optional[list]
-        """One message, reading the socket once if none is in hand; None when none."""
-        if not self._inbox:
-            self._read()
-        if self._inbox:
-            return self._inbox.popleft()
-        return None
+    # What DealerStream asks of its link.
+    def _fail(self, why):
+        # type: (str) -> None
+        self._broken(why)
 
-    def readable(self):
-        # type: () -> bool
-        """True when a message is already in hand."""
-        return bool(self._inbox)
-
-    def _read(self):
+    def _on_linked(self):
         # type: () -> None
-        if self.sock is None:
-            return
-        try:
-            data = self.sock.recv(READ_SIZE)
-        except socket.error as exc:
-            if _errno(exc) not in _AGAIN and _errno(exc) != errno.EINTR:
-                self._broken(u"the connection failed: %s" % (exc,))
-            return
-        if not data:
-            self._broken(u"the broker closed the connection")
-            return
-        try:
-            for item in self._decoder.feed(data):
-                if type(item) is list:
-                    if not self.linked:
-                        raise ZmtpError(u"the broker sent a message before its READY")
-                    self._inbox.append(item)
-                elif type(item) is zmtp.Command:
-                    self._command(item)
-        except ZmtpError as exc:
-            log.warning("broker link %s: %s", self.endpoint, exc)
-            self._broken(u"%s" % (exc,))
+        self.link_up = True
+        self._flush()  # what waited for the handshake, in order
 
-    def _command(self, cmd):
-        # type: (zmtp.Command) -> None
-        if cmd.name == b"READY":
-            if self.linked:
-                raise ZmtpError(u"the broker sent READY twice")
-            kind = zmtp.parse_properties(cmd.data).get(b"socket-type", b"")
-            if kind not in zmtp.PEERS_OF_DEALER:
-                raise ZmtpError(u"the broker's socket is a %r; a DEALER needs a ROUTER" % (kind,))
-            self.linked = self.link_up = True
-            self._flush()  # what waited for the handshake, in order
-        elif cmd.name == b"PING":
-            # Behind whatever waits: a PONG must not cut into a half-written message.
-            self.pings += 1
-            self._out.append(zmtp.pong(cmd))
-            if not self._writing:
-                self._flush()
-        elif cmd.name == b"ERROR":
-            raise ZmtpError(u"the broker refused the link: %s" % (zmtp.error_reason(cmd),))
+    def _send_pong(self, data):
+        # type: (bytes) -> None
+        # Behind whatever waits: a PONG must not cut into a half-written message.
+        self._out.append(data)
+        if not self._writing:
+            self._flush()
 
     # -------------------------------------------------------------- state --
     def lost_in(self, events):

@@ -70,7 +70,100 @@ class FdPoller(object):
             raise
 
 
-class ZmtpWorkerLink(object):
+class DealerStream(object):
+    """The broker's side of a plain-socket DEALER link: reading its stream and commands.
+
+    Shared by the worker's and the client's links (:mod:`protocol.zmtpclient`),
+    which say what a failure, a completed handshake and a PONG mean to them.
+    """
+
+    endpoint = ""
+    linked = False
+    pings = 0
+    sock = None  # type: Optional[socket.socket]
+    _decoder = None  # type: Any  # a zmtp.Decoder per connection
+    _inbox = None  # type: Any  # a deque of whole messages not yet taken
+
+    def recv(self):
+        # type: () -> Optional[list]
+        """The next message from the broker, reading the socket once if none is in hand."""
+        if not self._inbox:
+            self._read()
+        if self._inbox:
+            return self._inbox.popleft()
+        return None
+
+    def readable(self):
+        # type: () -> bool
+        """True when a message is already in hand."""
+        return bool(self._inbox)
+
+    def _read(self):
+        # type: () -> None
+        """Read the socket once; whole messages go to the inbox, commands are acted on."""
+        sock = self.sock
+        if sock is None or self._over():
+            return
+        try:
+            data = sock.recv(READ_SIZE)
+        except socket.timeout:
+            return  # only while handshaking: the deadline is the caller's
+        except socket.error as exc:
+            code = _errno(exc)
+            if code not in _AGAIN and code != errno.EINTR:
+                self._fail(u"the connection failed: %s" % (exc,))
+            return
+        if not data:
+            self._fail(u"the broker closed the connection")
+            return
+        try:
+            for item in self._decoder.feed(data):
+                if type(item) is list:
+                    if not self.linked:
+                        raise ZmtpError(u"the broker sent a message before its READY")
+                    self._inbox.append(item)
+                elif type(item) is zmtp.Command:
+                    self._command(item)
+        except ZmtpError as exc:
+            log.warning("broker link %s: %s", self.endpoint, exc)
+            self._fail(u"%s" % (exc,))
+
+    def _command(self, cmd):
+        # type: (zmtp.Command) -> None
+        if cmd.name == b"READY":
+            if self.linked:
+                raise ZmtpError(u"the broker sent READY twice")
+            kind = zmtp.parse_properties(cmd.data).get(b"socket-type", b"")
+            if kind not in zmtp.PEERS_OF_DEALER:
+                raise ZmtpError(u"the broker's socket is a %r; a DEALER needs a ROUTER" % (kind,))
+            self.linked = True
+            self._on_linked()
+        elif cmd.name == b"PING":
+            self.pings += 1
+            self._send_pong(zmtp.pong(cmd))
+        elif cmd.name == b"ERROR":
+            raise ZmtpError(u"the broker refused the link: %s" % (zmtp.error_reason(cmd),))
+        # PONG and unknown commands are ignored, as RFC 37 asks.
+
+    def _over(self):
+        # type: () -> bool
+        """True when the connection is known to be over (nothing more is read)."""
+        return False
+
+    def _fail(self, why):
+        # type: (str) -> None
+        raise NotImplementedError
+
+    def _on_linked(self):
+        # type: () -> None
+        """The broker's READY arrived: the handshake is complete."""
+
+    def _send_pong(self, data):
+        # type: (bytes) -> None
+        raise NotImplementedError
+
+
+class ZmtpWorkerLink(DealerStream):
     """The worker's DEALER to one local broker, as a plain socket; see the module docstring."""
 
     def __init__(self, endpoint, max_message=MAX_MESSAGE, connect_timeout=CONNECT_TIMEOUT):
@@ -207,64 +300,18 @@ class ZmtpWorkerLink(object):
                 if _errno(exc) != errno.EINTR:
                     raise
 
-    def recv(self):
-        # type: () -> Optional[list]
-        """The next message from the broker, reading the socket once if none is in hand."""
-        if not self._inbox:
-            self._read()
-        if self._inbox:
-            return self._inbox.popleft()
-        return None
-
-    def readable(self):
+    # What DealerStream asks of its link.
+    def _over(self):
         # type: () -> bool
-        """True when a message is already in hand."""
-        return bool(self._inbox)
+        return self.broken is not None
 
-    def _read(self):
-        # type: () -> None
-        sock = self.sock
-        if sock is None or self.broken is not None:
-            return
-        try:
-            data = sock.recv(READ_SIZE)
-        except socket.timeout:
-            return  # only while handshaking: the deadline is the caller's
-        except socket.error as exc:
-            code = _errno(exc)
-            if code not in _AGAIN and code != errno.EINTR:
-                self._break(u"the connection failed: %s" % (exc,))
-            return
-        if not data:
-            self._break(u"the broker closed the connection")
-            return
-        try:
-            for item in self._decoder.feed(data):
-                if type(item) is list:
-                    if not self.linked:
-                        raise ZmtpError(u"the broker sent a message before its READY")
-                    self._inbox.append(item)
-                elif type(item) is zmtp.Command:
-                    self._command(item)
-        except ZmtpError as exc:
-            log.warning("broker link %s: %s", self.endpoint, exc)
-            self._break(u"%s" % (exc,))
+    def _fail(self, why):
+        # type: (str) -> None
+        self._break(why)
 
-    def _command(self, cmd):
-        # type: (zmtp.Command) -> None
-        if cmd.name == b"READY":
-            if self.linked:
-                raise ZmtpError(u"the broker sent READY twice")
-            kind = zmtp.parse_properties(cmd.data).get(b"socket-type", b"")
-            if kind not in zmtp.PEERS_OF_DEALER:
-                raise ZmtpError(u"the broker's socket is a %r; a DEALER needs a ROUTER" % (kind,))
-            self.linked = True
-        elif cmd.name == b"PING":
-            self.pings += 1
-            self._write(zmtp.pong(cmd))
-        elif cmd.name == b"ERROR":
-            raise ZmtpError(u"the broker refused the link: %s" % (zmtp.error_reason(cmd),))
-        # PONG and unknown commands are ignored, as RFC 37 asks.
+    def _send_pong(self, data):
+        # type: (bytes) -> None
+        self._write(data)
 
     def _break(self, why):
         # type: (str) -> None
