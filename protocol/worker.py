@@ -131,6 +131,7 @@ class Worker(object):
         self._in_handler = False
         self._leaving = False
         self._wake_r = self._wake_w = -1  # a stream's thread wakes the socket thread (run())
+        self._refusal = None  # type: object  # why the last connection attempt failed
         # Two collaborators: the connection to the broker, and the requests it gives us.
         self._link = open_link(endpoint, curve, context, link)
         self._requests = Requests(self.service, self.table, envelope_handler,
@@ -183,8 +184,8 @@ class Worker(object):
                     # 100 ms), and say so once the broker has been away for a while.
                     refused += 1
                     if refused == 20:
-                        log.warning("broker %s: cannot connect; retrying every 0.1 s",
-                                    self.endpoint)
+                        log.warning("broker %s: cannot connect (%s); retrying every 0.1 s",
+                                    self.endpoint, self._refusal)
                     self._stopping.wait(0.1)
                     continue
                 refused = 0
@@ -213,6 +214,7 @@ class Worker(object):
         try:
             self._link.open(self.service, metadata, self.interval)
         except (socket.error, OSError, ZmtpError) as exc:  # a plain-socket link connects at once
+            self._refusal = exc
             log.debug("broker %s: cannot connect (%s)", self.endpoint, exc)
             return "refused"
         return ""
@@ -263,7 +265,7 @@ class Worker(object):
             events = dict(poller.poll(timeout))
             if link.gone():
                 # Whatever is still queued came from a broker that no longer exists.
-                return "disconnected" if link.linked else "lost"
+                return "disconnected"
             if self._wake_r in events:
                 self._drain_wake()
                 requests.send_stream()
@@ -282,7 +284,7 @@ class Worker(object):
                     if not link.readable():
                         break
                 if link.gone():
-                    return "disconnected" if link.linked else "lost"
+                    return "disconnected"
             now = time.time()
             if now - link.last_sent >= self.interval:
                 link.send(mdp.heartbeat())

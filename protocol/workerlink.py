@@ -79,9 +79,6 @@ class WorkerLink(object):
         self.send(mdp.worker_ready(service, metadata))
         self.last_recv = time.time()
 
-    # A close is reported only after a handshake (see gone), so a loss is always a disconnect.
-    linked = True
-
     @property
     def is_open(self):
         # type: () -> bool

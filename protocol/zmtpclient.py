@@ -26,7 +26,6 @@ from __future__ import absolute_import, division, print_function
 import collections
 import errno
 import logging
-import select
 import socket
 import time
 
@@ -67,58 +66,36 @@ class ZmtpClientLink(Clock, DealerStream):
         self.linked = False
         self.pings = 0
         self._lost = False        # a loss not reported by connection_lost yet
+        self._why = u""           # why the last connection or handshake failed
+        self._warned = False      # that failure was logged at WARNING this outage
+        self.max_message = MAX_MESSAGE
         self._retry_at = 0.0
         self._writing = False     # POLLOUT is asked for: the queue's head is half written
         self._out = collections.deque()  # type: collections.deque  # bytes, oldest first
         self._inbox = collections.deque()  # type: collections.deque
-        self._decoder = zmtp.Decoder(MAX_MESSAGE)
         self._connect()
         self.heard()
 
     # -------------------------------------------------------- connection --
     def _connect(self):
         # type: () -> None
-        kind, host, port = self.address
-        if kind == "unix":
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            target = host  # type: Any
-        else:
-            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
-                                 socket.SOCK_STREAM)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            target = (host, port)
         try:
-            sock.settimeout(CONNECT_TIMEOUT)
-            sock.connect(target)
-            sock.setblocking(False)
-            sock.send(zmtp.GREETING + zmtp.READY_DEALER)  # 100 bytes into an empty buffer
+            self._dial(CONNECT_TIMEOUT)
         except socket.error as exc:
-            sock.close()
             self._retry_at = time.time() + RETRY
             log.debug("broker %s: cannot connect (%s)", self.endpoint, exc)
             return
-        self.sock, self.fd = sock, sock.fileno()
-        self.linked, self._writing = False, False
-        self._decoder = zmtp.Decoder(MAX_MESSAGE)
+        self._writing = False
         self.poller.register(self.fd, zmq.POLLIN)
-        # The handshake is waited for here: a caller that only submits calls and reads
-        # nothing must see them sent, as libzmq's I/O thread would send them.
-        waiter = select.poll()
-        waiter.register(self.fd, select.POLLIN)
-        deadline = time.time() + CONNECT_TIMEOUT
-        while not self.linked and self.sock is not None:
-            left = deadline - time.time()
-            if left <= 0:
-                log.debug("broker %s: no ZMTP handshake within %.1f s", self.endpoint,
-                          CONNECT_TIMEOUT)
-                self._drop()
-                return
-            try:
-                waiter.poll(int(left * 1000) + 1)
-            except (select.error, OSError) as exc:
-                if _errno(exc) != errno.EINTR:
-                    raise
-            self._read()
+        self._why = u"no ZMTP handshake within %.1f s" % (CONNECT_TIMEOUT,)
+        if self._handshake(CONNECT_TIMEOUT):
+            self._warned = False
+            return
+        # Once per outage: a peer that is not a ZMTP broker would say so ten times a second.
+        level = logging.DEBUG if self._warned else logging.WARNING
+        self._warned = True
+        log.log(level, "broker %s: %s; retrying every %.1f s", self.endpoint, self._why, RETRY)
+        self._drop()
 
     def _drop(self):
         # type: () -> None
@@ -129,11 +106,13 @@ class ZmtpClientLink(Clock, DealerStream):
             sock.close()
         self.fd = -1
         self._retry_at = time.time() + (0.0 if self.linked else RETRY)
+        if self.linked:
+            self._out.clear()  # it went with the dead broker; what never left waits on
         self.linked = self._writing = False
-        self._out.clear()
 
     def _broken(self, why):
         # type: (str) -> None
+        self._why = why
         if self.linked:
             self._lost = True
             log.debug("broker %s: %s", self.endpoint, why)

@@ -78,6 +78,9 @@ class DealerStream(object):
     """
 
     endpoint = ""
+    address = None  # type: Any  # zmtp.parse_endpoint's answer
+    max_message = 0
+    fd = -1
     linked = False
     pings = 0
     sock = None  # type: Optional[socket.socket]
@@ -106,8 +109,6 @@ class DealerStream(object):
             return
         try:
             data = sock.recv(READ_SIZE)
-        except socket.timeout:
-            return  # only while handshaking: the deadline is the caller's
         except socket.error as exc:
             code = _errno(exc)
             if code not in _AGAIN and code != errno.EINTR:
@@ -124,8 +125,7 @@ class DealerStream(object):
                     self._inbox.append(item)
                 elif type(item) is zmtp.Command:
                     self._command(item)
-        except ZmtpError as exc:
-            log.warning("broker link %s: %s", self.endpoint, exc)
+        except ZmtpError as exc:  # the owner says it, once per outage
             self._fail(u"%s" % (exc,))
 
     def _command(self, cmd):
@@ -144,6 +144,57 @@ class DealerStream(object):
         elif cmd.name == b"ERROR":
             raise ZmtpError(u"the broker refused the link: %s" % (zmtp.error_reason(cmd),))
         # PONG and unknown commands are ignored, as RFC 37 asks.
+
+    def _dial(self, timeout):
+        # type: (float) -> None
+        """Connect to ``self.address`` and send our greeting and READY; ``socket.error`` if refused.
+
+        The socket is non-blocking from then on. A local connect is immediate
+        or refused, so ``timeout`` only bounds a pathological one.
+        """
+        kind, host, port = self.address
+        if kind == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            target = host  # type: Any
+        else:
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                 socket.SOCK_STREAM)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            target = (host, port)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(target)
+            sock.setblocking(False)
+            sock.send(zmtp.GREETING + zmtp.READY_DEALER)  # 100 bytes into an empty buffer
+        except socket.error:
+            sock.close()
+            raise
+        self.sock, self.fd = sock, sock.fileno()
+        self.linked = False
+        self._decoder = zmtp.Decoder(self.max_message)
+
+    def _handshake(self, timeout):
+        # type: (float) -> bool
+        """Read until the broker's greeting and READY arrive; False at the deadline or on failure.
+
+        Waited for because libzmq takes a message that arrives before its own
+        READY is sent for a broken handshake and drops the connection, and so
+        that what is sent next goes out even if nobody reads.
+        """
+        waiter = select.poll()
+        waiter.register(self.fd, select.POLLIN)
+        deadline = time.time() + timeout
+        while not self.linked and self.sock is not None and not self._over():
+            left = deadline - time.time()
+            if left <= 0:
+                return False
+            try:
+                waiter.poll(int(left * 1000) + 1)
+            except (select.error, OSError) as exc:
+                if _errno(exc) != errno.EINTR:
+                    raise
+            self._read()
+        return self.linked
 
     def _over(self):
         # type: () -> bool
@@ -193,41 +244,15 @@ class ZmtpWorkerLink(DealerStream):
         """Connect, do the ZMTP handshake, then register (MDP READY).
 
         Raises ``socket.error`` when nothing listens and :class:`ZmtpError`
-        when the peer does not finish a ZMTP handshake in time. The handshake
-        is waited for because libzmq takes any message that arrives before
-        its own READY is sent for a broken handshake and drops the connection.
+        when the peer does not finish a ZMTP handshake in time.
         """
-        kind, host, port = self.address
-        if kind == "unix":
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            target = host  # type: Any
-        else:
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            target = (host, port)
-        self.linked, self.broken = False, None
-        self._decoder = zmtp.Decoder(self.max_message)
+        self.broken = None
         self._inbox.clear()
-        try:
-            sock.settimeout(self.connect_timeout)
-            sock.connect(target)
-            sock.sendall(zmtp.GREETING + zmtp.READY_DEALER)
-            self.sock, self.fd = sock, sock.fileno()
-            deadline = time.time() + self.connect_timeout
-            while not self.linked:
-                left = deadline - time.time()
-                if left <= 0 or self.broken is not None:
-                    raise ZmtpError(u"no ZMTP handshake from %s within %.1f s%s" % (
-                        self.endpoint, self.connect_timeout,
-                        u" (%s)" % (self.broken,) if self.broken else u""))
-                sock.settimeout(left)
-                self._read()
-            sock.setblocking(False)
-        except Exception:
+        self._dial(self.connect_timeout)
+        if not self._handshake(self.connect_timeout):
+            why = self.broken or u"no ZMTP handshake within %.1f s" % (self.connect_timeout,)
             self.close()
-            sock.close()
-            raise
+            raise ZmtpError(u"%s: %s" % (self.endpoint, why))
         # A broker that stops reading for as long as a silent worker is given is gone.
         self.send_timeout = max(1.0, mdp.LIVENESS * interval)
         self.send(mdp.worker_ready(service, metadata))

@@ -17,6 +17,7 @@ from protocol import mdp, zmtp
 from protocol.brokers import choose_link
 from protocol.errors import ZmtpError
 from protocol.workerlink import WorkerLink, open_link
+from protocol.zmtpclient import ZmtpClientLink
 from protocol.zmtplink import ZmtpWorkerLink
 from tests.support.procs import wait_until
 
@@ -215,3 +216,17 @@ def test_auto_takes_zmtp_for_a_local_broker_without_curve_and_libzmq_otherwise()
         choose_link("ipc:///x", None, "carrier-pigeon")
     assert type(open_link("ipc:///run/b.ipc")) is ZmtpWorkerLink
     assert type(open_link("ipc:///run/b.ipc", link="libzmq")) is WorkerLink
+
+
+def test_a_client_link_keeps_what_never_left_when_a_handshake_fails(tmp):
+    peer = Peer(tmp, lambda conn: conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n"))
+    try:
+        link = ZmtpClientLink(peer.endpoint, 1.0, zmq.Poller())
+        assert not link.linked and link.link_up is None and "not a ZMTP peer" in link._why
+        link.send(mdp.client_request(b"svc", [b"{}"]))
+        link.send(mdp.client_request(b"svc", [b"{}"]))
+        # Nothing was sent to a broker, so nothing is lost: it waits for one that speaks ZMTP.
+        assert len(link._out) == 2 and not link.connection_lost()
+        link.shut()
+    finally:
+        peer.close()
